@@ -1,0 +1,242 @@
+// The command line: vakt run | validate | probe | demo. Each has --help.
+import { parseArgs } from 'node:util';
+import { splitHostPort } from '../config/fields.js';
+import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/loader.js';
+import { PROBES } from '../probes/registry.js';
+import { startSandbox } from '../sandbox/index.js';
+import { Agent } from './agent.js';
+import { createLogger } from './log.js';
+import { defaultConfigFile } from './paths.js';
+import { Redactor } from './redact.js';
+import { Limiter, Runner } from './runner.js';
+import { startServer } from './server.js';
+import { VERSION } from './version.js';
+
+const HELP: Record<string, string> = {
+  main: `vakt ${VERSION} — synthetic monitoring and outage detection for hospital IT
+
+Usage: vakt <command> [options]
+
+Commands:
+  run -c FILE        run the agent with a config file
+  validate FILE...   check config files; print every error; exit 1 if any
+  probe -c FILE NAME run one check once and print every phase and the verdict
+  demo               run the agent on the built-in sandbox (simulated hospital services)
+
+Options:
+  -h, --help         help for vakt or a command (vakt run --help)
+  --version          print the version
+
+Docs: README.md, docs/configuration.md, docs/metrics.md`,
+  run: `Usage: vakt run -c FILE [--listen HOST:PORT] [--log-level LEVEL]
+
+Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/checks,
+/healthz, /readyz, POST /-/reload and the status page.
+
+  -c, --config FILE     the config file (required)
+  --listen HOST:PORT    overrides agent.listen (e.g. 127.0.0.1:9464, [::]:9464)
+  --log-level LEVEL     trace|debug|info|warn|error (overrides agent.logLevel)
+
+Signals: SIGHUP reloads the config (like POST /-/reload); SIGTERM/SIGINT stop cleanly.`,
+  validate: `Usage: vakt validate FILE...
+
+Checks config files: YAML syntax, schema, defaults, check names, dependsOn references and
+cycles, secret references. Prints each error as FILE:LINE:COLUMN: KEY.PATH: expected ..., found ...
+Exit status: 0 when every file is valid, 1 otherwise.`,
+  probe: `Usage: vakt probe -c FILE CHECK [--json]
+
+Runs one check once, with its timeout, and prints every phase, the values and the verdict.
+  -c, --config FILE   the config file (required)
+  --json              print the result as JSON
+Exit status: 0 when the check succeeded (also when degraded), 1 when it failed, 2 on usage errors.`,
+  demo: `Usage: vakt demo [--listen HOST:PORT] [--log-level LEVEL]
+
+Starts the sandbox (simulated hospital services on 127.0.0.1 with fault switches) and the
+agent monitoring it with config/default.yaml. The sandbox's control API on 127.0.0.1:9465
+flips faults, e.g.:  curl -X POST 127.0.0.1:9465/faults/fw-a/drop
+See README.md for the list of faults.`,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    process.stdout.write(`${HELP[topic ?? 'main'] ?? HELP.main}\n`);
+    return 0;
+  }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (rest.includes('-h') || rest.includes('--help')) {
+    const text = HELP[command];
+    if (!text) return usage(`unknown command "${command}"`);
+    process.stdout.write(`${text}\n`);
+    return 0;
+  }
+  try {
+    switch (command) {
+      case 'run':
+        return await cmdRun(rest, false);
+      case 'demo':
+        return await cmdRun(rest, true);
+      case 'validate':
+        return await cmdValidate(rest);
+      case 'probe':
+        return await cmdProbe(rest);
+      default:
+        return usage(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return usage(err.message);
+    throw err;
+  }
+}
+
+class UsageError extends Error {}
+
+function usage(message: string): number {
+  process.stderr.write(`vakt: ${message}\nRun "vakt --help" for usage.\n`);
+  return 2;
+}
+
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function cmdRun(args: string[], demo: boolean): Promise<number> {
+  const { values } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    listen: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  const configFile = typeof values.config === 'string' ? values.config : demo ? defaultConfigFile : undefined;
+  if (!configFile) throw new UsageError('run needs -c FILE');
+  let listen: { host: string; port: number } | undefined;
+  if (typeof values.listen === 'string') {
+    const hp = splitHostPort(values.listen.startsWith(':') ? `0.0.0.0${values.listen}` : values.listen);
+    if (!hp && !/^\[?[^\]]*\]?:0$/.test(values.listen)) throw new UsageError(`--listen expects HOST:PORT, got "${values.listen}"`);
+    listen = hp ?? { host: values.listen.slice(0, values.listen.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: 0 };
+  }
+  const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : undefined;
+  if (logLevel && !['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(logLevel)) throw new UsageError(`unknown log level "${logLevel}"`);
+
+  const sandbox = demo ? await startSandbox() : undefined;
+  let agent: Agent;
+  try {
+    agent = await Agent.start({ configFile, ...(listen ? { listen } : {}), ...(logLevel ? { logLevel } : {}) });
+  } catch (err) {
+    await sandbox?.stop();
+    if (err instanceof ConfigLoadError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  let http;
+  try {
+    http = await startServer(agent, agent.listen.host, agent.listen.port);
+  } catch (err) {
+    agent.log.fatal({ err }, `cannot listen on ${agent.listen.host}:${agent.listen.port}`);
+    await agent.stop();
+    await sandbox?.stop();
+    return 1;
+  }
+  agent.log.info({ url: http.url, ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
+  if (sandbox) {
+    process.stderr.write(
+      `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
+        `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/drop  (list: curl ${sandbox.controlUrl}/faults)\n\n`,
+    );
+  }
+
+  return new Promise<number>((resolve) => {
+    const onHup = () => void agent.reload();
+    const shutdown = (signal: string) => {
+      process.removeListener('SIGHUP', onHup);
+      agent.log.info({ signal }, 'stopping');
+      // Hard deadline: exit 0 within 5 s even if something refuses to close.
+      const force = setTimeout(() => resolve(0), 4500);
+      force.unref();
+      void (async () => {
+        await agent.stop(2500);
+        await http.close();
+        await sandbox?.stop();
+        clearTimeout(force);
+        resolve(0);
+      })();
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+async function cmdValidate(args: string[]): Promise<number> {
+  const { positionals } = parse(args, {});
+  if (positionals.length === 0) throw new UsageError('validate needs at least one FILE');
+  let failed = 0;
+  for (const file of positionals) {
+    try {
+      const cfg = await loadConfigFile(file);
+      process.stdout.write(`${file}: ok (${cfg.checks.length} checks)\n`);
+    } catch (err) {
+      if (!(err instanceof ConfigLoadError)) throw err;
+      failed++;
+      for (const e of err.errors) process.stdout.write(`${formatConfigError(e)}\n`);
+      process.stdout.write(`${file}: ${err.errors.length} error${err.errors.length === 1 ? '' : 's'}\n`);
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+async function cmdProbe(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
+  if (typeof values.config !== 'string' || positionals.length !== 1) throw new UsageError('probe needs -c FILE and one CHECK name');
+  const name = positionals[0] as string;
+  let config;
+  try {
+    config = await loadConfigFile(values.config);
+  } catch (err) {
+    if (!(err instanceof ConfigLoadError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+  const check = config.checks.find((c) => c.name === name);
+  if (!check) {
+    process.stderr.write(`vakt: no check named "${name}" in ${values.config} (checks: ${config.checks.map((c) => c.name).join(', ')})\n`);
+    return 2;
+  }
+  const redactor = new Redactor();
+  redactor.setSecrets(config.checks.flatMap((c) => Object.values(c.secrets)));
+  const log = createLogger('warn', redactor, process.stderr);
+  const ctrl = new AbortController();
+  const onInt = () => ctrl.abort(new Error('interrupted'));
+  process.once('SIGINT', onInt);
+  const outcome = await new Runner(ctrl.signal, new Limiter(1), log).run(check);
+  process.removeListener('SIGINT', onInt);
+  if (!outcome) return 1;
+  const r = outcome.result;
+  if (values.json) {
+    process.stdout.write(`${redactor.scrub(JSON.stringify({ check: check.name, kind: check.kind, target: check.target, durationSeconds: outcome.duration, ...r }, null, 2))}\n`);
+    return r.ok ? 0 : 1;
+  }
+  const lines: string[] = [];
+  lines.push(`check     ${check.name} (${check.kind}) -> ${check.target}`);
+  for (const p of PROBES[check.kind].phases) {
+    const v = r.phases[p];
+    lines.push(`${p.padEnd(9)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
+  }
+  lines.push(`${'total'.padEnd(9)} ${(outcome.duration * 1000).toFixed(3)} ms`);
+  for (const [k, v] of Object.entries(r.values ?? {})) lines.push(`${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
+  for (const [k, v] of Object.entries(r.info ?? {})) lines.push(`${k.padEnd(26)} ${String(v)}`);
+  if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);
+  else if (r.degraded) lines.push(`result    DEGRADED: ${r.degraded.reason}: ${r.degraded.message}`);
+  else lines.push('result    OK');
+  process.stdout.write(`${redactor.scrub(lines.join('\n'))}\n`);
+  return r.ok ? 0 : 1;
+}

@@ -1,0 +1,18 @@
+// The agent's logger: pino JSON to stdout, every line scrubbed of secret values.
+import { pino, type Logger } from 'pino';
+import type { Redactor } from './redact.js';
+
+export type { Logger } from 'pino';
+
+export function createLogger(level: string, redactor: Redactor, destination: NodeJS.WritableStream = process.stdout): Logger {
+  return pino(
+    {
+      level,
+      base: { svc: 'vakt' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: { streamWrite: (s) => redactor.scrub(s) },
+    },
+    destination as pino.DestinationStream,
+  );
+}

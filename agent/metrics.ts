@@ -1,0 +1,280 @@
+// Prometheus metrics: last-run gauges with blackbox_exporter's names, cumulative series of our
+// own that stay right whatever the scrape timing, and the agent's self-metrics. Updated as each
+// run finishes (never rebuilt per scrape). Every series of a check is tracked so that removing
+// the check removes them all.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import type { CheckConfig } from '../config/loader.js';
+import { PROBES } from '../probes/registry.js';
+import type { ProbeResult, ValueName } from '../probes/types.js';
+import type { CheckState } from './detector.js';
+import type { RunOutcome } from './runner.js';
+import { VERSION } from './version.js';
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const CHECK = ['check', 'kind', 'target'] as const;
+
+/** Probe values exported as their own gauge, labelled check/kind/target. */
+const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> = {
+  ip_protocol: { name: 'probe_ip_protocol', help: 'IP protocol of the last run (4 or 6).' },
+  dns_lookup_time_seconds: { name: 'probe_dns_lookup_time_seconds', help: 'Seconds spent resolving the target name (OS resolver), last run.' },
+  ssl_earliest_cert_expiry: { name: 'probe_ssl_earliest_cert_expiry', help: 'Earliest expiry (Unix seconds) of the certificates the peer presented, last run.' },
+  failed_due_to_regex: { name: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
+  samples: { name: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
+  samples_loss_ratio: { name: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
+};
+
+const RESULTS = ['ok', 'degraded', 'failed'] as const;
+export type RunResultLabel = (typeof RESULTS)[number];
+
+export function resultLabel(r: ProbeResult): RunResultLabel {
+  return !r.ok ? 'failed' : r.degraded ? 'degraded' : 'ok';
+}
+
+export class Metrics {
+  readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
+  private readonly series = new Map<string, Map<string, { metric: Metric<string>; labels: Record<string, string> }>>();
+  private scrapeChain: Promise<unknown> = Promise.resolve();
+
+  private readonly success = this.gauge('probe_success', 'Whether the last run of the check succeeded (1) or failed (0).', CHECK);
+  private readonly duration = this.gauge('probe_duration_seconds', 'Seconds the last run of the check took.', CHECK);
+  private readonly phase = this.gauge('vakt_probe_phase_seconds', 'Seconds spent in each phase of the last run (only phases that ran).', [...CHECK, 'phase']);
+  private readonly values = new Map<ValueName, Gauge<string>>();
+  private readonly connectStats = this.gauge('vakt_probe_connect_seconds', 'Connect time over the attempts of the last run: min, median, max.', [...CHECK, 'stat']);
+  private readonly tlsVersion = this.gauge('probe_tls_version_info', 'TLS version negotiated in the last run (value 1).', [...CHECK, 'version']);
+  private readonly chainInfo = this.gauge('probe_ssl_last_chain_info', 'Leaf certificate presented in the last run (value 1).', [...CHECK, 'fingerprint_sha256', 'subject', 'issuer']);
+  private readonly degraded = this.gauge('vakt_probe_degraded', 'Whether the last run succeeded but was degraded (1) or not (0).', CHECK);
+  private readonly lastRun = this.gauge('vakt_probe_last_run_timestamp_seconds', 'When the last run of the check started (Unix seconds).', CHECK);
+
+  private readonly histogram = new Histogram({
+    name: 'vakt_probe_duration_seconds',
+    help: 'Cumulative distribution of run and phase durations by check (phase="total" is the whole run).',
+    labelNames: ['check', 'phase'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly runs = this.counter('vakt_probe_runs_total', 'Runs by result (ok, degraded, failed).', ['check', 'result']);
+  private readonly failures = this.counter('vakt_probe_failures_total', 'Failed runs by reason.', ['check', 'reason']);
+  private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
+  private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
+
+  private readonly status = this.gauge('vakt_check_status', 'Current state of the check, one-hot over status.', ['check', 'status']);
+
+  readonly lag = new Histogram({
+    name: 'vakt_scheduler_lag_seconds',
+    help: 'How late scheduled runs fired compared with their intended time.',
+    buckets: LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly queueWait = new Histogram({
+    name: 'vakt_scheduler_queue_wait_seconds',
+    help: 'Time runs waited for a slot under the concurrency cap.',
+    buckets: LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly reloadOk = new Gauge({ name: 'vakt_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded.', registers: [this.registry] });
+  private readonly reloadTime = new Gauge({ name: 'vakt_config_last_reload_success_timestamp_seconds', help: 'When the configuration was last loaded successfully (Unix seconds).', registers: [this.registry] });
+  private readonly reloads = new Counter({ name: 'vakt_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'], registers: [this.registry] });
+  private readonly checksConfigured = new Gauge({ name: 'vakt_checks_configured', help: 'Configured checks by kind.', labelNames: ['kind'], registers: [this.registry] });
+
+  constructor(inFlight: () => number, queued: () => number, concurrency: () => number) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'vakt_build_info',
+      help: 'Version of vakt and of the Node.js runtime (value 1).',
+      labelNames: ['version', 'nodejs'],
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs: process.versions.node }, 1);
+    new Gauge({
+      name: 'vakt_probes_in_flight',
+      help: 'Probes running right now.',
+      registers: [this.registry],
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    new Gauge({
+      name: 'vakt_probes_queued',
+      help: 'Runs waiting for a slot under the concurrency cap.',
+      registers: [this.registry],
+      collect() {
+        this.set(queued());
+      },
+    });
+    new Gauge({
+      name: 'vakt_probe_concurrency_limit',
+      help: 'Maximum probes in flight (agent.concurrency).',
+      registers: [this.registry],
+      collect() {
+        this.set(concurrency());
+      },
+    });
+    for (const [value, def] of Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]) {
+      this.values.set(value, this.gauge(def.name, def.help, CHECK));
+    }
+    for (const kind of Object.keys(PROBES)) this.checksConfigured.set({ kind }, 0);
+  }
+
+  setConstantLabels(labels: Record<string, string>): void {
+    this.registry.setDefaultLabels(labels);
+  }
+
+  configLoaded(ok: boolean, checks: readonly CheckConfig[] | undefined, isReload: boolean): void {
+    this.reloadOk.set(ok ? 1 : 0);
+    if (isReload) this.reloads.inc({ result: ok ? 'success' : 'failure' });
+    if (!ok || !checks) return;
+    this.reloadTime.set(Date.now() / 1000);
+    const byKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
+    for (const c of checks) byKind.set(c.kind, (byKind.get(c.kind) ?? 0) + 1);
+    for (const [kind, n] of byKind) this.checksConfigured.set({ kind }, n);
+  }
+
+  /** Creates the series a check has before its first run (counters at 0, status unknown). */
+  addCheck(check: CheckConfig): void {
+    for (const result of RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
+    this.setStatus(check.name, 'unknown');
+  }
+
+  setStatus(name: string, state: CheckState): void {
+    for (const s of ['unknown', 'ok', 'degraded', 'failing', 'down'] as const) {
+      this.track(name, this.status, { check: name, status: s }, (m, l) => m.set(l, s === state ? 1 : 0));
+    }
+  }
+
+  skippedRun(name: string): void {
+    this.track(name, this.skipped, { check: name }, (m, l) => m.inc(l));
+  }
+
+  observe(check: CheckConfig, outcome: RunOutcome): void {
+    const { result } = outcome;
+    const name = check.name;
+    const base = { check: name, kind: check.kind, target: check.target };
+    const set = (g: Gauge<string>, labels: Record<string, string>, v: number) => this.track(name, g, labels, (m, l) => m.set(l, v));
+    set(this.success, base, result.ok ? 1 : 0);
+    set(this.duration, base, outcome.duration);
+    set(this.degraded, base, result.ok && result.degraded ? 1 : 0);
+    set(this.lastRun, base, outcome.startedAt / 1000);
+    this.queueWait.observe(outcome.queueWait);
+
+    // Phases that did not run are removed, not reported as 0.
+    for (const p of PROBES[check.kind].phases) {
+      const v = result.phases[p];
+      const labels = { ...base, phase: p };
+      if (v === undefined) this.untrack(name, this.phase, labels);
+      else {
+        set(this.phase, labels, v);
+        this.track(name, this.histogram, { check: name, phase: p }, (m, l) => m.observe(l, v));
+      }
+    }
+    this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
+
+    for (const [value, gauge] of this.values) {
+      const v = result.values?.[value];
+      if (v === undefined) this.untrack(name, gauge, base);
+      else set(gauge, base, v);
+    }
+    for (const stat of ['min', 'median', 'max'] as const) {
+      const v = result.values?.[`connect_${stat}_seconds`];
+      const labels = { ...base, stat };
+      if (v === undefined) this.untrack(name, this.connectStats, labels);
+      else set(this.connectStats, labels, v);
+    }
+    this.replaceInfo(name, this.tlsVersion, result.info?.tlsVersion !== undefined ? { ...base, version: result.info.tlsVersion } : undefined);
+    const info = result.info;
+    this.replaceInfo(
+      name,
+      this.chainInfo,
+      info?.certFingerprintSha256 !== undefined
+        ? { ...base, fingerprint_sha256: info.certFingerprintSha256, subject: info.certSubject ?? '', issuer: info.certIssuer ?? '' }
+        : undefined,
+    );
+
+    this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
+    if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
+    if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
+  }
+
+  /** Removes every series of a check (it was removed from the config). */
+  removeCheck(name: string): void {
+    const mine = this.series.get(name);
+    if (!mine) return;
+    for (const { metric, labels } of mine.values()) (metric as Gauge<string>).remove(labels);
+    this.series.delete(name);
+  }
+
+  /** Prometheus text format, or OpenMetrics when asked. Scrapes are serialised (see below). */
+  render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+    const next = this.scrapeChain.then(async () => {
+      if (!openMetrics) return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+      // prom-client renders OpenMetrics by switching the registry's content type and renaming
+      // counters in place; switch back and restore the names before the next scrape.
+      const counters = this.registry.getMetricsAsArray().map((m) => [m, (m as unknown as { name: string }).name] as const);
+      this.registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+      try {
+        return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: await this.registry.metrics() };
+      } finally {
+        this.registry.setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
+        for (const [m, n] of counters) (m as unknown as { name: string }).name = n;
+      }
+    });
+    this.scrapeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private gauge(name: string, help: string, labelNames: readonly string[]): Gauge<string> {
+    return new Gauge({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  }
+
+  private counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {
+    return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  }
+
+  private track<M extends Metric<string>>(check: string, metric: M, labels: Record<string, string>, apply: (m: M, l: Record<string, string>) => void): void {
+    apply(metric, labels);
+    let mine = this.series.get(check);
+    if (!mine) {
+      mine = new Map<string, { metric: Metric<string>; labels: Record<string, string> }>();
+      this.series.set(check, mine);
+    }
+    const key = seriesKey(metric, labels);
+    if (!mine.has(key)) mine.set(key, { metric, labels });
+  }
+
+  private untrack(check: string, metric: Metric<string>, labels: Record<string, string>): void {
+    const key = seriesKey(metric, labels);
+    const mine = this.series.get(check);
+    if (mine?.delete(key)) (metric as Gauge<string>).remove(labels);
+  }
+
+  /** Info-style gauges: at most one series per check; a changed value replaces the old series. */
+  private replaceInfo(check: string, metric: Gauge<string>, labels: Record<string, string> | undefined): void {
+    const mine = this.series.get(check);
+    const prefix = `${metricId(metric)}\u0000`;
+    if (mine) {
+      for (const [key, s] of mine) {
+        if (key.startsWith(prefix) && (!labels || key !== seriesKey(metric, labels))) {
+          metric.remove(s.labels);
+          mine.delete(key);
+        }
+      }
+    }
+    if (labels) this.track(check, metric, labels, (m, l) => m.set(l, 1));
+  }
+}
+
+const metricIds = new WeakMap<object, number>();
+let nextMetricId = 1;
+
+/** A metric's identity; not its name, which prom-client renames during OpenMetrics scrapes. */
+function metricId(metric: Metric<string>): number {
+  let id = metricIds.get(metric);
+  if (id === undefined) metricIds.set(metric, (id = nextMetricId++));
+  return id;
+}
+
+function seriesKey(metric: Metric<string>, labels: Record<string, string>): string {
+  return `${metricId(metric)}\u0000${Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join('\u0001')}`;
+}

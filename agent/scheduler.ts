@@ -1,0 +1,164 @@
+// When each check runs. Interval checks first fire within a start spread, then on a fixed grid
+// whose phase is derived from the check's name (so 1,000 checks spread over the interval instead
+// of firing together, and keep their phase across restarts), each run nudged by a small jitter. Cron checks use
+// node-cron with a time zone. A check never runs twice at once: a fire while the previous run
+// is still going is skipped and counted. Lag (how late a timer fired) is reported per fire.
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { Schedule } from '../config/loader.js';
+
+export interface SchedulerHooks {
+  /** Runs the check; the returned promise settles when the run is over. */
+  fire(name: string): Promise<void>;
+  /** A fire that found the previous run still in progress. */
+  skipped(name: string): void;
+  /** Seconds between the intended and the actual fire time. */
+  lag(name: string, seconds: number): void;
+}
+
+interface Entry {
+  name: string;
+  schedule: Schedule;
+  running: boolean;
+  timer?: NodeJS.Timeout;
+  cron?: ScheduledTask;
+  /** Grid time (epoch ms) of the next interval fire, before jitter. */
+  nextSlot?: number;
+  /** A retry requested by the detector (epoch ms), fired independently of the grid. */
+  retryTimer?: NodeJS.Timeout | undefined;
+}
+
+export class Scheduler {
+  private readonly entries = new Map<string, Entry>();
+  private stopped = false;
+
+  constructor(
+    private readonly hooks: SchedulerHooks,
+    private jitter = 0.01,
+    private startSpreadMs = 10_000,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  setTiming(jitter: number, startSpreadMs: number): void {
+    this.jitter = jitter;
+    this.startSpreadMs = startSpreadMs;
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  isRunning(name: string): boolean {
+    return this.entries.get(name)?.running ?? false;
+  }
+
+  add(name: string, schedule: Schedule): void {
+    if (this.stopped) return;
+    this.remove(name);
+    const entry: Entry = { name, schedule, running: false };
+    this.entries.set(name, entry);
+    if (schedule.type === 'interval') {
+      // The first run comes within the start spread; later runs follow the check's grid.
+      entry.nextSlot = Date.now() + phaseOffset(name, Math.min(schedule.everyMs, this.startSpreadMs));
+      this.arm(entry);
+    } else {
+      const task = createTask(
+        schedule.expression,
+        (ctx) => {
+          this.hooks.lag(name, Math.max(0, (Date.now() - ctx.date.getTime()) / 1000));
+          this.trigger(entry);
+        },
+        { name: `vakt:${name}`, ...(schedule.timezone ? { timezone: schedule.timezone } : {}), noOverlap: false },
+      );
+      entry.cron = task;
+      void task.start();
+    }
+  }
+
+  remove(name: string): void {
+    const e = this.entries.get(name);
+    if (!e) return;
+    if (e.timer) clearTimeout(e.timer);
+    if (e.retryTimer) clearTimeout(e.retryTimer);
+    if (e.cron) void e.cron.destroy();
+    this.entries.delete(name);
+  }
+
+  /** Runs the check again after `ms`, outside its regular schedule (confirmation retries). */
+  runAfter(name: string, ms: number): void {
+    const e = this.entries.get(name);
+    if (!e || this.stopped) return;
+    if (e.retryTimer) clearTimeout(e.retryTimer);
+    e.retryTimer = setTimeout(() => {
+      e.retryTimer = undefined;
+      this.trigger(e);
+    }, ms);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const name of [...this.entries.keys()]) this.remove(name);
+  }
+
+  /** Intended next fire (epoch ms) of an interval check, for tests and the API. */
+  nextSlot(name: string): number | undefined {
+    return this.entries.get(name)?.nextSlot;
+  }
+
+  private arm(entry: Entry): void {
+    const schedule = entry.schedule;
+    if (schedule.type !== 'interval' || entry.nextSlot === undefined) return;
+    const jitterMs = Math.floor(this.random() * this.jitter * schedule.everyMs);
+    const due = entry.nextSlot + jitterMs;
+    entry.timer = setTimeout(() => {
+      const firedAt = Date.now();
+      this.hooks.lag(entry.name, Math.max(0, (firedAt - due) / 1000));
+      // Next slot on the grid at least half an interval away; slots missed while the process
+      // was stalled are not replayed.
+      entry.nextSlot = firstSlot(entry.name, schedule.everyMs, firedAt + Math.floor(schedule.everyMs / 2) - 1);
+      this.arm(entry);
+      this.trigger(entry);
+    }, Math.max(0, due - Date.now()));
+  }
+
+  private trigger(entry: Entry): void {
+    if (this.entries.get(entry.name) !== entry) return;
+    if (entry.running) {
+      this.hooks.skipped(entry.name);
+      return;
+    }
+    entry.running = true;
+    this.hooks
+      .fire(entry.name)
+      .catch(() => undefined)
+      .finally(() => {
+        entry.running = false;
+      });
+  }
+}
+
+/** The check's phase within its interval: a stable hash of its name, spread over [0, interval). */
+export function phaseOffset(name: string, everyMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  // Finalise (murmur3 fmix32) so names differing in one trailing character spread well.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return Math.floor(((h >>> 0) / 2 ** 32) * everyMs);
+}
+
+/** First grid slot after `now` for a check: slots are epoch-aligned at offset + k*interval. */
+export function firstSlot(name: string, everyMs: number, now: number): number {
+  const offset = phaseOffset(name, everyMs);
+  const k = Math.floor((now - offset) / everyMs) + 1;
+  return k * everyMs + offset;
+}

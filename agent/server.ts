@@ -1,0 +1,125 @@
+// The agent's HTTP face: /metrics, /healthz, /readyz, /api/v1/checks[/NAME], POST /-/reload,
+// and / (a page for people). Every body goes through the redactor; errors never carry stacks.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Agent, CheckView } from './agent.js';
+import { statusPage } from './status-page.js';
+
+export interface HttpServer {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(agent: Agent, host: string, port: number): Promise<HttpServer> {
+  const server = createServer((req, res) => {
+    handle(agent, req, res).catch((err: unknown) => {
+      agent.log.error({ err, url: req.url }, 'request failed');
+      if (!res.headersSent) send(agent, res, 500, 'application/json', JSON.stringify({ error: 'internal error' }));
+      else res.destroy();
+    });
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  return {
+    server,
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://vakt.invalid');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const json = (status: number, body: unknown) => send(agent, res, status, 'application/json; charset=utf-8', JSON.stringify(body, null, 2));
+
+  if (path === '/-/reload') {
+    if (method !== 'POST' && method !== 'PUT') return methodNotAllowed(agent, res, 'POST, PUT');
+    const r = await agent.reload();
+    return json(r.ok ? 200 : 400, r);
+  }
+  if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(agent, res, 'GET, HEAD');
+  switch (path) {
+    case '/metrics': {
+      const accept = req.headers.accept ?? '';
+      const { contentType, body } = await agent.metrics.render(accept.includes('application/openmetrics-text'));
+      return send(agent, res, 200, contentType, body);
+    }
+    case '/healthz':
+      return send(agent, res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    case '/readyz':
+      return agent.ready ? send(agent, res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(agent, res, 503, 'text/plain; charset=utf-8', 'not ready\n');
+    case '/api/v1/checks':
+      return json(200, { labels: agent.labels, checks: agent.list().map(checkJson) });
+    case '/':
+      return send(agent, res, 200, 'text/html; charset=utf-8', statusPage(agent.list(), agent.labels));
+  }
+  const m = /^\/api\/v1\/checks\/([a-z0-9_-]+)$/.exec(path);
+  if (m) {
+    const view = agent.get(m[1] as string);
+    return view ? json(200, checkJson(view)) : json(404, { error: `no check named ${m[1]}` });
+  }
+  return json(404, { error: 'not found' });
+}
+
+/** The API's view of a check. Documented in docs/api.md. */
+export function checkJson(v: CheckView): unknown {
+  const c = v.config;
+  const last = v.last;
+  return {
+    name: c.name,
+    title: c.title,
+    kind: c.kind,
+    target: c.target,
+    group: c.group,
+    dependsOn: c.dependsOn,
+    schedule: c.schedule,
+    timeoutSeconds: c.timeoutMs / 1000,
+    state: v.status.state,
+    since: new Date(v.status.since).toISOString(),
+    consecutiveFailures: v.status.consecutiveFailures,
+    lastResult: last
+      ? {
+          time: new Date(last.startedAt).toISOString(),
+          result: !last.result.ok ? 'failed' : last.result.degraded ? 'degraded' : 'ok',
+          durationSeconds: last.duration,
+          phases: last.result.phases,
+          failure: last.result.failure ?? null,
+          degraded: last.result.degraded ?? null,
+          values: last.result.values ?? {},
+          info: last.result.info ?? {},
+        }
+      : null,
+  };
+}
+
+function methodNotAllowed(agent: Agent, res: ServerResponse, allow: string): void {
+  res.setHeader('Allow', allow);
+  send(agent, res, 405, 'application/json', JSON.stringify({ error: 'method not allowed' }));
+}
+
+function send(agent: Agent, res: ServerResponse, status: number, contentType: string, body: string): void {
+  const out = agent.redactor.scrub(body);
+  res.writeHead(status, {
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(out),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : out);
+}

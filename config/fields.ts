@@ -1,0 +1,88 @@
+// Reusable schema pieces: durations, sizes, host:port, regexes, secret references.
+// Every custom message reads "expected ..."; the loader appends "found ..." from the YAML node.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+export const duration = z
+  .string({ error: 'expected a duration such as 250ms, 5s or 2m' })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 250ms, 5s or 2m' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'expected a duration greater than 0' });
+
+export const byteSize = z.union([z.string(), z.number()], { error: 'expected a size such as 65536, 64KiB or 1MiB' }).transform((v, ctx) => {
+  const n = parseSize(v);
+  if (n === undefined || n <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size such as 65536, 64KiB or 1MiB' });
+    return z.NEVER;
+  }
+  return n;
+});
+
+/** "host:port", "[v6]:port"; host may be a name or an address. */
+export const hostPort = z.string({ error: 'expected host:port' }).refine((s) => splitHostPort(s) !== undefined, {
+  message: 'expected host:port (IPv6 in brackets, e.g. [::1]:443) with a port from 1 to 65535',
+});
+
+export function splitHostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const host = (m[1] ?? m[2]) as string;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
+
+export const ipAddress = z.string({ error: 'expected an IP address' }).refine((s) => isIP(s) !== 0, {
+  message: 'expected an IPv4 or IPv6 address',
+});
+
+export const regex = z.string({ error: 'expected a regular expression' }).superRefine((s, ctx) => {
+  try {
+    new RegExp(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `expected a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})` });
+  }
+});
+
+export type SecretRef = { env: string } | { file: string };
+
+/** A secret is never written inline: only `{env: NAME}` or `{file: PATH}`. */
+export const secretRef = z.unknown().transform((v, ctx): SecretRef => {
+  const bad = (message: string) => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  };
+  if (typeof v === 'string' || typeof v === 'number') {
+    return bad('expected a secret reference {env: NAME} or {file: PATH} (secrets are never written inline)');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return bad('expected a secret reference {env: NAME} or {file: PATH}');
+  const keys = Object.keys(v);
+  const obj = v as Record<string, unknown>;
+  if (keys.length === 1 && keys[0] === 'env' && typeof obj.env === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(obj.env)) {
+    return { env: obj.env };
+  }
+  if (keys.length === 1 && keys[0] === 'file' && typeof obj.file === 'string' && obj.file.length > 0) {
+    return { file: obj.file };
+  }
+  return bad('expected exactly one of {env: NAME} or {file: PATH}');
+});
+
+export const checkName = z
+  .string({ error: 'expected a check name' })
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'expected a name of lowercase letters, digits, "-" and "_" (at most 63)' });
+
+export const labelName = z
+  .string()
+  .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, { message: 'expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)' })
+  .refine((s) => !['check', 'kind', 'target', 'phase', 'reason', 'result', 'le', 'status', 'cause'].includes(s) && !s.startsWith('__'), {
+    message: 'expected a label name not used by vakt itself (check, kind, target, phase, reason, result, status, cause)',
+  });

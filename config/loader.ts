@@ -1,0 +1,364 @@
+// Loads a YAML config file: parse, validate against the schema, apply defaults, resolve secret
+// references and relative file paths. Every error names file, line:column, key path, what was
+// expected and what was found. The only place that reads config files.
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import type { SecretRef } from './fields.js';
+import { KIND_OPTIONS, type Kind, type KindOptions } from './kinds.js';
+import {
+  configSchema,
+  crossCheckIssues,
+  DEFAULT_INTERVAL,
+  DEFAULT_RECOVER_AFTER,
+  DEFAULT_RETRIES,
+  DEFAULT_RETRY_INTERVAL,
+  DEFAULT_TIMEOUT,
+  type ParsedConfig,
+} from './schema.js';
+
+export type Schedule = { type: 'interval'; everyMs: number } | { type: 'cron'; expression: string; timezone?: string };
+
+interface CheckCommon {
+  name: string;
+  target: string;
+  title: string;
+  group: string;
+  schedule: Schedule;
+  timeoutMs: number;
+  retries: number;
+  retryIntervalMs: number;
+  recoverAfter: number;
+  dependsOn: string[];
+  /** Resolved secret values by name. Never logged: the agent registers them with its redactor. */
+  secrets: Record<string, string>;
+}
+
+export type CheckConfig = { [K in Kind]: CheckCommon & { kind: K; options: KindOptions[K] } }[Kind];
+
+export interface AgentConfig {
+  listen: { host: string; port: number };
+  labels: Record<string, string>;
+  concurrency: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  jitter: number;
+  startSpreadMs: number;
+}
+
+export interface Config {
+  file: string;
+  agent: AgentConfig;
+  checks: CheckConfig[];
+}
+
+export interface ConfigError {
+  file: string;
+  line: number;
+  column: number;
+  /** Key path such as checks[2].tcp.samples ("" for the whole document). */
+  path: string;
+  message: string;
+}
+
+export class ConfigLoadError extends Error {
+  constructor(readonly errors: ConfigError[]) {
+    super(errors.map(formatConfigError).join('\n'));
+    this.name = 'ConfigLoadError';
+  }
+}
+
+export function formatConfigError(e: ConfigError): string {
+  return `${e.file}:${e.line}:${e.column}: ${e.path === '' ? '(document)' : e.path}: ${e.message}`;
+}
+
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigLoadError([{ file, line: 0, column: 0, path: '', message: `expected a readable config file, found ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Parses config text; `file` names it in errors and anchors relative paths. Throws ConfigLoadError. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number) => lineCounter.linePos(offset);
+  if (doc.errors.length > 0) {
+    throw new ConfigLoadError(
+      doc.errors.map((e) => {
+        const { line, col } = at(e.pos[0]);
+        return { file, line, column: col, path: '', message: `expected valid YAML, found ${e.message.split('\n')[0] ?? 'a syntax error'}` };
+      }),
+    );
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const parsed = configSchema.safeParse(raw);
+  const errors: ConfigError[] = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, raw, file, at));
+  for (const issue of crossCheckIssues(raw)) {
+    errors.push(locate(doc, issue.path, file, at, `${issue.message}, found ${found(doc, issue.path)}`));
+  }
+  if (!parsed.success || errors.length > 0) throw new ConfigLoadError(sortErrors(errors));
+  const config = resolveConfig(parsed.data, file, env, (path, message) => {
+    errors.push(locate(doc, path, file, at, message));
+  });
+  if (errors.length > 0) throw new ConfigLoadError(errors);
+  return config;
+}
+
+function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fail: (path: PropertyKey[], message: string) => void): Config {
+  const baseDir = dirname(resolvePath(file));
+  const [host, port] = splitListen(p.agent.listen);
+  const d = p.defaults;
+  const checks = p.checks.map((c, i): CheckConfig => {
+    const secrets: Record<string, string> = {};
+    for (const [key, ref] of Object.entries(c.secrets)) {
+      const value = resolveSecret(ref, baseDir, env);
+      if (typeof value === 'string') secrets[key] = value;
+      else fail(['checks', i, 'secrets', key], value.error);
+    }
+    const options = (c as unknown as Record<string, unknown>)[c.kind] as Record<string, unknown>;
+    resolveFiles(options, baseDir, ['checks', i, c.kind], fail);
+    const schedule: Schedule =
+      c.cron !== undefined
+        ? { type: 'cron', expression: c.cron, ...(c.timezone !== undefined ? { timezone: c.timezone } : {}) }
+        : { type: 'interval', everyMs: c.interval ?? d.interval ?? DEFAULT_INTERVAL };
+    return {
+      name: c.name,
+      kind: c.kind,
+      target: c.target,
+      title: c.title ?? c.name,
+      group: c.group ?? d.group ?? 'Other',
+      schedule,
+      timeoutMs: c.timeout ?? d.timeout ?? DEFAULT_TIMEOUT,
+      retries: c.retries ?? d.retries ?? DEFAULT_RETRIES,
+      retryIntervalMs: c.retryInterval ?? d.retryInterval ?? DEFAULT_RETRY_INTERVAL,
+      recoverAfter: c.recoverAfter ?? d.recoverAfter ?? DEFAULT_RECOVER_AFTER,
+      dependsOn: c.dependsOn,
+      secrets,
+      options,
+    } as CheckConfig;
+  });
+  return {
+    file: resolvePath(file),
+    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter, startSpreadMs: p.agent.startSpread },
+    checks,
+  };
+}
+
+function splitListen(listen: string): [string, number] {
+  const i = listen.lastIndexOf(':');
+  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
+}
+
+function resolveSecret(ref: SecretRef, baseDir: string, env: NodeJS.ProcessEnv): string | { error: string } {
+  if ('env' in ref) {
+    const v = env[ref.env];
+    return v === undefined || v === '' ? { error: `expected environment variable ${ref.env} to be set, found it unset or empty` } : v;
+  }
+  const path = isAbsolute(ref.file) ? ref.file : resolvePath(baseDir, ref.file);
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    return { error: `expected a readable secret file ${path}, found ${(err as NodeJS.ErrnoException).code ?? 'an error'}` };
+  }
+}
+
+/** Option keys ending in "File" name files: made absolute against the config's folder and checked readable. */
+function resolveFiles(obj: Record<string, unknown>, baseDir: string, path: PropertyKey[], fail: (path: PropertyKey[], message: string) => void): void {
+  for (const [key, value] of Object.entries(obj)) {
+    if (typeof value === 'string' && key.endsWith('File')) {
+      const abs = isAbsolute(value) ? value : resolvePath(baseDir, value);
+      obj[key] = abs;
+      try {
+        accessSync(abs, fsConstants.R_OK);
+      } catch (err) {
+        fail([...path, key], `expected a readable file ${abs}, found ${(err as NodeJS.ErrnoException).code ?? 'an error'}`);
+      }
+    } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      resolveFiles(value as Record<string, unknown>, baseDir, [...path, key], fail);
+    }
+  }
+}
+
+// ---- error reporting -------------------------------------------------------------------
+
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  return errors.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+type Issue = z.core.$ZodIssue;
+type At = (offset: number) => { line: number; col: number };
+
+function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, at: At): ConfigError[] {
+  const path = issue.path;
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => {
+        const known = knownKeysAt(path, raw);
+        const hint = suggest(key, known);
+        const expected = known.length > 0 ? `expected one of ${known.join(', ')}` : 'expected no such key';
+        return locate(doc, [...path, key], file, at, `${expected}, found unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`, true);
+      });
+    case 'invalid_union':
+      if (issue.discriminator !== undefined) {
+        const p = path[path.length - 1] === issue.discriminator ? path : [...path, issue.discriminator];
+        return [locate(doc, p, file, at, `expected one of ${Object.keys(KIND_OPTIONS).join(', ')}, found ${found(doc, p)}`)];
+      }
+      return [locate(doc, path, file, at, `expected ${issue.message.replace(/^expected /, '')}, found ${found(doc, path)}`)];
+    case 'invalid_type': {
+      const expected = issue.message.startsWith('expected ') && !issue.message.startsWith('Invalid') ? issue.message.replace(/^expected /, '') : describeType(issue.expected);
+      return [locate(doc, path, file, at, `expected ${expected.replace(/, received .*$/, '')}, found ${found(doc, path)}`)];
+    }
+    case 'too_small':
+      return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at least ${issue.minimum} item(s)` : issue.origin === 'string' ? `at least ${issue.minimum} character(s)` : `a value ${issue.inclusive === false ? '>' : '>='} ${issue.minimum}`}, found ${found(doc, path)}`)];
+    case 'too_big':
+      return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at most ${issue.maximum} item(s)` : issue.origin === 'string' ? `at most ${issue.maximum} character(s)` : `a value ${issue.inclusive === false ? '<' : '<='} ${issue.maximum}`}, found ${found(doc, path)}`)];
+    case 'invalid_value':
+      return [locate(doc, path, file, at, `expected ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => String(v)).join(', ')}`}, found ${found(doc, path)}`)];
+    case 'invalid_key': {
+      const key = String(path[path.length - 1]);
+      return issue.issues.map((sub) => locate(doc, path, file, at, `${sub.message.startsWith('expected') ? sub.message : `expected ${sub.message}`}, found key ${JSON.stringify(key)}`, true));
+    }
+    default: {
+      const message = issue.message.startsWith('expected') ? issue.message : `expected ${issue.message}`;
+      return [locate(doc, path, file, at, `${message}, found ${found(doc, path)}`)];
+    }
+  }
+}
+
+function describeType(t: string): string {
+  const names: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', number: 'a number', int: 'an integer', boolean: 'true or false' };
+  return names[t] ?? t;
+}
+
+function nodeAt(doc: Document, path: readonly PropertyKey[]): { node: YamlNode | undefined; key: YamlNode | undefined } {
+  let node: unknown = doc.contents;
+  let key: YamlNode | undefined;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) return { node: undefined, key: undefined };
+      key = isNode(pair.key) ? pair.key : undefined;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      key = undefined;
+    } else return { node: undefined, key: undefined };
+  }
+  return { node: isNode(node) ? node : undefined, key };
+}
+
+function found(doc: Document, path: readonly PropertyKey[]): string {
+  const { node, key } = nodeAt(doc, path);
+  // Never echo what stands where a secret belongs: it may be the secret itself.
+  if (path.includes('secrets') && isScalar(node)) return `a plain ${typeof node.value === 'string' ? 'string' : 'value'}`;
+  if (node === undefined) return key !== undefined ? 'an empty value' : 'nothing (the key is missing)';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (v === null) return 'an empty value';
+    if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+    return typeof v === 'number' || typeof v === 'boolean' ? String(v) : 'an unsupported value';
+  }
+  return 'an unsupported value';
+}
+
+function locate(doc: Document, path: readonly PropertyKey[], file: string, at: At, message: string, preferKey = false): ConfigError {
+  let p = [...path];
+  for (;;) {
+    const { node, key } = nodeAt(doc, p);
+    const target = preferKey ? (key ?? node) : (node ?? key);
+    const range = target?.range;
+    if (range) {
+      const { line, col } = at(range[0]);
+      return { file, line, column: col, path: formatPath(path), message };
+    }
+    if (p.length === 0) return { file, line: 1, column: 1, path: formatPath(path), message };
+    p = p.slice(0, -1);
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out;
+}
+
+/** The keys the schema accepts at `path` (for "expected one of" and "did you mean"). */
+function knownKeysAt(path: readonly PropertyKey[], raw: unknown): string[] {
+  let schema: unknown = configSchema;
+  let value: unknown = raw;
+  const unwrap = (s: unknown): unknown => {
+    for (let i = 0; i < 10; i++) {
+      const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+      if (!def) return s;
+      if (def.innerType) s = def.innerType;
+      else if (def.type === 'pipe') s = def.in;
+      else return s;
+    }
+    return s;
+  };
+  const pick = (s: unknown): unknown => {
+    s = unwrap(s);
+    const def = (s as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (def.type === 'union' && Array.isArray(def.options)) {
+      const kind = (value as Record<string, unknown> | undefined)?.kind;
+      const objs = (def.options as unknown[]).map(unwrap);
+      const match = objs.find((o) => {
+        const shape = (o as { _zod: { def: { shape?: Record<string, unknown> } } })._zod.def.shape;
+        const lit = shape?.kind ? (unwrap(shape.kind) as { _zod: { def: { values?: unknown[] } } })._zod.def.values : undefined;
+        return kind !== undefined && lit?.includes(kind);
+      });
+      return match ?? objs.find((o) => (o as { _zod: { def: { type: string } } })._zod.def.type === 'object');
+    }
+    return s;
+  };
+  for (const seg of path) {
+    const s = pick(schema) as { _zod: { def: Record<string, unknown> } } | undefined;
+    if (!s) return [];
+    const def = s._zod.def;
+    if (def.type === 'object' && typeof seg === 'string') schema = (def.shape as Record<string, unknown>)[seg];
+    else if (def.type === 'array') schema = def.element;
+    else if (def.type === 'record') schema = def.valueType;
+    else return [];
+    value = (value as Record<PropertyKey, unknown> | undefined)?.[seg];
+  }
+  const s = pick(schema) as { _zod: { def: { type: string; shape?: Record<string, unknown> } } } | undefined;
+  return s?._zod.def.type === 'object' && s._zod.def.shape ? Object.keys(s._zod.def.shape) : [];
+}
+
+function suggest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) {
+      best = c;
+      bestDist = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j] as number;
+      row[j] = Math.min((row[j] as number) + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length] as number;
+}

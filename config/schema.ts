@@ -1,0 +1,157 @@
+// The config file's schema: agent block, defaults, checks; and the cross-field rules
+// (unique names, dependsOn references without cycles, schedule sanity).
+import { validate as validateCron } from 'node-cron';
+import { z } from 'zod';
+import { checkName, duration, hostPort, labelName, positiveDuration, secretRef } from './fields.js';
+import { KIND_OPTIONS, KIND_TARGET, KINDS, type Kind } from './kinds.js';
+import { formatDuration, parseDuration } from './units.js';
+
+const agent = z.strictObject({
+  listen: hostPort.default('0.0.0.0:9464'),
+  /** Constant labels on every series: the vantage point (site, zone, agent). */
+  labels: z.record(labelName, z.string().max(128)).default({}),
+  /** Maximum probes in flight at once. */
+  concurrency: z.int().min(1).max(100_000).default(256),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Largest random delay added to each interval run, as a fraction of the interval. */
+  jitter: z.number().min(0).max(0.5).default(0.01),
+  /** First runs after start (or reload) are spread over this time, so checks do not fire together. */
+  startSpread: duration.prefault('10s'),
+});
+
+const defaults = z.strictObject({
+  interval: positiveDuration.optional(),
+  timeout: positiveDuration.optional(),
+  retries: z.int().min(0).max(10).optional(),
+  retryInterval: positiveDuration.optional(),
+  recoverAfter: z.int().min(1).max(100).optional(),
+  group: z.string().min(1).optional(),
+});
+
+const checkBase = {
+  name: checkName,
+  target: z.string({ error: 'expected a target string' }).min(1),
+  /** Display name on the status page. */
+  title: z.string().min(1).max(120).optional(),
+  group: z.string().min(1).max(120).optional(),
+  interval: positiveDuration.optional(),
+  cron: z.string().refine((s) => validateCron(s), { message: 'expected a cron expression such as "*/5 * * * *"' }).optional(),
+  timezone: z
+    .string()
+    .refine((tz) => isTimeZone(tz), { message: 'expected an IANA time zone such as Europe/Stockholm' })
+    .optional(),
+  timeout: positiveDuration.optional(),
+  retries: z.int().min(0).max(10).optional(),
+  retryInterval: positiveDuration.optional(),
+  recoverAfter: z.int().min(1).max(100).optional(),
+  dependsOn: z.array(checkName).default([]),
+  secrets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
+};
+
+function checkVariant<K extends Kind>(kind: K) {
+  return z.strictObject({ ...checkBase, kind: z.literal(kind), target: KIND_TARGET[kind], [kind]: (KIND_OPTIONS[kind] as z.ZodType).prefault({}) } as {
+    kind: z.ZodLiteral<K>;
+  } & typeof checkBase & { [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]> });
+}
+
+const check = z.discriminatedUnion(
+  'kind',
+  KINDS.map((k) => checkVariant(k)) as unknown as [ReturnType<typeof checkVariant<Kind>>],
+);
+
+export const configSchema = z
+  .strictObject({
+    agent: agent.prefault({}),
+    defaults: defaults.prefault({}),
+    checks: z.array(check).min(1, { message: 'expected at least one check' }),
+  });
+
+export interface CrossIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Rules across checks: unique names, dependsOn references, cycles, schedule sanity. They run on
+ * the raw document (not only after the schema passed), so `vakt validate` reports them together
+ * with every other error.
+ */
+export function crossCheckIssues(raw: unknown): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const root = isRecord(raw) ? raw : {};
+  const defaults = isRecord(root.defaults) ? root.defaults : {};
+  const list = Array.isArray(root.checks) ? root.checks : [];
+  const checks = list.map((c: unknown) => (isRecord(c) ? c : {}));
+  const index = new Map<string, number>();
+  checks.forEach((c, i) => {
+    if (typeof c.name !== 'string') return;
+    if (index.has(c.name)) issues.push({ path: ['checks', i, 'name'], message: `expected a unique check name (also used by checks[${index.get(c.name)}])` });
+    else index.set(c.name, i);
+  });
+  const graph: { name: string; dependsOn: string[] }[] = [];
+  checks.forEach((c, i) => {
+    const deps = Array.isArray(c.dependsOn) ? c.dependsOn.filter((d): d is string => typeof d === 'string') : [];
+    if (typeof c.name === 'string') graph.push({ name: c.name, dependsOn: deps });
+    (Array.isArray(c.dependsOn) ? c.dependsOn : []).forEach((dep: unknown, j: number) => {
+      if (typeof dep !== 'string') return;
+      if (dep === c.name) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected another check (a check cannot depend on itself)' });
+      else if (!index.has(dep)) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected the name of a configured check' });
+    });
+    if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
+    if (c.timezone !== undefined && c.cron === undefined) issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
+    const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);
+    const interval = c.cron === undefined ? (ms(c.interval) ?? ms(defaults.interval) ?? DEFAULT_INTERVAL) : undefined;
+    const timeout = ms(c.timeout) ?? ms(defaults.timeout) ?? DEFAULT_TIMEOUT;
+    if (interval !== undefined && timeout > interval) {
+      issues.push({ path: ['checks', i, c.timeout !== undefined ? 'timeout' : 'interval'], message: `expected timeout (${formatDuration(timeout)}) not longer than interval (${formatDuration(interval)})` });
+    }
+  });
+  for (const cycle of findCycles(graph)) {
+    const i = index.get(cycle[0] as string) as number;
+    issues.push({ path: ['checks', i, 'dependsOn'], message: `expected no dependency cycle (${cycle.join(' -> ')})` });
+  }
+  return issues;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export const DEFAULT_INTERVAL = 30_000;
+export const DEFAULT_TIMEOUT = 5_000;
+export const DEFAULT_RETRIES = 2;
+export const DEFAULT_RETRY_INTERVAL = 5_000;
+export const DEFAULT_RECOVER_AFTER = 1;
+
+export type ParsedConfig = z.output<typeof configSchema>;
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each dependency cycle once, as the list of names starting and ending at the same check. */
+export function findCycles(checks: readonly { name: string; dependsOn: readonly string[] }[]): string[][] {
+  const deps = new Map(checks.map((c) => [c.name, c.dependsOn]));
+  const state = new Map<string, 'open' | 'done'>();
+  const cycles: string[][] = [];
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    state.set(name, 'open');
+    stack.push(name);
+    for (const dep of deps.get(name) ?? []) {
+      if (!deps.has(dep)) continue;
+      const s = state.get(dep);
+      if (s === 'open') cycles.push([...stack.slice(stack.indexOf(dep)), dep]);
+      else if (s === undefined) visit(dep);
+    }
+    stack.pop();
+    state.set(name, 'done');
+  };
+  for (const c of checks) if (!state.has(c.name)) visit(c.name);
+  return cycles;
+}

@@ -1,0 +1,120 @@
+// Small helpers shared by socket-based probes: timing, name resolution under an AbortSignal,
+// error classification into the closed set of failure reasons, bounded file reads.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { readFile, stat } from 'node:fs/promises';
+import type { FailureReason } from './types.js';
+
+/** Monotonic seconds. */
+export function now(): number {
+  return performance.now() / 1000;
+}
+
+/** Rejects with the signal's reason as soon as it aborts; cleans its listener either way. */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+export class ProbeAbortError extends Error {
+  override readonly name = 'ProbeAbortError';
+  readonly code = 'ABORT_ERR';
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  const detail = reason instanceof Error ? reason.message : 'aborted';
+  return new ProbeAbortError(detail);
+}
+
+/** Resolves after `ms`, or rejects when the signal aborts (timer cleared). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export interface Resolved {
+  address: string;
+  family: 4 | 6;
+  /** Seconds spent resolving; undefined when the host was already an address. */
+  seconds?: number;
+}
+
+/** Resolves a host name once (OS resolver) unless it is already an IP address. */
+export async function resolveHost(host: string, family: 'auto' | 'ip4' | 'ip6', signal: AbortSignal): Promise<Resolved> {
+  const ipv = isIP(host);
+  if (ipv !== 0) return { address: host, family: ipv as 4 | 6 };
+  const start = now();
+  const opts = family === 'ip4' ? { family: 4 } : family === 'ip6' ? { family: 6 } : { family: 0, order: 'ipv4first' as const };
+  const result = await raceAbort(lookup(host, opts), signal);
+  return { address: result.address, family: result.family as 4 | 6, seconds: now() - start };
+}
+
+const REFUSED = new Set(['ECONNREFUSED']);
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENETDOWN', 'EHOSTDOWN', 'EADDRINUSE']);
+const TIMEOUT = new Set(['ETIMEDOUT', 'ABORT_ERR']);
+const RESOLVE = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ENODATA', 'EAI_NONAME']);
+const TLS_EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+/** Maps a socket/TLS error to a failure reason, by code, never by message text. */
+export function classifyError(err: unknown): FailureReason {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (REFUSED.has(code)) return 'refused';
+    if (RESET.has(code)) return 'reset';
+    if (UNREACHABLE.has(code)) return 'unreachable';
+    if (TIMEOUT.has(code)) return 'timeout';
+    if (RESOLVE.has(code)) return 'resolve';
+    if (TLS_EXPIRED.has(code)) return 'tls_expired';
+    if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|SIGNATURE|ISSUER|SELF_SIGNED|UNABLE_TO/.test(code)) return 'tls_handshake';
+  }
+  if (err instanceof ProbeAbortError) return 'timeout';
+  return 'protocol';
+}
+
+/** A short, secret-free description of an error for the failure message. */
+export function describeError(err: unknown): string {
+  if (err instanceof ProbeAbortError) return 'timed out';
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const message = typeof e?.message === 'string' ? e.message.split('\n')[0]?.slice(0, 200) : String(err);
+  return code !== undefined && !(message ?? '').includes(code) ? `${code}: ${message}` : (message ?? 'error');
+}
+
+const fileCache = new Map<string, { mtimeMs: number; size: number; data: Buffer }>();
+const MAX_FILE = 1024 * 1024;
+
+/** Reads a small file (certificates, keys), re-reading only when it changed on disk. */
+export async function readSmallFile(path: string): Promise<Buffer> {
+  const st = await stat(path);
+  const cached = fileCache.get(path);
+  if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.data;
+  if (st.size > MAX_FILE) throw Object.assign(new Error(`${path} is larger than 1 MiB`), { code: 'EFBIG' });
+  const data = await readFile(path);
+  fileCache.set(path, { mtimeMs: st.mtimeMs, size: st.size, data });
+  return data;
+}

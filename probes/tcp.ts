@@ -1,0 +1,384 @@
+// The tcp probe: reachability of host:port through a firewall path, optionally with a TLS
+// handshake and a send/expect exchange, over one or several connection attempts per run.
+// Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
+import type { TcpOptions } from '../config/kinds.js';
+import { splitHostPort } from '../config/fields.js';
+import { classifyError, describeError, now, ProbeAbortError, readSmallFile, resolveHost, sleep } from './net.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+
+const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Sample {
+  ok: boolean;
+  connected: boolean;
+  phases: Partial<Record<Phase, number>>;
+  failure?: ProbeFailure;
+  regexFailed?: boolean;
+  tls?: { info: ProbeInfo; earliestExpiry: number | undefined };
+  bytesRead?: number;
+}
+
+interface TlsMaterial {
+  servername: string | undefined;
+  host: string;
+  ca: Buffer | undefined;
+  cert: Buffer | undefined;
+  key: Buffer | undefined;
+  rejectUnauthorized: boolean;
+  minVersion: SecureVersion | undefined;
+  expiryWarningMs: number;
+}
+
+export const tcpProbe: Probe<TcpOptions> = {
+  phases: PHASES,
+  async run(ctx: ProbeContext<TcpOptions>): Promise<ProbeResult> {
+    const { options: o, signal } = ctx;
+    const hp = splitHostPort(ctx.target);
+    if (!hp) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not host:port`);
+
+    const phases: Record<string, number> = {};
+    let address: string;
+    let family: 4 | 6;
+    try {
+      const r = await resolveHost(hp.host, o.ipFamily, signal);
+      ({ address, family } = r);
+      if (r.seconds !== undefined) phases.resolve = r.seconds;
+    } catch (err) {
+      return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
+    }
+
+    let tls: TlsMaterial | undefined;
+    if (o.tls !== undefined) {
+      const t = o.tls === true ? undefined : o.tls;
+      try {
+        const name = t?.serverName ?? hp.host;
+        tls = {
+          servername: isIP(name) === 0 ? name : undefined,
+          host: name,
+          ca: t?.caFile ? await readSmallFile(t.caFile) : undefined,
+          cert: t?.certFile ? await readSmallFile(t.certFile) : undefined,
+          key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
+          rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+          minVersion: t?.minVersion,
+          expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
+        };
+      } catch (err) {
+        return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
+      }
+    }
+
+    const connectTimeout = o.connectTimeout ?? Number.POSITIVE_INFINITY;
+    const runs: Promise<Sample>[] = [];
+    for (let i = 0; i < o.samples; i++) {
+      if (i > 0) {
+        try {
+          await sleep(o.sampleSpacing, signal);
+        } catch {
+          break;
+        }
+      }
+      runs.push(runSample(address, hp.port, family, o, tls, connectTimeout, signal));
+    }
+    const samples = await Promise.all(runs);
+    // Samples never started because the run was cut short count as timed out.
+    while (samples.length < o.samples) {
+      samples.push({ ok: false, connected: false, phases: {}, failure: { phase: 'connect', reason: 'timeout', message: 'run timed out before this attempt' } });
+    }
+    const base: ProbeResult = { ok: false, phases, values: { ip_protocol: family } };
+    if (phases.resolve !== undefined) base.values!.dns_lookup_time_seconds = phases.resolve;
+    return o.expect === 'blocked' ? judgeBlocked(base, samples, hp.port) : judgeReachable(base, samples, tls);
+  },
+};
+
+function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
+  return { ok: false, phases, failure: { phase, reason, message } };
+}
+
+async function runSample(
+  address: string,
+  port: number,
+  family: 4 | 6,
+  o: TcpOptions,
+  tls: TlsMaterial | undefined,
+  connectTimeout: number,
+  signal: AbortSignal,
+): Promise<Sample> {
+  const s: Sample = { ok: false, connected: false, phases: {} };
+  let socket: Socket | undefined;
+  let phase: Phase = 'connect';
+  try {
+    let start = now();
+    socket = await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
+    s.phases.connect = now() - start;
+    s.connected = true;
+    if (o.expect === 'blocked') return s;
+    if (tls) {
+      phase = 'tls';
+      start = now();
+      const secure = await handshake(socket, tls, signal);
+      socket = secure;
+      s.phases.tls = now() - start;
+      s.tls = certFacts(secure);
+    }
+    if (o.send !== undefined) {
+      phase = 'send';
+      start = now();
+      await write(socket, o.send, signal);
+      s.phases.send = now() - start;
+    }
+    if (o.receive !== undefined) {
+      phase = 'expect';
+      start = now();
+      const r = await expectBytes(socket, new RegExp(o.receive), o.maxRead, signal);
+      s.phases.expect = now() - start;
+      s.bytesRead = r.bytes;
+      if (!r.matched) {
+        s.regexFailed = true;
+        s.failure = { phase, reason: 'expect_mismatch', message: `no match for /${o.receive}/ in ${r.bytes} bytes (${r.why})` };
+        return s;
+      }
+    }
+    s.ok = true;
+    return s;
+  } catch (err) {
+    s.failure = { phase, reason: classifyError(err), message: `${phase}: ${describeError(err)}` };
+    return s;
+  } finally {
+    socket?.destroy();
+  }
+}
+
+function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new ProbeAbortError('aborted'));
+    const socket = netConnect({ host: address, port, family, noDelay: true, ...(localAddress ? { localAddress } : {}) });
+    let timer: NodeJS.Timeout | undefined;
+    const done = (err?: Error) => {
+      if (timer) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.removeListener('error', onError);
+      socket.removeListener('connect', onConnect);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve(socket);
+    };
+    const onAbort = () => done(new ProbeAbortError('aborted'));
+    const onError = (err: Error) => done(err);
+    const onConnect = () => {
+      // Keep a no-op error listener: a late RST must not become an uncaught exception.
+      socket.on('error', noop);
+      done();
+    };
+    if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(Object.assign(new Error(`no answer to connect within ${timeoutMs}ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
+  });
+}
+
+function noop(): void {}
+
+function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect({
+      socket,
+      host: t.host,
+      ...(t.servername ? { servername: t.servername } : {}),
+      ...(t.ca ? { ca: t.ca } : {}),
+      ...(t.cert ? { cert: t.cert } : {}),
+      ...(t.key ? { key: t.key } : {}),
+      ...(t.minVersion ? { minVersion: t.minVersion } : {}),
+      rejectUnauthorized: t.rejectUnauthorized,
+    });
+    const done = (err?: Error) => {
+      signal.removeEventListener('abort', onAbort);
+      secure.removeListener('error', onError);
+      secure.removeListener('secureConnect', onSecure);
+      if (err) {
+        secure.destroy();
+        reject(err);
+      } else {
+        secure.on('error', noop);
+        resolve(secure);
+      }
+    };
+    const onAbort = () => done(new ProbeAbortError('aborted'));
+    const onError = (err: Error) => done(err);
+    const onSecure = () => done();
+    signal.addEventListener('abort', onAbort, { once: true });
+    secure.once('error', onError);
+    secure.once('secureConnect', onSecure);
+  });
+}
+
+function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number | undefined } {
+  const info: ProbeInfo = {};
+  const version = secure.getProtocol();
+  if (version) info.tlsVersion = version;
+  const cipher = secure.getCipher();
+  if (cipher?.name) info.tlsCipher = cipher.name;
+  const leaf = secure.getPeerCertificate(true);
+  let earliest: number | undefined;
+  if (leaf && Object.keys(leaf).length > 0) {
+    info.certSubject = firstOf(leaf.subject?.CN);
+    info.certIssuer = firstOf(leaf.issuer?.CN);
+    info.certFingerprintSha256 = leaf.fingerprint256.replaceAll(':', '').toLowerCase();
+    let length = 0;
+    const seen = new Set<string>();
+    for (let c: DetailedPeerCertificate | undefined = leaf; c && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+      seen.add(c.fingerprint256);
+      length++;
+      const t = Date.parse(c.valid_to) / 1000;
+      if (Number.isFinite(t) && (earliest === undefined || t < earliest)) earliest = t;
+    }
+    info.certChainLength = length;
+  }
+  return { info, earliestExpiry: earliest };
+}
+
+function firstOf(v: string | string[] | undefined): string {
+  return (Array.isArray(v) ? v[0] : v) ?? '';
+}
+
+function write(socket: Socket, data: string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new ProbeAbortError('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.write(data, (err) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
+/** Reads until the regex matches, the peer closes, or maxRead bytes arrived; never buffers more. */
+function expectBytes(socket: Socket, re: RegExp, maxRead: number, signal: AbortSignal): Promise<{ matched: boolean; bytes: number; why: string }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const finish = (matched: boolean, why: string, err?: Error) => {
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.removeListener('error', onError);
+      signal.removeEventListener('abort', onAbort);
+      socket.pause();
+      if (err) reject(err);
+      else resolve({ matched, bytes, why });
+    };
+    const onData = (chunk: Buffer) => {
+      const room = maxRead - bytes;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      chunks.push(part);
+      bytes += part.length;
+      if (re.test(Buffer.concat(chunks, bytes).toString('utf8'))) finish(true, 'matched');
+      else if (bytes >= maxRead) finish(false, `read limit of ${maxRead} bytes reached`);
+    };
+    const onEnd = () => finish(false, 'peer closed the connection');
+    const onError = (err: Error) => finish(false, 'error', err);
+    const onAbort = () => finish(false, 'aborted', new ProbeAbortError('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.once('error', onError);
+    socket.resume();
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function sampleValues(result: ProbeResult, samples: Sample[]): void {
+  const ok = samples.filter((s) => s.ok).length;
+  const connects = samples.map((s) => s.phases.connect).filter((x): x is number => x !== undefined);
+  const v = result.values ?? (result.values = {});
+  v.samples = samples.length;
+  v.samples_ok = ok;
+  v.samples_loss_ratio = (samples.length - ok) / samples.length;
+  if (connects.length > 0) {
+    v.connect_min_seconds = Math.min(...connects);
+    v.connect_median_seconds = median(connects);
+    v.connect_max_seconds = Math.max(...connects);
+  }
+}
+
+/** Phase times of a run: the median over the samples in which that phase completed. */
+function medianPhases(into: Record<string, number>, samples: Sample[]): void {
+  for (const p of PHASES) {
+    if (p === 'resolve') continue;
+    const xs = samples.map((s) => s.phases[p]).filter((x): x is number => x !== undefined);
+    if (xs.length > 0) into[p] = median(xs);
+  }
+}
+
+function mostCommonFailure(samples: Sample[]): ProbeFailure {
+  const counts = new Map<string, { n: number; f: ProbeFailure }>();
+  for (const s of samples) {
+    if (!s.failure) continue;
+    const key = `${s.failure.phase}/${s.failure.reason}`;
+    const c = counts.get(key);
+    if (c) c.n++;
+    else counts.set(key, { n: 1, f: s.failure });
+  }
+  let best: { n: number; f: ProbeFailure } | undefined;
+  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+  return best?.f ?? { phase: 'connect', reason: 'internal', message: 'no sample outcome' };
+}
+
+function judgeReachable(result: ProbeResult, samples: Sample[], tls: TlsMaterial | undefined): ProbeResult {
+  medianPhases(result.phases, samples);
+  if (samples.length > 1) sampleValues(result, samples);
+  const values = result.values!;
+  if (samples.some((s) => s.regexFailed)) values.failed_due_to_regex = 1;
+  else if (samples.some((s) => s.bytesRead !== undefined)) values.failed_due_to_regex = 0;
+  const withTls = samples.find((s) => s.tls);
+  if (withTls?.tls) {
+    result.info = withTls.tls.info;
+    if (withTls.tls.earliestExpiry !== undefined) {
+      values.ssl_earliest_cert_expiry = withTls.tls.earliestExpiry;
+      values.tls_cert_days_left = (withTls.tls.earliestExpiry * 1000 - Date.now()) / 86_400_000;
+    }
+  }
+  const okCount = samples.filter((s) => s.ok).length;
+  if (okCount === 0) {
+    const f = mostCommonFailure(samples);
+    result.failure = samples.length > 1 ? { ...f, message: `${samples.length} of ${samples.length} attempts failed; ${f.message}` } : f;
+    return result;
+  }
+  result.ok = true;
+  if (okCount < samples.length) {
+    const f = mostCommonFailure(samples);
+    result.degraded = { reason: 'sample_loss', message: `${samples.length - okCount} of ${samples.length} attempts failed (${f.reason} in ${f.phase})` };
+  } else if (tls && values.ssl_earliest_cert_expiry !== undefined) {
+    const left = values.ssl_earliest_cert_expiry * 1000 - Date.now();
+    if (left < tls.expiryWarningMs) {
+      result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
+    }
+  }
+  return result;
+}
+
+function judgeBlocked(result: ProbeResult, samples: Sample[], port: number): ProbeResult {
+  const opened = samples.filter((s) => s.connected).length;
+  if (opened > 0) {
+    medianPhases(result.phases, samples);
+    result.failure = { phase: 'connect', reason: 'policy_open', message: `port ${port} accepted ${opened} of ${samples.length} connections but must be blocked` };
+    return result;
+  }
+  const odd = samples.find((s) => s.failure && !['refused', 'timeout', 'unreachable', 'reset'].includes(s.failure.reason));
+  if (odd?.failure) {
+    result.failure = odd.failure;
+    return result;
+  }
+  result.ok = true;
+  return result;
+}

@@ -1,0 +1,95 @@
+// The probe contract: what every probe kind receives and returns.
+// A probe is a protocol conversation. It knows nothing of schedules, metrics or HTTP serving;
+// it gets a target, its own validated options, an AbortSignal and a logger, and resolves with a
+// result. It throws only on its own bugs (the runner reports those as reason "internal").
+
+/** Why a run failed. A closed set, safe as a metric label (documented in docs/metrics.md). */
+export const FAILURE_REASONS = [
+  'timeout',
+  'refused',
+  'reset',
+  'unreachable',
+  'resolve',
+  'tls_handshake',
+  'tls_expired',
+  'expect_mismatch',
+  'policy_open',
+  'protocol',
+  'internal',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** Why a successful run is still marked degraded. Also a closed label set. */
+export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'slow'] as const;
+export type DegradedReason = (typeof DEGRADED_REASONS)[number];
+
+/**
+ * Numeric facts a probe may report besides its phases. The agent maps each to a documented
+ * gauge; the names are fixed here so a probe cannot invent unbounded series.
+ */
+export type ValueName =
+  | 'ip_protocol'
+  | 'dns_lookup_time_seconds'
+  | 'ssl_earliest_cert_expiry'
+  | 'ssl_last_chain_expiry'
+  | 'tls_cert_days_left'
+  | 'failed_due_to_regex'
+  | 'samples'
+  | 'samples_ok'
+  | 'samples_loss_ratio'
+  | 'connect_min_seconds'
+  | 'connect_median_seconds'
+  | 'connect_max_seconds'
+  | 'bytes_read';
+
+/** Bounded, low-cardinality text facts (they change only when the peer changes). */
+export interface ProbeInfo {
+  tlsVersion?: string;
+  tlsCipher?: string;
+  certSubject?: string;
+  certIssuer?: string;
+  certFingerprintSha256?: string;
+  certChainLength?: number;
+  resolvedAddress?: string;
+}
+
+export interface ProbeFailure {
+  /** The phase that failed (one of the kind's declared phases). */
+  phase: string;
+  reason: FailureReason;
+  /** Human-readable detail. Never carries secrets; not used as a label. */
+  message: string;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  /** Seconds per phase, only for phases that actually ran (a phase never run is absent, not 0). */
+  phases: Record<string, number>;
+  failure?: ProbeFailure;
+  degraded?: { reason: DegradedReason; message: string };
+  values?: Partial<Record<ValueName, number>>;
+  info?: ProbeInfo;
+}
+
+export interface ProbeLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface ProbeContext<Options> {
+  /** The check's target as configured (e.g. "host:port"). */
+  target: string;
+  options: Options;
+  /** Aborted by the runner when the check's timeout expires or the agent stops. */
+  signal: AbortSignal;
+  log: ProbeLogger;
+  /** Resolved secret values by name (from {env}/{file} references). */
+  secrets: Readonly<Record<string, string>>;
+}
+
+export interface Probe<Options> {
+  /** Phases this kind can report, in order. Used for docs, metrics and the CLI. */
+  readonly phases: readonly string[];
+  run(ctx: ProbeContext<Options>): Promise<ProbeResult>;
+}

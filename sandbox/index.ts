@@ -1,0 +1,180 @@
+// The sandbox: a small simulated hospital network on loopback for `vakt demo` and for tests,
+// with switches that inject each incident's fault. Control API (JSON):
+//   GET  /faults                     every switch and its current setting
+//   POST /faults/<path>/<mode>       fw-a|fw-b: pass|drop|reject|reset|overload
+//   POST /faults/policy/<open|closed> open the port that must stay blocked (a policy regression)
+//   POST /faults/reset               everything back to normal
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
+
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010 } as const;
+export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
+
+export interface Sandbox {
+  host: string;
+  ports: SandboxPorts;
+  controlUrl: string;
+  paths: Record<string, FirewallPath>;
+  setPolicy(open: boolean): Promise<void>;
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The sandbox's certificate folder, next to the sources (or next to dist/ once built). */
+export function sandboxCertDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const candidates = [resolve(here, 'certs'), resolve(here, '../../sandbox/certs')];
+  for (const c of candidates) {
+    try {
+      readFileSync(resolve(c, 'ca.pem'));
+      return c;
+    } catch {
+      // try the next location
+    }
+  }
+  throw new Error(`sandbox certificates not found (looked in ${candidates.join(', ')})`);
+}
+
+export async function startSandbox(opts: { host?: string; ports?: Partial<SandboxPorts> } = {}): Promise<Sandbox> {
+  const host = opts.host ?? '127.0.0.1';
+  const want = { ...SANDBOX_PORTS, ...opts.ports };
+  const certs = sandboxCertDir();
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const ehr = createHttpsServer(
+      { cert: readFileSync(resolve(certs, 'ehr.pem')), key: readFileSync(resolve(certs, 'ehr-key.pem')) },
+      (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('Cosmic EHR front: ok\n');
+      },
+    );
+    const ehrPort = await listen(ehr, host, want.ehr);
+    closers.push(() => closeServer(ehr));
+
+    const upstream = () => ({ host, port: ehrPort });
+    const paths: Record<string, FirewallPath> = {
+      'fw-a': new FirewallPath('fw-a', host, want.fwA, upstream),
+      'fw-b': new FirewallPath('fw-b', host, want.fwB, upstream),
+    };
+    for (const p of Object.values(paths)) {
+      await p.start();
+      closers.push(() => p.stop());
+    }
+
+    // The port that policy says must stay closed; "open" starts a listener on it.
+    let blocked: NetServer | undefined;
+    const blockedSockets = new Set<Socket>();
+    let blockedPort = want.blocked;
+    const setPolicy = async (open: boolean) => {
+      if (open && !blocked) {
+        blocked = createNetServer((s) => {
+          blockedSockets.add(s);
+          s.on('error', () => s.destroy());
+          s.once('close', () => blockedSockets.delete(s));
+          s.end('RFB 003.008\n');
+        });
+        blockedPort = await listen(blocked, host, blockedPort);
+      } else if (!open && blocked) {
+        const b = blocked;
+        blocked = undefined;
+        for (const s of blockedSockets) s.destroy();
+        await closeServer(b);
+      }
+    };
+    closers.push(() => setPolicy(false));
+
+    const reset = async () => {
+      for (const p of Object.values(paths)) await p.setMode('pass');
+      await setPolicy(false);
+    };
+
+    const control = createHttpServer((req, res) => {
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, setPolicy, reset, () => blocked !== undefined).then(([status, body]) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(`${JSON.stringify(body, null, 2)}\n`);
+      });
+      req.resume();
+    });
+    const controlPort = await listen(control, host, want.control);
+    closers.push(() => closeServer(control));
+
+    const ports: SandboxPorts = {
+      control: controlPort,
+      ehr: ehrPort,
+      fwA: (paths['fw-a'] as FirewallPath).address.port,
+      fwB: (paths['fw-b'] as FirewallPath).address.port,
+      blocked: blockedPort,
+    };
+    return {
+      host,
+      ports,
+      controlUrl: `http://${host}:${controlPort}`,
+      paths,
+      setPolicy,
+      reset,
+      stop: async () => {
+        for (const close of closers.reverse()) await close().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function handleControl(
+  method: string,
+  url: string,
+  paths: Record<string, FirewallPath>,
+  setPolicy: (open: boolean) => Promise<void>,
+  reset: () => Promise<void>,
+  policyOpen: () => boolean,
+): Promise<[number, unknown]> {
+  const state = () => ({
+    paths: Object.fromEntries(Object.entries(paths).map(([n, p]) => [n, p.mode])),
+    policy: policyOpen() ? 'open' : 'closed',
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'] },
+  });
+  const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
+  if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
+  if (method === 'GET' && parts.length === 1) return [200, state()];
+  if (method !== 'POST') return [405, { error: 'use POST to change a fault' }];
+  if (parts.length === 2 && parts[1] === 'reset') {
+    await reset();
+    return [200, state()];
+  }
+  const [, target, mode] = parts;
+  if (target === 'policy' && (mode === 'open' || mode === 'closed')) {
+    await setPolicy(mode === 'open');
+    return [200, state()];
+  }
+  const path = target ? paths[target] : undefined;
+  if (path && (FIREWALL_MODES as readonly string[]).includes(mode ?? '')) {
+    await path.setMode(mode as FirewallMode);
+    return [200, state()];
+  }
+  return [400, { error: `unknown fault ${target ?? ''}/${mode ?? ''}`, ...state() }];
+}
+
+function listen(server: HttpServer | HttpsServer | NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}
+
+function closeServer(server: HttpServer | HttpsServer | NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  });
+}
