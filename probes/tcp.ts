@@ -144,7 +144,7 @@ async function runSample(
     s.ok = true;
     return s;
   } catch (err) {
-    s.failure = { phase, reason: classifyError(err), message: `${phase}: ${describeError(err)}` };
+    s.failure = { phase, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
     socket?.destroy();
