@@ -118,9 +118,8 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   if (!configFile) throw new UsageError('run needs -c FILE');
   let listen: { host: string; port: number } | undefined;
   if (typeof values.listen === 'string') {
-    const hp = splitHostPort(values.listen.startsWith(':') ? `0.0.0.0${values.listen}` : values.listen);
-    if (!hp && !/^\[?[^\]]*\]?:0$/.test(values.listen)) throw new UsageError(`--listen expects HOST:PORT, got "${values.listen}"`);
-    listen = hp ?? { host: values.listen.slice(0, values.listen.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: 0 };
+    listen = splitHostPort(values.listen.startsWith(':') ? `0.0.0.0${values.listen}` : values.listen, true);
+    if (!listen) throw new UsageError(`--listen expects HOST:PORT, got "${values.listen}"`);
   }
   const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : undefined;
   if (logLevel && !['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(logLevel)) throw new UsageError(`unknown log level "${logLevel}"`);

@@ -31,12 +31,17 @@ export const hostPort = z.string({ error: 'expected host:port' }).refine((s) => 
   message: 'expected host:port (IPv6 in brackets, e.g. [::1]:443) with a port from 1 to 65535',
 });
 
-export function splitHostPort(s: string): { host: string; port: number } | undefined {
+/** Where the agent listens: like hostPort, but port 0 (any free port) is allowed. */
+export const listenAddress = z.string({ error: 'expected host:port' }).refine((s) => splitHostPort(s, true) !== undefined, {
+  message: 'expected host:port to listen on (IPv6 in brackets, e.g. [::]:9464; port 0 picks a free port)',
+});
+
+export function splitHostPort(s: string, allowPortZero = false): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(s);
   if (!m) return undefined;
   const host = (m[1] ?? m[2]) as string;
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
+  if (port < (allowPortZero ? 0 : 1) || port > 65535) return undefined;
   if (m[1] !== undefined && isIP(host) !== 6) return undefined;
   return { host, port };
 }

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import type { SecretRef } from './fields.js';
+import { splitHostPort, type SecretRef } from './fields.js';
 import { KIND_OPTIONS, type Kind, type KindOptions } from './kinds.js';
 import {
   configSchema,
@@ -112,7 +112,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
 function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fail: (path: PropertyKey[], message: string) => void): Config {
   const baseDir = dirname(resolvePath(file));
-  const [host, port] = splitListen(p.agent.listen);
+  const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   const d = p.defaults;
   const checks = p.checks.map((c, i): CheckConfig => {
     const secrets: Record<string, string> = {};
@@ -148,11 +148,6 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
     agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter, startSpreadMs: p.agent.startSpread },
     checks,
   };
-}
-
-function splitListen(listen: string): [string, number] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
 }
 
 function resolveSecret(ref: SecretRef, baseDir: string, env: NodeJS.ProcessEnv): string | { error: string } {

@@ -2,12 +2,12 @@
 // (unique names, dependsOn references without cycles, schedule sanity).
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { checkName, duration, hostPort, labelName, positiveDuration, secretRef } from './fields.js';
+import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
 import { KIND_OPTIONS, KIND_TARGET, KINDS, type Kind } from './kinds.js';
 import { formatDuration, parseDuration } from './units.js';
 
 const agent = z.strictObject({
-  listen: hostPort.default('0.0.0.0:9464'),
+  listen: listenAddress.default('0.0.0.0:9464'),
   /** Constant labels on every series: the vantage point (site, zone, agent). */
   labels: z.record(labelName, z.string().max(128)).default({}),
   /** Maximum probes in flight at once. */

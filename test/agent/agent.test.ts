@@ -1,0 +1,225 @@
+// The agent booted for real on port 0: scraped, queried, reloaded, stopped.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.js';
+import { startServer, type HttpServer } from '../../agent/server.js';
+import { spawnVakt } from '../helpers/cli.js';
+import { closedPort, tcpPeer, type Peer } from '../helpers/peers.js';
+import { value } from '../helpers/prom.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vakt-agent-'));
+let n = 0;
+function configFile(text: string): string {
+  const f = join(dir, `c${n++}.yaml`);
+  writeFileSync(f, text);
+  return f;
+}
+
+const running: { agent: Agent; http: HttpServer }[] = [];
+const peers: Peer[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    await r.agent.stop();
+    await r.http.close();
+  }
+  for (const p of peers.splice(0)) await p.close();
+});
+
+async function boot(file: string, env?: Record<string, string>) {
+  Object.assign(process.env, env);
+  const logs = new PassThrough();
+  let logText = '';
+  logs.on('data', (d: Buffer) => (logText += d.toString()));
+  const agent = await Agent.start({ configFile: file, listen: { host: '127.0.0.1', port: 0 }, logStream: logs });
+  const http = await startServer(agent, '127.0.0.1', 0);
+  running.push({ agent, http });
+  return { agent, http, logs: () => logText };
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const get = async (url: string, headers: Record<string, string> = {}) => {
+  const res = await fetch(url, { headers });
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
+};
+
+describe('agent', () => {
+  it('runs checks and serves metrics, API, health and readiness', async () => {
+    const up = await tcpPeer((s) => s.end());
+    peers.push(up);
+    const down = await closedPort();
+    const file = configFile(`
+agent: { labels: { site: odense-dc1 }, startSpread: 50ms }
+defaults: { interval: 1s, timeout: 500ms, retries: 0 }
+checks:
+  - { name: up, kind: tcp, target: "127.0.0.1:${up.port}", group: Core }
+  - { name: down, kind: tcp, target: "127.0.0.1:${down}" }
+`);
+    const { http } = await boot(file);
+    const metrics = await waitFor(async () => {
+      const m = await get(`${http.url}/metrics`);
+      return m.body.includes('probe_success{check="down"') && m.body.includes('probe_success{check="up"') ? m : undefined;
+    });
+    expect(metrics.type).toContain('text/plain; version=0.0.4');
+    const body = metrics.body;
+    expect(body).toContain(`probe_success{check="up",kind="tcp",target="127.0.0.1:${up.port}",site="odense-dc1"} 1`);
+    expect(body).toContain(`probe_success{check="down",kind="tcp",target="127.0.0.1:${down}",site="odense-dc1"} 0`);
+    expect(value(body, 'vakt_probe_failures_total', { check: 'down', reason: 'refused', site: 'odense-dc1' })).toBeGreaterThanOrEqual(1);
+    expect(value(body, 'vakt_probe_runs_total', { check: 'up', result: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(value(body, 'vakt_probe_runs_total', { check: 'up', result: 'failed' })).toBe(0);
+    expect(value(body, 'vakt_probe_duration_seconds_bucket', { le: '0.05', check: 'up', phase: 'connect', site: 'odense-dc1' })).toBeGreaterThanOrEqual(1);
+    expect(value(body, 'vakt_probe_duration_seconds_count', { check: 'down', phase: 'total' })).toBeGreaterThanOrEqual(1);
+    expect(value(body, 'vakt_scheduler_lag_seconds_count', { site: 'odense-dc1' })).toBeGreaterThanOrEqual(2);
+    expect(value(body, 'vakt_check_status', { check: 'down', status: 'down' })).toBe(1);
+    expect(value(body, 'vakt_check_status', { check: 'down', status: 'ok' })).toBe(0);
+    expect(body).toContain('vakt_config_last_reload_successful{site="odense-dc1"} 1');
+    expect(body).toMatch(/vakt_build_info\{version="[^"]+",nodejs="[^"]+",site="odense-dc1"\} 1/);
+    expect(body).toContain('process_cpu_user_seconds_total');
+    expect(body).toContain('nodejs_eventloop_lag_seconds');
+    // A phase that never ran (tls) is absent, not 0.
+    expect(body).not.toMatch(/vakt_probe_phase_seconds\{[^}]*phase="tls"/);
+
+    const om = await get(`${http.url}/metrics`, { accept: 'application/openmetrics-text; version=1.0.0' });
+    expect(om.type).toContain('application/openmetrics-text');
+    expect(om.body.trimEnd().endsWith('# EOF')).toBe(true);
+    expect(om.body).toContain('# TYPE vakt_probe_runs counter');
+    // Counter names survive an OpenMetrics scrape in the next Prometheus-format scrape.
+    expect((await get(`${http.url}/metrics`)).body).toContain('# TYPE vakt_probe_runs_total counter');
+
+    const api = JSON.parse((await get(`${http.url}/api/v1/checks`)).body) as { checks: { name: string; state: string; lastResult: { failure: { reason: string } | null; phases: Record<string, number> } }[] };
+    const byName = Object.fromEntries(api.checks.map((c) => [c.name, c]));
+    expect(byName.up?.state).toBe('ok');
+    expect(byName.up?.lastResult.phases.connect).toBeGreaterThan(0);
+    expect(byName.down?.state).toBe('down');
+    expect(byName.down?.lastResult.failure?.reason).toBe('refused');
+    const one = await get(`${http.url}/api/v1/checks/up`);
+    expect(JSON.parse(one.body)).toMatchObject({ name: 'up', group: 'Core' });
+    expect((await get(`${http.url}/api/v1/checks/nope`)).status).toBe(404);
+    expect((await get(`${http.url}/healthz`)).status).toBe(200);
+    expect((await get(`${http.url}/readyz`)).status).toBe(200);
+    const page = await get(`${http.url}/`);
+    expect(page.type).toContain('text/html');
+    expect(page.body).toContain('Not reachable');
+  });
+
+  it('reload: bad file keeps the running config; good file adds, changes and removes checks', async () => {
+    const p = await tcpPeer((s) => s.end());
+    peers.push(p);
+    const text = (extra: string) => `
+agent: { startSpread: 50ms }
+defaults: { interval: 1s, timeout: 500ms }
+checks:
+  - { name: keep, kind: tcp, target: "127.0.0.1:${p.port}" }
+${extra}`;
+    const file = configFile(text(`  - { name: gone, kind: tcp, target: "127.0.0.1:${p.port}" }`));
+    const { agent, http } = await boot(file);
+    await waitFor(async () => (await get(`${http.url}/metrics`)).body.includes('probe_success{check="gone"'));
+    await waitFor(() => agent.get('keep')?.status.state === 'ok');
+    const keepState = agent.get('keep')?.status;
+    const keepSince = keepState?.since;
+    const keepNext = agent.get('keep')?.last?.startedAt;
+
+    writeFileSync(file, 'checks: [ {name: broken');
+    const bad = await fetch(`${http.url}/-/reload`, { method: 'POST' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: string[] }).errors[0]).toContain(`${file}:1:`);
+    const afterBad = (await get(`${http.url}/metrics`)).body;
+    expect(value(afterBad, 'vakt_config_last_reload_successful')).toBe(0);
+    expect(value(afterBad, 'vakt_config_reloads_total', { result: 'failure' })).toBe(1);
+    expect(afterBad).toContain('probe_success{check="gone"');
+    expect(agent.list().map((c) => c.config.name).sort()).toEqual(['gone', 'keep']);
+
+    writeFileSync(file, text(`  - { name: added, kind: tcp, target: "127.0.0.1:${p.port}" }`));
+    const good = await fetch(`${http.url}/-/reload`, { method: 'POST' });
+    expect(good.status).toBe(200);
+    expect(await good.json()).toMatchObject({ ok: true, added: ['added'], removed: ['gone'], changed: [], unchanged: 1 });
+    const m = (await get(`${http.url}/metrics`)).body;
+    expect(value(m, 'vakt_config_last_reload_successful')).toBe(1);
+    expect(m).not.toContain('check="gone"');
+    // The unchanged check kept its state object and since-time.
+    expect(agent.get('keep')?.status).toBe(keepState);
+    expect(agent.get('keep')?.status.since).toBe(keepSince);
+    expect(agent.get('keep')?.status.state).toBe('ok');
+    // ...and its last result (a restarted check would have lost it).
+    expect(agent.get('keep')?.last?.startedAt).toBeGreaterThanOrEqual(keepNext ?? 0);
+    await waitFor(async () => (await get(`${http.url}/metrics`)).body.includes('probe_success{check="added"'));
+    expect((await fetch(`${http.url}/-/reload`)).status).toBe(405);
+  });
+
+  it('secret values never reach logs, metrics or the API', async () => {
+    const secret = 'S3cr3t-Planted-Value-9f2c';
+    const p = await tcpPeer((s) => s.end());
+    peers.push(p);
+    const file = configFile(`
+agent: { startSpread: 10ms, logLevel: debug }
+defaults: { interval: 1s, timeout: 500ms }
+checks:
+  - name: echo
+    kind: tcp
+    target: "127.0.0.1:${p.port}"
+    secrets: { token: { env: VAKT_TEST_TOKEN } }
+    tcp: { send: "hello", receive: "${secret}" }
+`);
+    // The probe sends the secret-bearing pattern's text nowhere, but the regex itself contains it:
+    // the failure message quotes the pattern, which must come out redacted.
+    const { agent, http, logs } = await boot(file, { VAKT_TEST_TOKEN: secret });
+    await waitFor(() => agent.get('echo')?.last);
+    const api = (await get(`${http.url}/api/v1/checks`)).body;
+    expect(api).toContain('[REDACTED]');
+    expect(api).not.toContain(secret);
+    expect((await get(`${http.url}/metrics`)).body).not.toContain(secret);
+    expect((await get(`${http.url}/`)).body).not.toContain(secret);
+    expect(logs()).toContain('run finished');
+    expect(logs()).not.toContain(secret);
+  });
+
+  it('SIGTERM: stops scheduling, aborts in-flight probes and exits 0 within 5 s', async () => {
+    const hang = await tcpPeer(() => undefined);
+    peers.push(hang);
+    const file = configFile(`
+agent: { listen: "127.0.0.1:0", startSpread: 10ms }
+checks:
+  - { name: hang, kind: tcp, target: "127.0.0.1:${hang.port}", interval: 1m, timeout: 50s, tcp: { receive: "^never" } }
+`);
+    const child = spawnVakt(['run', '-c', file]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('vakt listening') && hang.sockets.size > 0, 10_000);
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(out).toContain('"signal":"SIGTERM"');
+    await waitFor(() => hang.sockets.size === 0);
+  });
+
+  it('SIGHUP reloads the config', async () => {
+    const file = configFile(`
+agent: { listen: "127.0.0.1:0", startSpread: 10ms }
+checks:
+  - { name: a, kind: tcp, target: "127.0.0.1:9", interval: 1m }
+`);
+    const child = spawnVakt(['run', '-c', file]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('vakt listening'), 10_000);
+    writeFileSync(file, file.length > 0 ? `checks:\n  - { name: b, kind: tcp, target: "127.0.0.1:9", interval: 1m }\n` : '');
+    child.kill('SIGHUP');
+    await waitFor(() => out.includes('"msg":"config reloaded"'), 5000);
+    expect(out).toContain('"added":["b"]');
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+  });
+});

@@ -1,0 +1,124 @@
+// The runner: timeouts through the AbortSignal, probe bugs as "internal", the concurrency cap.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { parseConfig, type CheckConfig } from '../../config/loader.js';
+import { Limiter, Runner } from '../../agent/runner.js';
+import type { Probe, ProbeResult } from '../../probes/types.js';
+import { blackholePeer, tcpPeer } from '../helpers/peers.js';
+
+const log = pino({ level: 'silent' });
+
+function check(yaml: string): CheckConfig {
+  return parseConfig(`checks:\n${yaml}`, 'test.yaml').checks[0] as CheckConfig;
+}
+
+const base = check('  - { name: c, kind: tcp, target: "127.0.0.1:9", timeout: 200ms, interval: 1s }');
+
+function runnerWith(probe: Probe<never>, limiter = new Limiter(10), root = new AbortController()) {
+  return { runner: new Runner(root.signal, limiter, log, { tcp: probe }), root, limiter };
+}
+
+describe('runner', () => {
+  it('aborts the probe signal at the check timeout and reports timeout', async () => {
+    let aborted = false;
+    const probe: Probe<never> = {
+      phases: ['connect'],
+      run: ({ signal }) =>
+        new Promise<ProbeResult>((resolve) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            resolve({ ok: false, phases: {}, failure: { phase: 'connect', reason: 'timeout', message: 'aborted' } });
+          });
+        }),
+    };
+    const { runner } = runnerWith(probe);
+    const t0 = Date.now();
+    const out = await runner.run(base);
+    expect(aborted).toBe(true);
+    expect(out?.result.failure?.reason).toBe('timeout');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('a probe that ignores its signal is abandoned after a grace period and reported as timeout', async () => {
+    const probe: Probe<never> = { phases: [], run: () => new Promise<ProbeResult>(() => undefined) };
+    const { runner, limiter } = runnerWith(probe);
+    const out = await runner.run(base);
+    expect(out?.result.failure?.reason).toBe('timeout');
+    expect(out?.result.failure?.message).toContain('did not stop');
+    expect(limiter.inFlight).toBe(0);
+  });
+
+  it('a probe that throws is reason internal and does not take the runner down', async () => {
+    const probe: Probe<never> = {
+      phases: [],
+      run: () => {
+        throw new TypeError('bug in probe');
+      },
+    };
+    const { runner } = runnerWith(probe);
+    const out = await runner.run(base);
+    expect(out?.result.failure).toMatchObject({ reason: 'internal' });
+    expect(out?.result.failure?.message).toContain('bug in probe');
+  });
+
+  it('a failure with an unknown reason becomes internal', async () => {
+    const probe: Probe<never> = { phases: [], run: () => Promise.resolve({ ok: false, phases: {}, failure: { phase: 'x', reason: 'made_up' as never, message: 'm' } }) };
+    const { runner } = runnerWith(probe);
+    expect((await runner.run(base))?.result.failure?.reason).toBe('internal');
+  });
+
+  it('a success that came after the deadline is a timeout', async () => {
+    const probe: Probe<never> = { phases: [], run: () => new Promise((r) => setTimeout(() => r({ ok: true, phases: {} }), 300)) };
+    const { runner } = runnerWith(probe);
+    expect((await runner.run(base))?.result.failure?.reason).toBe('timeout');
+  });
+
+  it('caps probes in flight and measures the queue wait', async () => {
+    let active = 0;
+    let peak = 0;
+    const probe: Probe<never> = {
+      phases: [],
+      run: async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 30));
+        active--;
+        return { ok: true, phases: {} };
+      },
+    };
+    const { runner } = runnerWith(probe, new Limiter(3));
+    const outs = await Promise.all(Array.from({ length: 9 }, () => runner.run(base)));
+    expect(peak).toBe(3);
+    expect(outs.every((o) => o?.result.ok)).toBe(true);
+    expect(Math.max(...outs.map((o) => o!.queueWait))).toBeGreaterThan(0.05);
+  });
+
+  it('the real tcp probe: the timeout really closes the socket', async () => {
+    const peer = await tcpPeer(() => undefined);
+    try {
+      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 300ms, interval: 1s, tcp: { receive: "^x" } }`);
+      const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(c);
+      expect(out?.result.failure).toMatchObject({ reason: 'timeout', phase: 'expect' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(peer.sockets.size).toBe(0);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('stopping the agent (root abort) ends a hanging connect at once', async () => {
+    const peer = await blackholePeer();
+    try {
+      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 10s, interval: 30s }`);
+      const root = new AbortController();
+      const t0 = Date.now();
+      setTimeout(() => root.abort(new Error('stop')), 100);
+      const out = await new Runner(root.signal, new Limiter(1), log).run(c);
+      expect(Date.now() - t0).toBeLessThan(1500);
+      expect(out?.result.ok).toBe(false);
+    } finally {
+      await peer.close();
+    }
+  });
+});

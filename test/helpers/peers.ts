@@ -1,0 +1,96 @@
+// Real peers on loopback for probe tests: closed ports, silent and hostile listeners, a listener
+// whose accept queue is full (SYNs go unanswered, like a DROP rule), TLS servers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import type { ProbeLogger } from '../../probes/types.js';
+
+export interface Peer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export const quietLog: ProbeLogger = { debug() {}, info() {}, warn() {} };
+
+/** A port that nothing listens on (bound once, then released). */
+export async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function tcpPeer(onSocket: (s: Socket) => void, host = '127.0.0.1'): Promise<Peer & { server: Server; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => s.destroy());
+    s.once('close', () => sockets.delete(s));
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return {
+    server,
+    sockets,
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+export function tlsPeer(options: TlsOptions, onSecure: (s: Socket) => void = (s) => s.end('hello\n')): Promise<Peer> {
+  const sockets = new Set<Socket>();
+  const server = createTlsServer(options, onSecure);
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('tlsClientError', () => undefined);
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      }),
+    ),
+  );
+}
+
+/**
+ * A listener that never accepts, with its accept queue filled: further SYNs are dropped by the
+ * kernel and connects hang, as behind a DROP rule or an overloaded firewall. Needs python3
+ * (node always accepts).
+ */
+export async function blackholePeer(): Promise<Peer> {
+  const child: ChildProcess = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(300)'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  // Fill the accept queue; those connections complete, every later SYN goes unanswered.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    fillers.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    close: async () => {
+      for (const s of fillers) s.destroy();
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
