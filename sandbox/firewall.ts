@@ -44,8 +44,8 @@ export class FirewallPath {
   }
 
   async stop(): Promise<void> {
-    await this.close();
     for (const s of this.sockets) s.destroy();
+    await this.close();
   }
 
   private listen(port: number): Promise<void> {
@@ -61,11 +61,16 @@ export class FirewallPath {
     });
   }
 
+  /** Stops listening at once; connections already held or relayed live on until they end. */
   private close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (!server) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
+    return new Promise((resolve) => {
+      server.close();
+      if (server.listening) server.once('close', () => resolve());
+      else resolve();
+    });
   }
 
   private accept(client: Socket): void {

@@ -70,7 +70,8 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
-    let blockedPort = want.blocked;
+    // A concrete port even when asked for "any": the probe must have something to knock on.
+    let blockedPort = want.blocked === 0 ? await freePort(host) : want.blocked;
     const setPolicy = async (open: boolean) => {
       if (open && !blocked) {
         blocked = createNetServer((s) => {
@@ -160,6 +161,13 @@ async function handleControl(
     return [200, state()];
   }
   return [400, { error: `unknown fault ${target ?? ''}/${mode ?? ''}`, ...state() }];
+}
+
+async function freePort(host: string): Promise<number> {
+  const s = createNetServer();
+  const port = await listen(s, host, 0);
+  await closeServer(s);
+  return port;
 }
 
 function listen(server: HttpServer | HttpsServer | NetServer, host: string, port: number): Promise<number> {
