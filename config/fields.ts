@@ -15,7 +15,15 @@ export const duration = z
     return ms;
   });
 
-export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'expected a duration greater than 0' });
+/** Node timers fire after 1 ms when given more than 2^31-1 ms (about 24.8 days). */
+export const MAX_TIMER_MS = 24 * 86_400_000;
+
+/** A duration that may be 0 but must fit a timer. */
+export const boundedDuration = duration.refine((ms) => ms <= MAX_TIMER_MS, { message: 'expected a duration of at most 24d' });
+
+export const positiveDuration = duration
+  .refine((ms) => ms > 0, { message: 'expected a duration greater than 0' })
+  .refine((ms) => ms <= MAX_TIMER_MS, { message: 'expected a duration of at most 24d' });
 
 export const byteSize = z.union([z.string(), z.number()], { error: 'expected a size such as 65536, 64KiB or 1MiB' }).transform((v, ctx) => {
   const n = parseSize(v);
@@ -89,5 +97,5 @@ export const labelName = z
   .string()
   .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, { message: 'expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)' })
   .refine((s) => !['check', 'kind', 'target', 'phase', 'reason', 'result', 'le', 'status', 'cause'].includes(s) && !s.startsWith('__'), {
-    message: 'expected a label name not used by vakt itself (check, kind, target, phase, reason, result, status, cause)',
+    message: 'expected a label name not used by vakt itself (check, kind, target, phase, reason, result, le, status, cause, __*)',
   });

@@ -2,7 +2,7 @@
 // probe registry (probes/registry.ts) is typed against it, so a kind without a probe, or a
 // probe without a schema, does not compile.
 import { z } from 'zod';
-import { byteSize, duration, hostPort, ipAddress, regex } from './fields.js';
+import { boundedDuration, byteSize, duration, hostPort, ipAddress, positiveDuration, regex } from './fields.js';
 
 const tlsClient = z.strictObject({
   /** SNI and the name the certificate must match; defaults to the target host. */
@@ -25,9 +25,9 @@ const tcp = z
     /** Connection attempts per run; loss ratio and connect-time spread come from these. */
     samples: z.int().min(1).max(100).default(1),
     /** Time between starting two samples. */
-    sampleSpacing: duration.prefault('100ms'),
+    sampleSpacing: boundedDuration.prefault('100ms'),
     /** Per-attempt connect timeout; defaults to the check's timeout. */
-    connectTimeout: duration.optional(),
+    connectTimeout: positiveDuration.optional(),
     /** `blocked`: the port must NOT be reachable (firewall policy); success here is a failure. */
     expect: z.enum(['reachable', 'blocked']).default('reachable'),
     tls: z.union([z.literal(true), tlsClient]).optional(),

@@ -4,7 +4,7 @@
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
 import { KIND_OPTIONS, type Kind, type KindOptions } from './kinds.js';
@@ -96,7 +96,24 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // An alias without its anchor, or an alias bomb, only surfaces here (yaml throws ReferenceError).
+    let pos = 0;
+    visit(doc, {
+      Alias(_, node) {
+        if (node.resolve(doc) === undefined) {
+          pos = node.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const { line, col } = at(pos);
+    throw new ConfigLoadError([{ file, line, column: col, path: '', message: `expected valid YAML, found ${(err as Error).message}` }]);
+  }
   const parsed = configSchema.safeParse(raw);
   const errors: ConfigError[] = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, raw, file, at));
   for (const issue of crossCheckIssues(raw)) {
@@ -204,12 +221,26 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
         const p = path[path.length - 1] === issue.discriminator ? path : [...path, issue.discriminator];
         return [locate(doc, p, file, at, `expected one of ${Object.keys(KIND_OPTIONS).join(', ')}, found ${found(doc, p)}`)];
       }
-      return [locate(doc, path, file, at, `expected ${issue.message.replace(/^expected /, '')}, found ${found(doc, path)}`)];
+      if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
+      {
+        // A plain union such as `tls: true | {caFile, ...}`: when the value has the shape of one
+        // alternative (its issues are not a type mismatch at the union itself), report that
+        // alternative's issues at their own paths; otherwise list what each alternative accepts.
+        const atUnion = (i: Issue) => i.path.length === 0 && (i.code === 'invalid_type' || i.code === 'invalid_value');
+        const branch = issue.errors.find((b) => b.length > 0 && !b.some(atUnion));
+        if (branch) return branch.flatMap((sub) => describeIssue({ ...sub, path: [...path, ...sub.path] }, doc, raw, file, at));
+        const alternatives = issue.errors.map((b) => {
+          const s = b[0];
+          return s?.code === 'invalid_value' ? s.values.map((v) => JSON.stringify(v)).join(' or ') : s?.code === 'invalid_type' ? describeType(s.expected) : 'another value';
+        });
+        return [locate(doc, path, file, at, `expected ${alternatives.join(' or ')}, found ${found(doc, path)}`)];
+      }
     case 'invalid_type': {
       const expected = issue.message.startsWith('expected ') && !issue.message.startsWith('Invalid') ? issue.message.replace(/^expected /, '') : describeType(issue.expected);
       return [locate(doc, path, file, at, `expected ${expected.replace(/, received .*$/, '')}, found ${found(doc, path)}`)];
     }
     case 'too_small':
+      if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
       return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at least ${issue.minimum} item(s)` : issue.origin === 'string' ? `at least ${issue.minimum} character(s)` : `a value ${issue.inclusive === false ? '>' : '>='} ${issue.minimum}`}, found ${found(doc, path)}`)];
     case 'too_big':
       return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at most ${issue.maximum} item(s)` : issue.origin === 'string' ? `at most ${issue.maximum} character(s)` : `a value ${issue.inclusive === false ? '<' : '<='} ${issue.maximum}`}, found ${found(doc, path)}`)];
@@ -253,8 +284,8 @@ function found(doc: Document, path: readonly PropertyKey[]): string {
   // Never echo what stands where a secret belongs: it may be the secret itself.
   if (path.includes('secrets') && isScalar(node)) return `a plain ${typeof node.value === 'string' ? 'string' : 'value'}`;
   if (node === undefined) return key !== undefined ? 'an empty value' : 'nothing (the key is missing)';
-  if (isMap(node)) return 'a mapping';
-  if (isSeq(node)) return 'a list';
+  if (isMap(node)) return node.items.length === 0 ? 'an empty mapping' : 'a mapping';
+  if (isSeq(node)) return node.items.length === 0 ? 'an empty list' : 'a list';
   if (isScalar(node)) {
     const v = node.value;
     if (v === null) return 'an empty value';

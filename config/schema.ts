@@ -91,7 +91,8 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
   const graph: { name: string; dependsOn: string[] }[] = [];
   checks.forEach((c, i) => {
     const deps = Array.isArray(c.dependsOn) ? c.dependsOn.filter((d): d is string => typeof d === 'string') : [];
-    if (typeof c.name === 'string') graph.push({ name: c.name, dependsOn: deps });
+    // A self-dependency is reported below on its own; it is not also a cycle.
+    if (typeof c.name === 'string') graph.push({ name: c.name, dependsOn: deps.filter((d) => d !== c.name) });
     (Array.isArray(c.dependsOn) ? c.dependsOn : []).forEach((dep: unknown, j: number) => {
       if (typeof dep !== 'string') return;
       if (dep === c.name) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected another check (a check cannot depend on itself)' });
@@ -102,8 +103,12 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
     const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);
     const interval = c.cron === undefined ? (ms(c.interval) ?? ms(defaults.interval) ?? DEFAULT_INTERVAL) : undefined;
     const timeout = ms(c.timeout) ?? ms(defaults.timeout) ?? DEFAULT_TIMEOUT;
-    if (interval !== undefined && timeout > interval) {
-      issues.push({ path: ['checks', i, c.timeout !== undefined ? 'timeout' : 'interval'], message: `expected timeout (${formatDuration(timeout)}) not longer than interval (${formatDuration(interval)})` });
+    if (interval !== undefined && interval > 0 && timeout > interval) {
+      // Point at the value that is set: the check's own, else the defaults block's (once).
+      const path =
+        c.timeout !== undefined ? ['checks', i, 'timeout'] : c.interval !== undefined ? ['checks', i, 'interval'] : defaults.timeout !== undefined ? ['defaults', 'timeout'] : ['defaults', 'interval'];
+      const message = `expected timeout (${formatDuration(timeout)}) not longer than interval (${formatDuration(interval)})`;
+      if (!issues.some((x) => x.message === message && x.path.join('.') === path.join('.'))) issues.push({ path, message });
     }
   });
   for (const cycle of findCycles(graph)) {

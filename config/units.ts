@@ -15,7 +15,8 @@ export function parseDuration(text: string): number | undefined {
     if (!m || m.index !== at) return undefined;
     total += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
   }
-  return Number.isFinite(total) ? Math.round(total) : undefined;
+  const ms = Math.round(total);
+  return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 export function formatDuration(ms: number): string {
@@ -34,5 +35,6 @@ export function parseSize(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
   const m = SIZE.exec(value.trim());
   if (!m) return undefined;
-  return Number(m[1]) * (SIZE_UNIT[m[2] ?? 'B'] as number);
+  const n = Number(m[1]) * (SIZE_UNIT[m[2] ?? 'B'] as number);
+  return Number.isSafeInteger(n) ? n : undefined;
 }

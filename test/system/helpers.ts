@@ -1,0 +1,384 @@
+// Shared machinery for the system tests: running commands, firewall rules on loopback, network
+// namespaces with a veth link, link delay, and peers started inside a namespace.
+// The system tests run as root and change the machine's network. Everything they add is tagged
+// (iptables comment `vakt-test-<pid>`, namespace `vakt-t<pid>`) so it can be removed afterwards,
+// and leftovers of an earlier, killed run are removed before a new run starts. Nothing here
+// skips: a missing permission or tool is an error that names the command which failed.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs a command to completion without a shell and returns its output, whatever its exit status. */
+export function tryRun(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') {
+        // Not an exit status: the command could not be started (ENOENT) or was killed (timeout).
+        reject(new Error(`${describe(cmd, args)}: ${err.message}${err.killed ? ` (killed after ${timeoutMs}ms)` : ''}`));
+        return;
+      }
+      resolve({ stdout, stderr, code: err ? (err.code as number) : 0 });
+    });
+  });
+}
+
+/** Runs a command and fails with its stderr unless it exits 0. */
+export async function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
+  const r = await tryRun(cmd, args, timeoutMs);
+  if (r.code !== 0) throw new Error(`${describe(cmd, args)} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+function describe(cmd: string, args: readonly string[]): string {
+  return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+}
+
+/** The system tests change the machine's firewall and network; without root that is impossible. */
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the system tests must run as root (they add iptables rules, network namespaces and qdiscs)');
+  }
+}
+
+function processAlive(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// iptables
+
+/** The comment that tags every rule this process adds. */
+export const RULE_TAG = `vakt-test-${process.pid}`;
+const TAG_RE = /vakt-test-(\d+)/;
+
+/** Rules added by this process (IPv4 filter table), removed again by removeAll(). */
+export class IptablesRules {
+  private readonly added: { chain: string; spec: string[] }[] = [];
+
+  constructor(private readonly netns?: string) {}
+
+  /**
+   * Inserts a rule at the top of `chain`, so it wins over whatever the machine already has.
+   * `spec` is the rule without the chain, e.g. ['-i', 'lo', '-p', 'tcp', '--dport', '80', '-j', 'DROP'];
+   * the tag comment is added before the target.
+   */
+  async add(chain: string, spec: readonly string[]): Promise<void> {
+    const j = spec.indexOf('-j');
+    const match = j < 0 ? [...spec] : spec.slice(0, j);
+    const target = j < 0 ? [] : spec.slice(j);
+    const full = [...match, '-m', 'comment', '--comment', RULE_TAG, ...target];
+    await iptables(this.netns, ['-w', '-I', chain, ...full]);
+    this.added.push({ chain, spec: full });
+  }
+
+  /** Removes every rule this object added; keeps going on errors and reports them all at the end. */
+  async removeAll(): Promise<void> {
+    const errors: string[] = [];
+    while (this.added.length > 0) {
+      const rule = this.added.pop()!;
+      const r = await iptablesTry(this.netns, ['-w', '-D', rule.chain, ...rule.spec]);
+      if (r.code !== 0) errors.push(r.stderr.trim());
+    }
+    if (errors.length > 0) throw new Error(`removing iptables rules failed: ${errors.join('; ')}`);
+  }
+}
+
+function iptables(netns: string | undefined, args: string[]): Promise<string> {
+  return netns ? run('ip', ['netns', 'exec', netns, 'iptables', ...args]) : run('iptables', args);
+}
+
+function iptablesTry(netns: string | undefined, args: string[]): Promise<CommandResult> {
+  return netns ? tryRun('ip', ['netns', 'exec', netns, 'iptables', ...args]) : tryRun('iptables', args);
+}
+
+/**
+ * Removes rules tagged by an earlier test process that is gone (killed before its cleanup ran).
+ * Rules of a test process that is still running are left alone. Returns how many were removed.
+ */
+export async function removeStaleRules(): Promise<number> {
+  const listing = await run('iptables', ['-w', '-S']);
+  let removed = 0;
+  for (const line of listing.split('\n')) {
+    const m = TAG_RE.exec(line);
+    if (!m || !line.startsWith('-A ')) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && processAlive(pid)) continue;
+    // `iptables -S` prints each rule as the arguments that recreate it; -A becomes -D.
+    const args = line.slice(3).split(/\s+/).map((a) => a.replace(/^"(.*)"$/, '$1'));
+    await run('iptables', ['-w', '-D', ...args]);
+    removed++;
+  }
+  return removed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// network namespaces
+
+export interface NetnsLink {
+  /** Namespace name (`vakt-t<pid>`). */
+  netns: string;
+  /** The veth end in the host namespace and its address. */
+  hostIf: string;
+  hostAddr: string;
+  /** The veth end inside the namespace and its address. */
+  nsIf: string;
+  nsAddr: string;
+}
+
+const NETNS_RE = /^vakt-t(\d+)(x\d+)?$/;
+
+/**
+ * Creates a namespace joined to the host by a veth pair with a /30 from 10.231.0.0/16, a range
+ * vakt's tests own. `index` tells several namespaces of one process apart.
+ */
+export async function createNetnsLink(index = 0): Promise<NetnsLink> {
+  const id = index === 0 ? `${process.pid}` : `${process.pid}x${index}`;
+  const netns = `vakt-t${id}`;
+  // veth names are limited to 15 characters ("vkh" + 7-digit pid + "x" + index fits).
+  const hostIf = `vkh${id}`;
+  const nsIf = `vkn${id}`;
+  const octet = (process.pid + index) % 250;
+  const subnet = `10.231.${octet}`;
+  const link: NetnsLink = { netns, hostIf, hostAddr: `${subnet}.1`, nsIf, nsAddr: `${subnet}.2` };
+
+  const inUse = await run('ip', ['-4', '-o', 'addr', 'show', 'to', `${subnet}.0/30`]);
+  if (inUse.trim() !== '') throw new Error(`${subnet}.0/30 is already assigned on this machine:\n${inUse}`);
+
+  try {
+    await run('ip', ['netns', 'add', netns]);
+    await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
+    await run('ip', ['link', 'set', nsIf, 'netns', netns]);
+    await run('ip', ['addr', 'add', `${link.hostAddr}/30`, 'dev', hostIf]);
+    await run('ip', ['link', 'set', hostIf, 'up']);
+    await inNetns(netns, 'ip', ['addr', 'add', `${link.nsAddr}/30`, 'dev', nsIf]);
+    await inNetns(netns, 'ip', ['link', 'set', nsIf, 'up']);
+    await inNetns(netns, 'ip', ['link', 'set', 'lo', 'up']);
+  } catch (err) {
+    await destroyNetnsLink(link).catch(() => undefined);
+    throw err;
+  }
+  return link;
+}
+
+/** Runs a command inside a namespace. */
+export function inNetns(netns: string, cmd: string, args: readonly string[]): Promise<string> {
+  return run('ip', ['netns', 'exec', netns, cmd, ...args]);
+}
+
+/**
+ * Removes a namespace, the processes left in it and the host end of its veth pair. Idempotent:
+ * safe on a half-built link and when called twice.
+ */
+export async function destroyNetnsLink(link: Pick<NetnsLink, 'netns' | 'hostIf'>): Promise<void> {
+  await killNetnsProcesses(link.netns);
+  const errors: string[] = [];
+  const del = await tryRun('ip', ['netns', 'del', link.netns]);
+  if (del.code !== 0 && !/No such file|not found/i.test(del.stderr)) errors.push(del.stderr.trim());
+  // Deleting the namespace destroys its veth end and with it the pair; delete the host end too in
+  // case the peer never reached the namespace.
+  const delLink = await tryRun('ip', ['link', 'del', link.hostIf]);
+  if (delLink.code !== 0 && !/Cannot find device|does not exist/i.test(delLink.stderr)) errors.push(delLink.stderr.trim());
+  if (errors.length > 0) throw new Error(`removing namespace ${link.netns} failed: ${errors.join('; ')}`);
+}
+
+/** Kills the processes still running in a namespace this test process created. */
+async function killNetnsProcesses(netns: string): Promise<void> {
+  const r = await tryRun('ip', ['netns', 'pids', netns]);
+  if (r.code !== 0) return;
+  for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Removes namespaces (and their veth) left behind by earlier test processes that are gone. */
+export async function removeStaleNetns(): Promise<number> {
+  const listing = await run('ip', ['netns', 'list']);
+  let removed = 0;
+  for (const line of listing.split('\n')) {
+    const name = line.split(/\s+/)[0] ?? '';
+    const m = NETNS_RE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && processAlive(pid)) continue;
+    await destroyNetnsLink({ netns: name, hostIf: `vkh${name.slice('vakt-t'.length)}` });
+    removed++;
+  }
+  return removed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// link delay
+
+export interface LinkDelay {
+  /** How the delay is made: the netem qdisc, or a userspace NFQUEUE delay line where the kernel lacks netem. */
+  mechanism: 'netem' | 'nfqueue';
+  remove(): Promise<void>;
+}
+
+/**
+ * Delays every packet from the host to the namespace by `ms`.
+ * The normal way is `tc qdisc add dev <hostIf> root netem delay <ms>ms`. Some kernels (minimal VM
+ * kernels, e.g. Firecracker guests) are built without CONFIG_NET_SCH_NETEM; there the delay is made
+ * by queueing the packets entering the namespace to userspace (iptables NFQUEUE) and accepting
+ * each one `ms` later. The packets still cross the real veth and TCP stack; only the holding
+ * differs. `port` limits the NFQUEUE variant to one TCP port.
+ */
+export async function delayLink(link: NetnsLink, ms: number, port: number): Promise<LinkDelay> {
+  const tc = await tryRun('tc', ['qdisc', 'add', 'dev', link.hostIf, 'root', 'netem', 'delay', `${ms}ms`]);
+  if (tc.code === 0) {
+    return {
+      mechanism: 'netem',
+      remove: async () => {
+        await run('tc', ['qdisc', 'del', 'dev', link.hostIf, 'root']);
+      },
+    };
+  }
+  if (!/qdisc kind is unknown|Unknown qdisc|not supported/i.test(tc.stderr)) {
+    throw new Error(`tc qdisc add dev ${link.hostIf} root netem delay ${ms}ms exited ${tc.code}: ${tc.stderr.trim()}`);
+  }
+  const queue = 7;
+  const line = spawnInNetns(link.netns, 'python3', ['-c', NFQUEUE_DELAY_LINE, String(queue), String(ms)]);
+  try {
+    await waitForLine(line, /^ready$/, 10_000);
+    const rules = new IptablesRules(link.netns);
+    await rules.add('INPUT', ['-i', link.nsIf, '-p', 'tcp', '--dport', String(port), '-j', 'NFQUEUE', '--queue-num', String(queue)]);
+    return {
+      mechanism: 'nfqueue',
+      remove: async () => {
+        await rules.removeAll();
+        line.kill('SIGKILL');
+      },
+    };
+  } catch (err) {
+    line.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
+ * A delay line on an NFQUEUE queue, in plain Python (no libnetfilter_queue): binds the queue over
+ * nfnetlink, and gives each queued packet an ACCEPT verdict `delay` ms after it arrived.
+ * argv: queue number, delay in ms. Prints "ready" once the queue is bound.
+ */
+const NFQUEUE_DELAY_LINE = String.raw`
+import heapq, select, socket, struct, sys, time
+NETLINK_NETFILTER, SUBSYS_QUEUE = 12, 3
+MSG_PACKET, MSG_VERDICT, MSG_CONFIG = 0, 1, 2
+NLMSG_ERROR, NLM_F_REQUEST, NLM_F_ACK = 2, 1, 4
+queue, delay = int(sys.argv[1]), float(sys.argv[2]) / 1000
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+s.bind((0, 0))
+seq = 0
+def attr(kind, payload):
+    n = 4 + len(payload)
+    return struct.pack('=HH', n, kind) + payload + b'\0' * (-n % 4)
+def send(msg, attrs, ack):
+    global seq
+    seq += 1
+    body = struct.pack('!BBH', socket.AF_UNSPEC, 0, queue) + b''.join(attrs)
+    flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
+    s.send(struct.pack('=IHHII', 16 + len(body), (SUBSYS_QUEUE << 8) | msg, flags, seq, 0) + body)
+    if ack:
+        data = s.recv(65536)
+        kind = struct.unpack_from('=H', data, 4)[0]
+        err = struct.unpack_from('=i', data, 16)[0] if kind == NLMSG_ERROR else 0
+        if err != 0:
+            sys.exit('nfqueue: config message %d failed with errno %d' % (msg, -err))
+send(MSG_CONFIG, [attr(1, struct.pack('!BxH', 1, socket.AF_INET))], True)   # CFG_CMD BIND
+send(MSG_CONFIG, [attr(2, struct.pack('!IB', 0, 1))], True)                 # CFG_PARAMS copy meta only
+print('ready', flush=True)
+pending = []
+while True:
+    wait = max(0.0, pending[0][0] - time.monotonic()) if pending else None
+    if select.select([s], [], [], wait)[0]:
+        data = s.recv(1 << 20)
+        off = 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack_from('=IH', data, off)
+            if length < 16:
+                break
+            if kind == (SUBSYS_QUEUE << 8) | MSG_PACKET:
+                a = off + 20
+                while a + 4 <= off + length:
+                    alen, akind = struct.unpack_from('=HH', data, a)
+                    if alen < 4:
+                        break
+                    if akind & 0x3fff == 1:   # PACKET_HDR: packet id first
+                        heapq.heappush(pending, (time.monotonic() + delay, struct.unpack_from('!I', data, a + 4)[0]))
+                    a += (alen + 3) & ~3
+            off += (length + 3) & ~3
+    now = time.monotonic()
+    while pending and pending[0][0] <= now:
+        packet_id = heapq.heappop(pending)[1]
+        send(MSG_VERDICT, [attr(2, struct.pack('!II', 1, packet_id))], False)   # NF_ACCEPT
+`;
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+/** Starts a long-running process inside a namespace (stdout piped, stderr collected for errors). */
+export function spawnInNetns(netns: string, cmd: string, args: readonly string[]): ChildProcess {
+  return spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Resolves with the first stdout line matching `re`; rejects if the process exits or time runs out first. */
+export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const finish = (e?: Error, line?: string) => {
+      clearTimeout(timer);
+      child.stdout?.removeListener('data', onOut);
+      child.stderr?.removeListener('data', onErr);
+      child.removeListener('exit', onExit);
+      if (e) reject(e);
+      else resolve(line!);
+    };
+    const onOut = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => re.test(l.trim()));
+      if (line !== undefined) finish(undefined, line.trim());
+    };
+    const onErr = (d: Buffer) => (err += d.toString());
+    const onExit = (code: number | null) => finish(new Error(`process exited (${code}) before printing ${re}: ${err.trim() || out.trim()}`));
+    const timer = setTimeout(() => finish(new Error(`no line matching ${re} within ${timeoutMs}ms; stdout: ${out.trim()} stderr: ${err.trim()}`)), timeoutMs);
+    child.stdout?.on('data', onOut);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * A TCP listener in Python inside a namespace: accepts and closes every connection.
+ * Resolves with the process and the port it bound.
+ */
+export async function startNetnsListener(netns: string, address: string): Promise<{ process: ChildProcess; port: number }> {
+  const script = [
+    'import socket, sys',
+    's = socket.socket()',
+    's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    's.bind((sys.argv[1], 0))',
+    's.listen(128)',
+    'print(s.getsockname()[1], flush=True)',
+    'while True:',
+    '    c, _ = s.accept()',
+    '    c.close()',
+  ].join('\n');
+  const child = spawnInNetns(netns, 'python3', ['-c', script, address]);
+  try {
+    const line = await waitForLine(child, /^\d+$/, 10_000);
+    return { process: child, port: Number(line) };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+}
