@@ -1,6 +1,7 @@
 // Runs one check once: takes a slot under the global concurrency cap, hands the probe an
 // AbortSignal that fires at the check's timeout (or when the agent stops), and turns a probe
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
+import { setMaxListeners } from 'node:events';
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
 import { FAILURE_REASONS, type Probe, type ProbeResult } from '../probes/types.js';
@@ -83,7 +84,10 @@ export class Runner {
     private readonly limiter: Limiter,
     private readonly log: Logger,
     private readonly probes: Readonly<Record<string, Probe<never>>> = PROBES,
-  ) {}
+  ) {
+    // Every run in flight and every run waiting for a slot listens on the root signal.
+    setMaxListeners(0, root);
+  }
 
   /** Runs the check once. Resolves undefined when the agent stopped before the probe began. */
   async run(check: CheckConfig): Promise<RunOutcome | undefined> {

@@ -104,10 +104,11 @@ async function benchScale(): Promise<string[]> {
   writeFileSync(file, `agent: { concurrency: 512, logLevel: error }\ndefaults: { interval: ${INTERVAL_S}s, timeout: 5s }\nchecks:\n${checks}\n`);
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
   const sink = new (await import('node:stream')).PassThrough();
   sink.resume();
   const agent = await Agent.start({ configFile: file, logStream: sink });
-  const loop = monitorEventLoopDelay({ resolution: 10 });
+  const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
@@ -122,12 +123,14 @@ async function benchScale(): Promise<string[]> {
   const lagCount = Number(/^vakt_scheduler_lag_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
   const lagQ = (q: number) => lagBuckets.find(([, c]) => c >= q * lagCount)?.[0] ?? '+Inf';
   const rss = process.memoryUsage().rss;
+  global.gc?.();
+  const heap = process.memoryUsage().heapUsed;
   await agent.stop();
   const cpuS = (cpu.user + cpu.system) / 1e6;
   lines.push(`runs ${runs} (${failed} failed, ${skipped} skipped) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   lines.push(`scheduler lag: p50 <= ${lagQ(0.5)} s, p99 <= ${lagQ(0.99)} s (histogram bucket bounds)`);
   lines.push(`event-loop delay: p50 ${(loop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`);
-  lines.push(`memory: RSS +${((rss - rssBefore) / 1048576).toFixed(0)} MiB for ${CHECKS} checks (${((rss - rssBefore) / CHECKS / 1024).toFixed(1)} KiB per check)`);
+  lines.push(`memory: RSS +${((rss - rssBefore) / 1048576).toFixed(0)} MiB for ${CHECKS} checks; live heap after GC +${((heap - heapBefore) / 1048576).toFixed(1)} MiB (${((heap - heapBefore) / CHECKS / 1024).toFixed(1)} KiB per check)${global.gc ? '' : ' (run with --expose-gc for the heap figure)'}`);
   lines.push(`vakt CPU: ${cpuS.toFixed(2)} s = ${((cpuS / runs) * 1000).toFixed(3)} CPU-s per 1000 probes`);
 
   const bbe = await startBbe();
