@@ -1,0 +1,119 @@
+// The reference docs name everything the code defines: every metric the agent registers, every
+// key of the config schema, every failure and degraded reason, every phase. A metric, key or
+// reason added without its docs row fails here.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../agent/metrics.js';
+import { KIND_OPTIONS } from '../../config/kinds.js';
+import { configSchema } from '../../config/schema.js';
+import { PROBES } from '../../probes/registry.js';
+import { DEGRADED_REASONS, FAILURE_REASONS } from '../../probes/types.js';
+
+function readDoc(name: string): string {
+  return readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
+}
+
+/** Every `code span` of a Markdown text. */
+function codeSpans(markdown: string): Set<string> {
+  return new Set([...markdown.matchAll(/`([^`\n]+)`/g)].map((m) => m[1] as string));
+}
+
+/** A name is documented when it stands alone in a code span, or ends a dotted key path (`tls.caFile`). */
+function documented(spans: Set<string>, name: string): boolean {
+  if (spans.has(name)) return true;
+  for (const s of spans) if (s.endsWith(`.${name}`)) return true;
+  return false;
+}
+
+interface ZodDef {
+  type: string;
+  shape?: Record<string, unknown>;
+  innerType?: unknown;
+  in?: unknown;
+  out?: unknown;
+  element?: unknown;
+  valueType?: unknown;
+  options?: unknown[];
+}
+
+function defOf(schema: unknown): ZodDef | undefined {
+  return (schema as { _zod?: { def?: ZodDef } } | null)?._zod?.def;
+}
+
+/** Every key of every object schema reachable from `schema` (through wrappers, pipes, arrays, records, unions). */
+function objectKeys(schema: unknown): Set<string> {
+  const keys = new Set<string>();
+  const seen = new Set<unknown>();
+  const visit = (s: unknown): void => {
+    const def = defOf(s);
+    if (!def || seen.has(s)) return;
+    seen.add(s);
+    switch (def.type) {
+      case 'object':
+        for (const [key, value] of Object.entries(def.shape ?? {})) {
+          keys.add(key);
+          visit(value);
+        }
+        return;
+      case 'pipe':
+        visit(def.in);
+        visit(def.out);
+        return;
+      case 'array':
+        visit(def.element);
+        return;
+      case 'record':
+        visit(def.valueType);
+        return;
+      case 'union':
+        for (const option of def.options ?? []) visit(option);
+        return;
+      default:
+        // optional, default, prefault, nullable, readonly, catch, ...: one wrapped schema.
+        if (def.innerType !== undefined) visit(def.innerType);
+    }
+  };
+  visit(schema);
+  return keys;
+}
+
+describe('docs/metrics.md', () => {
+  const spans = codeSpans(readDoc('metrics.md'));
+
+  it('names every metric the agent registers, in backticks', () => {
+    const metrics = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const names = metrics.registry.getMetricsAsArray().map((m) => m.name);
+    // Guards against a registry that comes back empty, which would make this test vacuous.
+    expect(names).toEqual(expect.arrayContaining(['probe_success', 'vakt_probe_duration_seconds', 'vakt_check_status', 'process_cpu_seconds_total']));
+    const missing = names.filter((n) => !spans.has(n));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('docs/configuration.md', () => {
+  const text = readDoc('configuration.md');
+  const spans = codeSpans(text);
+
+  it('names every key of the config schema and of every kind, in backticks', () => {
+    const keys = new Set([...objectKeys(configSchema), ...Object.values(KIND_OPTIONS).flatMap((s) => [...objectKeys(s)])]);
+    // The walk must reach the agent block, the checks, the kind options and the nested TLS block.
+    expect([...keys]).toEqual(expect.arrayContaining(['agent', 'listen', 'startSpread', 'checks', 'dependsOn', 'tcp', 'samples', 'caFile', 'expiryWarning']));
+    const missing = [...keys].filter((k) => !documented(spans, k));
+    expect(missing).toEqual([]);
+  });
+
+  it('lists every failure reason and every degraded reason', () => {
+    expect(FAILURE_REASONS.filter((r) => !spans.has(r))).toEqual([]);
+    expect(DEGRADED_REASONS.filter((r) => !spans.has(r))).toEqual([]);
+  });
+
+  it('lists every phase of every kind', () => {
+    for (const probe of Object.values(PROBES)) {
+      expect(probe.phases.filter((p) => !spans.has(p))).toEqual([]);
+    }
+  });
+});
