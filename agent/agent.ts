@@ -61,6 +61,7 @@ export class Agent {
       () => this.config.agent.concurrency,
     );
     this.metrics.setConstantLabels(config.agent.labels);
+    this.metrics.phaseHistograms = config.agent.phaseHistograms;
     this.runner = new Runner(this.root.signal, this.limiter, this.log);
     this.scheduler = new Scheduler(
       {
@@ -160,6 +161,7 @@ export class Agent {
       this.log.warn({ listen: `${next.agent.listen.host}:${next.agent.listen.port}` }, 'agent.listen changed: takes effect after a restart');
     }
     this.metrics.setConstantLabels(next.agent.labels);
+    this.metrics.phaseHistograms = next.agent.phaseHistograms;
     this.limiter.setMax(next.agent.concurrency);
     this.scheduler.setTiming(next.agent.jitter, next.agent.startSpreadMs);
 

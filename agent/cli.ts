@@ -35,7 +35,7 @@ Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/check
 
   -c, --config FILE     the config file (required)
   --listen HOST:PORT    overrides agent.listen (e.g. 127.0.0.1:9464, [::]:9464)
-  --log-level LEVEL     trace|debug|info|warn|error (overrides agent.logLevel)
+  --log-level LEVEL     trace|debug|info|warn|error|fatal (overrides agent.logLevel)
 
 Signals: SIGHUP reloads the config (like POST /-/reload); SIGTERM/SIGINT stop cleanly.`,
   validate: `Usage: vakt validate FILE...

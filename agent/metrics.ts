@@ -42,7 +42,14 @@ export class Metrics {
   private readonly values = new Map<ValueName, Gauge<string>>();
   private readonly connectStats = this.gauge('vakt_probe_connect_seconds', 'Connect time over the attempts of the last run: min, median, max.', [...CHECK, 'stat']);
   private readonly tlsVersion = this.gauge('probe_tls_version_info', 'TLS version negotiated in the last run (value 1).', [...CHECK, 'version']);
-  private readonly chainInfo = this.gauge('probe_ssl_last_chain_info', 'Leaf certificate presented in the last run (value 1).', [...CHECK, 'fingerprint_sha256', 'subject', 'issuer']);
+  private readonly chainInfo = this.gauge('probe_ssl_last_chain_info', 'Leaf certificate presented in the last run (value 1).', [
+    ...CHECK,
+    'fingerprint_sha256',
+    'subject',
+    'issuer',
+    'subjectalternative',
+    'serialnumber',
+  ]);
   private readonly degraded = this.gauge('vakt_probe_degraded', 'Whether the last run succeeded but was degraded (1) or not (0).', CHECK);
   private readonly lastRun = this.gauge('vakt_probe_last_run_timestamp_seconds', 'When the last run of the check started (Unix seconds).', CHECK);
 
@@ -115,6 +122,9 @@ export class Metrics {
     for (const kind of Object.keys(PROBES)) this.checksConfigured.set({ kind }, 0);
   }
 
+  /** Whether the histogram has a series per phase (true) or only phase="total" (fewer series). */
+  phaseHistograms = true;
+
   setConstantLabels(labels: Record<string, string>): void {
     this.registry.setDefaultLabels(labels);
   }
@@ -163,7 +173,7 @@ export class Metrics {
       if (v === undefined) this.untrack(name, this.phase, labels);
       else {
         set(this.phase, labels, v);
-        this.track(name, this.histogram, { check: name, phase: p }, (m, l) => m.observe(l, v));
+        if (this.phaseHistograms) this.track(name, this.histogram, { check: name, phase: p }, (m, l) => m.observe(l, v));
       }
     }
     this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
@@ -179,13 +189,20 @@ export class Metrics {
       if (v === undefined) this.untrack(name, this.connectStats, labels);
       else set(this.connectStats, labels, v);
     }
-    this.replaceInfo(name, this.tlsVersion, result.info?.tlsVersion !== undefined ? { ...base, version: result.info.tlsVersion } : undefined);
+    this.replaceInfo(name, this.tlsVersion, result.info?.tlsVersion !== undefined ? { ...base, version: bbeTlsVersion(result.info.tlsVersion) } : undefined);
     const info = result.info;
     this.replaceInfo(
       name,
       this.chainInfo,
       info?.certFingerprintSha256 !== undefined
-        ? { ...base, fingerprint_sha256: info.certFingerprintSha256, subject: info.certSubject ?? '', issuer: info.certIssuer ?? '' }
+        ? {
+            ...base,
+            fingerprint_sha256: info.certFingerprintSha256,
+            subject: info.certSubject ?? '',
+            issuer: info.certIssuer ?? '',
+            subjectalternative: info.certSubjectAlternative ?? '',
+            serialnumber: info.certSerialNumber ?? '',
+          }
         : undefined,
     );
 
@@ -260,6 +277,12 @@ export class Metrics {
     }
     if (labels) this.track(check, metric, labels, (m, l) => m.set(l, 1));
   }
+}
+
+/** Node says "TLSv1.3"; blackbox_exporter (and the dashboards built on it) say "TLS 1.3". */
+function bbeTlsVersion(v: string): string {
+  const m = /^TLSv(\d)(?:\.(\d))?$/.exec(v);
+  return m ? `TLS ${m[1]}.${m[2] ?? '0'}` : v;
 }
 
 const metricIds = new WeakMap<object, number>();

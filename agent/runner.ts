@@ -101,6 +101,7 @@ export class Runner {
     const ctrl = new AbortController();
     const onRootAbort = () => ctrl.abort(this.root.reason);
     this.root.addEventListener('abort', onRootAbort, { once: true });
+    const deadline = performance.now() + check.timeoutMs;
     const timer = setTimeout(() => ctrl.abort(new TimeoutError(`check timeout of ${check.timeoutMs}ms`)), check.timeoutMs);
     let grace: NodeJS.Timeout | undefined;
     const startedAt = Date.now();
@@ -110,7 +111,7 @@ export class Runner {
       const probe = this.probes[check.kind];
       if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
       const log = this.log.child({ check: check.name, kind: check.kind });
-      const pending = probe.run({ target: check.target, options: check.options as never, signal: ctrl.signal, log, secrets: check.secrets });
+      const pending = probe.run({ target: check.target, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets });
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);

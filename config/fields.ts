@@ -93,9 +93,20 @@ export const checkName = z
   .string({ error: 'expected a check name' })
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'expected a name of lowercase letters, digits, "-" and "_" (at most 63)' });
 
+/**
+ * Label names vakt's own series use (and Prometheus' target labels): a constant label of the same
+ * name would be silently dropped from those series, so it is refused. test/agent/metrics.test.ts
+ * checks this list against every registered metric.
+ */
+export const RESERVED_LABELS = [
+  'check', 'kind', 'target', 'phase', 'reason', 'result', 'status', 'cause', 'stat',
+  'version', 'nodejs', 'fingerprint_sha256', 'subject', 'issuer', 'subjectalternative', 'serialnumber',
+  'le', 'quantile', 'type', 'space', 'major', 'minor', 'patch', 'job', 'instance',
+] as const;
+
 export const labelName = z
   .string()
   .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, { message: 'expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)' })
-  .refine((s) => !['check', 'kind', 'target', 'phase', 'reason', 'result', 'le', 'status', 'cause'].includes(s) && !s.startsWith('__'), {
-    message: 'expected a label name not used by vakt itself (check, kind, target, phase, reason, result, le, status, cause, __*)',
+  .refine((s) => !(RESERVED_LABELS as readonly string[]).includes(s) && !s.startsWith('__'), {
+    message: `expected a label name vakt's own series do not use (reserved: ${RESERVED_LABELS.join(', ')}, __*)`,
   });

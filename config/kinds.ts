@@ -28,6 +28,8 @@ const tcp = z
     sampleSpacing: boundedDuration.prefault('100ms'),
     /** Per-attempt connect timeout; defaults to the check's timeout. */
     connectTimeout: positiveDuration.optional(),
+    /** Per-attempt limit on the whole conversation (connect, TLS, send, expect). Attempts always end shortly before the check's timeout. */
+    attemptTimeout: positiveDuration.optional(),
     /** `blocked`: the port must NOT be reachable (firewall policy); success here is a failure. */
     expect: z.enum(['reachable', 'blocked']).default('reachable'),
     tls: z.union([z.literal(true), tlsClient]).optional(),

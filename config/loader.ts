@@ -45,6 +45,7 @@ export interface AgentConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   jitter: number;
   startSpreadMs: number;
+  phaseHistograms: boolean;
 }
 
 export interface Config {
@@ -162,7 +163,7 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
   });
   return {
     file: resolvePath(file),
-    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter, startSpreadMs: p.agent.startSpread },
+    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter, startSpreadMs: p.agent.startSpread, phaseHistograms: p.agent.phaseHistograms },
     checks,
   };
 }

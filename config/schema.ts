@@ -15,6 +15,8 @@ const agent = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** Largest random delay added to each interval run, as a fraction of the interval. */
   jitter: z.number().min(0).max(0.5).default(0.01),
+  /** Per-phase series in vakt_probe_duration_seconds; false keeps only phase="total" (cardinality). */
+  phaseHistograms: z.boolean().default(true),
   /** First runs after start (or reload) are spread over this time, so checks do not fire together. */
   startSpread: duration.prefault('10s'),
 });

@@ -42,10 +42,12 @@ export const tcpProbe: Probe<TcpOptions> = {
     const phases: Record<string, number> = {};
     let address: string;
     let family: 4 | 6;
+    let resolvedAddress: string | undefined;
     try {
       const r = await resolveHost(hp.host, o.ipFamily, signal);
       ({ address, family } = r);
       if (r.seconds !== undefined) phases.resolve = r.seconds;
+      resolvedAddress = address;
     } catch (err) {
       return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
     }
@@ -71,16 +73,22 @@ export const tcpProbe: Probe<TcpOptions> = {
     }
 
     const connectTimeout = o.connectTimeout ?? Number.POSITIVE_INFINITY;
+    // Attempts end a little before the runner's deadline, so a run in which some attempts stall
+    // still reports its loss and its successful attempts instead of being cut off as a whole.
+    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
+    const attemptsEnd = ctx.deadline - margin;
     const runs: Promise<Sample>[] = [];
     for (let i = 0; i < o.samples; i++) {
       if (i > 0) {
+        if (performance.now() + o.sampleSpacing >= attemptsEnd) break;
         try {
           await sleep(o.sampleSpacing, signal);
         } catch {
           break;
         }
       }
-      runs.push(runSample(address, hp.port, family, o, tls, connectTimeout, signal));
+      const end = Math.min(attemptsEnd, o.attemptTimeout !== undefined ? performance.now() + o.attemptTimeout : Number.POSITIVE_INFINITY);
+      runs.push(runSample(address, hp.port, family, o, tls, connectTimeout, signal, end));
     }
     const samples = await Promise.all(runs);
     // Samples never started because the run was cut short count as timed out.
@@ -89,7 +97,9 @@ export const tcpProbe: Probe<TcpOptions> = {
     }
     const base: ProbeResult = { ok: false, phases, values: { ip_protocol: family } };
     if (phases.resolve !== undefined) base.values!.dns_lookup_time_seconds = phases.resolve;
-    return o.expect === 'blocked' ? judgeBlocked(base, samples, hp.port) : judgeReachable(base, samples, tls);
+    const result = o.expect === 'blocked' ? judgeBlocked(base, samples, hp.port) : judgeReachable(base, samples, tls);
+    if (resolvedAddress !== undefined) result.info = { ...result.info, resolvedAddress };
+    return result;
   },
 };
 
@@ -104,11 +114,19 @@ async function runSample(
   o: TcpOptions,
   tls: TlsMaterial | undefined,
   connectTimeout: number,
-  signal: AbortSignal,
+  parent: AbortSignal,
+  endAt: number,
 ): Promise<Sample> {
   const s: Sample = { ok: false, connected: false, phases: {} };
   let socket: Socket | undefined;
   let phase: Phase = 'connect';
+  // This attempt's own signal: the run's, or its own end, whichever comes first.
+  const ctrl = new AbortController();
+  const signal = ctrl.signal;
+  const onParent = () => ctrl.abort(parent.reason);
+  parent.addEventListener('abort', onParent, { once: true });
+  const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('attempt ran out of time')), Math.max(0, endAt - performance.now()));
+  if (parent.aborted) ctrl.abort(parent.reason);
   try {
     let start = now();
     socket = await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
@@ -147,6 +165,8 @@ async function runSample(
     s.failure = { phase, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
+    clearTimeout(endTimer);
+    parent.removeEventListener('abort', onParent);
     socket?.destroy();
   }
 }
@@ -224,8 +244,14 @@ function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number
   const leaf = secure.getPeerCertificate(true);
   let earliest: number | undefined;
   if (leaf && Object.keys(leaf).length > 0) {
-    info.certSubject = firstOf(leaf.subject?.CN);
-    info.certIssuer = firstOf(leaf.issuer?.CN);
+    info.certSubject = distinguishedName(leaf.subject);
+    info.certIssuer = distinguishedName(leaf.issuer);
+    info.certSubjectAlternative = (leaf.subjectaltname ?? '')
+      .split(', ')
+      .filter((n) => n.startsWith('DNS:'))
+      .map((n) => n.slice(4))
+      .join(',');
+    info.certSerialNumber = (leaf.serialNumber ?? '').toLowerCase().replace(/^0+(?=.)/, '');
     info.certFingerprintSha256 = leaf.fingerprint256.replaceAll(':', '').toLowerCase();
     let length = 0;
     const seen = new Set<string>();
@@ -240,8 +266,12 @@ function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number
   return { info, earliestExpiry: earliest };
 }
 
-function firstOf(v: string | string[] | undefined): string {
-  return (Array.isArray(v) ? v[0] : v) ?? '';
+/** "CN=ehr,O=Region" from Node's certificate name object (blackbox_exporter's label form). */
+function distinguishedName(name: Record<string, string | string[] | undefined> | undefined): string {
+  if (!name) return '';
+  return Object.entries(name)
+    .flatMap(([k, v]) => (Array.isArray(v) ? v : v === undefined ? [] : [v]).map((x) => `${k}=${x}`))
+    .join(',');
 }
 
 function write(socket: Socket, data: string, signal: AbortSignal): Promise<void> {
@@ -338,17 +368,14 @@ function judgeReachable(result: ProbeResult, samples: Sample[], tls: TlsMaterial
   medianPhases(result.phases, samples);
   if (samples.length > 1) sampleValues(result, samples);
   const values = result.values!;
-  if (samples.some((s) => s.regexFailed)) values.failed_due_to_regex = 1;
-  else if (samples.some((s) => s.bytesRead !== undefined)) values.failed_due_to_regex = 0;
+  const okCount = samples.filter((s) => s.ok).length;
+  // As in blackbox_exporter: 1 only when the run failed because the pattern did not match.
+  if (samples.some((s) => s.bytesRead !== undefined)) values.failed_due_to_regex = okCount === 0 && samples.some((s) => s.regexFailed) ? 1 : 0;
   const withTls = samples.find((s) => s.tls);
   if (withTls?.tls) {
     result.info = withTls.tls.info;
-    if (withTls.tls.earliestExpiry !== undefined) {
-      values.ssl_earliest_cert_expiry = withTls.tls.earliestExpiry;
-      values.tls_cert_days_left = (withTls.tls.earliestExpiry * 1000 - Date.now()) / 86_400_000;
-    }
+    if (withTls.tls.earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = withTls.tls.earliestExpiry;
   }
-  const okCount = samples.filter((s) => s.ok).length;
   if (okCount === 0) {
     const f = mostCommonFailure(samples);
     result.failure = samples.length > 1 ? { ...f, message: `${samples.length} of ${samples.length} attempts failed; ${f.message}` } : f;

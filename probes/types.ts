@@ -3,7 +3,7 @@
 // it gets a target, its own validated options, an AbortSignal and a logger, and resolves with a
 // result. It throws only on its own bugs (the runner reports those as reason "internal").
 
-/** Why a run failed. A closed set, safe as a metric label (documented in docs/metrics.md). */
+/** Why a run failed. A closed set, safe as a metric label (documented in docs/configuration.md). */
 export const FAILURE_REASONS = [
   'timeout',
   'refused',
@@ -20,34 +20,36 @@ export const FAILURE_REASONS = [
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a successful run is still marked degraded. Also a closed label set. */
-export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'slow'] as const;
+export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring'] as const;
 export type DegradedReason = (typeof DEGRADED_REASONS)[number];
 
 /**
- * Numeric facts a probe may report besides its phases. The agent maps each to a documented
- * gauge; the names are fixed here so a probe cannot invent unbounded series.
+ * Numeric facts a probe may report besides its phases. The names are fixed here so a probe
+ * cannot invent unbounded series; the agent exports most as gauges (docs/metrics.md) and all in
+ * the API's lastResult.values.
  */
 export type ValueName =
   | 'ip_protocol'
   | 'dns_lookup_time_seconds'
   | 'ssl_earliest_cert_expiry'
-  | 'ssl_last_chain_expiry'
-  | 'tls_cert_days_left'
   | 'failed_due_to_regex'
   | 'samples'
   | 'samples_ok'
   | 'samples_loss_ratio'
   | 'connect_min_seconds'
   | 'connect_median_seconds'
-  | 'connect_max_seconds'
-  | 'bytes_read';
+  | 'connect_max_seconds';
 
 /** Bounded, low-cardinality text facts (they change only when the peer changes). */
 export interface ProbeInfo {
   tlsVersion?: string;
   tlsCipher?: string;
+  /** Distinguished names as "CN=..,O=..". */
   certSubject?: string;
   certIssuer?: string;
+  /** DNS names of the leaf's subjectAltName, comma-separated. */
+  certSubjectAlternative?: string;
+  certSerialNumber?: string;
   certFingerprintSha256?: string;
   certChainLength?: number;
   resolvedAddress?: string;
@@ -83,6 +85,11 @@ export interface ProbeContext<Options> {
   options: Options;
   /** Aborted by the runner when the check's timeout expires or the agent stops. */
   signal: AbortSignal;
+  /**
+   * When the runner will abort (performance.now() milliseconds). A probe that makes several
+   * attempts ends each one a little before it, so it can still report what it saw.
+   */
+  deadline: number;
   log: ProbeLogger;
   /** Resolved secret values by name (from {env}/{file} references). */
   secrets: Readonly<Record<string, string>>;

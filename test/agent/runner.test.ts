@@ -107,6 +107,32 @@ describe('runner', () => {
     }
   });
 
+  it('attempts that stall end before the check timeout: the run is degraded with its loss, not cut off', async () => {
+    let n = 0;
+    const peer = await tcpPeer((s) => (n++ % 2 === 0 ? s.end('hi\n') : undefined));
+    try {
+      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 600ms, interval: 1s, tcp: { samples: 6, sampleSpacing: 20ms, receive: "^hi" } }`);
+      const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(c);
+      expect(out?.result).toMatchObject({ ok: true, degraded: { reason: 'sample_loss' } });
+      expect(out?.result.values?.samples_loss_ratio).toBe(0.5);
+      expect(out?.duration).toBeLessThan(0.6);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('expect: blocked against unanswered SYNs succeeds within the check timeout, without connectTimeout', async () => {
+    const peer = await blackholePeer();
+    try {
+      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 500ms, interval: 1s, tcp: { expect: blocked } }`);
+      const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(c);
+      expect(out?.result.failure).toBeUndefined();
+      expect(out?.result.ok).toBe(true);
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('stopping the agent (root abort) ends a hanging connect at once', async () => {
     const peer = await blackholePeer();
     try {

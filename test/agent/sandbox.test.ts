@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
 import { tcpProbe } from '../../probes/tcp.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { quietLog } from '../helpers/peers.js';
+import { budget, quietLog } from '../helpers/peers.js';
 
 let sb: Sandbox;
 beforeAll(async () => {
@@ -14,7 +14,7 @@ afterAll(async () => {
 });
 
 function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500) {
-  return tcpProbe.run({ target: `127.0.0.1:${port}`, options: KIND_OPTIONS.tcp.parse(options), signal: AbortSignal.timeout(timeoutMs), log: quietLog, secrets: {} });
+  return tcpProbe.run({ target: `127.0.0.1:${port}`, options: KIND_OPTIONS.tcp.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
 }
 
 const tls = () => ({ serverName: 'ehr.sandbox.vakt.test', caFile: `${sandboxCertDir()}/ca.pem` });

@@ -5,11 +5,11 @@ import { KIND_OPTIONS, type TcpOptions } from '../../config/kinds.js';
 import { tcpProbe } from '../../probes/tcp.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
-import { blackholePeer, closedPort, quietLog, tcpPeer, tlsPeer, type Peer } from '../helpers/peers.js';
+import { blackholePeer, budget, closedPort, quietLog, tcpPeer, tlsPeer, type Peer } from '../helpers/peers.js';
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000, signal?: AbortSignal): Promise<ProbeResult> {
   const opts: TcpOptions = KIND_OPTIONS.tcp.parse(options);
-  return tcpProbe.run({ target, options: opts, signal: signal ?? AbortSignal.timeout(timeoutMs), log: quietLog, secrets: {} });
+  return tcpProbe.run({ target, options: opts, ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: {} });
 }
 
 const cleanup: Peer[] = [];
@@ -216,8 +216,10 @@ describe('tcp probe: TLS', () => {
     expect(r.ok).toBe(true);
     expect(r.phases.tls).toBeGreaterThan(0);
     expect(r.info?.tlsVersion).toMatch(/^TLSv1\.[23]$/);
-    expect(r.info?.certSubject).toBe('service.test');
-    expect(r.info?.certIssuer).toBe('vakt test CA');
+    expect(r.info?.certSubject).toBe('CN=service.test');
+    expect(r.info?.certIssuer).toBe('CN=vakt test CA');
+    expect(r.info?.certSubjectAlternative).toBe('localhost,service.test');
+    expect(r.info?.certSerialNumber).toMatch(/^[0-9a-f]+$/);
     expect(r.info?.certFingerprintSha256).toMatch(/^[0-9a-f]{64}$/);
     const days = (r.values!.ssl_earliest_cert_expiry! * 1000 - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(88);

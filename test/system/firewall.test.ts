@@ -27,9 +27,10 @@ const silent: ProbeLogger = { debug() {}, info() {}, warn() {} };
 /** One probe run the way the agent's runner makes it: schema-parsed options and a run timeout. */
 async function probeTcp(target: string, options: Record<string, unknown>, runTimeoutMs = 3000): Promise<ProbeResult> {
   const controller = new AbortController();
+  const deadline = performance.now() + runTimeoutMs;
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    return await tcpProbe.run({ target, options: KIND_OPTIONS.tcp.parse(options), signal: controller.signal, log: silent, secrets: {} });
+    return await tcpProbe.run({ target, options: KIND_OPTIONS.tcp.parse(options), signal: controller.signal, deadline, log: silent, secrets: {} });
   } finally {
     clearTimeout(timer);
   }

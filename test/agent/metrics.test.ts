@@ -1,0 +1,91 @@
+// The metrics layer on its own: blackbox-compatible shapes, series lifecycle, label safety.
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../agent/metrics.js';
+import { RESERVED_LABELS } from '../../config/fields.js';
+import { parseConfig, type CheckConfig } from '../../config/loader.js';
+import type { ProbeResult } from '../../probes/types.js';
+import { samples, value } from '../helpers/prom.js';
+
+function check(name: string, extra = ''): CheckConfig {
+  return parseConfig(`checks:\n  - { name: ${name}, kind: tcp, target: "10.0.0.1:443"${extra} }\n`, 't.yaml').checks[0] as CheckConfig;
+}
+
+const tlsResult: ProbeResult = {
+  ok: true,
+  phases: { connect: 0.001, tls: 0.004 },
+  values: { ip_protocol: 4, ssl_earliest_cert_expiry: 2_000_000_000, samples: 5, samples_loss_ratio: 0.2, connect_min_seconds: 0.001, connect_median_seconds: 0.002, connect_max_seconds: 0.01 },
+  info: { tlsVersion: 'TLSv1.3', certSubject: 'CN=ehr', certIssuer: 'CN=CA', certSubjectAlternative: 'ehr,ehr.local', certSerialNumber: '1f', certFingerprintSha256: 'ab' },
+  degraded: { reason: 'sample_loss', message: '1 of 5' },
+};
+
+const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.006, queueWait: 0 });
+
+describe('metrics', () => {
+  it('exports the last run with blackbox_exporter names and label values', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = check('ehr-a');
+    m.addCheck(c);
+    m.observe(c, outcome(tlsResult));
+    const text = (await m.render(false)).body;
+    const base = { check: 'ehr-a', kind: 'tcp', target: '10.0.0.1:443' };
+    expect(value(text, 'probe_success', base)).toBe(1);
+    expect(value(text, 'probe_ssl_earliest_cert_expiry', base)).toBe(2_000_000_000);
+    expect(value(text, 'probe_tls_version_info', { ...base, version: 'TLS 1.3' })).toBe(1);
+    expect(value(text, 'probe_ssl_last_chain_info', { ...base, subject: 'CN=ehr', issuer: 'CN=CA', subjectalternative: 'ehr,ehr.local', serialnumber: '1f' })).toBe(1);
+    expect(value(text, 'vakt_probe_sample_loss_ratio', base)).toBe(0.2);
+    expect(value(text, 'vakt_probe_connect_seconds', { ...base, stat: 'median' })).toBe(0.002);
+    expect(value(text, 'vakt_probe_degraded', base)).toBe(1);
+    expect(value(text, 'vakt_probe_degraded_total', { check: 'ehr-a', reason: 'sample_loss' })).toBe(1);
+    expect(value(text, 'vakt_probe_runs_total', { check: 'ehr-a', result: 'degraded' })).toBe(1);
+    expect(value(text, 'vakt_probe_duration_seconds_count', { check: 'ehr-a', phase: 'tls' })).toBe(1);
+  });
+
+  it('a phase or value missing from the next run is removed, not left stale or set to 0', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = check('ehr-a');
+    m.observe(c, outcome(tlsResult));
+    m.observe(c, outcome({ ok: false, phases: {}, failure: { phase: 'connect', reason: 'refused', message: 'x' } }));
+    const text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_phase_seconds', { check: 'ehr-a' })).toHaveLength(0);
+    expect(samples(text, 'probe_tls_version_info', { check: 'ehr-a' })).toHaveLength(0);
+    expect(samples(text, 'probe_ssl_earliest_cert_expiry', { check: 'ehr-a' })).toHaveLength(0);
+    expect(value(text, 'probe_success', { check: 'ehr-a' })).toBe(0);
+    expect(value(text, 'vakt_probe_failures_total', { check: 'ehr-a', reason: 'refused' })).toBe(1);
+  });
+
+  it('a removed check loses every series; others keep theirs', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const a = check('a');
+    const b = check('b');
+    for (const c of [a, b]) {
+      m.addCheck(c);
+      m.observe(c, outcome(tlsResult));
+      m.skippedRun(c.name);
+    }
+    m.removeCheck('a');
+    const text = (await m.render(false)).body;
+    expect(text).not.toMatch(/check="a"/);
+    expect(value(text, 'probe_success', { check: 'b' })).toBe(1);
+    expect(value(text, 'vakt_probe_skipped_runs_total', { check: 'b' })).toBe(1);
+  });
+
+  it('phaseHistograms=false keeps only phase="total"', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    m.phaseHistograms = false;
+    m.observe(check('x'), outcome(tlsResult));
+    const text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_duration_seconds_count').map((s) => s.labels.phase)).toEqual(['total']);
+  });
+
+  it('every label name vakt uses is refused as a constant agent label', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = check('x');
+    m.addCheck(c);
+    m.observe(c, outcome(tlsResult));
+    const used = new Set<string>();
+    for (const s of (await m.registry.getMetricsAsJSON()).flatMap((x) => x.values)) for (const l of Object.keys(s.labels)) used.add(l);
+    expect(used.size).toBeGreaterThan(5);
+    for (const l of used) expect(RESERVED_LABELS).toContain(l);
+    expect(() => parseConfig(`agent: { labels: { version: x } }\nchecks: [ { name: a, kind: tcp, target: "h:1" } ]`, 't.yaml')).toThrow(/reserved/);
+  });
+});
