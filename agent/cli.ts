@@ -226,13 +226,22 @@ async function cmdProbe(args: string[]): Promise<number> {
   }
   const lines: string[] = [];
   lines.push(`check     ${check.name} (${check.kind}) -> ${check.target}`);
-  for (const p of PROBES[check.kind].phases) {
-    const v = r.phases[p];
-    lines.push(`${p.padEnd(9)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
-  }
+  const phases = PROBES[check.kind].phases;
+  const describe = (p: { phases: Record<string, number>; values?: Record<string, number>; info?: object }, indent: string) => {
+    for (const ph of phases) {
+      const v = p.phases[ph];
+      lines.push(`${indent}${ph.padEnd(9)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
+    }
+    for (const [k, v] of Object.entries(p.values ?? {})) lines.push(`${indent}${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
+    for (const [k, v] of Object.entries(p.info ?? {})) lines.push(`${indent}${k.padEnd(26)} ${String(v)}`);
+  };
+  if (r.targets) {
+    for (const t of r.targets) {
+      lines.push(`target    ${t.target}: ${t.ok ? 'ok' : `FAILED: ${t.failure?.reason} in ${t.failure?.phase}: ${t.failure?.message}`}`);
+      describe(t, '  ');
+    }
+  } else describe(r, '');
   lines.push(`${'total'.padEnd(9)} ${(outcome.duration * 1000).toFixed(3)} ms`);
-  for (const [k, v] of Object.entries(r.values ?? {})) lines.push(`${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
-  for (const [k, v] of Object.entries(r.info ?? {})) lines.push(`${k.padEnd(26)} ${String(v)}`);
   if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);
   else if (r.degraded) lines.push(`result    DEGRADED: ${r.degraded.reason}: ${r.degraded.message}`);
   else lines.push('result    OK');

@@ -5,7 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import type { ProbeResult, ValueName } from '../probes/types.js';
+import type { ProbeResult, TargetResult, ValueName } from '../probes/types.js';
 import type { CheckState } from './detector.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
@@ -22,6 +22,13 @@ const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> =
   failed_due_to_regex: { name: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
   samples: { name: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
   samples_loss_ratio: { name: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
+  dns_answer_rrs: { name: 'probe_dns_answer_rrs', help: 'Records in the answer section of the last DNS reply.' },
+  dns_authority_rrs: { name: 'probe_dns_authority_rrs', help: 'Records in the authority section of the last DNS reply.' },
+  dns_additional_rrs: { name: 'probe_dns_additional_rrs', help: 'Records in the additional section of the last DNS reply (without the OPT pseudo-record).' },
+  dns_query_succeeded: { name: 'probe_dns_query_succeeded', help: 'Whether the last DNS query got a reply at all (1), whatever its rcode, or none (0).' },
+  dns_serial: { name: 'probe_dns_serial', help: 'SOA serial in the last reply from the target.' },
+  dns_serial_lag: { name: 'vakt_dns_serial_lag', help: 'How far (RFC 1982) the target\'s SOA serial is behind the newest among the check\'s targets.' },
+  dns_tcp_fallback: { name: 'vakt_dns_tcp_fallback', help: '1 when the last query was retried over TCP after a truncated UDP reply.' },
 };
 
 const RESULTS = ['ok', 'degraded', 'failed'] as const;
@@ -49,6 +56,11 @@ export class Metrics {
     'issuer',
     'subjectalternative',
     'serialnumber',
+  ]);
+  private readonly dnsRcode = this.gauge('probe_dns_rcode_info', 'Response code of the last DNS reply from the target (value 1).', [...CHECK, 'rcode']);
+  /** Phase gauges under blackbox_exporter's per-kind names, besides vakt_probe_phase_seconds. */
+  private readonly kindPhase = new Map<string, Gauge<string>>([
+    ['dns', this.gauge('probe_dns_duration_seconds', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).', [...CHECK, 'phase'])],
   ]);
   private readonly degraded = this.gauge('vakt_probe_degraded', 'Whether the last run succeeded but was degraded (1) or not (0).', CHECK);
   private readonly lastRun = this.gauge('vakt_probe_last_run_timestamp_seconds', 'When the last run of the check started (Unix seconds).', CHECK);
@@ -158,41 +170,63 @@ export class Metrics {
   observe(check: CheckConfig, outcome: RunOutcome): void {
     const { result } = outcome;
     const name = check.name;
-    const base = { check: name, kind: check.kind, target: check.target };
-    const set = (g: Gauge<string>, labels: Record<string, string>, v: number) => this.track(name, g, labels, (m, l) => m.set(l, v));
-    set(this.success, base, result.ok ? 1 : 0);
-    set(this.duration, base, outcome.duration);
-    set(this.degraded, base, result.ok && result.degraded ? 1 : 0);
-    set(this.lastRun, base, outcome.startedAt / 1000);
     this.queueWait.observe(outcome.queueWait);
+    // Last-run series per target: the check's own target, or each of its several targets.
+    const parts: TargetResult[] = result.targets ?? [
+      { target: check.target, ok: result.ok, durationSeconds: outcome.duration, phases: result.phases, ...(result.values ? { values: result.values } : {}), ...(result.info ? { info: result.info } : {}) },
+    ];
+    const seen = new Set<string>();
+    for (const part of parts) {
+      seen.add(part.target);
+      this.observeTarget(check, part);
+    }
+    this.forgetTargets(name, seen);
+    // Check-level last-run facts; for several targets, `target` is their list joined by ",".
+    const base = { check: name, kind: check.kind, target: check.target };
+    this.track(name, this.degraded, base, (m, l) => m.set(l, result.ok && result.degraded ? 1 : 0));
+    this.track(name, this.lastRun, base, (m, l) => m.set(l, outcome.startedAt / 1000));
+    this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
+    this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
+    if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
+    if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
+  }
 
+  private observeTarget(check: CheckConfig, part: TargetResult): void {
+    const name = check.name;
+    const base = { check: name, kind: check.kind, target: part.target };
+    const set = (g: Gauge<string>, labels: Record<string, string>, v: number) => this.track(name, g, labels, (m, l) => m.set(l, v));
+    set(this.success, base, part.ok ? 1 : 0);
+    set(this.duration, base, part.durationSeconds);
+    const kindPhase = this.kindPhase.get(check.kind);
     // Phases that did not run are removed, not reported as 0.
     for (const p of PROBES[check.kind].phases) {
-      const v = result.phases[p];
+      const v = part.phases[p];
       const labels = { ...base, phase: p };
-      if (v === undefined) this.untrack(name, this.phase, labels);
-      else {
+      if (v === undefined) {
+        this.untrack(name, this.phase, labels);
+        if (kindPhase) this.untrack(name, kindPhase, labels);
+      } else {
         set(this.phase, labels, v);
+        if (kindPhase) set(kindPhase, labels, v);
         if (this.phaseHistograms) this.track(name, this.histogram, { check: name, phase: p }, (m, l) => m.observe(l, v));
       }
     }
-    this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
-
     for (const [value, gauge] of this.values) {
-      const v = result.values?.[value];
+      const v = part.values?.[value];
       if (v === undefined) this.untrack(name, gauge, base);
       else set(gauge, base, v);
     }
     for (const stat of ['min', 'median', 'max'] as const) {
-      const v = result.values?.[`connect_${stat}_seconds`];
+      const v = part.values?.[`connect_${stat}_seconds`];
       const labels = { ...base, stat };
       if (v === undefined) this.untrack(name, this.connectStats, labels);
       else set(this.connectStats, labels, v);
     }
-    this.replaceInfo(name, this.tlsVersion, result.info?.tlsVersion !== undefined ? { ...base, version: bbeTlsVersion(result.info.tlsVersion) } : undefined);
-    const info = result.info;
+    const info = part.info;
+    this.replaceInfo(name, part.target, this.tlsVersion, info?.tlsVersion !== undefined ? { ...base, version: bbeTlsVersion(info.tlsVersion) } : undefined);
     this.replaceInfo(
       name,
+      part.target,
       this.chainInfo,
       info?.certFingerprintSha256 !== undefined
         ? {
@@ -205,10 +239,20 @@ export class Metrics {
           }
         : undefined,
     );
+    this.replaceInfo(name, part.target, this.dnsRcode, info?.dnsRcode !== undefined ? { ...base, rcode: info.dnsRcode } : undefined);
+  }
 
-    this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
-    if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
-    if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
+  /** Drops the last-run series of targets a check no longer reports (e.g. after a reload). */
+  private forgetTargets(check: string, keep: Set<string>): void {
+    const mine = this.series.get(check);
+    if (!mine) return;
+    for (const [key, s] of mine) {
+      const t = s.labels.target;
+      if (t !== undefined && !keep.has(t) && s.metric !== this.lastRun && s.metric !== this.degraded) {
+        (s.metric as Gauge<string>).remove(s.labels);
+        mine.delete(key);
+      }
+    }
   }
 
   /** Removes every series of a check (it was removed from the config). */
@@ -263,13 +307,13 @@ export class Metrics {
     if (mine?.delete(key)) (metric as Gauge<string>).remove(labels);
   }
 
-  /** Info-style gauges: at most one series per check; a changed value replaces the old series. */
-  private replaceInfo(check: string, metric: Gauge<string>, labels: Record<string, string> | undefined): void {
+  /** Info-style gauges: at most one series per check and target; a changed value replaces the old series. */
+  private replaceInfo(check: string, target: string, metric: Gauge<string>, labels: Record<string, string> | undefined): void {
     const mine = this.series.get(check);
     const prefix = `${metricId(metric)}\u0000`;
     if (mine) {
       for (const [key, s] of mine) {
-        if (key.startsWith(prefix) && (!labels || key !== seriesKey(metric, labels))) {
+        if (key.startsWith(prefix) && s.labels.target === target && (!labels || key !== seriesKey(metric, labels))) {
           metric.remove(s.labels);
           mine.delete(key);
         }

@@ -111,7 +111,7 @@ export class Runner {
       const probe = this.probes[check.kind];
       if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
       const log = this.log.child({ check: check.name, kind: check.kind });
-      const pending = probe.run({ target: check.target, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets });
+      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets });
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);

@@ -103,6 +103,7 @@ export function checkJson(v: CheckView): unknown {
           degraded: last.result.degraded ?? null,
           values: last.result.values ?? {},
           info: last.result.info ?? {},
+          ...(last.result.targets ? { targets: last.result.targets } : {}),
         }
       : null,
   };

@@ -2,7 +2,7 @@
 // probe registry (probes/registry.ts) is typed against it, so a kind without a probe, or a
 // probe without a schema, does not compile.
 import { z } from 'zod';
-import { boundedDuration, byteSize, duration, hostPort, ipAddress, positiveDuration, regex } from './fields.js';
+import { boundedDuration, byteSize, duration, hostPort, ipAddress, positiveDuration, regex, splitHostPort } from './fields.js';
 
 const tlsClient = z.strictObject({
   /** SNI and the name the certificate must match; defaults to the target host. */
@@ -46,14 +46,80 @@ const tcp = z
   });
 export type TcpOptions = z.output<typeof tcp>;
 
+const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'SRV', 'TXT', 'PTR', 'NS', 'SOA', 'CAA', 'DS', 'DNSKEY'] as const;
+const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'] as const;
+export type DnsRcode = (typeof RCODES)[number];
+
+/** What a section of a DNS reply (answer, authority, additional) must hold. */
+const dnsSection = z.strictObject({
+  /** Each regex must match at least one record (its text form, e.g. "cosmic.region.local. 300 IN A 10.20.1.5"). */
+  mustMatch: z.array(regex).optional(),
+  /** No record may match any of these. */
+  mustNotMatch: z.array(regex).optional(),
+  /** Every record must match at least one of these. */
+  allMatch: z.array(regex).optional(),
+  /** These record values (the data only: "10.20.1.5", "10 mail.region.local.") must all be present. */
+  values: z.array(z.string().min(1)).optional(),
+  /** The record values must be exactly this set. */
+  exactValues: z.array(z.string().min(1)).optional(),
+  minCount: z.int().min(0).max(65535).optional(),
+  maxCount: z.int().min(0).max(65535).optional(),
+});
+export type DnsSectionExpect = z.output<typeof dnsSection>;
+
+const dns = z
+  .strictObject({
+    /** The name to query. For PTR, an IP address is turned into its reverse name. */
+    name: z.string().min(1).max(253),
+    type: z.enum(RECORD_TYPES).default('A'),
+    transport: z.enum(['auto', 'udp', 'tcp']).default('auto'),
+    recursionDesired: z.boolean().default(true),
+    /** EDNS0 UDP payload size advertised; 0 sends no OPT record. */
+    ednsPayloadSize: z.int().min(0).max(65535).default(1232),
+    dnssecOk: z.boolean().default(false),
+    ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
+    /** With several targets: how many must answer as expected ("all" or a number). */
+    quorum: z.union([z.literal('all'), z.int().min(1).max(16)]).default('all'),
+    /** With several targets: fail when the resolvers that answered disagree on the answer. */
+    consistency: z.boolean().default(false),
+    /** SOA queries with several targets: largest allowed serial difference (RFC 1982). */
+    maxSerialLag: z.int().min(0).max(2 ** 31 - 1).optional(),
+    expect: z
+      .strictObject({
+        rcodes: z.array(z.enum(RCODES)).min(1).default(['NOERROR']),
+        /** Accept NOERROR with no answer (NODATA) instead of failing with dns_nodata. */
+        nodata: z.boolean().default(false),
+        answer: dnsSection.optional(),
+        authority: dnsSection.optional(),
+        additional: dnsSection.optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine((o, ctx) => {
+    if (o.maxSerialLag !== undefined && o.type !== 'SOA') {
+      ctx.addIssue({ code: 'custom', path: ['maxSerialLag'], message: 'expected maxSerialLag only with type: SOA' });
+    }
+  });
+export type DnsOptions = z.output<typeof dns>;
+
 export const KIND_OPTIONS = {
   tcp,
+  dns,
 } as const;
+
+/** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
+const dnsServer = z.string({ error: 'expected a resolver as host[:port] or "system"' }).refine((s) => s === 'system' || splitHostPort(s) !== undefined || splitHostPort(`${s.includes(':') && !s.startsWith('[') ? `[${s}]` : s}:53`) !== undefined, {
+  message: 'expected a resolver as host[:port] (IPv6 in brackets) or "system"',
+});
 
 /** What `target` means for each kind. */
 export const KIND_TARGET = {
   tcp: hostPort,
+  dns: dnsServer,
 } as const satisfies Record<keyof typeof KIND_OPTIONS, z.ZodType>;
+
+/** Kinds whose checks may name several targets (`targets: [...]`). */
+export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true };
 
 export type Kind = keyof typeof KIND_OPTIONS;
 export type KindOptions = { [K in Kind]: z.output<(typeof KIND_OPTIONS)[K]> };

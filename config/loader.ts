@@ -23,7 +23,10 @@ export type Schedule = { type: 'interval'; everyMs: number } | { type: 'cron'; e
 
 interface CheckCommon {
   name: string;
+  /** The target, or with several targets their list joined by ","; for display and logs. */
   target: string;
+  /** Every target of the check (one, or several for kinds that allow `targets`). */
+  targets: string[];
   title: string;
   group: string;
   schedule: Schedule;
@@ -148,7 +151,8 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
     return {
       name: c.name,
       kind: c.kind,
-      target: c.target,
+      target: c.target ?? (c.targets ?? []).join(','),
+      targets: c.targets ?? (c.target !== undefined ? [c.target] : []),
       title: c.title ?? c.name,
       group: c.group ?? d.group ?? 'Other',
       schedule,

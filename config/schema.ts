@@ -3,7 +3,7 @@
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
-import { KIND_OPTIONS, KIND_TARGET, KINDS, type Kind } from './kinds.js';
+import { KIND_OPTIONS, KIND_TARGET, KINDS, MULTI_TARGET, type Kind } from './kinds.js';
 import { formatDuration, parseDuration } from './units.js';
 
 const agent = z.strictObject({
@@ -30,9 +30,8 @@ const defaults = z.strictObject({
   group: z.string().min(1).optional(),
 });
 
-const checkBase = {
-  name: checkName,
-  target: z.string({ error: 'expected a target string' }).min(1),
+/** The fields every check has besides name, kind and target(s), whatever its kind. */
+const checkRest = {
   /** Display name on the status page. */
   title: z.string().min(1).max(120).optional(),
   group: z.string().min(1).max(120).optional(),
@@ -51,9 +50,17 @@ const checkBase = {
 };
 
 function checkVariant<K extends Kind>(kind: K) {
-  return z.strictObject({ ...checkBase, kind: z.literal(kind), target: KIND_TARGET[kind], [kind]: (KIND_OPTIONS[kind] as z.ZodType).prefault({}) } as {
-    kind: z.ZodLiteral<K>;
-  } & typeof checkBase & { [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]> });
+  const target = KIND_TARGET[kind] as z.ZodType<string>;
+  return z.strictObject({
+    name: checkName,
+    kind: z.literal(kind),
+    target: target.optional(),
+    ...(MULTI_TARGET[kind] ? { targets: z.array(target).min(1).max(16).optional() } : {}),
+    ...checkRest,
+    [kind]: (KIND_OPTIONS[kind] as z.ZodType).prefault({}),
+  } as { kind: z.ZodLiteral<K>; target: z.ZodOptional<z.ZodType<string>>; targets: z.ZodOptional<z.ZodArray<z.ZodType<string>>> } & { name: typeof checkName } & typeof checkRest & {
+    [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]>;
+  });
 }
 
 const check = z.discriminatedUnion(
@@ -100,6 +107,17 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
       if (dep === c.name) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected another check (a check cannot depend on itself)' });
       else if (!index.has(dep)) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected the name of a configured check' });
     });
+    const multi = typeof c.kind === 'string' && (MULTI_TARGET as Record<string, boolean>)[c.kind] === true;
+    if (c.target === undefined && c.targets === undefined) {
+      issues.push({ path: ['checks', i], message: multi ? 'expected target (or targets: a list) to be set' : 'expected target to be set' });
+    } else if (c.target !== undefined && c.targets !== undefined) {
+      issues.push({ path: ['checks', i, 'targets'], message: 'expected either target or targets, not both' });
+    }
+    const dnsOpts = isRecord(c.dns) ? c.dns : {};
+    const targetList: unknown[] = c.targets !== undefined ? (Array.isArray(c.targets) ? c.targets : []) : [c.target];
+    if (c.kind === 'dns' && targetList.includes('system') && dnsOpts.type !== undefined && dnsOpts.type !== 'A' && dnsOpts.type !== 'AAAA') {
+      issues.push({ path: ['checks', i, 'dns', 'type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' });
+    }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
     if (c.timezone !== undefined && c.cron === undefined) issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
     const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);

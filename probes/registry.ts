@@ -1,11 +1,13 @@
 // The one list of probe kinds: kind name -> probe. Typed against config/kinds.ts, so a kind
 // with a schema but no probe (or the reverse) does not compile.
 import type { Kind, KindOptions } from '../config/kinds.js';
+import { dnsProbe } from './dns.js';
 import { tcpProbe } from './tcp.js';
 import type { Probe } from './types.js';
 
 export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   tcp: tcpProbe,
+  dns: dnsProbe,
 };
 
 export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {

@@ -47,7 +47,7 @@ export const tcpProbe: Probe<TcpOptions> = {
       const r = await resolveHost(hp.host, o.ipFamily, signal);
       ({ address, family } = r);
       if (r.seconds !== undefined) phases.resolve = r.seconds;
-      resolvedAddress = address;
+      if (r.seconds !== undefined) resolvedAddress = address;
     } catch (err) {
       return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
     }

@@ -14,13 +14,22 @@ export const FAILURE_REASONS = [
   'tls_expired',
   'expect_mismatch',
   'policy_open',
+  'dns_nxdomain',
+  'dns_servfail',
+  'dns_refused',
+  'dns_rcode',
+  'dns_nodata',
+  'dns_mismatch',
+  'dns_inconsistent',
+  'dns_serial_lag',
+  'truncated',
   'protocol',
   'internal',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a successful run is still marked degraded. Also a closed label set. */
-export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring'] as const;
+export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial'] as const;
 export type DegradedReason = (typeof DEGRADED_REASONS)[number];
 
 /**
@@ -38,7 +47,14 @@ export type ValueName =
   | 'samples_loss_ratio'
   | 'connect_min_seconds'
   | 'connect_median_seconds'
-  | 'connect_max_seconds';
+  | 'connect_max_seconds'
+  | 'dns_answer_rrs'
+  | 'dns_authority_rrs'
+  | 'dns_additional_rrs'
+  | 'dns_query_succeeded'
+  | 'dns_serial'
+  | 'dns_serial_lag'
+  | 'dns_tcp_fallback';
 
 /** Bounded, low-cardinality text facts (they change only when the peer changes). */
 export interface ProbeInfo {
@@ -53,6 +69,10 @@ export interface ProbeInfo {
   certFingerprintSha256?: string;
   certChainLength?: number;
   resolvedAddress?: string;
+  /** Response code of the last DNS reply (one of the named rcodes). */
+  dnsRcode?: string;
+  /** How a DNS query went: "udp", "tcp" or "system" (getaddrinfo). */
+  dnsTransport?: string;
 }
 
 export interface ProbeFailure {
@@ -63,8 +83,24 @@ export interface ProbeFailure {
   message: string;
 }
 
+/** The part of a run that concerns one of a check's several targets (e.g. one resolver). */
+export interface TargetResult {
+  target: string;
+  ok: boolean;
+  durationSeconds: number;
+  phases: Record<string, number>;
+  failure?: ProbeFailure;
+  values?: Partial<Record<ValueName, number>>;
+  info?: ProbeInfo;
+}
+
 export interface ProbeResult {
   ok: boolean;
+  /**
+   * For checks with several targets: each target's own outcome. The agent exports per-target
+   * last-run series from these; the check's verdict (ok, failure, degraded) stays the whole's.
+   */
+  targets?: TargetResult[];
   /** Seconds per phase, only for phases that actually ran (a phase never run is absent, not 0). */
   phases: Record<string, number>;
   failure?: ProbeFailure;
@@ -80,8 +116,10 @@ export interface ProbeLogger {
 }
 
 export interface ProbeContext<Options> {
-  /** The check's target as configured (e.g. "host:port"). */
+  /** The check's target as configured (e.g. "host:port"); with several, their list joined by ",". */
   target: string;
+  /** Every target of the check (a single one for most kinds). */
+  targets: readonly string[];
   options: Options;
   /** Aborted by the runner when the check's timeout expires or the agent stops. */
   signal: AbortSignal;

@@ -14,7 +14,7 @@ afterAll(async () => {
 });
 
 function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500) {
-  return tcpProbe.run({ target: `127.0.0.1:${port}`, options: KIND_OPTIONS.tcp.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
+  return tcpProbe.run({ target: `127.0.0.1:${port}`, targets: [`127.0.0.1:${port}`], options: KIND_OPTIONS.tcp.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
 }
 
 const tls = () => ({ serverName: 'ehr.sandbox.vakt.test', caFile: `${sandboxCertDir()}/ca.pem` });

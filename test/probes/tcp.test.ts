@@ -9,7 +9,7 @@ import { blackholePeer, budget, closedPort, quietLog, tcpPeer, tlsPeer, type Pee
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000, signal?: AbortSignal): Promise<ProbeResult> {
   const opts: TcpOptions = KIND_OPTIONS.tcp.parse(options);
-  return tcpProbe.run({ target, options: opts, ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: {} });
+  return tcpProbe.run({ target, targets: [target], options: opts, ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: {} });
 }
 
 const cleanup: Peer[] = [];
