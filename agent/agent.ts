@@ -3,18 +3,38 @@
 // checks keep their schedule and state) and stops cleanly (no new runs, in-flight probes aborted).
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config } from '../config/loader.js';
-import { Detector, type CheckStatus } from './detector.js';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
+import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Redactor } from './redact.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
 
+/** One finished run as kept for the API and the status page's sparkline. */
+export interface RunRecord {
+  time: number;
+  result: 'ok' | 'degraded' | 'failed';
+  durationSeconds: number;
+  phases: Record<string, number>;
+  reason?: string;
+}
+
 export interface CheckView {
   config: CheckConfig;
   status: CheckStatus;
   last?: RunOutcome;
+  /** Recent runs, oldest first (at most HISTORY). */
+  history: RunRecord[];
+  /** Root cause when the check is down: itself, or the deepest down dependency. */
+  cause?: string;
 }
+
+/** Runs kept per check for the API and the sparkline. */
+export const HISTORY = 30;
+/** How often learnt baselines are written to agent.stateFile. */
+const STATE_SAVE_MS = 5 * 60_000;
 
 export interface AgentOptions {
   configFile: string;
@@ -47,6 +67,8 @@ export class Agent {
   private readonly inFlight = new Set<Promise<void>>();
   private reloading: Promise<ReloadResult> | undefined;
   private stopping = false;
+  private openIncidents: Incident[] = [];
+  private stateTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private config: Config,
@@ -82,8 +104,11 @@ export class Agent {
     const config = await loadConfigFile(options.configFile);
     const agent = new Agent(config, options);
     agent.metrics.configLoaded(true, config.checks, false);
+    await agent.loadState();
     for (const c of config.checks) agent.addCheck(c);
     agent.log.info({ file: config.file, checks: config.checks.length }, 'config loaded, scheduling checks');
+    agent.stateTimer = setInterval(() => void agent.saveState(), STATE_SAVE_MS);
+    agent.stateTimer.unref();
     return agent;
   }
 
@@ -101,6 +126,14 @@ export class Agent {
 
   get labels(): Record<string, string> {
     return this.config.agent.labels;
+  }
+
+  get statusPage(): Config['agent']['statusPage'] {
+    return this.config.agent.statusPage;
+  }
+
+  incidents(): Incident[] {
+    return this.openIncidents;
   }
 
   list(): CheckView[] {
@@ -124,6 +157,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    if (this.stateTimer) clearInterval(this.stateTimer);
     this.root.abort(new Error('agent stopping'));
     const pending = [...this.inFlight];
     if (pending.length > 0) {
@@ -131,7 +165,36 @@ export class Agent {
       await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
       clearTimeout(timer);
     }
+    await this.saveState();
     this.log.info({ aborted: pending.length }, 'agent stopped');
+  }
+
+  /** Restores learnt baselines from agent.stateFile (a missing or broken file is not fatal). */
+  private async loadState(): Promise<void> {
+    const file = this.config.agent.stateFile;
+    if (!file) return;
+    try {
+      const data = JSON.parse(await readFile(file, 'utf8')) as { version?: number; baselines?: DetectorSnapshot };
+      if (data.version !== 1 || typeof data.baselines !== 'object' || data.baselines === null) throw new Error('not a vakt state file (version 1)');
+      const n = this.detector.restore(data.baselines, this.config.checks);
+      this.log.info({ file, checks: n }, 'baselines restored from the state file');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.log.warn({ file, err: (err as Error).message }, 'state file not usable: baselines start afresh');
+    }
+  }
+
+  /** Writes learnt baselines to agent.stateFile, atomically (temp file + rename). */
+  async saveState(): Promise<void> {
+    const file = this.config.agent.stateFile;
+    if (!file) return;
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), baselines: this.detector.snapshot() }));
+      await rename(tmp, file);
+    } catch (err) {
+      this.log.warn({ file, err: (err as Error).message }, 'could not write the state file');
+    }
   }
 
   /** Runs one check now, outside its schedule (CLI and tests). */
@@ -185,19 +248,23 @@ export class Agent {
         result.changed.push(c.name);
       } else result.unchanged++;
     }
+    this.updateCauses();
     this.metrics.configLoaded(true, next.checks, true);
     this.log.info({ added: result.added, removed: result.removed, changed: result.changed, unchanged: result.unchanged }, 'config reloaded');
     return result;
   }
 
   private addCheck(c: CheckConfig): void {
-    this.checks.set(c.name, { config: c, status: this.detector.status(c.name) });
+    const status = this.detector.status(c.name);
+    this.checks.set(c.name, { config: c, status, history: [] });
     this.metrics.addCheck(c);
+    this.metrics.setStatus(c.name, status);
     this.scheduler.add(c.name, c.schedule);
   }
 
   private removeCheck(name: string): void {
     this.scheduler.remove(name);
+    this.checks.get(name)?.history.splice(0);
     this.detector.forget(name);
     this.metrics.removeCheck(name);
     this.checks.delete(name);
@@ -220,13 +287,24 @@ export class Agent {
     return run;
   }
 
-  private record(view: CheckView, outcome: RunOutcome): void {
+  private record(view: CheckView, raw: RunOutcome): void {
     const c = view.config;
+    // Detector first: it may mark a slow run degraded. Metrics and API see the judged result.
+    const outcome: RunOutcome = { ...raw, result: this.detector.judge(c, raw.result, raw.duration) };
     view.last = outcome;
-    this.metrics.observe(c, outcome);
-    const verdict = this.detector.update(c, outcome.result, outcome.startedAt);
-    view.status = verdict.status;
     const r = outcome.result;
+    view.history.push({
+      time: outcome.startedAt,
+      result: !r.ok ? 'failed' : r.degraded ? 'degraded' : 'ok',
+      durationSeconds: outcome.duration,
+      phases: r.phases,
+      ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),
+    });
+    if (view.history.length > HISTORY) view.history.shift();
+    this.metrics.observe(c, outcome);
+    const verdict = this.detector.update(c, r, outcome.startedAt);
+    view.status = verdict.status;
+    this.metrics.setStatus(c.name, verdict.status);
     const detail = {
       check: c.name,
       kind: c.kind,
@@ -239,13 +317,38 @@ export class Agent {
     };
     this.log.debug(detail, 'run finished');
     if (verdict.changed) {
-      this.metrics.setStatus(c.name, verdict.status.state);
-      const line = { ...detail, from: verdict.previous, to: verdict.status.state };
+      this.updateCauses();
+      const line = { ...detail, from: verdict.previous, to: verdict.status.state, ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}) };
       if (verdict.status.state === 'ok' || (verdict.previous === 'unknown' && verdict.status.state !== 'down' && verdict.status.state !== 'failing')) {
         this.log.info(line, `check ${c.name} is ${verdict.status.state}`);
       } else this.log.warn(line, `check ${c.name} is ${verdict.status.state}`);
     }
+    if (verdict.flappingChanged) {
+      this.log.warn({ check: c.name, flapping: verdict.status.flapping }, verdict.status.flapping ? `check ${c.name} is flapping` : `check ${c.name} stopped flapping`);
+    }
     if (verdict.retryAfterMs !== undefined) this.scheduler.runAfter(c.name, verdict.retryAfterMs);
+  }
+
+  /** Recomputes root causes and incidents after a state change. */
+  private updateCauses(): void {
+    const nodes = new Map<string, RootNode>();
+    for (const v of this.checks.values()) nodes.set(v.config.name, { name: v.config.name, dependsOn: v.config.dependsOn, state: v.status.state, since: v.status.since });
+    const causes = rootCauses(nodes);
+    for (const v of this.checks.values()) {
+      const cause = causes.get(v.config.name);
+      if (cause === v.cause) continue;
+      if (cause === undefined) delete v.cause;
+      else v.cause = cause;
+      this.metrics.setRootCause(v.config.name, cause);
+    }
+    const before = new Set(this.openIncidents.map((i) => i.cause));
+    this.openIncidents = incidents(nodes, causes);
+    this.metrics.setIncidents(this.openIncidents);
+    for (const i of this.openIncidents) {
+      if (!before.has(i.cause)) this.log.warn({ cause: i.cause, affected: i.affected, since: new Date(i.since).toISOString() }, `incident opened: ${i.cause} is down`);
+    }
+    const now = new Set(this.openIncidents.map((i) => i.cause));
+    for (const c of before) if (!now.has(c)) this.log.info({ cause: c }, `incident closed: ${c}`);
   }
 }
 

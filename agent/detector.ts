@@ -1,6 +1,11 @@
 // Turns run results into a check's state. A failure first makes the check `failing` and asks
-// for a sooner retry; only when `retries` retries failed too is it `down`. Recovery needs
-// `recoverAfter` consecutive successes. A successful but degraded run makes it `degraded`.
+// for a sooner retry; only when `retries` retries failed too is it `down`, so the worst-case
+// detection time is timeout + retries x (retryInterval + timeout). Recovery needs `recoverAfter`
+// consecutive successes. A successful run is `degraded` when the probe says so (sample loss,
+// certificate expiry, ...) or when it was slow: above an absolute limit, or above
+// `baselineFactor` x the check's learnt baseline (the median of its recent good runs, which
+// slow runs do not enter, so a lasting slowdown is not learnt as normal). Many state changes in
+// a window flag the check as flapping.
 import type { CheckConfig } from '../config/loader.js';
 import type { ProbeResult } from '../probes/types.js';
 
@@ -13,31 +18,75 @@ export interface CheckStatus {
   since: number;
   consecutiveFailures: number;
   consecutiveSuccesses: number;
+  flapping: boolean;
+  /** Learnt normal duration in seconds (median of recent good runs), once enough runs were seen. */
+  baseline?: number;
 }
 
 export interface Verdict {
   previous: CheckState;
   status: CheckStatus;
   changed: boolean;
+  flappingChanged: boolean;
   /** Milliseconds after which the check should be run again to confirm a failure. */
   retryAfterMs?: number;
 }
 
+interface Memory {
+  status: CheckStatus;
+  /** Recent good run durations (seconds), oldest first, at most baselineWindow long. */
+  window: number[];
+  /** Times of recent state changes (epoch ms), for flapping. */
+  changes: number[];
+}
+
+/** What the state file keeps per check: the baseline's window. */
+export type DetectorSnapshot = Record<string, { window: number[] }>;
+
 export class Detector {
-  private readonly statuses = new Map<string, CheckStatus>();
+  private readonly memory = new Map<string, Memory>();
+
+  private mem(name: string): Memory {
+    let m = this.memory.get(name);
+    if (!m) {
+      m = { status: { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false }, window: [], changes: [] };
+      this.memory.set(name, m);
+    }
+    return m;
+  }
 
   status(name: string): CheckStatus {
-    let s = this.statuses.get(name);
-    if (!s) this.statuses.set(name, (s = { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0 }));
-    return s;
+    return this.mem(name).status;
   }
 
   forget(name: string): void {
-    this.statuses.delete(name);
+    this.memory.delete(name);
+  }
+
+  /**
+   * The run's result as the check sees it: the probe's, plus `degraded: slow` when a successful
+   * run exceeded the check's absolute or baseline limit. Feeds the baseline with good runs.
+   */
+  judge(check: CheckConfig, result: ProbeResult, seconds: number): ProbeResult {
+    const m = this.mem(check.name);
+    const limits = check.degraded;
+    if (!result.ok) return result;
+    let slow: string | undefined;
+    if (limits.aboveMs !== undefined && seconds * 1000 > limits.aboveMs) {
+      slow = `took ${fmt(seconds)}, limit ${fmt(limits.aboveMs / 1000)}`;
+    }
+    const baseline = m.status.baseline;
+    if (slow === undefined && limits.baselineFactor !== undefined && baseline !== undefined && seconds > baseline * limits.baselineFactor) {
+      slow = `took ${fmt(seconds)}, ${(seconds / baseline).toFixed(1)}x its usual ${fmt(baseline)} (limit ${limits.baselineFactor}x)`;
+    }
+    if (slow === undefined) this.learn(check, m, seconds);
+    if (slow === undefined || result.degraded) return result;
+    return { ...result, degraded: { reason: 'slow', message: slow } };
   }
 
   update(check: CheckConfig, result: ProbeResult, at: number = Date.now()): Verdict {
-    const s = this.status(check.name);
+    const m = this.mem(check.name);
+    const s = m.status;
     const previous = s.state;
     let next: CheckState;
     let retryAfterMs: number | undefined;
@@ -60,7 +109,59 @@ export class Detector {
     if (changed) {
       s.state = next;
       s.since = at;
+      if (previous !== 'unknown') m.changes.push(at);
     }
-    return { previous, status: s, changed, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+    const cutoff = at - check.flapping.windowMs;
+    while (m.changes.length > 0 && (m.changes[0] as number) < cutoff) m.changes.shift();
+    const flapping = m.changes.length > check.flapping.changes;
+    const flappingChanged = flapping !== s.flapping;
+    s.flapping = flapping;
+    return { previous, status: s, changed, flappingChanged, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   }
+
+  snapshot(): DetectorSnapshot {
+    const out: DetectorSnapshot = {};
+    for (const [name, m] of this.memory) if (m.window.length > 0) out[name] = { window: [...m.window] };
+    return out;
+  }
+
+  /** Restores baselines saved by snapshot() (unknown checks and bad values are skipped). */
+  restore(snapshot: DetectorSnapshot, checks: readonly CheckConfig[]): number {
+    let restored = 0;
+    for (const c of checks) {
+      const w = snapshot[c.name]?.window;
+      if (!Array.isArray(w)) continue;
+      const good = w.filter((x): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0).slice(-c.degraded.baselineWindow);
+      if (good.length === 0) continue;
+      const m = this.mem(c.name);
+      m.window = good;
+      this.updateBaseline(c, m);
+      restored++;
+    }
+    return restored;
+  }
+
+  private learn(check: CheckConfig, m: Memory, seconds: number): void {
+    m.window.push(seconds);
+    if (m.window.length > check.degraded.baselineWindow) m.window.splice(0, m.window.length - check.degraded.baselineWindow);
+    this.updateBaseline(check, m);
+  }
+
+  private updateBaseline(check: CheckConfig, m: Memory): void {
+    if (m.window.length < check.degraded.baselineMinRuns) {
+      delete m.status.baseline;
+      return;
+    }
+    m.status.baseline = median(m.window);
+  }
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function fmt(seconds: number): string {
+  return seconds < 1 ? `${(seconds * 1000).toFixed(0)} ms` : `${seconds.toFixed(2)} s`;
 }

@@ -6,7 +6,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
 import type { ProbeResult, TargetResult, ValueName } from '../probes/types.js';
-import type { CheckState } from './detector.js';
+import { CHECK_STATES, type CheckStatus } from './detector.js';
+import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
 
@@ -78,6 +79,23 @@ export class Metrics {
   private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
 
   private readonly status = this.gauge('vakt_check_status', 'Current state of the check, one-hot over status.', ['check', 'status']);
+  private readonly statusSince = this.gauge('vakt_check_status_since_timestamp_seconds', 'When the check entered its current state (Unix seconds).', ['check']);
+  private readonly flapping = this.gauge('vakt_check_flapping', 'Whether the check changes state too often (1) or not (0); see flapping in the config.', ['check']);
+  private readonly baseline = this.gauge('vakt_check_baseline_seconds', "The check's learnt normal run duration: median of its recent good runs (once enough were seen).", ['check']);
+  private readonly rootCause = this.gauge('vakt_check_root_cause', 'Present (value 1) while the check is down, naming its root cause: itself, or the deepest down check it depends on.', ['check', 'cause']);
+  private readonly incidentsOpen = new Gauge({ name: 'vakt_incidents_open', help: 'Open incidents: root causes that are down.', registers: [this.registry] });
+  private readonly incidentAffected = new Gauge({
+    name: 'vakt_incident_affected_checks',
+    help: 'Per open incident (root cause), how many other checks are down because of it.',
+    labelNames: ['cause'],
+    registers: [this.registry],
+  });
+  private readonly incidentSince = new Gauge({
+    name: 'vakt_incident_since_timestamp_seconds',
+    help: 'Per open incident (root cause), when the cause went down (Unix seconds).',
+    labelNames: ['cause'],
+    registers: [this.registry],
+  });
 
   readonly lag = new Histogram({
     name: 'vakt_scheduler_lag_seconds',
@@ -154,12 +172,39 @@ export class Metrics {
   /** Creates the series a check has before its first run (counters at 0, status unknown). */
   addCheck(check: CheckConfig): void {
     for (const result of RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
-    this.setStatus(check.name, 'unknown');
   }
 
-  setStatus(name: string, state: CheckState): void {
-    for (const s of ['unknown', 'ok', 'degraded', 'failing', 'down'] as const) {
-      this.track(name, this.status, { check: name, status: s }, (m, l) => m.set(l, s === state ? 1 : 0));
+  setStatus(name: string, status: CheckStatus): void {
+    for (const s of CHECK_STATES) {
+      this.track(name, this.status, { check: name, status: s }, (m, l) => m.set(l, s === status.state ? 1 : 0));
+    }
+    this.track(name, this.statusSince, { check: name }, (m, l) => m.set(l, status.since / 1000));
+    this.track(name, this.flapping, { check: name }, (m, l) => m.set(l, status.flapping ? 1 : 0));
+    if (status.baseline === undefined) this.untrack(name, this.baseline, { check: name });
+    else this.track(name, this.baseline, { check: name }, (m, l) => m.set(l, status.baseline as number));
+  }
+
+  /** The check's root cause while it is down (itself or a dependency); no series otherwise. */
+  setRootCause(name: string, cause: string | undefined): void {
+    const mine = this.series.get(name);
+    const prefix = `${metricId(this.rootCause)}\u0000`;
+    for (const [key, s] of mine ?? []) {
+      if (key.startsWith(prefix) && s.labels.cause !== cause) {
+        this.rootCause.remove(s.labels);
+        mine?.delete(key);
+      }
+    }
+    if (cause !== undefined) this.track(name, this.rootCause, { check: name, cause }, (m, l) => m.set(l, 1));
+  }
+
+  /** Open incidents: one series per root cause, valued with the number of checks it affects. */
+  setIncidents(list: readonly Incident[]): void {
+    this.incidentsOpen.set(list.length);
+    this.incidentAffected.reset();
+    this.incidentSince.reset();
+    for (const i of list) {
+      this.incidentAffected.set({ cause: i.cause }, i.affected.length);
+      this.incidentSince.set({ cause: i.cause }, i.since / 1000);
     }
   }
 

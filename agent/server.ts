@@ -3,7 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Agent, CheckView } from './agent.js';
-import { statusPage } from './status-page.js';
+import type { Incident } from './root-cause.js';
+import { pickLanguage, statusPage, type Language } from './status-page.js';
 
 export interface HttpServer {
   server: Server;
@@ -66,8 +67,22 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
       return agent.ready ? send(agent, res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(agent, res, 503, 'text/plain; charset=utf-8', 'not ready\n');
     case '/api/v1/checks':
       return json(200, { labels: agent.labels, checks: agent.list().map(checkJson) });
-    case '/':
-      return send(agent, res, 200, 'text/html; charset=utf-8', statusPage(agent.list(), agent.labels));
+    case '/api/v1/incidents':
+      return json(200, { labels: agent.labels, incidents: agent.incidents().map((i) => incidentJson(agent, i)) });
+    case '/': {
+      const sp = agent.statusPage;
+      const asked = url.searchParams.get('lang');
+      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? (asked as Language) : sp.language, req.headers['accept-language']);
+      res.setHeader('Content-Language', language);
+      res.setHeader('Vary', 'Accept-Language');
+      return send(
+        agent,
+        res,
+        200,
+        'text/html; charset=utf-8',
+        statusPage({ checks: agent.list(), incidents: agent.incidents(), labels: agent.labels, title: sp.title, language, refreshSeconds: sp.refresh }),
+      );
+    }
   }
   const m = /^\/api\/v1\/checks\/([a-z0-9_-]+)$/.exec(path);
   if (m) {
@@ -92,6 +107,9 @@ export function checkJson(v: CheckView): unknown {
     timeoutSeconds: c.timeoutMs / 1000,
     state: v.status.state,
     since: new Date(v.status.since).toISOString(),
+    cause: v.cause ?? null,
+    flapping: v.status.flapping,
+    baselineSeconds: v.status.baseline ?? null,
     consecutiveFailures: v.status.consecutiveFailures,
     lastResult: last
       ? {
@@ -106,6 +124,19 @@ export function checkJson(v: CheckView): unknown {
           ...(last.result.targets ? { targets: last.result.targets } : {}),
         }
       : null,
+    history: v.history.map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null })),
+  };
+}
+
+export function incidentJson(agent: Agent, i: Incident): unknown {
+  const cause = agent.get(i.cause);
+  return {
+    cause: i.cause,
+    title: cause?.config.title ?? i.cause,
+    group: cause?.config.group ?? null,
+    since: new Date(i.since).toISOString(),
+    reason: cause?.last?.result.failure?.reason ?? null,
+    affected: i.affected.map((name) => ({ name, title: agent.get(name)?.config.title ?? name, group: agent.get(name)?.config.group ?? null })),
   };
 }
 

@@ -1,74 +1,246 @@
-// The status page at "/": systems grouped by group, each in plain words, readable without
-// JavaScript and refreshed by the browser. Shows states and times only: no targets' secrets,
-// no stack traces, no failure texts from peers.
-import type { CheckView } from './agent.js';
+// The status page at "/": the situation picture ("lägesbild") for clinical departments, not
+// engineers. Systems grouped by `group`, each in plain words with an icon (colour is never the
+// only signal), since when, a latency sparkline; open incidents as one sentence each ("Internal
+// DNS (ns1) not answering since 03:02 — 14 systems affected"). Plain HTML that refreshes itself
+// and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
+// only titles, states and times.
+import type { CheckView, RunRecord } from './agent.js';
 import type { CheckState } from './detector.js';
+import type { Incident } from './root-cause.js';
 
-const WORDS: Record<CheckState, string> = {
-  unknown: 'Not checked yet',
-  ok: 'Working',
-  degraded: 'Slow or impaired',
-  failing: 'Problems, being confirmed',
-  down: 'Not reachable',
+export type Language = 'en' | 'sv' | 'da';
+
+interface Texts {
+  states: Record<CheckState, string>;
+  since: string;
+  updated: string;
+  refresh: (s: number) => string;
+  allWell: string;
+  problems: (n: number) => string;
+  /** "<title> <verb> since <time>" for the root cause of an incident, by the cause's kind. */
+  notAnswering: Record<string, string>;
+  affected: (n: number) => string;
+  system: string;
+  status: string;
+  recent: string;
+  sparkline: (n: number, min: string, max: string, failed: number) => string;
+  noData: string;
+  incidents: string;
+  flapping: string;
+  cause: (title: string) => string;
+}
+
+const TEXT: Record<Language, Texts> = {
+  en: {
+    states: { unknown: 'Not checked yet', ok: 'Working', degraded: 'Slow', failing: 'Problems, being checked', down: 'Not reachable' },
+    since: 'since',
+    updated: 'Last updated',
+    refresh: (s) => `This page updates itself every ${s} seconds.`,
+    allWell: 'All systems are working.',
+    problems: (n) => (n === 1 ? '1 problem right now.' : `${n} problems right now.`),
+    notAnswering: { dns: 'not answering', tcp: 'not reachable', default: 'not working' },
+    affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
+    system: 'System',
+    status: 'Status',
+    recent: 'Recent response times',
+    sparkline: (n, min, max, failed) => `Response times of the last ${n} checks, ${min} to ${max}${failed > 0 ? `, ${failed} failed` : ''}`,
+    noData: 'no data yet',
+    incidents: 'Current problems',
+    flapping: 'unstable',
+    cause: (t) => `because ${t} is not working`,
+  },
+  sv: {
+    states: { unknown: 'Inte kontrollerad än', ok: 'Fungerar', degraded: 'Långsam', failing: 'Problem, kontrolleras', down: 'Går inte att nå' },
+    since: 'sedan',
+    updated: 'Senast uppdaterad',
+    refresh: (s) => `Sidan uppdateras automatiskt var ${s}:e sekund.`,
+    allWell: 'Alla system fungerar.',
+    problems: (n) => (n === 1 ? '1 problem just nu.' : `${n} problem just nu.`),
+    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', default: 'fungerar inte' },
+    affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
+    system: 'System',
+    status: 'Status',
+    recent: 'Svarstider senaste tiden',
+    sparkline: (n, min, max, failed) => `Svarstider för de senaste ${n} kontrollerna, ${min} till ${max}${failed > 0 ? `, ${failed} misslyckades` : ''}`,
+    noData: 'inga data än',
+    incidents: 'Aktuella problem',
+    flapping: 'instabil',
+    cause: (t) => `eftersom ${t} inte fungerar`,
+  },
+  da: {
+    states: { unknown: 'Ikke kontrolleret endnu', ok: 'Virker', degraded: 'Langsom', failing: 'Problemer, kontrolleres', down: 'Kan ikke nås' },
+    since: 'siden',
+    updated: 'Senest opdateret',
+    refresh: (s) => `Siden opdaterer sig selv hvert ${s}. sekund.`,
+    allWell: 'Alle systemer virker.',
+    problems: (n) => (n === 1 ? '1 problem lige nu.' : `${n} problemer lige nu.`),
+    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', default: 'virker ikke' },
+    affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
+    system: 'System',
+    status: 'Status',
+    recent: 'Svartider for nylig',
+    sparkline: (n, min, max, failed) => `Svartider for de seneste ${n} kontroller, ${min} til ${max}${failed > 0 ? `, ${failed} fejlede` : ''}`,
+    noData: 'ingen data endnu',
+    incidents: 'Aktuelle problemer',
+    flapping: 'ustabil',
+    cause: (t) => `fordi ${t} ikke virker`,
+  },
 };
 
-const MARK: Record<CheckState, string> = { unknown: '?', ok: '✓', degraded: '!', failing: '!', down: '✕' };
+const ICON: Record<CheckState, string> = { unknown: '○', ok: '✓', degraded: '◐', failing: '!', down: '✕' };
 
-export function statusPage(checks: readonly CheckView[], labels: Record<string, string>): string {
-  const groups = new Map<string, CheckView[]>();
-  for (const v of checks) {
-    const list = groups.get(v.config.group) ?? [];
-    list.push(v);
-    groups.set(v.config.group, list);
+/** The language for a request: the configured one, or the best match of Accept-Language. */
+export function pickLanguage(configured: 'auto' | Language, acceptLanguage: string | undefined): Language {
+  if (configured !== 'auto') return configured;
+  const prefs = (acceptLanguage ?? '')
+    .split(',')
+    .map((part) => {
+      const [tag = '', ...params] = part.trim().toLowerCase().split(';');
+      const q = params.map((p) => /^q=([\d.]+)$/.exec(p.trim())?.[1]).find((x) => x !== undefined);
+      return { tag, q: q === undefined ? 1 : Number(q) };
+    })
+    .filter((p) => p.tag !== '' && p.q > 0)
+    .sort((a, b) => b.q - a.q);
+  for (const { tag } of prefs) {
+    const base = tag.split('-')[0];
+    if (base === 'sv' || base === 'da' || base === 'en') return base;
+    // Norwegian readers get Danish, the closer written language.
+    if (base === 'nb' || base === 'no' || base === 'nn') return 'da';
   }
+  return 'en';
+}
+
+export interface StatusPageInput {
+  checks: readonly CheckView[];
+  incidents: readonly Incident[];
+  labels: Record<string, string>;
+  title: string;
+  language: Language;
+  refreshSeconds: number;
+  now?: number;
+  timeZone?: string;
+}
+
+export function statusPage(input: StatusPageInput): string {
+  const t = TEXT[input.language];
+  const now = input.now ?? Date.now();
+  const time = (ms: number) => formatTime(ms, now, input.language, input.timeZone);
+  const byName = new Map(input.checks.map((v) => [v.config.name, v]));
+  const groups = new Map<string, CheckView[]>();
+  for (const v of input.checks) groups.set(v.config.group, [...(groups.get(v.config.group) ?? []), v]);
+  const problems = input.checks.filter((v) => v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded').length;
+
+  const incidents = input.incidents.map((i) => {
+    const cause = byName.get(i.cause);
+    const title = cause?.config.title ?? i.cause;
+    const verb = t.notAnswering[cause?.config.kind ?? ''] ?? t.notAnswering.default;
+    return `<li><strong>${esc(title)}</strong> ${esc(verb as string)} ${t.since} <time datetime="${iso(i.since)}">${time(i.since)}</time> — ${t.affected(i.affected.length)}${
+      i.affected.length > 0 ? `: ${i.affected.map((a) => esc(byName.get(a)?.config.title ?? a)).join(', ')}` : ''
+    }.</li>`;
+  });
+
   const sections = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(
-      ([group, list]) => `<section aria-labelledby="g-${slug(group)}">
-<h2 id="g-${slug(group)}">${esc(group)}</h2>
+    .map(([group, list]) => {
+      const id = `g-${slug(group)}`;
+      const rows = list
+        .sort((a, b) => a.config.title.localeCompare(b.config.title))
+        .map((v) => {
+          const state = v.status.state;
+          const cause = v.cause && v.cause !== v.config.name ? byName.get(v.cause)?.config.title ?? v.cause : undefined;
+          const extra = [cause ? t.cause(esc(cause)) : undefined, v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
+          return `<tr class="s-${state}">
+<th scope="row">${esc(v.config.title)}</th>
+<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
+<td>${sparkline(v.history, t)}</td>
+</tr>`;
+        })
+        .join('\n');
+      return `<section aria-labelledby="${id}">
+<h2 id="${id}">${esc(group)}</h2>
 <table>
-<thead><tr><th scope="col">System</th><th scope="col">Status</th><th scope="col">Since</th></tr></thead>
+<thead><tr><th scope="col">${t.system}</th><th scope="col">${t.status}</th><th scope="col"><span class="visually-hidden">${t.since}</span></th><th scope="col">${t.recent}</th></tr></thead>
 <tbody>
-${list
-  .sort((a, b) => a.config.title.localeCompare(b.config.title))
-  .map(
-    (v) =>
-      `<tr class="s-${v.status.state}"><th scope="row">${esc(v.config.title)}</th><td><span aria-hidden="true">${MARK[v.status.state]}</span> ${WORDS[v.status.state]}</td><td><time datetime="${new Date(v.status.since).toISOString()}">${fmt(v.status.since)}</time></td></tr>`,
-  )
-  .join('\n')}
+${rows}
 </tbody>
 </table>
-</section>`,
-    )
+</section>`;
+    })
     .join('\n');
-  const site = labels.site ? ` — ${esc(labels.site)}` : '';
+
+  const site = input.labels.site ? ` — ${esc(input.labels.site)}` : '';
   return `<!doctype html>
-<html lang="en">
+<html lang="${input.language}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="15">
-<title>System status${site}</title>
+<meta http-equiv="refresh" content="${input.refreshSeconds}">
+<title>${problems > 0 ? `(${problems}) ` : ''}${esc(input.title)}${site}</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a1a1a;max-width:60rem}
-table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}
-th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ccc}
-.s-ok td:nth-child(2){color:#0a6b2d}.s-degraded td:nth-child(2),.s-failing td:nth-child(2){color:#8a5a00;font-weight:600}
-.s-down td:nth-child(2){color:#b00020;font-weight:700}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1rem 1.5rem;color:#1b1b1b;max-width:64rem;line-height:1.4}
+h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
+.summary{font-size:1.15rem;padding:.75rem 1rem;border-radius:.4rem;border:2px solid}
+.summary.ok{background:#e8f5ec;border-color:#0a6b2d}.summary.bad{background:#fdecea;border-color:#b00020}
+.incidents li{margin:.4rem 0}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #d0d0d0;vertical-align:middle}
+thead th{font-size:.85rem;color:#444}
+.icon{display:inline-block;width:1.3em;text-align:center;font-weight:700}
+.s-ok .icon,.s-ok .word{color:#0a6b2d}
+.s-degraded .icon,.s-degraded .word,.s-failing .icon,.s-failing .word{color:#8a4b00;font-weight:600}
+.s-down .icon,.s-down .word{color:#b00020;font-weight:700}
+.s-unknown .word{color:#555}
+.note{color:#444;font-size:.9rem}
+svg.spark{vertical-align:middle}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+footer{margin-top:2rem;color:#444;font-size:.9rem}
 </style>
 </head>
 <body>
-<header><h1>System status${site}</h1><p>Last updated <time datetime="${new Date().toISOString()}">${fmt(Date.now())}</time>. This page refreshes every 15 seconds.</p></header>
+<header>
+<h1>${esc(input.title)}${site}</h1>
+<p class="summary ${problems > 0 ? 'bad' : 'ok'}" role="status">${problems > 0 ? t.problems(problems) : t.allWell}</p>
+</header>
 <main>
+${incidents.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${incidents.join('\n')}\n</ul></section>` : ''}
 ${sections}
 </main>
+<footer><p>${t.updated} <time datetime="${iso(now)}">${time(now)}</time>. ${t.refresh(input.refreshSeconds)}</p></footer>
 </body>
 </html>
 `;
 }
 
-function fmt(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+/** Inline SVG of recent run durations; failed runs as red marks at the top. */
+function sparkline(history: readonly RunRecord[], t: Texts): string {
+  if (history.length === 0) return `<span class="note">${t.noData}</span>`;
+  const w = 120;
+  const h = 24;
+  const durations = history.map((r) => r.durationSeconds);
+  const max = Math.max(...durations, 1e-6);
+  const min = Math.min(...durations);
+  const step = history.length > 1 ? w / (history.length - 1) : 0;
+  const points = history.map((r, i) => `${(i * step).toFixed(1)},${(h - 2 - (r.durationSeconds / max) * (h - 6)).toFixed(1)}`).join(' ');
+  const failed = history.map((r, i) => (r.result === 'failed' ? `<rect x="${(i * step - 1.5).toFixed(1)}" y="0" width="3" height="4" fill="#b00020"/>` : '')).join('');
+  const label = t.sparkline(history.length, ms(min), ms(max), history.filter((r) => r.result === 'failed').length);
+  return `<svg class="spark" role="img" aria-label="${esc(label)}" width="${w}" height="${h}" viewBox="-2 0 ${w + 4} ${h}"><title>${esc(label)}</title><polyline fill="none" stroke="#3a5f8f" stroke-width="1.5" points="${points}"/>${failed}</svg>`;
+}
+
+function ms(seconds: number): string {
+  return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`;
+}
+
+function formatTime(ms: number, now: number, lang: Language, timeZone: string | undefined): string {
+  const locale = lang === 'en' ? 'en-GB' : lang === 'sv' ? 'sv-SE' : 'da-DK';
+  const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', ...(timeZone ? { timeZone } : {}) };
+  const sameDay = new Date(ms).toDateString() === new Date(now).toDateString();
+  if (!sameDay) Object.assign(opts, { day: 'numeric', month: 'short' });
+  return new Intl.DateTimeFormat(locale, opts).format(ms);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 function slug(s: string): string {

@@ -16,6 +16,10 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_RETRY_INTERVAL,
   DEFAULT_TIMEOUT,
+  DEFAULT_BASELINE_MIN_RUNS,
+  DEFAULT_BASELINE_WINDOW,
+  DEFAULT_FLAP_CHANGES,
+  DEFAULT_FLAP_WINDOW,
   type ParsedConfig,
 } from './schema.js';
 
@@ -35,8 +39,17 @@ interface CheckCommon {
   retryIntervalMs: number;
   recoverAfter: number;
   dependsOn: string[];
+  degraded: DegradedLimits;
+  flapping: { windowMs: number; changes: number };
   /** Resolved secret values by name. Never logged: the agent registers them with its redactor. */
   secrets: Record<string, string>;
+}
+
+export interface DegradedLimits {
+  aboveMs?: number;
+  baselineFactor?: number;
+  baselineWindow: number;
+  baselineMinRuns: number;
 }
 
 export type CheckConfig = { [K in Kind]: CheckCommon & { kind: K; options: KindOptions[K] } }[Kind];
@@ -49,6 +62,9 @@ export interface AgentConfig {
   jitter: number;
   startSpreadMs: number;
   phaseHistograms: boolean;
+  /** Absolute path of the state file, when configured. */
+  stateFile?: string;
+  statusPage: { title: string; language: 'auto' | 'en' | 'sv' | 'da'; refresh: number };
 }
 
 export interface Config {
@@ -161,14 +177,37 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
       retryIntervalMs: c.retryInterval ?? d.retryInterval ?? DEFAULT_RETRY_INTERVAL,
       recoverAfter: c.recoverAfter ?? d.recoverAfter ?? DEFAULT_RECOVER_AFTER,
       dependsOn: c.dependsOn,
+      degraded: degradedFor(c.degraded, d.degraded),
+      flapping: {
+        windowMs: c.flapping?.window ?? d.flapping?.window ?? DEFAULT_FLAP_WINDOW,
+        changes: c.flapping?.changes ?? d.flapping?.changes ?? DEFAULT_FLAP_CHANGES,
+      },
       secrets,
       options,
     } as CheckConfig;
   });
   return {
     file: resolvePath(file),
-    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter, startSpreadMs: p.agent.startSpread, phaseHistograms: p.agent.phaseHistograms },
+    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter,
+      startSpreadMs: p.agent.startSpread,
+      phaseHistograms: p.agent.phaseHistograms,
+      statusPage: p.agent.statusPage,
+      ...(p.agent.stateFile !== undefined ? { stateFile: isAbsolute(p.agent.stateFile) ? p.agent.stateFile : resolvePath(baseDir, p.agent.stateFile) } : {}),
+    },
     checks,
+  };
+}
+
+type DegradedInput = ParsedConfig['defaults']['degraded'];
+
+function degradedFor(own: DegradedInput, defaults: DegradedInput): DegradedLimits {
+  const above = own?.above ?? defaults?.above;
+  const factor = own?.baselineFactor ?? defaults?.baselineFactor;
+  return {
+    ...(above !== undefined ? { aboveMs: above } : {}),
+    ...(factor !== undefined ? { baselineFactor: factor } : {}),
+    baselineWindow: own?.baselineWindow ?? defaults?.baselineWindow ?? DEFAULT_BASELINE_WINDOW,
+    baselineMinRuns: own?.baselineMinRuns ?? defaults?.baselineMinRuns ?? DEFAULT_BASELINE_MIN_RUNS,
   };
 }
 

@@ -15,10 +15,39 @@ const agent = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** Largest random delay added to each interval run, as a fraction of the interval. */
   jitter: z.number().min(0).max(0.5).default(0.01),
+  /** Where learnt baselines are kept across restarts (JSON; written atomically). */
+  stateFile: z.string().min(1).optional(),
+  statusPage: z
+    .strictObject({
+      title: z.string().min(1).max(120).default('System status'),
+      /** Interface language; `auto` follows the browser's Accept-Language (en, sv, da). */
+      language: z.enum(['auto', 'en', 'sv', 'da']).default('auto'),
+      /** Seconds between automatic refreshes of the page. */
+      refresh: z.int().min(5).max(3600).default(15),
+    })
+    .prefault({}),
   /** Per-phase series in vakt_probe_duration_seconds; false keeps only phase="total" (cardinality). */
   phaseHistograms: z.boolean().default(true),
   /** First runs after start (or reload) are spread over this time, so checks do not fire together. */
   startSpread: duration.prefault('10s'),
+});
+
+/** When a successful run still counts as degraded because it was slow. */
+const degradedLimits = z.strictObject({
+  /** Absolute limit on the run's duration. */
+  above: positiveDuration.optional(),
+  /** Relative limit: this many times the check's learnt baseline (median of recent good runs). */
+  baselineFactor: z.number().min(1).max(1000).optional(),
+  /** How many recent good runs the baseline is learnt from. */
+  baselineWindow: z.int().min(5).max(10_000).optional(),
+  /** Runs needed before the baseline is used. */
+  baselineMinRuns: z.int().min(1).max(10_000).optional(),
+});
+
+/** A check whose state changes more than `changes` times within `window` is flagged as flapping. */
+const flapping = z.strictObject({
+  window: positiveDuration.optional(),
+  changes: z.int().min(2).max(1000).optional(),
 });
 
 const defaults = z.strictObject({
@@ -28,6 +57,8 @@ const defaults = z.strictObject({
   retryInterval: positiveDuration.optional(),
   recoverAfter: z.int().min(1).max(100).optional(),
   group: z.string().min(1).optional(),
+  degraded: degradedLimits.optional(),
+  flapping: flapping.optional(),
 });
 
 /** The fields every check has besides name, kind and target(s), whatever its kind. */
@@ -46,6 +77,8 @@ const checkRest = {
   retryInterval: positiveDuration.optional(),
   recoverAfter: z.int().min(1).max(100).optional(),
   dependsOn: z.array(checkName).default([]),
+  degraded: degradedLimits.optional(),
+  flapping: flapping.optional(),
   secrets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
 };
 
@@ -147,6 +180,10 @@ export const DEFAULT_TIMEOUT = 5_000;
 export const DEFAULT_RETRIES = 2;
 export const DEFAULT_RETRY_INTERVAL = 5_000;
 export const DEFAULT_RECOVER_AFTER = 1;
+export const DEFAULT_BASELINE_WINDOW = 100;
+export const DEFAULT_BASELINE_MIN_RUNS = 20;
+export const DEFAULT_FLAP_WINDOW = 30 * 60_000;
+export const DEFAULT_FLAP_CHANGES = 6;
 
 export type ParsedConfig = z.output<typeof configSchema>;
 

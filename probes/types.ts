@@ -29,7 +29,7 @@ export const FAILURE_REASONS = [
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a successful run is still marked degraded. Also a closed label set. */
-export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial'] as const;
+export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial', 'slow'] as const;
 export type DegradedReason = (typeof DEGRADED_REASONS)[number];
 
 /**
