@@ -72,7 +72,7 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
     case '/': {
       const sp = agent.statusPage;
       const asked = url.searchParams.get('lang');
-      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? (asked as Language) : sp.language, req.headers['accept-language']);
+      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? (asked) : sp.language, req.headers['accept-language']);
       res.setHeader('Content-Language', language);
       res.setHeader('Vary', 'Accept-Language');
       return send(
