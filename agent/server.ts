@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Agent, CheckView } from './agent.js';
 import type { Incident } from './root-cause.js';
-import { pickLanguage, statusPage, type Language } from './status-page.js';
+import { pickLanguage, statusPage } from './status-page.js';
 
 export interface HttpServer {
   server: Server;
