@@ -69,6 +69,7 @@ export class Agent {
   private stopping = false;
   private openIncidents: Incident[] = [];
   private stateTimer: NodeJS.Timeout | undefined;
+  private causesPending = false;
 
   private constructor(
     private config: Config,
@@ -317,7 +318,7 @@ export class Agent {
     };
     this.log.debug(detail, 'run finished');
     if (verdict.changed) {
-      this.updateCauses();
+      this.causesSoon();
       const line = { ...detail, from: verdict.previous, to: verdict.status.state, ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}) };
       if (verdict.status.state === 'ok' || (verdict.previous === 'unknown' && verdict.status.state !== 'down' && verdict.status.state !== 'failing')) {
         this.log.info(line, `check ${c.name} is ${verdict.status.state}`);
@@ -327,6 +328,19 @@ export class Agent {
       this.log.warn({ check: c.name, flapping: verdict.status.flapping }, verdict.status.flapping ? `check ${c.name} is flapping` : `check ${c.name} stopped flapping`);
     }
     if (verdict.retryAfterMs !== undefined) this.scheduler.runAfter(c.name, verdict.retryAfterMs);
+  }
+
+  /**
+   * Root causes are recomputed once per burst of state changes (a DNS outage flips hundreds of
+   * checks within moments; one pass over the graph after them is enough).
+   */
+  private causesSoon(): void {
+    if (this.causesPending) return;
+    this.causesPending = true;
+    setImmediate(() => {
+      this.causesPending = false;
+      if (!this.stopping) this.updateCauses();
+    });
   }
 
   /** Recomputes root causes and incidents after a state change. */
