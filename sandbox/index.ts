@@ -3,6 +3,7 @@
 //   GET  /faults                     every switch and its current setting
 //   POST /faults/<path>/<mode>       fw-a|fw-b: pass|drop|reject|reset|overload
 //   POST /faults/policy/<open|closed> open the port that must stay blocked (a policy regression)
+//   POST /faults/<resolver>/<mode>   ns1|ns2: ok|timeout|servfail|wrong|nxdomain|refused|stale
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -10,9 +11,11 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010 } as const;
+/** The DNS ports are UDP and TCP both. */
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -20,6 +23,8 @@ export interface Sandbox {
   ports: SandboxPorts;
   controlUrl: string;
   paths: Record<string, FirewallPath>;
+  /** The internal resolvers ns1 and ns2 (zone region.sandbox). */
+  resolvers: Record<string, SandboxResolver>;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -67,6 +72,16 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
       closers.push(() => p.stop());
     }
 
+    // The internal resolvers of incident 3 (Region Kronoberg), UDP and TCP on one port each.
+    const resolvers: Record<string, SandboxResolver> = {
+      ns1: new SandboxResolver('ns1', host, want.ns1),
+      ns2: new SandboxResolver('ns2', host, want.ns2),
+    };
+    for (const r of Object.values(resolvers)) {
+      await r.start();
+      closers.push(() => r.stop());
+    }
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -92,14 +107,18 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
 
     const reset = async () => {
       for (const p of Object.values(paths)) await p.setMode('pass');
+      for (const r of Object.values(resolvers)) r.setMode('ok');
       await setPolicy(false);
     };
 
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, setPolicy, reset, () => blocked !== undefined).then(([status, body]) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(`${JSON.stringify(body, null, 2)}\n`);
-      });
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, setPolicy, reset, () => blocked !== undefined)
+        // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
+        .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
+        .then(([status, body]) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(`${JSON.stringify(body, null, 2)}\n`);
+        });
       req.resume();
     });
     const controlPort = await listen(control, host, want.control);
@@ -111,12 +130,15 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
       fwA: (paths['fw-a'] as FirewallPath).address.port,
       fwB: (paths['fw-b'] as FirewallPath).address.port,
       blocked: blockedPort,
+      ns1: (resolvers.ns1 as SandboxResolver).address.port,
+      ns2: (resolvers.ns2 as SandboxResolver).address.port,
     };
     return {
       host,
       ports,
       controlUrl: `http://${host}:${controlPort}`,
       paths,
+      resolvers,
       setPolicy,
       reset,
       stop: async () => {
@@ -133,6 +155,7 @@ async function handleControl(
   method: string,
   url: string,
   paths: Record<string, FirewallPath>,
+  resolvers: Record<string, SandboxResolver>,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -140,7 +163,8 @@ async function handleControl(
   const state = () => ({
     paths: Object.fromEntries(Object.entries(paths).map(([n, p]) => [n, p.mode])),
     policy: policyOpen() ? 'open' : 'closed',
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'] },
+    dns: Object.fromEntries(Object.entries(resolvers).map(([n, r]) => [n, r.mode])),
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -155,9 +179,15 @@ async function handleControl(
     await setPolicy(mode === 'open');
     return [200, state()];
   }
-  const path = target ? paths[target] : undefined;
+  // Own keys only: /faults/constructor/pass must not reach Object.prototype.
+  const path = target && Object.hasOwn(paths, target) ? paths[target] : undefined;
   if (path && (FIREWALL_MODES as readonly string[]).includes(mode ?? '')) {
     await path.setMode(mode as FirewallMode);
+    return [200, state()];
+  }
+  const resolver = target && Object.hasOwn(resolvers, target) ? resolvers[target] : undefined;
+  if (resolver && (DNS_MODES as readonly string[]).includes(mode ?? '')) {
+    resolver.setMode(mode as DnsMode);
     return [200, state()];
   }
   return [400, { error: `unknown fault ${target ?? ''}/${mode ?? ''}`, ...state() }];
