@@ -149,7 +149,9 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   if (sandbox) {
     process.stderr.write(
       `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
-        `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/drop  (list: curl ${sandbox.controlUrl}/faults)\n\n`,
+        `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/overload   (firewall path A overloaded)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/ns1/timeout      (internal DNS ns1 stops answering)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
     );
   }
 
