@@ -217,9 +217,18 @@ export class Metrics {
     const name = check.name;
     this.queueWait.observe(outcome.queueWait);
     // Last-run series per target: the check's own target, or each of its several targets.
-    const parts: TargetResult[] = result.targets ?? [
-      { target: check.target, ok: result.ok, durationSeconds: outcome.duration, phases: result.phases, ...(result.values ? { values: result.values } : {}), ...(result.info ? { info: result.info } : {}) },
-    ];
+    // A run of a several-target check that the runner cut off (timeout, internal error) has no
+    // per-target parts: each target then shares the run's outcome, so its series stay stable.
+    const parts: TargetResult[] =
+      result.targets ??
+      check.targets.map((target) => ({
+        target: check.targets.length > 1 ? target : check.target,
+        ok: result.ok,
+        durationSeconds: outcome.duration,
+        phases: result.phases,
+        ...(result.values ? { values: result.values } : {}),
+        ...(result.info ? { info: result.info } : {}),
+      }));
     const seen = new Set<string>();
     for (const part of parts) {
       seen.add(part.target);

@@ -69,6 +69,27 @@ describe('metrics', () => {
     expect(value(text, 'vakt_probe_skipped_runs_total', { check: 'b' })).toBe(1);
   });
 
+  it('several targets: per-target series; a run cut off by the runner keeps the same series', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = parseConfig('checks:\n  - { name: dns, kind: dns, targets: ["10.0.0.53", "10.0.0.54"], dns: { name: x.local } }\n', 't.yaml').checks[0] as CheckConfig;
+    m.observe(c, outcome({ ok: true, phases: {}, targets: [
+      { target: '10.0.0.53', ok: true, durationSeconds: 0.002, phases: { request: 0.002 }, values: { dns_answer_rrs: 1 }, info: { dnsRcode: 'NOERROR' } },
+      { target: '10.0.0.54', ok: false, durationSeconds: 0.5, phases: {}, failure: { phase: 'request', reason: 'timeout', message: 'x' } },
+    ] }));
+    let text = (await m.render(false)).body;
+    expect(value(text, 'probe_success', { check: 'dns', target: '10.0.0.53' })).toBe(1);
+    expect(value(text, 'probe_success', { check: 'dns', target: '10.0.0.54' })).toBe(0);
+    expect(value(text, 'probe_dns_duration_seconds', { check: 'dns', target: '10.0.0.53', phase: 'request' })).toBe(0.002);
+    expect(value(text, 'probe_dns_rcode_info', { check: 'dns', target: '10.0.0.53', rcode: 'NOERROR' })).toBe(1);
+    m.observe(c, outcome({ ok: false, phases: {}, failure: { phase: 'total', reason: 'timeout', message: 'cut off' } }));
+    text = (await m.render(false)).body;
+    expect(samples(text, 'probe_success', { check: 'dns' }).map((x) => [x.labels.target, x.value])).toEqual([
+      ['10.0.0.53', 0],
+      ['10.0.0.54', 0],
+    ]);
+    expect(samples(text, 'probe_dns_rcode_info', { check: 'dns' })).toHaveLength(0);
+  });
+
   it('phaseHistograms=false keeps only phase="total"', async () => {
     const m = new Metrics(() => 0, () => 0, () => 1);
     m.phaseHistograms = false;
