@@ -1,11 +1,17 @@
 // Shared machinery for the system tests: running commands, firewall rules on loopback, network
-// namespaces with a veth link, link delay, and peers started inside a namespace.
+// namespaces with a veth link, link delay, peers started inside a namespace, and unbound
+// resolvers started by the test itself (not the system service).
 // The system tests run as root and change the machine's network. Everything they add is tagged
-// (iptables comment `vakt-test-<pid>`, namespace `vakt-t<pid>`) so it can be removed afterwards,
-// and leftovers of an earlier, killed run are removed before a new run starts. Nothing here
-// skips: a missing permission or tool is an error that names the command which failed.
+// (iptables comment `vakt-test-<pid>`, namespace `vakt-t<pid>`, unbound directory
+// `$TMPDIR/vakt-test-<pid>-unbound-*`) so it can be removed afterwards, and leftovers of an
+// earlier, killed run are removed before a new run starts. Nothing here skips: a missing
+// permission or tool is an error that names the command which failed.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface CommandResult {
   stdout: string;
@@ -381,4 +387,231 @@ export async function startNetnsListener(netns: string, address: string): Promis
     child.kill('SIGKILL');
     throw err;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// unbound
+
+/** What an unbound instance serves: `server:` statements and forward zones. */
+export interface UnboundSetup {
+  /**
+   * Extra `server:` statements, one complete statement per entry, e.g.
+   * `local-zone: "region.test." static` or `local-data: "cosmic.region.test. 300 IN A 10.20.1.5"`.
+   */
+  server: readonly string[];
+  /** Forward zones: queries under `name` go to `addr` ("127.0.0.1@5353"). */
+  forwardZones?: readonly { name: string; addr: string }[];
+}
+
+export interface UnboundInstance {
+  /** The port unbound answers on, UDP and TCP, on 127.0.0.1. */
+  port: number;
+  /** "127.0.0.1:<port>", a dns check's target. */
+  target: string;
+  pid: number;
+  /** Its temporary directory (configuration, pid file, log). */
+  dir: string;
+  /**
+   * A port on 127.0.0.1 where nothing listens: every instance forwards the root zone there, so
+   * a query outside its local data never leaves the machine (it fails with SERVFAIL instead).
+   */
+  deadPort: number;
+  /** unbound's log and stderr so far, for failure messages. */
+  log(): string;
+  /** True while the process runs. */
+  running(): boolean;
+  /** Sends `signal` (SIGTERM by default), waits for the exit (SIGKILL after 5 s), removes the directory. Idempotent. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const UNBOUND_DIR_PREFIX = `vakt-test-${process.pid}-unbound-`;
+const UNBOUND_DIR_RE = /^vakt-test-(\d+)-unbound-/;
+
+/** unbound processes this process started and that still run: killed if it exits without stopping them. */
+const liveChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
+/**
+ * A port on 127.0.0.1 that is free for both UDP and TCP right now (nothing bound to it).
+ * Used for servers about to start and as a closed port that refuses.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const tcp = createNetServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(0, '127.0.0.1', () => resolve((tcp.address() as AddressInfo).port));
+    });
+    const udp = createSocket('udp4');
+    const udpFree = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    if (udpFree) return port;
+  }
+  throw new Error('no port on 127.0.0.1 free for both UDP and TCP in 20 attempts');
+}
+
+/** Fails with a plain message when a program the system tests need is not installed. */
+export async function requireTool(cmd: string, args: readonly string[], pkg: string): Promise<string> {
+  try {
+    const r = await tryRun(cmd, args);
+    return `${r.stdout}${r.stderr}`;
+  } catch (err) {
+    throw new Error(`${cmd} is not installed (apt-get install ${pkg}; .ci/run installs it): ${(err as Error).message}`);
+  }
+}
+
+function unboundConf(dir: string, port: number, deadPort: number, setup: UnboundSetup): string {
+  const q = (s: string) => `"${s}"`;
+  const lines = [
+    'server:',
+    '  do-daemonize: no',
+    '  chroot: ""',
+    '  username: ""',
+    `  directory: ${q(dir)}`,
+    `  pidfile: ${q(join(dir, 'unbound.pid'))}`,
+    '  use-syslog: no',
+    `  logfile: ${q(join(dir, 'unbound.log'))}`,
+    '  verbosity: 1',
+    '  interface: 127.0.0.1',
+    `  port: ${port}`,
+    '  do-ip6: no',
+    '  access-control: 127.0.0.0/8 allow',
+    // Iterator only: no validator, so no trust anchor (and no auto-trust-anchor-file) is needed.
+    '  module-config: "iterator"',
+    // The forwarders below are on 127.0.0.1, which unbound refuses to query by default.
+    '  do-not-query-localhost: no',
+    // "test." is one of unbound's default local zones (RFC 6761, always NXDOMAIN); without this
+    // a forward zone under it would never be consulted.
+    '  local-zone: "test." nodefault',
+    // A forwarder that refuses (ICMP port unreachable) counts as a timeout to unbound, which by
+    // default retries with a doubling timeout (up to 2 minutes) and gives no answer for well
+    // over 30 s. One retry and a 1 s ceiling bring SERVFAIL after 0.76 s on the first query,
+    // 1.5 s on the second (the RTT estimate doubled) and at once from then on (the host is
+    // cached as down); measured with unbound 1.17.1.
+    '  outbound-msg-retry: 1',
+    '  infra-cache-max-rtt: 1000',
+    ...setup.server.map((s) => `  ${s}`),
+    'remote-control:',
+    '  control-enable: no',
+  ];
+  // Everything not local is forwarded to a port where nothing listens: nothing leaves the machine.
+  for (const z of [...(setup.forwardZones ?? []), { name: '.', addr: `127.0.0.1@${deadPort}` }]) {
+    lines.push('forward-zone:', `  name: ${q(z.name)}`, `  forward-addr: ${z.addr}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Starts unbound in the foreground (`unbound -d -c <conf>`) as a child of this process, on a free
+ * port of 127.0.0.1, with its own configuration, pid file and log in a temporary directory
+ * (checked with unbound-checkconf first). Resolves once it answers a query (dig, `localhost. A`,
+ * one of unbound's built-in local zones). Fails, never skips, when unbound or dig is missing.
+ */
+export async function startUnbound(setup: UnboundSetup): Promise<UnboundInstance> {
+  await requireTool('unbound', ['-V'], 'unbound');
+  await requireTool('dig', ['-v'], 'dnsutils');
+  let lastError: Error | undefined;
+  // A port found free may be taken before unbound binds it; then try another.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), UNBOUND_DIR_PREFIX));
+    try {
+      return await startUnboundIn(dir, setup);
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      lastError = err as Error;
+      if (!/Address already in use|can't bind socket/i.test(lastError.message)) throw lastError;
+    }
+  }
+  throw lastError!;
+}
+
+async function startUnboundIn(dir: string, setup: UnboundSetup): Promise<UnboundInstance> {
+  const port = await freePort();
+  let deadPort = await freePort();
+  while (deadPort === port) deadPort = await freePort();
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, unboundConf(dir, port, deadPort, setup));
+  await run('unbound-checkconf', [conf]);
+
+  const child = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    });
+  });
+  const spawnError = new Promise<never>((_resolve, reject) => child.once('error', reject));
+  spawnError.catch(() => undefined); // awaited only while starting; later errors show as the exit
+  liveChildren.add(child);
+  void exit.then(() => liveChildren.delete(child));
+  const logFile = join(dir, 'unbound.log');
+  const log = () => `${output}${existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''}`.trim();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
+    (stopping ??= (async () => {
+      if (!exited) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exit;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    })());
+
+  const instance: UnboundInstance = { port, target: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, deadPort, log, running: () => !exited, stop };
+  try {
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      await Promise.race([spawnError, new Promise((r) => setTimeout(r, 50))]);
+      if (exited) throw new Error(`unbound exited (${exited.code ?? exited.signal}) before answering: ${log()}`);
+      const r = await tryRun('dig', [`@127.0.0.1`, '-p', String(port), '+tries=1', '+time=1', '+short', 'localhost.', 'A']);
+      if (r.code === 0 && r.stdout.trim() === '127.0.0.1') return instance;
+      if (performance.now() > deadline) throw new Error(`unbound on port ${port} did not answer within 10 s: ${log()}`);
+    }
+  } catch (err) {
+    await stop('SIGKILL').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Kills unbound processes left by an earlier test process that is gone (killed before its
+ * cleanup ran) and removes their directories. Only a process whose command line names the
+ * configuration file in such a directory is killed. Returns how many were killed.
+ */
+export function removeStaleUnbound(): number {
+  let killed = 0;
+  for (const name of readdirSync(tmpdir())) {
+    const m = UNBOUND_DIR_RE.exec(name);
+    if (!m) continue;
+    const owner = Number(m[1]);
+    if (owner === process.pid || processAlive(owner)) continue;
+    const dir = join(tmpdir(), name);
+    const pidFile = join(dir, 'unbound.pid');
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        if (cmdline.includes(join(dir, 'unbound.conf'))) {
+          process.kill(pid, 'SIGKILL');
+          killed++;
+        }
+      } catch {
+        // gone in the meantime
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return killed;
 }
