@@ -1,0 +1,310 @@
+// The status page in a real browser: headless Chromium (Debian package `chromium`) driven by
+// playwright-core, against an agent monitoring the sandbox. The page must render its groups and
+// plain-language states, pick up a fault through its own meta refresh (no reload by hand, no
+// JavaScript needed), speak Swedish to a Swedish browser, and keep basic accessibility facts.
+// Screenshots go to test-artifacts/ (gitignored) for people to look at.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.js';
+import { startServer, type HttpServer } from '../../agent/server.js';
+import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { requireTool } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+const REFRESH_S = 5;
+const TITLE = 'Region Syddanmark IT status';
+
+let sandbox: Sandbox | undefined;
+let agent: Agent | undefined;
+let http: HttpServer | undefined;
+let browser: Browser | undefined;
+let agentLog = '';
+const dirs: string[] = [];
+const contexts: BrowserContext[] = [];
+
+function config(sb: Sandbox): string {
+  const h = sb.host;
+  const tls = `{ serverName: ehr.sandbox.vakt.test, caFile: "${join(sandboxCertDir(), 'ca.pem')}" }`;
+  return `
+agent:
+  labels: { site: odense-dc1 }
+  startSpread: 100ms
+  statusPage: { title: ${TITLE}, refresh: ${REFRESH_S} }
+defaults: { interval: 1s, timeout: 800ms, retries: 0 }
+checks:
+  - name: ehr-via-fw-a
+    title: Patient records (Cosmic) through firewall A
+    group: Patient records
+    kind: tcp
+    target: "${h}:${sb.ports.fwA}"
+    tcp: { samples: 3, sampleSpacing: 20ms, connectTimeout: 300ms, tls: ${tls} }
+  - name: ehr-via-fw-b
+    title: Patient records (Cosmic) through firewall B
+    group: Patient records
+    kind: tcp
+    target: "${h}:${sb.ports.fwB}"
+    tcp: { samples: 3, sampleSpacing: 20ms, connectTimeout: 300ms, tls: ${tls} }
+  - name: cosmic-login-via-fw-a
+    title: Cosmic login through firewall A
+    group: Patient records
+    kind: tcp
+    target: "${h}:${sb.ports.fwA}"
+    dependsOn: [ehr-via-fw-a]
+    tcp: { tls: ${tls} }
+  - name: rdp-blocked
+    title: Remote desktop to EHR servers stays blocked
+    group: Firewall policy
+    kind: tcp
+    target: "${h}:${sb.ports.blocked}"
+    tcp: { expect: blocked }
+  - name: dns-ns1
+    title: Internal DNS (ns1)
+    group: Core network
+    kind: dns
+    target: "${h}:${sb.ports.ns1}"
+    dns: { name: cosmic.region.sandbox, type: A, expect: { answer: { exactValues: [10.20.1.5] } } }
+`;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function newPage(options: { locale?: string; javaScriptEnabled?: boolean } = {}): Promise<Page> {
+  const context = await browser!.newContext({ viewport: { width: 1100, height: 800 }, locale: options.locale ?? 'en-GB', javaScriptEnabled: options.javaScriptEnabled ?? true });
+  contexts.push(context);
+  return context.newPage();
+}
+
+/** When the page in the browser was rendered by the agent (the footer's <time datetime>). */
+async function renderedAt(page: Page): Promise<number> {
+  return Date.parse((await page.locator('footer time').getAttribute('datetime', { timeout: 2000 })) ?? '');
+}
+
+/** Waits (up to two refresh intervals) until the page shows a rendering from `since` or later; returns its time. */
+async function renderingAfter(page: Page, since: number): Promise<number> {
+  return waitFor(
+    'a rendering after the change',
+    async () => {
+      // During a refresh the old document is gone for a moment; just look again.
+      const t = await renderedAt(page).catch(() => NaN);
+      return t >= since ? t : undefined;
+    },
+    2 * REFRESH_S * 1000 + 2000,
+  );
+}
+
+/** Text of each row of the status tables: [system, status]. */
+async function rows(page: Page): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const row of await page.locator('main table tbody tr').all()) {
+    const name = (await row.locator('th').innerText()).trim();
+    out[name] = (await row.locator('td').first().innerText()).trim();
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  await requireTool(CHROMIUM, ['--version'], 'chromium');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0 } });
+  const dir = mkdtempSync(join(tmpdir(), 'vakt-test-status-page-'));
+  dirs.push(dir);
+  const file = join(dir, 'vakt.yaml');
+  writeFileSync(file, config(sandbox));
+  const logs = new PassThrough();
+  logs.on('data', (d: Buffer) => (agentLog = (agentLog + d.toString()).slice(-20_000)));
+  agent = await Agent.start({ configFile: file, listen: { host: '127.0.0.1', port: 0 }, logStream: logs });
+  http = await startServer(agent, '127.0.0.1', 0);
+  // playwright-core brings no browser: the system's Chromium, headless, with a fresh profile
+  // (Playwright gives every launch its own temporary --user-data-dir and removes it on close).
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  await waitFor('every check ok', () => agent!.list().every((c) => c.status.state === 'ok' && c.history.length >= 2), 15_000);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of contexts.splice(0)) await c.close().catch(() => undefined);
+  await browser?.close();
+  await agent?.stop();
+  await http?.close();
+  await sandbox?.stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('status page in headless Chromium', () => {
+  let page: Page;
+  /** Page loads of the main page (its meta refreshes after the first). */
+  let loads = 0;
+
+  it('renders the title, site, groups and every system as working', async () => {
+    page = await newPage();
+    page.on('load', () => loads++);
+    const res = await page.goto(`${http!.url}/`);
+    expect(res?.status()).toBe(200);
+    expect(await page.title()).toBe(`${TITLE} — odense-dc1`);
+    await expect.poll(() => page.locator('h1').innerText()).toBe(`${TITLE} — odense-dc1`);
+    expect(await page.locator('.summary').innerText()).toBe('All systems are working.');
+    expect(await page.locator('h2').allInnerTexts()).toEqual(['Core network', 'Firewall policy', 'Patient records']);
+    const states = await rows(page);
+    expect(Object.keys(states).sort()).toEqual([
+      'Cosmic login through firewall A',
+      'Internal DNS (ns1)',
+      'Patient records (Cosmic) through firewall A',
+      'Patient records (Cosmic) through firewall B',
+      'Remote desktop to EHR servers stays blocked',
+    ]);
+    for (const [name, state] of Object.entries(states)) expect(state, name).toBe('✓ Working');
+    // No targets, addresses or ports on a page meant for clinical departments.
+    expect(await page.content()).not.toContain(`:${sandbox!.ports.fwA}`);
+    expect(await page.locator('meta[http-equiv="refresh"]').getAttribute('content')).toBe(String(REFRESH_S));
+    await page.screenshot({ path: join(ARTIFACTS, 'status-page-ok.png'), fullPage: true });
+  });
+
+  it('has basic accessibility: lang, headings, scoped table headers, labelled sparklines, readable contrast', async () => {
+    expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    expect(await page.locator('h1').count()).toBe(1);
+    const tables = await page.locator('table').count();
+    expect(tables).toBe(3);
+    expect(await page.locator('th:not([scope])').count()).toBe(0);
+    expect(await page.locator('thead th[scope="col"]').count()).toBe(tables * 4);
+    expect(await page.locator('tbody th[scope="row"]').count()).toBe(5);
+    // Every column header has a name, the visually hidden one included.
+    for (const th of await page.locator('thead th').all()) expect((await th.textContent())?.trim()).not.toBe('');
+    const sparks = page.locator('svg.spark');
+    expect(await sparks.count()).toBe(5);
+    for (const svg of await sparks.all()) {
+      expect(await svg.getAttribute('role')).toBe('img');
+      expect(await svg.getAttribute('aria-label')).toMatch(/^Response times of the last \d+ checks, /);
+    }
+    // The state icons are decoration: the word says it (colour is never the only signal).
+    expect(await page.locator('.icon:not([aria-hidden="true"])').count()).toBe(0);
+    expect(await page.locator('[role="status"]').count()).toBe(1);
+    // WCAG AA contrast (4.5:1) of every text element against its background.
+    const low = await page.evaluate<string[]>(CONTRAST_CHECK);
+    expect(low).toEqual([]);
+  });
+
+  it('shows a fault within one refresh of the agent seeing it, by its own meta refresh', async () => {
+    const before = await renderedAt(page);
+    const res = await fetch(`${sandbox!.controlUrl}/faults/fw-a/reject`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    await res.text();
+    const seen = await waitFor('agent sees ehr-via-fw-a down', () => (agent!.get('ehr-via-fw-a')?.status.state === 'down' && agent!.get('cosmic-login-via-fw-a')?.status.state === 'down' ? Date.now() : undefined), 10_000);
+    // The page reloads itself (never reloaded here); the first rendering after the agent saw the
+    // fault must come within one refresh interval.
+    const loadsBefore = loads;
+    const shown = await renderingAfter(page, seen);
+    expect(shown - seen).toBeLessThanOrEqual((REFRESH_S + 1) * 1000);
+    expect(shown).toBeGreaterThan(before);
+    expect(loads).toBeGreaterThan(loadsBefore);
+
+    expect(await page.title()).toBe(`(2) ${TITLE} — odense-dc1`);
+    expect(await page.locator('.summary').innerText()).toBe('2 problems right now.');
+    const states = await rows(page);
+    expect(states['Patient records (Cosmic) through firewall A']).toBe('✕ Not reachable');
+    expect(states['Cosmic login through firewall A']).toBe('✕ Not reachable (because Patient records (Cosmic) through firewall A is not working)');
+    expect(states['Patient records (Cosmic) through firewall B']).toBe('✓ Working');
+    expect(await page.locator('#incidents').innerText()).toBe('Current problems');
+    const incident = await page.locator('ul.incidents li').allInnerTexts();
+    expect(incident).toHaveLength(1);
+    expect(incident[0]).toMatch(/^Patient records \(Cosmic\) through firewall A not reachable since \d\d:\d\d — 1 system affected: Cosmic login through firewall A\.$/);
+    // The failed runs are red marks in the sparkline, and its label says how many failed.
+    const spark = page.locator('tr', { has: page.locator('th', { hasText: 'Patient records (Cosmic) through firewall A' }) }).locator('svg.spark');
+    expect(await spark.getAttribute('aria-label')).toMatch(/, \d+ failed$/);
+    expect(await spark.locator('rect').count()).toBeGreaterThanOrEqual(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'status-page-fault.png'), fullPage: true });
+  });
+
+  it('speaks Swedish to a Swedish browser (Accept-Language) and Danish with ?lang=da', async () => {
+    const sv = await newPage({ locale: 'sv-SE' });
+    const res = await sv.goto(`${http!.url}/`);
+    expect(res?.headers()['content-language']).toBe('sv');
+    expect(await sv.locator('html').getAttribute('lang')).toBe('sv');
+    expect(await sv.locator('.summary').innerText()).toBe('2 problem just nu.');
+    const states = await rows(sv);
+    expect(states['Patient records (Cosmic) through firewall A']).toBe('✕ Går inte att nå');
+    expect(states['Patient records (Cosmic) through firewall B']).toBe('✓ Fungerar');
+    expect(await sv.locator('#incidents').innerText()).toBe('Aktuella problem');
+    expect(await sv.locator('thead th').first().innerText()).toBe('System');
+    expect(await sv.locator('footer').innerText()).toContain(`Sidan uppdateras automatiskt var ${REFRESH_S}:e sekund.`);
+    await sv.screenshot({ path: join(ARTIFACTS, 'status-page-sv.png'), fullPage: true });
+    // A phone or a narrow window on a ward, for people to look at (see the todo below).
+    await sv.setViewportSize({ width: 390, height: 844 });
+    await sv.screenshot({ path: join(ARTIFACTS, 'status-page-sv-narrow.png'), fullPage: true });
+
+    await sv.goto(`${http!.url}/?lang=da`);
+    expect(await sv.locator('html').getAttribute('lang')).toBe('da');
+    expect((await rows(sv))['Patient records (Cosmic) through firewall B']).toBe('✓ Virker');
+  });
+
+  // Today the tables are about 28 px wider than a 390 px screen (the sparkline column does not
+  // shrink); assert `document.documentElement.scrollWidth <= window.innerWidth` once the page
+  // hides the sparkline column on narrow screens.
+  it.todo('fits a 390 px wide screen without scrolling sideways');
+
+  it('works with JavaScript disabled, refresh included', async () => {
+    const nojs = await newPage({ javaScriptEnabled: false });
+    await nojs.goto(`${http!.url}/`);
+    const first = await renderedAt(nojs);
+    expect(await nojs.locator('h1').innerText()).toBe(`${TITLE} — odense-dc1`);
+    expect((await rows(nojs))['Patient records (Cosmic) through firewall A']).toBe('✕ Not reachable');
+    expect(await nojs.locator('svg.spark').count()).toBe(5);
+    // The meta refresh is HTML, not script: the page still reloads itself.
+    await nojs.waitForEvent('load', { timeout: (REFRESH_S + 3) * 1000 });
+    expect(await renderedAt(nojs)).toBeGreaterThan(first);
+  });
+
+  it('recovers on the page when the fault is cleared', async () => {
+    const res = await fetch(`${sandbox!.controlUrl}/faults/reset`, { method: 'POST' });
+    await res.text();
+    const seen = await waitFor('agent sees every check ok', () => (agent!.list().every((c) => c.status.state === 'ok') ? Date.now() : undefined), 10_000);
+    expect((await renderingAfter(page, seen)) - seen).toBeLessThanOrEqual((REFRESH_S + 1) * 1000);
+    expect(await page.locator('.summary').innerText()).toBe('All systems are working.');
+    expect(await page.locator('ul.incidents').count()).toBe(0);
+  });
+
+  it('agent log has no errors', () => {
+    expect(agentLog).not.toMatch(/"level":(50|60)/);
+  });
+});
+
+/**
+ * Runs in the page: every element with its own text whose contrast against the first opaque
+ * background behind it is below WCAG AA (4.5:1, or 3:1 for large text). Returns descriptions.
+ */
+const CONTRAST_CHECK = `(() => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return [0, 0, 0, 0]; const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== '');
+    if (!own) continue;
+    const cs = getComputedStyle(el);
+    if (cs.visibility === 'hidden' || cs.display === 'none' || el.closest('.visually-hidden')) continue;
+    const fg = parse(cs.color);
+    const l1 = lum(fg), l2 = lum(bg(el));
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) out.push(el.tagName.toLowerCase() + '.' + el.className + ' "' + el.textContent.trim().slice(0, 40) + '" ' + ratio.toFixed(2));
+  }
+  return out;
+})()`;
