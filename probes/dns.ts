@@ -228,12 +228,47 @@ export function parseReply(buf: Buffer, q: Query): DnsReply | undefined {
   } catch (err) {
     throw new DnsProtocolError(`malformed reply (${err instanceof Error ? err.message : 'undecodable'})`);
   }
+  if (!recordsFit(buf)) throw new DnsProtocolError(`malformed reply (a record runs past the end of the ${buf.length}-byte message)`);
   const question = decoded.questions[0];
   // A reply without a question section is allowed (some servers omit it on errors); one with a
   // different question is not for us.
   if (question && (question.name.toLowerCase().replace(/\.$/, '') !== q.name.toLowerCase() || question.type !== q.type)) return undefined;
   if (typeof decoded.rcode !== 'string') throw new DnsProtocolError('reply without a response code');
   return decoded;
+}
+
+/**
+ * Whether every question and record the header counts lies within the message. dns-packet does
+ * not check that a record's data fits: a datagram cut inside the last record decodes anyway (an
+ * A record "10.20.undefined.undefined", a DS with a short digest). Called after a decode that
+ * succeeded, so names are well-formed; pointers are skipped, not followed.
+ */
+function recordsFit(buf: Buffer): boolean {
+  let off = 12;
+  const skipName = (): boolean => {
+    for (;;) {
+      if (off >= buf.length) return false;
+      const len = buf[off] as number;
+      if (len === 0) {
+        off += 1;
+        return true;
+      }
+      if ((len & 0xc0) === 0xc0) {
+        off += 2;
+        return off <= buf.length;
+      }
+      off += 1 + len;
+    }
+  };
+  for (let i = buf.readUInt16BE(4); i > 0; i--) {
+    if (!skipName()) return false;
+    off += 4;
+  }
+  for (let i = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10); i > 0; i--) {
+    if (!skipName() || off + 10 > buf.length) return false;
+    off += 10 + buf.readUInt16BE(off + 8);
+  }
+  return off <= buf.length;
 }
 
 function udpExchange(address: string, port: number, family: 4 | 6, wire: Buffer, q: Query, signal: AbortSignal): Promise<DnsReply> {
@@ -431,7 +466,15 @@ export function recordValue(r: DnsRecord): string {
       return parts.map((p) => JSON.stringify(Buffer.isBuffer(p) ? p.toString('utf8') : String(p))).join(' ');
     }
     default:
-      return Buffer.isBuffer(d) ? d.toString('hex') : JSON.stringify(d, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+      // The replacer looks at the holder's raw value: JSON.stringify calls Buffer#toJSON before
+      // the replacer sees it. A record without data (an OPT outside the additional section)
+      // stringifies to undefined: it is "".
+      return Buffer.isBuffer(d)
+        ? d.toString('hex')
+        : (JSON.stringify(d, function (this: Record<string, unknown>, k: string, v: unknown) {
+            const raw = this[k];
+            return Buffer.isBuffer(raw) ? raw.toString('hex') : v;
+          }) ?? '');
   }
 }
 

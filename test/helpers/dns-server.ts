@@ -28,7 +28,7 @@ export interface TestDnsServer {
 
 export async function startDnsServer(handler: (q: DnsQuery) => DnsAnswer): Promise<TestDnsServer> {
   const queries: DnsQuery[] = [];
-  const udp = createSocket('udp4');
+  let udp = createSocket('udp4');
   const tcp = createServer();
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -61,10 +61,11 @@ export async function startDnsServer(handler: (q: DnsQuery) => DnsAnswer): Promi
             dnsPacket.encode({
               type: 'response',
               id: query.id,
-              flags: (a.reply.flags ?? 0) | dnsPacket.RECURSION_AVAILABLE | (query.flags & dnsPacket.RECURSION_DESIRED) | rcodeBits(a.reply.rcode),
               questions: q.questions ?? [],
               ...a.reply,
-            } as dnsPacket.Packet),
+              // After the spread: a reply's own `flags` (e.g. TC) add to RA, RD and the rcode.
+              flags: (a.reply.flags ?? 0) | dnsPacket.RECURSION_AVAILABLE | (query.flags & dnsPacket.RECURSION_DESIRED) | rcodeBits(a.reply.rcode),
+            }),
           ];
     const go = () => {
       for (const b of out) send(b);
@@ -78,7 +79,10 @@ export async function startDnsServer(handler: (q: DnsQuery) => DnsAnswer): Promi
     } else go();
   };
 
-  udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => answer(msg, 'udp', (b) => udp.send(b, rinfo.port, rinfo.address)));
+  // A send error (e.g. EMSGSIZE for an oversize raw datagram) is the test's business, not an
+  // uncaught 'error' event on the socket.
+  const onUdp = (msg: Buffer, rinfo: RemoteInfo) => answer(msg, 'udp', (b) => udp.send(b, rinfo.port, rinfo.address, () => undefined));
+  udp.on('message', onUdp);
   tcp.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('error', () => s.destroy());
@@ -99,13 +103,28 @@ export async function startDnsServer(handler: (q: DnsQuery) => DnsAnswer): Promi
       }
     });
   });
-  // One port for both transports: bind UDP first, then TCP on the same number.
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
-  const port = udp.address().port;
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, '127.0.0.1', () => resolve());
-  });
+  // One port for both transports: bind UDP first, then TCP on the same number. That number may
+  // be taken for TCP (e.g. by a client socket's ephemeral port): then try another.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    port = udp.address().port;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, '127.0.0.1', () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+      break;
+    } catch (err) {
+      await new Promise<void>((r) => udp.close(() => r()));
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE' || attempt >= 20) throw err;
+      udp = createSocket('udp4');
+      udp.on('message', onUdp);
+    }
+  }
   return {
     port,
     queries,
