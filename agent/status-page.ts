@@ -5,7 +5,7 @@
 // and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
 // only titles, states and times.
 import type { CheckView, RunRecord } from './agent.js';
-import type { CheckState } from './detector.js';
+import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
 
 export type Language = 'en' | 'sv' | 'da';
@@ -16,7 +16,9 @@ interface Texts {
   updated: string;
   refresh: (s: number) => string;
   allWell: string;
-  problems: (n: number) => string;
+  /** The summary line: n problems (incidents and other impaired checks), m systems affected in all. */
+  problems: (n: number, systems: number) => string;
+  blocked: string;
   /** "<title> <verb> since <time>" for the root cause of an incident, by the cause's kind. */
   notAnswering: Record<string, string>;
   affected: (n: number) => string;
@@ -37,7 +39,8 @@ const TEXT: Record<Language, Texts> = {
     updated: 'Last updated',
     refresh: (s) => `This page updates itself every ${s} seconds.`,
     allWell: 'All systems are working.',
-    problems: (n) => (n === 1 ? '1 problem right now.' : `${n} problems right now.`),
+    problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
+    blocked: 'Blocked as intended',
     notAnswering: { dns: 'not answering', tcp: 'not reachable', default: 'not working' },
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
@@ -55,7 +58,8 @@ const TEXT: Record<Language, Texts> = {
     updated: 'Senast uppdaterad',
     refresh: (s) => `Sidan uppdateras automatiskt var ${s}:e sekund.`,
     allWell: 'Alla system fungerar.',
-    problems: (n) => (n === 1 ? '1 problem just nu.' : `${n} problem just nu.`),
+    problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
+    blocked: 'Blockerad som avsett',
     notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', default: 'fungerar inte' },
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
@@ -73,7 +77,8 @@ const TEXT: Record<Language, Texts> = {
     updated: 'Senest opdateret',
     refresh: (s) => `Siden opdaterer sig selv hvert ${s}. sekund.`,
     allWell: 'Alle systemer virker.',
-    problems: (n) => (n === 1 ? '1 problem lige nu.' : `${n} problemer lige nu.`),
+    problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
+    blocked: 'Blokeret som tilsigtet',
     notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', default: 'virker ikke' },
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
@@ -128,7 +133,11 @@ export function statusPage(input: StatusPageInput): string {
   const byName = new Map(input.checks.map((v) => [v.config.name, v]));
   const groups = new Map<string, CheckView[]>();
   for (const v of input.checks) groups.set(v.config.group, [...(groups.get(v.config.group) ?? []), v]);
-  const problems = input.checks.filter((v) => v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded').length;
+  // One problem per incident (however many checks it takes down), plus every other impaired
+  // check: "one alert, not a hundred" holds for people too.
+  const impaired = input.checks.filter((v) => v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded');
+  const incidentCauses = new Set(input.incidents.map((i) => i.cause));
+  const problems = input.incidents.length + impaired.filter((v) => !(v.cause !== undefined && incidentCauses.has(v.cause))).length;
 
   const incidents = input.incidents.map((i) => {
     const cause = byName.get(i.cause);
@@ -151,7 +160,7 @@ export function statusPage(input: StatusPageInput): string {
           const extra = [cause ? t.cause(esc(cause)) : undefined, v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           return `<tr class="s-${state}">
 <th scope="row">${esc(v.config.title)}</th>
-<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${state === 'ok' && isBlockedCheck(v) ? t.blocked : t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
 <td>${sparkline(v.history, t)}</td>
 </tr>`;
@@ -183,7 +192,10 @@ h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 .summary{font-size:1.15rem;padding:.75rem 1rem;border-radius:.4rem;border:2px solid}
 .summary.ok{background:#e8f5ec;border-color:#0a6b2d}.summary.bad{background:#fdecea;border-color:#b00020}
 .incidents li{margin:.4rem 0}
-table{border-collapse:collapse;width:100%}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+thead th:nth-child(1){width:38%}thead th:nth-child(2){width:30%}thead th:nth-child(3){width:12%}thead th:nth-child(4){width:140px}
+td:nth-child(3){white-space:nowrap}
+@media (max-width:40rem){body{padding:.75rem}thead th:nth-child(4),td:nth-child(4){display:none}thead th:nth-child(1){width:45%}thead th:nth-child(3){width:25%}}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #d0d0d0;vertical-align:middle}
 thead th{font-size:.85rem;color:#444}
 .icon{display:inline-block;width:1.3em;text-align:center;font-weight:700}
@@ -200,7 +212,7 @@ footer{margin-top:2rem;color:#444;font-size:.9rem}
 <body>
 <header>
 <h1>${esc(input.title)}${site}</h1>
-<p class="summary ${problems > 0 ? 'bad' : 'ok'}" role="status">${problems > 0 ? t.problems(problems) : t.allWell}</p>
+<p class="summary ${problems > 0 ? 'bad' : 'ok'}" role="status">${problems > 0 ? t.problems(problems, impaired.length) : t.allWell}</p>
 </header>
 <main>
 ${incidents.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${incidents.join('\n')}\n</ul></section>` : ''}
@@ -212,19 +224,41 @@ ${sections}
 `;
 }
 
-/** Inline SVG of recent run durations; failed runs as red marks at the top. */
+/**
+ * Inline SVG of recent run durations. Failed runs are full-height translucent red bars and break
+ * the line (their durations, often a quick "refused", would make a failure look fast). The scale
+ * has a floor so millisecond jitter does not look like a swing.
+ */
 function sparkline(history: readonly RunRecord[], t: Texts): string {
   if (history.length === 0) return `<span class="note">${t.noData}</span>`;
   const w = 120;
   const h = 24;
-  const durations = history.map((r) => r.durationSeconds);
-  const max = Math.max(...durations, 1e-6);
-  const min = Math.min(...durations);
+  const good = history.filter((r) => r.result !== 'failed').map((r) => r.durationSeconds);
+  const lo = good.length > 0 ? Math.min(...good) : 0;
+  const hi = good.length > 0 ? Math.max(...good) : 0;
+  const top = Math.max(hi, 2 * (good.length > 0 ? median(good) : 0), lo + 0.05, 1e-6);
   const step = history.length > 1 ? w / (history.length - 1) : 0;
-  const points = history.map((r, i) => `${(i * step).toFixed(1)},${(h - 2 - (r.durationSeconds / max) * (h - 6)).toFixed(1)}`).join(' ');
-  const failed = history.map((r, i) => (r.result === 'failed' ? `<rect x="${(i * step - 1.5).toFixed(1)}" y="0" width="3" height="4" fill="#b00020"/>` : '')).join('');
-  const label = t.sparkline(history.length, ms(min), ms(max), history.filter((r) => r.result === 'failed').length);
-  return `<svg class="spark" role="img" aria-label="${esc(label)}" width="${w}" height="${h}" viewBox="-2 0 ${w + 4} ${h}"><title>${esc(label)}</title><polyline fill="none" stroke="#3a5f8f" stroke-width="1.5" points="${points}"/>${failed}</svg>`;
+  const x = (i: number) => (history.length > 1 ? i * step : w / 2);
+  const segments: string[][] = [[]];
+  const bars: string[] = [];
+  history.forEach((r, i) => {
+    if (r.result === 'failed') {
+      bars.push(`<rect x="${(x(i) - Math.max(1.5, step / 2)).toFixed(1)}" y="0" width="${Math.max(3, step).toFixed(1)}" height="${h}" fill="#b00020" fill-opacity="0.3"/>`);
+      segments.push([]);
+    } else {
+      (segments[segments.length - 1] as string[]).push(`${x(i).toFixed(1)},${(h - 2 - (r.durationSeconds / top) * (h - 6)).toFixed(1)}`);
+    }
+  });
+  const lines = segments
+    .filter((p) => p.length > 0)
+    .map((p) => (p.length === 1 ? `<circle cx="${p[0]?.split(',')[0]}" cy="${p[0]?.split(',')[1]}" r="1.5" fill="#3a5f8f"/>` : `<polyline fill="none" stroke="#3a5f8f" stroke-width="1.5" points="${p.join(' ')}"/>`))
+    .join('');
+  const label = t.sparkline(history.length, ms(lo), ms(hi), history.length - good.length);
+  return `<svg class="spark" role="img" aria-label="${esc(label)}" width="${w}" height="${h}" viewBox="-2 0 ${w + 4} ${h}"><title>${esc(label)}</title>${bars.join('')}${lines}</svg>`;
+}
+
+function isBlockedCheck(v: CheckView): boolean {
+  return v.config.kind === 'tcp' && v.config.options.expect === 'blocked';
 }
 
 function ms(seconds: number): string {

@@ -39,7 +39,8 @@ describe('status page', () => {
     const html = render('en');
     expect(html).toContain('<html lang="en">');
     expect(html).toContain('<strong>Internal DNS (ns1)</strong> not answering since <time datetime="2026-11-23T02:02:00.000Z">03:02</time> — 2 systems affected: Patient records &lt;Cosmic&gt;, Lab orders.');
-    expect(html).toContain('3 problems right now.');
+    // One incident taking three checks down is one problem, not three.
+    expect(html).toContain('1 problem right now — 3 systems affected.');
     expect(html).toContain('Not reachable');
     expect(html).toContain('Working');
     expect(html).toContain('because Internal DNS (ns1) is not working');
@@ -52,9 +53,13 @@ describe('status page', () => {
 
   it('draws a sparkline with an accessible description, failed runs marked', () => {
     const html = render('en');
-    expect(html).toContain('role="img" aria-label="Response times of the last 4 checks, 11 ms to 30 ms, 1 failed"');
+    // The failed run (30 ms) is drawn as a red bar and left out of the range and the line.
+    expect(html).toContain('role="img" aria-label="Response times of the last 4 checks, 11 ms to 15 ms, 1 failed"');
     expect(html).toMatch(/<polyline[^>]+points="[\d.,\s]+"/);
-    expect(html).toContain('fill="#b00020"');
+    expect(html).toContain('fill="#b00020" fill-opacity="0.3"');
+    // Broken at the failure: one polyline before it, a single point after it.
+    expect(html.match(/<polyline/g)).toHaveLength(1);
+    expect(html).toContain('<circle');
   });
 
   it('speaks Swedish and Danish', () => {
