@@ -78,6 +78,8 @@ export class Metrics {
   private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
   private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
 
+  private readonly checkInfo = this.gauge('vakt_check_info', 'One series per configured check (value 1) with its kind, target(s), status-page group and title, for joins.', ['check', 'kind', 'target', 'group', 'title']);
+  private readonly failureInfo = this.gauge('vakt_probe_failure_info', 'Why the last run against the target failed (value 1; absent when it succeeded).', [...CHECK, 'phase', 'reason']);
   private readonly status = this.gauge('vakt_check_status', 'Current state of the check, one-hot over status.', ['check', 'status']);
   private readonly statusSince = this.gauge('vakt_check_status_since_timestamp_seconds', 'When the check entered its current state (Unix seconds).', ['check']);
   private readonly flapping = this.gauge('vakt_check_flapping', 'Whether the check changes state too often (1) or not (0); see flapping in the config.', ['check']);
@@ -150,6 +152,7 @@ export class Metrics {
       this.values.set(value, this.gauge(def.name, def.help, CHECK));
     }
     for (const kind of Object.keys(PROBES)) this.checksConfigured.set({ kind }, 0);
+    for (const result of ['success', 'failure']) this.reloads.inc({ result }, 0);
   }
 
   /** Whether the histogram has a series per phase (true) or only phase="total" (fewer series). */
@@ -172,6 +175,7 @@ export class Metrics {
   /** Creates the series a check has before its first run (counters at 0, status unknown). */
   addCheck(check: CheckConfig): void {
     for (const result of RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
+    this.track(check.name, this.checkInfo, { check: check.name, kind: check.kind, target: check.target, group: check.group, title: check.title }, (m, l) => m.set(l, 1));
   }
 
   setStatus(name: string, status: CheckStatus): void {
@@ -226,6 +230,7 @@ export class Metrics {
         ok: result.ok,
         durationSeconds: outcome.duration,
         phases: result.phases,
+        ...(result.failure ? { failure: result.failure } : {}),
         ...(result.values ? { values: result.values } : {}),
         ...(result.info ? { info: result.info } : {}),
       }));
@@ -293,6 +298,7 @@ export class Metrics {
           }
         : undefined,
     );
+    this.replaceInfo(name, part.target, this.failureInfo, part.failure ? { ...base, phase: part.failure.phase, reason: part.failure.reason } : undefined);
     this.replaceInfo(name, part.target, this.dnsRcode, info?.dnsRcode !== undefined ? { ...base, rcode: info.dnsRcode } : undefined);
   }
 

@@ -248,7 +248,7 @@ describe('status page in headless Chromium', () => {
     await sv.screenshot({ path: join(ARTIFACTS, 'status-page-sv.png'), fullPage: true });
     // A phone or a narrow window on a ward: no sideways scrolling (the sparkline column goes).
     await sv.setViewportSize({ width: 390, height: 844 });
-    expect(await sv.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    expect(await sv.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
     await sv.screenshot({ path: join(ARTIFACTS, 'status-page-sv-narrow.png'), fullPage: true });
 
     await sv.goto(`${http!.url}/?lang=da`);
