@@ -99,6 +99,9 @@ const dns = z
     if (o.maxSerialLag !== undefined && o.type !== 'SOA') {
       ctx.addIssue({ code: 'custom', path: ['maxSerialLag'], message: 'expected maxSerialLag only with type: SOA' });
     }
+    if (o.dnssecOk && o.ednsPayloadSize === 0) {
+      ctx.addIssue({ code: 'custom', path: ['dnssecOk'], message: 'expected ednsPayloadSize above 0 with dnssecOk (the DO bit travels in the EDNS OPT record)' });
+    }
   });
 export type DnsOptions = z.output<typeof dns>;
 

@@ -146,6 +146,11 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
     } else if (c.target !== undefined && c.targets !== undefined) {
       issues.push({ path: ['checks', i, 'targets'], message: 'expected either target or targets, not both' });
     }
+    if (Array.isArray(c.targets)) {
+      c.targets.forEach((t: unknown, j: number) => {
+        if ((c.targets as unknown[]).indexOf(t) !== j) issues.push({ path: ['checks', i, 'targets', j], message: 'expected each target once' });
+      });
+    }
     const dnsOpts = isRecord(c.dns) ? c.dns : {};
     const targetList: unknown[] = c.targets !== undefined ? (Array.isArray(c.targets) ? c.targets : []) : [c.target];
     if (c.kind === 'dns' && targetList.includes('system') && dnsOpts.type !== undefined && dnsOpts.type !== 'A' && dnsOpts.type !== 'AAAA') {

@@ -106,10 +106,16 @@ async function systemQuery(out: TargetOutcome, o: DnsOptions, signal: AbortSigna
     }
     out.answerValues = records.map(recordValue).sort();
   } catch (err) {
+    if (!(err instanceof ProbeAbortError)) out.phases.resolve = now() - start;
     const code = (err as { code?: unknown }).code;
-    const reason: FailureReason =
-      code === 'ENOTFOUND' || code === 'EAI_NONAME' ? 'dns_nxdomain' : code === 'ENODATA' ? 'dns_nodata' : code === 'EAI_AGAIN' ? 'dns_servfail' : classifyError(err);
-    out.values = { dns_query_succeeded: reason === 'timeout' ? 0 : 1 };
+    // getaddrinfo's answers, read as the rcodes they stand for. EAI_AGAIN covers both SERVFAIL
+    // and "no resolver in resolv.conf answered".
+    const rcode = code === 'ENOTFOUND' || code === 'EAI_NONAME' ? 'NXDOMAIN' : code === 'EAI_AGAIN' ? 'SERVFAIL' : code === 'ENODATA' ? 'NOERROR' : undefined;
+    out.values = { dns_query_succeeded: rcode === undefined ? 0 : 1 };
+    if (rcode !== undefined) out.info = { ...out.info, dnsRcode: rcode };
+    const accepted = rcode === 'NOERROR' ? o.expect.nodata : rcode !== undefined && (o.expect.rcodes as readonly string[]).includes(rcode);
+    if (accepted) return;
+    const reason: FailureReason = rcode === 'NXDOMAIN' ? 'dns_nxdomain' : rcode === 'NOERROR' ? 'dns_nodata' : rcode === 'SERVFAIL' ? 'dns_servfail' : classifyError(err);
     out.failure = { phase: 'resolve', reason, message: `getaddrinfo ${o.name}: ${describeError(err)}` };
   }
 }
@@ -133,16 +139,17 @@ async function directQuery(out: TargetOutcome, target: string, o: DnsOptions, si
   const wire = encodeQuery(q, o);
   let reply: DnsReply | undefined;
   let transport: 'udp' | 'tcp' = o.transport === 'tcp' ? 'tcp' : 'udp';
-  const phase: { now: 'connect' | 'request' } = { now: 'request' };
+  const phase: TcpPhase = { now: 'request' };
+  out.values = { ip_protocol: server.family, ...(out.phases.resolve !== undefined ? { dns_lookup_time_seconds: out.phases.resolve } : {}) };
   try {
     let udpSeconds = 0;
     if (transport === 'udp') {
-      const start = now();
-      reply = await udpExchange(server.address, hp.port, server.family, wire, q, signal);
-      udpSeconds = now() - start;
+      const u = await udpExchange(server.address, hp.port, server.family, wire, q, signal);
+      reply = u.reply;
+      udpSeconds = u.seconds;
       out.phases.request = udpSeconds;
       if (reply.flag_tc && o.transport === 'udp') {
-        out.values = { ...sectionCounts(reply), dns_query_succeeded: 1 };
+        out.values = { ...out.values, ...sectionCounts(reply), dns_query_succeeded: 1 };
         out.info = { dnsRcode: reply.rcode, dnsTransport: 'udp' };
         out.failure = { phase: 'request', reason: 'truncated', message: 'reply truncated (TC) and transport is udp only' };
         return;
@@ -162,6 +169,8 @@ async function directQuery(out: TargetOutcome, target: string, o: DnsOptions, si
       out.phases.request = udpSeconds + t.requestSeconds;
     }
   } catch (err) {
+    // A TCP connect that completed before the failure is still reported.
+    if (phase.connectSeconds !== undefined) out.phases.connect = phase.connectSeconds;
     out.values = { ...out.values, dns_query_succeeded: 0 };
     out.info = { dnsTransport: transport };
     const reason = err instanceof DnsProtocolError ? 'protocol' : classifyError(err);
@@ -178,7 +187,14 @@ async function directQuery(out: TargetOutcome, target: string, o: DnsOptions, si
   }
   const failure = judgeReply(reply, o);
   if (failure) out.failure = failure;
-  else out.answerValues = reply.answers.map(recordValue).sort();
+  // For consistency, SOA records are compared without their serial when serials are judged by
+  // maxSerialLag (a secondary that is one transfer behind is lag, not disagreement).
+  else out.answerValues = reply.answers.map((r) => (r.type === 'SOA' && o.maxSerialLag !== undefined ? recordValue({ ...r, data: { ...(r.data as object), serial: 0 } }) : recordValue(r))).sort();
+}
+
+interface TcpPhase {
+  now: 'connect' | 'request';
+  connectSeconds?: number;
 }
 
 function queryName(o: DnsOptions): string {
@@ -271,8 +287,10 @@ function recordsFit(buf: Buffer): boolean {
   return off <= buf.length;
 }
 
-function udpExchange(address: string, port: number, family: 4 | 6, wire: Buffer, q: Query, signal: AbortSignal): Promise<DnsReply> {
+/** One UDP exchange; `seconds` runs from the send to the arrival of the accepted reply (as dig times it). */
+function udpExchange(address: string, port: number, family: 4 | 6, wire: Buffer, q: Query, signal: AbortSignal): Promise<{ reply: DnsReply; seconds: number }> {
   return new Promise((resolve, reject) => {
+    let sentAt = now();
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     // A fresh socket per query: the OS picks a random source port.
     const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
@@ -286,12 +304,14 @@ function udpExchange(address: string, port: number, family: 4 | 6, wire: Buffer,
         // already closed
       }
       if (err) reject(err);
-      else resolve(reply as DnsReply);
+      else resolve({ reply: reply as DnsReply, seconds: receivedAt - sentAt });
     };
+    let receivedAt = 0;
     const onAbort = () => done(new ProbeAbortError('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     sock.on('error', (err) => done(err));
     sock.on('message', (msg, rinfo) => {
+      receivedAt = now();
       // Only the resolver we asked, from the port we asked; everything else is ignored.
       if (!sameAddress(rinfo.address, address) || rinfo.port !== port) return;
       try {
@@ -302,6 +322,7 @@ function udpExchange(address: string, port: number, family: 4 | 6, wire: Buffer,
       }
     });
     sock.bind(0, () => {
+      sentAt = now();
       sock.send(wire, port, address, (err) => {
         if (err) done(err);
       });
@@ -320,7 +341,7 @@ function tcpExchange(
   wire: Buffer,
   q: Query,
   signal: AbortSignal,
-  phase: { now: 'connect' | 'request' },
+  phase: TcpPhase,
 ): Promise<{ reply: DnsReply; connectSeconds: number; requestSeconds: number }> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
@@ -344,6 +365,7 @@ function tcpExchange(
     socket.once('error', (err) => done(err));
     socket.once('connect', () => {
       connectSeconds = now() - start;
+      phase.connectSeconds = connectSeconds;
       phase.now = 'request';
       const prefix = Buffer.alloc(2);
       prefix.writeUInt16BE(wire.length);
@@ -463,7 +485,7 @@ export function recordValue(r: DnsRecord): string {
     }
     case 'TXT': {
       const parts = Array.isArray(d) ? d : [d];
-      return parts.map((p) => JSON.stringify(Buffer.isBuffer(p) ? p.toString('utf8') : String(p))).join(' ');
+      return parts.map((p) => txtString(Buffer.isBuffer(p) ? p : Buffer.from(typeof p === 'string' ? p : '', 'utf8'))).join(' ');
     }
     default:
       // The replacer looks at the holder's raw value: JSON.stringify calls Buffer#toJSON before
@@ -476,6 +498,17 @@ export function recordValue(r: DnsRecord): string {
             return Buffer.isBuffer(raw) ? raw.toString('hex') : v;
           }) ?? '');
   }
+}
+
+/** A TXT character-string as dig prints it: quoted, `"` and `\` escaped, other bytes as \DDD. */
+function txtString(b: Buffer): string {
+  let out = '"';
+  for (const c of b) {
+    if (c === 0x22 || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
+    else if (c >= 0x20 && c <= 0x7e) out += String.fromCharCode(c);
+    else out += `\\${String(c).padStart(3, '0')}`;
+  }
+  return `${out}"`;
 }
 
 /** The whole record in presentation form: "cosmic.region.local. 300 IN A 10.20.1.5". */

@@ -508,7 +508,29 @@ describe('dns probe: target system and resolvers by name', () => {
   it('target system: a name that does not exist is dns_nxdomain', async () => {
     const r = await run(['system'], { name: 'no-such-name.invalid' }, 3000);
     expect(r.failure).toMatchObject({ reason: 'dns_nxdomain', phase: 'resolve' });
-    expect(Object.keys(r.phases)).toEqual([]);
+    // The OS path answered (NXDOMAIN): how long it took is part of the signal.
+    expect(Object.keys(r.phases)).toEqual(['resolve']);
+    expect(r.info?.dnsRcode).toBe('NXDOMAIN');
+  });
+
+  it('target system: an expected NXDOMAIN (or NODATA with nodata: true) passes', async () => {
+    const r = await run(['system'], { name: 'no-such-name.invalid', expect: { rcodes: ['NXDOMAIN'] } }, 3000);
+    expect(r.failure).toBeUndefined();
+    expect(r.ok).toBe(true);
+  });
+
+  it('TXT data is shown as dig shows it: quotes and backslashes escaped, other bytes as \\DDD', async () => {
+    const s = await server(() => ({ reply: { answers: [{ type: 'TXT', name: 't.region.local', ttl: 60, data: [Buffer.from('say "hi"\\ok'), Buffer.from([0x61, 0x0a, 0xc3, 0xa5])] }] } }));
+    const r = await run([`127.0.0.1:${s.port}`], { name: 't.region.local', type: 'TXT', expect: { answer: { exactValues: ['"say \\"hi\\"\\\\ok" "a\\010\\195\\165"'] } } });
+    expect(r.failure).toBeUndefined();
+  });
+
+  it('a TCP connect that succeeded is still reported when the reply never comes', async () => {
+    const s = await server((q) => (q.transport === 'tcp' ? { drop: true } : { drop: true }));
+    const r = await run([`127.0.0.1:${s.port}`], { name: 'x.region.local', transport: 'tcp' }, 400);
+    expect(r.failure).toMatchObject({ reason: 'timeout', phase: 'request' });
+    expect(r.phases.connect).toBeGreaterThan(0);
+    expect(r.values).toMatchObject({ ip_protocol: 4, dns_query_succeeded: 0 });
   });
 
   it('a resolver given by name (localhost:PORT) has a resolve phase', async () => {
