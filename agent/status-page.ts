@@ -195,7 +195,7 @@ h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
 thead th:nth-child(1){width:38%}thead th:nth-child(2){width:30%}thead th:nth-child(3){width:12%}thead th:nth-child(4){width:140px}
 td:nth-child(3){white-space:nowrap}
-@media (max-width:40rem){body{padding:.75rem}thead th:nth-child(4),td:nth-child(4){display:none}thead th:nth-child(1){width:45%}thead th:nth-child(3){width:25%}}
+@media (max-width:40rem){body{padding:.75rem}thead th:nth-child(4),td:nth-child(4){display:none}thead th:nth-child(1){width:40%}thead th:nth-child(3){width:28%}td:nth-child(3){white-space:normal}th,td{padding:.4rem .35rem}}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #d0d0d0;vertical-align:middle}
 thead th{font-size:.85rem;color:#444}
 .icon{display:inline-block;width:1.3em;text-align:center;font-weight:700}
