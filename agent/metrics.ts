@@ -30,6 +30,10 @@ const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> =
   dns_serial: { name: 'probe_dns_serial', help: 'SOA serial in the last reply from the target.' },
   dns_serial_lag: { name: 'vakt_dns_serial_lag', help: 'How far (RFC 1982) the target\'s SOA serial is behind the newest among the check\'s targets.' },
   dns_tcp_fallback: { name: 'vakt_dns_tcp_fallback', help: '1 when the last query was retried over TCP after a truncated UDP reply.' },
+  http_status_code: { name: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
+  http_content_length: { name: 'probe_http_content_length', help: 'Body bytes read from that response.' },
+  http_redirects: { name: 'probe_http_redirects', help: 'Redirects followed in the last run, over all steps.' },
+  http_ssl: { name: 'probe_http_ssl', help: 'Whether the final response came over TLS (1) or not (0).' },
 };
 
 const RESULTS = ['ok', 'degraded', 'failed'] as const;
@@ -58,11 +62,22 @@ export class Metrics {
     'subjectalternative',
     'serialnumber',
   ]);
+  private readonly authError = this.gauge('vakt_auth_error_info', 'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.', [...CHECK, 'code']);
   private readonly dnsRcode = this.gauge('probe_dns_rcode_info', 'Response code of the last DNS reply from the target (value 1).', [...CHECK, 'rcode']);
   /** Phase gauges under blackbox_exporter's per-kind names, besides vakt_probe_phase_seconds. */
   private readonly kindPhase = new Map<string, Gauge<string>>([
     ['dns', this.gauge('probe_dns_duration_seconds', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).', [...CHECK, 'phase'])],
+    ['http', this.gauge('probe_http_duration_seconds', 'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).', [...CHECK, 'phase'])],
   ]);
+  private readonly stepHistogram = new Histogram({
+    name: 'vakt_step_duration_seconds',
+    help: 'Cumulative distribution of step phase durations by check and step (phase="total" is the whole step).',
+    labelNames: ['check', 'step', 'phase'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly stepSuccess = this.gauge('vakt_step_success', 'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.', ['check', 'step']);
+  private readonly stepSeconds = this.gauge('vakt_step_last_duration_seconds', 'Seconds the step took in the last run.', ['check', 'step']);
   private readonly degraded = this.gauge('vakt_probe_degraded', 'Whether the last run succeeded but was degraded (1) or not (0).', CHECK);
   private readonly lastRun = this.gauge('vakt_probe_last_run_timestamp_seconds', 'When the last run of the check started (Unix seconds).', CHECK);
 
@@ -245,6 +260,7 @@ export class Metrics {
     this.track(name, this.degraded, base, (m, l) => m.set(l, result.ok && result.degraded ? 1 : 0));
     this.track(name, this.lastRun, base, (m, l) => m.set(l, outcome.startedAt / 1000));
     this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
+    this.observeSteps(name, result);
     this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
     if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
     if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
@@ -299,7 +315,30 @@ export class Metrics {
         : undefined,
     );
     this.replaceInfo(name, part.target, this.failureInfo, part.failure ? { ...base, phase: part.failure.phase, reason: part.failure.reason } : undefined);
+    this.replaceInfo(name, part.target, this.authError, info?.authCode !== undefined ? { ...base, code: info.authCode } : undefined);
     this.replaceInfo(name, part.target, this.dnsRcode, info?.dnsRcode !== undefined ? { ...base, rcode: info.dnsRcode } : undefined);
+  }
+
+  /** Per-step series of multi-step kinds; steps the run did not reach lose their last-run series. */
+  private observeSteps(name: string, result: ProbeResult): void {
+    if (!result.steps) return;
+    const reached = new Set(result.steps.map((s) => s.name));
+    const mine = this.series.get(name);
+    for (const [key, s] of mine ?? []) {
+      if ((s.metric === this.stepSuccess || s.metric === this.stepSeconds) && !reached.has(s.labels.step as string)) {
+        (s.metric as Gauge<string>).remove(s.labels);
+        mine?.delete(key);
+      }
+    }
+    for (const step of result.steps) {
+      const labels = { check: name, step: step.name };
+      this.track(name, this.stepSuccess, labels, (m, l) => m.set(l, step.ok ? 1 : 0));
+      this.track(name, this.stepSeconds, labels, (m, l) => m.set(l, step.durationSeconds));
+      this.track(name, this.stepHistogram, { ...labels, phase: 'total' }, (m, l) => m.observe(l, step.durationSeconds));
+      if (this.phaseHistograms) {
+        for (const [phase, v] of Object.entries(step.phases)) this.track(name, this.stepHistogram, { ...labels, phase }, (m, l) => m.observe(l, v));
+      }
+    }
   }
 
   /** Drops the last-run series of targets a check no longer reports (e.g. after a reload). */

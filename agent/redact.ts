@@ -17,6 +17,9 @@ export class Redactor {
       if (json !== v) set.add(json);
       const url = encodeURIComponent(v);
       if (url !== v) set.add(url);
+      // As an HTML form sends it (spaces as "+").
+      const form = new URLSearchParams({ v }).toString().slice(2);
+      if (form !== v) set.add(form);
     }
     // Longest first, so a secret containing another is replaced whole.
     this.needles = [...set].sort((a, b) => b.length - a.length);

@@ -2,12 +2,14 @@
 // with a schema but no probe (or the reverse) does not compile.
 import type { Kind, KindOptions } from '../config/kinds.js';
 import { dnsProbe } from './dns.js';
+import { httpProbe } from './http.js';
 import { tcpProbe } from './tcp.js';
 import type { Probe } from './types.js';
 
 export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   tcp: tcpProbe,
   dns: dnsProbe,
+  http: httpProbe,
 };
 
 export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {

@@ -23,6 +23,11 @@ export const FAILURE_REASONS = [
   'dns_inconsistent',
   'dns_serial_lag',
   'truncated',
+  'http_status',
+  'assertion',
+  'body_too_large',
+  'too_many_redirects',
+  'auth',
   'protocol',
   'internal',
 ] as const;
@@ -54,7 +59,11 @@ export type ValueName =
   | 'dns_query_succeeded'
   | 'dns_serial'
   | 'dns_serial_lag'
-  | 'dns_tcp_fallback';
+  | 'dns_tcp_fallback'
+  | 'http_status_code'
+  | 'http_content_length'
+  | 'http_redirects'
+  | 'http_ssl';
 
 /** Bounded, low-cardinality text facts (they change only when the peer changes). */
 export interface ProbeInfo {
@@ -73,6 +82,12 @@ export interface ProbeInfo {
   dnsRcode?: string;
   /** How a DNS query went: "udp", "tcp" or "system" (getaddrinfo). */
   dnsTransport?: string;
+  /**
+   * Why authentication was refused, as a bounded code: an OAuth error (invalid_client,
+   * invalid_grant, ...), an LDAP result (invalid_credentials, ...) or an AD reason
+   * (account_locked, password_expired, ...). Exported as a label, so only codes from a fixed list.
+   */
+  authCode?: string;
 }
 
 export interface ProbeFailure {
@@ -94,8 +109,24 @@ export interface TargetResult {
   info?: ProbeInfo;
 }
 
+/** One step of a multi-step conversation (an HTTP login flow). */
+export interface StepResult {
+  name: string;
+  ok: boolean;
+  durationSeconds: number;
+  /** Summed over the step's redirect hops; only phases that happened. */
+  phases: Record<string, number>;
+  status?: number;
+  redirects?: number;
+  failure?: ProbeFailure;
+  /** The step exceeded its own latency limit. */
+  slow?: boolean;
+}
+
 export interface ProbeResult {
   ok: boolean;
+  /** For kinds with steps: each step's outcome, in order (steps after a failed one are absent). */
+  steps?: StepResult[];
   /**
    * For checks with several targets: each target's own outcome. The agent exports per-target
    * last-run series from these; the check's verdict (ok, failure, degraded) stays the whole's.
