@@ -122,6 +122,7 @@ export function checkJson(v: CheckView): unknown {
           values: last.result.values ?? {},
           info: last.result.info ?? {},
           ...(last.result.targets ? { targets: last.result.targets } : {}),
+          ...(last.result.steps ? { steps: last.result.steps } : {}),
         }
       : null,
     history: v.history.map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null })),

@@ -1,6 +1,7 @@
 // The options schema of every probe kind, keyed by kind. This map is the list of kinds: the
 // probe registry (probes/registry.ts) is typed against it, so a kind without a probe, or a
 // probe without a schema, does not compile.
+import { FilterParser } from 'ldapts';
 import { z } from 'zod';
 import { boundedDuration, byteSize, duration, hostPort, ipAddress, positiveDuration, regex, splitHostPort } from './fields.js';
 
@@ -187,10 +188,144 @@ const http = z
 export type HttpOptions = z.output<typeof http>;
 export type HttpStepOptions = z.output<typeof httpStep>;
 
+/** The name of an entry of the check's `secrets` (the value itself is never written here). */
+const secretName = z
+  .string({ error: "expected the name of an entry of the check's secrets" })
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "expected the name of an entry of the check's secrets ([A-Za-z_][A-Za-z0-9_]*)" });
+/** Form parameters the oidc probe sets itself; `params` may not override them. */
+const OIDC_OWN_PARAMS = ['grant_type', 'client_id', 'client_secret', 'username', 'password', 'scope'];
+
+const oidc = z
+  .strictObject({
+    /** true: target is the issuer (or its discovery URL); the token endpoint comes from its discovery document. false: target is the token endpoint. */
+    discovery: z.boolean().default(true),
+    grant: z.enum(['client_credentials', 'password']).default('client_credentials'),
+    clientId: z.string().min(1).max(256),
+    /** Secret name (in the check's `secrets`) of the client secret. */
+    clientSecret: secretName.optional(),
+    /** basic: HTTP Basic (RFC 6749 2.3.1); body: client_id/client_secret in the form; none: client_id only (public client, or mutual TLS). Default: basic with clientSecret, else none. */
+    clientAuth: z.enum(['basic', 'body', 'none']).optional(),
+    /** grant: password only. */
+    username: z.string().min(1).max(256).optional(),
+    /** grant: password only: secret name of the user's password. */
+    password: secretName.optional(),
+    /** Space-separated scopes, e.g. "openid profile". */
+    scope: z.string().min(1).max(1024).optional(),
+    /** More form parameters of the token request (audience, resource, ...). Plain text: never secrets. */
+    params: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a form parameter name ([A-Za-z0-9_.-], at most 64)' }), z.string().max(1024)).optional(),
+    expect: z
+      .strictObject({
+        /** token_type the response must have (compared case-insensitively, RFC 6749 5.1). */
+        tokenType: z.string().min(1).max(64).default('Bearer'),
+        /** Fail when the response has no expires_in (it is only RECOMMENDED by RFC 6749). */
+        requireExpiresIn: z.boolean().default(true),
+        /** expires_in must be at least this long. */
+        minExpiresIn: duration.optional(),
+        /** The response must carry an id_token (a JWT; OpenID scope). */
+        idToken: z.boolean().default(false),
+        /** discovery: the document's issuer must be exactly this. */
+        issuer: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    /** A protected resource (or the userinfo endpoint) called with the new token. */
+    resource: z
+      .strictObject({
+        /** An http(s) URL, or `userinfo` for the discovery document's userinfo_endpoint. */
+        url: z.string({ error: 'expected an http(s) URL or userinfo' }).refine((s) => s === 'userinfo' || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)), { message: 'expected an http:// or https:// URL, or userinfo' }),
+        /** Accepted statuses; default any 2xx. */
+        expectStatus: z.array(z.int().min(100).max(599)).min(1).optional(),
+      })
+      .optional(),
+    /** Larger response bodies (discovery, token, resource) fail the run (body_too_large). */
+    maxBodySize: byteSize.default(256 * 1024),
+    tls: tlsClient.optional(),
+    ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
+    userAgent: z.string().min(1).default('vakt (synthetic monitoring)'),
+  })
+  .superRefine((o, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (o.grant === 'password') {
+      if (o.username === undefined) issue(['username'], 'expected username with grant: password');
+      if (o.password === undefined) issue(['password'], 'expected password (a secret name) with grant: password');
+    } else {
+      if (o.username !== undefined) issue(['username'], 'expected username only with grant: password');
+      if (o.password !== undefined) issue(['password'], 'expected password only with grant: password');
+      if (o.clientSecret === undefined && o.tls?.certFile === undefined) issue(['clientSecret'], 'expected clientSecret (or tls.certFile for mutual TLS) with grant: client_credentials');
+    }
+    if (o.clientAuth === 'none' && o.clientSecret !== undefined) issue(['clientAuth'], 'expected basic or body with clientSecret (none sends no secret)');
+    if ((o.clientAuth === 'basic' || o.clientAuth === 'body') && o.clientSecret === undefined) issue(['clientAuth'], `expected clientSecret with clientAuth: ${o.clientAuth}`);
+    for (const key of Object.keys(o.params ?? {})) if (OIDC_OWN_PARAMS.includes(key)) issue(['params', key], `expected a parameter the probe does not set itself (${OIDC_OWN_PARAMS.join(', ')} come from their own keys)`);
+    if (!o.discovery && o.expect.issuer !== undefined) issue(['expect', 'issuer'], 'expected expect.issuer only with discovery: true');
+    if (!o.discovery && o.resource?.url === 'userinfo') issue(['resource', 'url'], 'expected an http(s) URL (userinfo needs discovery: true)');
+  });
+export type OidcOptions = z.output<typeof oidc>;
+
+/** ldap://host[:port] or ldaps://host[:port] (389 and 636 by default); no DN, query or user info. */
+export function parseLdapUrl(s: string): { secure: boolean; host: string; port: number } | undefined {
+  const m = /^(ldaps?):\/\/([^\s/?#@]+?)\/?$/i.exec(s);
+  if (!m || !URL.canParse(s)) return undefined;
+  const u = new URL(s);
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const secure = (m[1] as string).toLowerCase() === 'ldaps';
+  const port = u.port === '' ? (secure ? 636 : 389) : Number(u.port);
+  if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { secure, host, port };
+}
+
+const ldapUrl = z.string({ error: 'expected an ldap:// or ldaps:// URL' }).refine((s) => parseLdapUrl(s) !== undefined, { message: 'expected ldap://host[:port] or ldaps://host[:port]' });
+
+/** An LDAP search filter (RFC 4515), checked with the parser the probe uses. */
+const ldapFilter = z.string({ error: 'expected an LDAP filter such as (objectClass=person)' }).superRefine((s, ctx) => {
+  try {
+    FilterParser.parseString(s);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'expected an LDAP filter (RFC 4515) such as (&(objectClass=person)(uid=probe))' });
+  }
+});
+
+const ldap = z
+  .strictObject({
+    /** ldap:// only: upgrade the connection with StartTLS before binding. */
+    startTls: z.boolean().default(false),
+    /** DN to bind as (simple bind); without it the run does no bind (anonymous search). */
+    bindDn: z.string().min(1).max(1024).optional(),
+    /** Secret name (in the check's `secrets`) of the bind password. */
+    password: secretName.optional(),
+    /** A search after the bind; the run fails (assertion) when it finds fewer than minEntries. */
+    search: z
+      .strictObject({
+        /** Search base; "" is the root DSE. */
+        baseDn: z.string().max(1024),
+        filter: ldapFilter.default('(objectClass=*)'),
+        scope: z.enum(['base', 'one', 'sub', 'children']).default('sub'),
+        minEntries: z.int().min(0).max(10000).default(1),
+        /** Attributes to return; "1.1" (the default) asks for none. */
+        attributes: z.array(z.string().min(1).max(256)).min(1).max(50).default(['1.1']),
+      })
+      .optional(),
+    /** ldaps:// or startTls: how the server's certificate is checked. */
+    tls: tlsClient.optional(),
+    ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
+    /** A successful run whose phase took longer than its limit is degraded (reason slow), naming the phase. */
+    connectDegradedAbove: positiveDuration.optional(),
+    tlsDegradedAbove: positiveDuration.optional(),
+    bindDegradedAbove: positiveDuration.optional(),
+    searchDegradedAbove: positiveDuration.optional(),
+  })
+  .superRefine((o, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (o.bindDn !== undefined && o.password === undefined) issue(['password'], 'expected password (a secret name) with bindDn');
+    if (o.password !== undefined && o.bindDn === undefined) issue(['bindDn'], 'expected bindDn with password');
+    if (o.bindDn === undefined && o.search === undefined) issue(['bindDn'], 'expected bindDn (a bind), search, or both');
+  });
+export type LdapOptions = z.output<typeof ldap>;
+
 export const KIND_OPTIONS = {
   tcp,
   dns,
   http,
+  oidc,
+  ldap,
 } as const;
 
 /** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
@@ -206,10 +341,12 @@ export const KIND_TARGET = {
   tcp: hostPort,
   dns: dnsServer,
   http: httpUrl,
+  oidc: httpUrl,
+  ldap: ldapUrl,
 } as const satisfies Record<keyof typeof KIND_OPTIONS, z.ZodType>;
 
 /** Kinds whose checks may name several targets (`targets: [...]`). */
-export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false };
+export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false };
 
 export type Kind = keyof typeof KIND_OPTIONS;
 export type KindOptions = { [K in Kind]: z.output<(typeof KIND_OPTIONS)[K]> };

@@ -327,6 +327,8 @@ function found(doc: Document, path: readonly PropertyKey[]): string {
   const { node, key } = nodeAt(doc, path);
   // Never echo what stands where a secret belongs: it may be the secret itself.
   if (path.includes('secrets') && isScalar(node)) return `a plain ${typeof node.value === 'string' ? 'string' : 'value'}`;
+  // Keys that name a secret (oidc clientSecret, password): someone may have written the value there.
+  if (/(?:secret|password)$/i.test(String(path[path.length - 1] ?? '')) && isScalar(node)) return 'a value not shown (a secret may stand here)';
   if (node === undefined) return key !== undefined ? 'an empty value' : 'nothing (the key is missing)';
   if (isMap(node)) return node.items.length === 0 ? 'an empty mapping' : 'a mapping';
   if (isSeq(node)) return node.items.length === 0 ? 'an empty list' : 'a list';

@@ -156,6 +156,26 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
     if (c.kind === 'dns' && targetList.includes('system') && dnsOpts.type !== undefined && dnsOpts.type !== 'A' && dnsOpts.type !== 'AAAA') {
       issues.push({ path: ['checks', i, 'dns', 'type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' });
     }
+    // oidc names its credentials by secret name; each must be an entry of the check's secrets.
+    if (c.kind === 'oidc' && isRecord(c.oidc)) {
+      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
+      for (const key of ['clientSecret', 'password']) {
+        // A value that is not even a name is reported by the schema, once.
+        if (typeof c.oidc[key] === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.oidc[key]) && !names.includes(c.oidc[key])) {
+          issues.push({ path: ['checks', i, 'oidc', key], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+        }
+      }
+    }
+    // ldap: the password names a secret of the check; TLS options need a TLS connection.
+    if (c.kind === 'ldap' && isRecord(c.ldap)) {
+      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
+      if (typeof c.ldap.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.ldap.password) && !names.includes(c.ldap.password)) {
+        issues.push({ path: ['checks', i, 'ldap', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+      }
+      const ldaps = typeof c.target === 'string' && /^ldaps:/i.test(c.target);
+      if (ldaps && c.ldap.startTls === true) issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
+      if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined) issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
+    }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
     if (c.timezone !== undefined && c.cron === undefined) issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
     const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);

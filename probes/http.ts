@@ -9,8 +9,11 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, readSmallFile } from './net.js';
+import { classifyError, describeError, now, raceAbort, readSmallFile } from './net.js';
+import { certFacts } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
+
+const DAY_MS = 86_400_000;
 
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
 type Phase = (typeof PHASES)[number];
@@ -39,32 +42,49 @@ export const httpProbe: Probe<HttpOptions> = {
     const o = ctx.options;
     const steps: HttpStepOptions[] = o.steps ?? [{ ...o, name: 'request' }];
     let timing: ConnTiming | undefined;
+    /** Of the run's TLS handshakes, the one whose chain expires first (any of them breaks the login). */
+    let tls: ReturnType<typeof certFacts> | undefined;
     let tlsOptions: Record<string, unknown> = {};
     if (o.tls) {
-      tlsOptions = {
-        ...(o.tls.caFile ? { ca: await readSmallFile(o.tls.caFile) } : {}),
-        ...(o.tls.certFile ? { cert: await readSmallFile(o.tls.certFile) } : {}),
-        ...(o.tls.keyFile ? { key: await readSmallFile(o.tls.keyFile) } : {}),
-        ...(o.tls.serverName ? { servername: o.tls.serverName } : {}),
-        ...(o.tls.minVersion ? { minVersion: o.tls.minVersion } : {}),
-        rejectUnauthorized: !o.tls.insecureSkipVerify,
-      };
+      try {
+        tlsOptions = {
+          ...(o.tls.caFile ? { ca: await readSmallFile(o.tls.caFile) } : {}),
+          ...(o.tls.certFile ? { cert: await readSmallFile(o.tls.certFile) } : {}),
+          ...(o.tls.keyFile ? { key: await readSmallFile(o.tls.keyFile) } : {}),
+          ...(o.tls.serverName ? { servername: o.tls.serverName } : {}),
+          ...(o.tls.minVersion ? { minVersion: o.tls.minVersion } : {}),
+          rejectUnauthorized: !o.tls.insecureSkipVerify,
+        };
+      } catch (err) {
+        const failure: ProbeFailure = { phase: 'tls', reason: 'tls_handshake', message: `reading TLS files: ${describeError(err)}` };
+        return { ok: false, phases: {}, failure };
+      }
     }
-    const base = buildConnector({ ...tlsOptions, maxCachedSessions: 0, ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}) });
+    // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
+    const connectTimeout = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
+    const base = buildConnector({ ...tlsOptions, maxCachedSessions: 0, timeout: connectTimeout, ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}) });
     // A fresh pool per run: the first request to each origin pays resolve/connect/tls, as a
     // user's browser does after a restart; later steps reuse the connection (and report no
-    // connect phases, rather than zeros).
+    // connect phases, rather than zeros). One connection per origin: with more, undici opens a
+    // second one for the next step while the first is still being handed back to the pool.
     const agent = new Agent({
       connect: (opts, cb) => {
         const t: ConnTiming = { start: now() };
         timing = t;
         const socket = base(opts, cb) as unknown as Socket | TLSSocket;
-        socket.once('lookup', () => (t.lookup = now()));
+        // 'lookup' is emitted on a failed lookup too; only a successful one ends the phase.
+        socket.once('lookup', (err: Error | null) => {
+          if (!err) t.lookup = now();
+        });
         socket.once('connect', () => (t.connect = now()));
-        socket.once('secureConnect', () => (t.secure = now()));
+        socket.once('secureConnect', () => {
+          t.secure = now();
+          const facts = certFacts(socket as TLSSocket);
+          if (!tls || (facts.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity)) tls = facts;
+        });
         return socket;
       },
-      connections: 4,
+      connections: 1,
       pipelining: 1,
     });
     const jar = new CookieJar();
@@ -100,13 +120,23 @@ export const httpProbe: Probe<HttpOptions> = {
     }
     const phases: Record<string, number> = {};
     for (const p of PHASES) if (totals[p] !== undefined) phases[p] = totals[p];
+    const facts = tls;
+    if (facts?.earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = facts.earliestExpiry;
+    let degraded: ProbeResult['degraded'];
+    if (failure === undefined && slow) degraded = { reason: 'slow', message: slow };
+    else if (failure === undefined && facts?.earliestExpiry !== undefined) {
+      const left = facts.earliestExpiry * 1000 - Date.now();
+      const subject = facts.info.certSubject ? ` ${facts.info.certSubject}` : '';
+      if (left < (o.tls?.expiryWarning ?? 14 * DAY_MS)) degraded = { reason: 'cert_expiring', message: `certificate${subject} expires in ${Math.max(0, left / DAY_MS).toFixed(1)} days` };
+    }
     return {
       ok: failure === undefined,
       phases,
       steps: results,
       values,
+      ...(facts ? { info: facts.info } : {}),
       ...(failure ? { failure } : {}),
-      ...(failure === undefined && slow ? { degraded: { reason: 'slow' as const, message: slow } } : {}),
+      ...(degraded ? { degraded } : {}),
     };
   },
 };
@@ -130,16 +160,29 @@ async function runStep(
   const started = now();
   const phases: Partial<Record<Phase, number>> = {};
   const add = (p: Phase, v: number) => (phases[p] = (phases[p] ?? 0) + Math.max(0, v));
+  /** The connection phases a new connection completed; returns when it was ready for the request. */
+  const addConnection = (t: ConnTiming): number | undefined => {
+    if (t.lookup !== undefined) add('resolve', t.lookup - t.start);
+    if (t.connect !== undefined) add('connect', t.connect - (t.lookup ?? t.start));
+    if (t.secure !== undefined && t.connect !== undefined) add('tls', t.secure - t.connect);
+    return t.secure ?? t.connect;
+  };
   const result: StepResult = { name: step.name, ok: false, durationSeconds: 0, phases: {}, redirects: 0 };
   let url: URL;
   let method: string = step.method;
   let body: string | undefined;
   const headers: Record<string, string> = { 'user-agent': o.userAgent };
+  /** Headers that carry a secret: not sent on to another origin by a redirect. */
+  const secretHeaders = new Set(['authorization', 'proxy-authorization']);
   let finalUrl: string | undefined;
   let contentLength: number | undefined;
   try {
     url = new URL(fill(step.url ?? ''), ctx.target);
-    for (const [k, v] of Object.entries(step.headers ?? {})) headers[k.toLowerCase()] = fill(v);
+    const origin = url.origin;
+    for (const [k, v] of Object.entries(step.headers ?? {})) {
+      headers[k.toLowerCase()] = fill(v);
+      if (v.includes('${secret.')) secretHeaders.add(k.toLowerCase());
+    }
     if (step.form) {
       body = new URLSearchParams(Object.entries(step.form).map(([k, v]): [string, string] => [k, fill(v)])).toString();
       headers['content-type'] ??= 'application/x-www-form-urlencoded';
@@ -153,61 +196,82 @@ async function runStep(
       const hopHeaders = { ...headers, ...(cookie ? { cookie } : {}) };
       const hopStart = now();
       takeTiming();
-      let phase: Phase = 'connect';
       let res: Awaited<ReturnType<typeof request>>;
       try {
-        res = await request(url, { method: method as 'GET', headers: hopHeaders, ...(body !== undefined ? { body } : {}), dispatcher: agent, signal: ctx.signal });
+        // undici notices the signal only once a request has a connection: a connect that hangs
+        // (SYNs dropped) would outlive the run, so the probe stops waiting by itself. The request
+        // it stops waiting for is rejected when the pool is destroyed; that is expected.
+        const pending = request(url, { method: method as 'GET', headers: hopHeaders, ...(body !== undefined ? { body } : {}), dispatcher: agent, signal: ctx.signal });
+        pending.catch(() => undefined);
+        res = await raceAbort(pending, ctx.signal);
       } catch (err) {
+        // The phase that was under way: a new connection's first unfinished phase, or (on a
+        // reused connection, or once connected) waiting for the response headers.
         const t = takeTiming();
-        if (t) phase = t.connect === undefined ? (t.lookup === undefined && isIP(url.hostname) === 0 ? 'resolve' : 'connect') : url.protocol === 'https:' && t.secure === undefined ? 'tls' : 'processing';
-        else phase = 'processing';
-        throw new StepError(reasonOf(err), phase, `step ${step.name}: ${describeError(err)}`);
+        let phase: Phase = 'processing';
+        if (t) {
+          addConnection(t);
+          if (t.connect === undefined) phase = t.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : 'connect';
+          else if (url.protocol === 'https:' && t.secure === undefined) phase = 'tls';
+        }
+        throw stepError(err, phase, ctx.signal);
       }
       const headersAt = now();
       const t = takeTiming();
-      let ready = hopStart;
-      if (t) {
-        if (t.lookup !== undefined) add('resolve', t.lookup - t.start);
-        if (t.connect !== undefined) add('connect', t.connect - (t.lookup ?? t.start));
-        if (t.secure !== undefined && t.connect !== undefined) add('tls', t.secure - t.connect);
-        ready = t.secure ?? t.connect ?? t.start;
-      }
+      const ready = (t && addConnection(t)) ?? hopStart;
       add('processing', headersAt - ready);
       jar.store(url, res.headers['set-cookie']);
       const location = res.headers.location;
       if (step.followRedirects && [301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string') {
-        await res.body.dump({ limit: o.maxBodySize }).catch(() => undefined);
+        try {
+          await res.body.dump({ limit: o.maxBodySize });
+        } catch (err) {
+          throw stepError(err, 'transfer', ctx.signal);
+        }
         add('transfer', now() - headersAt);
-        if (hop >= o.maxRedirects) throw new StepError('too_many_redirects', 'processing', `step ${step.name}: more than ${o.maxRedirects} redirects`);
+        if (hop >= o.maxRedirects) throw new StepError('too_many_redirects', 'processing', `more than ${o.maxRedirects} redirects`);
         result.redirects = (result.redirects ?? 0) + 1;
         url = new URL(location, url);
-        if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
+        if (url.origin !== origin) for (const h of secretHeaders) delete headers[h];
+        if ((res.statusCode === 303 && method !== 'HEAD') || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
           method = 'GET';
           body = undefined;
           delete headers['content-type'];
         }
         continue;
       }
-      const read = await readBody(res.body, o.maxBodySize);
+      let read: { text: string; bytes: number; tooLarge: boolean };
+      try {
+        read = await readBody(res.body, o.maxBodySize);
+      } catch (err) {
+        // A phase that did not complete is absent, as everywhere (a body cut off at the limit did complete).
+        throw stepError(err, 'transfer', ctx.signal);
+      }
       add('transfer', now() - headersAt);
       finalUrl = url.href;
       result.status = res.statusCode;
       contentLength = read.bytes;
-      if (read.tooLarge) throw new StepError('body_too_large', 'transfer', `step ${step.name}: body larger than ${o.maxBodySize} bytes (read stopped)`);
+      if (read.tooLarge) throw new StepError('body_too_large', 'transfer', `body larger than ${o.maxBodySize} bytes (read stopped)`);
       const elapsed = now() - started;
-      checkExpect(step, res.statusCode, res.headers, read.text, elapsed);
+      checkExpect(step, res.statusCode, res.headers, read.text, elapsed, ctx.secrets);
       extract(step, read.text, res.headers, jar, url, vars);
       break;
     }
     result.ok = true;
   } catch (err) {
-    const e = err instanceof StepError ? err : new StepError(reasonOf(err), 'processing', `step ${step.name}: ${describeError(err)}`);
-    result.failure = { phase: e.phase, reason: e.reason, message: e.message };
+    const e = err instanceof StepError ? err : stepError(err, 'processing', ctx.signal);
+    result.failure = { phase: e.phase, reason: e.reason, message: `step ${step.name}: ${e.message}` };
   }
   result.durationSeconds = now() - started;
   for (const p of PHASES) if (phases[p] !== undefined) result.phases[p] = phases[p];
   if (result.ok && step.degradedAbove !== undefined && result.durationSeconds * 1000 > step.degradedAbove) result.slow = true;
   return { result, ...(contentLength !== undefined ? { contentLength } : {}), ...(finalUrl ? { finalUrl } : {}) };
+}
+
+/** A request or body error as a step failure; once the run's signal fired, it is a timeout. */
+function stepError(err: unknown, phase: Phase, signal: AbortSignal): StepError {
+  if (signal.aborted) return new StepError('timeout', phase, `timed out in ${phase}`);
+  return new StepError(reasonOf(err), phase, describeError(err));
 }
 
 function reasonOf(err: unknown): FailureReason {
@@ -243,10 +307,10 @@ function headerValue(headers: Headers, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-function checkExpect(step: HttpStepOptions, status: number, headers: Headers, body: string, elapsed: number): void {
+function checkExpect(step: HttpStepOptions, status: number, headers: Headers, body: string, elapsed: number, secrets: Readonly<Record<string, string>>): void {
   const e = step.expect;
   const fail = (reason: FailureReason, message: string) => {
-    throw new StepError(reason, 'processing', `step ${step.name}: ${message}`);
+    throw new StepError(reason, 'processing', message);
   };
   if (e.status ? !e.status.includes(status) : status < 200 || status > 299) {
     fail('http_status', `status ${status}, expected ${e.status ? e.status.join(' or ') : '2xx'}`);
@@ -265,7 +329,7 @@ function checkExpect(step: HttpStepOptions, status: number, headers: Headers, bo
     for (const path of e.jsonExists ?? []) if (jsonPath(doc, path) === undefined) fail('assertion', `JSON has no ${path}`);
     for (const [path, want] of Object.entries(e.json ?? {})) {
       const got = jsonPath(doc, path);
-      if (got !== want) fail('assertion', `JSON ${path} is ${got === undefined ? 'missing' : typeof got === 'object' ? 'not a plain value' : JSON.stringify(got).slice(0, 40)}, expected ${JSON.stringify(want)}`);
+      if (got !== want) fail('assertion', `JSON ${path} is ${describeJson(got, secrets)}, expected ${JSON.stringify(want)}`);
     }
   }
   for (const [name, re] of Object.entries(e.headers ?? {})) {
@@ -273,6 +337,37 @@ function checkExpect(step: HttpStepOptions, status: number, headers: Headers, bo
     if (v === undefined || !new RegExp(re).test(v)) fail('assertion', `header ${name} ${v === undefined ? 'missing' : `does not match /${re}/`}`);
   }
   if (e.maxDuration !== undefined && elapsed * 1000 > e.maxDuration) fail('assertion', `took ${fmt(elapsed)}, more than ${fmt(e.maxDuration / 1000)}`);
+}
+
+/**
+ * A JSON value for a failure message: short scalars whole, anything else by its kind only. A
+ * server may echo what it was sent, so the check's secrets are hidden in the value first, in every
+ * form they may come back in. Only then is it quoted: the agent's redactor knows a secret raw and
+ * JSON-escaped once, not inside a quotation that escapes it again, nor cut off.
+ */
+function describeJson(v: unknown, secrets: Readonly<Record<string, string>>): string {
+  if (v === undefined) return 'missing';
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v !== 'string') return Array.isArray(v) ? 'an array' : 'an object';
+  const text = hideSecrets(v, secrets);
+  return text.length <= 64 ? JSON.stringify(text) : `a string of ${v.length} characters`;
+}
+
+/** Secrets shorter than this are not hidden (they would mangle ordinary text), as in the agent's redactor. */
+const MIN_SECRET_LENGTH = 4;
+
+function hideSecrets(text: string, secrets: Readonly<Record<string, string>>): string {
+  const forms = new Set<string>();
+  for (const v of Object.values(secrets)) {
+    if (v.length < MIN_SECRET_LENGTH) continue;
+    forms.add(v);
+    forms.add(JSON.stringify(v).slice(1, -1));
+    forms.add(encodeURIComponent(v));
+    forms.add(new URLSearchParams({ v }).toString().slice(2));
+  }
+  let out = text;
+  for (const f of [...forms].sort((a, b) => b.length - a.length)) out = out.split(f).join('[REDACTED]');
+  return out;
 }
 
 function extract(step: HttpStepOptions, body: string, headers: Headers, jar: CookieJar, url: URL, vars: Record<string, string>): void {
@@ -288,7 +383,7 @@ function extract(step: HttpStepOptions, body: string, headers: Headers, jar: Coo
       }
     } else if ('header' in x) v = headerValue(headers, x.header);
     else v = jar.get(url, x.cookie);
-    if (v === undefined) throw new StepError('assertion', 'processing', `step ${step.name}: could not extract ${name}`);
+    if (v === undefined) throw new StepError('assertion', 'processing', `could not extract ${name}`);
     vars[name] = v;
   }
 }
@@ -350,13 +445,15 @@ export class CookieJar {
       const eq = pair.indexOf('=');
       if (eq <= 0) continue;
       const c: Cookie = { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), domain: url.hostname.toLowerCase(), hostOnly: true, path: defaultPath(url), secure: false, expires: Infinity };
+      let foreign = false;
       for (const a of attrs) {
         const [k = '', ...rest] = a.split('=');
         const key = k.trim().toLowerCase();
         const val = rest.join('=').trim();
         if (key === 'domain' && val) {
           const d = val.replace(/^\./, '').toLowerCase();
-          if (!domainMatch(url.hostname.toLowerCase(), d)) continue;
+          // A Domain the host is not in: the whole cookie is ignored (RFC 6265, 5.3 step 6).
+          if (!domainMatch(url.hostname.toLowerCase(), d)) foreign = true;
           c.domain = d;
           c.hostOnly = false;
         } else if (key === 'path' && val.startsWith('/')) c.path = val;
@@ -367,6 +464,8 @@ export class CookieJar {
           if (Number.isFinite(t)) c.expires = t;
         }
       }
+      // A Secure cookie is accepted only over https, as browsers do (RFC 6265bis).
+      if (foreign || (c.secure && url.protocol !== 'https:')) continue;
       this.cookies = this.cookies.filter((x) => !(x.name === c.name && x.domain === c.domain && x.path === c.path));
       if (c.expires > Date.now()) this.cookies.push(c);
     }

@@ -3,6 +3,8 @@
 import type { Kind, KindOptions } from '../config/kinds.js';
 import { dnsProbe } from './dns.js';
 import { httpProbe } from './http.js';
+import { ldapProbe } from './ldap.js';
+import { oidcProbe } from './oidc.js';
 import { tcpProbe } from './tcp.js';
 import type { Probe } from './types.js';
 
@@ -10,6 +12,8 @@ export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   tcp: tcpProbe,
   dns: dnsProbe,
   http: httpProbe,
+  oidc: oidcProbe,
+  ldap: ldapProbe,
 };
 
 export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {

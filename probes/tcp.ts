@@ -21,7 +21,7 @@ interface Sample {
   bytesRead?: number;
 }
 
-interface TlsMaterial {
+export interface TlsMaterial {
   servername: string | undefined;
   host: string;
   ca: Buffer | undefined;
@@ -171,7 +171,7 @@ async function runSample(
   }
 }
 
-function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+export function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     const socket = netConnect({ host: address, port, family, noDelay: true, ...(localAddress ? { localAddress } : {}) });
@@ -202,7 +202,7 @@ function connectSocket(address: string, port: number, family: 4 | 6, localAddres
 
 function noop(): void {}
 
-function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): Promise<TLSSocket> {
+export function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({
       socket,
@@ -235,7 +235,7 @@ function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): Promise
   });
 }
 
-function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number | undefined } {
+export function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number | undefined } {
   const info: ProbeInfo = {};
   const version = secure.getProtocol();
   if (version) info.tlsVersion = version;

@@ -63,7 +63,8 @@ export type ValueName =
   | 'http_status_code'
   | 'http_content_length'
   | 'http_redirects'
-  | 'http_ssl';
+  | 'http_ssl'
+  | 'ldap_search_entries';
 
 /** Bounded, low-cardinality text facts (they change only when the peer changes). */
 export interface ProbeInfo {

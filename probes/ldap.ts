@@ -1,0 +1,386 @@
+// The ldap probe: a directory login (Active Directory, OpenLDAP) over ldap://, ldaps:// or
+// StartTLS, with a simple bind by DN and password and an optional search that must find a
+// minimum number of entries. A slow domain controller shows as a fast connect and a slow bind,
+// so every step is its own phase.
+//
+// How the phases are measured: the probe opens the TCP connection itself (and, for ldaps://,
+// does the TLS handshake itself), timing each exactly as the tcp probe does, and only then hands
+// the established socket to ldapts through its `createConnection` option. ldapts sees an open
+// socket and sends its first request at once, so `bind` and `search` are the library's own
+// request-to-response round trips and contain no connect or handshake time. StartTLS goes
+// through ldapts (`startTLS()`: the extended request, then the handshake on the same socket);
+// its `tls` phase is both, from sending the request to the end of the handshake.
+import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { Client, ResultCodeError } from 'ldapts';
+import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
+import { classifyError, describeError, now, ProbeAbortError, raceAbort, readSmallFile, resolveHost } from './net.js';
+import { certFacts, connectSocket, handshake, type TlsMaterial } from './tcp.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+
+const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
+type Phase = (typeof PHASES)[number];
+
+/** How long the probe waits for its unbind to be written before it destroys the socket anyway. */
+const UNBIND_WAIT_MS = 200;
+
+export const ldapProbe: Probe<LdapOptions> = {
+  phases: PHASES,
+  async run(ctx: ProbeContext<LdapOptions>): Promise<ProbeResult> {
+    const { options: o } = ctx;
+    const phases: Record<string, number> = {};
+    const url = parseLdapUrl(ctx.target);
+    if (!url) return fail(phases, 'resolve', 'resolve', `target "${ctx.target}" is not ldap://host[:port] or ldaps://host[:port]`);
+
+    let password: string | undefined;
+    if (o.bindDn !== undefined) {
+      password = o.password === undefined ? undefined : ctx.secrets[o.password];
+      // The loader refuses a password that names no secret; this guards direct calls.
+      if (password === undefined) return fail(phases, 'bind', 'internal', `the check has no secret named "${o.password ?? ''}" for the bind password`);
+      // An empty password is an "unauthenticated bind" (RFC 4513 5.1.2), which many servers
+      // accept as anonymous: it would prove nothing, so it is refused here, not sent.
+      if (password === '') return fail(phases, 'bind', 'auth', `the secret "${o.password ?? ''}" is empty; an empty password would be an unauthenticated (anonymous) bind`);
+    }
+
+    let address: string;
+    let family: 4 | 6;
+    const values: NonNullable<ProbeResult['values']> = {};
+    let info: ProbeInfo = {};
+    try {
+      const r = await resolveHost(url.host, o.ipFamily, ctx.signal);
+      ({ address, family } = r);
+      values.ip_protocol = family;
+      if (r.seconds !== undefined) {
+        phases.resolve = r.seconds;
+        values.dns_lookup_time_seconds = r.seconds;
+        info.resolvedAddress = address;
+      }
+    } catch (err) {
+      return fail(phases, 'resolve', classifyError(err), `resolving ${url.host}: ${describeError(err)}`);
+    }
+
+    let tls: TlsMaterial | undefined;
+    if (url.secure || o.startTls) {
+      const t = o.tls;
+      try {
+        const name = t?.serverName ?? url.host;
+        tls = {
+          servername: isIP(name) === 0 ? name : undefined,
+          host: name,
+          ca: t?.caFile ? await readSmallFile(t.caFile) : undefined,
+          cert: t?.certFile ? await readSmallFile(t.certFile) : undefined,
+          key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
+          rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+          minVersion: t?.minVersion,
+          expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
+        };
+      } catch (err) {
+        return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
+      }
+    }
+
+    // The conversation ends a little before the runner's deadline (as tcp attempts do), so a
+    // bind that hangs is reported as a timeout of the bind, with connect and tls still timed.
+    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
+    const endAt = ctx.deadline - margin;
+    const ctrl = new AbortController();
+    const signal = ctrl.signal;
+    const onParent = () => ctrl.abort(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onParent, { once: true });
+    const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('run ran out of time')), Math.max(0, endAt - performance.now()));
+    if (ctx.signal.aborted) ctrl.abort(ctx.signal.reason);
+
+    let phase: Phase = 'connect';
+    let raw: Socket | undefined;
+    let secure: TLSSocket | undefined;
+    let client: Client | undefined;
+    let failure: ProbeFailure | undefined;
+    let entries: number | undefined;
+    let earliestExpiry: number | undefined;
+    let start = 0;
+    try {
+      start = now();
+      raw = await connectSocket(address, url.port, family, undefined, Number.POSITIVE_INFINITY, signal);
+      phases.connect = now() - start;
+
+      if (url.secure && tls) {
+        phase = 'tls';
+        start = now();
+        secure = await handshake(raw, tls, signal);
+        phases.tls = now() - start;
+        const facts = certFacts(secure);
+        info = { ...info, ...facts.info };
+        earliestExpiry = facts.earliestExpiry;
+      }
+
+      // ldapts gets the open socket. Its per-operation timeout is a backstop at the run's
+      // deadline (the probe's own end above comes first and destroys the socket); its
+      // connectTimeout is set likewise but never arms, as the socket is already connected.
+      const backstop = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
+      const established: Socket = secure ?? raw;
+      client = new Client({
+        url: `ldap://${family === 6 ? `[${address}]` : address}:${url.port}`,
+        timeout: backstop,
+        connectTimeout: backstop,
+        createConnection: () => established,
+        // Only used by startTLS(): the upgraded socket is kept for its certificate facts.
+        createSecureConnection: ((opts: ConnectionOptions) => {
+          secure = tlsConnect(opts);
+          return secure;
+        }) as ClientCreateSecureConnection,
+      });
+
+      if (o.startTls && !url.secure && tls) {
+        phase = 'tls';
+        start = now();
+        await raceAbort(client.startTLS(tlsOptions(tls)), signal);
+        phases.tls = now() - start;
+        if (secure) {
+          const facts = certFacts(secure);
+          info = { ...info, ...facts.info };
+          earliestExpiry = facts.earliestExpiry;
+        }
+      }
+
+      if (o.bindDn !== undefined && password !== undefined) {
+        phase = 'bind';
+        start = now();
+        await raceAbort(client.bind(o.bindDn, password), signal);
+        phases.bind = now() - start;
+      }
+
+      if (o.search) {
+        const s = o.search;
+        phase = 'search';
+        start = now();
+        // The server is asked for at most minEntries entries (at least one): enough to judge,
+        // and a search over a large directory never pulls it all.
+        const r = await raceAbort(client.search(s.baseDn, { scope: s.scope, filter: s.filter, attributes: s.attributes, sizeLimit: Math.max(1, s.minEntries) }), signal);
+        phases.search = now() - start;
+        entries = r.searchEntries.length;
+        values.ldap_search_entries = entries;
+        if (entries < s.minEntries) {
+          failure = { phase: 'search', reason: 'assertion', message: `search under "${s.baseDn}" for ${s.filter} (scope ${s.scope}) found ${entries} entries, expected at least ${s.minEntries}` };
+        }
+      }
+    } catch (err) {
+      // A result code is the server's answer: the phase ran to its end and is timed.
+      if (isResultError(err) && phases[phase] === undefined) phases[phase] = now() - start;
+      const c = classifyLdap(err, phase, raw?.errored ?? secure?.errored ?? undefined);
+      failure = { phase, reason: c.reason, message: redact(c.message, password) };
+      if (c.authCode !== undefined) info.authCode = c.authCode;
+    } finally {
+      clearTimeout(endTimer);
+      ctx.signal.removeEventListener('abort', onParent);
+      await close(client, raw, secure, signal.aborted);
+    }
+
+    if (earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = earliestExpiry;
+    const result: ProbeResult = { ok: failure === undefined, phases, values };
+    if (Object.keys(info).length > 0) result.info = info;
+    if (failure) {
+      result.failure = failure;
+      return result;
+    }
+    const slow = slowPhase(phases, o);
+    if (slow) result.degraded = { reason: 'slow', message: slow };
+    else if (earliestExpiry !== undefined && tls) {
+      const left = earliestExpiry * 1000 - Date.now();
+      if (left < tls.expiryWarningMs) result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
+    }
+    return result;
+  },
+};
+
+/** tls.connect's overloads; startTLS() calls it with one options object only. */
+type ClientCreateSecureConnection = NonNullable<ConstructorParameters<typeof Client>[0]['createSecureConnection']>;
+
+function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
+  return { ok: false, phases, failure: { phase, reason, message } };
+}
+
+function tlsOptions(t: TlsMaterial): ConnectionOptions {
+  return {
+    host: t.host,
+    ...(t.servername ? { servername: t.servername } : {}),
+    ...(t.ca ? { ca: t.ca } : {}),
+    ...(t.cert ? { cert: t.cert } : {}),
+    ...(t.key ? { key: t.key } : {}),
+    ...(t.minVersion ? { minVersion: t.minVersion } : {}),
+    rejectUnauthorized: t.rejectUnauthorized,
+  };
+}
+
+/**
+ * Always ends the session: an unbind when the connection is still usable (not after an abort),
+ * waited for at most UNBIND_WAIT_MS, then every socket destroyed whatever happened.
+ */
+async function close(client: Client | undefined, raw: Socket | undefined, secure: TLSSocket | undefined, aborted: boolean): Promise<void> {
+  if (client?.isConnected && !aborted) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([client.unbind().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, UNBIND_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+  secure?.destroy();
+  raw?.destroy();
+}
+
+const PHASE_LIMITS = [
+  ['connect', 'connectDegradedAbove'],
+  ['tls', 'tlsDegradedAbove'],
+  ['bind', 'bindDegradedAbove'],
+  ['search', 'searchDegradedAbove'],
+] as const;
+
+/** The first phase over its own limit, as a message naming it; undefined when none is. */
+export function slowPhase(phases: Readonly<Record<string, number>>, o: Pick<LdapOptions, (typeof PHASE_LIMITS)[number][1]>): string | undefined {
+  for (const [p, key] of PHASE_LIMITS) {
+    const limit = o[key];
+    const took = phases[p];
+    if (limit !== undefined && took !== undefined && took * 1000 > limit) return `${p} took ${fmt(took)}, above ${key} ${fmt(limit / 1000)}`;
+  }
+  return undefined;
+}
+
+function fmt(seconds: number): string {
+  return seconds < 1 ? `${Math.round(seconds * 1000)}ms` : `${seconds.toFixed(2)}s`;
+}
+
+/** Never lets the password into a message, even if a server or library echoed it. */
+function redact(message: string, password: string | undefined): string {
+  return password && password.length > 0 ? message.split(password).join('***') : message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification: by result code (and, for code 49, Active Directory's `data` sub-code), never
+// by the text of a message.
+
+/** LDAP result codes (RFC 4511 4.1.9) by number, for messages. */
+const RESULT_NAMES: Readonly<Record<number, string>> = {
+  1: 'operationsError',
+  2: 'protocolError',
+  3: 'timeLimitExceeded',
+  4: 'sizeLimitExceeded',
+  7: 'authMethodNotSupported',
+  8: 'strongerAuthRequired',
+  10: 'referral',
+  11: 'adminLimitExceeded',
+  12: 'unavailableCriticalExtension',
+  13: 'confidentialityRequired',
+  14: 'saslBindInProgress',
+  16: 'noSuchAttribute',
+  17: 'undefinedAttributeType',
+  18: 'inappropriateMatching',
+  19: 'constraintViolation',
+  20: 'attributeOrValueExists',
+  21: 'invalidAttributeSyntax',
+  32: 'noSuchObject',
+  33: 'aliasProblem',
+  34: 'invalidDNSyntax',
+  36: 'aliasDereferencingProblem',
+  48: 'inappropriateAuthentication',
+  49: 'invalidCredentials',
+  50: 'insufficientAccessRights',
+  51: 'busy',
+  52: 'unavailable',
+  53: 'unwillingToPerform',
+  54: 'loopDetect',
+  64: 'namingViolation',
+  65: 'objectClassViolation',
+  80: 'other',
+};
+
+/**
+ * Active Directory's reasons for a refused bind: the hexadecimal `data` code in the diagnostic
+ * message of result 49 ("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext
+ * error, data 775, v4563"), as bounded labels.
+ */
+export const AD_DATA_CODES: Readonly<Record<string, string>> = {
+  '525': 'user_not_found',
+  '52e': 'invalid_credentials',
+  '530': 'time_restriction',
+  '531': 'workstation_restriction',
+  '532': 'password_expired',
+  '533': 'account_disabled',
+  '701': 'account_expired',
+  '773': 'must_change_password',
+  '775': 'account_locked',
+};
+
+/** Every authCode the ldap probe can report (a closed set: it becomes a label). */
+export const LDAP_AUTH_CODES = [
+  ...new Set([
+    ...Object.values(AD_DATA_CODES),
+    'invalid_credentials',
+    'insufficient_access',
+    'inappropriate_auth',
+    'strong_auth_required',
+    'confidentiality_required',
+    'auth_method_not_supported',
+  ]),
+];
+
+/**
+ * The AD reason in a bind diagnostic, or undefined when it carries no known `data` code
+ * (plain LDAP servers send none; an unknown code is not turned into a label).
+ */
+export function adReason(diagnostic: string): string | undefined {
+  const m = /\bdata ([0-9a-f]{1,8})\b/i.exec(diagnostic);
+  return m ? AD_DATA_CODES[(m[1] as string).toLowerCase()] : undefined;
+}
+
+export interface LdapClassification {
+  reason: FailureReason;
+  authCode?: string;
+  message: string;
+}
+
+/** Result codes that refuse the login itself (besides 49), with their authCode. */
+const AUTH_RESULTS: Readonly<Record<number, string>> = {
+  7: 'auth_method_not_supported',
+  8: 'strong_auth_required',
+  13: 'confidentiality_required',
+  48: 'inappropriate_auth',
+  50: 'insufficient_access',
+};
+
+/**
+ * Maps an LDAP result (from the server) or a socket/library error to a failure reason, by result
+ * code, never by message text. `socketError` is the error that destroyed the connection, if
+ * any: ldapts reports a broken connection with an error of its own that carries no code.
+ */
+export function classifyLdap(err: unknown, phase: string, socketError?: Error): LdapClassification {
+  if (isResultError(err)) return classifyResult(err.code, diagnosticOf(err), phase);
+  if (err instanceof ProbeAbortError) return { reason: 'timeout', message: `${phase} did not complete before the run's deadline` };
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return { reason: classifyError(err), message: describeError(err) };
+  if (socketError) return { reason: classifyError(socketError), message: describeError(socketError) };
+  return { reason: 'protocol', message: describeError(err) };
+}
+
+/** The classification of an LDAP result code answered in `phase`, with the server's diagnostic. */
+export function classifyResult(code: number, diagnostic: string, phase: string): LdapClassification {
+  const name = RESULT_NAMES[code] ?? 'result';
+  const what = `${name} (${code})${diagnostic ? `: ${diagnostic.slice(0, 200)}` : ''}`;
+  if (phase === 'tls') return { reason: 'tls_handshake', message: `StartTLS refused: ${what}` };
+  if (code === 49) {
+    const authCode = adReason(diagnostic) ?? 'invalid_credentials';
+    return { reason: 'auth', authCode, message: `${phase} refused (${authCode}): ${what}` };
+  }
+  const authCode = AUTH_RESULTS[code];
+  if (authCode !== undefined) return { reason: 'auth', authCode, message: `${phase} refused (${authCode}): ${what}` };
+  if (phase === 'search' && (code === 32 || code === 34 || code === 10)) return { reason: 'assertion', message: `search base not found: ${what}` };
+  if (phase === 'bind' && (code === 32 || code === 34)) return { reason: 'auth', authCode: 'user_not_found', message: `bind refused (user_not_found): ${what}` };
+  if (code === 3) return { reason: 'timeout', message: `${phase}: server time limit: ${what}` };
+  return { reason: 'protocol', message: `${phase}: ${what}` };
+}
+
+function isResultError(err: unknown): err is ResultCodeError {
+  return err instanceof ResultCodeError && typeof err.code === 'number';
+}
+
+/** The server's diagnostic message: ldapts appends " Code: 0x.." to it. */
+function diagnosticOf(err: ResultCodeError): string {
+  return err.message.replace(/\s*Code: 0x[0-9a-f]+$/i, '').trim();
+}

@@ -1,0 +1,199 @@
+// The ldap probe's pure parts: Active Directory `data` codes from a bind diagnostic, result-code
+// classification, the per-phase slow limits, the target and option rules. Plus what needs no
+// LDAP server at all: a closed port, a peer that never answers, a peer that hangs up. The
+// conversation with a real directory (slapd) is in test/system/ldap-slapd.test.ts.
+import { BusyError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError, StrongAuthRequiredError, UnavailableError } from 'ldapts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KIND_OPTIONS, parseLdapUrl } from '../../config/kinds.js';
+import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap.js';
+import { ProbeAbortError } from '../../probes/net.js';
+import type { ProbeResult } from '../../probes/types.js';
+import { budget, closedPort, quietLog, tcpPeer, type Peer } from '../helpers/peers.js';
+
+/** What Active Directory sends with result 49 (the text of a real DC's bind refusal). */
+const adDiagnostic = (data: string) => `80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data ${data}, v4563\u0000`;
+
+describe('Active Directory data codes', () => {
+  it('decodes every documented reason from a bind diagnostic', () => {
+    const expected: Record<string, string> = {
+      '525': 'user_not_found',
+      '52e': 'invalid_credentials',
+      '530': 'time_restriction',
+      '531': 'workstation_restriction',
+      '532': 'password_expired',
+      '533': 'account_disabled',
+      '701': 'account_expired',
+      '773': 'must_change_password',
+      '775': 'account_locked',
+    };
+    expect(AD_DATA_CODES).toEqual(expected);
+    for (const [data, code] of Object.entries(expected)) {
+      expect(adReason(adDiagnostic(data)), data).toBe(code);
+      expect(adReason(adDiagnostic(data.toUpperCase())), data.toUpperCase()).toBe(code);
+    }
+  });
+
+  it('gives no reason for a diagnostic without a known data code', () => {
+    expect(adReason('')).toBeUndefined();
+    expect(adReason('invalid credentials')).toBeUndefined();
+    expect(adReason(adDiagnostic('0'))).toBeUndefined();
+    expect(adReason(adDiagnostic('52f'))).toBeUndefined();
+    // "data" must be the token, not part of a longer word or a longer hex number.
+    expect(adReason('metadata 775')).toBeUndefined();
+    expect(adReason('data 7755')).toBeUndefined();
+  });
+});
+
+describe('result-code classification', () => {
+  it('49 is auth: the AD reason when present, invalid_credentials otherwise (plain LDAP, unknown data)', () => {
+    expect(classifyResult(49, adDiagnostic('775'), 'bind')).toMatchObject({ reason: 'auth', authCode: 'account_locked' });
+    expect(classifyResult(49, adDiagnostic('532'), 'bind')).toMatchObject({ reason: 'auth', authCode: 'password_expired' });
+    expect(classifyResult(49, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'invalid_credentials' });
+    expect(classifyResult(49, adDiagnostic('0'), 'bind')).toMatchObject({ reason: 'auth', authCode: 'invalid_credentials' });
+    const m = classifyResult(49, adDiagnostic('775'), 'bind').message;
+    expect(m).toContain('invalidCredentials (49)');
+    expect(m).toContain('data 775');
+  });
+
+  it('other refusals of the login are auth with their own code', () => {
+    expect(classifyResult(50, 'no read access', 'search')).toMatchObject({ reason: 'auth', authCode: 'insufficient_access' });
+    expect(classifyResult(8, '00002028: LdapErr: DSID-0C090259, comment: The server requires binds to turn on integrity checking', 'bind')).toMatchObject({ reason: 'auth', authCode: 'strong_auth_required' });
+    expect(classifyResult(13, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'confidentiality_required' });
+    expect(classifyResult(48, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'inappropriate_auth' });
+    expect(classifyResult(7, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'auth_method_not_supported' });
+    expect(classifyResult(32, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'user_not_found' });
+  });
+
+  it('a missing search base is an assertion; a busy or unavailable server is protocol', () => {
+    expect(classifyResult(32, 'no such object', 'search')).toEqual({ reason: 'assertion', message: 'search base not found: noSuchObject (32): no such object' });
+    expect(classifyResult(10, '', 'search').reason).toBe('assertion');
+    for (const code of [1, 2, 51, 52, 53, 80, 4711]) {
+      const c = classifyResult(code, '', 'bind');
+      expect(c.reason, String(code)).toBe('protocol');
+      expect(c.authCode).toBeUndefined();
+    }
+    expect(classifyResult(51, '', 'search').message).toBe('search: busy (51)');
+    expect(classifyResult(3, '', 'search').reason).toBe('timeout');
+  });
+
+  it('any result in the tls phase is a refused StartTLS', () => {
+    expect(classifyResult(2, 'unsupported extended operation', 'tls')).toEqual({ reason: 'tls_handshake', message: 'StartTLS refused: protocolError (2): unsupported extended operation' });
+  });
+
+  it('classifies ldapts errors by class and code, socket errors by errno, never by text', () => {
+    expect(classifyLdap(new InvalidCredentialsError(adDiagnostic('533')), 'bind')).toMatchObject({ reason: 'auth', authCode: 'account_disabled' });
+    // The same text under another result code does not become an auth reason.
+    expect(classifyLdap(new BusyError(adDiagnostic('775')), 'bind')).toMatchObject({ reason: 'protocol' });
+    expect(classifyLdap(new UnavailableError(), 'bind').reason).toBe('protocol');
+    expect(classifyLdap(new InsufficientAccessError(), 'search')).toMatchObject({ reason: 'auth', authCode: 'insufficient_access' });
+    expect(classifyLdap(new StrongAuthRequiredError(), 'bind')).toMatchObject({ reason: 'auth', authCode: 'strong_auth_required' });
+    expect(classifyLdap(new NoSuchObjectError(), 'search').reason).toBe('assertion');
+    expect(classifyLdap(new ProbeAbortError('aborted'), 'bind')).toEqual({ reason: 'timeout', message: "bind did not complete before the run's deadline" });
+    expect(classifyLdap(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'bind').reason).toBe('reset');
+    // ldapts reports a broken connection with its own code-less error; the socket's error decides.
+    const closed = new Error('Socket error. Message type: BindRequest (0x60)\nread ECONNRESET');
+    expect(classifyLdap(closed, 'bind', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })).reason).toBe('reset');
+    expect(classifyLdap(new Error('Connection closed before message response was received.'), 'bind').reason).toBe('protocol');
+  });
+
+  it('every authCode it can produce is in the closed list', () => {
+    const seen = new Set<string>();
+    for (const code of [...Array(130).keys()]) {
+      for (const phase of ['bind', 'search']) {
+        for (const data of ['', ...Object.keys(AD_DATA_CODES), '0', 'fff']) {
+          const c = classifyResult(code, data === '' ? '' : adDiagnostic(data), phase);
+          if (c.authCode !== undefined) seen.add(c.authCode);
+          if (c.reason === 'auth') expect(c.authCode, `${code} ${phase} ${data}`).toBeDefined();
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual([...LDAP_AUTH_CODES].sort());
+    for (const c of LDAP_AUTH_CODES) expect(c).toMatch(/^[a-z_]+$/);
+  });
+});
+
+describe('per-phase slow limits', () => {
+  it('names the first phase over its limit', () => {
+    expect(slowPhase({ connect: 0.002, bind: 0.61 }, { bindDegradedAbove: 300 })).toBe('bind took 610ms, above bindDegradedAbove 300ms');
+    expect(slowPhase({ connect: 1.5, bind: 2.5 }, { connectDegradedAbove: 1000, bindDegradedAbove: 1000 })).toBe('connect took 1.50s, above connectDegradedAbove 1.00s');
+    expect(slowPhase({ connect: 0.002, bind: 0.2 }, { bindDegradedAbove: 300 })).toBeUndefined();
+    // A phase that did not run is never slow.
+    expect(slowPhase({ connect: 0.002 }, { searchDegradedAbove: 1 })).toBeUndefined();
+  });
+});
+
+describe('ldap target and options', () => {
+  it('accepts ldap:// and ldaps:// with the default ports, and nothing else', () => {
+    expect(parseLdapUrl('ldap://dc1.region.example')).toEqual({ secure: false, host: 'dc1.region.example', port: 389 });
+    expect(parseLdapUrl('ldaps://dc1.region.example')).toEqual({ secure: true, host: 'dc1.region.example', port: 636 });
+    expect(parseLdapUrl('LDAPS://10.1.2.3:3269/')).toEqual({ secure: true, host: '10.1.2.3', port: 3269 });
+    expect(parseLdapUrl('ldap://[fd00::10]:389')).toEqual({ secure: false, host: 'fd00::10', port: 389 });
+    for (const bad of ['dc1:389', 'http://dc1', 'ldap://', 'ldap://dc1:0', 'ldap://dc1:70000', 'ldap://dc1/dc=region,dc=example', 'ldap://svc:pw@dc1', 'ldap://dc1?uid', 'ldap://dc 1']) {
+      expect(parseLdapUrl(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('defaults and rules of the options', () => {
+    const o = KIND_OPTIONS.ldap.parse({ bindDn: 'uid=probe,dc=x', password: 'pw', search: { baseDn: 'dc=x' } });
+    expect(o).toEqual({ startTls: false, bindDn: 'uid=probe,dc=x', password: 'pw', search: { baseDn: 'dc=x', filter: '(objectClass=*)', scope: 'sub', minEntries: 1, attributes: ['1.1'] }, ipFamily: 'auto' });
+    expect(KIND_OPTIONS.ldap.parse({ bindDn: 'a', password: 'pw', bindDegradedAbove: '300ms' }).bindDegradedAbove).toBe(300);
+    const issues = (v: unknown) => (KIND_OPTIONS.ldap.safeParse(v).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues({})).toEqual(['bindDn: expected bindDn (a bind), search, or both']);
+    expect(issues({ bindDn: 'a' })).toEqual(['password: expected password (a secret name) with bindDn']);
+    expect(issues({ password: 'pw', search: { baseDn: '' } })).toEqual(['bindDn: expected bindDn with password']);
+    expect(issues({ search: { baseDn: '', filter: 'objectClass=*)(' } })).toEqual(['search.filter: expected an LDAP filter (RFC 4515) such as (&(objectClass=person)(uid=probe))']);
+    expect(issues({ bindDn: 'a', password: 'not a name' })).toHaveLength(1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Runs that need no LDAP server: the socket side, with real sockets on loopback.
+
+const peers: Peer[] = [];
+afterAll(async () => {
+  for (const p of peers) await p.close();
+});
+
+function probe(target: string, options: Record<string, unknown>, secrets: Record<string, string> = { pw: 'S3cret-probe-pw' }, timeoutMs = 3000): Promise<ProbeResult> {
+  return ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets });
+}
+
+const bind = { bindDn: 'uid=probe,ou=people,dc=region,dc=test', password: 'pw' };
+
+describe('ldap probe without a directory', () => {
+  it('a closed port is refused in connect, with no later phase', async () => {
+    const r = await probe(`ldap://127.0.0.1:${await closedPort()}`, bind);
+    expect(r.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
+    expect(r.phases).toEqual({});
+    expect(r.info?.authCode).toBeUndefined();
+  });
+
+  it('a server that accepts but never answers the bind: timeout in bind, connect still timed', async () => {
+    const p = await tcpPeer(() => undefined);
+    peers.push(p);
+    const start = performance.now();
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, bind, undefined, 600);
+    expect(performance.now() - start).toBeLessThan(600);
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'timeout' });
+    expect(r.phases.connect).toBeGreaterThan(0);
+    expect(r.phases.bind).toBeUndefined();
+  });
+
+  it('a server that hangs up on the bind: the bind fails (reset or protocol), never auth', async () => {
+    const p = await tcpPeer((s) => s.once('data', () => s.destroy()));
+    peers.push(p);
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, bind);
+    expect(r.failure?.phase).toBe('bind');
+    expect(['reset', 'protocol']).toContain(r.failure?.reason);
+    expect(r.failure?.message).not.toContain('S3cret-probe-pw');
+  });
+
+  it('refuses to send an empty password (an anonymous bind in disguise) and a missing secret', async () => {
+    const port = await closedPort();
+    const empty = await probe(`ldap://127.0.0.1:${port}`, bind, { pw: '' });
+    expect(empty.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(empty.phases).toEqual({});
+    const missing = await probe(`ldap://127.0.0.1:${port}`, bind, {});
+    expect(missing.failure).toMatchObject({ phase: 'bind', reason: 'internal' });
+  });
+});
