@@ -42,6 +42,7 @@ COPY bin/ bin/
 COPY config/default.yaml config/
 COPY --from=build /src/config/examples/ config/examples/
 COPY sandbox/certs/ sandbox/certs/
+COPY sandbox/secrets/ sandbox/secrets/
 # The files stay owned by root and read-only for the agent; it writes nothing to disk.
 USER node
 EXPOSE 9464

@@ -151,6 +151,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
       `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
         `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/overload   (firewall path A overloaded)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/ns1/timeout      (internal DNS ns1 stops answering)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/login/slow       (Cosmic login takes ${sandbox.loginFaults.slowMs / 1000} s; also idp/invalid_client)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
     );
   }
@@ -232,18 +233,27 @@ async function cmdProbe(args: string[]): Promise<number> {
   const describe = (p: { phases: Record<string, number>; values?: Record<string, number>; info?: object }, indent: string) => {
     for (const ph of phases) {
       const v = p.phases[ph];
-      lines.push(`${indent}${ph.padEnd(9)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
+      lines.push(`${indent}${ph.padEnd(11)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
     }
     for (const [k, v] of Object.entries(p.values ?? {})) lines.push(`${indent}${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
     for (const [k, v] of Object.entries(p.info ?? {})) lines.push(`${indent}${k.padEnd(26)} ${String(v)}`);
   };
+  if (r.steps) {
+    for (const st of r.steps) {
+      lines.push(`step      ${st.name}: ${st.ok ? (st.slow ? 'SLOW' : 'ok') : `FAILED: ${st.failure?.reason} in ${st.failure?.phase}: ${st.failure?.message}`} (${(st.durationSeconds * 1000).toFixed(3)} ms${st.status !== undefined ? `, status ${st.status}` : ''}${st.redirects ? `, ${st.redirects} redirect(s)` : ''})`);
+      for (const ph of phases) {
+        const v = st.phases[ph];
+        if (v !== undefined) lines.push(`  ${ph.padEnd(11)} ${(v * 1000).toFixed(3)} ms`);
+      }
+    }
+  }
   if (r.targets) {
     for (const t of r.targets) {
       lines.push(`target    ${t.target}: ${t.ok ? 'ok' : `FAILED: ${t.failure?.reason} in ${t.failure?.phase}: ${t.failure?.message}`}`);
       describe(t, '  ');
     }
   } else describe(r, '');
-  lines.push(`${'total'.padEnd(9)} ${(outcome.duration * 1000).toFixed(3)} ms`);
+  lines.push(`${'total'.padEnd(11)} ${(outcome.duration * 1000).toFixed(3)} ms`);
   if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);
   else if (r.degraded) lines.push(`result    DEGRADED: ${r.degraded.reason}: ${r.degraded.message}`);
   else lines.push('result    OK');

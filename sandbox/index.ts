@@ -4,6 +4,8 @@
 //   POST /faults/<path>/<mode>       fw-a|fw-b: pass|drop|reject|reset|overload
 //   POST /faults/policy/<open|closed> open the port that must stay blocked (a policy regression)
 //   POST /faults/<resolver>/<mode>   ns1|ns2: ok|timeout|servfail|wrong|nxdomain|refused|stale
+//   POST /faults/login/<mode>        the Cosmic web login: ok|slow|down|reject
+//   POST /faults/idp/<mode>          the identity provider: ok|slow|invalid_client|down
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -13,9 +15,10 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
+import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
-/** The DNS ports are UDP and TCP both. */
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354 } as const;
+/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. */
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -25,6 +28,11 @@ export interface Sandbox {
   paths: Record<string, FirewallPath>;
   /** The internal resolvers ns1 and ns2 (zone region.sandbox). */
   resolvers: Record<string, SandboxResolver>;
+  /** The Cosmic web login and identity provider over HTTP, and the same over HTTPS (sandbox certificate). */
+  login: LoginApp;
+  loginTls: LoginApp;
+  /** The login and identity provider fault switches, shared by both. */
+  loginFaults: LoginFaults;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -45,20 +53,53 @@ export function sandboxCertDir(): string {
   throw new Error(`sandbox certificates not found (looked in ${candidates.join(', ')})`);
 }
 
-export async function startSandbox(opts: { host?: string; ports?: Partial<SandboxPorts> } = {}): Promise<Sandbox> {
+/** The demo's credentials: the probe account's password and the identity provider's client secret. */
+export const SANDBOX_USER = 'svc-vakt-probe';
+export const SANDBOX_CLIENT_ID = 'vakt-probe';
+
+/**
+ * The sandbox's secrets folder (demo-only values, see sandbox/secrets/README.md): the login app
+ * reads them from the same files that config/default.yaml refers to, so the two cannot disagree.
+ */
+export function sandboxSecretDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const candidates = [resolve(here, 'secrets'), resolve(here, '../../sandbox/secrets')];
+  for (const c of candidates) {
+    try {
+      readFileSync(resolve(c, 'probe-password'));
+      return c;
+    } catch {
+      // try the next location
+    }
+  }
+  throw new Error(`sandbox secrets not found (looked in ${candidates.join(', ')})`);
+}
+
+/** A secret file's content without its final newline, as the config loader reads `{file: PATH}`. */
+function readSecret(dir: string, name: string): string {
+  return readFileSync(resolve(dir, name), 'utf8').replace(/\r?\n$/, '');
+}
+
+export interface SandboxOptions {
+  host?: string;
+  ports?: Partial<SandboxPorts>;
+  /** How long a `slow` login or token request takes (default 4 s). */
+  slowLoginMs?: number;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const host = opts.host ?? '127.0.0.1';
   const want = { ...SANDBOX_PORTS, ...opts.ports };
   const certs = sandboxCertDir();
+  const secrets = sandboxSecretDir();
   const closers: (() => Promise<void>)[] = [];
   try {
-    const ehr = createHttpsServer(
-      { cert: readFileSync(resolve(certs, 'ehr.pem')), key: readFileSync(resolve(certs, 'ehr-key.pem')) },
-      (req, res) => {
-        req.resume();
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end('Cosmic EHR front: ok\n');
-      },
-    );
+    const pem = { cert: readFileSync(resolve(certs, 'ehr.pem')), key: readFileSync(resolve(certs, 'ehr-key.pem')) };
+    const ehr = createHttpsServer(pem, (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('Cosmic EHR front: ok\n');
+    });
     const ehrPort = await listen(ehr, host, want.ehr);
     closers.push(() => closeServer(ehr));
 
@@ -81,6 +122,22 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
       await r.start();
       closers.push(() => r.stop());
     }
+
+    // The login of incident 2 (Region Uppsala): the Cosmic web login and the identity provider,
+    // over HTTP and over HTTPS, with one set of fault switches.
+    const faults = loginFaults(opts.slowLoginMs ?? DEFAULT_SLOW_MS);
+    const loginOptions = {
+      host,
+      user: SANDBOX_USER,
+      password: readSecret(secrets, 'probe-password'),
+      clients: { [SANDBOX_CLIENT_ID]: readSecret(secrets, 'idp-client-secret') },
+      faults,
+      recordRequests: false,
+    };
+    const login = await startLoginApp({ ...loginOptions, port: want.login });
+    closers.push(() => login.close());
+    const loginTls = await startLoginApp({ ...loginOptions, port: want.loginTls, tls: pem });
+    closers.push(() => loginTls.close());
 
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
@@ -108,11 +165,13 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
     const reset = async () => {
       for (const p of Object.values(paths)) await p.setMode('pass');
       for (const r of Object.values(resolvers)) r.setMode('ok');
+      faults.login = 'ok';
+      faults.idp = 'ok';
       await setPolicy(false);
     };
 
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, setPolicy, reset, () => blocked !== undefined)
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, setPolicy, reset, () => blocked !== undefined)
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -132,6 +191,8 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
       blocked: blockedPort,
       ns1: (resolvers.ns1 as SandboxResolver).address.port,
       ns2: (resolvers.ns2 as SandboxResolver).address.port,
+      login: login.port,
+      loginTls: loginTls.port,
     };
     return {
       host,
@@ -139,6 +200,9 @@ export async function startSandbox(opts: { host?: string; ports?: Partial<Sandbo
       controlUrl: `http://${host}:${controlPort}`,
       paths,
       resolvers,
+      login,
+      loginTls,
+      loginFaults: faults,
       setPolicy,
       reset,
       stop: async () => {
@@ -156,6 +220,7 @@ async function handleControl(
   url: string,
   paths: Record<string, FirewallPath>,
   resolvers: Record<string, SandboxResolver>,
+  login: LoginFaults,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -164,7 +229,9 @@ async function handleControl(
     paths: Object.fromEntries(Object.entries(paths).map(([n, p]) => [n, p.mode])),
     policy: policyOpen() ? 'open' : 'closed',
     dns: Object.fromEntries(Object.entries(resolvers).map(([n, r]) => [n, r.mode])),
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES },
+    login: login.login,
+    idp: login.idp,
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -177,6 +244,14 @@ async function handleControl(
   const [, target, mode] = parts;
   if (target === 'policy' && (mode === 'open' || mode === 'closed')) {
     await setPolicy(mode === 'open');
+    return [200, state()];
+  }
+  if (target === 'login' && (LOGIN_MODES as readonly string[]).includes(mode ?? '')) {
+    login.login = mode as LoginMode;
+    return [200, state()];
+  }
+  if (target === 'idp' && (IDP_MODES as readonly string[]).includes(mode ?? '')) {
+    login.idp = mode as IdpMode;
     return [200, state()];
   }
   // Own keys only: /faults/constructor/pass must not reach Object.prototype.

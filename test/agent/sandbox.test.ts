@@ -1,16 +1,26 @@
 // The sandbox's faults seen through the probes (the demo's stories, end to end): the firewall
-// paths through the tcp probe, the internal resolvers through the dns probe.
+// paths through the tcp probe, the internal resolvers through the dns probe, the Cosmic login and
+// the identity provider through the http and oidc probes, with the demo's own checks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Detector } from '../../agent/detector.js';
+import { defaultConfigFile } from '../../agent/paths.js';
 import { KIND_OPTIONS } from '../../config/kinds.js';
+import { loadConfigFile, type CheckConfig } from '../../config/loader.js';
 import { dnsProbe } from '../../probes/dns.js';
+import { httpProbe } from '../../probes/http.js';
+import { oidcProbe } from '../../probes/oidc.js';
 import { tcpProbe } from '../../probes/tcp.js';
+import type { ProbeResult } from '../../probes/types.js';
 import { STALE_SERIAL, WRONG_ADDRESS, ZONE_SERIAL } from '../../sandbox/dns.js';
-import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { budget, quietLog } from '../helpers/peers.js';
+
+/** A `slow` login in these tests (the demo's is 4 s). */
+const SLOW_MS = 400;
 
 let sb: Sandbox;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0 } });
+  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0 }, slowLoginMs: SLOW_MS });
 });
 afterAll(async () => {
   await sb.stop();
@@ -22,10 +32,18 @@ function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500)
 
 const tls = () => ({ serverName: 'ehr.sandbox.vakt.test', caFile: `${sandboxCertDir()}/ca.pem` });
 
-async function fault(path: string): Promise<{ paths: Record<string, string>; policy: string; dns: Record<string, string> }> {
+interface FaultState {
+  paths: Record<string, string>;
+  policy: string;
+  dns: Record<string, string>;
+  login: string;
+  idp: string;
+}
+
+async function fault(path: string): Promise<FaultState> {
   const res = await fetch(`${sb.controlUrl}/faults/${path}`, { method: 'POST' });
   expect(res.status).toBe(200);
-  return (await res.json()) as { paths: Record<string, string>; policy: string; dns: Record<string, string> };
+  return (await res.json()) as FaultState;
 }
 
 /** The dns probe against the sandbox's resolvers (by name: ns1, ns2). */
@@ -207,5 +225,182 @@ describe('sandbox internal DNS (ns1, ns2)', () => {
     await fault('reset');
     const list: unknown = await (await fetch(`${sb.controlUrl}/faults`)).json();
     expect(list).toMatchObject({ dns: { ns1: 'ok', ns2: 'ok' } });
+  });
+});
+
+describe('sandbox login (Cosmic web login and identity provider)', () => {
+  /** The demo's own checks from config/default.yaml, pointed at this test's sandbox. */
+  let login: Extract<CheckConfig, { kind: 'http' }>;
+  let idp: Extract<CheckConfig, { kind: 'oidc' }>;
+  beforeAll(async () => {
+    const config = await loadConfigFile(defaultConfigFile);
+    const here = (s: string) => s.replace(`:${SANDBOX_PORTS.loginTls}`, `:${sb.ports.loginTls}`);
+    const l = config.checks.find((c) => c.name === 'cosmic-login');
+    const i = config.checks.find((c) => c.name === 'idp-token');
+    if (l?.kind !== 'http' || i?.kind !== 'oidc') throw new Error('config/default.yaml has no cosmic-login (http) and idp-token (oidc)');
+    login = { ...l, target: here(l.target), targets: [here(l.target)] };
+    idp = { ...i, target: here(i.target), targets: [here(i.target)], options: { ...i.options, expect: { ...i.options.expect, issuer: here(i.options.expect.issuer ?? '') } } };
+  });
+
+  const runLogin = (check = login) => httpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+  const runIdp = (check = idp) => oidcProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+  /** The oidc probe with options of the test's own (credentials by secret name). */
+  const oidc = (target: string, options: Record<string, unknown>, secrets: Record<string, string> = { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: sb.login.password }) =>
+    oidcProbe.run({ target, targets: [target], options: KIND_OPTIONS.oidc.parse(options), ...budget(3000), log: quietLog, secrets });
+  const stepNames = (r: ProbeResult) => r.steps?.map((s) => s.name);
+
+  it("the demo's checks succeed: cosmic-login over HTTPS in four steps, idp-token by discovery and client_credentials", async () => {
+    expect(login.secrets.password).toBe(sb.login.password);
+    const r = await runLogin();
+    expect(r.failure).toBeUndefined();
+    expect(r.degraded).toBeUndefined();
+    expect(stepNames(r)).toEqual(['form', 'login', 'home', 'logout']);
+    expect(r.steps?.map((s) => s.status)).toEqual([200, 200, 200, 200]);
+    // The POST is answered by the redirect chain that sets the session cookie.
+    expect(r.steps?.[1]?.redirects).toBe(3);
+    expect(Object.keys(r.phases)).toEqual(['connect', 'tls', 'processing', 'transfer']);
+    expect(r.values).toMatchObject({ http_ssl: 1 });
+
+    const t = await runIdp();
+    expect(t.failure).toBeUndefined();
+    expect(t).toMatchObject({ ok: true, values: { http_status_code: 200 } });
+    expect(Object.keys(t.phases)).toEqual(['discovery', 'connect', 'tls', 'token']);
+
+    // The same app over plain HTTP.
+    const plain = { ...login, target: sb.login.url, targets: [sb.login.url], options: { ...login.options, tls: undefined } };
+    expect((await runLogin(plain)).ok).toBe(true);
+    expect((await oidc(sb.login.url, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', expect: { issuer: sb.login.url } })).ok).toBe(true);
+  });
+
+  it('login/slow: the POST takes the time, the form stays fast; degraded (slow) naming the login step', async () => {
+    // Longer than the demo check's `degradedAbove: 1s` on the login step.
+    sb.loginFaults.slowMs = 1300;
+    try {
+      expect((await fault('login/slow')).login).toBe('slow');
+      const r = await runLogin();
+      expect(r.failure).toBeUndefined();
+      expect(r).toMatchObject({ ok: true, degraded: { reason: 'slow' } });
+      expect(r.degraded?.message).toMatch(/^step login took 1\.\d\d s \(limit 1\.00 s\)$/);
+      const [form, post, home] = r.steps ?? [];
+      expect(post).toMatchObject({ name: 'login', ok: true, slow: true });
+      // Where the time went: waiting for the server (processing), on a connection already open.
+      expect(post!.phases.processing).toBeGreaterThanOrEqual(1.25);
+      expect(post!.phases.connect).toBeUndefined();
+      expect(form!.durationSeconds).toBeLessThan(0.5);
+      expect(home!.durationSeconds).toBeLessThan(0.5);
+      expect(form!.slow).toBeUndefined();
+      // The check's own limits (above: 3s) are not exceeded by a 1.4 s run; the probe's reason,
+      // naming the step, is what the check reports (and it wins over the check's own too).
+      const judged = new Detector().judge(login, r, 1.4);
+      expect(judged.degraded).toEqual(r.degraded);
+    } finally {
+      sb.loginFaults.slowMs = SLOW_MS;
+      await fault('login/ok');
+    }
+  });
+
+  it('login/down: 500 at the first step; login/reject: 401 at the login step; ok: back to normal', async () => {
+    await fault('login/down');
+    const down = await runLogin();
+    expect(down.failure).toEqual({ phase: 'processing', reason: 'http_status', message: 'step form: status 500, expected 2xx' });
+    expect(stepNames(down)).toEqual(['form']);
+    // The identity provider has its own switch: still fine.
+    expect((await runIdp()).ok).toBe(true);
+    await fault('login/reject');
+    const reject = await runLogin();
+    expect(reject.failure).toMatchObject({ reason: 'http_status', message: 'step login: status 401, expected 2xx' });
+    expect(JSON.stringify(reject)).not.toContain(sb.login.password);
+    expect((await fault('login/ok')).login).toBe('ok');
+    expect((await runLogin()).ok).toBe(true);
+  });
+
+  it('idp/invalid_client: reason auth with authCode invalid_client; idp/slow: the token phase; idp/down: 503', async () => {
+    await fault('idp/invalid_client');
+    const refused = await runIdp();
+    expect(refused.failure).toMatchObject({ phase: 'token', reason: 'auth' });
+    expect(refused.failure?.message).toMatch(/^the client_credentials grant was refused: invalid_client \(status 401\)/);
+    expect(refused.info?.authCode).toBe('invalid_client');
+    // The web login is another switch: still fine.
+    expect((await runLogin()).ok).toBe(true);
+
+    await fault('idp/slow');
+    const slow = await runIdp();
+    expect(slow.failure).toBeUndefined();
+    expect(slow.phases.token).toBeGreaterThanOrEqual((SLOW_MS - 20) / 1000);
+    expect(slow.phases.discovery).toBeLessThan(0.3);
+    // The check's degraded.above (1s) makes a slower run degraded; here a run of 1.5 s.
+    expect(new Detector().judge(idp, slow, 1.5).degraded).toMatchObject({ reason: 'slow', message: 'took 1.50 s, limit 1.00 s' });
+
+    await fault('idp/down');
+    const down = await runIdp();
+    expect(down.failure).toMatchObject({ phase: 'discovery', reason: 'http_status' });
+    expect(down.failure?.message).toContain('status 503');
+
+    await fault('reset');
+    expect((await runIdp()).ok).toBe(true);
+  });
+
+  it('the identity provider: password grant with an ID token and userinfo; OAuth errors as JSON; the bearer check', async () => {
+    const base = sb.login.url;
+    const pw = await oidc(base, { grant: 'password', clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', username: SANDBOX_USER, password: 'password', scope: 'openid profile', expect: { idToken: true }, resource: { url: 'userinfo' } });
+    expect(pw.failure).toBeUndefined();
+    expect(Object.keys(pw.phases)).toEqual(['discovery', 'connect', 'token', 'resource']);
+    // Client secret in the form instead of HTTP Basic.
+    expect((await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', clientAuth: 'body' })).ok).toBe(true);
+    // A wrong user password: invalid_grant; a wrong client secret: invalid_client; an unknown scope.
+    const badUser = await oidc(base, { grant: 'password', clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', username: SANDBOX_USER, password: 'password' }, { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: 'not-the-password' });
+    expect(badUser).toMatchObject({ failure: { reason: 'auth' }, info: { authCode: 'invalid_grant' } });
+    const badClient = await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret' }, { client_secret: 'not-the-secret' });
+    expect(badClient).toMatchObject({ failure: { reason: 'auth' }, info: { authCode: 'invalid_client' } });
+    expect(await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', scope: 'admin' })).toMatchObject({ info: { authCode: 'invalid_scope' } });
+
+    // By hand: the error JSON, no caching, the Basic challenge, grant types.
+    const token = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${base}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+    const basic = `Basic ${Buffer.from(`${SANDBOX_CLIENT_ID}:${sb.login.clients[SANDBOX_CLIENT_ID]!}`).toString('base64')}`;
+    const noClient = await token('grant_type=client_credentials');
+    expect(noClient.status).toBe(401);
+    expect(noClient.headers.get('cache-control')).toBe('no-store');
+    expect(await noClient.json()).toMatchObject({ error: 'invalid_client' });
+    const wrongBasic = await token('grant_type=client_credentials', { authorization: `Basic ${Buffer.from(`${SANDBOX_CLIENT_ID}:nope`).toString('base64')}` });
+    expect(wrongBasic.status).toBe(401);
+    expect(wrongBasic.headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect(await (await token('grant_type=authorization_code', { authorization: basic })).json()).toMatchObject({ error: 'unsupported_grant_type' });
+    expect(await (await token('', { authorization: basic })).json()).toMatchObject({ error: 'invalid_request' });
+    const both = await token(`grant_type=client_credentials&client_secret=x`, { authorization: basic });
+    expect([both.status, ((await both.json()) as { error: string }).error]).toEqual([400, 'invalid_request']);
+    const ok = await token('grant_type=client_credentials&scope=openid', { authorization: basic });
+    expect(ok.status).toBe(200);
+    const doc = (await ok.json()) as { access_token: string; token_type: string; expires_in: number; scope: string };
+    expect(doc).toMatchObject({ token_type: 'Bearer', expires_in: 300, scope: 'openid' });
+
+    // userinfo: no token, an unknown token, a token without openid, a good one.
+    const userinfo = (auth?: string) => fetch(`${base}/oauth2/userinfo`, { headers: auth ? { authorization: auth } : {} });
+    const none = await userinfo();
+    expect([none.status, none.headers.get('www-authenticate')]).toEqual([401, 'Bearer realm="sandbox"']);
+    const unknown = await userinfo('Bearer not-a-token');
+    expect(unknown.status).toBe(401);
+    expect(unknown.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    const noOpenid = (await (await token('grant_type=client_credentials&scope=ehr.read', { authorization: basic })).json()) as { access_token: string };
+    expect((await userinfo(`Bearer ${noOpenid.access_token}`)).status).toBe(403);
+    expect(await (await userinfo(`Bearer ${doc.access_token}`)).json()).toEqual({ sub: SANDBOX_CLIENT_ID });
+
+    const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(discovery).toMatchObject({ issuer: base, token_endpoint: `${base}/oauth2/token`, userinfo_endpoint: `${base}/oauth2/userinfo` });
+  });
+
+  it('the control API lists the login and idp switches, refuses unknown modes, and reset clears them', async () => {
+    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { login: string; idp: string; modes: { login: string[]; idp: string[] } };
+    expect(list).toMatchObject({ login: 'ok', idp: 'ok' });
+    expect(list.modes.login).toEqual(['ok', 'slow', 'down', 'reject']);
+    expect(list.modes.idp).toEqual(['ok', 'slow', 'invalid_client', 'down']);
+    for (const bad of ['login/explode', 'login/invalid_client', 'idp/reject', 'idp/pass', 'login', 'idp']) {
+      expect((await fetch(`${sb.controlUrl}/faults/${bad}`, { method: 'POST' })).status, bad).toBe(400);
+    }
+    await fault('login/reject');
+    expect(await fault('idp/down')).toMatchObject({ login: 'reject', idp: 'down' });
+    expect(await fault('reset')).toMatchObject({ login: 'ok', idp: 'ok' });
+    expect((await runLogin()).ok).toBe(true);
+    expect((await runIdp()).ok).toBe(true);
   });
 });

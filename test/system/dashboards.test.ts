@@ -296,8 +296,32 @@ checks:
     kind: dns
     targets: ["${h}:${sb.ports.ns1}", "${h}:${sb.ports.ns2}"]
     dns: { name: region.sandbox, type: SOA, quorum: 1, consistency: true, maxSerialLag: 0 }
+  # The web login flow; its form step has a limit it always exceeds (degraded: slow), so the
+  # login dashboard's step, phase and baseline panels have data.
+  - name: login-web
+    title: Patient records login
+    group: Login
+    kind: http
+    target: "http://${h}:${sb.ports.login}"
+    secrets: { password: { file: "${join(SANDBOX_SECRETS, 'probe-password')}" } }
+    http:
+      steps:
+        - { name: form, url: /login, degradedAbove: 1ms, extract: { csrf: { regex: 'name="csrf" value="([0-9a-f]+)"' } } }
+        - { name: login, method: POST, url: /login, form: { username: svc-vakt-probe, password: "\${secret.password}", csrf: "\${var.csrf}" } }
+        - { name: home, url: /app/home }
+  # The token service refuses a wrong client secret: reason auth, code invalid_client.
+  - name: login-idp
+    title: Single sign-on
+    group: Login
+    kind: oidc
+    target: "http://${h}:${sb.ports.login}"
+    secrets: { client_secret: { file: "${join(SANDBOX_SECRETS, 'wrong-client-secret')}" } }
+    oidc: { clientId: vakt-probe, clientSecret: client_secret }
 `;
 }
+
+/** The sandbox's demo secrets, and a wrong one written by the test. */
+const SANDBOX_SECRETS = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-secrets-'));
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, everyMs = 100): Promise<T> {
   const end = performance.now() + ms;
@@ -448,10 +472,12 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
   const mark = (name: string) => (timings[name] = Math.round(performance.now() - t0));
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0 } });
+    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0 } });
     const dir = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-'));
     dirs.push(dir);
     configFile = join(dir, 'vakt.yaml');
+    writeFileSync(join(SANDBOX_SECRETS, 'probe-password'), readFileSync(join(sandboxCertDir(), '..', 'secrets', 'probe-password')));
+    writeFileSync(join(SANDBOX_SECRETS, 'wrong-client-secret'), 'not-the-client-secret\n');
     writeFileSync(configFile, agentConfig(sandbox));
     const logs = new PassThrough();
     logs.on('data', (d: Buffer) => (agentLog = (agentLog + d.toString()).slice(-20_000)));

@@ -307,7 +307,7 @@ describe('.dockerignore', () => {
     for (const p of ['node_modules', 'node_modules/zod/package.json', 'dist/agent/cli.js', '.git/HEAD', 'test-artifacts/x', 'coverage/index.html']) {
       expect(isIgnored(p), p).toBe(true);
     }
-    for (const p of ['package.json', 'agent/cli.ts', 'bin/vakt.js', 'config/default.yaml', 'sandbox/certs/ca.pem']) {
+    for (const p of ['package.json', 'agent/cli.ts', 'bin/vakt.js', 'config/default.yaml', 'sandbox/certs/ca.pem', 'sandbox/secrets/probe-password']) {
       expect(isIgnored(p), p).toBe(false);
     }
   });
