@@ -72,6 +72,17 @@ describe('detector: slow runs', () => {
     expect(d.judge(c, bad, 0.8)).toBe(bad);
   });
 
+  it('names the slowest step of a multi-step run that exceeds the check-level limit', () => {
+    const d = new Detector();
+    const c = check(', degraded: { above: 1s }');
+    const steps = [
+      { name: 'form', ok: true, durationSeconds: 0.05, phases: {} },
+      { name: 'login', ok: true, durationSeconds: 2.4, phases: {} },
+      { name: 'home', ok: true, durationSeconds: 0.1, phases: {} },
+    ];
+    expect(d.judge(c, { ...ok, steps }, 2.6).degraded?.message).toBe('took 2.60 s, limit 1.00 s; slowest step login (2.40 s)');
+  });
+
   it('learns a baseline (median of good runs) and flags runs far above it; slow runs are not learnt', () => {
     const d = new Detector();
     const c = check(', degraded: { baselineFactor: 3, baselineWindow: 50, baselineMinRuns: 10 }');
