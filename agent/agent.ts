@@ -318,7 +318,10 @@ export class Agent {
     };
     this.log.debug(detail, 'run finished');
     if (verdict.changed) {
-      this.causesSoon();
+      // Root causes and incidents involve only broken checks: unknown -> ok or ok <-> degraded
+      // cannot change them (and at start-up thousands of checks make exactly those moves).
+      const broken = (st: string) => st === 'down' || st === 'failing';
+      if (broken(verdict.previous) || broken(verdict.status.state)) this.causesSoon();
       const line = { ...detail, from: verdict.previous, to: verdict.status.state, ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}) };
       if (verdict.status.state === 'ok' || (verdict.previous === 'unknown' && verdict.status.state !== 'down' && verdict.status.state !== 'failing')) {
         this.log.info(line, `check ${c.name} is ${verdict.status.state}`);

@@ -152,6 +152,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
         `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/overload   (firewall path A overloaded)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/ns1/timeout      (internal DNS ns1 stops answering)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/login/slow       (Cosmic login takes ${sandbox.loginFaults.slowMs / 1000} s; also idp/invalid_client)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/ldap/locked      (the directory refuses the probe account: account locked; also ldap/slow)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
     );
   }

@@ -46,6 +46,10 @@ export function resultLabel(r: ProbeResult): RunResultLabel {
 export class Metrics {
   readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
   private readonly series = new Map<string, Map<string, { metric: Metric<string>; labels: Record<string, string> }>>();
+  /** The one current series of each info-style gauge, per check and target. */
+  private readonly infoCurrent = new Map<string, { key: string; labels: Record<string, string> }>();
+  /** What setStatus last exported per check, so unchanged state costs nothing per run. */
+  private readonly statusShown = new Map<string, { state: string; since: number; flapping: boolean; baseline: number | undefined }>();
   private scrapeChain: Promise<unknown> = Promise.resolve();
 
   private readonly success = this.gauge('probe_success', 'Whether the last run of the check succeeded (1) or failed (0).', CHECK);
@@ -194,6 +198,9 @@ export class Metrics {
   }
 
   setStatus(name: string, status: CheckStatus): void {
+    const shown = this.statusShown.get(name);
+    if (shown && shown.state === status.state && shown.since === status.since && shown.flapping === status.flapping && shown.baseline === status.baseline) return;
+    this.statusShown.set(name, { state: status.state, since: status.since, flapping: status.flapping, baseline: status.baseline });
     for (const s of CHECK_STATES) {
       this.track(name, this.status, { check: name, status: s }, (m, l) => m.set(l, s === status.state ? 1 : 0));
     }
@@ -356,6 +363,8 @@ export class Metrics {
 
   /** Removes every series of a check (it was removed from the config). */
   removeCheck(name: string): void {
+    this.statusShown.delete(name);
+    for (const slot of this.infoCurrent.keys()) if (slot.startsWith(`${name}\u0000`)) this.infoCurrent.delete(slot);
     const mine = this.series.get(name);
     if (!mine) return;
     for (const { metric, labels } of mine.values()) (metric as Gauge<string>).remove(labels);
@@ -408,17 +417,19 @@ export class Metrics {
 
   /** Info-style gauges: at most one series per check and target; a changed value replaces the old series. */
   private replaceInfo(check: string, target: string, metric: Gauge<string>, labels: Record<string, string> | undefined): void {
-    const mine = this.series.get(check);
-    const prefix = `${metricId(metric)}\u0000`;
-    if (mine) {
-      for (const [key, s] of mine) {
-        if (key.startsWith(prefix) && s.labels.target === target && (!labels || key !== seriesKey(metric, labels))) {
-          metric.remove(s.labels);
-          mine.delete(key);
-        }
-      }
+    const slot = `${check}\u0000${metricId(metric)}\u0000${target}`;
+    const current = this.infoCurrent.get(slot);
+    const key = labels ? seriesKey(metric, labels) : undefined;
+    if (current && current.key === key && this.series.get(check)?.has(current.key)) return;
+    if (current) {
+      metric.remove(current.labels);
+      this.series.get(check)?.delete(current.key);
+      this.infoCurrent.delete(slot);
     }
-    if (labels) this.track(check, metric, labels, (m, l) => m.set(l, 1));
+    if (labels && key) {
+      this.track(check, metric, labels, (m, l) => m.set(l, 1));
+      this.infoCurrent.set(slot, { key, labels });
+    }
   }
 }
 
@@ -438,9 +449,9 @@ function metricId(metric: Metric<string>): number {
   return id;
 }
 
+/** Label objects are built in a fixed key order per metric in this file, so no sort is needed. */
 function seriesKey(metric: Metric<string>, labels: Record<string, string>): string {
-  return `${metricId(metric)}\u0000${Object.keys(labels)
-    .sort()
-    .map((k) => `${k}=${labels[k]}`)
-    .join('\u0001')}`;
+  let key = `${metricId(metric)}`;
+  for (const k in labels) key += `\u0000${k}=${labels[k]}`;
+  return key;
 }
