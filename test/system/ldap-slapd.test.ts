@@ -268,9 +268,10 @@ async function connectionsSince(slapd: Slapd, mark: number, count: number): Prom
   const deadline = performance.now() + 2000;
   for (;;) {
     const text = slapd.log().slice(mark);
-    const accepted = (text.match(/ ACCEPT from /g) ?? []).length;
-    const closed = (text.match(/ fd=\d+ closed/g) ?? []).length;
-    if ((accepted >= count && closed >= accepted) || performance.now() > deadline) return text;
+    // Only connections accepted since the mark count (an earlier one may close after it).
+    const accepted = [...text.matchAll(/conn=(\d+) fd=\d+ ACCEPT from /g)].map((m) => m[1]);
+    const allClosed = accepted.every((id) => new RegExp(`conn=${id} fd=\\d+ closed`).test(text));
+    if ((accepted.length >= count && allClosed) || performance.now() > deadline) return text;
     await new Promise((r) => setTimeout(r, 20));
   }
 }
