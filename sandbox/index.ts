@@ -6,6 +6,7 @@
 //   POST /faults/<resolver>/<mode>   ns1|ns2: ok|timeout|servfail|wrong|nxdomain|refused|stale
 //   POST /faults/login/<mode>        the Cosmic web login: ok|slow|down|reject
 //   POST /faults/idp/<mode>          the identity provider: ok|slow|invalid_client|down
+//   POST /faults/ldap/<mode>         the directory: ok|slow|locked|expired|down
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -15,10 +16,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
+import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
-/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. */
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444 } as const;
+/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). */
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -33,6 +35,8 @@ export interface Sandbox {
   loginTls: LoginApp;
   /** The login and identity provider fault switches, shared by both. */
   loginFaults: LoginFaults;
+  /** The directory (dc=region,dc=sandbox) and its fault switch (`directory.mode`, `directory.slowMs`). */
+  directory: SandboxDirectory;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -85,6 +89,8 @@ export interface SandboxOptions {
   ports?: Partial<SandboxPorts>;
   /** How long a `slow` login or token request takes (default 4 s). */
   slowLoginMs?: number;
+  /** How long a `slow` directory bind takes (default 3 s). */
+  slowLdapMs?: number;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -139,6 +145,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const loginTls = await startLoginApp({ ...loginOptions, port: want.loginTls, tls: pem });
     closers.push(() => loginTls.close());
 
+    // The directory of the same story: a domain controller whose binds get slow.
+    const directory = new SandboxDirectory({
+      host,
+      port: want.ldap,
+      entries: sandboxEntries(SANDBOX_USER, loginOptions.password),
+      tls: pem,
+      slowMs: opts.slowLdapMs ?? DEFAULT_LDAP_SLOW_MS,
+    });
+    await directory.start();
+    closers.push(() => directory.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -167,11 +184,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       for (const r of Object.values(resolvers)) r.setMode('ok');
       faults.login = 'ok';
       faults.idp = 'ok';
+      await directory.setMode('ok');
       await setPolicy(false);
     };
 
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, setPolicy, reset, () => blocked !== undefined)
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, setPolicy, reset, () => blocked !== undefined)
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -193,6 +211,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ns2: (resolvers.ns2 as SandboxResolver).address.port,
       login: login.port,
       loginTls: loginTls.port,
+      ldap: directory.address.port,
     };
     return {
       host,
@@ -203,6 +222,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       login,
       loginTls,
       loginFaults: faults,
+      directory,
       setPolicy,
       reset,
       stop: async () => {
@@ -221,6 +241,7 @@ async function handleControl(
   paths: Record<string, FirewallPath>,
   resolvers: Record<string, SandboxResolver>,
   login: LoginFaults,
+  directory: SandboxDirectory,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -231,7 +252,8 @@ async function handleControl(
     dns: Object.fromEntries(Object.entries(resolvers).map(([n, r]) => [n, r.mode])),
     login: login.login,
     idp: login.idp,
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES },
+    ldap: directory.mode,
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -252,6 +274,10 @@ async function handleControl(
   }
   if (target === 'idp' && (IDP_MODES as readonly string[]).includes(mode ?? '')) {
     login.idp = mode as IdpMode;
+    return [200, state()];
+  }
+  if (target === 'ldap' && (LDAP_MODES as readonly string[]).includes(mode ?? '')) {
+    await directory.setMode(mode as LdapMode);
     return [200, state()];
   }
   // Own keys only: /faults/constructor/pass must not reach Object.prototype.

@@ -1,6 +1,9 @@
 // The sandbox's faults seen through the probes (the demo's stories, end to end): the firewall
 // paths through the tcp probe, the internal resolvers through the dns probe, the Cosmic login and
-// the identity provider through the http and oidc probes, with the demo's own checks.
+// the identity provider through the http and oidc probes, the directory through the ldap probe,
+// with the demo's own checks.
+import { createConnection } from 'node:net';
+import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector } from '../../agent/detector.js';
 import { defaultConfigFile } from '../../agent/paths.js';
@@ -8,10 +11,12 @@ import { KIND_OPTIONS } from '../../config/kinds.js';
 import { loadConfigFile, type CheckConfig } from '../../config/loader.js';
 import { dnsProbe } from '../../probes/dns.js';
 import { httpProbe } from '../../probes/http.js';
+import { ldapProbe } from '../../probes/ldap.js';
 import { oidcProbe } from '../../probes/oidc.js';
 import { tcpProbe } from '../../probes/tcp.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { STALE_SERIAL, WRONG_ADDRESS, ZONE_SERIAL } from '../../sandbox/dns.js';
+import { SANDBOX_PEOPLE_DN } from '../../sandbox/ldap.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { budget, quietLog } from '../helpers/peers.js';
 
@@ -20,7 +25,7 @@ const SLOW_MS = 400;
 
 let sb: Sandbox;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0 }, slowLoginMs: SLOW_MS });
+  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0 }, slowLoginMs: SLOW_MS });
 });
 afterAll(async () => {
   await sb.stop();
@@ -38,6 +43,7 @@ interface FaultState {
   dns: Record<string, string>;
   login: string;
   idp: string;
+  ldap: string;
 }
 
 async function fault(path: string): Promise<FaultState> {
@@ -402,5 +408,157 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
     expect(await fault('reset')).toMatchObject({ login: 'ok', idp: 'ok' });
     expect((await runLogin()).ok).toBe(true);
     expect((await runIdp()).ok).toBe(true);
+  });
+});
+
+describe('sandbox directory (ldap)', () => {
+  /** The demo's directory-bind check from config/default.yaml, pointed at this test's sandbox. */
+  let check: Extract<CheckConfig, { kind: 'ldap' }>;
+  beforeAll(async () => {
+    const config = await loadConfigFile(defaultConfigFile);
+    const c = config.checks.find((x) => x.name === 'directory-bind');
+    if (c?.kind !== 'ldap') throw new Error('config/default.yaml has no directory-bind (ldap)');
+    const target = c.target.replace(`:${SANDBOX_PORTS.ldap}`, `:${sb.ports.ldap}`);
+    check = { ...c, target, targets: [target] };
+  });
+
+  const runCheck = (secrets = check.secrets) => ldapProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets });
+  /** The ldap probe with options of the test's own (the password by secret name). */
+  const ldap = (options: Record<string, unknown>, password = sb.login.password, timeoutMs = 2000) =>
+    ldapProbe.run({ target: sb.directory.url, targets: [sb.directory.url], options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets: { pw: password } });
+  const probeDn = `uid=${SANDBOX_USER},${SANDBOX_PEOPLE_DN}`;
+
+  /** Bytes written to the directory's port; resolves with what came back once the server closed the connection. */
+  const garbage = (bytes: Buffer) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const got: Buffer[] = [];
+      const s = createConnection(sb.ports.ldap, '127.0.0.1');
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error('the server kept the connection open'));
+      }, 3000);
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(got));
+      });
+      s.write(bytes);
+    });
+
+  it("the demo's check succeeds: bind as the probe account, then a search under ou=people", async () => {
+    expect(check.secrets.password).toBe(sb.login.password);
+    const r = await runCheck();
+    expect(r.failure).toBeUndefined();
+    expect(r.degraded).toBeUndefined();
+    expect(r).toMatchObject({ ok: true, values: { ldap_search_entries: 3 } });
+    expect(Object.keys(r.phases)).toEqual(['connect', 'bind', 'search']);
+    // A UPN as Active Directory accepts it, StartTLS with the sandbox certificate, a filter.
+    const tls = await ldap({
+      bindDn: `${SANDBOX_USER}@region.sandbox`,
+      password: 'pw',
+      startTls: true,
+      tls: { serverName: 'localhost', caFile: `${sandboxCertDir()}/ca.pem` },
+      search: { baseDn: 'dc=region,dc=sandbox', filter: `(&(objectClass=groupOfNames)(member=${probeDn}))`, minEntries: 1 },
+    });
+    expect(tls.failure).toBeUndefined();
+    expect(Object.keys(tls.phases)).toEqual(['connect', 'tls', 'bind', 'search']);
+    expect(tls.values?.ssl_earliest_cert_expiry).toBeGreaterThan(0);
+    // A search that finds too little, and one under a base that does not exist.
+    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: SANDBOX_PEOPLE_DN, filter: '(title=Surgeon)' } })).failure).toMatchObject({ phase: 'search', reason: 'assertion' });
+    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: 'ou=nowhere,dc=region,dc=sandbox' } })).failure).toMatchObject({ phase: 'search', reason: 'assertion' });
+    // The directory is read-only.
+    const c = new Client({ url: sb.directory.url });
+    try {
+      await expect(c.add(`uid=new,${SANDBOX_PEOPLE_DN}`, { objectClass: 'person' })).rejects.toThrow(/read-only/);
+    } finally {
+      await c.unbind();
+    }
+  });
+
+  it('a wrong password is auth/invalid_credentials (data 52e); an unknown user is user_not_found (data 525)', async () => {
+    const wrong = await runCheck({ password: 'not-the-password' });
+    expect(wrong.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(wrong.failure?.message).toContain('data 52e');
+    expect(wrong.info?.authCode).toBe('invalid_credentials');
+    expect(wrong.phases.bind).toBeGreaterThan(0);
+    const unknown = await ldap({ bindDn: `uid=nobody,${SANDBOX_PEOPLE_DN}`, password: 'pw' });
+    expect(unknown).toMatchObject({ failure: { phase: 'bind', reason: 'auth' }, info: { authCode: 'user_not_found' } });
+    // A staff account has no password in the sandbox: every bind as it is refused.
+    expect((await ldap({ bindDn: `uid=anna.berg,${SANDBOX_PEOPLE_DN}`, password: 'pw' })).info?.authCode).toBe('invalid_credentials');
+  });
+
+  it('ldap/slow: the bind takes the time, connect stays fast; degraded (slow) naming the bind phase', async () => {
+    sb.directory.slowMs = 1200;
+    try {
+      expect((await fault('ldap/slow')).ldap).toBe('slow');
+      const r = await runCheck();
+      expect(r.failure).toBeUndefined();
+      expect(r).toMatchObject({ ok: true, degraded: { reason: 'slow' } });
+      expect(r.degraded?.message).toMatch(/^bind took 1\.\d\ds, above bindDegradedAbove 1\.00s$/);
+      expect(r.phases.bind).toBeGreaterThanOrEqual(1.15);
+      expect(r.phases.connect).toBeLessThan(0.3);
+      expect(r.phases.search).toBeLessThan(0.3);
+    } finally {
+      sb.directory.slowMs = 3000;
+      await fault('ldap/ok');
+    }
+  });
+
+  it('ldap/locked, ldap/expired: refused with the AD reason; ldap/down: refused at connect; ok recovers', async () => {
+    await fault('ldap/locked');
+    const locked = await runCheck();
+    expect(locked).toMatchObject({ ok: false, failure: { phase: 'bind', reason: 'auth' }, info: { authCode: 'account_locked' } });
+    expect(locked.failure?.message).toContain('data 775');
+    expect(JSON.stringify(locked)).not.toContain(sb.login.password);
+
+    await fault('ldap/expired');
+    expect(await runCheck()).toMatchObject({ failure: { phase: 'bind', reason: 'auth' }, info: { authCode: 'password_expired' } });
+    // A wrong password is still a wrong password.
+    expect((await runCheck({ password: 'not-the-password' })).info?.authCode).toBe('invalid_credentials');
+
+    expect((await fault('ldap/down')).ldap).toBe('down');
+    const down = await runCheck();
+    expect(down.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
+    // The login app is another switch: still fine.
+    expect((await fetch(`${sb.login.url}/api/health`)).status).toBe(200);
+
+    await fault('ldap/ok');
+    expect((await runCheck()).ok).toBe(true);
+    await fault('ldap/down');
+    expect((await fault('reset')).ldap).toBe('ok');
+    expect((await runCheck()).ok).toBe(true);
+  });
+
+  it('the control API lists the ldap switch and refuses unknown modes', async () => {
+    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { ldap: string; modes: { ldap: string[] } };
+    expect(list.ldap).toBe('ok');
+    expect(list.modes.ldap).toEqual(['ok', 'slow', 'locked', 'expired', 'down']);
+    for (const bad of ['ldap/explode', 'ldap/reject', 'ldap', 'ldap/pass']) {
+      expect((await fetch(`${sb.controlUrl}/faults/${bad}`, { method: 'POST' })).status, bad).toBe(400);
+    }
+  });
+
+  it('garbage on the port: the connection is closed (with a Notice of Disconnection), the directory carries on', async () => {
+    const cases = [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20)),
+      Buffer.alloc(100_000, 0xff),
+      Buffer.from([0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]),
+      Buffer.from([0x30, 0x80, 0x00, 0x00]),
+      Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]),
+      Buffer.from([0x30, 0x06, 0x02, 0x01, 0x01, 0x7f, 0x01, 0x00]),
+      Buffer.concat([Buffer.from([0x30, 0x83, 0x01, 0x00, 0x00]), Buffer.alloc(70_000, 0x04)]),
+    ];
+    for (const bytes of cases) {
+      const reply = await garbage(bytes);
+      // Nothing, or the notice: an LDAPMessage with message ID 0 and an ExtendedResponse.
+      if (reply.length > 0) expect(reply.subarray(0, 1)).toEqual(Buffer.from([0x30]));
+      if (reply.length > 0) expect(reply.includes(Buffer.from('1.3.6.1.4.1.1466.20036'))).toBe(true);
+    }
+    // A client that goes away in the middle of a message.
+    const s = createConnection(sb.ports.ldap, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.end(Buffer.from([0x30, 0x10, 0x02]));
+    expect((await runCheck()).ok).toBe(true);
   });
 });
