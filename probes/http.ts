@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, raceAbort, readSmallFile } from './net.js';
+import { classifyError, describeError, now, raceAbort, readBounded, readSmallFile } from './net.js';
 import { certFacts } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
 
@@ -242,7 +242,7 @@ async function runStep(
       }
       let read: { text: string; bytes: number; tooLarge: boolean };
       try {
-        read = await readBody(res.body, o.maxBodySize);
+        read = await readBounded(res.body, o.maxBodySize);
       } catch (err) {
         // A phase that did not complete is absent, as everywhere (a body cut off at the limit did complete).
         throw stepError(err, 'transfer', ctx.signal);
@@ -285,20 +285,6 @@ function reasonOf(err: unknown): FailureReason {
   return classifyError(err);
 }
 
-/** Reads a body up to `limit` bytes; beyond that it stops reading and says so. */
-async function readBody(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<{ text: string; bytes: number; tooLarge: boolean }> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of body) {
-    bytes += chunk.length;
-    if (bytes > limit) {
-      body.destroy();
-      return { text: '', bytes, tooLarge: true };
-    }
-    chunks.push(chunk);
-  }
-  return { text: Buffer.concat(chunks, bytes).toString('utf8'), bytes, tooLarge: false };
-}
 
 type Headers = Record<string, string | string[] | undefined>;
 

@@ -11,12 +11,11 @@
 // through ldapts (`startTLS()`: the extended request, then the handshake on the same socket);
 // its `tls` phase is both, from sending the request to the end of the handshake.
 import type { Socket } from 'node:net';
-import { isIP } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, ProbeAbortError, raceAbort, readSmallFile, resolveHost } from './net.js';
-import { certFacts, connectSocket, handshake, type TlsMaterial } from './tcp.js';
+import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from './net.js';
+import { certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
@@ -62,19 +61,8 @@ export const ldapProbe: Probe<LdapOptions> = {
 
     let tls: TlsMaterial | undefined;
     if (url.secure || o.startTls) {
-      const t = o.tls;
       try {
-        const name = t?.serverName ?? url.host;
-        tls = {
-          servername: isIP(name) === 0 ? name : undefined,
-          host: name,
-          ca: t?.caFile ? await readSmallFile(t.caFile) : undefined,
-          cert: t?.certFile ? await readSmallFile(t.certFile) : undefined,
-          key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
-          rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
-          minVersion: t?.minVersion,
-          expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
-        };
+        tls = await loadTlsMaterial(o.tls, url.host);
       } catch (err) {
         return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
       }

@@ -118,3 +118,18 @@ export async function readSmallFile(path: string): Promise<Buffer> {
   fileCache.set(path, { mtimeMs: st.mtimeMs, size: st.size, data });
   return data;
 }
+
+/** Reads a body up to `limit` bytes; beyond that it stops reading (and destroys the stream) and says so. */
+export async function readBounded(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<{ text: string; bytes: number; tooLarge: boolean }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    if (bytes > limit) {
+      body.destroy();
+      return { text: '', bytes, tooLarge: true };
+    }
+    chunks.push(chunk);
+  }
+  return { text: Buffer.concat(chunks, bytes).toString('utf8'), bytes, tooLarge: false };
+}

@@ -9,7 +9,7 @@ import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, readSmallFile } from './net.js';
+import { classifyError, describeError, now, readBounded, readSmallFile } from './net.js';
 import { certFacts } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from './types.js';
 
@@ -307,7 +307,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
       const phase = kind === 'token' ? setupPhase(conn, url) : kind;
       throw new RunFailure(phase, reasonOf(err, run.signal), run.scrubber.scrub(describeError(err)));
     }
-    const read = await readBody(res.body, run.o.maxBodySize).catch((err: unknown) => {
+    const read = await readBounded(res.body, run.o.maxBodySize).catch((err: unknown) => {
       throw new RunFailure(kind, reasonOf(err, run.signal), `reading the response: ${run.scrubber.scrub(describeError(err))}`);
     });
     if (read.tooLarge) throw new RunFailure(kind, 'body_too_large', `response body larger than ${run.o.maxBodySize} bytes (read stopped)`);
@@ -347,20 +347,6 @@ function reasonOf(err: unknown, signal: AbortSignal): FailureReason {
   return classifyError(err);
 }
 
-/** Reads a body up to `limit` bytes; beyond that it stops reading and says so. */
-async function readBody(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<{ text: string; tooLarge: boolean }> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of body) {
-    bytes += chunk.length;
-    if (bytes > limit) {
-      body.destroy();
-      return { text: '', tooLarge: true };
-    }
-    chunks.push(chunk);
-  }
-  return { text: Buffer.concat(chunks, bytes).toString('utf8'), tooLarge: false };
-}
 
 function jsonObject(text: string): Record<string, unknown> | undefined {
   try {

@@ -3,7 +3,7 @@
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
-import type { TcpOptions } from '../config/kinds.js';
+import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
 import { classifyError, describeError, now, ProbeAbortError, readSmallFile, resolveHost, sleep } from './net.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
@@ -32,6 +32,21 @@ export interface TlsMaterial {
   expiryWarningMs: number;
 }
 
+/** The client side of a TLS handshake from the check's `tls` options (files read, cached by mtime). */
+export async function loadTlsMaterial(t: TlsClientOptions | undefined, defaultHost: string): Promise<TlsMaterial> {
+  const name = t?.serverName ?? defaultHost;
+  return {
+    servername: isIP(name) === 0 ? name : undefined,
+    host: name,
+    ca: t?.caFile ? await readSmallFile(t.caFile) : undefined,
+    cert: t?.certFile ? await readSmallFile(t.certFile) : undefined,
+    key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
+    rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+    minVersion: t?.minVersion,
+    expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
+  };
+}
+
 export const tcpProbe: Probe<TcpOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<TcpOptions>): Promise<ProbeResult> {
@@ -54,19 +69,8 @@ export const tcpProbe: Probe<TcpOptions> = {
 
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {
-      const t = o.tls === true ? undefined : o.tls;
       try {
-        const name = t?.serverName ?? hp.host;
-        tls = {
-          servername: isIP(name) === 0 ? name : undefined,
-          host: name,
-          ca: t?.caFile ? await readSmallFile(t.caFile) : undefined,
-          cert: t?.certFile ? await readSmallFile(t.certFile) : undefined,
-          key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
-          rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
-          minVersion: t?.minVersion,
-          expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
-        };
+        tls = await loadTlsMaterial(o.tls === true ? undefined : o.tls, hp.host);
       } catch (err) {
         return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
       }
