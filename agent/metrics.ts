@@ -94,6 +94,7 @@ export class Metrics {
   });
   private readonly runs = this.counter('vakt_probe_runs_total', 'Runs by result (ok, degraded, failed).', ['check', 'result']);
   private readonly failures = this.counter('vakt_probe_failures_total', 'Failed runs by reason.', ['check', 'reason']);
+  private readonly hl7Acks = this.counter('vakt_hl7_acks_total', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).', ['check', 'code']);
   private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
   private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
 
@@ -270,6 +271,8 @@ export class Metrics {
     this.observeSteps(name, result);
     this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
     if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
+    const ackCode = result.info?.hl7AckCode;
+    if (ackCode !== undefined) this.track(name, this.hl7Acks, { check: name, code: ackCode }, (m, l) => m.inc(l));
     if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
   }
 

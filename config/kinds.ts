@@ -320,12 +320,64 @@ const ldap = z
   });
 export type LdapOptions = z.output<typeof ldap>;
 
+/** A field of the probe's HL7 message: no field separator, no segment or line breaks. */
+const hl7Field = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^|\r\n]*$/, { message: 'expected no "|", carriage return or line break in an HL7 field' });
+
+export const HL7_ACK_CODES = ['AA', 'AE', 'AR', 'CA', 'CE', 'CR'] as const;
+
+const mllp = z.strictObject({
+  /** MSH-9, e.g. ADT^A08^ADT_A01; its second component is EVN-1. */
+  messageType: hl7Field(64).min(3).default('ADT^A08^ADT_A01'),
+  sendingApplication: hl7Field(180).default('VAKT'),
+  sendingFacility: hl7Field(180).default(''),
+  receivingApplication: hl7Field(180).default(''),
+  receivingFacility: hl7Field(180).default(''),
+  /** MSH-11: P production, T training, D debugging. */
+  processingId: z.enum(['P', 'T', 'D']).default('T'),
+  /** MSH-12. */
+  version: hl7Field(16).min(1).default('2.5'),
+  /** The synthetic test patient of the PID segment. */
+  patient: z
+    .strictObject({
+      id: hl7Field(64).min(1).default('SYNTH0001'),
+      name: hl7Field(128).min(1).default('TESTPATIENT^SYNTHETIC'),
+    })
+    .prefault({}),
+  /** Extra segments appended after PV1, one line each (e.g. "OBR|1||..."). */
+  segments: z
+    .array(
+      z
+        .string()
+        .max(4096)
+        .regex(/^(?!MSH)[A-Z][A-Z0-9]{2}\|[^\r\n]*$/, { message: 'expected a segment such as "ZVK|1" (three-letter id, "|", no line breaks, not MSH)' }),
+    )
+    .max(50)
+    .optional(),
+  /** MSA-1 codes that make the run succeed. */
+  expectAck: z.array(z.enum(HL7_ACK_CODES)).min(1).default(['AA', 'CA']),
+  /** ERR-3 codes (table 0357) that make an AE/AR/CE/CR answer a success anyway (e.g. 202 for a heartbeat route a filter drops). */
+  acceptErrorCodes: z
+    .array(z.union([z.int().min(0).max(99999), z.string().regex(/^[0-9]{1,5}$/, { message: 'expected a numeric HL7 error code such as 202' })]))
+    .min(1)
+    .transform((xs) => xs.map((x) => String(x)))
+    .optional(),
+  /** Largest ACK frame read; a longer one fails the run (reason protocol). */
+  maxFrame: byteSize.default(1024 * 1024),
+  tls: z.union([z.literal(true), tlsClient]).optional(),
+});
+export type MllpOptions = z.output<typeof mllp>;
+
 export const KIND_OPTIONS = {
   tcp,
   dns,
   http,
   oidc,
   ldap,
+  mllp,
 } as const;
 
 /** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
@@ -343,10 +395,11 @@ export const KIND_TARGET = {
   http: httpUrl,
   oidc: httpUrl,
   ldap: ldapUrl,
+  mllp: hostPort,
 } as const satisfies Record<keyof typeof KIND_OPTIONS, z.ZodType>;
 
 /** Kinds whose checks may name several targets (`targets: [...]`). */
-export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false };
+export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false, mllp: false };
 
 export type Kind = keyof typeof KIND_OPTIONS;
 export type KindOptions = { [K in Kind]: z.output<(typeof KIND_OPTIONS)[K]> };

@@ -4,6 +4,7 @@ import type { Kind, KindOptions } from '../config/kinds.js';
 import { dnsProbe } from './dns.js';
 import { httpProbe } from './http.js';
 import { ldapProbe } from './ldap.js';
+import { mllpProbe } from './mllp.js';
 import { oidcProbe } from './oidc.js';
 import { tcpProbe } from './tcp.js';
 import type { Probe } from './types.js';
@@ -14,6 +15,7 @@ export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   http: httpProbe,
   oidc: oidcProbe,
   ldap: ldapProbe,
+  mllp: mllpProbe,
 };
 
 export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {

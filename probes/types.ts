@@ -28,6 +28,9 @@ export const FAILURE_REASONS = [
   'body_too_large',
   'too_many_redirects',
   'auth',
+  'ack_error',
+  'ack_reject',
+  'ack_mismatch',
   'protocol',
   'internal',
 ] as const;
@@ -89,6 +92,8 @@ export interface ProbeInfo {
    * (account_locked, password_expired, ...). Exported as a label, so only codes from a fixed list.
    */
   authCode?: string;
+  /** MSA-1 of the last HL7 ACK: AA, AE, AR, CA, CE, CR or other. */
+  hl7AckCode?: string;
 }
 
 export interface ProbeFailure {
