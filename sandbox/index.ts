@@ -7,6 +7,7 @@
 //   POST /faults/login/<mode>        the Cosmic web login: ok|slow|down|reject
 //   POST /faults/idp/<mode>          the identity provider: ok|slow|invalid_client|down
 //   POST /faults/ldap/<mode>         the directory: ok|slow|locked|expired|down
+//   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -17,10 +18,11 @@ import { fileURLToPath } from 'node:url';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
+import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
-/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). */
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389 } as const;
+/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. */
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389, mllp: 16575 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -37,6 +39,8 @@ export interface Sandbox {
   loginFaults: LoginFaults;
   /** The directory (dc=region,dc=sandbox) and its fault switch (`directory.mode`, `directory.slowMs`). */
   directory: SandboxDirectory;
+  /** The HL7 interface engine (MLLP) and its fault switch (`mllp.mode`, `mllp.slowMs`). */
+  mllp: SandboxInterfaceEngine;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -91,6 +95,8 @@ export interface SandboxOptions {
   slowLoginMs?: number;
   /** How long a `slow` directory bind takes (default 3 s). */
   slowLdapMs?: number;
+  /** How long a `slow` HL7 ACK takes (default 3 s). */
+  slowMllpMs?: number;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -156,6 +162,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await directory.start();
     closers.push(() => directory.stop());
 
+    // The HL7 interface engine of incident 5: an integration that stops acknowledging.
+    const mllp = new SandboxInterfaceEngine(host, want.mllp, opts.slowMllpMs ?? DEFAULT_MLLP_SLOW_MS);
+    await mllp.start();
+    closers.push(() => mllp.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -185,11 +196,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       faults.login = 'ok';
       faults.idp = 'ok';
       await directory.setMode('ok');
+      await mllp.setMode('ok');
       await setPolicy(false);
     };
 
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, setPolicy, reset, () => blocked !== undefined)
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, mllp, setPolicy, reset, () => blocked !== undefined)
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -212,6 +224,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       login: login.port,
       loginTls: loginTls.port,
       ldap: directory.address.port,
+      mllp: mllp.address.port,
     };
     return {
       host,
@@ -223,6 +236,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginTls,
       loginFaults: faults,
       directory,
+      mllp,
       setPolicy,
       reset,
       stop: async () => {
@@ -242,6 +256,7 @@ async function handleControl(
   resolvers: Record<string, SandboxResolver>,
   login: LoginFaults,
   directory: SandboxDirectory,
+  mllp: SandboxInterfaceEngine,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -253,7 +268,8 @@ async function handleControl(
     login: login.login,
     idp: login.idp,
     ldap: directory.mode,
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES },
+    mllp: mllp.mode,
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES, mllp: MLLP_MODES },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -278,6 +294,10 @@ async function handleControl(
   }
   if (target === 'ldap' && (LDAP_MODES as readonly string[]).includes(mode ?? '')) {
     await directory.setMode(mode as LdapMode);
+    return [200, state()];
+  }
+  if (target === 'mllp' && (MLLP_MODES as readonly string[]).includes(mode ?? '')) {
+    await mllp.setMode(mode as MllpMode);
     return [200, state()];
   }
   // Own keys only: /faults/constructor/pass must not reach Object.prototype.

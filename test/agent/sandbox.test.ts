@@ -12,6 +12,7 @@ import { loadConfigFile, type CheckConfig } from '../../config/loader.js';
 import { dnsProbe } from '../../probes/dns.js';
 import { httpProbe } from '../../probes/http.js';
 import { ldapProbe } from '../../probes/ldap.js';
+import { frame, MllpReader, mllpProbe, parseAck } from '../../probes/mllp.js';
 import { oidcProbe } from '../../probes/oidc.js';
 import { tcpProbe } from '../../probes/tcp.js';
 import type { ProbeResult } from '../../probes/types.js';
@@ -22,10 +23,12 @@ import { budget, quietLog } from '../helpers/peers.js';
 
 /** A `slow` login in these tests (the demo's is 4 s). */
 const SLOW_MS = 400;
+/** A `slow` HL7 ACK in these tests (the demo's is 3 s). */
+const MLLP_SLOW_MS = 1200;
 
 let sb: Sandbox;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0 }, slowLoginMs: SLOW_MS });
+  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0 }, slowLoginMs: SLOW_MS, slowMllpMs: MLLP_SLOW_MS });
 });
 afterAll(async () => {
   await sb.stop();
@@ -44,6 +47,7 @@ interface FaultState {
   login: string;
   idp: string;
   ldap: string;
+  mllp: string;
 }
 
 async function fault(path: string): Promise<FaultState> {
@@ -559,6 +563,141 @@ describe('sandbox directory (ldap)', () => {
     const s = createConnection(sb.ports.ldap, '127.0.0.1');
     await new Promise((r) => s.once('connect', r));
     s.end(Buffer.from([0x30, 0x10, 0x02]));
+    expect((await runCheck()).ok).toBe(true);
+  });
+});
+
+describe('sandbox HL7 interface engine (mllp)', () => {
+  /** The demo's lab-orders-hl7 check from config/default.yaml, pointed at this test's sandbox. */
+  let check: Extract<CheckConfig, { kind: 'mllp' }>;
+  beforeAll(async () => {
+    const config = await loadConfigFile(defaultConfigFile);
+    const c = config.checks.find((x) => x.name === 'lab-orders-hl7');
+    if (c?.kind !== 'mllp') throw new Error('config/default.yaml has no lab-orders-hl7 (mllp)');
+    const target = c.target.replace(`:${SANDBOX_PORTS.mllp}`, `:${sb.ports.mllp}`);
+    check = { ...c, target, targets: [target] };
+  });
+
+  const runCheck = (timeoutMs = check.timeoutMs) => mllpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(timeoutMs), log: quietLog, secrets: {} });
+
+  /** Bytes written to the engine's port; resolves with the frames that came back within waitMs (or until it closed). */
+  const exchange = (bytes: Buffer, waitMs = 300) =>
+    new Promise<{ frames: Buffer[]; closed: boolean }>((resolve) => {
+      const frames: Buffer[] = [];
+      let reader = new MllpReader(1 << 20);
+      let closed = false;
+      const s = createConnection(sb.ports.mllp, '127.0.0.1');
+      const done = () => {
+        clearTimeout(timer);
+        s.destroy();
+        resolve({ frames, closed });
+      };
+      const timer = setTimeout(done, waitMs);
+      s.on('data', (d: Buffer) => {
+        // Byte by byte, so the bytes after one frame begin the next.
+        for (const b of d) {
+          const f = reader.push(Buffer.of(b));
+          if (f) {
+            frames.push(f);
+            reader = new MllpReader(1 << 20);
+          }
+        }
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        closed = true;
+        done();
+      });
+      s.write(bytes);
+    });
+
+  const message = (controlId: string, type = 'ORM^O01^ORM_O01') => `MSH|^~\\&|VAKT|REGION|LABENGINE|LAB|20261122120000||${type}|${controlId}|T|2.5\rPID|1||SYNTH0001||TESTPATIENT^SYNTHETIC\r`;
+
+  it("the demo's check succeeds: AA echoing the control id, sender and receiver swapped", async () => {
+    const r = await runCheck();
+    expect(r.failure).toBeUndefined();
+    expect(r).toMatchObject({ ok: true, info: { hl7AckCode: 'AA' } });
+    expect(Object.keys(r.phases)).toEqual(['connect', 'send', 'ack']);
+    // Two messages on one connection, each acknowledged with its own ACK.
+    const { frames } = await exchange(Buffer.concat([frame(message('CTRL1')), frame(message('CTRL2', 'ADT^A08^ADT_A01'))]));
+    expect(frames.length).toBe(2);
+    const [a, b] = frames.map((f) => parseAck(f));
+    expect(a).toMatchObject({ code: 'AA', controlId: 'CTRL1', errorCodes: [] });
+    expect(b).toMatchObject({ code: 'AA', controlId: 'CTRL2' });
+    const msh = (frames[0] as Buffer).toString('latin1').split('\r')[0]!.split('|');
+    expect(msh.slice(2, 6)).toEqual(['LABENGINE', 'LAB', 'VAKT', 'REGION']);
+    expect(msh[8]).toBe('ACK^O01^ACK');
+    expect(msh[9]).not.toBe('CTRL1');
+    expect(msh[9]!.length).toBeGreaterThan(0);
+    expect(msh.slice(10, 12)).toEqual(['T', '2.5']);
+  });
+
+  it('mllp/stall: read, never acknowledged: timeout in phase ack; the connection stays open', async () => {
+    expect((await fault('mllp/stall')).mllp).toBe('stall');
+    const before = sb.mllp.received;
+    const r = await runCheck(800);
+    expect(r.failure).toMatchObject({ phase: 'ack', reason: 'timeout' });
+    expect(r.failure?.message).toContain('no ACK');
+    expect(sb.mllp.received).toBeGreaterThan(before);
+    const { frames, closed } = await exchange(frame(message('CTRL3')), 300);
+    expect(frames).toEqual([]);
+    expect(closed).toBe(false);
+    await fault('mllp/ok');
+    expect((await runCheck()).ok).toBe(true);
+  });
+
+  it('mllp/error: AE with ERR-3 204 (ack_error); mllp/reject: AR with ERR-3 207 (ack_reject)', async () => {
+    await fault('mllp/error');
+    const error = await runCheck();
+    expect(error).toMatchObject({ ok: false, failure: { phase: 'ack', reason: 'ack_error' }, info: { hl7AckCode: 'AE' } });
+    expect(error.failure?.message).toContain('204');
+    await fault('mllp/reject');
+    const reject = await runCheck();
+    expect(reject).toMatchObject({ ok: false, failure: { phase: 'ack', reason: 'ack_reject' }, info: { hl7AckCode: 'AR' } });
+    expect(reject.failure?.message).toContain('207');
+    const { frames } = await exchange(frame(message('CTRL4')));
+    expect(parseAck(frames[0] as Buffer)).toMatchObject({ code: 'AR', controlId: 'CTRL4', errorCodes: ['207'] });
+    await fault('mllp/ok');
+  });
+
+  it('mllp/slow: the ACK takes the time, connect and send stay fast; down: refused at connect; reset: ok', async () => {
+    await fault('mllp/slow');
+    const slow = await runCheck();
+    expect(slow.failure).toBeUndefined();
+    expect(slow.ok).toBe(true);
+    expect(slow.phases.ack).toBeGreaterThanOrEqual((MLLP_SLOW_MS - 50) / 1000);
+    expect(slow.phases.connect).toBeLessThan(0.3);
+    // The demo check's limits: a slow ACK is above the degraded limit and well inside the timeout.
+    expect(check.degraded.aboveMs).toBeLessThan(MLLP_SLOW_MS);
+    expect(check.timeoutMs).toBeGreaterThan(3000 + 1000);
+
+    expect((await fault('mllp/down')).mllp).toBe('down');
+    expect((await runCheck()).failure).toMatchObject({ phase: 'connect', reason: 'refused' });
+    expect((await fault('reset')).mllp).toBe('ok');
+    expect((await runCheck()).ok).toBe(true);
+  });
+
+  it('the control API lists the mllp switch and refuses unknown modes', async () => {
+    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { mllp: string; modes: { mllp: string[] } };
+    expect(list.mllp).toBe('ok');
+    expect(list.modes.mllp).toEqual(['ok', 'stall', 'error', 'reject', 'slow', 'down']);
+    for (const bad of ['mllp/explode', 'mllp/pass', 'mllp', 'mllp/timeout']) {
+      expect((await fetch(`${sb.controlUrl}/faults/${bad}`, { method: 'POST' })).status, bad).toBe(400);
+    }
+  });
+
+  it('garbage on the port: closed or answered AR, the engine carries on', async () => {
+    // Not MLLP at all, and a frame larger than the engine reads: the connection is closed.
+    expect((await exchange(Buffer.alloc(300_000, 0x41), 3000)).closed).toBe(true);
+    expect((await exchange(Buffer.concat([Buffer.of(0x0b), Buffer.alloc(300_000, 0x0d)]), 3000)).closed).toBe(true);
+    // A frame that is not HL7: AR with ERR-3 100.
+    const { frames } = await exchange(frame('GET / HTTP/1.1\r\n\r\n'));
+    expect(parseAck(frames[0] as Buffer)).toMatchObject({ code: 'AR', controlId: '', errorCodes: ['100'] });
+    // An MSH with odd encoding characters, a split end sequence, a client gone mid-frame.
+    expect((await exchange(Buffer.concat([frame('MSHA'), frame('MSH|^~\\&|' + 'x|'.repeat(5000))]))).frames.length).toBe(2);
+    const s = createConnection(sb.ports.mllp, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.end(Buffer.concat([Buffer.of(0x0b), Buffer.from(message('CTRL5')), Buffer.of(0x1c)]));
     expect((await runCheck()).ok).toBe(true);
   });
 });

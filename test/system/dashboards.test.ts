@@ -472,7 +472,7 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
   const mark = (name: string) => (timings[name] = Math.round(performance.now() - t0));
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0 } });
+    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0 } });
     const dir = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-'));
     dirs.push(dir);
     configFile = join(dir, 'vakt.yaml');
