@@ -15,7 +15,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
 import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from './net.js';
-import { certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
+import { certFacts, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
@@ -122,7 +122,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       if (o.startTls && !url.secure && tls) {
         phase = 'tls';
         start = now();
-        await raceAbort(client.startTLS(tlsOptions(tls)), signal);
+        await raceAbort(client.startTLS(tlsConnectOptions(tls)), signal);
         phases.tls = now() - start;
         if (secure) {
           const facts = certFacts(secure);
@@ -186,18 +186,6 @@ type ClientCreateSecureConnection = NonNullable<ConstructorParameters<typeof Cli
 
 function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
   return { ok: false, phases, failure: { phase, reason, message } };
-}
-
-function tlsOptions(t: TlsMaterial): ConnectionOptions {
-  return {
-    host: t.host,
-    ...(t.servername ? { servername: t.servername } : {}),
-    ...(t.ca ? { ca: t.ca } : {}),
-    ...(t.cert ? { cert: t.cert } : {}),
-    ...(t.key ? { key: t.key } : {}),
-    ...(t.minVersion ? { minVersion: t.minVersion } : {}),
-    rejectUnauthorized: t.rejectUnauthorized,
-  };
 }
 
 /**

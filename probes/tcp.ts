@@ -2,7 +2,7 @@
 // handshake and a send/expect exchange, over one or several connection attempts per run.
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
 import { classifyError, describeError, now, ProbeAbortError, readSmallFile, resolveHost, sleep } from './net.js';
@@ -206,18 +206,22 @@ export function connectSocket(address: string, port: number, family: 4 | 6, loca
 
 function noop(): void {}
 
+/** Node's TLS client options for the material (no undefined keys: exactOptionalPropertyTypes). */
+export function tlsConnectOptions(t: TlsMaterial): ConnectionOptions {
+  return {
+    host: t.host,
+    ...(t.servername ? { servername: t.servername } : {}),
+    ...(t.ca ? { ca: t.ca } : {}),
+    ...(t.cert ? { cert: t.cert } : {}),
+    ...(t.key ? { key: t.key } : {}),
+    ...(t.minVersion ? { minVersion: t.minVersion } : {}),
+    rejectUnauthorized: t.rejectUnauthorized,
+  };
+}
+
 export function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const secure = tlsConnect({
-      socket,
-      host: t.host,
-      ...(t.servername ? { servername: t.servername } : {}),
-      ...(t.ca ? { ca: t.ca } : {}),
-      ...(t.cert ? { cert: t.cert } : {}),
-      ...(t.key ? { key: t.key } : {}),
-      ...(t.minVersion ? { minVersion: t.minVersion } : {}),
-      rejectUnauthorized: t.rejectUnauthorized,
-    });
+    const secure = tlsConnect({ socket, ...tlsConnectOptions(t) });
     const done = (err?: Error) => {
       signal.removeEventListener('abort', onAbort);
       secure.removeListener('error', onError);

@@ -34,8 +34,9 @@
 //   expired  a bind as a known user with the right password is refused: 49, `data 532`
 //            (password expired; a wrong password is still 52e, as Active Directory answers)
 //   down     the directory stops listening: connections are refused
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { TcpService } from './tcp-service.js';
 import { BerError, children, decodeBoolean, decodeInteger, encode, encodeInteger, encodeString, readElement, TAG, type BerElement } from './ber.js';
 
 export const LDAP_MODES = ['ok', 'slow', 'locked', 'expired', 'down'] as const;
@@ -158,27 +159,18 @@ type Filter =
   | { op: 'present'; attr: string }
   | { op: 'never' };
 
-export class SandboxDirectory {
-  mode: LdapMode = 'ok';
+export class SandboxDirectory extends TcpService<LdapMode> {
   slowMs: number;
   /** Connections accepted since start (tests). */
   connections = 0;
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly byDn = new Map<string, Entry>();
   private readonly secureContext: SecureContext;
-  private port: number;
 
   constructor(private readonly options: DirectoryOptions) {
+    super(options.host, options.port, 'ok', MAX_CONNECTIONS);
     this.slowMs = options.slowMs ?? DEFAULT_LDAP_SLOW_MS;
-    this.port = options.port;
     for (const e of options.entries) this.byDn.set(normalizeDn(e.dn), e);
     this.secureContext = createSecureContext({ cert: options.tls.cert, key: options.tls.key });
-  }
-
-  get address(): { host: string; port: number } {
-    return { host: this.options.host, port: this.port };
   }
 
   /** ldap://host:port */
@@ -187,39 +179,7 @@ export class SandboxDirectory {
     return `ldap://${h.includes(':') ? `[${h}]` : h}:${this.port}`;
   }
 
-  async start(): Promise<void> {
-    if (this.server) return;
-    const server = createServer((s) => this.serve(s));
-    server.maxConnections = MAX_CONNECTIONS;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.options.host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', () => undefined);
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** `down` stops listening (and drops every connection); any other mode listens again. */
-  async setMode(mode: LdapMode): Promise<void> {
-    this.mode = mode;
-    if (mode === 'down') await this.stop();
-    else await this.start();
-  }
-
-  private serve(socket: Socket): void {
+  protected serve(socket: Socket): void {
     this.connections++;
     this.sockets.add(socket);
     let out: Socket = socket;

@@ -14,8 +14,9 @@
 //   reject  AR with ERR-3 207 (application internal error)
 //   slow    AA after `slowMs` (3 s by default)
 //   down    the engine stops listening: connections are refused
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { frame, MllpError, MllpReader, MLLP_CR } from '../probes/mllp.js';
+import { TcpService } from './tcp-service.js';
 
 export const MLLP_MODES = ['ok', 'stall', 'error', 'reject', 'slow', 'down'] as const;
 export type MllpMode = (typeof MLLP_MODES)[number];
@@ -79,28 +80,15 @@ export function buildAck(message: Buffer, mode: 'ok' | 'error' | 'reject' | 'slo
 }
 
 /** The simulated HL7 interface engine (MLLP over TCP) with its fault switch. */
-export class SandboxInterfaceEngine {
-  mode: MllpMode = 'ok';
+export class SandboxInterfaceEngine extends TcpService<MllpMode> {
   /** How long a `slow` ACK takes. */
   slowMs: number;
   /** Messages received since the start (whatever the mode). */
   received = 0;
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private port: number;
 
-  constructor(
-    private readonly host: string,
-    port: number,
-    slowMs = DEFAULT_MLLP_SLOW_MS,
-  ) {
-    this.port = port;
+  constructor(host: string, port: number, slowMs = DEFAULT_MLLP_SLOW_MS) {
+    super(host, port, 'ok', MAX_CONNECTIONS);
     this.slowMs = slowMs;
-  }
-
-  get address(): { host: string; port: number } {
-    return { host: this.host, port: this.port };
   }
 
   /** host:port as an mllp check's target. */
@@ -108,39 +96,7 @@ export class SandboxInterfaceEngine {
     return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
   }
 
-  async start(): Promise<void> {
-    if (this.server) return;
-    const server = createServer((s) => this.serve(s));
-    server.maxConnections = MAX_CONNECTIONS;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', () => undefined);
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** `down` stops listening (and drops every connection); any other mode listens again. */
-  async setMode(mode: MllpMode): Promise<void> {
-    this.mode = mode;
-    if (mode === 'down') await this.stop();
-    else await this.start();
-  }
-
-  private serve(socket: Socket): void {
+  protected serve(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -1,0 +1,55 @@
+// What the sandbox's TCP services (the LDAP directory, the HL7 interface engine) share: listening
+// on a loopback port (0 picks one and keeps it for later restarts), a fault mode whose `down`
+// stops listening and drops every connection, and cleanup of open sockets and pending timers.
+import { createServer, type Server, type Socket } from 'node:net';
+
+export abstract class TcpService<Mode extends string> {
+  protected readonly sockets = new Set<Socket>();
+  protected readonly timers = new Set<NodeJS.Timeout>();
+  private server: Server | undefined;
+
+  protected constructor(
+    protected readonly host: string,
+    protected port: number,
+    public mode: Mode,
+    private readonly maxConnections: number,
+  ) {}
+
+  get address(): { host: string; port: number } {
+    return { host: this.host, port: this.port };
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((s) => this.serve(s));
+    server.maxConnections = this.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', () => undefined);
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** `down` stops listening (and drops every connection); any other mode listens again. */
+  async setMode(mode: Mode): Promise<void> {
+    this.mode = mode;
+    if (mode === 'down') await this.stop();
+    else await this.start();
+  }
+
+  protected abstract serve(socket: Socket): void;
+}
