@@ -5,9 +5,6 @@
 // Fixture header (the file's leading comment lines):
 //   # expect: FILE:LINE:COL: path: message   one per error, in order; FILE is the fixture's path,
 //                                            DIR/ its folder (for messages naming resolved paths)
-//   # actual: ...                            known issue only: what the loader prints today
-//                                            ("(loads without errors)" when it accepts the file)
-//   # known-issue: ...                       why "actual" differs from "expect" (reported, not fixed)
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,16 +14,12 @@ import { ROOT, runVakt } from '../helpers/cli.js';
 
 const INVALID = join(ROOT, 'config', 'fixtures', 'invalid');
 const VALID = join(ROOT, 'config', 'fixtures', 'valid');
-const LOADS = '(loads without errors)';
 const INLINE_SECRET = 'hunter2-Sup3rS3cret';
 
 interface Fixture {
   name: string;
   file: string;
   expect: string[];
-  /** Set for a known issue: the loader's current output (differs from `expect`). */
-  actual: string[] | undefined;
-  knownIssue: string | undefined;
 }
 
 function readFixture(name: string): Fixture {
@@ -41,15 +34,7 @@ function readFixture(name: string): Fixture {
     header
       .filter((l) => l.startsWith(`# ${key}: `))
       .map((l) => l.slice(`# ${key}: `.length).replace(/^FILE:/, `${file}:`).replaceAll('DIR/', `${dir}/`));
-  const actual = values('actual');
-  const knownIssue = values('known-issue')[0];
-  return {
-    name,
-    file,
-    expect: values('expect'),
-    actual: knownIssue === undefined ? undefined : actual.filter((l) => l !== LOADS),
-    knownIssue,
-  };
+  return { name, file, expect: values('expect') };
 }
 
 const fixtures = readdirSync(INVALID)
@@ -77,26 +62,12 @@ describe('invalid config fixtures', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(18);
     for (const f of fixtures) {
       expect(f.expect.length, f.name).toBeGreaterThan(0);
-      if (f.knownIssue !== undefined) expect(f.actual, `${f.name}: a known issue needs # actual: lines`).not.toEqual(f.expect);
     }
   });
 
-  for (const f of fixtures.filter((x) => x.knownIssue === undefined)) {
+  for (const f of fixtures) {
     it(f.name, async () => {
       expect(await errorsOf(f.file)).toEqual(f.expect);
-    });
-  }
-
-  // The loader's output for these is wrong or unhelpful (see the known-issue line in each file).
-  // The test pins today's output so that a fix makes it fail: then delete the # actual: and
-  // # known-issue: lines and the fixture becomes an ordinary one.
-  for (const f of fixtures.filter((x) => x.knownIssue !== undefined)) {
-    it(`${f.name} (known issue: ${f.knownIssue})`, async () => {
-      const got = await errorsOf(f.file);
-      if (JSON.stringify(got) === JSON.stringify(f.expect)) {
-        expect.fail(`${f.name}: the known issue is fixed; remove its "# actual:" and "# known-issue:" lines`);
-      }
-      expect(got).toEqual(f.actual);
     });
   }
 
@@ -146,9 +117,8 @@ describe('invalid config fixtures', () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.split('\n');
     for (const f of fixtures) {
-      const printed = f.actual ?? f.expect;
-      for (const line of printed) expect(lines, f.name).toContain(line);
-      expect(lines, f.name).toContain(printed.length === 0 ? `${f.file}: ok (1 checks)` : `${f.file}: ${printed.length} error${printed.length === 1 ? '' : 's'}`);
+      for (const line of f.expect) expect(lines, f.name).toContain(line);
+      expect(lines, f.name).toContain(`${f.file}: ${f.expect.length} error${f.expect.length === 1 ? '' : 's'}`);
     }
     expect(r.stdout).not.toContain('hunter2');
     expect(r.stderr).toBe('');
