@@ -255,6 +255,18 @@ async function cmdProbe(args: string[]): Promise<number> {
       describe(t, '  ');
     }
   } else describe(r, '');
+  for (const q of r.queues ?? []) {
+    const parts = [`depth ${q.depth}`];
+    if (q.ready !== undefined || q.unacked !== undefined) parts[0] += ` (ready ${q.ready ?? '-'}, unacked ${q.unacked ?? '-'})`;
+    if (q.consumers !== undefined) parts.push(`consumers ${q.consumers}`);
+    if (q.oldestAgeSeconds !== undefined) parts.push(`oldest ${q.oldestAgeSeconds.toFixed(1)} s`);
+    if (q.arrivalRate !== undefined) parts.push(`arriving ${q.arrivalRate.toFixed(2)}/s`);
+    if (q.drainRate !== undefined) parts.push(`draining ${q.drainRate.toFixed(2)}/s`);
+    if (q.state !== undefined) parts.push(`state ${q.state}`);
+    if (q.errors !== undefined) parts.push(`errors ${q.errors}`);
+    lines.push(`queue     ${q.queue}: ${parts.join(', ')}`);
+  }
+  if (r.queues) lines.push('          (one run: rates are the broker\'s own, if any; stalls and growth need the agent\'s runs over time)');
   lines.push(`${'total'.padEnd(11)} ${(outcome.duration * 1000).toFixed(3)} ms`);
   if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);
   else if (r.degraded) lines.push(`result    DEGRADED: ${r.degraded.reason}: ${r.degraded.message}`);

@@ -5,7 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import type { ProbeResult, TargetResult, ValueName } from '../probes/types.js';
+import type { ProbeResult, QueueReading, TargetResult, ValueName } from '../probes/types.js';
 import { CHECK_STATES, type CheckStatus } from './detector.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
@@ -35,6 +35,18 @@ const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> =
   http_redirects: { name: 'probe_http_redirects', help: 'Redirects followed in the last run, over all steps.' },
   http_ssl: { name: 'probe_http_ssl', help: 'Whether the final response came over TLS (1) or not (0).' },
 };
+
+/** Queue readings exported per check and queue (absent when the source cannot tell, or the last run read nothing). */
+const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: string }[] = [
+  { field: 'depth', name: 'vakt_queue_depth', help: 'Messages waiting in the queue at the last run (RabbitMQ: ready + unacknowledged; a folder: matching files).' },
+  { field: 'unacked', name: 'vakt_queue_unacknowledged', help: 'Messages delivered to consumers and not yet acknowledged, at the last run.' },
+  { field: 'oldestAgeSeconds', name: 'vakt_queue_oldest_message_age_seconds', help: 'Age of the oldest waiting message at the last run (when the source reports it).' },
+  { field: 'consumers', name: 'vakt_queue_consumers', help: 'Consumers attached to the queue at the last run.' },
+  { field: 'arrivalRate', name: 'vakt_queue_arrival_rate', help: 'Messages per second added to the queue between the last two runs.' },
+  { field: 'drainRate', name: 'vakt_queue_drain_rate', help: 'Messages per second removed from the queue between the last two runs.' },
+  { field: 'undrainedSeconds', name: 'vakt_queue_undrained_seconds', help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).' },
+  { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
+];
 
 const RESULTS = ['ok', 'degraded', 'failed'] as const;
 export type RunResultLabel = (typeof RESULTS)[number];
@@ -95,6 +107,7 @@ export class Metrics {
   private readonly runs = this.counter('vakt_probe_runs_total', 'Runs by result (ok, degraded, failed).', ['check', 'result']);
   private readonly failures = this.counter('vakt_probe_failures_total', 'Failed runs by reason.', ['check', 'reason']);
   private readonly hl7Acks = this.counter('vakt_hl7_acks_total', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).', ['check', 'code']);
+  private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, gauge: this.gauge(q.name, q.help, ['check', 'queue']) }));
   private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
   private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
 
@@ -269,6 +282,7 @@ export class Metrics {
     this.track(name, this.lastRun, base, (m, l) => m.set(l, outcome.startedAt / 1000));
     this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
     this.observeSteps(name, result);
+    this.observeQueues(name, result);
     this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
     if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
     const ackCode = result.info?.hl7AckCode;
@@ -347,6 +361,27 @@ export class Metrics {
       this.track(name, this.stepHistogram, { ...labels, phase: 'total' }, (m, l) => m.observe(l, step.durationSeconds));
       if (this.phaseHistograms) {
         for (const [phase, v] of Object.entries(step.phases)) this.track(name, this.stepHistogram, { ...labels, phase }, (m, l) => m.observe(l, v));
+      }
+    }
+  }
+
+  /** Per-queue gauges of queue checks; a value the run did not get (or a queue no longer read) loses its series. */
+  private observeQueues(name: string, result: ProbeResult): void {
+    const mine = this.series.get(name);
+    const wanted = new Set<string>();
+    for (const q of result.queues ?? []) {
+      for (const { field, gauge } of this.queueGauges) {
+        const v = q[field];
+        if (typeof v !== 'number') continue;
+        const labels = { check: name, queue: q.queue };
+        wanted.add(seriesKey(gauge, labels));
+        this.track(name, gauge, labels, (m, l) => m.set(l, v));
+      }
+    }
+    for (const [key, s] of mine ?? []) {
+      if (s.labels.queue !== undefined && !wanted.has(key) && this.queueGauges.some((g) => g.gauge === s.metric)) {
+        (s.metric as Gauge<string>).remove(s.labels);
+        mine?.delete(key);
       }
     }
   }

@@ -79,6 +79,9 @@ class TimeoutError extends Error {
 }
 
 export class Runner {
+  /** Per-check probe memory, keyed by the check's config object (a changed check gets a new one). */
+  private readonly memories = new WeakMap<CheckConfig, Map<string, unknown>>();
+
   constructor(
     private readonly root: AbortSignal,
     private readonly limiter: Limiter,
@@ -111,7 +114,9 @@ export class Runner {
       const probe = this.probes[check.kind];
       if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
       const log = this.log.child({ check: check.name, kind: check.kind });
-      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets });
+      let memory = this.memories.get(check);
+      if (!memory) this.memories.set(check, (memory = new Map<string, unknown>()));
+      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets, memory });
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);

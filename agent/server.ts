@@ -123,6 +123,7 @@ export function checkJson(v: CheckView): unknown {
           info: last.result.info ?? {},
           ...(last.result.targets ? { targets: last.result.targets } : {}),
           ...(last.result.steps ? { steps: last.result.steps } : {}),
+          ...(last.result.queues ? { queues: last.result.queues } : {}),
         }
       : null,
     history: v.history.map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null })),

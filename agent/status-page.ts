@@ -30,6 +30,10 @@ interface Texts {
   incidents: string;
   flapping: string;
   cause: (title: string) => string;
+  /** State words for kinds where the generic ones mislead (a queue is not "slow", it backs up). */
+  kindStates: Record<string, Partial<Record<CheckState, string>>>;
+  /** For an impaired queue check: how many messages wait, and for how long the oldest. */
+  waiting: (n: number, oldest: string | undefined) => string;
 }
 
 const TEXT: Record<Language, Texts> = {
@@ -41,7 +45,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'All systems are working.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
     blocked: 'Blocked as intended',
-    notAnswering: { dns: 'not answering', tcp: 'not reachable', http: 'not working', oidc: 'not accepting logins', ldap: 'not accepting logins', default: 'not working' },
+    notAnswering: { dns: 'not answering', tcp: 'not reachable', http: 'not working', oidc: 'not accepting logins', ldap: 'not accepting logins', mllp: 'not accepting messages', queue: 'not moving messages', default: 'not working' },
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
     status: 'Status',
@@ -51,6 +55,11 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Current problems',
     flapping: 'unstable',
     cause: (t) => `because ${t} is not working`,
+    kindStates: {
+      queue: { degraded: 'Messages piling up', failing: 'Messages delayed, being checked', down: 'Messages not getting through' },
+      mllp: { degraded: 'Slow to accept messages', down: 'Not accepting messages' },
+    },
+    waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
   },
   sv: {
     states: { unknown: 'Inte kontrollerad än', ok: 'Fungerar', degraded: 'Långsam', failing: 'Problem, kontrolleras', down: 'Går inte att nå' },
@@ -60,7 +69,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alla system fungerar.',
     problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
     blocked: 'Blockerad som avsett',
-    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', http: 'fungerar inte', oidc: 'tar inte emot inloggningar', ldap: 'tar inte emot inloggningar', default: 'fungerar inte' },
+    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', http: 'fungerar inte', oidc: 'tar inte emot inloggningar', ldap: 'tar inte emot inloggningar', mllp: 'tar inte emot meddelanden', queue: 'för inte meddelanden vidare', default: 'fungerar inte' },
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
     status: 'Status',
@@ -70,6 +79,11 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Aktuella problem',
     flapping: 'instabil',
     cause: (t) => `eftersom ${t} inte fungerar`,
+    kindStates: {
+      queue: { degraded: 'Meddelanden hopar sig', failing: 'Meddelanden försenade, kontrolleras', down: 'Meddelanden kommer inte fram' },
+      mllp: { degraded: 'Tar emot meddelanden långsamt', down: 'Tar inte emot meddelanden' },
+    },
+    waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
   },
   da: {
     states: { unknown: 'Ikke kontrolleret endnu', ok: 'Virker', degraded: 'Langsom', failing: 'Problemer, kontrolleres', down: 'Kan ikke nås' },
@@ -79,7 +93,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alle systemer virker.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
     blocked: 'Blokeret som tilsigtet',
-    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', http: 'virker ikke', oidc: 'tager ikke imod login', ldap: 'tager ikke imod login', default: 'virker ikke' },
+    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', http: 'virker ikke', oidc: 'tager ikke imod login', ldap: 'tager ikke imod login', mllp: 'tager ikke imod beskeder', queue: 'sender ikke beskeder videre', default: 'virker ikke' },
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
     status: 'Status',
@@ -89,6 +103,11 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Aktuelle problemer',
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke virker`,
+    kindStates: {
+      queue: { degraded: 'Beskeder hober sig op', failing: 'Beskeder forsinket, kontrolleres', down: 'Beskeder kommer ikke igennem' },
+      mllp: { degraded: 'Modtager beskeder langsomt', down: 'Modtager ikke beskeder' },
+    },
+    waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
   },
 };
 
@@ -157,10 +176,10 @@ export function statusPage(input: StatusPageInput): string {
         .map((v) => {
           const state = v.status.state;
           const cause = v.cause && v.cause !== v.config.name ? byName.get(v.cause)?.config.title ?? v.cause : undefined;
-          const extra = [cause ? t.cause(esc(cause)) : undefined, v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
+          const extra = [cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           return `<tr class="s-${state}">
 <th scope="row">${esc(v.config.title)}</th>
-<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${state === 'ok' && isBlockedCheck(v) ? t.blocked : t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${state === 'ok' && isBlockedCheck(v) ? t.blocked : (t.kindStates[v.config.kind]?.[state] ?? t.states[state])}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
 <td>${sparkline(v.history, t)}</td>
 </tr>`;
@@ -255,6 +274,24 @@ function sparkline(history: readonly RunRecord[], t: Texts): string {
     .join('');
   const label = t.sparkline(history.length, ms(lo), ms(hi), history.length - good.length);
   return `<svg class="spark" role="img" aria-label="${esc(label)}" width="${w}" height="${h}" viewBox="-2 0 ${w + 4} ${h}"><title>${esc(label)}</title>${bars.join('')}${lines}</svg>`;
+}
+
+/** An impaired queue check's waiting messages, from its last reading (none once the source is unreadable). */
+function queueNote(v: CheckView, t: Texts): string | undefined {
+  const queues = v.last?.result.queues;
+  if (v.config.kind !== 'queue' || v.status.state === 'ok' || v.status.state === 'unknown' || !queues || queues.length === 0) return undefined;
+  const waiting = queues.reduce((n, q) => n + q.depth, 0);
+  if (waiting === 0) return undefined;
+  const ages = queues.map((q) => q.oldestAgeSeconds).filter((a): a is number => a !== undefined);
+  return esc(t.waiting(waiting, ages.length > 0 ? age(Math.max(...ages)) : undefined));
+}
+
+/** A wait as people say it: 40 s, 14 min, 3 h 05 min. */
+function age(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  const m = Math.round(seconds / 60);
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
 function isBlockedCheck(v: CheckView): boolean {

@@ -371,6 +371,125 @@ const mllp = z.strictObject({
 });
 export type MllpOptions = z.output<typeof mllp>;
 
+/** AMQP heartbeats are negotiated in whole seconds, at most 65535. */
+const amqpHeartbeat = boundedDuration.refine((ms) => ms % 1000 === 0 && ms <= 65_535_000, { message: 'expected whole seconds from 0s to 65535s (0s turns heartbeats off)' });
+
+const amqp = z
+  .strictObject({
+    /** The virtual host to open. */
+    vhost: z.string().min(1).max(255).default('/'),
+    username: z.string().min(1).max(255).default('guest'),
+    /** Secret name (in the check's `secrets`) of the password; without it, only user guest (password guest). */
+    password: secretName.optional(),
+    /** amqps: TLS from the start (port 5671 by convention). */
+    tls: z.union([z.literal(true), tlsClient]).optional(),
+    /** An existing queue the canary goes through (checked passively, never created); default: a server-named, exclusive, auto-delete queue per run. */
+    queue: z.string().min(1).max(255).optional(),
+    /** The exchange to publish to; "" is the default exchange (routes by queue name). */
+    exchange: z.string().max(255).default(''),
+    /** With an exchange: the routing key (default: the queue name). */
+    routingKey: z.string().max(255).optional(),
+    /** Heartbeat interval to ask for; default: the broker's. */
+    heartbeat: amqpHeartbeat.optional(),
+    /** Every canary is published with this per-message expiration; also the TTL of a server-named queue. */
+    messageTtl: positiveDuration.prefault('60s'),
+    ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
+    /** A successful run whose transit took longer is degraded (reason slow). */
+    transitDegradedAbove: positiveDuration.optional(),
+  })
+  .superRefine((o, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (o.username !== 'guest' && o.password === undefined) issue(['password'], 'expected password (a secret name) with a username other than guest');
+    if (o.exchange !== '' && o.queue === undefined) issue(['queue'], 'expected queue (the queue the exchange routes the canary to, consumed by the probe) with exchange');
+    if (o.exchange === '' && o.routingKey !== undefined) issue(['routingKey'], 'expected routingKey only with exchange (the default exchange routes by queue name)');
+  });
+export type AmqpOptions = z.output<typeof amqp>;
+
+/** Where a queue check reads its numbers from (docs/configuration.md, "queue"). */
+export const QUEUE_SOURCES = ['rabbitmq', 'activemq', 'artemis', 'mirth', 'http-json', 'directory'] as const;
+export type QueueSource = (typeof QUEUE_SOURCES)[number];
+/** Sources that report consumers (minConsumers needs one of these). */
+export const QUEUE_SOURCES_WITH_CONSUMERS: readonly QueueSource[] = ['rabbitmq', 'activemq', 'artemis', 'http-json'];
+
+/** A JSON path as the http kind's assertions take it: `$.a.b[0].c`. */
+const jsonPathText = z.string().min(1).max(512);
+
+const queue = z
+  .strictObject({
+    source: z.enum(QUEUE_SOURCES, { error: `expected a source: ${QUEUE_SOURCES.join(', ')}` }),
+    /**
+     * What to read: queue names (rabbitmq, activemq, artemis), channel names or ids (mirth; all
+     * channels when omitted), one label for http-json. Not for directory (the folder is the queue).
+     */
+    queues: z.array(z.string().min(1).max(255)).min(1).max(100).optional(),
+    /** rabbitmq: the virtual host. */
+    vhost: z.string().max(255).default('/'),
+    /** activemq: brokerName (default localhost); artemis: the broker name (default 0.0.0.0). */
+    broker: z.string().min(1).max(255).optional(),
+    /** artemis: the queue's address (default: the queue name) and routing type. */
+    address: z.string().min(1).max(255).optional(),
+    routingType: z.enum(['anycast', 'multicast']).default('anycast'),
+    /** activemq/artemis: the Jolokia endpoint's path (default /api/jolokia/ and /console/jolokia/). */
+    jolokiaPath: z.string().regex(/^\//, { message: 'expected a path starting with /' }).optional(),
+    /** HTTP Basic credentials; the password is a secret name. */
+    username: z.string().min(1).max(255).optional(),
+    password: secretName.optional(),
+    /** https targets: how the server's certificate is checked. */
+    tls: tlsClient.optional(),
+    /** Largest API response read; a bigger one fails the run (reason body_too_large). */
+    maxBodySize: byteSize.default(4 * 1024 * 1024),
+    /** http-json: where the numbers are in the document the target URL returns. */
+    depthPath: jsonPathText.optional(),
+    oldestAgePath: jsonPathText.optional(),
+    /** Unit of the number at oldestAgePath; `timestamp-s`/`timestamp-ms` are the oldest message's epoch time. */
+    oldestAgeUnit: z.enum(['s', 'ms', 'timestamp-s', 'timestamp-ms']).default('s'),
+    consumersPath: jsonPathText.optional(),
+    /** Running totals of messages added and removed (rates are computed from them between runs). */
+    arrivedPath: jsonPathText.optional(),
+    drainedPath: jsonPathText.optional(),
+    /** directory: which files count (a glob over the name: *, ?, [abc]), whether sub-folders are read, and a cap on entries read. */
+    pattern: z.string().min(1).max(255).default('*'),
+    recursive: z.boolean().default(false),
+    maxFiles: z.int().min(1).max(1_000_000).default(100_000),
+    /** The run fails (reason backlog) when a queue holds more than this many messages. */
+    maxDepth: z.int().min(0).optional(),
+    /** The run fails (reason backlog) when a queue's oldest message is older than this. */
+    maxOldestAge: positiveDuration.optional(),
+    /** The run fails (reason consumers) when a queue has fewer consumers than this. */
+    minConsumers: z.int().min(0).max(100_000).optional(),
+    /** Stalled: messages waiting and nothing drained for this long → failure, reason backlog. */
+    stalledAfter: positiveDuration.optional(),
+    /** Growing: depth rose by at least minIncrease over window while more arrived than drained → degraded (backlog_growing). */
+    growth: z
+      .strictObject({
+        window: positiveDuration.prefault('15m'),
+        minIncrease: z.int().min(1).default(10),
+      })
+      .prefault({}),
+    /** mirth: channel states that count as running (others fail the run, reason queue_stopped). */
+    runningStates: z.array(z.string().min(1).max(32)).min(1).default(['STARTED']),
+  })
+  .superRefine((o, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const named = ['rabbitmq', 'activemq', 'artemis'] as QueueSource[];
+    if (named.includes(o.source) && o.queues === undefined) issue(['queues'], `expected queues (the names to read) with source ${o.source}`);
+    if (o.source === 'directory' && o.queues !== undefined) issue(['queues'], 'expected no queues with source directory (the target folder is the queue)');
+    if (o.source === 'http-json') {
+      if (o.depthPath === undefined) issue(['depthPath'], 'expected depthPath (where the queue depth is in the JSON) with source http-json');
+      if (o.queues !== undefined && o.queues.length > 1) issue(['queues'], 'expected at most one queue name with source http-json (one URL reads one queue)');
+    }
+    if (o.source !== 'http-json') {
+      for (const key of ['depthPath', 'oldestAgePath', 'consumersPath', 'arrivedPath', 'drainedPath'] as const) if (o[key] !== undefined) issue([key], 'expected this only with source http-json');
+    }
+    if (o.minConsumers !== undefined && !QUEUE_SOURCES_WITH_CONSUMERS.includes(o.source)) issue(['minConsumers'], `expected minConsumers only with a source that reports consumers (${QUEUE_SOURCES_WITH_CONSUMERS.join(', ')})`);
+    if (o.minConsumers !== undefined && o.source === 'http-json' && o.consumersPath === undefined) issue(['minConsumers'], 'expected consumersPath with minConsumers');
+    if (o.maxOldestAge !== undefined && o.source === 'activemq') issue(['maxOldestAge'], 'expected no maxOldestAge with source activemq (ActiveMQ Classic does not report message age)');
+    if (o.maxOldestAge !== undefined && o.source === 'http-json' && o.oldestAgePath === undefined) issue(['maxOldestAge'], 'expected oldestAgePath with maxOldestAge');
+    if (o.password !== undefined && o.username === undefined) issue(['username'], 'expected username with password');
+    if (o.source === 'directory' && (o.username !== undefined || o.tls !== undefined)) issue([o.username !== undefined ? 'username' : 'tls'], 'expected no credentials or tls with source directory');
+  });
+export type QueueOptions = z.output<typeof queue>;
+
 export const KIND_OPTIONS = {
   tcp,
   dns,
@@ -378,6 +497,8 @@ export const KIND_OPTIONS = {
   oidc,
   ldap,
   mllp,
+  queue,
+  amqp,
 } as const;
 
 /** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
@@ -389,6 +510,11 @@ const dnsServer = z.string({ error: 'expected a resolver as host[:port] or "syst
 /** An http(s) URL: the base that relative step URLs are resolved against. */
 const httpUrl = z.string({ error: 'expected an http(s) URL' }).refine((s) => /^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s), { message: 'expected an http:// or https:// URL' });
 
+/** The queue kind's target: the API's base URL, or for source directory the folder's absolute path. */
+const queueTarget = z
+  .string({ error: 'expected an http(s) URL or an absolute folder path' })
+  .refine((s) => (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)) || (s.startsWith('/') && !s.includes('\0')), { message: 'expected an http:// or https:// URL, or an absolute folder path (source directory)' });
+
 export const KIND_TARGET = {
   tcp: hostPort,
   dns: dnsServer,
@@ -396,10 +522,12 @@ export const KIND_TARGET = {
   oidc: httpUrl,
   ldap: ldapUrl,
   mllp: hostPort,
+  queue: queueTarget,
+  amqp: hostPort,
 } as const satisfies Record<keyof typeof KIND_OPTIONS, z.ZodType>;
 
 /** Kinds whose checks may name several targets (`targets: [...]`). */
-export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false, mllp: false };
+export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false, mllp: false, queue: false, amqp: false };
 
 export type Kind = keyof typeof KIND_OPTIONS;
 export type KindOptions = { [K in Kind]: z.output<(typeof KIND_OPTIONS)[K]> };

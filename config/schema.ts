@@ -176,6 +176,25 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
       if (ldaps && c.ldap.startTls === true) issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
       if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined) issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
     }
+    // amqp: the password names a secret of the check.
+    if (c.kind === 'amqp' && isRecord(c.amqp)) {
+      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
+      if (typeof c.amqp.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.amqp.password) && !names.includes(c.amqp.password)) {
+        issues.push({ path: ['checks', i, 'amqp', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+      }
+    }
+    // queue: a folder target goes with source directory, a URL with every other source.
+    if (c.kind === 'queue' && isRecord(c.queue)) {
+      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
+      if (typeof c.queue.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.queue.password) && !names.includes(c.queue.password)) {
+        issues.push({ path: ['checks', i, 'queue', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+      }
+      if (typeof c.target === 'string' && typeof c.queue.source === 'string') {
+        const folder = c.target.startsWith('/');
+        if (c.queue.source === 'directory' && !folder) issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
+        if (c.queue.source !== 'directory' && folder) issues.push({ path: ['checks', i, 'target'], message: `expected an http(s) URL with source ${c.queue.source}` });
+      }
+    }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
     if (c.timezone !== undefined && c.cron === undefined) issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
     const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from './net.js';
+import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
 import { certFacts, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -47,14 +47,7 @@ export const ldapProbe: Probe<LdapOptions> = {
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
     try {
-      const r = await resolveHost(url.host, o.ipFamily, ctx.signal);
-      ({ address, family } = r);
-      values.ip_protocol = family;
-      if (r.seconds !== undefined) {
-        phases.resolve = r.seconds;
-        values.dns_lookup_time_seconds = r.seconds;
-        info.resolvedAddress = address;
-      }
+      ({ address, family } = await resolveRecorded(url.host, o.ipFamily, ctx.signal, { phases, values, info }));
     } catch (err) {
       return fail(phases, 'resolve', classifyError(err), `resolving ${url.host}: ${describeError(err)}`);
     }

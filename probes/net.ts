@@ -3,7 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
-import type { FailureReason } from './types.js';
+import type { FailureReason, ProbeInfo, ValueName } from './types.js';
 
 /** Monotonic seconds. */
 export function now(): number {
@@ -79,6 +79,26 @@ const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EN
 const TIMEOUT = new Set(['ETIMEDOUT', 'ABORT_ERR']);
 const RESOLVE = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ENODATA', 'EAI_NONAME']);
 const TLS_EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+/**
+ * Resolves a probe's target host and records what the run learnt: ip_protocol always; the resolve
+ * phase, dns_lookup_time_seconds and the address only when a name was actually resolved.
+ */
+export async function resolveRecorded(
+  host: string,
+  family: 'auto' | 'ip4' | 'ip6',
+  signal: AbortSignal,
+  into: { phases: Record<string, number>; values: Partial<Record<ValueName, number>>; info: ProbeInfo },
+): Promise<Resolved> {
+  const r = await resolveHost(host, family, signal);
+  into.values.ip_protocol = r.family;
+  if (r.seconds !== undefined) {
+    into.phases.resolve = r.seconds;
+    into.values.dns_lookup_time_seconds = r.seconds;
+    into.info.resolvedAddress = r.address;
+  }
+  return r;
+}
 
 /** Maps a socket/TLS error to a failure reason, by code, never by message text. */
 export function classifyError(err: unknown): FailureReason {

@@ -1,11 +1,13 @@
 // The one list of probe kinds: kind name -> probe. Typed against config/kinds.ts, so a kind
 // with a schema but no probe (or the reverse) does not compile.
 import type { Kind, KindOptions } from '../config/kinds.js';
+import { amqpProbe } from './amqp.js';
 import { dnsProbe } from './dns.js';
 import { httpProbe } from './http.js';
 import { ldapProbe } from './ldap.js';
 import { mllpProbe } from './mllp.js';
 import { oidcProbe } from './oidc.js';
+import { queueProbe } from './queue.js';
 import { tcpProbe } from './tcp.js';
 import type { Probe } from './types.js';
 
@@ -16,6 +18,8 @@ export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   oidc: oidcProbe,
   ldap: ldapProbe,
   mllp: mllpProbe,
+  queue: queueProbe,
+  amqp: amqpProbe,
 };
 
 export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {

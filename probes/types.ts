@@ -32,12 +32,16 @@ export const FAILURE_REASONS = [
   'ack_reject',
   'ack_mismatch',
   'protocol',
+  'queue_missing',
+  'queue_stopped',
+  'backlog',
+  'consumers',
   'internal',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a successful run is still marked degraded. Also a closed label set. */
-export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial', 'slow'] as const;
+export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial', 'slow', 'backlog_growing'] as const;
 export type DegradedReason = (typeof DEGRADED_REASONS)[number];
 
 /**
@@ -129,8 +133,31 @@ export interface StepResult {
   slow?: boolean;
 }
 
+/** What a queue check read about one queue (a broker queue, an engine channel, a drop folder). */
+export interface QueueReading {
+  queue: string;
+  /** Messages waiting (RabbitMQ: ready + unacknowledged). */
+  depth: number;
+  ready?: number;
+  unacked?: number;
+  consumers?: number;
+  /** Age of the oldest waiting message, when the source can tell. */
+  oldestAgeSeconds?: number;
+  /** Messages per second added / removed since the previous run (absent on the first). */
+  arrivalRate?: number;
+  drainRate?: number;
+  /** Seconds the queue has had messages waiting with nothing drained (0 while draining or empty). */
+  undrainedSeconds?: number;
+  /** Channel or queue state as the source names it (Mirth: STARTED, PAUSED, ...). */
+  state?: string;
+  /** Messages the source counts as errored (Mirth). */
+  errors?: number;
+}
+
 export interface ProbeResult {
   ok: boolean;
+  /** For queue checks: one reading per queue, in the configured order. */
+  queues?: QueueReading[];
   /** For kinds with steps: each step's outcome, in order (steps after a failed one are absent). */
   steps?: StepResult[];
   /**
@@ -168,6 +195,13 @@ export interface ProbeContext<Options> {
   log: ProbeLogger;
   /** Resolved secret values by name (from {env}/{file} references). */
   secrets: Readonly<Record<string, string>>;
+  /**
+   * Scratch space that lives as long as the check's definition: the same object on every run of
+   * the check, fresh after the agent restarts or a reload changes the check. Kinds that compare
+   * one run with the previous (queue drain and arrival rates) keep their last reading here; the
+   * others ignore it.
+   */
+  memory: Map<string, unknown>;
 }
 
 export interface Probe<Options> {

@@ -8,6 +8,7 @@
 //   POST /faults/idp/<mode>          the identity provider: ok|slow|invalid_client|down
 //   POST /faults/ldap/<mode>         the directory: ok|slow|locked|expired|down
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
+//   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -19,10 +20,11 @@ import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
+import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
-/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. */
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389, mllp: 16575 } as const;
+/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. queue is the integration broker's management API (RabbitMQ's is 15672). */
+export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389, mllp: 16575, queue: 16672 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -41,6 +43,8 @@ export interface Sandbox {
   directory: SandboxDirectory;
   /** The HL7 interface engine (MLLP) and its fault switch (`mllp.mode`, `mllp.slowMs`). */
   mllp: SandboxInterfaceEngine;
+  /** The integration broker (a simulated RabbitMQ management API) and its fault switch (`broker.mode`). */
+  broker: SandboxBroker;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -64,6 +68,7 @@ export function sandboxCertDir(): string {
 /** The demo's credentials: the probe account's password and the identity provider's client secret. */
 export const SANDBOX_USER = 'svc-vakt-probe';
 export const SANDBOX_CLIENT_ID = 'vakt-probe';
+export { SANDBOX_QUEUE_USER } from './queue.js';
 
 /**
  * The sandbox's secrets folder (demo-only values, see sandbox/secrets/README.md): the login app
@@ -97,6 +102,10 @@ export interface SandboxOptions {
   slowLdapMs?: number;
   /** How long a `slow` HL7 ACK takes (default 3 s). */
   slowMllpMs?: number;
+  /** The broker's queues and their rates (default: orders.out 1/s and lab.results 2/s, drained at 5/s). */
+  queues?: readonly QueueSpec[];
+  /** How fast lab.results drains in `slow` mode (default 1/s). */
+  slowQueueDrainPerSecond?: number;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -167,6 +176,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await mllp.start();
     closers.push(() => mllp.stop());
 
+    // The integration broker of the same story: lab results that stop draining.
+    const broker = new SandboxBroker({
+      host,
+      port: want.queue,
+      password: readSecret(secrets, 'queue-password'),
+      ...(opts.queues ? { queues: opts.queues } : {}),
+      ...(opts.slowQueueDrainPerSecond !== undefined ? { slowDrainPerSecond: opts.slowQueueDrainPerSecond } : {}),
+    });
+    await broker.start();
+    closers.push(() => broker.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -197,11 +217,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       faults.idp = 'ok';
       await directory.setMode('ok');
       await mllp.setMode('ok');
+      await broker.setMode('ok');
       await setPolicy(false);
     };
 
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, mllp, setPolicy, reset, () => blocked !== undefined)
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, mllp, broker, setPolicy, reset, () => blocked !== undefined)
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -225,6 +246,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginTls: loginTls.port,
       ldap: directory.address.port,
       mllp: mllp.address.port,
+      queue: broker.address.port,
     };
     return {
       host,
@@ -237,6 +259,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginFaults: faults,
       directory,
       mllp,
+      broker,
       setPolicy,
       reset,
       stop: async () => {
@@ -257,6 +280,7 @@ async function handleControl(
   login: LoginFaults,
   directory: SandboxDirectory,
   mllp: SandboxInterfaceEngine,
+  broker: SandboxBroker,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -269,7 +293,8 @@ async function handleControl(
     idp: login.idp,
     ldap: directory.mode,
     mllp: mllp.mode,
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES, mllp: MLLP_MODES },
+    queue: broker.mode,
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES, mllp: MLLP_MODES, queue: QUEUE_MODES },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -298,6 +323,10 @@ async function handleControl(
   }
   if (target === 'mllp' && (MLLP_MODES as readonly string[]).includes(mode ?? '')) {
     await mllp.setMode(mode as MllpMode);
+    return [200, state()];
+  }
+  if (target === 'queue' && (QUEUE_MODES as readonly string[]).includes(mode ?? '')) {
+    await broker.setMode(mode as QueueMode);
     return [200, state()];
   }
   // Own keys only: /faults/constructor/pass must not reach Object.prototype.

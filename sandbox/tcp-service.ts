@@ -1,7 +1,21 @@
-// What the sandbox's TCP services (the LDAP directory, the HL7 interface engine) share: listening
+// What the sandbox's TCP services (the LDAP directory, the HL7 interface engine) share (and the
+// queue broker's HTTP API, its listening): listening
 // on a loopback port (0 picks one and keeps it for later restarts), a fault mode whose `down`
 // stops listening and drops every connection, and cleanup of open sockets and pending timers.
 import { createServer, type Server, type Socket } from 'node:net';
+
+/** Listens on host:port (0 picks a port); resolves with the port. Later server errors are ignored (the sandbox serves faults on purpose). */
+export async function listenOn(server: Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', () => undefined);
+  return (server.address() as { port: number }).port;
+}
 
 export abstract class TcpService<Mode extends string> {
   protected readonly sockets = new Set<Socket>();
@@ -23,15 +37,7 @@ export abstract class TcpService<Mode extends string> {
     if (this.server) return;
     const server = createServer((s) => this.serve(s));
     server.maxConnections = this.maxConnections;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', () => undefined);
-    this.port = (server.address() as { port: number }).port;
+    this.port = await listenOn(server, this.port, this.host);
     this.server = server;
   }
 

@@ -90,6 +90,43 @@ describe('metrics', () => {
     expect(samples(text, 'probe_dns_rcode_info', { check: 'dns' })).toHaveLength(0);
   });
 
+  it('queue readings: one series per check and queue and number; unknown numbers absent; a failed read or a queue gone removes them', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = parseConfig('checks:\n  - { name: lab-q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a, b] } }\n', 't.yaml').checks[0] as CheckConfig;
+    m.addCheck(c);
+    const read: ProbeResult = {
+      ok: true,
+      phases: { fetch: 0.002, assess: 0.00001 },
+      queues: [
+        { queue: 'a', depth: 40, unacked: 10, consumers: 1, oldestAgeSeconds: 95, arrivalRate: 2, drainRate: 0, undrainedSeconds: 300 },
+        { queue: 'b', depth: 0, consumers: 2 },
+      ],
+    };
+    m.observe(c, outcome(read));
+    let text = (await m.render(false)).body;
+    expect(value(text, 'vakt_queue_depth', { check: 'lab-q', queue: 'a' })).toBe(40);
+    expect(value(text, 'vakt_queue_unacknowledged', { check: 'lab-q', queue: 'a' })).toBe(10);
+    expect(value(text, 'vakt_queue_oldest_message_age_seconds', { check: 'lab-q', queue: 'a' })).toBe(95);
+    expect(value(text, 'vakt_queue_drain_rate', { check: 'lab-q', queue: 'a' })).toBe(0);
+    expect(value(text, 'vakt_queue_arrival_rate', { check: 'lab-q', queue: 'a' })).toBe(2);
+    expect(value(text, 'vakt_queue_undrained_seconds', { check: 'lab-q', queue: 'a' })).toBe(300);
+    expect(value(text, 'vakt_queue_consumers', { check: 'lab-q', queue: 'b' })).toBe(2);
+    expect(samples(text, 'vakt_queue_oldest_message_age_seconds', { queue: 'b' })).toHaveLength(0);
+    expect(samples(text, 'vakt_queue_drain_rate', { queue: 'b' })).toHaveLength(0);
+    // Queue b no longer read: its series go; a's stay.
+    m.observe(c, outcome({ ...read, queues: [read.queues?.[0] as NonNullable<ProbeResult['queues']>[number]] }));
+    text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_queue_depth', { queue: 'b' })).toHaveLength(0);
+    expect(value(text, 'vakt_queue_depth', { check: 'lab-q', queue: 'a' })).toBe(40);
+    // The API could not be read: no stale depths.
+    m.observe(c, outcome({ ok: false, phases: { fetch: 0.001 }, failure: { phase: 'fetch', reason: 'refused', message: 'x' } }));
+    text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_queue_depth', { check: 'lab-q' })).toHaveLength(0);
+    m.observe(c, outcome(read));
+    m.removeCheck('lab-q');
+    expect(samples((await m.render(false)).body, 'vakt_queue_undrained_seconds', {})).toHaveLength(0);
+  });
+
   it('phaseHistograms=false keeps only phase="total"', async () => {
     const m = new Metrics(() => 0, () => 0, () => 1);
     m.phaseHistograms = false;

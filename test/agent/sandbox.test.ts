@@ -1,7 +1,9 @@
 // The sandbox's faults seen through the probes (the demo's stories, end to end): the firewall
 // paths through the tcp probe, the internal resolvers through the dns probe, the Cosmic login and
 // the identity provider through the http and oidc probes, the directory through the ldap probe,
-// with the demo's own checks.
+// the HL7 interface engine through the mllp probe and the integration broker through the queue
+// probe, with the demo's own checks.
+import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,21 +16,35 @@ import { httpProbe } from '../../probes/http.js';
 import { ldapProbe } from '../../probes/ldap.js';
 import { frame, MllpReader, mllpProbe, parseAck } from '../../probes/mllp.js';
 import { oidcProbe } from '../../probes/oidc.js';
+import { queueProbe } from '../../probes/queue.js';
 import { tcpProbe } from '../../probes/tcp.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { STALE_SERIAL, WRONG_ADDRESS, ZONE_SERIAL } from '../../sandbox/dns.js';
 import { SANDBOX_PEOPLE_DN } from '../../sandbox/ldap.js';
-import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, sandboxSecretDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { SANDBOX_QUEUE_USER, SimulatedQueue } from '../../sandbox/queue.js';
 import { budget, quietLog } from '../helpers/peers.js';
 
 /** A `slow` login in these tests (the demo's is 4 s). */
 const SLOW_MS = 400;
 /** A `slow` HL7 ACK in these tests (the demo's is 3 s). */
 const MLLP_SLOW_MS = 1200;
+/** The broker's queues in these tests: ten times the demo's rates (orders.out 1/s, lab.results 2/s, drained at 5/s, slow 1/s). */
+const TEST_QUEUES = [
+  { name: 'orders.out', arrivalPerSecond: 10, drainPerSecond: 50 },
+  { name: 'lab.results', arrivalPerSecond: 20, drainPerSecond: 50 },
+];
+const TEST_SLOW_DRAIN = 10;
 
 let sb: Sandbox;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0 }, slowLoginMs: SLOW_MS, slowMllpMs: MLLP_SLOW_MS });
+  sb = await startSandbox({
+    ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 },
+    slowLoginMs: SLOW_MS,
+    slowMllpMs: MLLP_SLOW_MS,
+    queues: TEST_QUEUES,
+    slowQueueDrainPerSecond: TEST_SLOW_DRAIN,
+  });
 });
 afterAll(async () => {
   await sb.stop();
@@ -48,6 +64,7 @@ interface FaultState {
   idp: string;
   ldap: string;
   mllp: string;
+  queue: string;
 }
 
 async function fault(path: string): Promise<FaultState> {
@@ -699,5 +716,203 @@ describe('sandbox HL7 interface engine (mllp)', () => {
     await new Promise((r) => s.once('connect', r));
     s.end(Buffer.concat([Buffer.of(0x0b), Buffer.from(message('CTRL5')), Buffer.of(0x1c)]));
     expect((await runCheck()).ok).toBe(true);
+  });
+});
+
+describe('sandbox integration broker (queue)', () => {
+  /** The demo's lab-results-queue check from config/default.yaml, pointed at this test's sandbox. */
+  let check: Extract<CheckConfig, { kind: 'queue' }>;
+  /** The same queues with test-sized limits: stalled after 300 ms, growth over a 1 s window. */
+  let fast: Extract<CheckConfig, { kind: 'queue' }>['options'];
+  /** One memory across runs, as the agent keeps it per check: rates and stalls need the previous run. */
+  const memory = new Map<string, unknown>();
+  beforeAll(async () => {
+    const config = await loadConfigFile(defaultConfigFile);
+    const c = config.checks.find((x) => x.name === 'lab-results-queue');
+    if (c?.kind !== 'queue') throw new Error('config/default.yaml has no lab-results-queue (queue)');
+    const target = c.target.replace(`:${SANDBOX_PORTS.queue}`, `:${sb.ports.queue}`);
+    check = { ...c, target, targets: [target] };
+    fast = KIND_OPTIONS.queue.parse({
+      source: 'rabbitmq',
+      queues: c.options.queues,
+      username: c.options.username,
+      password: c.options.password,
+      minConsumers: 1,
+      stalledAfter: '300ms',
+      growth: { window: '1s', minIncrease: 5 },
+    });
+  });
+
+  const run = (options = fast, secrets = check.secrets) =>
+    queueProbe.run({ target: check.target, targets: check.targets, options, ...budget(2000), memory, log: quietLog, secrets });
+  const reading = (r: ProbeResult, queue: string) => r.queues?.find((q) => q.queue === queue);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Runs every 150 ms until `done` says so (at most ~4 s); returns the last result. */
+  const runUntil = async (done: (r: ProbeResult) => boolean) => {
+    let r = await run();
+    for (let i = 0; i < 25 && !done(r); i++) {
+      await sleep(150);
+      r = await run();
+    }
+    return r;
+  };
+  const api = (path: string, auth: string | null = `${SANDBOX_QUEUE_USER}:${check.secrets.password}`) =>
+    fetch(`${sb.broker.url}${path}`, auth ? { headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } } : {});
+
+  it("the demo's check succeeds: both queues nearly empty, one consumer each; the next run has drain rates", async () => {
+    // The check's password is the file the sandbox read its own from.
+    expect(check.secrets.password).toBe(readFileSync(`${sandboxSecretDir()}/queue-password`, 'utf8').trimEnd());
+    expect(check.options).toMatchObject({ source: 'rabbitmq', queues: ['orders.out', 'lab.results'], minConsumers: 1, stalledAfter: 60_000 });
+    await sleep(200); // some traffic first
+    const first = await run(check.options);
+    expect(first.failure).toBeUndefined();
+    expect(first).toMatchObject({ ok: true });
+    expect(first.queues?.map((q) => q.queue)).toEqual(['orders.out', 'lab.results']);
+    for (const q of first.queues ?? []) {
+      expect(q.depth, q.queue).toBeLessThanOrEqual(2);
+      expect(q.consumers, q.queue).toBe(1);
+      expect(q.undrainedSeconds, q.queue).toBe(0);
+    }
+    await sleep(300);
+    const second = await run(check.options);
+    expect(second.ok).toBe(true);
+    expect(second.degraded).toBeUndefined();
+    const lab = reading(second, 'lab.results');
+    expect(lab?.drainRate).toBeGreaterThan(0);
+    expect(lab?.arrivalRate).toBeGreaterThan(0);
+    expect(reading(second, 'orders.out')?.drainRate).toBeGreaterThan(0);
+  });
+
+  it("the management API as RabbitMQ answers: columns, message_stats, 401 and 404 bodies", async () => {
+    const res = await api('/api/queues/%2F/lab.results?columns=name,consumers,messages,message_stats.publish,message_stats.deliver_get_details.rate');
+    expect(res.status).toBe(200);
+    const q = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(q).sort()).toEqual(['consumers', 'message_stats', 'messages', 'name']);
+    expect(q).toMatchObject({ name: 'lab.results', consumers: 1, message_stats: { publish: expect.any(Number), deliver_get_details: { rate: expect.any(Number) } } });
+    const all = (await (await api('/api/queues/%2F')).json()) as Record<string, unknown>[];
+    expect(all.map((x) => x.name)).toEqual(['orders.out', 'lab.results']);
+    expect(all[0]).toMatchObject({ vhost: '/', state: 'running', durable: true, messages_unacknowledged: expect.any(Number) });
+
+    const anonymous = await api('/api/queues/%2F/lab.results', null);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toEqual({ error: 'not_authorised', reason: 'Login failed' });
+    expect((await api('/api/queues/%2F/lab.results', `${SANDBOX_QUEUE_USER}:wrong`)).status).toBe(401);
+    for (const missing of ['/api/queues/%2F/lab.resultz', '/api/queues/other/lab.results', '/api/nothing']) {
+      const r = await api(missing);
+      expect(r.status, missing).toBe(404);
+      expect(await r.json(), missing).toEqual({ error: 'Object Not Found', reason: 'Not Found' });
+    }
+    // Through the probe: a wrong password is auth, a queue that does not exist queue_missing.
+    expect((await run(fast, { password: 'not-the-password' })).failure).toMatchObject({ phase: 'fetch', reason: 'auth' });
+    const missing = await run({ ...fast, queues: ['lab.resultz'] });
+    expect(missing.failure).toMatchObject({ phase: 'fetch', reason: 'queue_missing' });
+  });
+
+  it('queue/stall: the consumer stays attached and stops acknowledging; backlog (stalled) once nothing drained for stalledAfter; ok drains it', async () => {
+    expect((await fault('queue/stall')).queue).toBe('stall');
+    const r = await runUntil((x) => x.failure !== undefined);
+    expect(r.failure).toMatchObject({ phase: 'assess', reason: 'backlog' });
+    expect(r.failure?.message).toMatch(/^lab\.results: stalled, \d+ waiting and nothing drained for /);
+    const lab = reading(r, 'lab.results');
+    // Prefetch full (10 unacknowledged), the rest ready and growing; the consumer is still there.
+    expect(lab).toMatchObject({ consumers: 1, unacked: 10 });
+    expect(lab?.depth).toBeGreaterThan(10);
+    expect(lab?.oldestAgeSeconds).toBeGreaterThanOrEqual(0);
+    expect(lab?.undrainedSeconds).toBeGreaterThanOrEqual(0.3);
+    // The other queue is fine: the fault is per interface.
+    expect(reading(r, 'orders.out')).toMatchObject({ consumers: 1, undrainedSeconds: 0 });
+    expect(reading(r, 'orders.out')?.depth).toBeLessThanOrEqual(2);
+
+    expect((await fault('queue/ok')).queue).toBe('ok');
+    await sleep(100);
+    const back = await run();
+    expect(back.failure).toBeUndefined();
+    expect(reading(back, 'lab.results')?.drainRate).toBeGreaterThan(20); // the backlog drains faster than it arrives
+    const drained = await runUntil((x) => (reading(x, 'lab.results')?.depth ?? 99) <= 2);
+    expect(drained.ok).toBe(true);
+  });
+
+  it('queue/slow: drains, but slower than results arrive: degraded (backlog_growing), not stalled', async () => {
+    await fault('queue/slow');
+    const r = await runUntil((x) => x.degraded !== undefined || x.failure !== undefined);
+    expect(r.failure).toBeUndefined();
+    expect(r.degraded).toMatchObject({ reason: 'backlog_growing' });
+    expect(r.degraded?.message).toMatch(/^lab\.results grew by \d+ in /);
+    expect(reading(r, 'lab.results')?.drainRate).toBeGreaterThan(0);
+    expect(reading(r, 'lab.results')?.consumers).toBe(1);
+    await fault('queue/ok');
+  });
+
+  it('queue/noconsumer: consumers (0 of at least 1), its unacknowledged messages back to ready', async () => {
+    await fault('queue/noconsumer');
+    const r = await run();
+    expect(r.failure).toMatchObject({ phase: 'assess', reason: 'consumers' });
+    expect(r.failure?.message).toMatch(/^lab\.results: 0 consumers \(at least 1 expected\), \d+ waiting/);
+    expect(reading(r, 'lab.results')).toMatchObject({ consumers: 0, unacked: 0 });
+    await fault('queue/ok');
+  });
+
+  it('queue/html: a 200 sign-in page instead of JSON is protocol; queue/down: refused; wrong password: auth; reset: ok', async () => {
+    expect((await fault('queue/html')).queue).toBe('html');
+    const html = await run();
+    expect(html.failure).toMatchObject({ phase: 'fetch', reason: 'protocol' });
+    expect(html.failure?.message).toContain('expected JSON, got');
+    expect(html.failure?.message).toContain('HTML');
+
+    expect((await fault('queue/down')).queue).toBe('down');
+    expect((await run()).failure).toMatchObject({ phase: 'fetch', reason: 'refused' });
+    // The rest of the sandbox is another switch: the HL7 engine still listens.
+    expect(sb.mllp.mode).toBe('ok');
+
+    expect((await fault('reset')).queue).toBe('ok');
+    expect((await run(fast, { password: 'not-the-password' })).failure?.reason).toBe('auth');
+    const ok = await runUntil((x) => x.ok && (reading(x, 'lab.results')?.depth ?? 99) <= 2);
+    expect(ok.failure).toBeUndefined();
+    expect(ok.ok).toBe(true);
+    expect((await run(check.options)).ok).toBe(true);
+  });
+
+  it('the control API lists the queue switch and refuses unknown modes', async () => {
+    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { queue: string; modes: { queue: string[] } };
+    expect(list.queue).toBe('ok');
+    expect(list.modes.queue).toEqual(['ok', 'stall', 'noconsumer', 'slow', 'down', 'html']);
+    for (const bad of ['queue/explode', 'queue/pass', 'queue', 'queue/constructor']) {
+      expect((await fetch(`${sb.controlUrl}/faults/${bad}`, { method: 'POST' })).status, bad).toBe(400);
+    }
+  });
+
+  it('the model: deterministic from the clock, counters only', () => {
+    const t0 = 1_800_000_000_000;
+    const q = new SimulatedQueue({ name: 'lab.results', arrivalPerSecond: 2, drainPerSecond: 5 }, t0);
+    const at = (s: number) => q.snapshot(t0 + s * 1000);
+    // Normal: 2/s in, each done in 0.2 s: never more than one waiting, totals keep pace.
+    for (let s = 0.1; s < 60; s += 0.7) expect(at(s).messages).toBeLessThanOrEqual(1);
+    expect(at(60)).toMatchObject({ published: 120, consumers: 1, ready: 0, headTimestamp: undefined, publishRate: 2 });
+    expect(at(60).acked).toBeGreaterThanOrEqual(119);
+    // Stall for two minutes: 10 held unacknowledged, 240 more arrive, nothing drains.
+    q.setMode('stall', t0 + 60_000);
+    const stalled = at(180);
+    expect(stalled).toMatchObject({ messages: 241, unacked: 10, ready: 231, consumers: 1, deliverRate: 0 });
+    // The oldest ready message is the 11th after the stall began: it arrived 5.5 s into it, and
+    // its timestamp is in whole seconds, as AMQP's.
+    expect(t0 / 1000 + 180 - stalled.headTimestamp!).toBe(115);
+    // Back to normal: drains at 5/s while 2/s arrive, empty again after 80 s.
+    q.setMode('ok', t0 + 180_000);
+    expect(at(200).messages).toBe(181);
+    expect(at(200).deliverRate).toBe(5);
+    expect(at(261).messages).toBeLessThanOrEqual(1);
+    // No consumer: its messages go back to ready; slow: 1/s out, 2/s in.
+    q.setMode('noconsumer', t0 + 300_000);
+    expect(at(310)).toMatchObject({ consumers: 0, unacked: 0 });
+    expect(at(310).messages).toBeGreaterThanOrEqual(20);
+    q.setMode('slow', t0 + 310_000);
+    const before = at(340).messages;
+    const d = at(400).messages - before;
+    expect(d).toBeGreaterThanOrEqual(59);
+    expect(d).toBeLessThanOrEqual(61);
+    // The same times give the same numbers.
+    const again = new SimulatedQueue({ name: 'x', arrivalPerSecond: 2, drainPerSecond: 5 }, t0);
+    again.setMode('stall', t0 + 60_000);
+    expect(again.snapshot(t0 + 180_000)).toMatchObject({ messages: 241, unacked: 10, ready: 231 });
   });
 });

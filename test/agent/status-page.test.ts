@@ -75,6 +75,31 @@ describe('status page', () => {
     expect(da).toContain('Kan ikke nås');
   });
 
+  it('says what a stuck queue means for the ward: messages not getting through, how many wait and for how long', () => {
+    const qcfg = parseConfig(
+      `checks:
+  - { name: lab-q, title: "Lab results", group: Integration, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [lab.results, lab.orders] } }
+  - { name: adt, title: "Admissions to lab", group: Integration, kind: mllp, target: "10.0.0.9:6661" }
+`,
+      'q.yaml',
+    );
+    const [lab, adt] = qcfg.checks as [CheckView['config'], CheckView['config']];
+    const result = { ok: false, phases: {}, queues: [{ queue: 'lab.results', depth: 230, oldestAgeSeconds: 840 }, { queue: 'lab.orders', depth: 10 }] };
+    const checks: CheckView[] = [
+      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: [], cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0 } },
+      { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: [] },
+    ];
+    const page = (language: 'en' | 'sv' | 'da') => statusPage({ checks, incidents: [{ cause: 'lab-q', since: at, affected: [] }], labels: {}, title: 'Status', language, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' });
+    const en = page('en');
+    expect(en).toContain('<strong>Lab results</strong> not moving messages since');
+    expect(en).toContain('Messages not getting through');
+    expect(en).toContain('240 messages waiting, the oldest for 14 min');
+    expect(en).toContain('Slow to accept messages');
+    expect(en).not.toContain('lab.results');
+    expect(page('sv')).toContain('Meddelanden kommer inte fram</span> <span class="note">(240 meddelanden väntar, det äldsta har väntat 14 min)');
+    expect(page('da')).toContain('Beskeder kommer ikke igennem</span> <span class="note">(240 beskeder venter, den ældste har ventet 14 min)');
+  });
+
   it('picks the language from config or Accept-Language', () => {
     expect(pickLanguage('auto', 'sv-SE,sv;q=0.9,en;q=0.5')).toBe('sv');
     expect(pickLanguage('auto', 'en;q=0.4, da;q=0.8')).toBe('da');

@@ -96,6 +96,6 @@ export async function blackholePeer(): Promise<Peer> {
 }
 
 /** What the runner hands a probe: a signal that aborts after `ms`, and the matching deadline. */
-export function budget(ms: number, signal?: AbortSignal): { signal: AbortSignal; deadline: number } {
-  return { signal: signal ?? AbortSignal.timeout(ms), deadline: performance.now() + ms };
+export function budget(ms: number, signal?: AbortSignal): { signal: AbortSignal; deadline: number; memory: Map<string, unknown> } {
+  return { signal: signal ?? AbortSignal.timeout(ms), deadline: performance.now() + ms, memory: new Map() };
 }

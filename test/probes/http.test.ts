@@ -551,7 +551,7 @@ describe('http probe: timeouts', () => {
   it('a run whose signal already fired ends at once with timeout (and leaves no stray rejection)', async () => {
     const ctrl = new AbortController();
     ctrl.abort(new Error('agent stopping'));
-    const r = await httpProbe.run({ target: a.url, targets: [a.url], options: KIND_OPTIONS.http.parse({}), signal: ctrl.signal, deadline: performance.now(), log: quietLog, secrets: {} });
+    const r = await httpProbe.run({ target: a.url, targets: [a.url], options: KIND_OPTIONS.http.parse({}), signal: ctrl.signal, deadline: performance.now(), memory: new Map(), log: quietLog, secrets: {} });
     expect(r.failure?.reason).toBe('timeout');
     // An unhandled rejection would fail the test file.
     await new Promise((res) => setTimeout(res, 50));

@@ -317,6 +317,27 @@ checks:
     target: "http://${h}:${sb.ports.login}"
     secrets: { client_secret: { file: "${join(SANDBOX_SECRETS, 'wrong-client-secret')}" } }
     oidc: { clientId: vakt-probe, clientSecret: client_secret }
+  # The HL7 interface engine acknowledges (AA); a second interface expects AE, so it fails
+  # (expect_mismatch) and the integration dashboard's failure panels have data.
+  - name: lab-orders-hl7
+    title: Lab orders (HL7)
+    group: Integration
+    kind: mllp
+    target: "${h}:${sb.ports.mllp}"
+  - name: adt-errors-hl7
+    title: ADT interface expecting errors
+    group: Integration
+    kind: mllp
+    target: "${h}:${sb.ports.mllp}"
+    mllp: { expectAck: [AE] }
+  # The lab results queue stalls (fault): depth over 5 (backlog), nothing draining.
+  - name: lab-results-queue
+    title: Lab orders and results queues
+    group: Integration
+    kind: queue
+    target: "http://${h}:${sb.ports.queue}"
+    secrets: { password: { file: "${join(SANDBOX_SECRETS, 'queue-password')}" } }
+    queue: { source: rabbitmq, queues: [orders.out, lab.results], username: vakt-monitor, password: password, maxDepth: 5 }
 `;
 }
 
@@ -472,12 +493,13 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
   const mark = (name: string) => (timings[name] = Math.round(performance.now() - t0));
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0 } });
+    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
     const dir = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-'));
     dirs.push(dir);
     configFile = join(dir, 'vakt.yaml');
     writeFileSync(join(SANDBOX_SECRETS, 'probe-password'), readFileSync(join(sandboxCertDir(), '..', 'secrets', 'probe-password')));
     writeFileSync(join(SANDBOX_SECRETS, 'wrong-client-secret'), 'not-the-client-secret\n');
+    writeFileSync(join(SANDBOX_SECRETS, 'queue-password'), readFileSync(join(sandboxCertDir(), '..', 'secrets', 'queue-password')));
     writeFileSync(configFile, agentConfig(sandbox));
     const logs = new PassThrough();
     logs.on('data', (d: Buffer) => (agentLog = (agentLog + d.toString()).slice(-20_000)));
@@ -493,6 +515,7 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
     await fault('fw-a/reject');
     await fault('fw-b/overload');
     await fault('ns2/servfail');
+    await fault('queue/stall');
 
     // A failed and then a successful reload, for the reload panels.
     const good = readFileSync(configFile, 'utf8');

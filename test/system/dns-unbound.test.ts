@@ -26,7 +26,7 @@ async function probeDns(targets: string | string[], options: Record<string, unkn
   const deadline = start + runTimeoutMs;
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    const r = await dnsProbe.run({ target: list.join(','), targets: list, options: KIND_OPTIONS.dns.parse(options), signal: controller.signal, deadline, log: silent, secrets: {} });
+    const r = await dnsProbe.run({ target: list.join(','), targets: list, options: KIND_OPTIONS.dns.parse(options), signal: controller.signal, deadline, memory: new Map(), log: silent, secrets: {} });
     return { ...r, elapsed: (performance.now() - start) / 1000 };
   } finally {
     clearTimeout(timer);

@@ -38,7 +38,7 @@ async function probe(target: string, options: Record<string, unknown>, secrets: 
   const start = performance.now();
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    const r = await ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), signal: controller.signal, deadline: start + runTimeoutMs, log: silent, secrets });
+    const r = await ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), signal: controller.signal, deadline: start + runTimeoutMs, memory: new Map(), log: silent, secrets });
     return { ...r, elapsed: (performance.now() - start) / 1000 };
   } finally {
     clearTimeout(timer);

@@ -120,7 +120,7 @@ async function rows(page: Page): Promise<Record<string, string>> {
 beforeAll(async () => {
   await requireTool(CHROMIUM, ['--version'], 'chromium');
   mkdirSync(ARTIFACTS, { recursive: true });
-  sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0 } });
+  sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
   const dir = mkdtempSync(join(tmpdir(), 'vakt-test-status-page-'));
   dirs.push(dir);
   const file = join(dir, 'vakt.yaml');

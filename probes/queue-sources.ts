@@ -1,0 +1,554 @@
+// Where a queue check's numbers come from: one reader per source (RabbitMQ's management API,
+// ActiveMQ Classic and Artemis over Jolokia, NextGen Connect's REST API, any JSON document, a
+// file-drop folder). A reader only reads and normalises; what the numbers mean over time (rates,
+// stalls, growth) is decided in probes/queue.ts. Every reply is untrusted: bounded in size,
+// parsed defensively, and anything unexpected is a failed run with a reason, never a throw.
+import { opendir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, buildConnector, request } from 'undici';
+import type { QueueOptions, QueueSource } from '../config/kinds.js';
+import { jsonPath } from './http.js';
+import { classifyError, describeError, readBounded, readSmallFile } from './net.js';
+import type { FailureReason, QueueReading } from './types.js';
+
+/**
+ * One queue as a source reports it, before anything is compared with the previous run. Its
+ * arrivalRate/drainRate are the source's own (RabbitMQ's *_details.rate), used until totals exist.
+ */
+export interface SourceReading extends Omit<QueueReading, 'undrainedSeconds'> {
+  /** Running totals of messages added / removed, when the source keeps them. */
+  arrivedTotal?: number;
+  drainedTotal?: number;
+  /** directory: the files seen (name + mtime), so arrivals and removals follow from the difference. */
+  names?: Set<string>;
+  /** The count stopped at a cap (directory maxFiles): depth is a lower bound. */
+  capped?: boolean;
+}
+
+/** A source failed to answer usefully. `reason` is the run's failure reason. */
+export class SourceError extends Error {
+  override readonly name = 'SourceError';
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SourceContext {
+  target: string;
+  o: QueueOptions;
+  signal: AbortSignal;
+  /** When the runner aborts (performance.now() ms): connection attempts end there too. */
+  deadline: number;
+  secrets: Readonly<Record<string, string>>;
+  /** Removes secret values from text quoted from a server. */
+  scrub(text: string): string;
+}
+
+type Reader = (sc: SourceContext) => Promise<SourceReading[]>;
+
+export const SOURCES: Readonly<Record<QueueSource, Reader>> = {
+  rabbitmq: readRabbitmq,
+  activemq: readActivemq,
+  artemis: readArtemis,
+  mirth: readMirth,
+  'http-json': readHttpJson,
+  directory: readDirectory,
+};
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: one connection pool per run, bounded bodies, JSON only.
+
+interface Reply {
+  status: number;
+  json: unknown;
+  text: string;
+}
+
+/** Base URL with a trailing slash, so API paths resolve under a path prefix. */
+function base(target: string): URL {
+  const u = new URL(target);
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u;
+}
+
+async function connectorFor(sc: SourceContext): Promise<ReturnType<typeof buildConnector>> {
+  const t = sc.o.tls;
+  return buildConnector({
+    ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
+    ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),
+    ...(t?.keyFile ? { key: await readSmallFile(t.keyFile) } : {}),
+    ...(t?.serverName ? { servername: t.serverName } : {}),
+    ...(t?.minVersion ? { minVersion: t.minVersion } : {}),
+    rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+    // undici's own connect timeout is 10 s; a connect must not outlive the check's deadline.
+    timeout: Math.max(1, Math.ceil(sc.deadline - performance.now())),
+  });
+}
+
+class Http {
+  private agent: Agent | undefined;
+
+  constructor(private readonly sc: SourceContext) {}
+
+  /** Sends one request; network trouble, auth refusals, non-JSON and oversized bodies become SourceErrors. 404 is returned to the caller. */
+  async json(url: URL, init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+    const { sc } = this;
+    this.agent ??= new Agent({ connect: await connectorFor(sc), connections: 1, pipelining: 1 });
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'vakt', ...init.headers };
+    if (sc.o.username !== undefined) {
+      const password = sc.o.password !== undefined ? (sc.secrets[sc.o.password] ?? '') : '';
+      headers.authorization = `Basic ${Buffer.from(`${sc.o.username}:${password}`).toString('base64')}`;
+    }
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, { method: init.method ?? 'GET', headers, ...(init.body !== undefined ? { body: init.body } : {}), dispatcher: this.agent, signal: sc.signal });
+    } catch (err) {
+      throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `${url.pathname}: ${sc.scrub(describeError(err))}`);
+    }
+    let read: Awaited<ReturnType<typeof readBounded>>;
+    try {
+      read = await readBounded(res.body, sc.o.maxBodySize);
+    } catch (err) {
+      throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
+    }
+    if (read.tooLarge) throw new SourceError('body_too_large', `${url.pathname}: response larger than ${sc.o.maxBodySize} bytes (read stopped)`);
+    if (res.statusCode === 401 || res.statusCode === 403) throw new SourceError('auth', `${url.pathname}: the API refused the credentials (status ${res.statusCode})${/^\s*[{[]/.test(read.text) ? snippet(read.text, sc) : ''}`);
+    if (res.statusCode === 404) return { status: 404, json: safeJson(read.text), text: read.text };
+    if (res.statusCode < 200 || res.statusCode > 299) {
+      throw new SourceError('http_status', `${url.pathname}: status ${res.statusCode}${res.statusCode === 503 ? ' (service unavailable: starting or overloaded)' : ''}${snippet(read.text, sc)}`);
+    }
+    const json = safeJson(read.text);
+    if (json === undefined) {
+      const type = String(res.headers['content-type'] ?? 'no content type').split(';')[0];
+      throw new SourceError('protocol', `${url.pathname}: expected JSON, got ${read.bytes} bytes of ${type}${/^\s*</.test(read.text) ? ' (an HTML or XML page: a login page or proxy error?)' : read.text.trim() === '' ? ' (empty)' : ' that does not parse (truncated?)'}`);
+    }
+    return { status: res.statusCode, json, text: read.text };
+  }
+
+  async close(): Promise<void> {
+    await this.agent?.destroy().catch(() => undefined);
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function snippet(text: string, sc: SourceContext): string {
+  const t = sc.scrub(text.replace(/\s+/g, ' ').trim()).slice(0, 120);
+  return t ? `: ${t}` : '';
+}
+
+async function withHttp<T>(sc: SourceContext, fn: (http: Http) => Promise<T>): Promise<T> {
+  const http = new Http(sc);
+  try {
+    return await fn(http);
+  } finally {
+    await http.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Number handling: sources send numbers, numeric strings, null, or nothing.
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function count(v: unknown): number | undefined {
+  const n = num(v);
+  return n !== undefined && n >= 0 ? n : undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Drops undefined fields (exactOptionalPropertyTypes). */
+function reading(r: { [K in keyof SourceReading]: SourceReading[K] | undefined }): SourceReading {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) out[k] = v;
+  return out as unknown as SourceReading;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ management API: GET /api/queues/{vhost}/{name}.
+
+const RABBIT_COLUMNS = [
+  'name',
+  'state',
+  'messages',
+  'messages_ready',
+  'messages_unacknowledged',
+  'consumers',
+  'head_message_timestamp',
+  'message_stats.publish',
+  'message_stats.publish_details.rate',
+  'message_stats.deliver_get',
+  'message_stats.deliver_get_details.rate',
+].join(',');
+
+/** Queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
+const RABBIT_DOWN_STATES = new Set(['down', 'crashed', 'stopped', 'terminated']);
+
+async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
+  const vhost = encodeURIComponent(sc.o.vhost);
+  return withHttp(sc, async (http) => {
+    const out: SourceReading[] = [];
+    for (const name of sc.o.queues ?? []) {
+      const url = new URL(`api/queues/${vhost}/${encodeURIComponent(name)}?columns=${RABBIT_COLUMNS}`, base(sc.target));
+      const reply = await http.json(url);
+      if (reply.status === 404) throw new SourceError('queue_missing', `queue "${name}" not found in vhost "${sc.o.vhost}" (or the vhost does not exist)`);
+      const q = reply.json;
+      // A queue created moments ago has no statistics yet: `?columns=` then answers [] (about 5 s).
+      if (Array.isArray(q) && q.length === 0) throw new SourceError('protocol', `queue "${name}": the broker has no statistics for it yet (created in the last seconds?)`);
+      if (!isRecord(q)) throw new SourceError('protocol', `${url.pathname}: expected a JSON object for queue "${name}"`);
+      const ready = count(q.messages_ready);
+      const unacked = count(q.messages_unacknowledged);
+      const depth = count(q.messages) ?? (ready !== undefined && unacked !== undefined ? ready + unacked : undefined);
+      if (depth === undefined) throw new SourceError('protocol', `queue "${name}": the reply has no message count (statistics not collected yet?)`);
+      const stats = isRecord(q.message_stats) ? q.message_stats : {};
+      const head = num(q.head_message_timestamp);
+      const state = typeof q.state === 'string' ? q.state : undefined;
+      out.push(
+        reading({
+          queue: name,
+          depth,
+          ready,
+          unacked,
+          consumers: count(q.consumers),
+          // head_message_timestamp is the AMQP timestamp property, in seconds.
+          oldestAgeSeconds: head !== undefined && depth > 0 ? Math.max(0, Date.now() / 1000 - head) : undefined,
+          arrivedTotal: count(stats.publish),
+          drainedTotal: count(stats.deliver_get),
+          arrivalRate: isRecord(stats.publish_details) ? count(stats.publish_details.rate) : undefined,
+          drainRate: isRecord(stats.deliver_get_details) ? count(stats.deliver_get_details.rate) : undefined,
+          state: state !== undefined && RABBIT_DOWN_STATES.has(state) ? state : state !== undefined ? 'running' : undefined,
+        }),
+      );
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jolokia (ActiveMQ Classic, Artemis): one bulk POST of read requests; each answer has its own status.
+
+interface JolokiaRead {
+  queue: string;
+  mbean: string;
+  attribute: string[];
+}
+
+async function jolokia(sc: SourceContext, defaultPath: string, reads: JolokiaRead[]): Promise<Record<string, unknown>[]> {
+  const url = new URL((sc.o.jolokiaPath ?? defaultPath).replace(/^\//, ''), base(new URL(sc.target).origin));
+  const body = JSON.stringify(reads.map((r) => ({ type: 'read', mbean: r.mbean, attribute: r.attribute })));
+  return withHttp(sc, async (http) => {
+    // Jolokia in ActiveMQ 5.16+ / Artemis refuses requests without an Origin it allows.
+    const reply = await http.json(url, { method: 'POST', headers: { 'content-type': 'application/json', origin: new URL(sc.target).origin }, body });
+    if (reply.status === 404) throw new SourceError('http_status', `${url.pathname}: status 404 (no Jolokia at this path; see jolokiaPath)`);
+    // A request refused as a whole (no allowed Origin: status 403) is one object, not a list.
+    if (!Array.isArray(reply.json) && isRecord(reply.json) && !('request' in reply.json)) {
+      const status = num(reply.json.status);
+      const why = typeof reply.json.error === 'string' ? `: ${sc.scrub(reply.json.error).slice(0, 160)}` : '';
+      throw new SourceError(status === 401 || status === 403 ? 'auth' : 'protocol', `Jolokia refused the request (status ${status ?? 'none'})${why}`);
+    }
+    const answers = Array.isArray(reply.json) ? reply.json : [reply.json];
+    if (answers.length !== reads.length || !answers.every(isRecord)) throw new SourceError('protocol', `${url.pathname}: expected ${reads.length} Jolokia answers, got ${Array.isArray(reply.json) ? answers.length : 'something else'}`);
+    return reads.map((r, i) => {
+      const a = answers[i] as Record<string, unknown>;
+      const status = num(a.status);
+      if (status === 404 || (typeof a.error_type === 'string' && a.error_type.endsWith('InstanceNotFoundException'))) {
+        throw new SourceError('queue_missing', `queue "${r.queue}" not found (no MBean ${r.mbean})`);
+      }
+      if (status === 401 || status === 403) throw new SourceError('auth', `Jolokia refused reading queue "${r.queue}" (status ${status})`);
+      if (status !== 200 || !isRecord(a.value)) {
+        const why = typeof a.error === 'string' ? `: ${sc.scrub(a.error).slice(0, 160)}` : '';
+        throw new SourceError('protocol', `Jolokia answered status ${status ?? 'none'} for queue "${r.queue}"${why}`);
+      }
+      return a.value;
+    });
+  });
+}
+
+/**
+ * A destination name as ActiveMQ Classic puts it into its MBean names (JMXSupport.encodeObjectNamePart
+ * in 5.17): ":", ",", "'" and '"' become "_", "?" becomes "&qe;", "=" "&amp;" and "*" "&ast;".
+ */
+export function activemqName(s: string): string {
+  return s.replace(/[:,'"?=*]/g, (c) => (c === '?' ? '&qe;' : c === '=' ? '&amp;' : c === '*' ? '&ast;' : '_'));
+}
+
+async function readActivemq(sc: SourceContext): Promise<SourceReading[]> {
+  const broker = sc.o.broker ?? 'localhost';
+  const names = sc.o.queues ?? [];
+  const values = await jolokia(
+    sc,
+    '/api/jolokia/',
+    names.map((queue) => ({
+      queue,
+      mbean: `org.apache.activemq:type=Broker,brokerName=${activemqName(broker)},destinationType=Queue,destinationName=${activemqName(queue)}`,
+      attribute: ['QueueSize', 'EnqueueCount', 'DequeueCount', 'ConsumerCount', 'InFlightCount'],
+    })),
+  );
+  return names.map((queue, i) => {
+    const v = values[i] as Record<string, unknown>;
+    const depth = count(v.QueueSize);
+    if (depth === undefined) throw new SourceError('protocol', `queue "${queue}": no QueueSize in the Jolokia answer`);
+    return reading({
+      queue,
+      depth,
+      unacked: count(v.InFlightCount),
+      consumers: count(v.ConsumerCount),
+      arrivedTotal: count(v.EnqueueCount),
+      drainedTotal: count(v.DequeueCount),
+    });
+  });
+}
+
+function quoted(s: string): string {
+  return `"${s.replace(/[\\"*?]/g, (c) => `\\${c}`)}"`;
+}
+
+async function readArtemis(sc: SourceContext): Promise<SourceReading[]> {
+  const broker = sc.o.broker ?? '0.0.0.0';
+  const names = sc.o.queues ?? [];
+  const values = await jolokia(
+    sc,
+    '/console/jolokia/',
+    names.map((queue) => ({
+      queue,
+      mbean: `org.apache.activemq.artemis:broker=${quoted(broker)},component=addresses,address=${quoted(sc.o.address ?? queue)},subcomponent=queues,routing-type=${quoted(sc.o.routingType)},queue=${quoted(queue)}`,
+      attribute: ['MessageCount', 'MessagesAdded', 'MessagesAcknowledged', 'ConsumerCount', 'DeliveringCount', 'FirstMessageAge'],
+    })),
+  );
+  return names.map((queue, i) => {
+    const v = values[i] as Record<string, unknown>;
+    const depth = count(v.MessageCount);
+    if (depth === undefined) throw new SourceError('protocol', `queue "${queue}": no MessageCount in the Jolokia answer`);
+    const age = count(v.FirstMessageAge); // milliseconds; null when the queue is empty
+    return reading({
+      queue,
+      depth,
+      unacked: count(v.DeliveringCount),
+      consumers: count(v.ConsumerCount),
+      oldestAgeSeconds: age !== undefined && depth > 0 ? age / 1000 : undefined,
+      arrivedTotal: count(v.MessagesAdded),
+      drainedTotal: count(v.MessagesAcknowledged),
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// NextGen Connect (Mirth): GET /api/channels/statuses.
+
+/**
+ * Mirth's JSON comes from XStream: a list is {"list": {"dashboardStatus": [...]}} and a list of one
+ * is the bare object; maps are {"entry": [{"<key class>": KEY, "long": N}, ...]}. Plain JSON
+ * arrays and maps are accepted too.
+ */
+function mirthStatuses(json: unknown): Record<string, unknown>[] | undefined {
+  let v: unknown = json;
+  if (isRecord(v) && 'list' in v) v = v.list;
+  if (isRecord(v) && 'dashboardStatus' in v) v = v.dashboardStatus;
+  if (v === null || v === '' || (isRecord(v) && Object.keys(v).length === 0)) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.every(isRecord) ? list : undefined;
+}
+
+function mirthStatistics(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!isRecord(v)) return out;
+  const entries = 'entry' in v ? v.entry : undefined;
+  if (entries !== undefined) {
+    for (const e of Array.isArray(entries) ? entries : [entries]) {
+      if (!isRecord(e)) continue;
+      let key: string | undefined;
+      let val: number | undefined;
+      for (const [k, x] of Object.entries(e)) {
+        if (typeof x === 'string' && /^[A-Z_]+$/.test(x)) key = x;
+        else if (k === 'long' || k === 'int' || typeof x === 'number') val = count(x);
+      }
+      if (key !== undefined && val !== undefined) out[key] = val;
+    }
+    return out;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    const n = count(x);
+    if (n !== undefined) out[k.toUpperCase()] = n;
+  }
+  return out;
+}
+
+async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
+  return withHttp(sc, async (http) => {
+    const url = new URL('api/channels/statuses', base(sc.target));
+    // NextGen Connect rejects API calls without X-Requested-With (CSRF guard).
+    const reply = await http.json(url, { headers: { 'x-requested-with': 'vakt' } });
+    if (reply.status === 404) throw new SourceError('http_status', `${url.pathname}: status 404 (is the target the server's base URL, e.g. https://host:8443?)`);
+    const statuses = mirthStatuses(reply.json);
+    if (!statuses) throw new SourceError('protocol', `${url.pathname}: expected a list of channel statuses`);
+    const wanted = sc.o.queues;
+    const out: SourceReading[] = [];
+    for (const s of statuses) {
+      // Names that look like numbers arrive as numbers.
+      const name = typeof s.name === 'string' || typeof s.name === 'number' ? String(s.name) : undefined;
+      const id = typeof s.channelId === 'string' ? s.channelId : undefined;
+      if (!name && !id) continue;
+      const label = wanted?.find((w) => w === name || w === id) ?? (wanted ? undefined : (name ?? id));
+      if (label === undefined) continue;
+      const stats = mirthStatistics(s.statistics);
+      const depth = count(s.queued) ?? 0;
+      const sent = stats.SENT;
+      out.push(
+        reading({
+          queue: label,
+          depth,
+          state: typeof s.state === 'string' ? s.state : undefined,
+          errors: stats.ERROR,
+          arrivedTotal: stats.RECEIVED,
+          // Whatever left the channel counts as drained: sent, filtered out, or errored.
+          drainedTotal: sent !== undefined ? sent + (stats.FILTERED ?? 0) + (stats.ERROR ?? 0) : undefined,
+        }),
+      );
+      if (out.length >= 100) break;
+    }
+    for (const w of wanted ?? []) if (!out.some((r) => r.queue === w)) throw new SourceError('queue_missing', `channel "${w}" not found (by name or id)`);
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any JSON document: numbers at configured paths.
+
+async function readHttpJson(sc: SourceContext): Promise<SourceReading[]> {
+  const { o } = sc;
+  return withHttp(sc, async (http) => {
+    const url = new URL(sc.target);
+    const reply = await http.json(url);
+    if (reply.status === 404) throw new SourceError('http_status', `${url.pathname}: status 404`);
+    const at = (path: string | undefined, what: string, required: boolean): number | undefined => {
+      if (path === undefined) return undefined;
+      const v = jsonPath(reply.json, path);
+      if (v === undefined || v === null) {
+        if (required) throw new SourceError('protocol', `no ${what} at ${path} in the document`);
+        return undefined;
+      }
+      const n = num(v);
+      if (n === undefined || n < 0) throw new SourceError('protocol', `${what} at ${path} is not a non-negative number (${JSON.stringify(v).slice(0, 40)})`);
+      return n;
+    };
+    const depth = at(o.depthPath, 'depth', true) as number;
+    const rawAge = at(o.oldestAgePath, 'oldest age', false);
+    let age: number | undefined;
+    if (rawAge !== undefined) {
+      if (o.oldestAgeUnit === 's') age = rawAge;
+      else if (o.oldestAgeUnit === 'ms') age = rawAge / 1000;
+      else age = Math.max(0, Date.now() / 1000 - (o.oldestAgeUnit === 'timestamp-ms' ? rawAge / 1000 : rawAge));
+    }
+    return [
+      reading({
+        queue: o.queues?.[0] ?? 'queue',
+        depth,
+        consumers: at(o.consumersPath, 'consumers', false),
+        oldestAgeSeconds: depth > 0 ? age : undefined,
+        arrivedTotal: at(o.arrivedPath, 'arrived total', false),
+        drainedTotal: at(o.drainedPath, 'drained total', false),
+      }),
+    ];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A file-drop folder: files matching the pattern, their count and the oldest modification time.
+
+/** A glob over a file name: `*`, `?`, `[abc]`/`[!abc]`; everything else literal. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        let body = glob.slice(i + 1, end);
+        const negate = body.startsWith('!');
+        if (negate) body = body.slice(1);
+        re += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`${re}$`);
+}
+
+async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
+  const { o, signal } = sc;
+  const match = globToRegExp(o.pattern);
+  const names = new Set<string>();
+  let depth = 0;
+  let oldest = Infinity;
+  let capped = false;
+  let entries = 0;
+  const folders = [sc.target];
+  while (folders.length > 0 && !capped) {
+    const folder = folders.shift() as string;
+    let dir: Awaited<ReturnType<typeof opendir>>;
+    try {
+      dir = await opendir(folder, { bufferSize: 256 });
+    } catch (err) {
+      if (folder !== sc.target) continue; // a sub-folder removed while reading
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOENT') throw new SourceError('queue_missing', `folder ${folder} does not exist`);
+      if (code === 'EACCES' || code === 'EPERM') throw new SourceError('auth', `folder ${folder}: permission denied`);
+      if (code === 'ENOTDIR') throw new SourceError('queue_missing', `${folder} is not a folder`);
+      throw new SourceError('protocol', `folder ${folder}: ${describeError(err)}`);
+    }
+    try {
+      for await (const e of dir) {
+        if (signal.aborted) throw new SourceError('timeout', `reading ${folder} took longer than the check's timeout (${entries} entries read)`);
+        if (++entries > o.maxFiles) {
+          capped = true;
+          break;
+        }
+        const path = join(folder, e.name);
+        if (e.isDirectory()) {
+          if (o.recursive) folders.push(path);
+          continue;
+        }
+        if (!e.isFile() || !match.test(e.name)) continue;
+        let mtimeMs: number;
+        try {
+          mtimeMs = (await stat(path)).mtimeMs;
+        } catch {
+          continue; // picked up between listing and stat: it drained
+        }
+        depth++;
+        if (mtimeMs < oldest) oldest = mtimeMs;
+        names.add(`${path}\0${Math.trunc(mtimeMs)}`);
+      }
+    } finally {
+      await dir.close().catch(() => undefined);
+    }
+  }
+  return [
+    reading({
+      queue: o.queues?.[0] ?? sc.target,
+      depth,
+      oldestAgeSeconds: depth > 0 ? Math.max(0, (Date.now() - oldest) / 1000) : undefined,
+      names: capped ? undefined : names,
+      capped: capped || undefined,
+    }),
+  ];
+}

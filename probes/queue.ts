@@ -1,0 +1,208 @@
+// The queue probe: reads depth, age and consumers of integration queues from a source (see
+// queue-sources.ts), and compares each reading with the previous run's (kept in the check's
+// memory) to get arrival and drain rates. A queue that holds messages while nothing drains is
+// the Sundhedsplatformen failure: orders and results stop and nobody is told. It fails the run
+// (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
+// that keeps growing faster than it drains makes the run degraded (backlog_growing).
+import type { QueueOptions } from '../config/kinds.js';
+import { now } from './net.js';
+import { SOURCES, SourceError, type SourceReading } from './queue-sources.js';
+import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from './types.js';
+
+const PHASES = ['fetch', 'assess'] as const;
+
+/** One sample of a queue's history, for the growth window. Cumulative counts since memory began. */
+interface Sample {
+  t: number;
+  depth: number;
+  arrived: number;
+  drained: number;
+}
+
+/** What the check remembers about one queue between runs. */
+interface QueueMemo {
+  t: number;
+  depth: number;
+  arrivedTotal: number | undefined;
+  drainedTotal: number | undefined;
+  names: Set<string> | undefined;
+  /** When something last drained (epoch ms). */
+  lastDrainAt: number | undefined;
+  /** When the queue was last seen going from empty to holding messages (or first seen holding them). */
+  waitingSince: number | undefined;
+  arrivedCum: number;
+  drainedCum: number;
+  history: Sample[];
+}
+
+const MEMORY_KEY = 'queue';
+/** Cap on samples kept per queue (a 15 min window at a 1 s interval fits). */
+const MAX_SAMPLES = 2000;
+
+interface Issue {
+  reason: FailureReason;
+  message: string;
+}
+
+export const queueProbe: Probe<QueueOptions> = {
+  phases: PHASES,
+  async run(ctx: ProbeContext<QueueOptions>): Promise<ProbeResult> {
+    const { options: o } = ctx;
+    const secrets = Object.values(ctx.secrets).filter((s) => s.length >= 3);
+    const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
+    const phases: Record<string, number> = {};
+    const t0 = now();
+    let readings: SourceReading[];
+    try {
+      readings = await SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, scrub });
+    } catch (err) {
+      phases.fetch = now() - t0;
+      if (err instanceof SourceError) return { ok: false, phases, failure: { phase: 'fetch', reason: ctx.signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
+      throw err;
+    }
+    phases.fetch = now() - t0;
+    const t1 = now();
+    const memos = memoryOf(ctx.memory);
+    const at = Date.now();
+    const queues: QueueReading[] = [];
+    const failures: Issue[] = [];
+    const growing: string[] = [];
+    let capped: string | undefined;
+    for (const r of readings) {
+      const q = advance(memos, r, at, o);
+      queues.push(q.reading);
+      const issue = judgeQueue(q.reading, o);
+      if (issue) failures.push(issue);
+      if (q.growth) growing.push(q.growth);
+      if (r.capped) capped = `${r.queue}: stopped counting at maxFiles (${o.maxFiles}); depth is at least ${r.depth}`;
+    }
+    // Forget queues that are gone (a Mirth channel removed), so memory stays bounded.
+    for (const name of [...memos.keys()]) if (!readings.some((r) => r.queue === name)) memos.delete(name);
+    phases.assess = now() - t1;
+    const result: ProbeResult = { ok: failures.length === 0, phases, queues };
+    const first = failures[0];
+    if (first) {
+      const more = failures.length > 1 ? ` (and ${failures.length - 1} more: ${failures.slice(1, 4).map((f) => f.message.split(':')[0]).join(', ')})` : '';
+      result.failure = { phase: 'assess', reason: first.reason, message: `${first.message}${more}` };
+    } else if (growing.length > 0) result.degraded = { reason: 'backlog_growing', message: growing.join('; ') };
+    else if (capped) result.degraded = { reason: 'partial', message: capped };
+    return result;
+  },
+};
+
+function memoryOf(memory: Map<string, unknown>): Map<string, QueueMemo> {
+  let m = memory.get(MEMORY_KEY) as Map<string, QueueMemo> | undefined;
+  if (!m) memory.set(MEMORY_KEY, (m = new Map()));
+  return m;
+}
+
+/** Arrived/drained since the previous reading: from totals, file names, or (lower bounds) from the depth change. */
+function delta(prev: QueueMemo, r: SourceReading): { arrived: number; drained: number } {
+  const dDepth = r.depth - prev.depth;
+  if (r.names && prev.names) {
+    let arrived = 0;
+    for (const n of r.names) if (!prev.names.has(n)) arrived++;
+    return { arrived, drained: Math.max(0, prev.depth + arrived - r.depth) };
+  }
+  // A total that went backwards is a broker restart or a statistics reset: not a drain.
+  const a = r.arrivedTotal !== undefined && prev.arrivedTotal !== undefined && r.arrivedTotal >= prev.arrivedTotal ? r.arrivedTotal - prev.arrivedTotal : undefined;
+  const d = r.drainedTotal !== undefined && prev.drainedTotal !== undefined && r.drainedTotal >= prev.drainedTotal ? r.drainedTotal - prev.drainedTotal : undefined;
+  if (a !== undefined && d !== undefined) return { arrived: a, drained: d };
+  // One total known: the other follows from depth(now) = depth(before) + arrived - drained.
+  if (a !== undefined) return { arrived: a, drained: Math.max(0, prev.depth + a - r.depth) };
+  if (d !== undefined) return { arrived: Math.max(0, dDepth + d), drained: d };
+  return { arrived: Math.max(0, dDepth), drained: Math.max(0, -dDepth) };
+}
+
+function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o: QueueOptions): { reading: QueueReading; growth?: string } {
+  const prev = memos.get(r.queue);
+  const out: QueueReading = { queue: r.queue, depth: r.depth };
+  if (r.ready !== undefined) out.ready = r.ready;
+  if (r.unacked !== undefined) out.unacked = r.unacked;
+  if (r.consumers !== undefined) out.consumers = r.consumers;
+  if (r.oldestAgeSeconds !== undefined) out.oldestAgeSeconds = r.oldestAgeSeconds;
+  if (r.state !== undefined) out.state = r.state;
+  if (r.errors !== undefined) out.errors = r.errors;
+  const memo: QueueMemo = prev ?? {
+    t: at,
+    depth: r.depth,
+    arrivedTotal: undefined,
+    drainedTotal: undefined,
+    names: undefined,
+    lastDrainAt: undefined,
+    waitingSince: undefined,
+    arrivedCum: 0,
+    drainedCum: 0,
+    history: [],
+  };
+  if (prev && at > prev.t) {
+    const dt = (at - prev.t) / 1000;
+    const { arrived, drained } = delta(prev, r);
+    const totalsKnown = r.arrivedTotal !== undefined || r.drainedTotal !== undefined || r.names !== undefined;
+    // Without totals of its own, a source's smoothed rates beat a depth difference (which misses traffic that cancels out).
+    out.arrivalRate = !totalsKnown && r.arrivalRate !== undefined ? r.arrivalRate : arrived / dt;
+    out.drainRate = !totalsKnown && r.drainRate !== undefined ? r.drainRate : drained / dt;
+    memo.arrivedCum += arrived;
+    memo.drainedCum += drained;
+    if (drained > 0 || (!totalsKnown && (r.drainRate ?? 0) > 0)) memo.lastDrainAt = at;
+  } else if (!prev) {
+    if (r.arrivalRate !== undefined) out.arrivalRate = r.arrivalRate;
+    if (r.drainRate !== undefined) out.drainRate = r.drainRate;
+  }
+  if (r.depth === 0) memo.waitingSince = undefined;
+  else memo.waitingSince ??= at;
+  out.undrainedSeconds = memo.waitingSince === undefined ? 0 : (at - Math.max(memo.waitingSince, memo.lastDrainAt ?? 0)) / 1000;
+  memo.t = at;
+  memo.depth = r.depth;
+  memo.arrivedTotal = r.arrivedTotal;
+  memo.drainedTotal = r.drainedTotal;
+  memo.names = r.names;
+  memo.history.push({ t: at, depth: r.depth, arrived: memo.arrivedCum, drained: memo.drainedCum });
+  // Keep one sample older than the window (the window's start) and everything after it.
+  const windowStart = at - o.growth.window;
+  while (memo.history.length > 2 && (memo.history[1] as Sample).t <= windowStart) memo.history.shift();
+  if (memo.history.length > MAX_SAMPLES) memo.history.splice(0, memo.history.length - MAX_SAMPLES);
+  memos.set(r.queue, memo);
+  const growth = growthOver(memo.history, windowStart, o);
+  return growth ? { reading: out, growth: `${r.queue} ${growth}` } : { reading: out };
+}
+
+/** Degraded when, over a whole window, depth rose by minIncrease and more arrived than drained. */
+function growthOver(history: Sample[], windowStart: number, o: QueueOptions): string | undefined {
+  const start = history[0];
+  const end = history[history.length - 1];
+  if (!start || !end || start === end || start.t > windowStart) return undefined; // not a full window seen yet
+  const rise = end.depth - start.depth;
+  const arrived = end.arrived - start.arrived;
+  const drained = end.drained - start.drained;
+  if (rise < o.growth.minIncrease || arrived <= drained) return undefined;
+  return `grew by ${rise} in ${humanDuration(end.t - start.t)} (${arrived} arrived, ${drained} drained)`;
+}
+
+function judgeQueue(q: QueueReading, o: QueueOptions): Issue | undefined {
+  const name = q.queue;
+  const running = o.source === 'mirth' ? o.runningStates : ['running'];
+  if (q.state !== undefined && !running.includes(q.state)) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
+  if (o.minConsumers !== undefined && q.consumers !== undefined && q.consumers < o.minConsumers) {
+    return { reason: 'consumers', message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting` };
+  }
+  if (o.stalledAfter !== undefined && q.depth > 0 && (q.undrainedSeconds ?? 0) * 1000 >= o.stalledAfter) {
+    return { reason: 'backlog', message: `${name}: stalled, ${q.depth} waiting and nothing drained for ${humanDuration((q.undrainedSeconds ?? 0) * 1000)}` };
+  }
+  if (o.maxDepth !== undefined && q.depth > o.maxDepth) return { reason: 'backlog', message: `${name}: ${q.depth} waiting (limit ${o.maxDepth})` };
+  if (o.maxOldestAge !== undefined && q.oldestAgeSeconds !== undefined && q.oldestAgeSeconds * 1000 > o.maxOldestAge) {
+    return { reason: 'backlog', message: `${name}: oldest message waited ${humanDuration(q.oldestAgeSeconds * 1000)} (limit ${humanDuration(o.maxOldestAge)})` };
+  }
+  return undefined;
+}
+
+/** A duration as people read it in a message: 850ms, 4.2s, 42s, 5m 11s, 2h 05m. */
+export function humanDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 10_000) return `${(Math.round(ms / 100) / 10).toString()}s`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return s % 60 === 0 ? `${s / 60}m` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  const m = Math.round(s / 60);
+  return m % 60 === 0 ? `${m / 60}h` : `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}
