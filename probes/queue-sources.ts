@@ -197,8 +197,8 @@ const RABBIT_COLUMNS = [
   'message_stats.deliver_get_details.rate',
 ].join(',');
 
-/** Queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
-const RABBIT_DOWN_STATES = new Set(['down', 'crashed', 'stopped', 'terminated']);
+/** RabbitMQ queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
+export const RABBIT_DOWN_STATES: readonly string[] = ['down', 'crashed', 'stopped', 'terminated'];
 
 async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
   const vhost = encodeURIComponent(sc.o.vhost);
@@ -232,7 +232,7 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
           drainedTotal: count(stats.deliver_get),
           arrivalRate: isRecord(stats.publish_details) ? count(stats.publish_details.rate) : undefined,
           drainRate: isRecord(stats.deliver_get_details) ? count(stats.deliver_get_details.rate) : undefined,
-          state: state !== undefined && RABBIT_DOWN_STATES.has(state) ? state : state !== undefined ? 'running' : undefined,
+          state,
         }),
       );
     }

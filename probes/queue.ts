@@ -6,7 +6,7 @@
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
 import type { QueueOptions } from '../config/kinds.js';
 import { now } from './net.js';
-import { SOURCES, SourceError, type SourceReading } from './queue-sources.js';
+import { RABBIT_DOWN_STATES, SOURCES, SourceError, type SourceReading } from './queue-sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from './types.js';
 
 const PHASES = ['fetch', 'assess'] as const;
@@ -181,8 +181,8 @@ function growthOver(history: Sample[], windowStart: number, o: QueueOptions): st
 
 function judgeQueue(q: QueueReading, o: QueueOptions): Issue | undefined {
   const name = q.queue;
-  const running = o.source === 'mirth' ? o.runningStates : ['running'];
-  if (q.state !== undefined && !running.includes(q.state)) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
+  const stopped = q.state !== undefined && (o.source === 'mirth' ? !o.runningStates.includes(q.state) : RABBIT_DOWN_STATES.includes(q.state));
+  if (stopped) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
   if (o.minConsumers !== undefined && q.consumers !== undefined && q.consumers < o.minConsumers) {
     return { reason: 'consumers', message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting` };
   }
