@@ -24,7 +24,7 @@ import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type Co
 import { splitHostPort } from '../config/fields.js';
 import type { AmqpOptions } from '../config/kinds.js';
 import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
-import { certFacts, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
+import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'channel', 'publish', 'transit'] as const;
@@ -275,20 +275,7 @@ export const amqpProbe: Probe<AmqpOptions> = {
 
     if (stale > 0) ctx.log.info({ stale }, 'dropped canaries of earlier runs found on the queue');
     if (foreign > 0) ctx.log.warn({ foreign }, 'messages that are not vakt canaries were delivered from the canary queue and left unacknowledged (the queue should be dedicated to the canary)');
-    if (earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = earliestExpiry;
-    const result: ProbeResult = { ok: failure === undefined, phases, values };
-    if (Object.keys(info).length > 0) result.info = info;
-    if (failure) {
-      result.failure = failure;
-      return result;
-    }
-    const slow = slowTransit(phases, o);
-    if (slow) result.degraded = { reason: 'slow', message: slow };
-    else if (earliestExpiry !== undefined && tls) {
-      const left = earliestExpiry * 1000 - Date.now();
-      if (left < tls.expiryWarningMs) result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
-    }
-    return result;
+    return connectionResult({ phases, values, info, failure, slow: () => slowTransit(phases, o), tls, earliestExpiry });
   },
 };
 

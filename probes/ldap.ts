@@ -15,7 +15,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
 import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
-import { certFacts, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
+import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
@@ -157,20 +157,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       await close(client, raw, secure, signal.aborted);
     }
 
-    if (earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = earliestExpiry;
-    const result: ProbeResult = { ok: failure === undefined, phases, values };
-    if (Object.keys(info).length > 0) result.info = info;
-    if (failure) {
-      result.failure = failure;
-      return result;
-    }
-    const slow = slowPhase(phases, o);
-    if (slow) result.degraded = { reason: 'slow', message: slow };
-    else if (earliestExpiry !== undefined && tls) {
-      const left = earliestExpiry * 1000 - Date.now();
-      if (left < tls.expiryWarningMs) result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
-    }
-    return result;
+    return connectionResult({ phases, values, info, failure, slow: () => slowPhase(phases, o), tls, earliestExpiry });
   },
 };
 

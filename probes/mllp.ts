@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
 import { classifyError, describeError, now, ProbeAbortError, resolveHost } from './net.js';
-import { certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
+import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult } from './types.js';
 
 const PHASES = ['connect', 'tls', 'send', 'ack'] as const;
@@ -239,8 +239,8 @@ export const mllpProbe: Probe<MllpOptions> = {
         result.info = facts.info;
         if (facts.earliestExpiry !== undefined) {
           result.values = { ...result.values, ssl_earliest_cert_expiry: facts.earliestExpiry };
-          const left = facts.earliestExpiry * 1000 - Date.now();
-          if (left < tls.expiryWarningMs) result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
+          const expiring = certExpiring(tls, facts.earliestExpiry);
+          if (expiring) result.degraded = expiring;
         }
       }
 

@@ -32,6 +32,39 @@ export interface TlsMaterial {
   expiryWarningMs: number;
 }
 
+/** Degraded (cert_expiring) when the earliest expiry in the chain is within the check's expiryWarning. */
+export function certExpiring(tls: TlsMaterial, earliestExpiry: number): { reason: 'cert_expiring'; message: string } | undefined {
+  const left = earliestExpiry * 1000 - Date.now();
+  return left < tls.expiryWarningMs ? { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` } : undefined;
+}
+
+/**
+ * The verdict of a run over one connection (ldap, amqp): its failure; else degraded for a slow
+ * phase (the message names it); else for a certificate about to expire; else ok.
+ */
+export function connectionResult(r: {
+  phases: Record<string, number>;
+  values: NonNullable<ProbeResult['values']>;
+  info: ProbeInfo;
+  failure: ProbeFailure | undefined;
+  slow: () => string | undefined;
+  tls: TlsMaterial | undefined;
+  earliestExpiry: number | undefined;
+}): ProbeResult {
+  if (r.earliestExpiry !== undefined) r.values.ssl_earliest_cert_expiry = r.earliestExpiry;
+  const result: ProbeResult = { ok: r.failure === undefined, phases: r.phases, values: r.values };
+  if (Object.keys(r.info).length > 0) result.info = r.info;
+  if (r.failure) {
+    result.failure = r.failure;
+    return result;
+  }
+  const slow = r.slow();
+  const expiring = r.earliestExpiry !== undefined && r.tls ? certExpiring(r.tls, r.earliestExpiry) : undefined;
+  if (slow) result.degraded = { reason: 'slow', message: slow };
+  else if (expiring) result.degraded = expiring;
+  return result;
+}
+
 /** The client side of a TLS handshake from the check's `tls` options (files read, cached by mtime). */
 export async function loadTlsMaterial(t: TlsClientOptions | undefined, defaultHost: string): Promise<TlsMaterial> {
   const name = t?.serverName ?? defaultHost;
@@ -394,10 +427,8 @@ function judgeReachable(result: ProbeResult, samples: Sample[], tls: TlsMaterial
     const f = mostCommonFailure(samples);
     result.degraded = { reason: 'sample_loss', message: `${samples.length - okCount} of ${samples.length} attempts failed (${f.reason} in ${f.phase})` };
   } else if (tls && values.ssl_earliest_cert_expiry !== undefined) {
-    const left = values.ssl_earliest_cert_expiry * 1000 - Date.now();
-    if (left < tls.expiryWarningMs) {
-      result.degraded = { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
-    }
+    const expiring = certExpiring(tls, values.ssl_earliest_cert_expiry);
+    if (expiring) result.degraded = expiring;
   }
   return result;
 }
