@@ -13,34 +13,11 @@ import { DnsProtocolError, dnsProbe, judgeReply, parseReply, recordText, recordV
 import { FAILURE_REASONS, type FailureReason, type ProbeResult } from '../../probes/types.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { budget, quietLog } from '../helpers/peers.js';
+import { prng, type Rng } from '../helpers/prng.js';
 
 const SEED = process.env.DNS_FUZZ_SEED !== undefined ? Number(process.env.DNS_FUZZ_SEED) : randomInt(2 ** 31);
 const reproduce = `seed ${SEED} (rerun with DNS_FUZZ_SEED=${SEED})`;
 
-/** mulberry32: small, fast, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return {
-    next,
-    int,
-    chance: (p: number) => next() < p,
-    pick: <T>(xs: readonly T[]): T => xs[int(xs.length)] as T,
-    bytes: (n: number) => {
-      const b = Buffer.alloc(n);
-      for (let i = 0; i < n; i++) b[i] = int(256);
-      return b;
-    },
-  };
-}
-type Rng = ReturnType<typeof prng>;
 
 interface Q {
   id: number;

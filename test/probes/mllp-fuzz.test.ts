@@ -2,18 +2,8 @@
 // must only ever yield a frame, nothing yet, or an MllpError; never another throw, never a hang.
 import { describe, expect, it } from 'vitest';
 import { MllpError, MllpReader, parseAck } from '../../probes/mllp.js';
+import { prng } from '../helpers/prng.js';
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed from the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.MLLP_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const ITERATIONS = 12_000;
@@ -70,7 +60,7 @@ function expectOnlyMllpError(fn: () => unknown): void {
 describe('mllp fuzz', () => {
   it(`${ITERATIONS} random and mutated frames through the reader and the parser (seed ${SEED})`, () => {
     console.log(`mllp fuzz seed ${SEED} (replay with MLLP_FUZZ_SEED=${SEED})`);
-    const rand = prng(SEED);
+    const rand = prng(SEED).next;
     const started = performance.now();
     let frames = 0;
     let acks = 0;
