@@ -421,7 +421,12 @@ const queue = z
      * What to read: queue names (rabbitmq, activemq, artemis), channel names or ids (mirth; all
      * channels when omitted), one label for http-json. Not for directory (the folder is the queue).
      */
-    queues: z.array(z.string().min(1).max(255)).min(1).max(100).optional(),
+    queues: z
+      .array(z.string().min(1).max(255))
+      .min(1)
+      .max(100)
+      .refine((qs) => new Set(qs).size === qs.length, { message: 'expected each queue once' })
+      .optional(),
     /** rabbitmq: the virtual host. */
     vhost: z.string().max(255).default('/'),
     /** activemq: brokerName (default localhost); artemis: the broker name (default 0.0.0.0). */
@@ -459,12 +464,15 @@ const queue = z
     minConsumers: z.int().min(0).max(100_000).optional(),
     /** Stalled: messages waiting and nothing drained for this long → failure, reason backlog. */
     stalledAfter: positiveDuration.optional(),
-    /** Growing: depth rose by at least minIncrease over window while more arrived than drained → degraded (backlog_growing). */
+    /** Growing: depth rose by at least minIncrease over window while more arrived than drained → degraded (backlog_growing); false turns it off. */
     growth: z
-      .strictObject({
-        window: positiveDuration.prefault('15m'),
-        minIncrease: z.int().min(1).default(10),
-      })
+      .union([
+        z.literal(false),
+        z.strictObject({
+          window: positiveDuration.refine((ms) => ms <= 86_400_000, { message: 'expected a window of at most 24h' }).prefault('15m'),
+          minIncrease: z.int().min(1).default(10),
+        }),
+      ])
       .prefault({}),
     /** mirth: channel states that count as running (others fail the run, reason queue_stopped). */
     runningStates: z.array(z.string().min(1).max(32)).min(1).default(['STARTED']),
@@ -483,7 +491,11 @@ const queue = z
     }
     if (o.minConsumers !== undefined && !QUEUE_SOURCES_WITH_CONSUMERS.includes(o.source)) issue(['minConsumers'], `expected minConsumers only with a source that reports consumers (${QUEUE_SOURCES_WITH_CONSUMERS.join(', ')})`);
     if (o.minConsumers !== undefined && o.source === 'http-json' && o.consumersPath === undefined) issue(['minConsumers'], 'expected consumersPath with minConsumers');
-    if (o.maxOldestAge !== undefined && o.source === 'activemq') issue(['maxOldestAge'], 'expected no maxOldestAge with source activemq (ActiveMQ Classic does not report message age)');
+    if (o.maxOldestAge !== undefined && (o.source === 'activemq' || o.source === 'mirth')) issue(['maxOldestAge'], `expected no maxOldestAge with source ${o.source} (it does not report message age)`);
+    const jolokia = o.source === 'activemq' || o.source === 'artemis';
+    if (!jolokia && o.jolokiaPath !== undefined) issue(['jolokiaPath'], 'expected jolokiaPath only with source activemq or artemis');
+    if (!jolokia && o.broker !== undefined) issue(['broker'], 'expected broker only with source activemq or artemis');
+    if (o.source !== 'artemis' && o.address !== undefined) issue(['address'], 'expected address only with source artemis');
     if (o.maxOldestAge !== undefined && o.source === 'http-json' && o.oldestAgePath === undefined) issue(['maxOldestAge'], 'expected oldestAgePath with maxOldestAge');
     if (o.password !== undefined && o.username === undefined) issue(['username'], 'expected username with password');
     if (o.source === 'directory' && (o.username !== undefined || o.tls !== undefined)) issue([o.username !== undefined ? 'username' : 'tls'], 'expected no credentials or tls with source directory');

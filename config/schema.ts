@@ -193,6 +193,7 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
         const folder = c.target.startsWith('/');
         if (c.queue.source === 'directory' && !folder) issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
         if (c.queue.source !== 'directory' && folder) issues.push({ path: ['checks', i, 'target'], message: `expected an http(s) URL with source ${c.queue.source}` });
+        if (c.queue.tls !== undefined && /^http:/i.test(c.target)) issues.push({ path: ['checks', i, 'queue', 'tls'], message: 'expected tls only with an https:// target' });
       }
     }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });

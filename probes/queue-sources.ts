@@ -4,7 +4,6 @@
 // stalls, growth) is decided in probes/queue.ts. Every reply is untrusted: bounded in size,
 // parsed defensively, and anything unexpected is a failed run with a reason, never a throw.
 import { opendir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Agent, buildConnector, request } from 'undici';
 import type { QueueOptions, QueueSource } from '../config/kinds.js';
 import { jsonPath } from './http.js';
@@ -21,8 +20,8 @@ export interface SourceReading extends Omit<QueueReading, 'undrainedSeconds'> {
   drainedTotal?: number;
   /** directory: the files seen (name + mtime), so arrivals and removals follow from the difference. */
   names?: Set<string>;
-  /** The count stopped at a cap (directory maxFiles): depth is a lower bound. */
-  capped?: boolean;
+  /** The read stopped short (directory maxFiles, Mirth's reading limit): why, for a degraded (partial) run. */
+  partial?: string;
 }
 
 /** A source failed to answer usefully. `reason` is the run's failure reason. */
@@ -96,7 +95,15 @@ class Http {
   /** Sends one request; network trouble, auth refusals, non-JSON and oversized bodies become SourceErrors. 404 is returned to the caller. */
   async json(url: URL, init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
     const { sc } = this;
-    this.agent ??= new Agent({ connect: await connectorFor(sc), connections: 1, pipelining: 1 });
+    if (!this.agent) {
+      let connect: ReturnType<typeof buildConnector>;
+      try {
+        connect = await connectorFor(sc);
+      } catch (err) {
+        throw new SourceError('tls_handshake', `reading TLS files: ${describeError(err)}`);
+      }
+      this.agent = new Agent({ connect, connections: 1, pipelining: 1 });
+    }
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'vakt', ...init.headers };
     if (sc.o.username !== undefined) {
       const password = sc.o.password !== undefined ? (sc.secrets[sc.o.password] ?? '') : '';
@@ -122,7 +129,7 @@ class Http {
     }
     const json = safeJson(read.text);
     if (json === undefined) {
-      const type = String(res.headers['content-type'] ?? 'no content type').split(';')[0];
+      const type = (String(res.headers['content-type'] ?? 'no content type').split(';')[0] ?? '').trim().slice(0, 80);
       throw new SourceError('protocol', `${url.pathname}: expected JSON, got ${read.bytes} bytes of ${type}${/^\s*</.test(read.text) ? ' (an HTML or XML page: a login page or proxy error?)' : read.text.trim() === '' ? ' (empty)' : ' that does not parse (truncated?)'}`);
     }
     return { status: res.statusCode, json, text: read.text };
@@ -158,10 +165,10 @@ async function withHttp<T>(sc: SourceContext, fn: (http: Http) => Promise<T>): P
 // ---------------------------------------------------------------------------------------------
 // Number handling: sources send numbers, numeric strings, null, or nothing.
 
+/** A finite number up to 2^53 (counts beyond that are nonsense, and would poison the running sums). */
 function num(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v)) return Number(v);
-  return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d{1,16}(\.\d+)?\s*$/.test(v) ? Number(v) : undefined;
+  return n !== undefined && Number.isFinite(n) && Math.abs(n) <= Number.MAX_SAFE_INTEGER ? n : undefined;
 }
 
 function count(v: unknown): number | undefined {
@@ -195,7 +202,23 @@ const RABBIT_COLUMNS = [
   'message_stats.publish_details.rate',
   'message_stats.deliver_get',
   'message_stats.deliver_get_details.rate',
+  'message_stats.ack',
+  'message_stats.deliver_no_ack',
+  'message_stats.get_no_ack',
 ].join(',');
+
+/**
+ * Messages that left a RabbitMQ queue: acknowledged, or delivered/fetched without acknowledgement.
+ * Not deliver_get, which also counts redeliveries: a consumer that rejects and requeues a poison
+ * message drives it up while nothing leaves. The broker omits counters that never moved, so once
+ * there was any delivery a missing one is 0 (a consumer that takes and never acknowledges has
+ * deliver_get and no ack).
+ */
+function rabbitDrained(stats: Record<string, unknown>): number | undefined {
+  const delivered = ['deliver_get', 'deliver', 'get', 'ack', 'deliver_no_ack', 'get_no_ack'].some((k) => count(stats[k]) !== undefined);
+  if (!delivered) return undefined;
+  return [stats.ack, stats.deliver_no_ack, stats.get_no_ack].reduce<number>((sum, v) => sum + (count(v) ?? 0), 0);
+}
 
 /** RabbitMQ queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
 export const RABBIT_DOWN_STATES: readonly string[] = ['down', 'crashed', 'stopped', 'terminated'];
@@ -215,10 +238,12 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
       const ready = count(q.messages_ready);
       const unacked = count(q.messages_unacknowledged);
       const depth = count(q.messages) ?? (ready !== undefined && unacked !== undefined ? ready + unacked : undefined);
+      const state = typeof q.state === 'string' ? q.state.slice(0, 32) : undefined;
+      // A queue whose process is gone may come without counts: its state is the news.
+      if (depth === undefined && state !== undefined && RABBIT_DOWN_STATES.includes(state)) throw new SourceError('queue_stopped', `queue "${name}": state ${state} (the broker reports no counts for it)`);
       if (depth === undefined) throw new SourceError('protocol', `queue "${name}": the reply has no message count (statistics not collected yet?)`);
       const stats = isRecord(q.message_stats) ? q.message_stats : {};
       const head = num(q.head_message_timestamp);
-      const state = typeof q.state === 'string' ? q.state : undefined;
       out.push(
         reading({
           queue: name,
@@ -229,7 +254,7 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
           // head_message_timestamp is the AMQP timestamp property, in seconds.
           oldestAgeSeconds: head !== undefined && depth > 0 ? Math.max(0, Date.now() / 1000 - head) : undefined,
           arrivedTotal: count(stats.publish),
-          drainedTotal: count(stats.deliver_get),
+          drainedTotal: rabbitDrained(stats),
           arrivalRate: isRecord(stats.publish_details) ? count(stats.publish_details.rate) : undefined,
           drainRate: isRecord(stats.deliver_get_details) ? count(stats.deliver_get_details.rate) : undefined,
           state,
@@ -389,6 +414,34 @@ function mirthStatistics(v: unknown): Record<string, number> {
   return out;
 }
 
+/** Most readings one Mirth check makes (channels × destinations); more are counted, not read. */
+export const MIRTH_MAX_READINGS = 100;
+
+/** One Mirth connector's (or channel's) reading: its own queue, and what left it. */
+function mirthReading(label: string, s: Record<string, unknown>, state: string | undefined): SourceReading {
+  const stats = mirthStatistics(s.statistics);
+  const sent = stats.SENT;
+  return reading({
+    queue: label,
+    depth: count(s.queued) ?? 0,
+    state,
+    errors: stats.ERROR,
+    arrivedTotal: stats.RECEIVED !== undefined && stats.RECEIVED > 0 ? stats.RECEIVED : undefined,
+    // Whatever left it counts as drained: sent, filtered out, or errored.
+    drainedTotal: sent !== undefined ? sent + (stats.FILTERED ?? 0) + (stats.ERROR ?? 0) : undefined,
+  });
+}
+
+function text(v: unknown): string | undefined {
+  // Names that look like numbers arrive as numbers.
+  return typeof v === 'string' ? v.slice(0, 200) : typeof v === 'number' ? String(v) : undefined;
+}
+
+/**
+ * Mirth reads one queue per destination ("channel/destination"): channel totals add SENT over all
+ * destinations while RECEIVED counts the source once, so one working destination would hide a
+ * stuck one. A channel without destination statuses is read as a whole ("channel").
+ */
 async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
   return withHttp(sc, async (http) => {
     const url = new URL('api/channels/statuses', base(sc.target));
@@ -399,30 +452,34 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
     if (!statuses) throw new SourceError('protocol', `${url.pathname}: expected a list of channel statuses`);
     const wanted = sc.o.queues;
     const out: SourceReading[] = [];
+    const found = new Set<string>();
+    let skipped = 0;
     for (const s of statuses) {
-      // Names that look like numbers arrive as numbers.
-      const name = typeof s.name === 'string' || typeof s.name === 'number' ? String(s.name) : undefined;
-      const id = typeof s.channelId === 'string' ? s.channelId : undefined;
+      const name = text(s.name);
+      const id = text(s.channelId);
       if (!name && !id) continue;
       const label = wanted?.find((w) => w === name || w === id) ?? (wanted ? undefined : (name ?? id));
       if (label === undefined) continue;
-      const stats = mirthStatistics(s.statistics);
-      const depth = count(s.queued) ?? 0;
-      const sent = stats.SENT;
-      out.push(
-        reading({
-          queue: label,
-          depth,
-          state: typeof s.state === 'string' ? s.state : undefined,
-          errors: stats.ERROR,
-          arrivedTotal: stats.RECEIVED,
-          // Whatever left the channel counts as drained: sent, filtered out, or errored.
-          drainedTotal: sent !== undefined ? sent + (stats.FILTERED ?? 0) + (stats.ERROR ?? 0) : undefined,
-        }),
-      );
-      if (out.length >= 100) break;
+      found.add(label);
+      const channelState = text(s.state);
+      const children = isRecord(s.childStatuses) ? mirthStatuses(s.childStatuses) : undefined;
+      const destinations = (children ?? []).filter((c) => c.statusType === 'DESTINATION_CONNECTOR' || (c.statusType === undefined && num(c.metaDataId) !== undefined && (num(c.metaDataId) as number) > 0));
+      const readings =
+        destinations.length > 0
+          ? destinations.map((d) => {
+              const dState = text(d.state);
+              // A stopped channel stops every destination, whatever the destination says.
+              return mirthReading(`${label}/${text(d.name) ?? text(d.metaDataId) ?? '?'}`, d, channelState !== undefined && channelState !== dState ? channelState : dState);
+            })
+          : [mirthReading(label, s, channelState)];
+      for (const r of readings) {
+        if (out.length < MIRTH_MAX_READINGS) out.push(r);
+        else skipped++;
+      }
     }
-    for (const w of wanted ?? []) if (!out.some((r) => r.queue === w)) throw new SourceError('queue_missing', `channel "${w}" not found (by name or id)`);
+    for (const w of wanted ?? []) if (!found.has(w)) throw new SourceError('queue_missing', `channel "${w}" not found (by name or id)`);
+    const last = out[out.length - 1];
+    if (skipped > 0 && last) last.partial = `${skipped} more channel destinations not read (at most ${MIRTH_MAX_READINGS} per check: name the channels in queues, or split the check)`;
     return out;
   });
 }
@@ -444,7 +501,7 @@ async function readHttpJson(sc: SourceContext): Promise<SourceReading[]> {
         return undefined;
       }
       const n = num(v);
-      if (n === undefined || n < 0) throw new SourceError('protocol', `${what} at ${path} is not a non-negative number (${JSON.stringify(v).slice(0, 40)})`);
+      if (n === undefined || n < 0) throw new SourceError('protocol', `${what} at ${path} is not a non-negative number (${describeValue(v)})`);
       return n;
     };
     const depth = at(o.depthPath, 'depth', true) as number;
@@ -468,75 +525,148 @@ async function readHttpJson(sc: SourceContext): Promise<SourceReading[]> {
   });
 }
 
+/** A JSON value named without serialising it (it may be huge or deeply nested). */
+function describeValue(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object' && v !== null) return 'an object';
+  return typeof v === 'string' ? `"${v.slice(0, 40)}${v.length > 40 ? '…' : ''}"` : String(v);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A file-drop folder: files matching the pattern, their count and the oldest modification time.
 
-/** A glob over a file name: `*`, `?`, `[abc]`/`[!abc]`; everything else literal. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
+type GlobToken = { t: 'star' } | { t: 'one' } | { t: 'lit'; c: string } | { t: 'class'; negate: boolean; ranges: [string, string][] };
+
+/**
+ * A glob over a file name: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`; everything else literal. Matched
+ * without regular expressions, in time proportional to name × pattern at worst (a RegExp from
+ * `*_*_*_*.edi` backtracks for seconds on a hostile name, synchronously); never throws (a
+ * reversed range such as `[9-0]` matches nothing).
+ */
+export function globMatcher(glob: string): (name: string) => boolean {
+  const tokens: GlobToken[] = [];
+  const chars = [...glob];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i] as string;
+    if (c === '*') {
+      if (tokens[tokens.length - 1]?.t !== 'star') tokens.push({ t: 'star' });
+    } else if (c === '?') tokens.push({ t: 'one' });
     else if (c === '[') {
-      const end = glob.indexOf(']', i + 2);
-      if (end < 0) re += '\\[';
-      else {
-        let body = glob.slice(i + 1, end);
-        const negate = body.startsWith('!');
-        if (negate) body = body.slice(1);
-        re += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
-        i = end;
+      let j = i + 1;
+      const negate = chars[j] === '!';
+      if (negate) j++;
+      const ranges: [string, string][] = [];
+      // A "]" right after "[" or "[!" is a member, as in POSIX globs.
+      let first = true;
+      while (j < chars.length && (chars[j] !== ']' || first)) {
+        const lo = chars[j] as string;
+        if (chars[j + 1] === '-' && j + 2 < chars.length && chars[j + 2] !== ']') {
+          ranges.push([lo, chars[j + 2] as string]);
+          j += 3;
+        } else {
+          ranges.push([lo, lo]);
+          j++;
+        }
+        first = false;
       }
-    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      if (j >= chars.length) tokens.push({ t: 'lit', c: '[' });
+      else {
+        tokens.push({ t: 'class', negate, ranges });
+        i = j;
+      }
+    } else tokens.push({ t: 'lit', c });
   }
-  return new RegExp(`${re}$`);
+  const one = (tok: GlobToken, ch: string): boolean => {
+    if (tok.t === 'one') return true;
+    if (tok.t === 'lit') return tok.c === ch;
+    if (tok.t === 'class') return tok.ranges.some(([lo, hi]) => ch >= lo && ch <= hi) !== tok.negate;
+    return false;
+  };
+  return (name: string): boolean => {
+    const n = [...name];
+    // The classic wildcard walk: remember the last star and retry from one character further.
+    let ti = 0;
+    let ni = 0;
+    let starAt = -1;
+    let starName = 0;
+    while (ni < n.length) {
+      const tok = tokens[ti];
+      if (tok && tok.t !== 'star' && one(tok, n[ni] as string)) {
+        ti++;
+        ni++;
+      } else if (tok?.t === 'star') {
+        starAt = ti++;
+        starName = ni;
+      } else if (starAt >= 0) {
+        ti = starAt + 1;
+        ni = ++starName;
+      } else return false;
+    }
+    while (tokens[ti]?.t === 'star') ti++;
+    return ti === tokens.length;
+  };
 }
 
+/** Files whose identities a directory check remembers between runs; beyond, arrivals and removals come from the depth change. */
+export const DIRECTORY_NAME_LIMIT = 50_000;
+
+/**
+ * Names are read as bytes: a sender on Latin-1 or Windows code pages writes names that are not
+ * UTF-8, and decoded they could no longer be found to stat (and would go uncounted).
+ */
 async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
   const { o, signal } = sc;
-  const match = globToRegExp(o.pattern);
+  const match = globMatcher(o.pattern);
   const names = new Set<string>();
   let depth = 0;
   let oldest = Infinity;
   let capped = false;
   let entries = 0;
-  const folders = [sc.target];
+  const root = Buffer.from(sc.target);
+  const slash = Buffer.from('/');
+  const folders: Buffer[] = [root];
   while (folders.length > 0 && !capped) {
-    const folder = folders.shift() as string;
+    const folder = folders.shift() as Buffer;
+    const shown = folder.toString('utf8');
     let dir: Awaited<ReturnType<typeof opendir>>;
     try {
-      dir = await opendir(folder, { bufferSize: 256 });
+      // 'buffer' is accepted at run time (names come back as Buffers); the typings list text encodings only.
+      dir = await opendir(folder, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
     } catch (err) {
-      if (folder !== sc.target) continue; // a sub-folder removed while reading
+      if (folder !== root) continue; // a sub-folder removed while reading
       const code = (err as { code?: string }).code;
-      if (code === 'ENOENT') throw new SourceError('queue_missing', `folder ${folder} does not exist`);
-      if (code === 'EACCES' || code === 'EPERM') throw new SourceError('auth', `folder ${folder}: permission denied`);
-      if (code === 'ENOTDIR') throw new SourceError('queue_missing', `${folder} is not a folder`);
-      throw new SourceError('protocol', `folder ${folder}: ${describeError(err)}`);
+      if (code === 'ENOENT') throw new SourceError('queue_missing', `folder ${shown} does not exist`);
+      if (code === 'EACCES' || code === 'EPERM') throw new SourceError('auth', `folder ${shown}: permission denied`);
+      if (code === 'ENOTDIR') throw new SourceError('queue_missing', `${shown} is not a folder`);
+      throw new SourceError('protocol', `folder ${shown}: ${describeError(err)}`);
     }
     try {
       for await (const e of dir) {
-        if (signal.aborted) throw new SourceError('timeout', `reading ${folder} took longer than the check's timeout (${entries} entries read)`);
+        if (signal.aborted) throw new SourceError('timeout', `reading ${shown} took longer than the check's timeout (${entries} entries read)`);
         if (++entries > o.maxFiles) {
           capped = true;
           break;
         }
-        const path = join(folder, e.name);
+        const raw = e.name as unknown as Buffer;
+        const path = Buffer.concat([folder, ...(folder[folder.length - 1] === 0x2f ? [] : [slash]), raw]);
         if (e.isDirectory()) {
           if (o.recursive) folders.push(path);
           continue;
         }
-        if (!e.isFile() || !match.test(e.name)) continue;
-        let mtimeMs: number;
+        if (!e.isFile() || !match(raw.toString('utf8'))) continue;
+        let st: Awaited<ReturnType<typeof stat>>;
         try {
-          mtimeMs = (await stat(path)).mtimeMs;
+          st = await stat(path);
         } catch {
           continue; // picked up between listing and stat: it drained
         }
         depth++;
-        if (mtimeMs < oldest) oldest = mtimeMs;
-        names.add(`${path}\0${Math.trunc(mtimeMs)}`);
+        // When the file landed: a copy that keeps its old mtime (rsync -t, SFTP) still gets a new ctime.
+        const landed = Math.max(st.mtimeMs, st.ctimeMs);
+        if (landed < oldest) oldest = landed;
+        // A file is the same file while its path and inode are: rewriting it in place is neither an
+        // arrival nor a removal. latin1 maps the path's bytes one to one.
+        if (names.size < DIRECTORY_NAME_LIMIT) names.add(`${path.toString('latin1')}\0${st.ino}`);
       }
     } finally {
       await dir.close().catch(() => undefined);
@@ -547,8 +677,8 @@ async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
       queue: o.queues?.[0] ?? sc.target,
       depth,
       oldestAgeSeconds: depth > 0 ? Math.max(0, (Date.now() - oldest) / 1000) : undefined,
-      names: capped ? undefined : names,
-      capped: capped || undefined,
+      names: capped || depth > DIRECTORY_NAME_LIMIT ? undefined : names,
+      partial: capped ? `stopped counting at maxFiles (${o.maxFiles}); depth is at least ${depth}` : undefined,
     }),
   ];
 }

@@ -5,7 +5,7 @@
 // (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
 import type { QueueOptions } from '../config/kinds.js';
-import { now } from './net.js';
+import { now, raceAbort } from './net.js';
 import { RABBIT_DOWN_STATES, SOURCES, SourceError, type SourceReading } from './queue-sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from './types.js';
 
@@ -36,8 +36,9 @@ interface QueueMemo {
 }
 
 const MEMORY_KEY = 'queue';
-/** Cap on samples kept per queue (a 15 min window at a 1 s interval fits). */
-const MAX_SAMPLES = 2000;
+const DIRECTORY_PENDING = 'queue.directory-pending';
+/** Samples kept per queue's growth window at most (older ones are thinned out, evenly). */
+const WINDOW_SAMPLES = 1000;
 
 interface Issue {
   reason: FailureReason;
@@ -49,12 +50,28 @@ export const queueProbe: Probe<QueueOptions> = {
   async run(ctx: ProbeContext<QueueOptions>): Promise<ProbeResult> {
     const { options: o } = ctx;
     const secrets = Object.values(ctx.secrets).filter((s) => s.length >= 3);
+    // An error page may echo the Authorization header back: its base64 is a secret too.
+    const password = o.password !== undefined ? ctx.secrets[o.password] : undefined;
+    if (o.username !== undefined && password !== undefined) secrets.push(Buffer.from(`${o.username}:${password}`).toString('base64'));
     const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
     const phases: Record<string, number> = {};
     const t0 = now();
     let readings: SourceReading[];
+    // A folder on a hung network mount blocks in the file system, where no abort reaches; a run
+    // does not start another read while the last one still hangs (each would hold a libuv thread).
+    if (o.source === 'directory' && ctx.memory.get(DIRECTORY_PENDING) === true) {
+      return { ok: false, phases, failure: { phase: 'fetch', reason: 'timeout', message: 'the previous read of the folder has still not finished (a hung network mount?): not starting another' } };
+    }
     try {
-      readings = await SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, scrub });
+      const reading = SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, scrub });
+      if (o.source === 'directory') {
+        ctx.memory.set(DIRECTORY_PENDING, true);
+        void reading.finally(() => ctx.memory.delete(DIRECTORY_PENDING)).catch(() => undefined);
+      }
+      readings = await raceAbort(reading, ctx.signal).catch((err: unknown) => {
+        if (err instanceof SourceError || !ctx.signal.aborted) throw err;
+        throw new SourceError('timeout', "reading the source took longer than the check's timeout");
+      });
     } catch (err) {
       phases.fetch = now() - t0;
       if (err instanceof SourceError) return { ok: false, phases, failure: { phase: 'fetch', reason: ctx.signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
@@ -63,18 +80,20 @@ export const queueProbe: Probe<QueueOptions> = {
     phases.fetch = now() - t0;
     const t1 = now();
     const memos = memoryOf(ctx.memory);
-    const at = Date.now();
+    // Intervals, stalls and the growth window on the monotonic clock: a wall-clock step (NTP, a
+    // VM resumed) is neither a stall nor a hole in the rates. Message ages stay wall-clock.
+    const at = performance.now();
     const queues: QueueReading[] = [];
     const failures: Issue[] = [];
     const growing: string[] = [];
-    let capped: string | undefined;
+    let partial: string | undefined;
     for (const r of readings) {
       const q = advance(memos, r, at, o);
       queues.push(q.reading);
       const issue = judgeQueue(q.reading, o);
       if (issue) failures.push(issue);
       if (q.growth) growing.push(q.growth);
-      if (r.capped) capped = `${r.queue}: stopped counting at maxFiles (${o.maxFiles}); depth is at least ${r.depth}`;
+      if (r.partial) partial = `${r.queue}: ${r.partial}`;
     }
     // Forget queues that are gone (a Mirth channel removed), so memory stays bounded.
     for (const name of [...memos.keys()]) if (!readings.some((r) => r.queue === name)) memos.delete(name);
@@ -85,7 +104,7 @@ export const queueProbe: Probe<QueueOptions> = {
       const more = failures.length > 1 ? ` (and ${failures.length - 1} more: ${failures.slice(1, 4).map((f) => f.message.split(':')[0]).join(', ')})` : '';
       result.failure = { phase: 'assess', reason: first.reason, message: `${first.message}${more}` };
     } else if (growing.length > 0) result.degraded = { reason: 'backlog_growing', message: growing.join('; ') };
-    else if (capped) result.degraded = { reason: 'partial', message: capped };
+    else if (partial) result.degraded = { reason: 'partial', message: partial };
     return result;
   },
 };
@@ -157,25 +176,30 @@ function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o:
   memo.arrivedTotal = r.arrivedTotal;
   memo.drainedTotal = r.drainedTotal;
   memo.names = r.names;
-  memo.history.push({ t: at, depth: r.depth, arrived: memo.arrivedCum, drained: memo.drainedCum });
-  // Keep one sample older than the window (the window's start) and everything after it.
-  const windowStart = at - o.growth.window;
-  while (memo.history.length > 2 && (memo.history[1] as Sample).t <= windowStart) memo.history.shift();
-  if (memo.history.length > MAX_SAMPLES) memo.history.splice(0, memo.history.length - MAX_SAMPLES);
   memos.set(r.queue, memo);
-  const growth = growthOver(memo.history, windowStart, o);
+  if (o.growth === false) return { reading: out };
+  // Samples at least window/WINDOW_SAMPLES apart (a newer one replaces the newest otherwise), and
+  // one sample older than the window (its start): bounded whatever the interval.
+  const sample = { t: at, depth: r.depth, arrived: memo.arrivedCum, drained: memo.drainedCum };
+  const h = memo.history;
+  const beforeLast = h[h.length - 2];
+  if (h.length >= 2 && beforeLast && at - beforeLast.t < o.growth.window / WINDOW_SAMPLES) h[h.length - 1] = sample;
+  else h.push(sample);
+  const windowStart = at - o.growth.window;
+  while (h.length > 2 && (h[1] as Sample).t <= windowStart) h.shift();
+  const growth = growthOver(h, windowStart, o.growth);
   return growth ? { reading: out, growth: `${r.queue} ${growth}` } : { reading: out };
 }
 
 /** Degraded when, over a whole window, depth rose by minIncrease and more arrived than drained. */
-function growthOver(history: Sample[], windowStart: number, o: QueueOptions): string | undefined {
+function growthOver(history: Sample[], windowStart: number, g: { minIncrease: number }): string | undefined {
   const start = history[0];
   const end = history[history.length - 1];
   if (!start || !end || start === end || start.t > windowStart) return undefined; // not a full window seen yet
   const rise = end.depth - start.depth;
   const arrived = end.arrived - start.arrived;
   const drained = end.drained - start.drained;
-  if (rise < o.growth.minIncrease || arrived <= drained) return undefined;
+  if (rise < g.minIncrease || arrived <= drained) return undefined;
   return `grew by ${rise} in ${humanDuration(end.t - start.t)} (${arrived} arrived, ${drained} drained)`;
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { activemqName, globToRegExp } from '../../probes/queue-sources.js';
+import { activemqName, globMatcher } from '../../probes/queue-sources.js';
 import { humanDuration, queueProbe } from '../../probes/queue.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { blackholePeer, budget, closedPort, quietLog, tcpPeer } from '../helpers/peers.js';
@@ -91,7 +91,7 @@ async function rabbit(queues: Record<string, RabbitQueue>, vhost = '/'): Promise
     const m = /^\/api\/queues\/([^/]+)\/([^/?]+)\?columns=/.exec(req.url);
     const qq = m && decodeURIComponent(m[1] as string) === vhost ? queues[decodeURIComponent(m[2] as string)] : undefined;
     if (!qq) return json(res, 404, { error: 'Object Not Found', reason: 'Not Found' });
-    const stats = qq.publish !== undefined ? { message_stats: { publish: qq.publish, publish_details: { rate: 0.4 }, deliver_get: qq.deliver ?? 0, deliver_get_details: { rate: 0.2 } } } : {};
+    const stats = qq.publish !== undefined ? { message_stats: { publish: qq.publish, publish_details: { rate: 0.4 }, deliver_get: qq.deliver ?? 0, ack: qq.deliver ?? 0, deliver_get_details: { rate: 0.2 } } } : {};
     json(res, 200, {
       name: m?.[2],
       state: qq.state ?? 'running',
@@ -250,6 +250,126 @@ describe('queue: stalls and growth across runs', () => {
     const r = await run(a.url, base, memory);
     expect(q(r).drainRate).toBe(0);
     expect(q(r).arrivalRate).toBeGreaterThan(0);
+  });
+});
+
+describe('queue: what must not look like draining (review findings)', () => {
+  const base = { source: 'rabbitmq', queues: ['lab.results'], username: 'monitor', password: 'pw', stalledAfter: '300ms' };
+
+  it('rabbitmq: a consumer that rejects and requeues a poison message (deliver_get rising, nothing acknowledged) is stalled', async () => {
+    let delivered = 100;
+    const a = await api((_, res) =>
+      json(res, 200, { name: 'lab.results', state: 'running', messages: 50, messages_ready: 49, messages_unacknowledged: 1, consumers: 1, message_stats: { publish: 150, deliver_get: (delivered += 500), ack: 100 } }),
+    );
+    const memory = new Map<string, unknown>();
+    await run(a.url, base, memory);
+    await sleep(350);
+    const r = await run(a.url, base, memory);
+    expect(q(r).drainRate).toBe(0);
+    expect(r.failure?.reason, JSON.stringify(r)).toBe('backlog');
+  });
+
+  it('rabbitmq: a down queue without counts is queue_stopped, not a protocol error', async () => {
+    const a = await api((_, res) => json(res, 200, { name: 'lab.results', state: 'down' }));
+    expect((await run(a.url, base)).failure).toMatchObject({ reason: 'queue_stopped', phase: 'fetch' });
+  });
+
+  it('a wall-clock step between runs is neither a stall nor a negative time', async () => {
+    const a = await rabbit({ 'lab.results': { messages: 4, consumers: 1, publish: 10, deliver: 6 } });
+    const memory = new Map<string, unknown>();
+    await run(a.url, base, memory);
+    const realNow = Date.now;
+    try {
+      Date.now = () => realNow() + 3_600_000;
+      const forward = await run(a.url, base, memory);
+      expect(forward.ok, JSON.stringify(forward)).toBe(true);
+      Date.now = () => realNow() - 3_600_000;
+      const back = await run(a.url, base, memory);
+      expect(q(back).undrainedSeconds).toBeGreaterThanOrEqual(0);
+      expect(q(back).undrainedSeconds).toBeLessThan(5);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it('mirth: one reading per destination, so a stuck destination is not hidden by a working one', async () => {
+    const stats = (received: number, sent: number) => ({
+      entry: [
+        { 'com.mirth.connect.donkey.model.message.Status': 'RECEIVED', long: received },
+        { 'com.mirth.connect.donkey.model.message.Status': 'SENT', long: sent },
+      ],
+    });
+    let n = 0;
+    const a = await api((_, res) => {
+      n += 10;
+      json(res, 200, {
+        list: {
+          dashboardStatus: {
+            channelId: 'c1',
+            name: 'LAB_OUT',
+            state: 'STARTED',
+            queued: n,
+            // Channel totals: SENT adds up both destinations, so the channel looks as if it drains.
+            statistics: stats(100 + n, 200 + n),
+            childStatuses: {
+              dashboardStatus: [
+                { name: 'Source', metaDataId: 0, statusType: 'SOURCE_CONNECTOR', state: 'STARTED', queued: 0, statistics: stats(100 + n, 0) },
+                { name: 'Archive', metaDataId: 1, statusType: 'DESTINATION_CONNECTOR', state: 'STARTED', queued: 0, statistics: stats(0, 100 + n) },
+                { name: 'EHR', metaDataId: 2, statusType: 'DESTINATION_CONNECTOR', state: 'STARTED', queued: n, statistics: stats(0, 100) },
+              ],
+            },
+          },
+        },
+      });
+    });
+    const memory = new Map<string, unknown>();
+    const opts = { source: 'mirth', stalledAfter: '300ms' };
+    await run(a.url, opts, memory);
+    await sleep(350);
+    const r = await run(a.url, opts, memory);
+    expect(r.queues?.map((x) => x.queue)).toEqual(['LAB_OUT/Archive', 'LAB_OUT/EHR']);
+    expect(q(r, 'LAB_OUT/Archive').depth).toBe(0);
+    expect(q(r, 'LAB_OUT/EHR')).toMatchObject({ depth: 20, drainRate: 0 });
+    expect(r.failure?.message, JSON.stringify(r)).toMatch(/^LAB_OUT\/EHR: stalled, 20 waiting/);
+  });
+
+  it('mirth: more than 100 channel destinations → the rest counted and the run degraded (partial)', async () => {
+    const channels = Array.from({ length: 60 }, (_, i) => ({
+      channelId: `c${i}`,
+      name: `CH${i}`,
+      state: 'STARTED',
+      queued: 0,
+      childStatuses: {
+        dashboardStatus: [1, 2].map((m) => ({ name: `D${m}`, metaDataId: m, statusType: 'DESTINATION_CONNECTOR', state: 'STARTED', queued: 0 })),
+      },
+    }));
+    const a = await api((_, res) => json(res, 200, { list: { dashboardStatus: channels } }));
+    const r = await run(a.url, { source: 'mirth' });
+    expect(r.queues).toHaveLength(100);
+    expect(r.degraded).toMatchObject({ reason: 'partial' });
+    expect(r.degraded?.message).toContain('20 more channel destinations not read');
+  });
+
+  it('numbers beyond 2^53 (or 400-digit strings) are not counts: protocol, never Infinity', async () => {
+    const a = await api((_, res) => json(res, 200, `{"name":"lab.results","messages":"${'9'.repeat(400)}","consumers":1}`));
+    const r = await run(a.url, base);
+    expect(r.failure?.reason).toBe('protocol');
+    expect(JSON.stringify(r)).not.toContain('Infinity');
+  });
+
+  it('a missing caFile is tls_handshake; a deeply nested value at depthPath is protocol (no stack overflow)', async () => {
+    const a = await api((_, res) => json(res, 200, `{"q":${'['.repeat(5000)}1${']'.repeat(5000)}}`));
+    const missingCa = await run(a.url.replace('http:', 'https:'), { ...base, tls: { caFile: '/nonexistent/ca.pem' } });
+    expect(missingCa.failure).toMatchObject({ phase: 'fetch', reason: 'tls_handshake' });
+    const deep = await run(a.url, { source: 'http-json', depthPath: '$.q' });
+    expect(deep.failure?.reason).toBe('protocol');
+  });
+
+  it('an error page that echoes the Authorization header does not leak the credentials (base64)', async () => {
+    const a = await api((req, res) => json(res, 500, `{"error":"boom","echo":"${req.headers.authorization ?? ''}"}`));
+    const r = await run(a.url, base);
+    expect(r.failure?.reason).toBe('http_status');
+    expect(r.failure?.message).not.toContain(Buffer.from(`monitor:${SECRET}`).toString('base64'));
   });
 });
 
@@ -467,17 +587,20 @@ describe('queue: directory', () => {
 
   it('counts matching files, the oldest one\'s age, recursion on request, and arrivals/removals between runs', async () => {
     await writeFile(join(dir, 'a.edi'), 'x');
+    await sleep(1100);
     await writeFile(join(dir, 'b.edi'), 'x');
     await writeFile(join(dir, 'c.tmp'), 'x');
     await mkdir(join(dir, 'sub'));
     await writeFile(join(dir, 'sub', 'd.edi'), 'x');
+    // Copied with its old modification time kept (rsync -t): it waits since it landed, not since 10 min.
     const old = new Date(Date.now() - 600_000);
-    await utimes(join(dir, 'a.edi'), old, old);
+    await utimes(join(dir, 'b.edi'), old, old);
     const memory = new Map<string, unknown>();
     const flat = await run(dir, { source: 'directory', pattern: '*.edi' }, memory);
     expect(flat.ok, JSON.stringify(flat)).toBe(true);
     expect(q(flat).depth).toBe(2);
-    expect(q(flat).oldestAgeSeconds).toBeGreaterThanOrEqual(599);
+    expect(q(flat).oldestAgeSeconds).toBeGreaterThanOrEqual(1);
+    expect(q(flat).oldestAgeSeconds).toBeLessThan(60);
     expect(q(flat).consumers).toBeUndefined();
     expect(q(await run(dir, { source: 'directory', pattern: '*.edi', recursive: true })).depth).toBe(3);
     // One picked up, two dropped: 2 arrivals, 1 removal, although the depth rose by only 1.
@@ -489,6 +612,18 @@ describe('queue: directory', () => {
     expect(q(next).depth).toBe(3);
     const ratio = (q(next).arrivalRate as number) / (q(next).drainRate as number);
     expect(ratio).toBeCloseTo(2, 5);
+    // A file rewritten in place (a writer still appending, a touched heartbeat file) is neither an
+    // arrival nor a removal: with nothing picked up, the folder stalls.
+    await sleep(50);
+    const opts = { source: 'directory', pattern: '*.edi', stalledAfter: '300ms' };
+    await run(dir, opts, memory);
+    for (let i = 0; i < 4; i++) {
+      await sleep(120);
+      await writeFile(join(dir, 'a.edi'), `x${i}`);
+    }
+    const stalled = await run(dir, opts, memory);
+    expect(q(stalled).drainRate).toBe(0);
+    expect(stalled.failure?.reason, JSON.stringify(stalled)).toBe('backlog');
   });
 
   it('a missing folder → queue_missing; the maxFiles cap → degraded partial', async () => {
@@ -504,13 +639,39 @@ describe('queue: directory', () => {
     expect([850, 4240, 42_000, 311_000, 600_000, 7_500_000, 7_200_000].map(humanDuration)).toEqual(['850ms', '4.2s', '42s', '5m 11s', '10m', '2h 05m', '2h']);
   });
 
-  it('glob: *, ?, classes, negation, literal dots', () => {
-    expect(globToRegExp('*.edi').test('x.edi')).toBe(true);
-    expect(globToRegExp('*.edi').test('x.ediX')).toBe(false);
-    expect(globToRegExp('*.edi').test('xedi')).toBe(false);
-    expect(globToRegExp('MSG??.xml').test('MSG01.xml')).toBe(true);
-    expect(globToRegExp('[!.]*').test('.hidden')).toBe(false);
-    expect(globToRegExp('[ab]*').test('b1')).toBe(true);
+  it('a read of the folder still hanging (a dead network mount) blocks the next run from starting another', async () => {
+    // The hang itself cannot be made on loopback; the state it leaves in the check's memory can.
+    const memory = new Map<string, unknown>([['queue.directory-pending', true]]);
+    const r = await run(dir, { source: 'directory' }, memory);
+    expect(r.failure).toMatchObject({ phase: 'fetch', reason: 'timeout' });
+    expect(r.failure?.message).toContain('previous read of the folder has still not finished');
+    // Once it returned, runs read again.
+    const fresh = new Map<string, unknown>();
+    expect((await run(dir, { source: 'directory' }, fresh)).ok).toBe(true);
+    expect(fresh.has('queue.directory-pending')).toBe(false);
+  });
+
+  it('glob: *, ?, classes, ranges, negation, literal dots; reversed ranges match nothing; no backtracking blow-up', () => {
+    const m = (g: string, n: string) => globMatcher(g)(n);
+    expect(m('*.edi', 'x.edi')).toBe(true);
+    expect(m('*.edi', 'x.ediX')).toBe(false);
+    expect(m('*.edi', 'xedi')).toBe(false);
+    expect(m('MSG??.xml', 'MSG01.xml')).toBe(true);
+    expect(m('MSG??.xml', 'MSG1.xml')).toBe(false);
+    expect(m('[!.]*', '.hidden')).toBe(false);
+    expect(m('[!.]*', 'visible')).toBe(true);
+    expect(m('[ab]*', 'b1')).toBe(true);
+    expect(m('[0-9]*.xml', '7.xml')).toBe(true);
+    expect(m('[0-9]*.xml', 'x.xml')).toBe(false);
+    expect(m('[9-0].edi', '5.edi')).toBe(false);
+    expect(m('a*b*c', 'aXbYc')).toBe(true);
+    expect(m('a*b*c', 'aXbY')).toBe(false);
+    expect(m('*', '')).toBe(true);
+    expect(m('[unclosed', '[unclosed')).toBe(true);
+    expect(m('*.edi', 'prøve.edi')).toBe(true);
+    const t0 = performance.now();
+    expect(m('*_*_*_*_*.edi', '_'.repeat(255))).toBe(false);
+    expect(performance.now() - t0).toBeLessThan(100);
   });
 });
 
@@ -546,7 +707,7 @@ describe('queue: recorded broker answers', () => {
     ['activemq-jolokia-bulk-read', { source: 'activemq', queues: ['HL7.IN', 'ORDERS.OUT'] }, { depth: 7, consumers: 1, unacked: 5 }],
     ['artemis-jolokia-bulk-read', { source: 'artemis', queues: ['HL7.IN', 'ORDERS.OUT'] }, { depth: 342, consumers: 1, unacked: 10, oldestAgeSeconds: 754.213 }],
     ['artemis-jolokia-read-queue-empty', { source: 'artemis', queues: ['ORDERS.OUT'] }, { depth: 0, consumers: 2 }],
-    ['mirth-channels-statuses-single', { source: 'mirth' }, { queue: 'LAB_RESULTS_OUT', state: 'STARTED', errors: 3 }],
+    ['mirth-channels-statuses-single', { source: 'mirth' }, { queue: 'LAB_RESULTS_OUT/EPIC results (MLLP)', depth: 57, state: 'STARTED', errors: 3 }],
   ] as const)('%s reads', async (name, options, expected) => {
     const a = await replay(name);
     const r = await run(a.url, options);
@@ -600,5 +761,10 @@ describe('queue: config', () => {
     expect(issues({ source: 'rabbitmq', queues: ['a'], password: 'pw' })).toEqual(['username: expected username with password']);
     expect(issues({ source: 'kafka' })[0]).toMatch(/^source: expected a source: rabbitmq, activemq, artemis, mirth, http-json, directory/);
     expect(issues({ source: 'rabbitmq', queues: ['a'], stalledAfter: '10m', maxDepth: 100, minConsumers: 1 })).toEqual([]);
+    expect(issues({ source: 'rabbitmq', queues: ['a', 'a'] })).toEqual(['queues: expected each queue once']);
+    expect(issues({ source: 'mirth', maxOldestAge: '5m' })[0]).toMatch(/^maxOldestAge: expected no maxOldestAge with source mirth/);
+    expect(issues({ source: 'rabbitmq', queues: ['a'], jolokiaPath: '/j/' })[0]).toMatch(/^jolokiaPath:/);
+    expect(issues({ source: 'rabbitmq', queues: ['a'], growth: { window: '25h' } })[0]).toMatch(/^growth.window: expected a window of at most 24h/);
+    expect(issues({ source: 'rabbitmq', queues: ['a'], growth: false })).toEqual([]);
   });
 });
