@@ -211,6 +211,23 @@ describe('valid config fixtures', () => {
   });
 });
 
+describe('config/examples', () => {
+  const EXAMPLES = join(ROOT, 'config', 'examples');
+  const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'));
+
+  it('there are examples for the firewall, DNS, login and integration stories', () => {
+    expect(files.sort()).toEqual(expect.arrayContaining(['dns.yaml', 'firewall-paths.yaml', 'integration.yaml', 'login.yaml']));
+  });
+
+  it.each(files)('%s loads, with the variables its header names set', async (file) => {
+    const text = readFileSync(join(EXAMPLES, file), 'utf8');
+    // The header's "Validate" line lists the environment variables its secrets refer to.
+    const env = Object.fromEntries([...text.matchAll(/\b(VAKT_[A-Z0-9_]+)=x\b/g)].map((m) => [m[1] as string, 'x']));
+    const config = await loadConfigFile(join(EXAMPLES, file), env);
+    expect(config.checks.length).toBeGreaterThan(2);
+  });
+});
+
 describe('secret references', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vakt-config-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
