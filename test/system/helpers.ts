@@ -332,6 +332,28 @@ while True:
 // processes
 
 /** Starts a long-running process inside a namespace (stdout piped, stderr collected for errors). */
+/** A spawned daemon's output so far, whether (and how) it exited, and a spawn failure to await while starting. */
+export function watchDaemon(
+  child: ChildProcess,
+  live: Set<ChildProcess>,
+): { output: () => string; exited: () => { code: number | null; signal: NodeJS.Signals | null } | undefined; exit: Promise<void>; spawnError: Promise<never> } {
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    });
+  });
+  const spawnError = new Promise<never>((_resolve, reject) => child.once('error', reject));
+  spawnError.catch(() => undefined); // awaited only while starting; later errors show as the exit
+  live.add(child);
+  void exit.then(() => live.delete(child));
+  return { output: () => output, exited: () => exited, exit, spawnError };
+}
+
 export function spawnInNetns(netns: string, cmd: string, args: readonly string[]): ChildProcess {
   return spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -540,27 +562,14 @@ async function startUnboundIn(dir: string, setup: UnboundSetup): Promise<Unbound
   await run('unbound-checkconf', [conf]);
 
   const child = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-  });
-  const spawnError = new Promise<never>((_resolve, reject) => child.once('error', reject));
-  spawnError.catch(() => undefined); // awaited only while starting; later errors show as the exit
-  liveChildren.add(child);
-  void exit.then(() => liveChildren.delete(child));
+  const { output, exited, exit, spawnError } = watchDaemon(child, liveChildren);
   const logFile = join(dir, 'unbound.log');
-  const log = () => `${output}${existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''}`.trim();
+  const log = () => `${output()}${existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''}`.trim();
 
   let stopping: Promise<void> | undefined;
   const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
     (stopping ??= (async () => {
-      if (!exited) {
+      if (!exited()) {
         child.kill(signal);
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
         await exit;
@@ -569,12 +578,13 @@ async function startUnboundIn(dir: string, setup: UnboundSetup): Promise<Unbound
       rmSync(dir, { recursive: true, force: true });
     })());
 
-  const instance: UnboundInstance = { port, target: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, deadPort, log, running: () => !exited, stop };
+  const instance: UnboundInstance = { port, target: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, deadPort, log, running: () => !exited(), stop };
   try {
     const deadline = performance.now() + 10_000;
     for (;;) {
       await Promise.race([spawnError, new Promise((r) => setTimeout(r, 50))]);
-      if (exited) throw new Error(`unbound exited (${exited.code ?? exited.signal}) before answering: ${log()}`);
+      const gone = exited();
+      if (gone) throw new Error(`unbound exited (${gone.code ?? gone.signal}) before answering: ${log()}`);
       const r = await tryRun('dig', [`@127.0.0.1`, '-p', String(port), '+tries=1', '+time=1', '+short', 'localhost.', 'A']);
       if (r.code === 0 && r.stdout.trim() === '127.0.0.1') return instance;
       if (performance.now() > deadline) throw new Error(`unbound on port ${port} did not answer within 10 s: ${log()}`);

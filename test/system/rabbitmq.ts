@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './helpers.js';
+import { freePort, watchDaemon } from './helpers.js';
 
 /** The broker's own scripts (Debian's /usr/sbin wrappers switch to the rabbitmq user). */
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
@@ -164,24 +164,11 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
 
   // Its own process group (detached), so stop() reaches the VM behind the script.
   const child = spawn(join(RABBIT_BIN, 'rabbitmq-server'), [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-  });
-  const spawnError = new Promise<never>((_resolve, reject) => child.once('error', reject));
-  spawnError.catch(() => undefined);
-  live.add(child);
-  void exit.then(() => live.delete(child));
+  const { output, exited, exit, spawnError } = watchDaemon(child, live);
 
   const log = () => {
     const file = join(dir, 'log', `${node}.log`);
-    return `${output}${existsSync(file) ? readFileSync(file, 'utf8') : ''}`.trim();
+    return `${output()}${existsSync(file) ? readFileSync(file, 'utf8') : ''}`.trim();
   };
   const base = `http://127.0.0.1:${mgmtPort}/api`;
   const auth = `Basic ${Buffer.from(`${admin.username}:${admin.password}`).toString('base64')}`;
@@ -205,7 +192,7 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      if (!exited) {
+      if (!exited()) {
         // A graceful stop takes RabbitMQ several seconds; the broker is thrown away, so not long.
         killGroup(child, 'SIGTERM');
         const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3000);
@@ -232,7 +219,7 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
     // The CLI needs the node's environment (cookie, epmd port).
     ctl: (args) => runWithEnv(join(RABBIT_BIN, 'rabbitmqctl'), ['-n', node, ...args], env),
     log,
-    running: () => !exited,
+    running: () => !exited(),
     stop,
   };
 
@@ -240,7 +227,8 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
     const deadline = performance.now() + 60_000;
     for (;;) {
       await Promise.race([spawnError, new Promise((r) => setTimeout(r, 250))]);
-      if (exited) throw new Error(`rabbitmq-server exited (${exited.code ?? exited.signal}) before its management API answered: ${log().slice(-4000)}`);
+      const gone = exited();
+      if (gone) throw new Error(`rabbitmq-server exited (${gone.code ?? gone.signal}) before its management API answered: ${log().slice(-4000)}`);
       const up = await api('GET', '/overview').catch(() => undefined);
       if (up?.status === 200) break;
       if (performance.now() > deadline) throw new Error(`rabbitmq-server (node ${node}) did not answer on the management port ${mgmtPort} within 60 s: ${log().slice(-4000)}`);
