@@ -262,6 +262,7 @@ async function cmdProbe(args: string[]): Promise<number> {
     if (q.oldestAgeSeconds !== undefined) parts.push(`oldest ${q.oldestAgeSeconds.toFixed(1)} s`);
     if (q.arrivalRate !== undefined) parts.push(`arriving ${q.arrivalRate.toFixed(2)}/s`);
     if (q.drainRate !== undefined) parts.push(`draining ${q.drainRate.toFixed(2)}/s`);
+    if (q.deliverRate !== undefined) parts.push(`delivering ${q.deliverRate.toFixed(2)}/s`);
     if (q.state !== undefined) parts.push(`state ${q.state}`);
     if (q.errors !== undefined) parts.push(`errors ${q.errors}`);
     lines.push(`queue     ${q.queue}: ${parts.join(', ')}`);

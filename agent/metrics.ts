@@ -44,6 +44,7 @@ const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: st
   { field: 'consumers', name: 'vakt_queue_consumers', help: 'Consumers attached to the queue at the last run.' },
   { field: 'arrivalRate', name: 'vakt_queue_arrival_rate', help: 'Messages per second added to the queue between the last two runs.' },
   { field: 'drainRate', name: 'vakt_queue_drain_rate', help: 'Messages per second removed from the queue between the last two runs.' },
+  { field: 'deliverRate', name: 'vakt_queue_deliver_rate', help: 'Messages per second handed to consumers between the last two runs, redeliveries included (RabbitMQ).' },
   { field: 'undrainedSeconds', name: 'vakt_queue_undrained_seconds', help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).' },
   { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
 ];

@@ -18,6 +18,8 @@ export interface SourceReading extends Omit<QueueReading, 'undrainedSeconds'> {
   /** Running totals of messages added / removed, when the source keeps them. */
   arrivedTotal?: number;
   drainedTotal?: number;
+  /** Running total of deliveries to consumers, redeliveries included (RabbitMQ deliver_get). */
+  deliveredTotal?: number;
   /** directory: the files seen (name + mtime), so arrivals and removals follow from the difference. */
   names?: Set<string>;
   /** The read stopped short (directory maxFiles, Mirth's reading limit): why, for a degraded (partial) run. */
@@ -203,9 +205,18 @@ const RABBIT_COLUMNS = [
   'message_stats.deliver_get',
   'message_stats.deliver_get_details.rate',
   'message_stats.ack',
+  'message_stats.ack_details.rate',
   'message_stats.deliver_no_ack',
+  'message_stats.deliver_no_ack_details.rate',
   'message_stats.get_no_ack',
+  'message_stats.get_no_ack_details.rate',
 ].join(',');
+
+/** The broker's own smoothed rate of a message_stats counter (`<name>_details.rate`). */
+function rabbitRate(stats: Record<string, unknown>, name: string): number | undefined {
+  const d = stats[`${name}_details`];
+  return isRecord(d) ? count(d.rate) : undefined;
+}
 
 /**
  * Messages that left a RabbitMQ queue: acknowledged, or delivered/fetched without acknowledgement.
@@ -255,8 +266,12 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
           oldestAgeSeconds: head !== undefined && depth > 0 ? Math.max(0, Date.now() / 1000 - head) : undefined,
           arrivedTotal: count(stats.publish),
           drainedTotal: rabbitDrained(stats),
-          arrivalRate: isRecord(stats.publish_details) ? count(stats.publish_details.rate) : undefined,
-          drainRate: isRecord(stats.deliver_get_details) ? count(stats.deliver_get_details.rate) : undefined,
+          deliveredTotal: count(stats.deliver_get),
+          arrivalRate: rabbitRate(stats, 'publish'),
+          drainRate: ['ack', 'deliver_no_ack', 'get_no_ack'].some((k) => rabbitRate(stats, k) !== undefined)
+            ? ['ack', 'deliver_no_ack', 'get_no_ack'].reduce((sum, k) => sum + (rabbitRate(stats, k) ?? 0), 0)
+            : undefined,
+          deliverRate: rabbitRate(stats, 'deliver_get'),
           state,
         }),
       );

@@ -25,6 +25,7 @@ interface QueueMemo {
   depth: number;
   arrivedTotal: number | undefined;
   drainedTotal: number | undefined;
+  deliveredTotal: number | undefined;
   names: Set<string> | undefined;
   /** When something last drained (epoch ms). */
   lastDrainAt: number | undefined;
@@ -147,6 +148,7 @@ function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o:
     depth: r.depth,
     arrivedTotal: undefined,
     drainedTotal: undefined,
+    deliveredTotal: undefined,
     names: undefined,
     lastDrainAt: undefined,
     waitingSince: undefined,
@@ -164,9 +166,12 @@ function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o:
     memo.arrivedCum += arrived;
     memo.drainedCum += drained;
     if (drained > 0 || (!totalsKnown && (r.drainRate ?? 0) > 0)) memo.lastDrainAt = at;
+    if (r.deliveredTotal !== undefined && prev.deliveredTotal !== undefined && r.deliveredTotal >= prev.deliveredTotal) out.deliverRate = (r.deliveredTotal - prev.deliveredTotal) / dt;
+    else if (r.deliverRate !== undefined) out.deliverRate = r.deliverRate;
   } else if (!prev) {
     if (r.arrivalRate !== undefined) out.arrivalRate = r.arrivalRate;
     if (r.drainRate !== undefined) out.drainRate = r.drainRate;
+    if (r.deliverRate !== undefined) out.deliverRate = r.deliverRate;
   }
   if (r.depth === 0) memo.waitingSince = undefined;
   else memo.waitingSince ??= at;
@@ -175,6 +180,7 @@ function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o:
   memo.depth = r.depth;
   memo.arrivedTotal = r.arrivedTotal;
   memo.drainedTotal = r.drainedTotal;
+  memo.deliveredTotal = r.deliveredTotal;
   memo.names = r.names;
   memos.set(r.queue, memo);
   if (o.growth === false) return { reading: out };

@@ -146,6 +146,8 @@ export interface QueueReading {
   /** Messages per second added / removed since the previous run (absent on the first). */
   arrivalRate?: number;
   drainRate?: number;
+  /** Messages per second handed to consumers, redeliveries included (RabbitMQ): high with no drain is a poison message going round. */
+  deliverRate?: number;
   /** Seconds the queue has had messages waiting with nothing drained (0 while draining or empty). */
   undrainedSeconds?: number;
   /** Channel or queue state as the source names it (Mirth: STARTED, PAUSED, ...). */

@@ -266,6 +266,8 @@ describe('queue: what must not look like draining (review findings)', () => {
     await sleep(350);
     const r = await run(a.url, base, memory);
     expect(q(r).drainRate).toBe(0);
+    // Going round: 500 deliveries per run, nothing leaving.
+    expect(q(r).deliverRate).toBeGreaterThan(500);
     expect(r.failure?.reason, JSON.stringify(r)).toBe('backlog');
   });
 
