@@ -136,6 +136,43 @@ describe('queue probe against RabbitMQ 3.10 (management API)', () => {
     }
   });
 
+  it('a consumer that rejects and requeues every message (a poison message going round): deliveries, no drain, stalled', async () => {
+    const loop = await conn.createChannel();
+    await loop.prefetch(1);
+    const pending = new Set<NodeJS.Timeout>();
+    const { consumerTag: tag } = await loop.consume(
+      QUEUE,
+      (m) => {
+        if (!m) return;
+        const t = setTimeout(() => {
+          pending.delete(t);
+          loop.nack(m, false, true);
+        }, 20);
+        pending.add(t);
+      },
+      { noAck: false },
+    );
+    try {
+      const stalled = check({ stalledAfter: '3s' });
+      let sawDeliveries = false;
+      const r = await runUntil(
+        stalled,
+        (x) => {
+          if ((x.queues?.[0]?.deliverRate ?? 0) > 0) sawDeliveries = true;
+          return sawDeliveries && x.failure?.reason === 'backlog';
+        },
+        30_000,
+      );
+      expect(sawDeliveries).toBe(true);
+      expect(only(r)).toMatchObject({ consumers: 1, drainRate: 0 });
+      expect(r.failure?.message).toMatch(/^lab\.results: stalled, \d+ waiting and nothing drained for/);
+    } finally {
+      await loop.cancel(tag);
+      for (const t of pending) clearTimeout(t);
+      await loop.close();
+    }
+  });
+
   it('the monitoring user reads; a wrong password is auth; a queue that does not exist is queue_missing', async () => {
     expect((await check()('not-the-password')).failure?.reason).toBe('auth');
     const missing = await check({ queues: ['no.such.queue'] })();
