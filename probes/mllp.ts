@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, describeError, now, ProbeAbortError, resolveHost } from './net.js';
+import { classifyError, describeError, now, ProbeAbortError, readUntil, resolveHost } from './net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult } from './types.js';
 
@@ -314,37 +314,11 @@ function write(socket: Socket, data: Buffer, signal: AbortSignal): Promise<void>
 
 /** Reads until the reader has a complete frame; the peer closing first is a protocol failure. */
 function readFrame(socket: Socket, reader: MllpReader, signal: AbortSignal): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const finish = (err: Error | undefined, frameBytes?: Buffer) => {
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onEnd);
-      socket.removeListener('error', onError);
-      signal.removeEventListener('abort', onAbort);
-      socket.pause();
-      if (err) reject(err);
-      else resolve(frameBytes as Buffer);
-    };
-    const onData = (chunk: Buffer) => {
-      let f: Buffer | undefined;
-      try {
-        f = reader.push(chunk);
-      } catch (err) {
-        finish(err as Error);
-        return;
-      }
-      if (f) finish(undefined, f);
-    };
-    const onEnd = () =>
-      finish(new MllpError(reader.inFrame ? `peer closed the connection inside an ACK frame (${reader.buffered} bytes)` : reader.skipped > 0 ? `no MLLP frame: ${reader.skipped} bytes without a start byte, then the peer closed` : 'peer closed the connection without an ACK'));
-    const onError = (err: Error) => finish(err);
-    const onAbort = () => finish(new ProbeAbortError('aborted'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
-    socket.once('error', onError);
-    socket.resume();
-  });
+  return readUntil<Buffer>(
+    socket,
+    signal,
+    (chunk) => reader.push(chunk),
+    () =>
+      new MllpError(reader.inFrame ? `peer closed the connection inside an ACK frame (${reader.buffered} bytes)` : reader.skipped > 0 ? `no MLLP frame: ${reader.skipped} bytes without a start byte, then the peer closed` : 'peer closed the connection without an ACK'),
+  );
 }

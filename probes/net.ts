@@ -1,9 +1,53 @@
 // Small helpers shared by socket-based probes: timing, name resolution under an AbortSignal,
 // error classification into the closed set of failure reasons, bounded file reads.
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import type { FailureReason, ProbeInfo, ValueName } from './types.js';
+
+/**
+ * Reads a socket until `step` settles it: `step` gets each chunk and returns the result (done) or
+ * undefined (read on), and may throw to fail the read; `ended` says what the peer closing first
+ * means (a result, or an Error to reject with). A socket error rejects with it, the signal with a
+ * ProbeAbortError. Whatever ends it, the listeners go and the socket is paused.
+ */
+export function readUntil<T>(socket: Socket, signal: AbortSignal, step: (chunk: Buffer) => T | undefined, ended: () => T | Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const finish = (outcome: { value: T } | { error: Error }) => {
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.removeListener('error', onError);
+      signal.removeEventListener('abort', onAbort);
+      socket.pause();
+      if ('error' in outcome) reject(outcome.error);
+      else resolve(outcome.value);
+    };
+    const onData = (chunk: Buffer) => {
+      let v: T | undefined;
+      try {
+        v = step(chunk);
+      } catch (err) {
+        finish({ error: err instanceof Error ? err : new Error(String(err)) });
+        return;
+      }
+      if (v !== undefined) finish({ value: v });
+    };
+    const onEnd = () => {
+      const v = ended();
+      finish(v instanceof Error ? { error: v } : { value: v });
+    };
+    const onError = (err: Error) => finish({ error: err });
+    const onAbort = () => finish({ error: new ProbeAbortError('aborted') });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.once('error', onError);
+    socket.resume();
+  });
+}
 
 /** Monotonic seconds. */
 export function now(): number {

@@ -5,7 +5,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, describeError, now, ProbeAbortError, readSmallFile, resolveHost, sleep } from './net.js';
+import { classifyError, describeError, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
@@ -329,37 +329,20 @@ function write(socket: Socket, data: string, signal: AbortSignal): Promise<void>
 
 /** Reads until the regex matches, the peer closes, or maxRead bytes arrived; never buffers more. */
 function expectBytes(socket: Socket, re: RegExp, maxRead: number, signal: AbortSignal): Promise<{ matched: boolean; bytes: number; why: string }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const finish = (matched: boolean, why: string, err?: Error) => {
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onEnd);
-      socket.removeListener('error', onError);
-      signal.removeEventListener('abort', onAbort);
-      socket.pause();
-      if (err) reject(err);
-      else resolve({ matched, bytes, why });
-    };
-    const onData = (chunk: Buffer) => {
-      const room = maxRead - bytes;
-      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  return readUntil<{ matched: boolean; bytes: number; why: string }>(
+    socket,
+    signal,
+    (chunk) => {
+      const part = chunk.subarray(0, maxRead - bytes);
       chunks.push(part);
       bytes += part.length;
-      if (re.test(Buffer.concat(chunks, bytes).toString('utf8'))) finish(true, 'matched');
-      else if (bytes >= maxRead) finish(false, `read limit of ${maxRead} bytes reached`);
-    };
-    const onEnd = () => finish(false, 'peer closed the connection');
-    const onError = (err: Error) => finish(false, 'error', err);
-    const onAbort = () => finish(false, 'aborted', new ProbeAbortError('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
-    socket.once('error', onError);
-    socket.resume();
-  });
+      if (re.test(Buffer.concat(chunks, bytes).toString('utf8'))) return { matched: true, bytes, why: 'matched' };
+      return bytes >= maxRead ? { matched: false, bytes, why: `read limit of ${maxRead} bytes reached` } : undefined;
+    },
+    () => ({ matched: false, bytes, why: 'peer closed the connection' }),
+  );
 }
 
 function median(xs: number[]): number {
