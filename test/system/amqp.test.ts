@@ -3,14 +3,13 @@
 // The management HTTP API is the independent witness: what is left on a queue after the canary
 // ran (canaries of timed-out runs included) is read there, not from the probe.
 import { rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
 import { amqpProbe } from '../../probes/amqp.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
-import { requireRoot } from './helpers.js';
+import { delayingProxy, requireRoot } from './helpers.js';
 import { startRabbit, type Rabbit } from './rabbitmq.js';
 
 interface Logged {
@@ -85,34 +84,6 @@ async function publishForeign(queue: string, payload: string): Promise<void> {
   expect(r.json).toEqual({ routed: true });
 }
 
-/** A TCP proxy to the broker that delivers every chunk from the broker `delayMs` late (in order). */
-async function delayingProxy(brokerPort: number, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const broker = netConnect(brokerPort, '127.0.0.1');
-    for (const s of [client, broker]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.once('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        broker.destroy();
-      });
-    }
-    client.pipe(broker);
-    broker.on('data', (d: Buffer) => setTimeout(() => client.write(d), delayMs));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 beforeAll(async () => {
   requireRoot();
   pki = makePki();
@@ -164,7 +135,7 @@ describe('amqp canary against rabbitmq-server', () => {
   it('a transit over transitDegradedAbove makes the run degraded (slow), naming transit', async () => {
     // Between probe and broker, a proxy that holds every byte from the broker for 40 ms: the
     // canary comes back at least 40 ms after it was published.
-    const proxy = await delayingProxy(rabbit.amqpPort, 40);
+    const proxy = await delayingProxy(rabbit.amqpPort, 40, { direction: 'down' });
     try {
       const r = await probe(`127.0.0.1:${proxy.port}`, { ...asVakt, transitDegradedAbove: '30ms' }, secrets);
       expect(r.failure).toBeUndefined();

@@ -9,7 +9,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -332,6 +332,43 @@ while True:
 // processes
 
 /** Starts a long-running process inside a namespace (stdout piped, stderr collected for errors). */
+/**
+ * A slow path on loopback: a TCP proxy to `upstreamPort` that holds each chunk going one way for
+ * `delayMs` (in order) — `up` the client's bytes (a slow server, as the client sees it), `down`
+ * the server's; the other way is passed at once. When the side whose bytes are held closes, the other one is closed after
+ * the held bytes went through.
+ */
+export async function delayingProxy(upstreamPort: number, delayMs: number, options: { direction: 'up' | 'down' }): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const upstream = netConnect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    const [from, to] = options.direction === 'up' ? [client, upstream] : [upstream, client];
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    from.on('data', (chunk: Buffer) => setTimeout(() => to.write(chunk), delayMs));
+    to.pipe(from);
+    for (const s of [client, upstream]) {
+      s.on('error', end);
+      s.on('close', () => {
+        sockets.delete(s);
+        setTimeout(end, s === from ? delayMs + 10 : 0);
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
 /** A spawned daemon's output so far, whether (and how) it exited, and a spawn failure to await while starting. */
 export function watchDaemon(
   child: ChildProcess,

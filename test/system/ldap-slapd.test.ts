@@ -8,7 +8,6 @@
 // ldap-utils (ldapwhoami, ldapsearch) is the independent witness: what it sees, the probe must see.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import { ldapProbe } from '../../probes/ldap.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { runVakt } from '../helpers/cli.js';
-import { freePort, requireRoot, requireTool, run, tryRun, waitForLine } from './helpers.js';
+import { delayingProxy, freePort, requireRoot, requireTool, run, tryRun, waitForLine } from './helpers.js';
 
 const silent: ProbeLogger = { debug() {}, info() {}, warn() {} };
 
@@ -277,52 +276,6 @@ async function connectionsSince(slapd: Slapd, mark: number, count: number): Prom
 }
 
 // ---------------------------------------------------------------------------------------------
-// A slow network path: a TCP proxy that forwards the server's bytes at once and holds each chunk
-// of the client's bytes for `delayMs` once the first `passBytes` bytes went through.
-
-interface Proxy {
-  port: number;
-  close(): Promise<void>;
-}
-
-async function delayingProxy(upstreamPort: number, delayMs: number, passBytes = 0): Promise<Proxy> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = netConnect(upstreamPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    let passed = 0;
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('data', (chunk: Buffer) => {
-      if (passed < passBytes) {
-        passed += chunk.length;
-        upstream.write(chunk);
-      } else setTimeout(() => upstream.write(chunk), delayMs);
-    });
-    upstream.pipe(client);
-    for (const s of [client, upstream]) {
-      s.on('error', end);
-      s.on('close', () => {
-        sockets.delete(s);
-        // The client's last bytes (the unbind) may still be on their way: close after them.
-        setTimeout(end, s === client ? delayMs + 10 : 0);
-      });
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 
 let pki: TestPki;
 let slapd: Slapd;
@@ -486,7 +439,7 @@ describe('ldap probe against slapd: TLS', () => {
 describe('ldap probe against slapd: a slow directory', () => {
   it('a bind slowed in the network is degraded (slow) with the bind phase carrying the delay, connect fast', async () => {
     const delay = 400;
-    const proxy = await delayingProxy(slapd.port, delay);
+    const proxy = await delayingProxy(slapd.port, delay, { direction: 'up' });
     try {
       const r = await probe(`ldap://127.0.0.1:${proxy.port}`, { ...bindAsProbe, bindDegradedAbove: '200ms' });
       expect(r.failure).toBeUndefined();
@@ -506,7 +459,7 @@ describe('ldap probe against slapd: a slow directory', () => {
   });
 
   it('a directory that stops answering: timeout in bind within the run, connect timed', async () => {
-    const proxy = await delayingProxy(slapd.port, 10_000);
+    const proxy = await delayingProxy(slapd.port, 10_000, { direction: 'up' });
     try {
       const r = await probe(`ldap://127.0.0.1:${proxy.port}`, bindAsProbe, undefined, 800);
       expect(r.failure).toMatchObject({ phase: 'bind', reason: 'timeout' });
