@@ -101,7 +101,7 @@ export const checkName = z
 export const RESERVED_LABELS = [
   'check', 'kind', 'target', 'phase', 'reason', 'result', 'status', 'cause', 'stat',
   'version', 'nodejs', 'fingerprint_sha256', 'subject', 'issuer', 'subjectalternative', 'serialnumber',
-  'group', 'title', 'step', 'code', 'rcode', 'le', 'quantile', 'type', 'space', 'major', 'minor', 'patch', 'job', 'instance',
+  'group', 'title', 'step', 'code', 'rcode', 'queue', 'le', 'quantile', 'type', 'space', 'major', 'minor', 'patch', 'job', 'instance',
 ] as const;
 
 export const labelName = z
