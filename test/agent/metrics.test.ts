@@ -98,7 +98,7 @@ describe('metrics', () => {
       ok: true,
       phases: { fetch: 0.002, assess: 0.00001 },
       queues: [
-        { queue: 'a', depth: 40, unacked: 10, consumers: 1, oldestAgeSeconds: 95, arrivalRate: 2, drainRate: 0, undrainedSeconds: 300 },
+        { queue: 'a', depth: 40, unacked: 10, consumers: 1, oldestAgeSeconds: 95, arrivalRate: 2, drainRate: 0, deliverRate: 5, undrainedSeconds: 300 },
         { queue: 'b', depth: 0, consumers: 2 },
       ],
     };
@@ -110,6 +110,8 @@ describe('metrics', () => {
     expect(value(text, 'vakt_queue_drain_rate', { check: 'lab-q', queue: 'a' })).toBe(0);
     expect(value(text, 'vakt_queue_arrival_rate', { check: 'lab-q', queue: 'a' })).toBe(2);
     expect(value(text, 'vakt_queue_undrained_seconds', { check: 'lab-q', queue: 'a' })).toBe(300);
+    expect(value(text, 'vakt_queue_deliver_rate', { check: 'lab-q', queue: 'a' })).toBe(5);
+    expect(samples(text, 'vakt_queue_deliver_rate', { queue: 'b' })).toHaveLength(0);
     expect(value(text, 'vakt_queue_consumers', { check: 'lab-q', queue: 'b' })).toBe(2);
     expect(samples(text, 'vakt_queue_oldest_message_age_seconds', { queue: 'b' })).toHaveLength(0);
     expect(samples(text, 'vakt_queue_drain_rate', { queue: 'b' })).toHaveLength(0);
@@ -140,9 +142,14 @@ describe('metrics', () => {
     const c = check('x');
     m.addCheck(c);
     m.observe(c, outcome(tlsResult));
+    // Kinds with labels of their own: steps (http), queues (queue), ACK codes (mllp).
+    const q = parseConfig('checks:\n  - { name: q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a] } }\n', 't.yaml').checks[0] as CheckConfig;
+    m.addCheck(q);
+    m.observe(q, outcome({ ok: true, phases: {}, queues: [{ queue: 'a', depth: 1 }], steps: [{ name: 's', ok: true, durationSeconds: 0.1, phases: {} }], info: { hl7AckCode: 'AA' } }));
     const used = new Set<string>();
     for (const s of (await m.registry.getMetricsAsJSON()).flatMap((x) => x.values)) for (const l of Object.keys(s.labels)) used.add(l);
     expect(used.size).toBeGreaterThan(5);
+    expect(used).toContain('queue');
     for (const l of used) expect(RESERVED_LABELS).toContain(l);
     expect(() => parseConfig(`agent: { labels: { version: x } }\nchecks: [ { name: a, kind: tcp, target: "h:1" } ]`, 't.yaml')).toThrow(/reserved/);
   });

@@ -118,8 +118,11 @@ describe('queue: rabbitmq management API', () => {
     expect(x).toMatchObject({ queue: 'lab.results', depth: 12, ready: 10, unacked: 2, consumers: 1, undrainedSeconds: 0 });
     expect(x.oldestAgeSeconds).toBeGreaterThanOrEqual(119);
     expect(x.oldestAgeSeconds).toBeLessThan(125);
-    // First run: the broker's own smoothed rates; no computed rate yet.
+    // First run: the broker's own smoothed rates; no computed rate yet. Its deliver rate counts
+    // redeliveries: it is not a drain rate (the answer has no ack rate).
     expect(x.arrivalRate).toBe(0.4);
+    expect(x.deliverRate).toBe(0.2);
+    expect(x.drainRate).toBeUndefined();
     expect(Object.keys(r.phases)).toEqual(['fetch', 'assess']);
   });
 
@@ -363,6 +366,8 @@ describe('queue: what must not look like draining (review findings)', () => {
     const a = await api((_, res) => json(res, 200, `{"q":${'['.repeat(5000)}1${']'.repeat(5000)}}`));
     const missingCa = await run(a.url.replace('http:', 'https:'), { ...base, tls: { caFile: '/nonexistent/ca.pem' } });
     expect(missingCa.failure).toMatchObject({ phase: 'fetch', reason: 'tls_handshake' });
+    // The files, not the handshake with a plain-HTTP server, are what failed.
+    expect(missingCa.failure?.message).toMatch(/^reading TLS files: .*\/nonexistent\/ca\.pem/);
     const deep = await run(a.url, { source: 'http-json', depthPath: '$.q' });
     expect(deep.failure?.reason).toBe('protocol');
   });
