@@ -43,16 +43,8 @@ export class Scheduler {
     this.startSpreadMs = startSpreadMs;
   }
 
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
   get size(): number {
     return this.entries.size;
-  }
-
-  isRunning(name: string): boolean {
-    return this.entries.get(name)?.running ?? false;
   }
 
   add(name: string, schedule: Schedule): void {
@@ -101,11 +93,6 @@ export class Scheduler {
   stop(): void {
     this.stopped = true;
     for (const name of [...this.entries.keys()]) this.remove(name);
-  }
-
-  /** Intended next fire (epoch ms) of an interval check, for tests and the API. */
-  nextSlot(name: string): number | undefined {
-    return this.entries.get(name)?.nextSlot;
   }
 
   private arm(entry: Entry): void {

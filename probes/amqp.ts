@@ -34,7 +34,7 @@ type Phase = (typeof PHASES)[number];
 export const CANARY_HEADER = 'x-vakt-canary';
 const CANARY_VERSION = 1;
 /** Deliveries the broker may have in flight to the probe: foreign messages ahead of the canary hold one each. */
-export const CANARY_PREFETCH = 50;
+const CANARY_PREFETCH = 50;
 /** How long the probe waits for the broker's close-ok before it destroys the socket anyway. */
 const CLOSE_WAIT_MS = 200;
 /** Largest frame accepted from the broker (the canary's are tiny; this bounds a hostile peer's). */

@@ -13,8 +13,8 @@ const PHASES = ['connect', 'tls', 'send', 'ack'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** MLLP frame bytes: start block, end block, carriage return. */
-export const MLLP_START = 0x0b;
-export const MLLP_END = 0x1c;
+const MLLP_START = 0x0b;
+const MLLP_END = 0x1c;
 export const MLLP_CR = 0x0d;
 
 /** The only error the reader and the parser throw: the bytes are not a usable MLLP frame or ACK. */
@@ -152,20 +152,20 @@ export function parseAck(frame: Uint8Array): ParsedAck {
 let sequence = 0;
 
 /** A control id unique per run: "VK" + base36 milliseconds + a base36 counter and random part; at most 20 characters. */
-export function newControlId(): string {
+function newControlId(): string {
   sequence = (sequence + 1) % 1296;
   const rand = randomBytes(4).readUInt32BE(0).toString(36).padStart(7, '0').slice(0, 7);
   return `VK${Date.now().toString(36).toUpperCase()}${sequence.toString(36).padStart(2, '0')}${rand}`.toUpperCase().slice(0, 20);
 }
 
 /** YYYYMMDDHHMMSS in the agent's local time (HL7 DTM). */
-export function hl7Timestamp(d: Date): string {
+function hl7Timestamp(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
 /** The probe's message, segments separated (and ended) by "\r", without the MLLP frame. */
-export function buildMessage(o: MllpOptions, controlId: string, timestamp: string): string {
+function buildMessage(o: MllpOptions, controlId: string, timestamp: string): string {
   const trigger = o.messageType.split('^')[1] ?? '';
   const lines = [
     `MSH|^~\\&|${o.sendingApplication}|${o.sendingFacility}|${o.receivingApplication}|${o.receivingFacility}|${timestamp}||${o.messageType}|${controlId}|${o.processingId}|${o.version}`,
@@ -207,7 +207,7 @@ export const mllpProbe: Probe<MllpOptions> = {
     let phase: Phase = 'connect';
     let reader: MllpReader | undefined;
     try {
-      let start = now();
+      let start: number;
       let address: string;
       let family: 4 | 6;
       try {

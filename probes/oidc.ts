@@ -37,7 +37,7 @@ export const OAUTH_ERROR_CODES = [
 ] as const;
 export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number] | 'other';
 
-export function authCodeOf(error: unknown): OAuthErrorCode {
+function authCodeOf(error: unknown): OAuthErrorCode {
   return typeof error === 'string' && (OAUTH_ERROR_CODES as readonly string[]).includes(error) ? (error as OAuthErrorCode) : 'other';
 }
 

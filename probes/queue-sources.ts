@@ -430,7 +430,7 @@ function mirthStatistics(v: unknown): Record<string, number> {
 }
 
 /** Most readings one Mirth check makes (channels × destinations); more are counted, not read. */
-export const MIRTH_MAX_READINGS = 100;
+const MIRTH_MAX_READINGS = 100;
 
 /** One Mirth connector's (or channel's) reading: its own queue, and what left it. */
 function mirthReading(label: string, s: Record<string, unknown>, state: string | undefined): SourceReading {
@@ -623,7 +623,7 @@ export function globMatcher(glob: string): (name: string) => boolean {
 }
 
 /** Files whose identities a directory check remembers between runs; beyond, arrivals and removals come from the depth change. */
-export const DIRECTORY_NAME_LIMIT = 50_000;
+const DIRECTORY_NAME_LIMIT = 50_000;
 
 /**
  * Names are read as bytes: a sender on Latin-1 or Windows code pages writes names that are not

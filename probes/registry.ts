@@ -21,7 +21,3 @@ export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = {
   queue: queueProbe,
   amqp: amqpProbe,
 };
-
-export function probeFor<K extends Kind>(kind: K): Probe<KindOptions[K]> {
-  return PROBES[kind];
-}

@@ -24,11 +24,6 @@ export const TAG = {
   SET: 0x31,
 } as const;
 
-/** True for a constructed tag (bit 6 set): its content is a list of elements. */
-export function isConstructed(tag: number): boolean {
-  return (tag & 0x20) !== 0;
-}
-
 /**
  * The first element in `buf` starting at `offset`, with the offset just after it; undefined
  * when `buf` does not yet hold all of it (a stream reader waits for more). Throws BerError on
