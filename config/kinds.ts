@@ -188,10 +188,13 @@ const http = z
 export type HttpOptions = z.output<typeof http>;
 export type HttpStepOptions = z.output<typeof httpStep>;
 
+/** What a secret's name looks like (an entry of the check's `secrets`). */
+export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** The name of an entry of the check's `secrets` (the value itself is never written here). */
 const secretName = z
   .string({ error: "expected the name of an entry of the check's secrets" })
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "expected the name of an entry of the check's secrets ([A-Za-z_][A-Za-z0-9_]*)" });
+  .regex(SECRET_NAME, { message: "expected the name of an entry of the check's secrets ([A-Za-z_][A-Za-z0-9_]*)" });
 /** Form parameters the oidc probe sets itself; `params` may not override them. */
 const OIDC_OWN_PARAMS = ['grant_type', 'client_id', 'client_secret', 'username', 'password', 'scope'];
 
@@ -501,6 +504,14 @@ const queue = z
     if (o.source === 'directory' && (o.username !== undefined || o.tls !== undefined)) issue([o.username !== undefined ? 'username' : 'tls'], 'expected no credentials or tls with source directory');
   });
 export type QueueOptions = z.output<typeof queue>;
+
+/** Per kind, the options that name an entry of the check's `secrets` (checked against it on load). */
+export const SECRET_NAME_OPTIONS: Readonly<Partial<Record<keyof typeof KIND_OPTIONS, readonly string[]>>> = {
+  oidc: ['clientSecret', 'password'],
+  ldap: ['password'],
+  amqp: ['password'],
+  queue: ['password'],
+};
 
 export const KIND_OPTIONS = {
   tcp,

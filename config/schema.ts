@@ -3,7 +3,7 @@
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
-import { KIND_OPTIONS, KIND_TARGET, KINDS, MULTI_TARGET, type Kind } from './kinds.js';
+import { KIND_OPTIONS, KIND_TARGET, KINDS, MULTI_TARGET, SECRET_NAME, SECRET_NAME_OPTIONS, type Kind } from './kinds.js';
 import { formatDuration, parseDuration } from './units.js';
 
 const agent = z.strictObject({
@@ -79,7 +79,7 @@ const checkRest = {
   dependsOn: z.array(checkName).default([]),
   degraded: degradedLimits.optional(),
   flapping: flapping.optional(),
-  secrets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
+  secrets: z.record(z.string().regex(SECRET_NAME, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
 };
 
 function checkVariant<K extends Kind>(kind: K) {
@@ -156,39 +156,26 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
     if (c.kind === 'dns' && targetList.includes('system') && dnsOpts.type !== undefined && dnsOpts.type !== 'A' && dnsOpts.type !== 'AAAA') {
       issues.push({ path: ['checks', i, 'dns', 'type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' });
     }
-    // oidc names its credentials by secret name; each must be an entry of the check's secrets.
-    if (c.kind === 'oidc' && isRecord(c.oidc)) {
+    // Options that name a secret (SECRET_NAME_OPTIONS) must name an entry of the check's secrets.
+    const kindOptions = typeof c.kind === 'string' ? c[c.kind] : undefined;
+    if (isRecord(kindOptions)) {
       const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      for (const key of ['clientSecret', 'password']) {
+      for (const key of SECRET_NAME_OPTIONS[c.kind as Kind] ?? []) {
+        const v = kindOptions[key];
         // A value that is not even a name is reported by the schema, once.
-        if (typeof c.oidc[key] === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.oidc[key]) && !names.includes(c.oidc[key])) {
-          issues.push({ path: ['checks', i, 'oidc', key], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+        if (typeof v === 'string' && SECRET_NAME.test(v) && !names.includes(v)) {
+          issues.push({ path: ['checks', i, c.kind as string, key], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
         }
       }
     }
-    // ldap: the password names a secret of the check; TLS options need a TLS connection.
+    // ldap: TLS options need a TLS connection.
     if (c.kind === 'ldap' && isRecord(c.ldap)) {
-      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      if (typeof c.ldap.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.ldap.password) && !names.includes(c.ldap.password)) {
-        issues.push({ path: ['checks', i, 'ldap', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
-      }
       const ldaps = typeof c.target === 'string' && /^ldaps:/i.test(c.target);
       if (ldaps && c.ldap.startTls === true) issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
       if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined) issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
     }
-    // amqp: the password names a secret of the check.
-    if (c.kind === 'amqp' && isRecord(c.amqp)) {
-      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      if (typeof c.amqp.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.amqp.password) && !names.includes(c.amqp.password)) {
-        issues.push({ path: ['checks', i, 'amqp', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
-      }
-    }
     // queue: a folder target goes with source directory, a URL with every other source.
     if (c.kind === 'queue' && isRecord(c.queue)) {
-      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      if (typeof c.queue.password === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(c.queue.password) && !names.includes(c.queue.password)) {
-        issues.push({ path: ['checks', i, 'queue', 'password'], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
-      }
       if (typeof c.target === 'string' && typeof c.queue.source === 'string') {
         const folder = c.target.startsWith('/');
         if (c.queue.source === 'directory' && !folder) issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
