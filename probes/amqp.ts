@@ -23,7 +23,7 @@ import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
 import { splitHostPort } from '../config/fields.js';
 import type { AmqpOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -81,17 +81,12 @@ export const amqpProbe: Probe<AmqpOptions> = {
     // canary that never comes back is a timeout of `transit` with the earlier phases timed, and
     // the connection can still be closed properly. `socketCtrl` destroys the socket: at once when
     // the runner aborts, otherwise after the close in `finally`.
-    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
-    const endAt = ctx.deadline - margin;
-    const ctrl = new AbortController();
+    const endAt = endBefore(ctx.deadline);
+    const conversation = deadlineSignal(ctx.signal, endAt, 'run ran out of time');
+    const signal = conversation.signal;
     const socketCtrl = new AbortController();
-    const signal = ctrl.signal;
-    const onParent = () => {
-      ctrl.abort(ctx.signal.reason);
-      socketCtrl.abort(ctx.signal.reason);
-    };
+    const onParent = () => socketCtrl.abort(ctx.signal.reason);
     ctx.signal.addEventListener('abort', onParent, { once: true });
-    const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('run ran out of time')), Math.max(0, endAt - performance.now()));
     if (ctx.signal.aborted) onParent();
 
     const runs = ((ctx.memory.get('amqp.runs') as number | undefined) ?? 0) + 1;
@@ -267,7 +262,7 @@ export const amqpProbe: Probe<AmqpOptions> = {
         failure.message += ` (${foreign} messages that are not vakt canaries were delivered from the queue instead: the canary queue must be dedicated to the canary)`;
       }
     } finally {
-      clearTimeout(endTimer);
+      conversation.dispose();
       ctx.signal.removeEventListener('abort', onParent);
       await close(ch, model, ctx);
       socketCtrl.abort(new ProbeAbortError('run ended'));

@@ -10,7 +10,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { DnsOptions, DnsSectionExpect } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveHost } from './net.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, TargetResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'request'] as const;
@@ -55,8 +55,7 @@ export const dnsProbe: Probe<DnsOptions> = {
   async run(ctx: ProbeContext<DnsOptions>): Promise<ProbeResult> {
     // Each target's query ends a little before the run's deadline, so that one resolver that
     // does not answer still leaves time to report the others.
-    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
-    const endAt = ctx.deadline - margin;
+    const endAt = endBefore(ctx.deadline);
     const outcomes = await Promise.all(ctx.targets.map((t) => queryTarget(t, ctx.options, ctx.signal, endAt)));
     if (outcomes.length === 1) {
       const [one] = outcomes as [TargetOutcome];
@@ -67,22 +66,17 @@ export const dnsProbe: Probe<DnsOptions> = {
 };
 
 async function queryTarget(target: string, o: DnsOptions, parent: AbortSignal, endAt: number): Promise<TargetOutcome> {
-  const ctrl = new AbortController();
-  const onParent = () => ctrl.abort(parent.reason);
-  parent.addEventListener('abort', onParent, { once: true });
-  const timer = setTimeout(() => ctrl.abort(new ProbeAbortError('query ran out of time')), Math.max(0, endAt - performance.now()));
-  if (parent.aborted) ctrl.abort(parent.reason);
+  const query = deadlineSignal(parent, endAt, 'query ran out of time');
   const start = now();
   const out: TargetOutcome = { target, ok: false, durationSeconds: 0, phases: {} };
   try {
-    if (target === 'system') await systemQuery(out, o, ctrl.signal);
-    else await directQuery(out, target, o, ctrl.signal);
+    if (target === 'system') await systemQuery(out, o, query.signal);
+    else await directQuery(out, target, o, query.signal);
   } catch (err) {
     // Bugs in this file surface as an internal failure of this target, not of the agent.
     out.failure = { phase: 'request', reason: 'internal', message: describeError(err) };
   } finally {
-    clearTimeout(timer);
-    parent.removeEventListener('abort', onParent);
+    query.dispose();
   }
   out.durationSeconds = now() - start;
   out.ok = out.failure === undefined;

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -63,14 +63,9 @@ export const ldapProbe: Probe<LdapOptions> = {
 
     // The conversation ends a little before the runner's deadline (as tcp attempts do), so a
     // bind that hangs is reported as a timeout of the bind, with connect and tls still timed.
-    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
-    const endAt = ctx.deadline - margin;
-    const ctrl = new AbortController();
-    const signal = ctrl.signal;
-    const onParent = () => ctrl.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onParent, { once: true });
-    const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('run ran out of time')), Math.max(0, endAt - performance.now()));
-    if (ctx.signal.aborted) ctrl.abort(ctx.signal.reason);
+    const endAt = endBefore(ctx.deadline);
+    const conversation = deadlineSignal(ctx.signal, endAt, 'run ran out of time');
+    const signal = conversation.signal;
 
     let phase: Phase = 'connect';
     let raw: Socket | undefined;
@@ -152,8 +147,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       failure = { phase, reason: c.reason, message: redact(c.message, password) };
       if (c.authCode !== undefined) info.authCode = c.authCode;
     } finally {
-      clearTimeout(endTimer);
-      ctx.signal.removeEventListener('abort', onParent);
+      conversation.dispose();
       await close(client, raw, secure, signal.aborted);
     }
 

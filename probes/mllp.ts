@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, describeError, now, ProbeAbortError, readUntil, resolveHost } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, readUntil, resolveHost } from './net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult } from './types.js';
 
@@ -195,13 +195,8 @@ export const mllpProbe: Probe<MllpOptions> = {
     if (!hp) return failWith('connect', 'resolve', `target "${ctx.target}" is not host:port`);
 
     // The run ends a little before the runner's deadline, so a missing ACK is reported as such.
-    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
-    const ctrl = new AbortController();
-    const signal = ctrl.signal;
-    const onParent = () => ctrl.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onParent, { once: true });
-    if (ctx.signal.aborted) ctrl.abort(ctx.signal.reason);
-    const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('run ran out of time')), Math.max(0, ctx.deadline - margin - performance.now()));
+    const conversation = deadlineSignal(ctx.signal, endBefore(ctx.deadline), 'run ran out of time');
+    const signal = conversation.signal;
 
     let socket: Socket | undefined;
     let phase: Phase = 'connect';
@@ -292,8 +287,7 @@ export const mllpProbe: Probe<MllpOptions> = {
       const what = reason === 'timeout' && phase === 'ack' ? (reader?.inFrame ? `incomplete ACK frame (${reader.buffered} bytes) before the deadline` : 'no ACK before the deadline') : describeError(err);
       return failWith(phase, reason, what);
     } finally {
-      clearTimeout(endTimer);
-      ctx.signal.removeEventListener('abort', onParent);
+      conversation.dispose();
       socket?.destroy();
     }
   },

@@ -49,6 +49,34 @@ export function readUntil<T>(socket: Socket, signal: AbortSignal, step: (chunk: 
   });
 }
 
+/**
+ * When a probe's own work ends: a little (a tenth of what is left, at most 100 ms) before the
+ * runner's deadline, so a run whose conversation hangs still reports the phases that ran and
+ * times out in the phase that hung, instead of being cut off whole.
+ */
+export function endBefore(deadline: number): number {
+  return deadline - Math.min(100, Math.max(0, (deadline - performance.now()) * 0.1));
+}
+
+/**
+ * A signal for a piece of a run (an attempt, a query, the conversation): it aborts when `parent`
+ * does (with its reason), or at `endAt` with a ProbeAbortError saying `why`. `dispose()` when done.
+ */
+export function deadlineSignal(parent: AbortSignal, endAt: number, why: string): { signal: AbortSignal; dispose(): void } {
+  const ctrl = new AbortController();
+  const onParent = () => ctrl.abort(parent.reason);
+  parent.addEventListener('abort', onParent, { once: true });
+  const timer = setTimeout(() => ctrl.abort(new ProbeAbortError(why)), Math.max(0, endAt - performance.now()));
+  if (parent.aborted) ctrl.abort(parent.reason);
+  return {
+    signal: ctrl.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+    },
+  };
+}
+
 /** Monotonic seconds. */
 export function now(): number {
   return performance.now() / 1000;

@@ -5,7 +5,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, describeError, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
@@ -112,8 +112,7 @@ export const tcpProbe: Probe<TcpOptions> = {
     const connectTimeout = o.connectTimeout ?? Number.POSITIVE_INFINITY;
     // Attempts end a little before the runner's deadline, so a run in which some attempts stall
     // still reports its loss and its successful attempts instead of being cut off as a whole.
-    const margin = Math.min(100, Math.max(0, (ctx.deadline - performance.now()) * 0.1));
-    const attemptsEnd = ctx.deadline - margin;
+    const attemptsEnd = endBefore(ctx.deadline);
     const runs: Promise<Sample>[] = [];
     for (let i = 0; i < o.samples; i++) {
       if (i > 0) {
@@ -158,12 +157,8 @@ async function runSample(
   let socket: Socket | undefined;
   let phase: Phase = 'connect';
   // This attempt's own signal: the run's, or its own end, whichever comes first.
-  const ctrl = new AbortController();
-  const signal = ctrl.signal;
-  const onParent = () => ctrl.abort(parent.reason);
-  parent.addEventListener('abort', onParent, { once: true });
-  const endTimer = setTimeout(() => ctrl.abort(new ProbeAbortError('attempt ran out of time')), Math.max(0, endAt - performance.now()));
-  if (parent.aborted) ctrl.abort(parent.reason);
+  const attempt = deadlineSignal(parent, endAt, 'attempt ran out of time');
+  const signal = attempt.signal;
   try {
     let start = now();
     socket = await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
@@ -202,8 +197,7 @@ async function runSample(
     s.failure = { phase, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
-    clearTimeout(endTimer);
-    parent.removeEventListener('abort', onParent);
+    attempt.dispose();
     socket?.destroy();
   }
 }
