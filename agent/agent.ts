@@ -11,11 +11,12 @@ import { Metrics } from './metrics.js';
 import { Redactor } from './redact.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
+import { runResult, type RunResult } from '../probes/types.js';
 
 /** One finished run as kept for the API and the status page's sparkline. */
 export interface RunRecord {
   time: number;
-  result: 'ok' | 'degraded' | 'failed';
+  result: RunResult;
   durationSeconds: number;
   phases: Record<string, number>;
   reason?: string;
@@ -296,7 +297,7 @@ export class Agent {
     const r = outcome.result;
     view.history.push({
       time: outcome.startedAt,
-      result: !r.ok ? 'failed' : r.degraded ? 'degraded' : 'ok',
+      result: runResult(r),
       durationSeconds: outcome.duration,
       phases: r.phases,
       ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),

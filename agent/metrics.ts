@@ -5,7 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import type { ProbeResult, QueueReading, TargetResult, ValueName } from '../probes/types.js';
+import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type TargetResult, type ValueName } from '../probes/types.js';
 import { CHECK_STATES, type CheckStatus } from './detector.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
@@ -49,12 +49,6 @@ const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: st
   { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
 ];
 
-const RESULTS = ['ok', 'degraded', 'failed'] as const;
-export type RunResultLabel = (typeof RESULTS)[number];
-
-export function resultLabel(r: ProbeResult): RunResultLabel {
-  return !r.ok ? 'failed' : r.degraded ? 'degraded' : 'ok';
-}
 
 export class Metrics {
   readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
@@ -208,7 +202,7 @@ export class Metrics {
 
   /** Creates the series a check has before its first run (counters at 0, status unknown). */
   addCheck(check: CheckConfig): void {
-    for (const result of RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
+    for (const result of RUN_RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
     this.track(check.name, this.checkInfo, { check: check.name, kind: check.kind, target: check.target, group: check.group, title: check.title }, (m, l) => m.set(l, 1));
   }
 
@@ -284,7 +278,7 @@ export class Metrics {
     this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
     this.observeSteps(name, result);
     this.observeQueues(name, result);
-    this.track(name, this.runs, { check: name, result: resultLabel(result) }, (m, l) => m.inc(l));
+    this.track(name, this.runs, { check: name, result: runResult(result) }, (m, l) => m.inc(l));
     if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
     const ackCode = result.info?.hl7AckCode;
     if (ackCode !== undefined) this.track(name, this.hl7Acks, { check: name, code: ackCode }, (m, l) => m.inc(l));

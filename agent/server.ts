@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Agent, CheckView } from './agent.js';
 import type { Incident } from './root-cause.js';
 import { pickLanguage, statusPage } from './status-page.js';
+import { runResult } from '../probes/types.js';
 
 export interface HttpServer {
   server: Server;
@@ -114,7 +115,7 @@ export function checkJson(v: CheckView): unknown {
     lastResult: last
       ? {
           time: new Date(last.startedAt).toISOString(),
-          result: !last.result.ok ? 'failed' : last.result.degraded ? 'degraded' : 'ok',
+          result: runResult(last.result),
           durationSeconds: last.duration,
           phases: last.result.phases,
           failure: last.result.failure ?? null,

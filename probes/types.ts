@@ -175,6 +175,14 @@ export interface ProbeResult {
   info?: ProbeInfo;
 }
 
+/** A run's outcome in one word: the `result` label of vakt_probe_runs_total, the history and the API. */
+export const RUN_RESULTS = ['ok', 'degraded', 'failed'] as const;
+export type RunResult = (typeof RUN_RESULTS)[number];
+
+export function runResult(r: ProbeResult): RunResult {
+  return !r.ok ? 'failed' : r.degraded ? 'degraded' : 'ok';
+}
+
 export interface ProbeLogger {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
