@@ -5,6 +5,7 @@
 // and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
 // only titles, states and times.
 import type { CheckView, RunRecord } from './agent.js';
+import type { Kind } from '../config/kinds.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
 
@@ -20,7 +21,7 @@ interface Texts {
   problems: (n: number, systems: number) => string;
   blocked: string;
   /** "<title> <verb> since <time>" for the root cause of an incident, by the cause's kind. */
-  notAnswering: Record<string, string>;
+  notAnswering: Record<Kind | 'default', string>;
   affected: (n: number) => string;
   system: string;
   status: string;
@@ -31,7 +32,7 @@ interface Texts {
   flapping: string;
   cause: (title: string) => string;
   /** State words for kinds where the generic ones mislead (a queue is not "slow", it backs up). */
-  kindStates: Record<string, Partial<Record<CheckState, string>>>;
+  kindStates: Partial<Record<Kind, Partial<Record<CheckState, string>>>>;
   /** For an impaired queue check: how many messages wait, and for how long the oldest. */
   waiting: (n: number, oldest: string | undefined) => string;
 }
@@ -45,7 +46,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'All systems are working.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
     blocked: 'Blocked as intended',
-    notAnswering: { dns: 'not answering', tcp: 'not reachable', http: 'not working', oidc: 'not accepting logins', ldap: 'not accepting logins', mllp: 'not accepting messages', queue: 'not moving messages', default: 'not working' },
+    notAnswering: { dns: 'not answering', tcp: 'not reachable', http: 'not working', oidc: 'not accepting logins', ldap: 'not accepting logins', mllp: 'not accepting messages', queue: 'not moving messages', amqp: 'not working', default: 'not working' },
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
     status: 'Status',
@@ -69,7 +70,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alla system fungerar.',
     problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
     blocked: 'Blockerad som avsett',
-    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', http: 'fungerar inte', oidc: 'tar inte emot inloggningar', ldap: 'tar inte emot inloggningar', mllp: 'tar inte emot meddelanden', queue: 'för inte meddelanden vidare', default: 'fungerar inte' },
+    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', http: 'fungerar inte', oidc: 'tar inte emot inloggningar', ldap: 'tar inte emot inloggningar', mllp: 'tar inte emot meddelanden', queue: 'för inte meddelanden vidare', amqp: 'fungerar inte', default: 'fungerar inte' },
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
     status: 'Status',
@@ -93,7 +94,7 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alle systemer virker.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
     blocked: 'Blokeret som tilsigtet',
-    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', http: 'virker ikke', oidc: 'tager ikke imod login', ldap: 'tager ikke imod login', mllp: 'tager ikke imod beskeder', queue: 'sender ikke beskeder videre', default: 'virker ikke' },
+    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', http: 'virker ikke', oidc: 'tager ikke imod login', ldap: 'tager ikke imod login', mllp: 'tager ikke imod beskeder', queue: 'sender ikke beskeder videre', amqp: 'virker ikke', default: 'virker ikke' },
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
     status: 'Status',
@@ -161,8 +162,8 @@ export function statusPage(input: StatusPageInput): string {
   const incidents = input.incidents.map((i) => {
     const cause = byName.get(i.cause);
     const title = cause?.config.title ?? i.cause;
-    const verb = t.notAnswering[cause?.config.kind ?? ''] ?? t.notAnswering.default;
-    return `<li><strong>${esc(title)}</strong> ${esc(verb as string)} ${t.since} <time datetime="${iso(i.since)}">${time(i.since)}</time> — ${t.affected(i.affected.length)}${
+    const verb = t.notAnswering[cause?.config.kind ?? 'default'];
+    return `<li><strong>${esc(title)}</strong> ${esc(verb)} ${t.since} <time datetime="${iso(i.since)}">${time(i.since)}</time> — ${t.affected(i.affected.length)}${
       i.affected.length > 0 ? `: ${i.affected.map((a) => esc(byName.get(a)?.config.title ?? a)).join(', ')}` : ''
     }.</li>`;
   });
@@ -279,7 +280,7 @@ function sparkline(history: readonly RunRecord[], t: Texts): string {
 /** An impaired queue check's waiting messages, from its last reading (none once the source is unreadable). */
 function queueNote(v: CheckView, t: Texts): string | undefined {
   const queues = v.last?.result.queues;
-  if (v.config.kind !== 'queue' || v.status.state === 'ok' || v.status.state === 'unknown' || !queues || queues.length === 0) return undefined;
+  if (v.status.state === 'ok' || v.status.state === 'unknown' || !queues || queues.length === 0) return undefined;
   const waiting = queues.reduce((n, q) => n + q.depth, 0);
   if (waiting === 0) return undefined;
   const ages = queues.map((q) => q.oldestAgeSeconds).filter((a): a is number => a !== undefined);
