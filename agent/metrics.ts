@@ -221,14 +221,7 @@ export class Metrics {
 
   /** The check's root cause while it is down (itself or a dependency); no series otherwise. */
   setRootCause(name: string, cause: string | undefined): void {
-    const mine = this.series.get(name);
-    const prefix = `${metricId(this.rootCause)}\u0000`;
-    for (const [key, s] of mine ?? []) {
-      if (key.startsWith(prefix) && s.labels.cause !== cause) {
-        this.rootCause.remove(s.labels);
-        mine?.delete(key);
-      }
-    }
+    this.prune(name, (s) => s.metric === this.rootCause && s.labels.cause !== cause);
     if (cause !== undefined) this.track(name, this.rootCause, { check: name, cause }, (m, l) => m.set(l, 1));
   }
 
@@ -342,13 +335,7 @@ export class Metrics {
   private observeSteps(name: string, result: ProbeResult): void {
     if (!result.steps) return;
     const reached = new Set(result.steps.map((s) => s.name));
-    const mine = this.series.get(name);
-    for (const [key, s] of mine ?? []) {
-      if ((s.metric === this.stepSuccess || s.metric === this.stepSeconds) && !reached.has(s.labels.step as string)) {
-        (s.metric as Gauge<string>).remove(s.labels);
-        mine?.delete(key);
-      }
-    }
+    this.prune(name, (s) => (s.metric === this.stepSuccess || s.metric === this.stepSeconds) && !reached.has(s.labels.step as string));
     for (const step of result.steps) {
       const labels = { check: name, step: step.name };
       this.track(name, this.stepSuccess, labels, (m, l) => m.set(l, step.ok ? 1 : 0));
@@ -362,7 +349,6 @@ export class Metrics {
 
   /** Per-queue gauges of queue checks; a value the run did not get (or a queue no longer read) loses its series. */
   private observeQueues(name: string, result: ProbeResult): void {
-    const mine = this.series.get(name);
     const wanted = new Set<string>();
     for (const q of result.queues ?? []) {
       for (const { field, gauge } of this.queueGauges) {
@@ -373,23 +359,21 @@ export class Metrics {
         this.track(name, gauge, labels, (m, l) => m.set(l, v));
       }
     }
-    for (const [key, s] of mine ?? []) {
-      if (s.labels.queue !== undefined && !wanted.has(key) && this.queueGauges.some((g) => g.gauge === s.metric)) {
-        (s.metric as Gauge<string>).remove(s.labels);
-        mine?.delete(key);
-      }
-    }
+    this.prune(name, (s, key) => s.labels.queue !== undefined && !wanted.has(key) && this.queueGauges.some((g) => g.gauge === s.metric));
   }
 
   /** Drops the last-run series of targets a check no longer reports (e.g. after a reload). */
   private forgetTargets(check: string, keep: Set<string>): void {
+    this.prune(check, (s) => s.labels.target !== undefined && !keep.has(s.labels.target) && s.metric !== this.lastRun && s.metric !== this.degraded);
+  }
+
+  /** Removes the check's series that `drop` picks (from the registry and from the check's list). */
+  private prune(check: string, drop: (s: { metric: Metric<string>; labels: Record<string, string> }, key: string) => boolean): void {
     const mine = this.series.get(check);
-    if (!mine) return;
-    for (const [key, s] of mine) {
-      const t = s.labels.target;
-      if (t !== undefined && !keep.has(t) && s.metric !== this.lastRun && s.metric !== this.degraded) {
+    for (const [key, s] of mine ?? []) {
+      if (drop(s, key)) {
         (s.metric as Gauge<string>).remove(s.labels);
-        mine.delete(key);
+        mine?.delete(key);
       }
     }
   }
