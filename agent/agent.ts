@@ -8,7 +8,7 @@ import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js
 import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { Redactor } from './redact.js';
+import { Redactor } from '../probes/redact.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import { runResult, type RunResult } from '../probes/types.js';

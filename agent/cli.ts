@@ -7,7 +7,7 @@ import { startSandbox } from '../sandbox/index.js';
 import { Agent } from './agent.js';
 import { createLogger } from './log.js';
 import { defaultConfigFile } from './paths.js';
-import { Redactor } from './redact.js';
+import { Redactor } from '../probes/redact.js';
 import { Limiter, Runner } from './runner.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';

@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
 import { classifyError, describeError, now, raceAbort, readBounded, readSmallFile } from './net.js';
+import { Redactor } from './redact.js';
 import { certFacts } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
 
@@ -335,25 +336,10 @@ function describeJson(v: unknown, secrets: Readonly<Record<string, string>>): st
   if (v === undefined) return 'missing';
   if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (typeof v !== 'string') return Array.isArray(v) ? 'an array' : 'an object';
-  const text = hideSecrets(v, secrets);
+  const redactor = new Redactor();
+  redactor.setSecrets(Object.values(secrets));
+  const text = redactor.scrub(v);
   return text.length <= 64 ? JSON.stringify(text) : `a string of ${v.length} characters`;
-}
-
-/** Secrets shorter than this are not hidden (they would mangle ordinary text), as in the agent's redactor. */
-const MIN_SECRET_LENGTH = 4;
-
-function hideSecrets(text: string, secrets: Readonly<Record<string, string>>): string {
-  const forms = new Set<string>();
-  for (const v of Object.values(secrets)) {
-    if (v.length < MIN_SECRET_LENGTH) continue;
-    forms.add(v);
-    forms.add(JSON.stringify(v).slice(1, -1));
-    forms.add(encodeURIComponent(v));
-    forms.add(new URLSearchParams({ v }).toString().slice(2));
-  }
-  let out = text;
-  for (const f of [...forms].sort((a, b) => b.length - a.length)) out = out.split(f).join('[REDACTED]');
-  return out;
 }
 
 function extract(step: HttpStepOptions, body: string, headers: Headers, jar: CookieJar, url: URL, vars: Record<string, string>): void {

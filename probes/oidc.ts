@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from '../config/kinds.js';
 import { classifyError, describeError, now, readBounded, readSmallFile } from './net.js';
+import { Redactor } from './redact.js';
 import { certFacts } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from './types.js';
 
@@ -67,29 +68,12 @@ interface Reply {
   text: string;
 }
 
-/** Replaces every form in which a credential or token could come back with [REDACTED]. */
-class Scrubber {
-  private needles: string[] = [];
-
-  add(value: string | undefined): void {
-    if (!value) return;
-    const forms = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2), JSON.stringify(value).slice(1, -1)];
-    this.needles = [...new Set([...this.needles, ...forms.filter((f) => f.length > 0)])].sort((a, b) => b.length - a.length);
-  }
-
-  scrub(text: string): string {
-    let out = text;
-    for (const n of this.needles) if (out.includes(n)) out = out.split(n).join('[REDACTED]');
-    return out;
-  }
-}
-
 /** What a run shares between its exchanges. */
 interface Run {
   o: OidcOptions;
   signal: AbortSignal;
   connector: ReturnType<typeof buildConnector>;
-  scrubber: Scrubber;
+  scrubber: Redactor;
   phases: Partial<Record<Phase, number>>;
   /** The token request's connection: its TLS facts are the run's. */
   tokenConn?: Conn;
@@ -99,7 +83,8 @@ export const oidcProbe: Probe<OidcOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<OidcOptions>): Promise<ProbeResult> {
     const o = ctx.options;
-    const scrubber = new Scrubber();
+    // Credentials and tokens of any length: they are the run's own.
+    const scrubber = new Redactor(1);
     // Every resolved secret of the check, not only the two used: the server may echo anything.
     for (const v of Object.values(ctx.secrets)) scrubber.add(v);
     const state: Pick<Run, 'phases' | 'tokenConn'> = { phases: {} };
