@@ -23,7 +23,7 @@ import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
 import { splitHostPort } from '../config/fields.js';
 import type { AmqpOptions } from '../config/kinds.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -71,7 +71,7 @@ export const amqpProbe: Probe<AmqpOptions> = {
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {
       try {
-        tls = await loadTlsMaterial(o.tls === true ? undefined : o.tls, hp.host);
+        tls = await loadTlsMaterial(o.tls, hp.host);
       } catch (err) {
         return fail(phases, 'connect', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
       }
@@ -307,10 +307,6 @@ class CanaryError extends Error {
 }
 
 function noop(): void {}
-
-function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
-  return { ok: false, phases, failure: { phase, reason, message } };
-}
 
 /** A vakt canary carries the marker header (this run's, or an earlier run's). */
 export function isCanary(msg: Pick<ConsumeMessage, 'properties'>): boolean {

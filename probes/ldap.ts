@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -157,10 +157,6 @@ export const ldapProbe: Probe<LdapOptions> = {
 
 /** tls.connect's overloads; startTLS() calls it with one options object only. */
 type ClientCreateSecureConnection = NonNullable<ConstructorParameters<typeof Client>[0]['createSecureConnection']>;
-
-function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
-  return { ok: false, phases, failure: { phase, reason, message } };
-}
 
 /**
  * Always ends the session: an unbind when the connection is still usable (not after an abort),

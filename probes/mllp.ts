@@ -216,7 +216,7 @@ export const mllpProbe: Probe<MllpOptions> = {
       let tls: TlsMaterial | undefined;
       if (o.tls !== undefined) {
         try {
-          tls = await loadTlsMaterial(o.tls === true ? undefined : o.tls, hp.host);
+          tls = await loadTlsMaterial(o.tls, hp.host);
         } catch (err) {
           return failWith('tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
         }

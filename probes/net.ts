@@ -3,7 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
-import type { FailureReason, ProbeInfo, ValueName } from './types.js';
+import type { FailureReason, ProbeInfo, ProbeResult, ValueName } from './types.js';
 
 /**
  * Reads a socket until `step` settles it: `step` gets each chunk and returns the result (done) or
@@ -75,6 +75,11 @@ export function deadlineSignal(parent: AbortSignal, endAt: number, why: string):
       parent.removeEventListener('abort', onParent);
     },
   };
+}
+
+/** A run that failed before it got far: the phases so far and the one failure. */
+export function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
+  return { ok: false, phases, failure: { phase, reason, message } };
 }
 
 /** Monotonic seconds. */

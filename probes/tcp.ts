@@ -5,8 +5,8 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
-import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
+import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
 type Phase = (typeof PHASES)[number];
@@ -66,7 +66,8 @@ export function connectionResult(r: {
 }
 
 /** The client side of a TLS handshake from the check's `tls` options (files read, cached by mtime). */
-export async function loadTlsMaterial(t: TlsClientOptions | undefined, defaultHost: string): Promise<TlsMaterial> {
+export async function loadTlsMaterial(tls: TlsClientOptions | true | undefined, defaultHost: string): Promise<TlsMaterial> {
+  const t = tls === true ? undefined : tls;
   const name = t?.serverName ?? defaultHost;
   return {
     servername: isIP(name) === 0 ? name : undefined,
@@ -103,7 +104,7 @@ export const tcpProbe: Probe<TcpOptions> = {
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {
       try {
-        tls = await loadTlsMaterial(o.tls === true ? undefined : o.tls, hp.host);
+        tls = await loadTlsMaterial(o.tls, hp.host);
       } catch (err) {
         return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
       }
@@ -138,10 +139,6 @@ export const tcpProbe: Probe<TcpOptions> = {
     return result;
   },
 };
-
-function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
-  return { ok: false, phases, failure: { phase, reason, message } };
-}
 
 async function runSample(
   address: string,
