@@ -50,19 +50,24 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-/** The sandbox's certificate folder, next to the sources (or next to dist/ once built). */
-export function sandboxCertDir(): string {
+/** A folder of the sandbox's files, next to the sources (or next to dist/ once built), found by a file it holds. */
+function sandboxDir(sub: string, marker: string, what: string): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [resolve(here, 'certs'), resolve(here, '../../sandbox/certs')];
+  const candidates = [resolve(here, sub), resolve(here, '../../sandbox', sub)];
   for (const c of candidates) {
     try {
-      readFileSync(resolve(c, 'ca.pem'));
+      readFileSync(resolve(c, marker));
       return c;
     } catch {
       // try the next location
     }
   }
-  throw new Error(`sandbox certificates not found (looked in ${candidates.join(', ')})`);
+  throw new Error(`sandbox ${what} not found (looked in ${candidates.join(', ')})`);
+}
+
+/** The sandbox's certificate folder. */
+export function sandboxCertDir(): string {
+  return sandboxDir('certs', 'ca.pem', 'certificates');
 }
 
 /** The demo's credentials: the probe account's password and the identity provider's client secret. */
@@ -75,17 +80,7 @@ export { SANDBOX_QUEUE_USER } from './queue.js';
  * reads them from the same files that config/default.yaml refers to, so the two cannot disagree.
  */
 export function sandboxSecretDir(): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [resolve(here, 'secrets'), resolve(here, '../../sandbox/secrets')];
-  for (const c of candidates) {
-    try {
-      readFileSync(resolve(c, 'probe-password'));
-      return c;
-    } catch {
-      // try the next location
-    }
-  }
-  throw new Error(`sandbox secrets not found (looked in ${candidates.join(', ')})`);
+  return sandboxDir('secrets', 'probe-password', 'secrets');
 }
 
 /** A secret file's content without its final newline, as the config loader reads `{file: PATH}`. */
