@@ -216,8 +216,15 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await setPolicy(false);
     };
 
+    const switches: Record<string, Switch> = {
+      login: { modes: LOGIN_MODES, get: () => faults.login, set: (m) => (faults.login = m as LoginMode) },
+      idp: { modes: IDP_MODES, get: () => faults.idp, set: (m) => (faults.idp = m as IdpMode) },
+      ldap: { modes: LDAP_MODES, get: () => directory.mode, set: (m) => directory.setMode(m as LdapMode) },
+      mllp: { modes: MLLP_MODES, get: () => mllp.mode, set: (m) => mllp.setMode(m as MllpMode) },
+      queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
+    };
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, faults, directory, mllp, broker, setPolicy, reset, () => blocked !== undefined)
+      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, switches, setPolicy, reset, () => blocked !== undefined)
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -267,15 +274,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   }
 }
 
+/** A fault switch of one service: its modes, its current one, and how to change it. */
+interface Switch {
+  modes: readonly string[];
+  get(): string;
+  set(mode: string): unknown;
+}
+
 async function handleControl(
   method: string,
   url: string,
   paths: Record<string, FirewallPath>,
   resolvers: Record<string, SandboxResolver>,
-  login: LoginFaults,
-  directory: SandboxDirectory,
-  mllp: SandboxInterfaceEngine,
-  broker: SandboxBroker,
+  switches: Record<string, Switch>,
   setPolicy: (open: boolean) => Promise<void>,
   reset: () => Promise<void>,
   policyOpen: () => boolean,
@@ -284,12 +295,8 @@ async function handleControl(
     paths: Object.fromEntries(Object.entries(paths).map(([n, p]) => [n, p.mode])),
     policy: policyOpen() ? 'open' : 'closed',
     dns: Object.fromEntries(Object.entries(resolvers).map(([n, r]) => [n, r.mode])),
-    login: login.login,
-    idp: login.idp,
-    ldap: directory.mode,
-    mllp: mllp.mode,
-    queue: broker.mode,
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, login: LOGIN_MODES, idp: IDP_MODES, ldap: LDAP_MODES, mllp: MLLP_MODES, queue: QUEUE_MODES },
+    ...Object.fromEntries(Object.entries(switches).map(([n, sw]) => [n, sw.get()])),
+    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, ...Object.fromEntries(Object.entries(switches).map(([n, sw]) => [n, sw.modes])) },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];
@@ -304,27 +311,12 @@ async function handleControl(
     await setPolicy(mode === 'open');
     return [200, state()];
   }
-  if (target === 'login' && (LOGIN_MODES as readonly string[]).includes(mode ?? '')) {
-    login.login = mode as LoginMode;
-    return [200, state()];
-  }
-  if (target === 'idp' && (IDP_MODES as readonly string[]).includes(mode ?? '')) {
-    login.idp = mode as IdpMode;
-    return [200, state()];
-  }
-  if (target === 'ldap' && (LDAP_MODES as readonly string[]).includes(mode ?? '')) {
-    await directory.setMode(mode as LdapMode);
-    return [200, state()];
-  }
-  if (target === 'mllp' && (MLLP_MODES as readonly string[]).includes(mode ?? '')) {
-    await mllp.setMode(mode as MllpMode);
-    return [200, state()];
-  }
-  if (target === 'queue' && (QUEUE_MODES as readonly string[]).includes(mode ?? '')) {
-    await broker.setMode(mode as QueueMode);
-    return [200, state()];
-  }
   // Own keys only: /faults/constructor/pass must not reach Object.prototype.
+  const sw = target && Object.hasOwn(switches, target) ? switches[target] : undefined;
+  if (sw && sw.modes.includes(mode ?? '')) {
+    await sw.set(mode as string);
+    return [200, state()];
+  }
   const path = target && Object.hasOwn(paths, target) ? paths[target] : undefined;
   if (path && (FIREWALL_MODES as readonly string[]).includes(mode ?? '')) {
     await path.setMode(mode as FirewallMode);
