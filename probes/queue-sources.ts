@@ -24,6 +24,8 @@ export interface SourceReading extends Omit<QueueReading, 'undrainedSeconds'> {
   names?: Set<string>;
   /** The read stopped short (directory maxFiles, Mirth's reading limit): why, for a degraded (partial) run. */
   partial?: string;
+  /** The source says the queue does not run (in its own words: RabbitMQ down/crashed, a Mirth channel not in runningStates). */
+  stopped?: boolean;
 }
 
 /** A source failed to answer usefully. `reason` is the run's failure reason. */
@@ -44,6 +46,8 @@ export interface SourceContext {
   /** When the runner aborts (performance.now() ms): connection attempts end there too. */
   deadline: number;
   secrets: Readonly<Record<string, string>>;
+  /** The check's memory (see ProbeContext.memory). */
+  memory: Map<string, unknown>;
   /** Removes secret values from text quoted from a server. */
   scrub(text: string): string;
 }
@@ -232,7 +236,7 @@ function rabbitDrained(stats: Record<string, unknown>): number | undefined {
 }
 
 /** RabbitMQ queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
-export const RABBIT_DOWN_STATES: readonly string[] = ['down', 'crashed', 'stopped', 'terminated'];
+const RABBIT_DOWN_STATES: readonly string[] = ['down', 'crashed', 'stopped', 'terminated'];
 
 async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
   const vhost = encodeURIComponent(sc.o.vhost);
@@ -273,6 +277,7 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
             : undefined,
           deliverRate: rabbitRate(stats, 'deliver_get'),
           state,
+          stopped: state !== undefined && RABBIT_DOWN_STATES.includes(state) ? true : undefined,
         }),
       );
     }
@@ -433,13 +438,14 @@ function mirthStatistics(v: unknown): Record<string, number> {
 const MIRTH_MAX_READINGS = 100;
 
 /** One Mirth connector's (or channel's) reading: its own queue, and what left it. */
-function mirthReading(label: string, s: Record<string, unknown>, state: string | undefined): SourceReading {
+function mirthReading(label: string, s: Record<string, unknown>, state: string | undefined, runningStates: readonly string[]): SourceReading {
   const stats = mirthStatistics(s.statistics);
   const sent = stats.SENT;
   return reading({
     queue: label,
     depth: count(s.queued) ?? 0,
     state,
+    stopped: state !== undefined && !runningStates.includes(state) ? true : undefined,
     errors: stats.ERROR,
     arrivedTotal: stats.RECEIVED !== undefined && stats.RECEIVED > 0 ? stats.RECEIVED : undefined,
     // Whatever left it counts as drained: sent, filtered out, or errored.
@@ -484,9 +490,9 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
           ? destinations.map((d) => {
               const dState = text(d.state);
               // A stopped channel stops every destination, whatever the destination says.
-              return mirthReading(`${label}/${text(d.name) ?? text(d.metaDataId) ?? '?'}`, d, channelState !== undefined && channelState !== dState ? channelState : dState);
+              return mirthReading(`${label}/${text(d.name) ?? text(d.metaDataId) ?? '?'}`, d, channelState !== undefined && channelState !== dState ? channelState : dState, sc.o.runningStates);
             })
-          : [mirthReading(label, s, channelState)];
+          : [mirthReading(label, s, channelState, sc.o.runningStates)];
       for (const r of readings) {
         if (out.length < MIRTH_MAX_READINGS) out.push(r);
         else skipped++;
@@ -630,6 +636,20 @@ const DIRECTORY_NAME_LIMIT = 50_000;
  * UTF-8, and decoded they could no longer be found to stat (and would go uncounted).
  */
 async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
+  // A folder on a hung network mount blocks in the file system, where no abort reaches; a run
+  // does not start another read while the last one still hangs (each would hold a libuv thread).
+  if (sc.memory.get(DIRECTORY_PENDING) === true) throw new SourceError('timeout', 'the previous read of the folder has still not finished (a hung network mount?): not starting another');
+  sc.memory.set(DIRECTORY_PENDING, true);
+  try {
+    return await walkDirectory(sc);
+  } finally {
+    sc.memory.delete(DIRECTORY_PENDING);
+  }
+}
+
+const DIRECTORY_PENDING = 'queue.directory-pending';
+
+async function walkDirectory(sc: SourceContext): Promise<SourceReading[]> {
   const { o, signal } = sc;
   const match = globMatcher(o.pattern);
   const names = new Set<string>();

@@ -6,7 +6,7 @@
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
 import type { QueueOptions } from '../config/kinds.js';
 import { now, raceAbort } from './net.js';
-import { RABBIT_DOWN_STATES, SOURCES, SourceError, type SourceReading } from './queue-sources.js';
+import { SOURCES, SourceError, type SourceReading } from './queue-sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from './types.js';
 
 const PHASES = ['fetch', 'assess'] as const;
@@ -37,7 +37,6 @@ interface QueueMemo {
 }
 
 const MEMORY_KEY = 'queue';
-const DIRECTORY_PENDING = 'queue.directory-pending';
 /** Samples kept per queue's growth window at most (older ones are thinned out, evenly). */
 const WINDOW_SAMPLES = 1000;
 
@@ -58,17 +57,8 @@ export const queueProbe: Probe<QueueOptions> = {
     const phases: Record<string, number> = {};
     const t0 = now();
     let readings: SourceReading[];
-    // A folder on a hung network mount blocks in the file system, where no abort reaches; a run
-    // does not start another read while the last one still hangs (each would hold a libuv thread).
-    if (o.source === 'directory' && ctx.memory.get(DIRECTORY_PENDING) === true) {
-      return { ok: false, phases, failure: { phase: 'fetch', reason: 'timeout', message: 'the previous read of the folder has still not finished (a hung network mount?): not starting another' } };
-    }
     try {
-      const reading = SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, scrub });
-      if (o.source === 'directory') {
-        ctx.memory.set(DIRECTORY_PENDING, true);
-        void reading.finally(() => ctx.memory.delete(DIRECTORY_PENDING)).catch(() => undefined);
-      }
+      const reading = SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, memory: ctx.memory, scrub });
       readings = await raceAbort(reading, ctx.signal).catch((err: unknown) => {
         if (err instanceof SourceError || !ctx.signal.aborted) throw err;
         throw new SourceError('timeout', "reading the source took longer than the check's timeout");
@@ -91,7 +81,7 @@ export const queueProbe: Probe<QueueOptions> = {
     for (const r of readings) {
       const q = advance(memos, r, at, o);
       queues.push(q.reading);
-      const issue = judgeQueue(q.reading, o);
+      const issue = judgeQueue(q.reading, o, r.stopped === true);
       if (issue) failures.push(issue);
       if (q.growth) growing.push(q.growth);
       if (r.partial) partial = `${r.queue}: ${r.partial}`;
@@ -209,9 +199,8 @@ function growthOver(history: Sample[], windowStart: number, g: { minIncrease: nu
   return `grew by ${rise} in ${humanDuration(end.t - start.t)} (${arrived} arrived, ${drained} drained)`;
 }
 
-function judgeQueue(q: QueueReading, o: QueueOptions): Issue | undefined {
+function judgeQueue(q: QueueReading, o: QueueOptions, stopped: boolean): Issue | undefined {
   const name = q.queue;
-  const stopped = q.state !== undefined && (o.source === 'mirth' ? !o.runningStates.includes(q.state) : RABBIT_DOWN_STATES.includes(q.state));
   if (stopped) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
   if (o.minConsumers !== undefined && q.consumers !== undefined && q.consumers < o.minConsumers) {
     return { reason: 'consumers', message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting` };
