@@ -9,9 +9,9 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, raceAbort, readBounded, readSmallFile } from './net.js';
+import { classifyError, describeError, now, raceAbort, readBounded } from './net.js';
 import { Redactor } from './redact.js';
-import { certFacts } from './tcp.js';
+import { certFacts, tlsFileOptions } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -45,21 +45,12 @@ export const httpProbe: Probe<HttpOptions> = {
     let timing: ConnTiming | undefined;
     /** Of the run's TLS handshakes, the one whose chain expires first (any of them breaks the login). */
     let tls: ReturnType<typeof certFacts> | undefined;
-    let tlsOptions: Record<string, unknown> = {};
-    if (o.tls) {
-      try {
-        tlsOptions = {
-          ...(o.tls.caFile ? { ca: await readSmallFile(o.tls.caFile) } : {}),
-          ...(o.tls.certFile ? { cert: await readSmallFile(o.tls.certFile) } : {}),
-          ...(o.tls.keyFile ? { key: await readSmallFile(o.tls.keyFile) } : {}),
-          ...(o.tls.serverName ? { servername: o.tls.serverName } : {}),
-          ...(o.tls.minVersion ? { minVersion: o.tls.minVersion } : {}),
-          rejectUnauthorized: !o.tls.insecureSkipVerify,
-        };
-      } catch (err) {
-        const failure: ProbeFailure = { phase: 'tls', reason: 'tls_handshake', message: `reading TLS files: ${describeError(err)}` };
-        return { ok: false, phases: {}, failure };
-      }
+    let tlsOptions: Awaited<ReturnType<typeof tlsFileOptions>>;
+    try {
+      tlsOptions = await tlsFileOptions(o.tls);
+    } catch (err) {
+      const failure: ProbeFailure = { phase: 'tls', reason: 'tls_handshake', message: `reading TLS files: ${describeError(err)}` };
+      return { ok: false, phases: {}, failure };
     }
     // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
     const connectTimeout = Math.max(1, Math.ceil(ctx.deadline - performance.now()));

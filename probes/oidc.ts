@@ -9,9 +9,9 @@ import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from '../config/kinds.js';
-import { classifyError, describeError, now, readBounded, readSmallFile } from './net.js';
+import { classifyError, describeError, now, readBounded } from './net.js';
 import { Redactor } from './redact.js';
-import { certFacts } from './tcp.js';
+import { certFacts, tlsFileOptions } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
@@ -118,22 +118,14 @@ export const oidcProbe: Probe<OidcOptions> = {
 };
 
 async function connector(o: OidcOptions): Promise<ReturnType<typeof buildConnector>> {
-  const t = o.tls;
-  let files: Record<string, Buffer> = {};
+  let tls: Awaited<ReturnType<typeof tlsFileOptions>>;
   try {
-    files = {
-      ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
-      ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),
-      ...(t?.keyFile ? { key: await readSmallFile(t.keyFile) } : {}),
-    };
+    tls = await tlsFileOptions(o.tls);
   } catch (err) {
     throw new RunFailure(o.discovery ? 'discovery' : 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
   }
   return buildConnector({
-    ...files,
-    ...(t?.serverName ? { servername: t.serverName } : {}),
-    ...(t?.minVersion ? { minVersion: t.minVersion } : {}),
-    rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+    ...tls,
     // Cold handshakes every run: no TLS session resumption.
     maxCachedSessions: 0,
     ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}),

@@ -7,7 +7,8 @@ import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
 import type { QueueOptions, QueueSource } from '../config/kinds.js';
 import { jsonPath } from './http.js';
-import { classifyError, describeError, readBounded, readSmallFile } from './net.js';
+import { classifyError, describeError, readBounded } from './net.js';
+import { tlsFileOptions } from './tcp.js';
 import type { FailureReason, QueueReading } from './types.js';
 
 /**
@@ -80,14 +81,8 @@ function base(target: string): URL {
 }
 
 async function connectorFor(sc: SourceContext): Promise<ReturnType<typeof buildConnector>> {
-  const t = sc.o.tls;
   return buildConnector({
-    ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
-    ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),
-    ...(t?.keyFile ? { key: await readSmallFile(t.keyFile) } : {}),
-    ...(t?.serverName ? { servername: t.serverName } : {}),
-    ...(t?.minVersion ? { minVersion: t.minVersion } : {}),
-    rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+    ...(await tlsFileOptions(sc.o.tls)),
     // undici's own connect timeout is 10 s; a connect must not outlive the check's deadline.
     timeout: Math.max(1, Math.ceil(sc.deadline - performance.now())),
   });

@@ -230,6 +230,22 @@ export function connectSocket(address: string, port: number, family: 4 | 6, loca
 
 function noop(): void {}
 
+/**
+ * A kind's `tls` block as TLS client options for undici's connector (http, oidc, queue): the
+ * files read (cached by mtime), SNI, minimum version, verification. Throws when a file cannot be
+ * read; each caller reports that in its own phase.
+ */
+export async function tlsFileOptions(t: TlsClientOptions | undefined): Promise<Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'minVersion' | 'rejectUnauthorized'>> {
+  return {
+    ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
+    ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),
+    ...(t?.keyFile ? { key: await readSmallFile(t.keyFile) } : {}),
+    ...(t?.serverName ? { servername: t.serverName } : {}),
+    ...(t?.minVersion ? { minVersion: t.minVersion } : {}),
+    rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
+  };
+}
+
 /** Node's TLS client options for the material (no undefined keys: exactOptionalPropertyTypes). */
 export function tlsConnectOptions(t: TlsMaterial): ConnectionOptions {
   return {
