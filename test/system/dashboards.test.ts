@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { freePort, requireTool } from './helpers.js';
+import { freePort, requireTool, waitFor } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GRAFANA_DIR = join(ROOT, 'deploy/grafana');
@@ -343,16 +343,6 @@ checks:
 
 /** The sandbox's demo secrets, and a wrong one written by the test. */
 const SANDBOX_SECRETS = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-secrets-'));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, everyMs = 100): Promise<T> {
-  const end = performance.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 async function fault(path: string): Promise<void> {
   const res = await fetch(`${sandbox!.controlUrl}/faults/${path}`, { method: 'POST' });

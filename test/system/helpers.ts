@@ -396,6 +396,17 @@ export function spawnInNetns(netns: string, cmd: string, args: readonly string[]
 }
 
 /** Resolves with the first stdout line matching `re`; rejects if the process exits or time runs out first. */
+/** Polls `fn` every `everyMs` until it gives a value (not undefined or false); fails after `ms`, naming `what`. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, everyMs = 50): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';

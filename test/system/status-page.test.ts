@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { requireTool } from './helpers.js';
+import { requireTool, waitFor } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -71,16 +71,6 @@ checks:
     target: "${h}:${sb.ports.ns1}"
     dns: { name: cosmic.region.sandbox, type: A, expect: { answer: { exactValues: [10.20.1.5] } } }
 `;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number): Promise<T> {
-  const end = performance.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function newPage(options: { locale?: string; javaScriptEnabled?: boolean } = {}): Promise<Page> {
