@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, readUntil, resolveHost } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveHost, writeAll } from './net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult } from './types.js';
 
@@ -247,7 +247,7 @@ export const mllpProbe: Probe<MllpOptions> = {
       // Listen before writing: a fast peer may answer before the write callback fires.
       const ack = readFrame(socket, reader, signal);
       ack.catch(() => undefined);
-      await write(socket, frame(message), signal);
+      await writeAll(socket, frame(message), signal);
       phases.send = now() - start;
       phase = 'ack';
       start = now();
@@ -292,19 +292,6 @@ export const mllpProbe: Probe<MllpOptions> = {
     }
   },
 };
-
-function write(socket: Socket, data: Buffer, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new ProbeAbortError('aborted'));
-    const onAbort = () => reject(new ProbeAbortError('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
-}
 
 /** Reads until the reader has a complete frame; the peer closing first is a protocol failure. */
 function readFrame(socket: Socket, reader: MllpReader, signal: AbortSignal): Promise<Buffer> {

@@ -5,6 +5,20 @@ import { isIP, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import type { FailureReason, ProbeInfo, ProbeResult, ValueName } from './types.js';
 
+/** Writes to a socket; resolves once the data is handed to the OS, rejects on an error or the signal. */
+export function writeAll(socket: Socket, data: Buffer | string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new ProbeAbortError('aborted'));
+    const onAbort = () => reject(new ProbeAbortError('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.write(data, (err) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
 /**
  * Reads a socket until `step` settles it: `step` gets each chunk and returns the result (done) or
  * undefined (read on), and may throw to fail the read; `ended` says what the peer closing first

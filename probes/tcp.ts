@@ -5,7 +5,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep } from './net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep, writeAll } from './net.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
@@ -173,7 +173,7 @@ async function runSample(
     if (o.send !== undefined) {
       phase = 'send';
       start = now();
-      await write(socket, o.send, signal);
+      await writeAll(socket, o.send, signal);
       s.phases.send = now() - start;
     }
     if (o.receive !== undefined) {
@@ -320,18 +320,6 @@ function distinguishedName(name: Record<string, string | string[] | undefined> |
   return Object.entries(name)
     .flatMap(([k, v]) => (Array.isArray(v) ? v : v === undefined ? [] : [v]).map((x) => `${k}=${x}`))
     .join(',');
-}
-
-function write(socket: Socket, data: string, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new ProbeAbortError('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
 }
 
 /** Reads until the regex matches, the peer closes, or maxRead bytes arrived; never buffers more. */
