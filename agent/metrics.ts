@@ -102,6 +102,8 @@ export class Metrics {
   private readonly runs = this.counter('vakt_probe_runs_total', 'Runs by result (ok, degraded, failed).', ['check', 'result']);
   private readonly failures = this.counter('vakt_probe_failures_total', 'Failed runs by reason.', ['check', 'reason']);
   private readonly hl7Acks = this.counter('vakt_hl7_acks_total', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).', ['check', 'code']);
+  /** Checks that have queue series now (so the others skip the queue bookkeeping). */
+  private readonly withQueues = new Set<string>();
   private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, gauge: this.gauge(q.name, q.help, ['check', 'queue']) }));
   private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
   private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
@@ -349,6 +351,8 @@ export class Metrics {
 
   /** Per-queue gauges of queue checks; a value the run did not get (or a queue no longer read) loses its series. */
   private observeQueues(name: string, result: ProbeResult): void {
+    // Most checks never have queues: no per-run scan of their series for queue gauges.
+    if (result.queues === undefined && !this.withQueues.has(name)) return;
     const wanted = new Set<string>();
     for (const q of result.queues ?? []) {
       for (const { field, gauge } of this.queueGauges) {
@@ -360,6 +364,8 @@ export class Metrics {
       }
     }
     this.prune(name, (s, key) => s.labels.queue !== undefined && !wanted.has(key) && this.queueGauges.some((g) => g.gauge === s.metric));
+    if (wanted.size > 0) this.withQueues.add(name);
+    else this.withQueues.delete(name);
   }
 
   /** Drops the last-run series of targets a check no longer reports (e.g. after a reload). */
@@ -381,6 +387,7 @@ export class Metrics {
   /** Removes every series of a check (it was removed from the config). */
   removeCheck(name: string): void {
     this.statusShown.delete(name);
+    this.withQueues.delete(name);
     for (const slot of this.infoCurrent.keys()) if (slot.startsWith(`${name}\u0000`)) this.infoCurrent.delete(slot);
     const mine = this.series.get(name);
     if (!mine) return;
