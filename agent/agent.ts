@@ -7,6 +7,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
 import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
+import { LoopMonitor } from './loop-monitor.js';
 import { Metrics } from './metrics.js';
 import { Redactor } from '../probes/redact.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
@@ -20,6 +21,8 @@ export interface RunRecord {
   durationSeconds: number;
   phases: Record<string, number>;
   reason?: string;
+  /** The agent's event loop stalled during the run beyond agent.maxLoopDelay (timings not trusted). */
+  disturbed?: boolean;
 }
 
 export interface CheckView {
@@ -61,6 +64,7 @@ export class Agent {
   readonly metrics: Metrics;
   private readonly limiter: Limiter;
   private readonly root = new AbortController();
+  private readonly loop = new LoopMonitor();
   private readonly runner: Runner;
   private readonly scheduler: Scheduler;
   private readonly detector = new Detector();
@@ -83,10 +87,13 @@ export class Agent {
       () => this.limiter.inFlight,
       () => this.limiter.queued,
       () => this.config.agent.concurrency,
+      this.redactor,
     );
     this.metrics.setConstantLabels(config.agent.labels);
-    this.metrics.phaseHistograms = config.agent.phaseHistograms;
-    this.runner = new Runner(this.root.signal, this.limiter, this.log);
+    this.metrics.setHistogramDefault(config.agent.histograms);
+    this.loop.start();
+    this.runner = new Runner(this.root.signal, this.limiter, this.log, undefined, this.loop);
+    this.runner.maxLoopDelayMs = config.agent.maxLoopDelayMs;
     this.scheduler = new Scheduler(
       {
         fire: (name) => this.runOnce(name),
@@ -94,7 +101,7 @@ export class Agent {
           this.metrics.skippedRun(name);
           this.log.debug({ check: name }, 'run skipped: previous run still in progress');
         },
-        lag: (_name, seconds) => this.metrics.lag.observe(seconds),
+        lag: (_name, seconds) => this.metrics.lag(seconds),
       },
       config.agent.jitter,
       config.agent.startSpreadMs,
@@ -159,6 +166,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    this.loop.stop();
     if (this.stateTimer) clearInterval(this.stateTimer);
     this.root.abort(new Error('agent stopping'));
     const pending = [...this.inFlight];
@@ -221,12 +229,14 @@ export class Agent {
     const old = this.config;
     this.config = next;
     this.redactor.setSecrets(secretValues(next));
+    this.metrics.secretsChanged();
     if (this.options.logLevel === undefined) this.log.level = next.agent.logLevel;
     if (!isDeepStrictEqual(old.agent.listen, next.agent.listen) && this.options.listen === undefined) {
       this.log.warn({ listen: `${next.agent.listen.host}:${next.agent.listen.port}` }, 'agent.listen changed: takes effect after a restart');
     }
     this.metrics.setConstantLabels(next.agent.labels);
-    this.metrics.phaseHistograms = next.agent.phaseHistograms;
+    this.metrics.setHistogramDefault(next.agent.histograms);
+    this.runner.maxLoopDelayMs = next.agent.maxLoopDelayMs;
     this.limiter.setMax(next.agent.concurrency);
     this.scheduler.setTiming(next.agent.jitter, next.agent.startSpreadMs);
 
@@ -292,7 +302,7 @@ export class Agent {
   private record(view: CheckView, raw: RunOutcome): void {
     const c = view.config;
     // Detector first: it may mark a slow run degraded. Metrics and API see the judged result.
-    const outcome: RunOutcome = { ...raw, result: this.detector.judge(c, raw.result, raw.duration) };
+    const outcome: RunOutcome = { ...raw, result: this.detector.judge(c, raw.result, raw.duration, raw.disturbed) };
     view.last = outcome;
     const r = outcome.result;
     view.history.push({
@@ -301,12 +311,14 @@ export class Agent {
       durationSeconds: outcome.duration,
       phases: r.phases,
       ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),
+      ...(outcome.disturbed ? { disturbed: true } : {}),
     });
     if (view.history.length > HISTORY) view.history.shift();
     this.metrics.observe(c, outcome);
     const verdict = this.detector.update(c, r, outcome.startedAt);
     view.status = verdict.status;
     this.metrics.setStatus(c.name, verdict.status);
+    if (!verdict.changed && !verdict.flappingChanged && verdict.retryAfterMs === undefined && !this.log.isLevelEnabled('debug')) return;
     const detail = {
       check: c.name,
       kind: c.kind,
@@ -316,6 +328,7 @@ export class Agent {
       phases: roundAll(r.phases),
       ...(r.failure ? { reason: r.failure.reason, phase: r.failure.phase, message: r.failure.message } : {}),
       ...(r.degraded ? { degraded: r.degraded.reason, message: r.degraded.message } : {}),
+      ...(outcome.disturbed ? { disturbed: true, loopStallSeconds: round(outcome.loopStall) } : {}),
     };
     this.log.debug(detail, 'run finished');
     if (verdict.changed) {

@@ -4,7 +4,8 @@
 // consecutive successes. A successful run is `degraded` when the probe says so (sample loss,
 // certificate expiry, ...) or when it was slow: above an absolute limit, or above
 // `baselineFactor` x the check's learnt baseline (the median of its recent good runs, which
-// slow runs do not enter, so a lasting slowdown is not learnt as normal). Many state changes in
+// slow runs do not enter, so a lasting slowdown is not learnt as normal; nor do runs whose
+// timing the agent itself disturbed). Many state changes in
 // a window flag the check as flapping.
 import type { CheckConfig } from '../config/loader.js';
 import type { ProbeResult } from '../probes/types.js';
@@ -66,11 +67,14 @@ export class Detector {
   /**
    * The run's result as the check sees it: the probe's, plus `degraded: slow` when a successful
    * run exceeded the check's absolute or baseline limit. Feeds the baseline with good runs.
+   * A disturbed run (the agent's own event loop stalled during it) is judged on its result only:
+   * its duration says more about the agent than the peer, so it neither makes the check slow
+   * nor enters the baseline.
    */
-  judge(check: CheckConfig, result: ProbeResult, seconds: number): ProbeResult {
+  judge(check: CheckConfig, result: ProbeResult, seconds: number, disturbed = false): ProbeResult {
     const m = this.mem(check.name);
     const limits = check.degraded;
-    if (!result.ok) return result;
+    if (!result.ok || disturbed) return result;
     let slow: string | undefined;
     if (limits.aboveMs !== undefined && seconds * 1000 > limits.aboveMs) {
       slow = `took ${fmt(seconds)}, limit ${fmt(limits.aboveMs / 1000)}`;

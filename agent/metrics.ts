@@ -1,19 +1,29 @@
-// Prometheus metrics: last-run gauges with blackbox_exporter's names, cumulative series of our
-// own that stay right whatever the scrape timing, and the agent's self-metrics. Updated as each
-// run finishes (never rebuilt per scrape). Every series of a check is tracked so that removing
-// the check removes them all.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
-import type { CheckConfig } from '../config/loader.js';
+// Prometheus metrics: last-run gauges with blackbox_exporter's names, cumulative counters of our
+// own that stay right whatever the scrape timing, check state, and the agent's self-metrics.
+// Each check's series are written as exposition text when its run finishes (agent/exposition.ts),
+// so a scrape only joins text: it costs the same however often Prometheus asks, and it never
+// holds up the probes. The default set is lean (about blackbox_exporter's per target, plus the
+// check's state and counters by reason; budget per kind in docs/metrics.md); per-phase
+// histograms are opt-in (`histograms:` globally, in defaults or per check). Label values from the
+// config or from peers pass the redactor when their text is built, not per scrape.
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { CheckConfig, HistogramMode } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type TargetResult, type ValueName } from '../probes/types.js';
-import { CHECK_STATES, type CheckStatus } from './detector.js';
+import type { Redactor } from '../probes/redact.js';
+import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult, type ValueName } from '../probes/types.js';
+import type { CheckStatus } from './detector.js';
+import { escapeLabel, expose, Family, HistogramState, labelText, leTexts, line, num, type FamilyType } from './exposition.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const CHECK = ['check', 'kind', 'target'] as const;
+const DURATION_LE = leTexts(DURATION_BUCKETS);
+const LAG_LE = leTexts(LAG_BUCKETS);
+
+/** The owner key of the agent's own series (check names cannot contain a NUL). */
+const AGENT = '\u0000agent';
 
 /** Probe values exported as their own gauge, labelled check/kind/target. */
 const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> = {
@@ -28,7 +38,7 @@ const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> =
   dns_additional_rrs: { name: 'probe_dns_additional_rrs', help: 'Records in the additional section of the last DNS reply (without the OPT pseudo-record).' },
   dns_query_succeeded: { name: 'probe_dns_query_succeeded', help: 'Whether the last DNS query got a reply at all (1), whatever its rcode, or none (0).' },
   dns_serial: { name: 'probe_dns_serial', help: 'SOA serial in the last reply from the target.' },
-  dns_serial_lag: { name: 'vakt_dns_serial_lag', help: 'How far (RFC 1982) the target\'s SOA serial is behind the newest among the check\'s targets.' },
+  dns_serial_lag: { name: 'vakt_dns_serial_lag', help: "How far (RFC 1982) the target's SOA serial is behind the newest among the check's targets." },
   dns_tcp_fallback: { name: 'vakt_dns_tcp_fallback', help: '1 when the last query was retried over TCP after a truncated UDP reply.' },
   http_status_code: { name: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
   http_content_length: { name: 'probe_http_content_length', help: 'Body bytes read from that response.' },
@@ -49,362 +59,479 @@ const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: st
   { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
 ];
 
+/** What the metrics keep of one check: enough to write all of its text again. */
+interface CheckSeries {
+  config: CheckConfig;
+  /** `check="name"`, escaped. */
+  own: string;
+  /** `check=..,kind=..,target=..` per target as written in the config (escaped, redacted). */
+  targets: Map<string, string>;
+  last?: RunOutcome;
+  runs: Record<RunResult, number>;
+  failures: Map<string, number>;
+  degradations: Map<string, number>;
+  acks: Map<string, number>;
+  skipped: number;
+  disturbed: number;
+  /** Histogram state per phase ("total" included) and per step and phase. */
+  histograms: Map<string, HistogramState>;
+  stepHistograms: Map<string, HistogramState>;
+  status?: CheckStatus;
+  cause?: string;
+}
 
 export class Metrics {
+  /** The Node.js process metrics (prom-client's default collectors) and nothing else. */
   readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
-  private readonly series = new Map<string, Map<string, { metric: Metric<string>; labels: Record<string, string> }>>();
-  /** The one current series of each info-style gauge, per check and target. */
-  private readonly infoCurrent = new Map<string, { key: string; labels: Record<string, string> }>();
-  /** What setStatus last exported per check, so unchanged state costs nothing per run. */
-  private readonly statusShown = new Map<string, { state: string; since: number; flapping: boolean; baseline: number | undefined }>();
+  private readonly families: Family[] = [];
+  private readonly checks = new Map<string, CheckSeries>();
+  /** Constant labels as text (`,site="x"`), appended to every label set. */
+  private constant = '';
+  /** The histogram mode of checks that do not set one (agent.histograms). */
+  private histogramDefault: HistogramMode = 'off';
   private scrapeChain: Promise<unknown> = Promise.resolve();
 
-  private readonly success = this.gauge('probe_success', 'Whether the last run of the check succeeded (1) or failed (0).', CHECK);
-  private readonly duration = this.gauge('probe_duration_seconds', 'Seconds the last run of the check took.', CHECK);
-  private readonly phase = this.gauge('vakt_probe_phase_seconds', 'Seconds spent in each phase of the last run (only phases that ran).', [...CHECK, 'phase']);
-  private readonly values = new Map<ValueName, Gauge<string>>();
-  private readonly connectStats = this.gauge('vakt_probe_connect_seconds', 'Connect time over the attempts of the last run: min, median, max.', [...CHECK, 'stat']);
-  private readonly tlsVersion = this.gauge('probe_tls_version_info', 'TLS version negotiated in the last run (value 1).', [...CHECK, 'version']);
-  private readonly chainInfo = this.gauge('probe_ssl_last_chain_info', 'Leaf certificate presented in the last run (value 1).', [
-    ...CHECK,
-    'fingerprint_sha256',
-    'subject',
-    'issuer',
-    'subjectalternative',
-    'serialnumber',
-  ]);
-  private readonly authError = this.gauge('vakt_auth_error_info', 'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.', [...CHECK, 'code']);
-  private readonly dnsRcode = this.gauge('probe_dns_rcode_info', 'Response code of the last DNS reply from the target (value 1).', [...CHECK, 'rcode']);
+  // Last run, per target (check, kind, target): replaced whole by each run.
+  private readonly success = this.family('probe_success', 'gauge', 'Whether the last run of the check succeeded (1) or failed (0).');
+  private readonly duration = this.family('probe_duration_seconds', 'gauge', 'Seconds the last run of the check took.');
+  private readonly phase = this.family('vakt_probe_phase_seconds', 'gauge', 'Seconds spent in each phase of the last run (only phases that ran).');
   /** Phase gauges under blackbox_exporter's per-kind names, besides vakt_probe_phase_seconds. */
-  private readonly kindPhase = new Map<string, Gauge<string>>([
-    ['dns', this.gauge('probe_dns_duration_seconds', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).', [...CHECK, 'phase'])],
-    ['http', this.gauge('probe_http_duration_seconds', 'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).', [...CHECK, 'phase'])],
+  private readonly kindPhase = new Map<string, Family>([
+    ['dns', this.family('probe_dns_duration_seconds', 'gauge', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).')],
+    ['http', this.family('probe_http_duration_seconds', 'gauge', 'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).')],
   ]);
-  private readonly stepHistogram = new Histogram({
-    name: 'vakt_step_duration_seconds',
-    help: 'Cumulative distribution of step phase durations by check and step (phase="total" is the whole step).',
-    labelNames: ['check', 'step', 'phase'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly stepSuccess = this.gauge('vakt_step_success', 'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.', ['check', 'step']);
-  private readonly stepSeconds = this.gauge('vakt_step_last_duration_seconds', 'Seconds the step took in the last run.', ['check', 'step']);
-  private readonly degraded = this.gauge('vakt_probe_degraded', 'Whether the last run succeeded but was degraded (1) or not (0).', CHECK);
-  private readonly lastRun = this.gauge('vakt_probe_last_run_timestamp_seconds', 'When the last run of the check started (Unix seconds).', CHECK);
+  private readonly values = (Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]).map(([value, d]) => ({ value, family: this.family(d.name, 'gauge', d.help) }));
+  private readonly connectStats = this.family('vakt_probe_connect_seconds', 'gauge', 'Connect time over the attempts of the last run: min, median, max.');
+  private readonly tlsVersion = this.family('probe_tls_version_info', 'gauge', 'TLS version negotiated in the last run (value 1).');
+  private readonly chainInfo = this.family('probe_ssl_last_chain_info', 'gauge', 'Leaf certificate presented in the last run (value 1).');
+  private readonly authError = this.family('vakt_auth_error_info', 'gauge', 'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.');
+  private readonly dnsRcode = this.family('probe_dns_rcode_info', 'gauge', 'Response code of the last DNS reply from the target (value 1).');
+  private readonly failureInfo = this.family('vakt_probe_failure_info', 'gauge', 'Why the last run against the target failed (value 1; absent when it succeeded).');
+  private readonly lastRun = this.family('vakt_probe_last_run_timestamp_seconds', 'gauge', 'When the last run of the check started (Unix seconds).');
+  private readonly stepSuccess = this.family('vakt_step_success', 'gauge', 'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.');
+  private readonly stepSeconds = this.family('vakt_step_last_duration_seconds', 'gauge', 'Seconds the step took in the last run.');
+  private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, family: this.family(q.name, 'gauge', q.help) }));
+  /** Every family above: a run rewrites all of them for its check (what it did not produce is gone). */
+  private readonly lastRunFamilies = [...this.families];
 
-  private readonly histogram = new Histogram({
-    name: 'vakt_probe_duration_seconds',
-    help: 'Cumulative distribution of run and phase durations by check (phase="total" is the whole run).',
-    labelNames: ['check', 'phase'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly runs = this.counter('vakt_probe_runs_total', 'Runs by result (ok, degraded, failed).', ['check', 'result']);
-  private readonly failures = this.counter('vakt_probe_failures_total', 'Failed runs by reason.', ['check', 'reason']);
-  private readonly hl7Acks = this.counter('vakt_hl7_acks_total', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).', ['check', 'code']);
-  /** Checks that have queue series now (so the others skip the queue bookkeeping). */
-  private readonly withQueues = new Set<string>();
-  private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, gauge: this.gauge(q.name, q.help, ['check', 'queue']) }));
-  private readonly degradations = this.counter('vakt_probe_degraded_total', 'Degraded runs by reason.', ['check', 'reason']);
-  private readonly skipped = this.counter('vakt_probe_skipped_runs_total', 'Scheduled runs skipped because the previous run of the check was still in progress.', ['check']);
+  // Cumulative, per check.
+  private readonly runs = this.family('vakt_probe_runs_total', 'counter', 'Runs by result (ok, degraded, failed).');
+  private readonly failures = this.family('vakt_probe_failures_total', 'counter', 'Failed runs by reason.');
+  private readonly degradations = this.family('vakt_probe_degraded_total', 'counter', 'Degraded runs by reason.');
+  private readonly hl7Acks = this.family('vakt_hl7_acks_total', 'counter', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).');
+  private readonly skipped = this.family('vakt_probe_skipped_runs_total', 'counter', 'Scheduled runs skipped because the previous run of the check was still in progress.');
+  private readonly disturbed = this.family('vakt_probe_disturbed_runs_total', 'counter', "Runs during which the agent's event loop stalled beyond agent.maxLoopDelay: their timings are not trusted (no slow verdict, not learnt).");
+  private readonly histogram = this.family('vakt_probe_duration_seconds', 'histogram', 'Cumulative distribution of run and phase durations by check (phase="total" is the whole run); only for checks with histograms enabled.');
+  private readonly stepHistogram = this.family('vakt_step_duration_seconds', 'histogram', 'Cumulative distribution of step phase durations by check and step (phase="total" is the whole step); only for checks with histograms enabled.');
 
-  private readonly checkInfo = this.gauge('vakt_check_info', 'One series per configured check (value 1) with its kind, target(s), status-page group and title, for joins.', ['check', 'kind', 'target', 'group', 'title']);
-  private readonly failureInfo = this.gauge('vakt_probe_failure_info', 'Why the last run against the target failed (value 1; absent when it succeeded).', [...CHECK, 'phase', 'reason']);
-  private readonly status = this.gauge('vakt_check_status', 'Current state of the check, one-hot over status.', ['check', 'status']);
-  private readonly statusSince = this.gauge('vakt_check_status_since_timestamp_seconds', 'When the check entered its current state (Unix seconds).', ['check']);
-  private readonly flapping = this.gauge('vakt_check_flapping', 'Whether the check changes state too often (1) or not (0); see flapping in the config.', ['check']);
-  private readonly baseline = this.gauge('vakt_check_baseline_seconds', "The check's learnt normal run duration: median of its recent good runs (once enough were seen).", ['check']);
-  private readonly rootCause = this.gauge('vakt_check_root_cause', 'Present (value 1) while the check is down, naming its root cause: itself, or the deepest down check it depends on.', ['check', 'cause']);
-  private readonly incidentsOpen = new Gauge({ name: 'vakt_incidents_open', help: 'Open incidents: root causes that are down.', registers: [this.registry] });
-  private readonly incidentAffected = new Gauge({
-    name: 'vakt_incident_affected_checks',
-    help: 'Per open incident (root cause), how many other checks are down because of it.',
-    labelNames: ['cause'],
-    registers: [this.registry],
-  });
-  private readonly incidentSince = new Gauge({
-    name: 'vakt_incident_since_timestamp_seconds',
-    help: 'Per open incident (root cause), when the cause went down (Unix seconds).',
-    labelNames: ['cause'],
-    registers: [this.registry],
-  });
+  // Check state.
+  private readonly checkInfo = this.family('vakt_check_info', 'gauge', 'One series per configured check (value 1) with its kind, target(s), status-page group and title, for joins.');
+  private readonly status = this.family('vakt_check_status', 'gauge', 'Current state of the check: one series, value 1, labelled with the state.');
+  private readonly statusSince = this.family('vakt_check_status_since_timestamp_seconds', 'gauge', 'When the check entered its current state (Unix seconds).');
+  private readonly flapping = this.family('vakt_check_flapping', 'gauge', 'Whether the check changes state too often (1) or not (0); see flapping in the config.');
+  private readonly baseline = this.family('vakt_check_baseline_seconds', 'gauge', "The check's learnt normal run duration: median of its recent good runs (once enough were seen).");
+  private readonly rootCause = this.family('vakt_check_root_cause', 'gauge', 'Present (value 1) while the check is down, naming its root cause: itself, or the deepest down check it depends on.');
 
-  readonly lag = new Histogram({
-    name: 'vakt_scheduler_lag_seconds',
-    help: 'How late scheduled runs fired compared with their intended time.',
-    buckets: LAG_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly queueWait = new Histogram({
-    name: 'vakt_scheduler_queue_wait_seconds',
-    help: 'Time runs waited for a slot under the concurrency cap.',
-    buckets: LAG_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly reloadOk = new Gauge({ name: 'vakt_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded.', registers: [this.registry] });
-  private readonly reloadTime = new Gauge({ name: 'vakt_config_last_reload_success_timestamp_seconds', help: 'When the configuration was last loaded successfully (Unix seconds).', registers: [this.registry] });
-  private readonly reloads = new Counter({ name: 'vakt_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'], registers: [this.registry] });
-  private readonly checksConfigured = new Gauge({ name: 'vakt_checks_configured', help: 'Configured checks by kind.', labelNames: ['kind'], registers: [this.registry] });
+  // The agent's own series.
+  private readonly incidentsOpen = this.family('vakt_incidents_open', 'gauge', 'Open incidents: root causes that are down.');
+  private readonly incidentAffected = this.family('vakt_incident_affected_checks', 'gauge', 'Per open incident (root cause), how many other checks are down because of it.');
+  private readonly incidentSince = this.family('vakt_incident_since_timestamp_seconds', 'gauge', 'Per open incident (root cause), when the cause went down (Unix seconds).');
+  private readonly buildInfo = this.family('vakt_build_info', 'gauge', 'Version of vakt and of the Node.js runtime (value 1).');
+  private readonly inFlightFamily = this.family('vakt_probes_in_flight', 'gauge', 'Probes running right now.');
+  private readonly queuedFamily = this.family('vakt_probes_queued', 'gauge', 'Runs waiting for a slot under the concurrency cap.');
+  private readonly concurrencyFamily = this.family('vakt_probe_concurrency_limit', 'gauge', 'Maximum probes in flight (agent.concurrency).');
+  private readonly lagFamily = this.family('vakt_scheduler_lag_seconds', 'histogram', 'How late scheduled runs fired compared with their intended time.');
+  private readonly queueWaitFamily = this.family('vakt_scheduler_queue_wait_seconds', 'histogram', 'Time runs waited for a slot under the concurrency cap.');
+  private readonly reloadOk = this.family('vakt_config_last_reload_successful', 'gauge', 'Whether the last configuration load or reload succeeded.');
+  private readonly reloadTime = this.family('vakt_config_last_reload_success_timestamp_seconds', 'gauge', 'When the configuration was last loaded successfully (Unix seconds).');
+  private readonly reloads = this.family('vakt_config_reloads_total', 'counter', 'Configuration reloads by result.');
+  private readonly checksConfigured = this.family('vakt_checks_configured', 'gauge', 'Configured checks by kind.');
 
-  constructor(inFlight: () => number, queued: () => number, concurrency: () => number) {
+  private readonly lagState = new HistogramState(LAG_BUCKETS);
+  private readonly queueWaitState = new HistogramState(LAG_BUCKETS);
+  private readonly reloadCounts = { success: 0, failure: 0 };
+  private reloadSuccessAt: number | undefined;
+  private reloadSucceeded = 1;
+  private configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
+  private openIncidents: readonly Incident[] = [];
+
+  constructor(
+    private readonly inFlight: () => number,
+    private readonly queued: () => number,
+    private readonly concurrency: () => number,
+    private readonly redactor?: Redactor,
+  ) {
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'vakt_build_info',
-      help: 'Version of vakt and of the Node.js runtime (value 1).',
-      labelNames: ['version', 'nodejs'],
-      registers: [this.registry],
-    }).set({ version: VERSION, nodejs: process.versions.node }, 1);
-    new Gauge({
-      name: 'vakt_probes_in_flight',
-      help: 'Probes running right now.',
-      registers: [this.registry],
-      collect() {
-        this.set(inFlight());
-      },
-    });
-    new Gauge({
-      name: 'vakt_probes_queued',
-      help: 'Runs waiting for a slot under the concurrency cap.',
-      registers: [this.registry],
-      collect() {
-        this.set(queued());
-      },
-    });
-    new Gauge({
-      name: 'vakt_probe_concurrency_limit',
-      help: 'Maximum probes in flight (agent.concurrency).',
-      registers: [this.registry],
-      collect() {
-        this.set(concurrency());
-      },
-    });
-    for (const [value, def] of Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]) {
-      this.values.set(value, this.gauge(def.name, def.help, CHECK));
-    }
-    for (const kind of Object.keys(PROBES)) this.checksConfigured.set({ kind }, 0);
-    for (const result of ['success', 'failure']) this.reloads.inc({ result }, 0);
+    this.writeAgent();
   }
 
-  /** Whether the histogram has a series per phase (true) or only phase="total" (fewer series). */
-  phaseHistograms = true;
+  /** The names of every family this agent can expose (the docs test walks them). */
+  familyNames(): string[] {
+    return [...this.families.map((f) => f.name), ...this.registry.getMetricsAsArray().map((m) => m.name)];
+  }
 
+  /** Histogram mode for checks that do not set their own (agent.histograms). */
+  setHistogramDefault(mode: HistogramMode): void {
+    if (mode === this.histogramDefault) return;
+    this.histogramDefault = mode;
+    for (const cs of this.checks.values()) if (cs.config.histograms === undefined) this.writeHistograms(cs);
+  }
+
+  /** Constant labels on every series (agent.labels); a change rewrites every check's text. */
   setConstantLabels(labels: Record<string, string>): void {
+    const text = labelText(labels);
+    const constant = text === '' ? '' : `,${text}`;
     this.registry.setDefaultLabels(labels);
+    if (constant === this.constant) return;
+    this.constant = constant;
+    this.rewriteAll();
+  }
+
+  /** The secrets changed (a reload): label values are redacted again. */
+  secretsChanged(): void {
+    this.rewriteAll();
+  }
+
+  /** Self-metric: how late a scheduled run fired. */
+  lag(seconds: number): void {
+    this.lagState.observe(seconds);
   }
 
   configLoaded(ok: boolean, checks: readonly CheckConfig[] | undefined, isReload: boolean): void {
-    this.reloadOk.set(ok ? 1 : 0);
-    if (isReload) this.reloads.inc({ result: ok ? 'success' : 'failure' });
-    if (!ok || !checks) return;
-    this.reloadTime.set(Date.now() / 1000);
-    const byKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
-    for (const c of checks) byKind.set(c.kind, (byKind.get(c.kind) ?? 0) + 1);
-    for (const [kind, n] of byKind) this.checksConfigured.set({ kind }, n);
+    this.reloadSucceeded = ok ? 1 : 0;
+    if (isReload) this.reloadCounts[ok ? 'success' : 'failure']++;
+    if (ok && checks) {
+      this.reloadSuccessAt = Date.now() / 1000;
+      this.configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
+      for (const c of checks) this.configuredByKind.set(c.kind, (this.configuredByKind.get(c.kind) ?? 0) + 1);
+    }
+    this.writeAgent();
   }
 
-  /** Creates the series a check has before its first run (counters at 0, status unknown). */
+  /** Creates the series a check has before its first run (counters at 0, info). */
   addCheck(check: CheckConfig): void {
-    for (const result of RUN_RESULTS) this.track(check.name, this.runs, { check: check.name, result }, (m, l) => m.inc(l, 0));
-    this.track(check.name, this.checkInfo, { check: check.name, kind: check.kind, target: check.target, group: check.group, title: check.title }, (m, l) => m.set(l, 1));
+    this.removeCheck(check.name);
+    const cs: CheckSeries = {
+      config: check,
+      own: `check="${escapeLabel(check.name)}"`,
+      targets: new Map(),
+      runs: { ok: 0, degraded: 0, failed: 0 },
+      failures: new Map(),
+      degradations: new Map(),
+      acks: new Map(),
+      skipped: 0,
+      disturbed: 0,
+      histograms: new Map(),
+      stepHistograms: new Map(),
+    };
+    this.checks.set(check.name, cs);
+    this.writeInfo(cs);
+    this.writeCounters(cs);
   }
 
   setStatus(name: string, status: CheckStatus): void {
-    const shown = this.statusShown.get(name);
+    const cs = this.checks.get(name);
+    if (!cs) return;
+    const shown = cs.status;
     if (shown && shown.state === status.state && shown.since === status.since && shown.flapping === status.flapping && shown.baseline === status.baseline) return;
-    this.statusShown.set(name, { state: status.state, since: status.since, flapping: status.flapping, baseline: status.baseline });
-    for (const s of CHECK_STATES) {
-      this.track(name, this.status, { check: name, status: s }, (m, l) => m.set(l, s === status.state ? 1 : 0));
-    }
-    this.track(name, this.statusSince, { check: name }, (m, l) => m.set(l, status.since / 1000));
-    this.track(name, this.flapping, { check: name }, (m, l) => m.set(l, status.flapping ? 1 : 0));
-    if (status.baseline === undefined) this.untrack(name, this.baseline, { check: name });
-    else this.track(name, this.baseline, { check: name }, (m, l) => m.set(l, status.baseline as number));
+    cs.status = { ...status };
+    this.writeStatus(cs);
   }
 
   /** The check's root cause while it is down (itself or a dependency); no series otherwise. */
   setRootCause(name: string, cause: string | undefined): void {
-    this.prune(name, (s) => s.metric === this.rootCause && s.labels.cause !== cause);
-    if (cause !== undefined) this.track(name, this.rootCause, { check: name, cause }, (m, l) => m.set(l, 1));
+    const cs = this.checks.get(name);
+    if (!cs || cs.cause === cause) return;
+    if (cause === undefined) delete cs.cause;
+    else cs.cause = cause;
+    this.writeRootCause(cs);
   }
 
   /** Open incidents: one series per root cause, valued with the number of checks it affects. */
   setIncidents(list: readonly Incident[]): void {
-    this.incidentsOpen.set(list.length);
-    this.incidentAffected.reset();
-    this.incidentSince.reset();
-    for (const i of list) {
-      this.incidentAffected.set({ cause: i.cause }, i.affected.length);
-      this.incidentSince.set({ cause: i.cause }, i.since / 1000);
-    }
+    this.openIncidents = list;
+    this.writeAgent();
   }
 
   skippedRun(name: string): void {
-    this.track(name, this.skipped, { check: name }, (m, l) => m.inc(l));
+    const cs = this.checks.get(name);
+    if (!cs) return;
+    cs.skipped++;
+    this.skipped.set(name, line('vakt_probe_skipped_runs_total', `${cs.own}${this.constant}`, cs.skipped));
   }
 
   observe(check: CheckConfig, outcome: RunOutcome): void {
-    const { result } = outcome;
-    const name = check.name;
-    this.queueWait.observe(outcome.queueWait);
-    // Last-run series per target: the check's own target, or each of its several targets.
-    // A run of a several-target check that the runner cut off (timeout, internal error) has no
-    // per-target parts: each target then shares the run's outcome, so its series stay stable.
-    const parts: TargetResult[] =
-      result.targets ??
-      check.targets.map((target) => ({
-        target: check.targets.length > 1 ? target : check.target,
-        ok: result.ok,
-        durationSeconds: outcome.duration,
-        phases: result.phases,
-        ...(result.failure ? { failure: result.failure } : {}),
-        ...(result.values ? { values: result.values } : {}),
-        ...(result.info ? { info: result.info } : {}),
-      }));
-    const seen = new Set<string>();
-    for (const part of parts) {
-      seen.add(part.target);
-      this.observeTarget(check, part);
+    let cs = this.checks.get(check.name);
+    if (!cs || cs.config !== check) {
+      this.addCheck(check);
+      cs = this.checks.get(check.name);
     }
-    this.forgetTargets(name, seen);
-    // Check-level last-run facts; for several targets, `target` is their list joined by ",".
-    const base = { check: name, kind: check.kind, target: check.target };
-    this.track(name, this.degraded, base, (m, l) => m.set(l, result.ok && result.degraded ? 1 : 0));
-    this.track(name, this.lastRun, base, (m, l) => m.set(l, outcome.startedAt / 1000));
-    this.track(name, this.histogram, { check: name, phase: 'total' }, (m, l) => m.observe(l, outcome.duration));
-    this.observeSteps(name, result);
-    this.observeQueues(name, result);
-    this.track(name, this.runs, { check: name, result: runResult(result) }, (m, l) => m.inc(l));
-    if (!result.ok && result.failure) this.track(name, this.failures, { check: name, reason: result.failure.reason }, (m, l) => m.inc(l));
+    const result = outcome.result;
+    this.queueWaitState.observe(outcome.queueWait);
+    cs.last = outcome;
+    cs.runs[runResult(result)]++;
+    if (!result.ok && result.failure) bump(cs.failures, result.failure.reason);
+    if (result.ok && result.degraded) bump(cs.degradations, result.degraded.reason);
     const ackCode = result.info?.hl7AckCode;
-    if (ackCode !== undefined) this.track(name, this.hl7Acks, { check: name, code: ackCode }, (m, l) => m.inc(l));
-    if (result.ok && result.degraded) this.track(name, this.degradations, { check: name, reason: result.degraded.reason }, (m, l) => m.inc(l));
-  }
-
-  private observeTarget(check: CheckConfig, part: TargetResult): void {
-    const name = check.name;
-    const base = { check: name, kind: check.kind, target: part.target };
-    const set = (g: Gauge<string>, labels: Record<string, string>, v: number) => this.track(name, g, labels, (m, l) => m.set(l, v));
-    set(this.success, base, part.ok ? 1 : 0);
-    set(this.duration, base, part.durationSeconds);
-    const kindPhase = this.kindPhase.get(check.kind);
-    // Phases that did not run are removed, not reported as 0.
-    for (const p of PROBES[check.kind].phases) {
-      const v = part.phases[p];
-      const labels = { ...base, phase: p };
-      if (v === undefined) {
-        this.untrack(name, this.phase, labels);
-        if (kindPhase) this.untrack(name, kindPhase, labels);
-      } else {
-        set(this.phase, labels, v);
-        if (kindPhase) set(kindPhase, labels, v);
-        if (this.phaseHistograms) this.track(name, this.histogram, { check: name, phase: p }, (m, l) => m.observe(l, v));
-      }
-    }
-    for (const [value, gauge] of this.values) {
-      const v = part.values?.[value];
-      if (v === undefined) this.untrack(name, gauge, base);
-      else set(gauge, base, v);
-    }
-    for (const stat of ['min', 'median', 'max'] as const) {
-      const v = part.values?.[`connect_${stat}_seconds`];
-      const labels = { ...base, stat };
-      if (v === undefined) this.untrack(name, this.connectStats, labels);
-      else set(this.connectStats, labels, v);
-    }
-    const info = part.info;
-    this.replaceInfo(name, part.target, this.tlsVersion, info?.tlsVersion !== undefined ? { ...base, version: bbeTlsVersion(info.tlsVersion) } : undefined);
-    this.replaceInfo(
-      name,
-      part.target,
-      this.chainInfo,
-      info?.certFingerprintSha256 !== undefined
-        ? {
-            ...base,
-            fingerprint_sha256: info.certFingerprintSha256,
-            subject: info.certSubject ?? '',
-            issuer: info.certIssuer ?? '',
-            subjectalternative: info.certSubjectAlternative ?? '',
-            serialnumber: info.certSerialNumber ?? '',
-          }
-        : undefined,
-    );
-    this.replaceInfo(name, part.target, this.failureInfo, part.failure ? { ...base, phase: part.failure.phase, reason: part.failure.reason } : undefined);
-    this.replaceInfo(name, part.target, this.authError, info?.authCode !== undefined ? { ...base, code: info.authCode } : undefined);
-    this.replaceInfo(name, part.target, this.dnsRcode, info?.dnsRcode !== undefined ? { ...base, rcode: info.dnsRcode } : undefined);
-  }
-
-  /** Per-step series of multi-step kinds; steps the run did not reach lose their last-run series. */
-  private observeSteps(name: string, result: ProbeResult): void {
-    if (!result.steps) return;
-    const reached = new Set(result.steps.map((s) => s.name));
-    this.prune(name, (s) => (s.metric === this.stepSuccess || s.metric === this.stepSeconds) && !reached.has(s.labels.step as string));
-    for (const step of result.steps) {
-      const labels = { check: name, step: step.name };
-      this.track(name, this.stepSuccess, labels, (m, l) => m.set(l, step.ok ? 1 : 0));
-      this.track(name, this.stepSeconds, labels, (m, l) => m.set(l, step.durationSeconds));
-      this.track(name, this.stepHistogram, { ...labels, phase: 'total' }, (m, l) => m.observe(l, step.durationSeconds));
-      if (this.phaseHistograms) {
-        for (const [phase, v] of Object.entries(step.phases)) this.track(name, this.stepHistogram, { ...labels, phase }, (m, l) => m.observe(l, v));
-      }
-    }
-  }
-
-  /** Per-queue gauges of queue checks; a value the run did not get (or a queue no longer read) loses its series. */
-  private observeQueues(name: string, result: ProbeResult): void {
-    // Most checks never have queues: no per-run scan of their series for queue gauges.
-    if (result.queues === undefined && !this.withQueues.has(name)) return;
-    const wanted = new Set<string>();
-    for (const q of result.queues ?? []) {
-      for (const { field, gauge } of this.queueGauges) {
-        const v = q[field];
-        if (typeof v !== 'number') continue;
-        const labels = { check: name, queue: q.queue };
-        wanted.add(seriesKey(gauge, labels));
-        this.track(name, gauge, labels, (m, l) => m.set(l, v));
-      }
-    }
-    this.prune(name, (s, key) => s.labels.queue !== undefined && !wanted.has(key) && this.queueGauges.some((g) => g.gauge === s.metric));
-    if (wanted.size > 0) this.withQueues.add(name);
-    else this.withQueues.delete(name);
-  }
-
-  /** Drops the last-run series of targets a check no longer reports (e.g. after a reload). */
-  private forgetTargets(check: string, keep: Set<string>): void {
-    this.prune(check, (s) => s.labels.target !== undefined && !keep.has(s.labels.target) && s.metric !== this.lastRun && s.metric !== this.degraded);
-  }
-
-  /** Removes the check's series that `drop` picks (from the registry and from the check's list). */
-  private prune(check: string, drop: (s: { metric: Metric<string>; labels: Record<string, string> }, key: string) => boolean): void {
-    const mine = this.series.get(check);
-    for (const [key, s] of mine ?? []) {
-      if (drop(s, key)) {
-        (s.metric as Gauge<string>).remove(s.labels);
-        mine?.delete(key);
-      }
-    }
+    if (ackCode !== undefined) bump(cs.acks, ackCode);
+    if (outcome.disturbed) cs.disturbed++;
+    const mode = cs.config.histograms ?? this.histogramDefault;
+    if (mode !== 'off') this.observeHistograms(cs, outcome, mode);
+    this.writeLastRun(cs);
+    this.writeCounters(cs);
   }
 
   /** Removes every series of a check (it was removed from the config). */
   removeCheck(name: string): void {
-    this.statusShown.delete(name);
-    this.withQueues.delete(name);
-    for (const slot of this.infoCurrent.keys()) if (slot.startsWith(`${name}\u0000`)) this.infoCurrent.delete(slot);
-    const mine = this.series.get(name);
-    if (!mine) return;
-    for (const { metric, labels } of mine.values()) (metric as Gauge<string>).remove(labels);
-    this.series.delete(name);
+    if (!this.checks.delete(name)) return;
+    for (const f of this.families) f.set(name, '');
   }
 
-  /** Prometheus text format, or OpenMetrics when asked. Scrapes are serialised (see below). */
-  render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+  /** Prometheus text format, or OpenMetrics when asked, in chunks that yield to the event loop between them. */
+  async *renderChunks(openMetrics: boolean): AsyncGenerator<string> {
+    this.writeAgentLive();
+    const tail = await this.processText(openMetrics);
+    yield* expose(this.families, openMetrics, tail);
+  }
+
+  contentType(openMetrics: boolean): string {
+    return openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
+  }
+
+  /** The whole exposition as one string (tests, the bench, `vakt probe`). */
+  async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
+    const parts: string[] = [];
+    for await (const chunk of this.renderChunks(openMetrics)) parts.push(chunk);
+    return { contentType: this.contentType(openMetrics), body: parts.join('') };
+  }
+
+  // ---- writing a check's text ------------------------------------------------------------
+
+  private rewriteAll(): void {
+    for (const cs of this.checks.values()) {
+      cs.targets.clear();
+      this.writeInfo(cs);
+      this.writeCounters(cs);
+      this.writeLastRun(cs);
+      this.writeHistograms(cs);
+      this.writeStatus(cs);
+      this.writeRootCause(cs);
+      if (cs.skipped > 0) this.skipped.set(cs.config.name, line('vakt_probe_skipped_runs_total', `${cs.own}${this.constant}`, cs.skipped));
+    }
+    this.writeAgent();
+  }
+
+  /** A label value from the config or a peer, as it may be shown: secrets hidden, escaped. */
+  private label(v: string): string {
+    return escapeLabel(this.redactor ? this.redactor.scrub(v) : v);
+  }
+
+  private targetLabels(cs: CheckSeries, target: string): string {
+    let text = cs.targets.get(target);
+    if (text === undefined) {
+      text = `${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`;
+      cs.targets.set(target, text);
+    }
+    return text;
+  }
+
+  private writeInfo(cs: CheckSeries): void {
+    const c = cs.config;
+    this.checkInfo.set(c.name, line('vakt_check_info', `${cs.own},kind="${c.kind}",target="${this.label(c.target)}",group="${this.label(c.group)}",title="${this.label(c.title)}"${this.constant}`, 1));
+  }
+
+  private writeCounters(cs: CheckSeries): void {
+    const name = cs.config.name;
+    const k = this.constant;
+    let runs = '';
+    for (const r of RUN_RESULTS) runs += line('vakt_probe_runs_total', `${cs.own},result="${r}"${k}`, cs.runs[r]);
+    this.runs.set(name, runs);
+    this.failures.set(name, byLabel('vakt_probe_failures_total', cs.own, 'reason', cs.failures, k));
+    this.degradations.set(name, byLabel('vakt_probe_degraded_total', cs.own, 'reason', cs.degradations, k));
+    this.hl7Acks.set(name, byLabel('vakt_hl7_acks_total', cs.own, 'code', cs.acks, k));
+    this.disturbed.set(name, cs.disturbed > 0 ? line('vakt_probe_disturbed_runs_total', `${cs.own}${k}`, cs.disturbed) : '');
+  }
+
+  private writeStatus(cs: CheckSeries): void {
+    const name = cs.config.name;
+    const s = cs.status;
+    if (!s) {
+      for (const f of [this.status, this.statusSince, this.flapping, this.baseline]) f.set(name, '');
+      return;
+    }
+    const k = this.constant;
+    // Only the current state has a series (not one-hot with four zeros: at 10,000 checks that
+    // was 40,000 series saying nothing); flapping likewise only while it is so.
+    this.status.set(name, line('vakt_check_status', `${cs.own},status="${s.state}"${k}`, 1));
+    this.statusSince.set(name, line('vakt_check_status_since_timestamp_seconds', `${cs.own}${k}`, s.since / 1000));
+    this.flapping.set(name, s.flapping ? line('vakt_check_flapping', `${cs.own}${k}`, 1) : '');
+    this.baseline.set(name, s.baseline === undefined ? '' : line('vakt_check_baseline_seconds', `${cs.own}${k}`, micro(s.baseline)));
+  }
+
+  private writeRootCause(cs: CheckSeries): void {
+    this.rootCause.set(cs.config.name, cs.cause === undefined ? '' : line('vakt_check_root_cause', `${cs.own},cause="${escapeLabel(cs.cause)}"${this.constant}`, 1));
+  }
+
+  /** Rewrites every last-run family of the check from its last outcome (what the run did not produce is removed). */
+  private writeLastRun(cs: CheckSeries): void {
+    const name = cs.config.name;
+    const outcome = cs.last;
+    const text = new Map<Family, string>();
+    const add = (f: Family, labels: string, v: number) => text.set(f, (text.get(f) ?? '') + line(f.name, `${labels}${this.constant}`, v));
+    if (outcome) {
+      const check = cs.config;
+      const result = outcome.result;
+      for (const part of targetParts(check, outcome)) this.targetText(cs, part, add);
+      // Check-level last-run facts (kind and target are in vakt_check_info).
+      add(this.lastRun, cs.own, outcome.startedAt / 1000);
+      // Per step only for checks configured with steps: a single request's step would repeat
+      // probe_success and probe_duration_seconds.
+      if (hasSteps(check)) {
+        for (const step of result.steps ?? []) {
+          const labels = `${cs.own},step="${this.label(step.name)}"`;
+          add(this.stepSuccess, labels, step.ok ? 1 : 0);
+          add(this.stepSeconds, labels, micro(step.durationSeconds));
+        }
+      }
+      for (const q of result.queues ?? []) {
+        const labels = `${cs.own},queue="${this.label(q.queue)}"`;
+        for (const { field, family } of this.queueGauges) {
+          const v = q[field];
+          if (typeof v === 'number') add(family, labels, v);
+        }
+      }
+    }
+    for (const f of this.lastRunFamilies) f.set(name, text.get(f) ?? '');
+  }
+
+  private targetText(cs: CheckSeries, part: TargetResult, add: (f: Family, labels: string, v: number) => void): void {
+    const base = this.targetLabels(cs, part.target);
+    add(this.success, base, part.ok ? 1 : 0);
+    add(this.duration, base, micro(part.durationSeconds));
+    const kindPhase = this.kindPhase.get(cs.config.kind);
+    // Phases that did not run have no series (not 0).
+    for (const p of PROBES[cs.config.kind].phases) {
+      const v = part.phases[p];
+      if (v === undefined) continue;
+      add(this.phase, `${base},phase="${p}"`, micro(v));
+      if (kindPhase) add(kindPhase, `${base},phase="${p}"`, micro(v));
+    }
+    const values = part.values;
+    if (values) {
+      for (const { value, family } of this.values) {
+        const v = values[value];
+        if (v !== undefined) add(family, base, value.endsWith('_seconds') ? micro(v) : v);
+      }
+      for (const stat of ['min', 'median', 'max'] as const) {
+        const v = values[`connect_${stat}_seconds`];
+        if (v !== undefined) add(this.connectStats, `${base},stat="${stat}"`, micro(v));
+      }
+    }
+    const info = part.info;
+    if (info?.tlsVersion !== undefined) add(this.tlsVersion, `${base},version="${this.label(bbeTlsVersion(info.tlsVersion))}"`, 1);
+    if (info?.certFingerprintSha256 !== undefined) {
+      const l = (v: string | undefined) => this.label(v ?? '');
+      add(
+        this.chainInfo,
+        `${base},fingerprint_sha256="${l(info.certFingerprintSha256)}",subject="${l(info.certSubject)}",issuer="${l(info.certIssuer)}",subjectalternative="${l(info.certSubjectAlternative)}",serialnumber="${l(info.certSerialNumber)}"`,
+        1,
+      );
+    }
+    if (part.failure) add(this.failureInfo, `${base},phase="${this.label(part.failure.phase)}",reason="${part.failure.reason}"`, 1);
+    if (info?.authCode !== undefined) add(this.authError, `${base},code="${this.label(info.authCode)}"`, 1);
+    if (info?.dnsRcode !== undefined) add(this.dnsRcode, `${base},rcode="${this.label(info.dnsRcode)}"`, 1);
+  }
+
+  // ---- histograms (opt-in) --------------------------------------------------------------
+
+  private observeHistograms(cs: CheckSeries, outcome: RunOutcome, mode: HistogramMode): void {
+    const result = outcome.result;
+    const hist = (map: Map<string, HistogramState>, key: string) => {
+      let h = map.get(key);
+      if (!h) map.set(key, (h = new HistogramState(DURATION_BUCKETS)));
+      return h;
+    };
+    hist(cs.histograms, 'total').observe(outcome.duration);
+    if (mode === 'phases') {
+      for (const part of targetParts(cs.config, outcome)) {
+        for (const p of PROBES[cs.config.kind].phases) {
+          const v = part.phases[p];
+          if (v !== undefined) hist(cs.histograms, p).observe(v);
+        }
+      }
+    }
+    for (const step of result.steps ?? []) {
+      hist(cs.stepHistograms, `${step.name}\u0000total`).observe(step.durationSeconds);
+      if (mode === 'phases') for (const [p, v] of Object.entries(step.phases)) hist(cs.stepHistograms, `${step.name}\u0000${p}`).observe(v);
+    }
+    this.writeHistograms(cs);
+  }
+
+  private writeHistograms(cs: CheckSeries): void {
+    const name = cs.config.name;
+    const mode = cs.config.histograms ?? this.histogramDefault;
+    if (mode === 'off') {
+      cs.histograms.clear();
+      cs.stepHistograms.clear();
+    } else if (mode === 'total') {
+      for (const key of cs.histograms.keys()) if (key !== 'total') cs.histograms.delete(key);
+      for (const key of cs.stepHistograms.keys()) if (!key.endsWith('\u0000total')) cs.stepHistograms.delete(key);
+    }
+    let text = '';
+    for (const [p, h] of cs.histograms) text += h.render('vakt_probe_duration_seconds', `${cs.own},phase="${p}"${this.constant}`, DURATION_LE);
+    this.histogram.set(name, text);
+    let steps = '';
+    for (const [key, h] of cs.stepHistograms) {
+      const [step, p] = key.split('\u0000') as [string, string];
+      steps += h.render('vakt_step_duration_seconds', `${cs.own},step="${this.label(step)}",phase="${p}"${this.constant}`, DURATION_LE);
+    }
+    this.stepHistogram.set(name, steps);
+  }
+
+  // ---- the agent's own series -------------------------------------------------------------
+
+  private writeAgent(): void {
+    const k = this.constant.slice(1);
+    const own = (extra: string) => (extra === '' ? k : k === '' ? extra : `${extra},${k}`);
+    this.buildInfo.set(AGENT, line('vakt_build_info', own(`version="${escapeLabel(VERSION)}",nodejs="${escapeLabel(process.versions.node)}"`), 1));
+    this.reloadOk.set(AGENT, line('vakt_config_last_reload_successful', own(''), this.reloadSucceeded));
+    this.reloadTime.set(AGENT, this.reloadSuccessAt === undefined ? '' : line('vakt_config_last_reload_success_timestamp_seconds', own(''), this.reloadSuccessAt));
+    this.reloads.set(AGENT, line('vakt_config_reloads_total', own('result="success"'), this.reloadCounts.success) + line('vakt_config_reloads_total', own('result="failure"'), this.reloadCounts.failure));
+    let kinds = '';
+    for (const [kind, n] of this.configuredByKind) kinds += line('vakt_checks_configured', own(`kind="${kind}"`), n);
+    this.checksConfigured.set(AGENT, kinds);
+    this.incidentsOpen.set(AGENT, line('vakt_incidents_open', own(''), this.openIncidents.length));
+    let affected = '';
+    let since = '';
+    for (const i of this.openIncidents) {
+      const l = own(`cause="${escapeLabel(i.cause)}"`);
+      affected += line('vakt_incident_affected_checks', l, i.affected.length);
+      since += line('vakt_incident_since_timestamp_seconds', l, i.since / 1000);
+    }
+    this.incidentAffected.set(AGENT, affected);
+    this.incidentSince.set(AGENT, since);
+  }
+
+  /** The agent series that change all the time, written when scraped. */
+  private writeAgentLive(): void {
+    const k = this.constant.slice(1);
+    this.inFlightFamily.set(AGENT, line('vakt_probes_in_flight', k, this.inFlight()));
+    this.queuedFamily.set(AGENT, line('vakt_probes_queued', k, this.queued()));
+    this.concurrencyFamily.set(AGENT, line('vakt_probe_concurrency_limit', k, this.concurrency()));
+    this.lagFamily.set(AGENT, this.lagState.render('vakt_scheduler_lag_seconds', k, LAG_LE));
+    this.queueWaitFamily.set(AGENT, this.queueWaitState.render('vakt_scheduler_queue_wait_seconds', k, LAG_LE));
+  }
+
+  /** prom-client's process metrics, rendered in the asked format without its closing "# EOF". Serialised: see below. */
+  private processText(openMetrics: boolean): Promise<string> {
     const next = this.scrapeChain.then(async () => {
-      if (!openMetrics) return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+      if (!openMetrics) return await this.registry.metrics();
       // prom-client renders OpenMetrics by switching the registry's content type and renaming
       // counters in place; switch back and restore the names before the next scrape.
       const counters = this.registry.getMetricsAsArray().map((m) => [m, (m as unknown as { name: string }).name] as const);
       this.registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
       try {
-        return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: await this.registry.metrics() };
+        return (await this.registry.metrics()).replace(/# EOF\n?$/, '');
       } finally {
         this.registry.setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
         for (const [m, n] of counters) (m as unknown as { name: string }).name = n;
@@ -414,68 +541,53 @@ export class Metrics {
     return next;
   }
 
-  private gauge(name: string, help: string, labelNames: readonly string[]): Gauge<string> {
-    return new Gauge({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  private family(name: string, type: FamilyType, help: string): Family {
+    const f = new Family(name, type, help);
+    this.families.push(f);
+    return f;
   }
+}
 
-  private counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {
-    return new Counter({ name, help, labelNames: [...labelNames], registers: [this.registry] });
-  }
+/**
+ * The run's last-run parts: each target's own result, or for a one-target check (and a run of a
+ * several-target check that the runner cut off) the whole run, so the series stay stable.
+ */
+function targetParts(check: CheckConfig, outcome: RunOutcome): TargetResult[] {
+  const result: ProbeResult = outcome.result;
+  if (result.targets) return result.targets;
+  return check.targets.map((target) => ({
+    target: check.targets.length > 1 ? target : check.target,
+    ok: result.ok,
+    durationSeconds: outcome.duration,
+    phases: result.phases,
+    ...(result.failure ? { failure: result.failure } : {}),
+    ...(result.values ? { values: result.values } : {}),
+    ...(result.info ? { info: result.info } : {}),
+  }));
+}
 
-  private track<M extends Metric<string>>(check: string, metric: M, labels: Record<string, string>, apply: (m: M, l: Record<string, string>) => void): void {
-    apply(metric, labels);
-    let mine = this.series.get(check);
-    if (!mine) {
-      mine = new Map<string, { metric: Metric<string>; labels: Record<string, string> }>();
-      this.series.set(check, mine);
-    }
-    const key = seriesKey(metric, labels);
-    if (!mine.has(key)) mine.set(key, { metric, labels });
-  }
+/** Seconds to the microsecond: what the clocks measure, in a third of the digits. */
+function micro(seconds: number): number {
+  return Math.round(seconds * 1e6) / 1e6;
+}
 
-  private untrack(check: string, metric: Metric<string>, labels: Record<string, string>): void {
-    const key = seriesKey(metric, labels);
-    const mine = this.series.get(check);
-    if (mine?.delete(key)) (metric as Gauge<string>).remove(labels);
-  }
+function hasSteps(check: CheckConfig): boolean {
+  return Array.isArray((check.options as { steps?: unknown }).steps);
+}
 
-  /** Info-style gauges: at most one series per check and target; a changed value replaces the old series. */
-  private replaceInfo(check: string, target: string, metric: Gauge<string>, labels: Record<string, string> | undefined): void {
-    const slot = `${check}\u0000${metricId(metric)}\u0000${target}`;
-    const current = this.infoCurrent.get(slot);
-    const key = labels ? seriesKey(metric, labels) : undefined;
-    if (current && current.key === key && this.series.get(check)?.has(current.key)) return;
-    if (current) {
-      metric.remove(current.labels);
-      this.series.get(check)?.delete(current.key);
-      this.infoCurrent.delete(slot);
-    }
-    if (labels && key) {
-      this.track(check, metric, labels, (m, l) => m.set(l, 1));
-      this.infoCurrent.set(slot, { key, labels });
-    }
-  }
+function bump(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+/** Counter lines by one label (values from closed sets, so not escaped again). */
+function byLabel(name: string, own: string, label: string, counts: Map<string, number>, constant: string): string {
+  let out = '';
+  for (const [v, n] of counts) out += `${name}{${own},${label}="${escapeLabel(v)}"${constant}} ${num(n)}\n`;
+  return out;
 }
 
 /** Node says "TLSv1.3"; blackbox_exporter (and the dashboards built on it) say "TLS 1.3". */
 function bbeTlsVersion(v: string): string {
   const m = /^TLSv(\d)(?:\.(\d))?$/.exec(v);
   return m ? `TLS ${m[1]}.${m[2] ?? '0'}` : v;
-}
-
-const metricIds = new WeakMap<object, number>();
-let nextMetricId = 1;
-
-/** A metric's identity; not its name, which prom-client renames during OpenMetrics scrapes. */
-function metricId(metric: Metric<string>): number {
-  let id = metricIds.get(metric);
-  if (id === undefined) metricIds.set(metric, (id = nextMetricId++));
-  return id;
-}
-
-/** Label objects are built in a fixed key order per metric in this file, so no sort is needed. */
-function seriesKey(metric: Metric<string>, labels: Record<string, string>): string {
-  let key = `${metricId(metric)}`;
-  for (const k in labels) key += `\u0000${k}=${labels[k]}`;
-  return key;
 }

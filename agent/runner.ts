@@ -1,16 +1,23 @@
 // Runs one check once: takes a slot under the global concurrency cap, hands the probe an
 // AbortSignal that fires at the check's timeout (or when the agent stops), and turns a probe
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
-import { setMaxListeners } from 'node:events';
 import type { CheckConfig } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
 import { FAILURE_REASONS, type Probe, type ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
+import type { LoopMonitor } from './loop-monitor.js';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  signal: AbortSignal;
+}
 
 /** A counting semaphore: the cap on probes in flight. */
 export class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: Waiter[] = [];
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(private max: number) {}
 
@@ -27,24 +34,30 @@ export class Limiter {
     while (this.active < this.max && this.waiting.length > 0) this.grant();
   }
 
+  /**
+   * A slot, or a rejection when `signal` aborts first. Waiters share one listener per signal
+   * (not one each: an EventTarget scans its listeners, so that would grow with the queue).
+   */
   acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(new Error('stopped while waiting for a probe slot'));
     if (this.active < this.max) {
       this.active++;
       return Promise.resolve();
     }
-    return new Promise((resolve, reject) => {
-      const entry = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = this.waiting.indexOf(entry);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(new Error('stopped while waiting for a probe slot'));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(entry);
-    });
+    if (!this.watched.has(signal)) {
+      this.watched.add(signal);
+      signal.addEventListener('abort', () => this.dropWaiters(signal), { once: true });
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject, signal }));
+  }
+
+  private dropWaiters(signal: AbortSignal): void {
+    const keep: Waiter[] = [];
+    for (const w of this.waiting) {
+      if (w.signal === signal) w.reject(new Error('stopped while waiting for a probe slot'));
+      else keep.push(w);
+    }
+    this.waiting.splice(0, this.waiting.length, ...keep);
   }
 
   release(): void {
@@ -56,7 +69,7 @@ export class Limiter {
     const next = this.waiting.shift();
     if (next) {
       this.active++;
-      next();
+      next.resolve();
     }
   }
 }
@@ -69,6 +82,10 @@ export interface RunOutcome {
   duration: number;
   /** Seconds spent waiting for a slot under the concurrency cap. */
   queueWait: number;
+  /** The longest stall of the agent's event loop during the run, in seconds. */
+  loopStall: number;
+  /** The stall exceeded agent.maxLoopDelay: the run's timings are not trusted. */
+  disturbed: boolean;
 }
 
 /** How long a probe may overrun its aborted deadline before the runner stops waiting for it. */
@@ -78,18 +95,33 @@ class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
 
+/** What the runner keeps per check config (a changed check is a new object, so starts afresh). */
+interface PerCheck {
+  memory: Map<string, unknown>;
+  log: Logger;
+}
+
 export class Runner {
-  /** Per-check probe memory, keyed by the check's config object (a changed check gets a new one). */
-  private readonly memories = new WeakMap<CheckConfig, Map<string, unknown>>();
+  private readonly perCheck = new WeakMap<CheckConfig, PerCheck>();
+  /** Runs in flight: the root signal aborts them all through one listener. */
+  private readonly running = new Set<AbortController>();
+  /** Event-loop stall (ms) above which a run is marked disturbed. */
+  maxLoopDelayMs = 20;
 
   constructor(
     private readonly root: AbortSignal,
     private readonly limiter: Limiter,
     private readonly log: Logger,
     private readonly probes: Readonly<Record<string, Probe<never>>> = PROBES,
+    private readonly loop?: LoopMonitor,
   ) {
-    // Every run in flight and every run waiting for a slot listens on the root signal.
-    setMaxListeners(0, root);
+    root.addEventListener(
+      'abort',
+      () => {
+        for (const ctrl of this.running) ctrl.abort(root.reason);
+      },
+      { once: true },
+    );
   }
 
   /** Runs the check once. Resolves undefined when the agent stopped before the probe began. */
@@ -102,21 +134,24 @@ export class Runner {
     }
     const queueWait = (performance.now() - queuedAt) / 1000;
     const ctrl = new AbortController();
-    const onRootAbort = () => ctrl.abort(this.root.reason);
-    this.root.addEventListener('abort', onRootAbort, { once: true });
+    this.running.add(ctrl);
     const deadline = performance.now() + check.timeoutMs;
     const timer = setTimeout(() => ctrl.abort(new TimeoutError(`check timeout of ${check.timeoutMs}ms`)), check.timeoutMs);
     let grace: NodeJS.Timeout | undefined;
     const startedAt = Date.now();
     const t0 = performance.now();
+    const finish = (result: ProbeResult): RunOutcome => {
+      const t1 = performance.now();
+      const stallMs = this.loop ? this.loop.worstStall(t0, t1) : 0;
+      return { result, startedAt, duration: (t1 - t0) / 1000, queueWait, loopStall: stallMs / 1000, disturbed: stallMs > this.maxLoopDelayMs };
+    };
     try {
       if (this.root.aborted) return undefined;
       const probe = this.probes[check.kind];
       if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
-      const log = this.log.child({ check: check.name, kind: check.kind });
-      let memory = this.memories.get(check);
-      if (!memory) this.memories.set(check, (memory = new Map<string, unknown>()));
-      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log, secrets: check.secrets, memory });
+      let mine = this.perCheck.get(check);
+      if (!mine) this.perCheck.set(check, (mine = { memory: new Map<string, unknown>(), log: this.log.child({ check: check.name, kind: check.kind }) }));
+      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log: mine.log, secrets: check.secrets, memory: mine.memory });
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);
@@ -125,32 +160,28 @@ export class Runner {
         else ctrl.signal.addEventListener('abort', arm, { once: true });
       });
       const settled = await Promise.race([pending, overrun]);
-      const duration = (performance.now() - t0) / 1000;
       if (settled === 'overrun') {
         pending.catch(() => undefined);
         this.log.error({ check: check.name, kind: check.kind }, 'probe ignored its abort signal; result abandoned');
-        return { result: timeoutResult(check, 'probe did not stop after its deadline'), startedAt, duration, queueWait };
+        return finish(timeoutResult(check, 'probe did not stop after its deadline'));
       }
-      const timedOut = ctrl.signal.aborted && ctrl.signal.reason instanceof TimeoutError;
-      return { result: this.vet(check, settled, timedOut), startedAt, duration, queueWait };
+      // Past the deadline is a timeout, whatever the probe made of it (its timer may not have
+      // fired yet when the loop was busy, so the clock decides, not only the signal).
+      const late = (ctrl.signal.aborted && ctrl.signal.reason instanceof TimeoutError) || performance.now() > deadline;
+      return finish(this.vet(check, settled, late));
     } catch (err) {
       this.log.error({ check: check.name, kind: check.kind, err }, 'probe threw: reported as reason internal');
-      return {
-        result: { ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: `probe error: ${err instanceof Error ? err.message : String(err)}` } },
-        startedAt,
-        duration: (performance.now() - t0) / 1000,
-        queueWait,
-      };
+      return finish({ ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: `probe error: ${err instanceof Error ? err.message : String(err)}` } });
     } finally {
       clearTimeout(timer);
       if (grace) clearTimeout(grace);
-      this.root.removeEventListener('abort', onRootAbort);
+      this.running.delete(ctrl);
       this.limiter.release();
     }
   }
 
   /** A probe's result is trusted only in shape; nonsense becomes "internal". */
-  private vet(check: CheckConfig, r: ProbeResult, timedOut: boolean): ProbeResult {
+  private vet(check: CheckConfig, r: ProbeResult, late: boolean): ProbeResult {
     if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean' || typeof r.phases !== 'object') {
       return { ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: 'probe returned a malformed result' } };
     }
@@ -158,7 +189,10 @@ export class Runner {
       this.log.error({ check: check.name, failure: r.failure }, 'probe returned a failure without a known reason');
       return { ...r, failure: { phase: r.failure?.phase ?? 'internal', reason: 'internal', message: r.failure?.message ?? 'failed without a reason' } };
     }
-    if (timedOut && r.ok) return { ...timeoutResult(check, 'finished only after its deadline'), phases: r.phases };
+    if (late && r.ok) return { ...timeoutResult(check, 'finished only after its deadline'), phases: r.phases };
+    if (late && r.failure && r.failure.reason !== 'timeout') {
+      return { ...r, failure: { phase: r.failure.phase, reason: 'timeout', message: `timed out after ${check.timeoutMs}ms (ended only after its deadline with: ${r.failure.reason}: ${r.failure.message})` } };
+    }
     return r;
   }
 }

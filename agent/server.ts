@@ -57,11 +57,8 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
   }
   if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(agent, res, 'GET, HEAD');
   switch (path) {
-    case '/metrics': {
-      const accept = req.headers.accept ?? '';
-      const { contentType, body } = await agent.metrics.render(accept.includes('application/openmetrics-text'));
-      return send(agent, res, 200, contentType, body);
-    }
+    case '/metrics':
+      return sendMetrics(agent, req, res);
     case '/healthz':
       return send(agent, res, 200, 'text/plain; charset=utf-8', 'ok\n');
     case '/readyz':
@@ -117,6 +114,8 @@ export function checkJson(v: CheckView): unknown {
           time: new Date(last.startedAt).toISOString(),
           result: runResult(last.result),
           durationSeconds: last.duration,
+          disturbed: last.disturbed,
+          loopStallSeconds: last.loopStall,
           phases: last.result.phases,
           failure: last.result.failure ?? null,
           degraded: last.result.degraded ?? null,
@@ -127,7 +126,7 @@ export function checkJson(v: CheckView): unknown {
           ...(last.result.queues ? { queues: last.result.queues } : {}),
         }
       : null,
-    history: v.history.map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null })),
+    history: v.history.map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null, disturbed: h.disturbed ?? false })),
   };
 }
 
@@ -146,6 +145,33 @@ export function incidentJson(agent: Agent, i: Incident): unknown {
 function methodNotAllowed(agent: Agent, res: ServerResponse, allow: string): void {
   res.setHeader('Allow', allow);
   send(agent, res, 405, 'application/json', JSON.stringify({ error: 'method not allowed' }));
+}
+
+/**
+ * /metrics, streamed in the chunks the metrics hand out (they yield to the event loop between
+ * chunks, and a slow reader holds back the next chunk, not the agent). Label values were
+ * redacted when the series were written, so the body is not scrubbed again here.
+ */
+async function sendMetrics(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const openMetrics = (req.headers.accept ?? '').includes('application/openmetrics-text');
+  res.writeHead(200, { 'Content-Type': agent.metrics.contentType(openMetrics), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  for await (const chunk of agent.metrics.renderChunks(openMetrics)) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+  res.end();
 }
 
 function send(agent: Agent, res: ServerResponse, status: number, contentType: string, body: string): void {

@@ -41,9 +41,13 @@ interface CheckCommon {
   dependsOn: string[];
   degraded: DegradedLimits;
   flapping: { windowMs: number; changes: number };
+  /** Duration histograms set for this check or in defaults; absent: the agent's default. */
+  histograms?: HistogramMode;
   /** Resolved secret values by name. Never logged: the agent registers them with its redactor. */
   secrets: Record<string, string>;
 }
+
+export type HistogramMode = 'off' | 'total' | 'phases';
 
 export interface DegradedLimits {
   aboveMs?: number;
@@ -61,7 +65,10 @@ export interface AgentConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   jitter: number;
   startSpreadMs: number;
-  phaseHistograms: boolean;
+  /** Duration histograms of checks that set none (agent.histograms; default off). */
+  histograms: HistogramMode;
+  /** Event-loop stall above which a run is marked disturbed (agent.maxLoopDelay). */
+  maxLoopDelayMs: number;
   /** Absolute path of the state file, when configured. */
   stateFile?: string;
   statusPage: { title: string; language: 'auto' | 'en' | 'sv' | 'da'; refresh: number };
@@ -164,6 +171,7 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
       c.cron !== undefined
         ? { type: 'cron', expression: c.cron, ...(c.timezone !== undefined ? { timezone: c.timezone } : {}) }
         : { type: 'interval', everyMs: c.interval ?? d.interval ?? DEFAULT_INTERVAL };
+    const histograms = c.histograms ?? d.histograms;
     return {
       name: c.name,
       kind: c.kind,
@@ -182,6 +190,7 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
         windowMs: c.flapping?.window ?? d.flapping?.window ?? DEFAULT_FLAP_WINDOW,
         changes: c.flapping?.changes ?? d.flapping?.changes ?? DEFAULT_FLAP_CHANGES,
       },
+      ...(histograms !== undefined ? { histograms } : {}),
       secrets,
       options,
     } as CheckConfig;
@@ -190,7 +199,8 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
     file: resolvePath(file),
     agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter,
       startSpreadMs: p.agent.startSpread,
-      phaseHistograms: p.agent.phaseHistograms,
+      histograms: p.agent.histograms ?? (p.agent.phaseHistograms === undefined ? 'off' : p.agent.phaseHistograms ? 'phases' : 'total'),
+      maxLoopDelayMs: p.agent.maxLoopDelay,
       statusPage: p.agent.statusPage,
       ...(p.agent.stateFile !== undefined ? { stateFile: isAbsolute(p.agent.stateFile) ? p.agent.stateFile : resolvePath(baseDir, p.agent.stateFile) } : {}),
     },

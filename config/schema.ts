@@ -6,6 +6,9 @@ import { checkName, duration, labelName, listenAddress, positiveDuration, secret
 import { KIND_OPTIONS, KIND_TARGET, KINDS, MULTI_TARGET, SECRET_NAME, SECRET_NAME_OPTIONS, type Kind } from './kinds.js';
 import { formatDuration, parseDuration } from './units.js';
 
+/** Which duration histograms a check exports: none, the whole run only, or also per phase. */
+const histogramMode = z.enum(['off', 'total', 'phases']);
+
 const agent = z.strictObject({
   listen: listenAddress.default('0.0.0.0:9464'),
   /** Constant labels on every series: the vantage point (site, zone, agent). */
@@ -26,8 +29,12 @@ const agent = z.strictObject({
       refresh: z.int().min(5).max(3600).default(15),
     })
     .prefault({}),
-  /** Per-phase series in vakt_probe_duration_seconds; false keeps only phase="total" (cardinality). */
-  phaseHistograms: z.boolean().default(true),
+  /** Duration histograms of checks that do not set their own: off (the lean default), total, phases. */
+  histograms: histogramMode.optional(),
+  /** Deprecated (before 0.2): true means histograms: phases, false histograms: total. */
+  phaseHistograms: z.boolean().optional(),
+  /** A run during which the event loop stalled longer than this is marked disturbed (timings not trusted). */
+  maxLoopDelay: positiveDuration.prefault('20ms'),
   /** First runs after start (or reload) are spread over this time, so checks do not fire together. */
   startSpread: duration.prefault('10s'),
 });
@@ -59,6 +66,7 @@ const defaults = z.strictObject({
   group: z.string().min(1).optional(),
   degraded: degradedLimits.optional(),
   flapping: flapping.optional(),
+  histograms: histogramMode.optional(),
 });
 
 /** The fields every check has besides name, kind and target(s), whatever its kind. */
@@ -79,6 +87,8 @@ const checkRest = {
   dependsOn: z.array(checkName).default([]),
   degraded: degradedLimits.optional(),
   flapping: flapping.optional(),
+  /** Duration histograms for this check (overrides defaults and agent.histograms). */
+  histograms: histogramMode.optional(),
   secrets: z.record(z.string().regex(SECRET_NAME, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
 };
 

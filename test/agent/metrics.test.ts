@@ -4,7 +4,7 @@ import { Metrics } from '../../agent/metrics.js';
 import { RESERVED_LABELS } from '../../config/fields.js';
 import { parseConfig, type CheckConfig } from '../../config/loader.js';
 import type { ProbeResult } from '../../probes/types.js';
-import { samples, value } from '../helpers/prom.js';
+import { parseMetrics, samples, value } from '../helpers/prom.js';
 
 function check(name: string, extra = ''): CheckConfig {
   return parseConfig(`checks:\n  - { name: ${name}, kind: tcp, target: "10.0.0.1:443"${extra} }\n`, 't.yaml').checks[0] as CheckConfig;
@@ -18,7 +18,7 @@ const tlsResult: ProbeResult = {
   degraded: { reason: 'sample_loss', message: '1 of 5' },
 };
 
-const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.006, queueWait: 0 });
+const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.006, queueWait: 0, loopStall: 0, disturbed: false });
 
 describe('metrics', () => {
   it('exports the last run with blackbox_exporter names and label values', async () => {
@@ -34,10 +34,11 @@ describe('metrics', () => {
     expect(value(text, 'probe_ssl_last_chain_info', { ...base, subject: 'CN=ehr', issuer: 'CN=CA', subjectalternative: 'ehr,ehr.local', serialnumber: '1f' })).toBe(1);
     expect(value(text, 'vakt_probe_sample_loss_ratio', base)).toBe(0.2);
     expect(value(text, 'vakt_probe_connect_seconds', { ...base, stat: 'median' })).toBe(0.002);
-    expect(value(text, 'vakt_probe_degraded', base)).toBe(1);
+    expect(samples(text, 'vakt_probe_degraded')).toHaveLength(0); // removed: the degraded state is vakt_check_status
     expect(value(text, 'vakt_probe_degraded_total', { check: 'ehr-a', reason: 'sample_loss' })).toBe(1);
     expect(value(text, 'vakt_probe_runs_total', { check: 'ehr-a', result: 'degraded' })).toBe(1);
-    expect(value(text, 'vakt_probe_duration_seconds_count', { check: 'ehr-a', phase: 'tls' })).toBe(1);
+    // Histograms are opt-in: none by default.
+    expect(samples(text, 'vakt_probe_duration_seconds_count')).toHaveLength(0);
   });
 
   it('a phase or value missing from the next run is removed, not left stale or set to 0', async () => {
@@ -129,12 +130,53 @@ describe('metrics', () => {
     expect(samples((await m.render(false)).body, 'vakt_queue_undrained_seconds', {})).toHaveLength(0);
   });
 
-  it('phaseHistograms=false keeps only phase="total"', async () => {
+  it('histograms: off by default; total or phases from the agent default; a check overrides it', async () => {
     const m = new Metrics(() => 0, () => 0, () => 1);
-    m.phaseHistograms = false;
-    m.observe(check('x'), outcome(tlsResult));
-    const text = (await m.render(false)).body;
-    expect(samples(text, 'vakt_probe_duration_seconds_count').map((s) => s.labels.phase)).toEqual(['total']);
+    const plain = check('x');
+    const own = check('y', ', histograms: phases');
+    m.observe(plain, outcome(tlsResult));
+    m.observe(own, outcome(tlsResult));
+    let text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_duration_seconds_count', { check: 'x' })).toHaveLength(0);
+    expect(samples(text, 'vakt_probe_duration_seconds_count', { check: 'y' }).map((s) => s.labels.phase)).toEqual(['total', 'connect', 'tls']);
+    m.setHistogramDefault('total');
+    m.observe(plain, outcome(tlsResult));
+    text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_duration_seconds_count', { check: 'x' }).map((s) => s.labels.phase)).toEqual(['total']);
+    expect(value(text, 'vakt_probe_duration_seconds_bucket', { check: 'x', phase: 'total', le: '0.01' })).toBe(1);
+    expect(value(text, 'vakt_probe_duration_seconds_bucket', { check: 'x', phase: 'total', le: '0.005' })).toBe(0);
+    expect(value(text, 'vakt_probe_duration_seconds_sum', { check: 'x', phase: 'total' })).toBe(0.006);
+    m.setHistogramDefault('off');
+    text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_duration_seconds_count', { check: 'x' })).toHaveLength(0);
+    expect(samples(text, 'vakt_probe_duration_seconds_count', { check: 'y' })).toHaveLength(3);
+  });
+
+  it('a disturbed run is counted; the counter appears with the first one', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = check('x');
+    m.addCheck(c);
+    m.observe(c, outcome(tlsResult));
+    let text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_probe_disturbed_runs_total')).toHaveLength(0);
+    m.observe(c, { ...outcome(tlsResult), loopStall: 0.2, disturbed: true });
+    text = (await m.render(false)).body;
+    expect(value(text, 'vakt_probe_disturbed_runs_total', { check: 'x' })).toBe(1);
+  });
+
+  it('constant labels are on every series, also after they change', async () => {
+    const m = new Metrics(() => 0, () => 0, () => 1);
+    const c = check('x');
+    m.addCheck(c);
+    m.setConstantLabels({ site: 'north' });
+    m.observe(c, outcome(tlsResult));
+    let text = (await m.render(false)).body;
+    expect(value(text, 'probe_success', { check: 'x', site: 'north' })).toBe(1);
+    m.setConstantLabels({ site: 'south' });
+    text = (await m.render(false)).body;
+    const all = parseMetrics(text);
+    expect(all.length).toBeGreaterThan(20);
+    expect(all.filter((s) => s.labels.site !== 'south').map((s) => s.name)).toEqual([]);
   });
 
   it('every label name vakt uses is refused as a constant agent label', async () => {
@@ -147,7 +189,7 @@ describe('metrics', () => {
     m.addCheck(q);
     m.observe(q, outcome({ ok: true, phases: {}, queues: [{ queue: 'a', depth: 1 }], steps: [{ name: 's', ok: true, durationSeconds: 0.1, phases: {} }], info: { hl7AckCode: 'AA' } }));
     const used = new Set<string>();
-    for (const s of (await m.registry.getMetricsAsJSON()).flatMap((x) => x.values)) for (const l of Object.keys(s.labels)) used.add(l);
+    for (const s of parseMetrics((await m.render(false)).body)) for (const l of Object.keys(s.labels)) if (l !== 'le') used.add(l);
     expect(used.size).toBeGreaterThan(5);
     expect(used).toContain('queue');
     for (const l of used) expect(RESERVED_LABELS).toContain(l);

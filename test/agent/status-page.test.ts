@@ -86,7 +86,7 @@ describe('status page', () => {
     const [lab, adt] = qcfg.checks as [CheckView['config'], CheckView['config']];
     const result = { ok: false, phases: {}, queues: [{ queue: 'lab.results', depth: 230, oldestAgeSeconds: 840 }, { queue: 'lab.orders', depth: 10 }] };
     const checks: CheckView[] = [
-      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: [], cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0 } },
+      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: [], cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false } },
       { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: [] },
     ];
     const page = (language: 'en' | 'sv' | 'da') => statusPage({ checks, incidents: [{ cause: 'lab-q', since: at, affected: [] }], labels: {}, title: 'Status', language, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' });

@@ -252,12 +252,12 @@ describe('mllp checks in the config and the metrics', () => {
       () => 1,
     );
     m.addCheck(check);
-    const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.01, queueWait: 0 });
+    const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false });
     m.observe(check, outcome({ ok: true, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, info: { hl7AckCode: 'AA' } }));
     m.observe(check, outcome({ ok: true, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, info: { hl7AckCode: 'AA' } }));
     m.observe(check, outcome({ ok: false, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, failure: { phase: 'ack', reason: 'ack_reject', message: 'AR' }, info: { hl7AckCode: 'AR' } }));
     m.observe(check, outcome({ ok: false, phases: { connect: 0.001, send: 0.0001 }, failure: { phase: 'ack', reason: 'timeout', message: 'no ACK' } }));
-    const text = await m.registry.metrics();
+    const text = (await m.render(false)).body;
     expect(value(text, 'vakt_hl7_acks_total', { check: 'hl7-lab', code: 'AA' })).toBe(2);
     expect(value(text, 'vakt_hl7_acks_total', { check: 'hl7-lab', code: 'AR' })).toBe(1);
     expect(value(text, 'vakt_probe_failures_total', { check: 'hl7-lab', reason: 'ack_reject' })).toBe(1);

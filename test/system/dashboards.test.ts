@@ -222,6 +222,8 @@ agent:
   labels: { site: test-site }
   startSpread: 200ms
   concurrency: 16
+  # The duration panels read the histograms, which are opt-in.
+  histograms: phases
 # Baselines (the checks' learnt normal durations) after 3 good runs instead of 20.
 defaults: { interval: 1s, timeout: 900ms, retries: 1, retryInterval: 200ms, degraded: { baselineMinRuns: 3 } }
 checks:

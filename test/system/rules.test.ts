@@ -210,7 +210,7 @@ async function agentExposition(site: string, down: boolean): Promise<string> {
     m.addCheck(c);
     const dns = c.kind === 'dns';
     const result = !down ? ok(dns ? { dns_query_succeeded: 1, dns_answer_rrs: 1 } : {}) : dns ? failed('timeout', { dns_query_succeeded: 0 }) : failed('resolve');
-    m.observe(c, { result, startedAt: Date.now(), duration: 0.01, queueWait: 0 });
+    m.observe(c, { result, startedAt: Date.now(), duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false });
     const state: CheckState = down ? 'down' : 'ok';
     m.setStatus(c.name, { state, since, consecutiveFailures: down ? 3 : 0, consecutiveSuccesses: down ? 0 : 3, flapping: false });
     if (down) m.setRootCause(c.name, 'dns-ns1');

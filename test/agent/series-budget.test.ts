@@ -1,0 +1,83 @@
+// The series budget of docs/metrics.md, enforced from a real scrape: the demo's checks (one of
+// each kind the sandbox serves, plus an amqp check against a closed port) run in a real agent
+// against the sandbox; every check's series in /metrics are counted and must stay within the
+// documented budget of its kind, and every kind must have a budget row.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.js';
+import { defaultConfigFile } from '../../agent/paths.js';
+import { startServer, type HttpServer } from '../../agent/server.js';
+import { PROBES } from '../../probes/registry.js';
+import { SANDBOX_PORTS, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { closedPort } from '../helpers/peers.js';
+import { parseMetrics } from '../helpers/prom.js';
+
+/** The budget table of docs/metrics.md: kind → series per check (and per extra target or queue). */
+function documentedBudget(): Map<string, { base: number; perTarget: number; perQueue: number }> {
+  const text = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+  const section = text.slice(text.indexOf('## Series budget'));
+  const rows = new Map<string, { base: number; perTarget: number; perQueue: number }>();
+  for (const m of section.matchAll(/^\| `([a-z0-9]+)` \| (\d+) \| (\d+) \| (\d+) \|/gm)) {
+    rows.set(m[1] as string, { base: Number(m[2]), perTarget: Number(m[3]), perQueue: Number(m[4]) });
+  }
+  return rows;
+}
+
+let sb: Sandbox;
+let agent: Agent;
+let http: HttpServer;
+beforeAll(async () => {
+  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
+  // The demo's own config, pointed at this sandbox's ports and run quickly.
+  let text = readFileSync(defaultConfigFile, 'utf8');
+  for (const [key, port] of Object.entries(SANDBOX_PORTS)) text = text.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${sb.ports[key as keyof typeof SANDBOX_PORTS]}`);
+  text = text.replaceAll('../sandbox/', `${resolve(dirname(defaultConfigFile), '../sandbox')}/`);
+  text = text.replace(/^ {2}listen: .*$/m, '  listen: 127.0.0.1:0\n  startSpread: 100ms\n  histograms: off');
+  const secret = resolve(dirname(defaultConfigFile), '../sandbox/secrets/probe-password');
+  text += `\n  - { name: broker-canary, kind: amqp, target: "127.0.0.1:${await closedPort()}", secrets: { canary: { file: "${secret}" } }, amqp: { username: vakt-canary, password: canary, queue: vakt.canary } }\n`;
+  const dir = mkdtempSync(join(tmpdir(), 'vakt-budget-'));
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, text);
+  agent = await Agent.start({ configFile: file, listen: { host: '127.0.0.1', port: 0 }, logStream: new PassThrough() });
+  http = await startServer(agent, '127.0.0.1', 0);
+}, 30_000);
+afterAll(async () => {
+  await agent?.stop();
+  await http?.close();
+  await sb?.stop();
+});
+
+describe('series budget (docs/metrics.md)', () => {
+  it('every kind has a budget row', () => {
+    const budget = documentedBudget();
+    expect([...budget.keys()].sort()).toEqual(Object.keys(PROBES).sort());
+  });
+
+  it("each of the demo's checks stays within its kind's budget in a real scrape", async () => {
+    // Two runs of each check beyond its schedule, so counters, rates and state have settled.
+    for (let round = 0; round < 2; round++) await Promise.all(agent.list().map((v) => agent.runNow(v.config.name)));
+    expect(agent.list().every((v) => v.history.length >= 2)).toBe(true);
+    const body = await (await fetch(`${http.url}/metrics`)).text();
+    const series = parseMetrics(body);
+    const budget = documentedBudget();
+    const seen: string[] = [];
+    for (const view of agent.list()) {
+      const c = view.config;
+      // What the budget adds on top of its base as runs fail, degrade, skip or are disturbed.
+      const extras = new Set(['vakt_probe_failures_total', 'vakt_probe_degraded_total', 'vakt_probe_disturbed_runs_total', 'vakt_probe_skipped_runs_total', 'vakt_probe_failure_info']);
+      const mine = series.filter((s) => s.labels.check === c.name && !extras.has(s.name)).length;
+      const b = budget.get(c.kind);
+      expect(b, `budget row for ${c.kind}`).toBeDefined();
+      const queues = view.last?.result.queues?.length ?? 0;
+      const allowed = (b?.base ?? 0) + (b?.perTarget ?? 0) * (c.targets.length - 1) + (b?.perQueue ?? 0) * queues;
+      expect(mine, `${c.name} (${c.kind}): ${mine} series, budget ${allowed}`).toBeLessThanOrEqual(allowed);
+      expect(mine).toBeGreaterThan(5);
+      seen.push(c.kind);
+    }
+    // The demo covers every kind.
+    expect(new Set(seen)).toEqual(new Set(Object.keys(PROBES)));
+  }, 60_000);
+});
