@@ -209,7 +209,7 @@ export class Metrics {
   }
 
   /** Creates the series a check has before its first run (counters at 0, info). */
-  addCheck(check: CheckConfig): void {
+  addCheck(check: CheckConfig): CheckSeries {
     this.removeCheck(check.name);
     const cs: CheckSeries = {
       config: check,
@@ -227,6 +227,7 @@ export class Metrics {
     this.checks.set(check.name, cs);
     this.writeInfo(cs);
     this.writeCounters(cs);
+    return cs;
   }
 
   setStatus(name: string, status: CheckStatus): void {
@@ -261,11 +262,8 @@ export class Metrics {
   }
 
   observe(check: CheckConfig, outcome: RunOutcome): void {
-    let cs = this.checks.get(check.name);
-    if (!cs || cs.config !== check) {
-      this.addCheck(check);
-      cs = this.checks.get(check.name);
-    }
+    const known = this.checks.get(check.name);
+    const cs = known?.config === check ? known : this.addCheck(check);
     const result = outcome.result;
     this.queueWaitState.observe(outcome.queueWait);
     cs.last = outcome;
