@@ -2,16 +2,14 @@
 // each kind the sandbox serves, plus an amqp check against a closed port) run in a real agent
 // against the sandbox; every check's series in /metrics are counted and must stay within the
 // documented budget of its kind, and every kind must have a budget row.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
-import { defaultConfigFile } from '../../agent/paths.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { PROBES } from '../../probes/registry.js';
-import { SANDBOX_PORTS, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { startSandbox, type Sandbox } from '../../sandbox/index.js';
+import { demoConfigFor, sandboxDirOfRepo } from '../helpers/demo-config.js';
 import { closedPort } from '../helpers/peers.js';
 import { parseMetrics } from '../helpers/prom.js';
 
@@ -31,16 +29,10 @@ let agent: Agent;
 let http: HttpServer;
 beforeAll(async () => {
   sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
-  // The demo's own config, pointed at this sandbox's ports and run quickly.
-  let text = readFileSync(defaultConfigFile, 'utf8');
-  for (const [key, port] of Object.entries(SANDBOX_PORTS)) text = text.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${sb.ports[key as keyof typeof SANDBOX_PORTS]}`);
-  text = text.replaceAll('../sandbox/', `${resolve(dirname(defaultConfigFile), '../sandbox')}/`);
-  text = text.replace(/^ {2}listen: .*$/m, '  listen: 127.0.0.1:0\n  startSpread: 100ms\n  histograms: off');
-  const secret = resolve(dirname(defaultConfigFile), '../sandbox/secrets/probe-password');
-  text += `\n  - { name: broker-canary, kind: amqp, target: "127.0.0.1:${await closedPort()}", secrets: { canary: { file: "${secret}" } }, amqp: { username: vakt-canary, password: canary, queue: vakt.canary } }\n`;
-  const dir = mkdtempSync(join(tmpdir(), 'vakt-budget-'));
-  const file = join(dir, 'demo.yaml');
-  writeFileSync(file, text);
+  // The demo's own config against this sandbox, histograms off (the default set), and an amqp
+  // check (the demo has none) against a closed port.
+  const secret = `${sandboxDirOfRepo()}/secrets/probe-password`;
+  const file = demoConfigFor(sb, ['startSpread: 100ms', 'histograms: off'], `  - { name: broker-canary, kind: amqp, target: "127.0.0.1:${await closedPort()}", secrets: { canary: { file: "${secret}" } }, amqp: { username: vakt-canary, password: canary, queue: vakt.canary } }\n`);
   agent = await Agent.start({ configFile: file, listen: { host: '127.0.0.1', port: 0 }, logStream: new PassThrough() });
   http = await startServer(agent, '127.0.0.1', 0);
 }, 30_000);
