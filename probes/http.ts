@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
+import { jsonPath, parseJson, type JsonResult } from './json.js';
 import { classifyError, describeError, now, raceAbort, readBounded } from './net.js';
 import { Redactor } from './redact.js';
 import { certFacts, tlsFileOptions } from './tcp.js';
@@ -245,8 +246,12 @@ async function runStep(
       contentLength = read.bytes;
       if (read.tooLarge) throw new StepError('body_too_large', 'transfer', `body larger than ${o.maxBodySize} bytes (read stopped)`);
       const elapsed = now() - started;
-      checkExpect(step, res.statusCode, res.headers, read.text, elapsed, ctx.secrets);
-      extract(step, read.text, res.headers, jar, url, vars);
+      // Parsed once, and only when an expectation or an extraction asks for JSON.
+      let parsed: Promise<JsonResult> | undefined;
+      const text = read.text;
+      const json = () => (parsed ??= parseJson(text, { signal: ctx.signal }));
+      await checkExpect(step, res.statusCode, res.headers, text, json, elapsed, ctx.secrets);
+      await extract(step, text, json, res.headers, jar, url, vars);
       break;
     }
     result.ok = true;
@@ -285,7 +290,18 @@ function headerValue(headers: Headers, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-function checkExpect(step: HttpStepOptions, status: number, headers: Headers, body: string, elapsed: number, secrets: Readonly<Record<string, string>>): void {
+/**
+ * The body as JSON, or the step's failure: a body that is not JSON fails the assertion that wanted
+ * JSON; one nested too deep or holding too many values is the peer breaking the protocol.
+ */
+function bodyJson(r: JsonResult): { doc: unknown } | undefined {
+  if (r.ok) return { doc: r.value };
+  if (r.error.code === 'syntax') return undefined;
+  if (r.error.code === 'aborted') throw new StepError('timeout', 'processing', 'timed out in processing');
+  throw new StepError('protocol', 'processing', `body is ${r.error.message}`);
+}
+
+async function checkExpect(step: HttpStepOptions, status: number, headers: Headers, body: string, json: () => Promise<JsonResult>, elapsed: number, secrets: Readonly<Record<string, string>>): Promise<void> {
   const e = step.expect;
   const fail = (reason: FailureReason, message: string) => {
     throw new StepError(reason, 'processing', message);
@@ -298,12 +314,9 @@ function checkExpect(step: HttpStepOptions, status: number, headers: Headers, bo
   for (const re of e.bodyNotMatches ?? []) if (new RegExp(re).test(body)) fail('assertion', `body matches /${re}/`);
   for (const text of e.bodyContains ?? []) if (!body.includes(text)) fail('assertion', `body does not contain the expected text (${text.length} characters)`);
   if (e.json || e.jsonExists) {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(body);
-    } catch {
-      fail('assertion', 'body is not JSON');
-    }
+    const parsed = bodyJson(await json());
+    if (!parsed) fail('assertion', 'body is not JSON');
+    const doc = parsed?.doc;
     for (const path of e.jsonExists ?? []) if (jsonPath(doc, path) === undefined) fail('assertion', `JSON has no ${path}`);
     for (const [path, want] of Object.entries(e.json ?? {})) {
       const got = jsonPath(doc, path);
@@ -333,17 +346,15 @@ function describeJson(v: unknown, secrets: Readonly<Record<string, string>>): st
   return text.length <= 64 ? JSON.stringify(text) : `a string of ${v.length} characters`;
 }
 
-function extract(step: HttpStepOptions, body: string, headers: Headers, jar: CookieJar, url: URL, vars: Record<string, string>): void {
+async function extract(step: HttpStepOptions, body: string, json: () => Promise<JsonResult>, headers: Headers, jar: CookieJar, url: URL, vars: Record<string, string>): Promise<void> {
   for (const [name, x] of Object.entries(step.extract ?? {})) {
     let v: string | undefined;
     if ('regex' in x) v = new RegExp(x.regex).exec(body)?.[x.group];
     else if ('jsonPath' in x) {
-      try {
-        const got = jsonPath(JSON.parse(body), x.jsonPath);
-        v = typeof got === 'string' ? got : typeof got === 'number' || typeof got === 'boolean' ? String(got) : got === undefined || got === null ? undefined : JSON.stringify(got);
-      } catch {
-        v = undefined;
-      }
+      const parsed = bodyJson(await json());
+      const got = parsed ? jsonPath(parsed.doc, x.jsonPath) : undefined;
+      // JSON.stringify recurses, at most JSON_MAX_DEPTH deep here.
+      v = typeof got === 'string' ? got : typeof got === 'number' || typeof got === 'boolean' ? String(got) : got === undefined || got === null ? undefined : JSON.stringify(got);
     } else if ('header' in x) v = headerValue(headers, x.header);
     else v = jar.get(url, x.cookie);
     if (v === undefined) throw new StepError('assertion', 'processing', `could not extract ${name}`);
@@ -365,27 +376,6 @@ function templateJson(v: unknown, fill: (s: string) => string): unknown {
   if (Array.isArray(v)) return v.map((x) => templateJson(x, fill));
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, templateJson(x, fill)]));
   return v;
-}
-
-/** A small JSON path: `$.a.b[0].c`, `a.b`, `$["key with dots"]`. */
-export function jsonPath(doc: unknown, path: string): unknown {
-  const segments: (string | number)[] = [];
-  const re = /\.([A-Za-z_$][\w$-]*)|\[(\d+)\]|\["([^"]*)"\]|^([A-Za-z_][\w$-]*)/g;
-  const p = path.startsWith('$') ? path.slice(1) : path;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(p)) !== null) {
-    if (m.index !== consumed) return undefined;
-    consumed = re.lastIndex;
-    segments.push(m[2] !== undefined ? Number(m[2]) : ((m[1] ?? m[3] ?? m[4]) as string));
-  }
-  if (consumed !== p.length) return undefined;
-  let cur: unknown = doc;
-  for (const s of segments) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[s];
-  }
-  return cur;
 }
 
 interface Cookie {

@@ -9,6 +9,7 @@ import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from '../config/kinds.js';
+import { parseJson } from './json.js';
 import { classifyError, describeError, now, readBounded } from './net.js';
 import { Redactor } from './redact.js';
 import { certFacts, tlsFileOptions } from './tcp.js';
@@ -142,7 +143,7 @@ async function discover(run: Run, target: string): Promise<{ tokenUrl: URL; user
   if (reply.status < 200 || reply.status > 299) {
     throw new RunFailure('discovery', 'http_status', `${url.pathname} answered status ${reply.status}, expected 2xx${reply.status === 404 ? ' (is the target the token endpoint? then set discovery: false)' : ''}`);
   }
-  const doc = jsonObject(reply.text);
+  const doc = await jsonObject(run, 'discovery', 'the discovery document', reply.text);
   if (!doc) throw new RunFailure('discovery', 'protocol', 'the discovery document is not a JSON object');
   const e = run.o.expect;
   if (e.issuer !== undefined && doc.issuer !== e.issuer) {
@@ -196,7 +197,7 @@ async function requestToken(run: Run, ctx: ProbeContext<OidcOptions>, url: URL, 
   }
   const reply = await exchange(run, 'token', url, 'POST', headers, form.toString());
   values.http_status_code = reply.status;
-  const doc = jsonObject(reply.text);
+  const doc = await jsonObject(run, 'token', 'the token response', reply.text);
   const grant = `the ${o.grant} grant`;
   if (reply.status >= 500) {
     const code = doc && typeof doc.error === 'string' ? ` (error ${oauthCodeText(doc.error, run)})` : '';
@@ -242,7 +243,7 @@ async function callResource(run: Run, url: URL, token: string): Promise<void> {
   if (reply.status === 401 || reply.status === 403) {
     // RFC 6750 3: WWW-Authenticate: Bearer error="invalid_token", error_description="..."
     const header = headerText(reply.headers['www-authenticate']);
-    const error = /(?:^|[\s,])error\s*=\s*"?([^",\s]*)"?/i.exec(header)?.[1] ?? jsonObject(reply.text)?.error;
+    const error = /(?:^|[\s,])error\s*=\s*"?([^",\s]*)"?/i.exec(header)?.[1] ?? (await jsonObject(run, 'resource', "the resource's answer", reply.text))?.error;
     const code = typeof error === 'string' && error.length > 0 ? error : undefined;
     throw new RunFailure('resource', 'auth', `the resource refused the token: status ${reply.status}${code ? ` (${oauthCodeText(code, run)})` : ''}`, code ? authCodeOf(code) : 'other');
   }
@@ -325,20 +326,30 @@ function reasonOf(err: unknown, signal: AbortSignal): FailureReason {
 }
 
 
-function jsonObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
+/**
+ * A body as a JSON object; undefined when it is not JSON or not an object (the caller says what it
+ * expected). JSON nested too deep or holding too many values fails the run (protocol).
+ */
+async function jsonObject(run: Run, phase: Phase, what: string, text: string): Promise<Record<string, unknown> | undefined> {
+  const r = await parseJson(text, { signal: run.signal });
+  if (!r.ok) {
+    if (r.error.code === 'syntax') return undefined;
+    if (r.error.code === 'aborted') throw new RunFailure(phase, 'timeout', `timed out reading ${what}`);
+    throw new RunFailure(phase, 'protocol', `${what} is ${r.error.message}`);
   }
+  const v = r.value;
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
 /** The server's own words, made safe to quote: credentials and tokens removed, one short line. */
 function serverText(v: unknown, run: Run, max: number): string | undefined {
   if (typeof v !== 'string') return undefined;
+  // Scrubbed whole (a cut could halve a secret), cleaned only at the head (a replace over a
+  // 256 KiB description of control characters would hold the event loop).
   const line = run.scrubber
     .scrub(v)
+    .trimStart()
+    .slice(0, 1024)
     .replace(/\p{Cc}+/gu, ' ')
     .trim();
   if (line.length === 0) return undefined;
@@ -347,7 +358,7 @@ function serverText(v: unknown, run: Run, max: number): string | undefined {
 
 /** An OAuth error code as quoted in a message: the code's own characters only, bounded. */
 function oauthCodeText(error: string, run: Run): string {
-  const s = run.scrubber.scrub(error).replace(/[^\w.-]/g, '?').slice(0, 64);
+  const s = run.scrubber.scrub(error).slice(0, 64).replace(/[^\w.-]/g, '?');
   return s.length > 0 ? s : '(empty)';
 }
 

@@ -6,7 +6,7 @@
 import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
 import type { QueueOptions, QueueSource } from '../config/kinds.js';
-import { jsonPath } from './http.js';
+import { jsonPath, parseJson } from './json.js';
 import { classifyError, describeError, readBounded } from './net.js';
 import { tlsFileOptions } from './tcp.js';
 import type { FailureReason, QueueReading } from './types.js';
@@ -124,11 +124,12 @@ class Http {
     }
     if (read.tooLarge) throw new SourceError('body_too_large', `${url.pathname}: response larger than ${sc.o.maxBodySize} bytes (read stopped)`);
     if (res.statusCode === 401 || res.statusCode === 403) throw new SourceError('auth', `${url.pathname}: the API refused the credentials (status ${res.statusCode})${/^\s*[{[]/.test(read.text) ? snippet(read.text, sc) : ''}`);
-    if (res.statusCode === 404) return { status: 404, json: safeJson(read.text), text: read.text };
+    // Every reader answers a 404 by its status alone: its body is not parsed.
+    if (res.statusCode === 404) return { status: 404, json: undefined, text: read.text };
     if (res.statusCode < 200 || res.statusCode > 299) {
       throw new SourceError('http_status', `${url.pathname}: status ${res.statusCode}${res.statusCode === 503 ? ' (service unavailable: starting or overloaded)' : ''}${snippet(read.text, sc)}`);
     }
-    const json = safeJson(read.text);
+    const json = await this.parse(url, read.text);
     if (json === undefined) {
       const type = (String(res.headers['content-type'] ?? 'no content type').split(';')[0] ?? '').trim().slice(0, 80);
       throw new SourceError('protocol', `${url.pathname}: expected JSON, got ${read.bytes} bytes of ${type}${/^\s*</.test(read.text) ? ' (an HTML or XML page: a login page or proxy error?)' : read.text.trim() === '' ? ' (empty)' : ' that does not parse (truncated?)'}`);
@@ -136,21 +137,25 @@ class Http {
     return { status: res.statusCode, json, text: read.text };
   }
 
+  /** The body as JSON; undefined when it is not JSON. JSON beyond the limits of probes/json.ts is a protocol failure. */
+  private async parse(url: URL, text: string): Promise<unknown> {
+    const r = await parseJson(text, { signal: this.sc.signal });
+    if (r.ok) return r.value;
+    if (r.error.code === 'syntax') return undefined;
+    if (r.error.code === 'aborted') throw new SourceError('timeout', `${url.pathname}: timed out parsing the answer`);
+    throw new SourceError('protocol', `${url.pathname}: ${r.error.message}`);
+  }
+
   async close(): Promise<void> {
     await this.agent?.destroy().catch(() => undefined);
   }
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
+/** The start of a body, for a message: secrets removed, whitespace folded, at most 120 characters. */
 function snippet(text: string, sc: SourceContext): string {
-  const t = sc.scrub(text.replace(/\s+/g, ' ').trim()).slice(0, 120);
+  // Scrubbed whole (a cut could halve a secret), folded only at the head: a regex replace over
+  // 4 MB of " a a a" takes a second.
+  const t = sc.scrub(text).trimStart().slice(0, 1024).replace(/\s+/g, ' ').trim().slice(0, 120);
   return t ? `: ${t}` : '';
 }
 
@@ -476,10 +481,16 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
       if (!name && !id) continue;
       const label = wanted?.find((w) => w === name || w === id) ?? (wanted ? undefined : (name ?? id));
       if (label === undefined) continue;
-      found.add(label);
+      if (wanted) found.add(label);
       const channelState = text(s.state);
       const children = isRecord(s.childStatuses) ? mirthStatuses(s.childStatuses) : undefined;
       const destinations = (children ?? []).filter((c) => c.statusType === 'DESTINATION_CONNECTOR' || (c.statusType === undefined && num(c.metaDataId) !== undefined && (num(c.metaDataId) as number) > 0));
+      // Past the limit the rest are only counted: building readings for every status of a
+      // hostile document would hold the event loop.
+      if (out.length >= MIRTH_MAX_READINGS) {
+        skipped += Math.max(1, destinations.length);
+        continue;
+      }
       const readings =
         destinations.length > 0
           ? destinations.map((d) => {

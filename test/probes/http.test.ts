@@ -1,9 +1,12 @@
 // The http probe against a login application built in the test (test/helpers/login-app.ts) and
 // other real peers on loopback: phases, TLS, the login flow, cookies, redirects, limits,
 // timeouts, expectations, extraction and templating.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS, type HttpOptions } from '../../config/kinds.js';
-import { CookieJar, httpProbe, jsonPath, template } from '../../probes/http.js';
+import { CookieJar, httpProbe, template } from '../../probes/http.js';
+import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, jsonPath } from '../../probes/json.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { startLoginApp, type LoginApp, type LoginAppOptions } from '../helpers/login-app.js';
@@ -510,6 +513,50 @@ describe('http probe: body limit', () => {
     const r = await run(`${a.url}/endless?redirect=${encodeURIComponent('/api/health')}`, { maxBodySize: '64KiB' });
     expect(r.failure).toBeUndefined();
     expect(r.values).toMatchObject({ http_redirects: 1, http_status_code: 200 });
+  });
+});
+
+describe('http probe: hostile JSON bodies', () => {
+  /** A peer answering every request with this JSON text. */
+  async function jsonPeer(body: string): Promise<string> {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push({ port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) });
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  }
+  const nested = (depth: number, inner: string) => '['.repeat(depth) + inner + ']'.repeat(depth);
+  let deep: string;
+  beforeAll(async () => {
+    // 4,000,000 bytes: 2 million levels.
+    deep = await jsonPeer(nested(2e6, ''));
+  });
+
+  it('2 million levels: body_too_large under the default limit; above it, expect.json fails with protocol naming the depth limit', async () => {
+    expect((await run(deep, { expect: { jsonExists: ['$'] } })).failure).toMatchObject({ phase: 'transfer', reason: 'body_too_large' });
+    const r = await run(deep, { maxBodySize: '8MiB', expect: { json: { '$[0]': 1 } } });
+    expect(r.failure).toMatchObject({ phase: 'processing', reason: 'protocol', message: `step request: body is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` });
+  });
+
+  it('2 million levels: a jsonPath extraction fails with protocol, not "could not extract"', async () => {
+    const r = await run(deep, { maxBodySize: '8MiB', extract: { v: { jsonPath: '$[0]' } } });
+    expect(r.failure).toMatchObject({ phase: 'processing', reason: 'protocol', message: expect.stringContaining(`nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown });
+  });
+
+  it(`more than ${JSON_MAX_CONTAINERS} arrays and objects: protocol, naming the limit`, async () => {
+    const url = await jsonPeer(`[${Array(JSON_MAX_CONTAINERS).fill('{}').join(',')}]`);
+    const r = await run(url, { expect: { jsonExists: ['$[0]'] } });
+    expect(r.failure).toMatchObject({ reason: 'protocol', message: expect.stringContaining(`JSON with more than ${JSON_MAX_CONTAINERS} arrays and objects`) as unknown });
+  });
+
+  it('JSON nested exactly at the limit is checked and extracted as usual', async () => {
+    const path = `$${'[0]'.repeat(JSON_MAX_DEPTH - 1)}.ok`;
+    const url = await jsonPeer(nested(JSON_MAX_DEPTH - 1, '{"ok":"yes"}'));
+    const r = await run(url, { steps: [{ name: 'doc', url: '/', expect: { json: { [path]: 'yes' } }, extract: { v: { jsonPath: path }, whole: { jsonPath: '$' } } }, { name: 'use', url: '/?v=${var.v}' }] });
+    expect(r.failure).toBeUndefined();
+    expect(r.ok).toBe(true);
   });
 });
 

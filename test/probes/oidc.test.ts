@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS, type OidcOptions } from '../../config/kinds.js';
 import { parseConfig } from '../../config/loader.js';
+import { JSON_MAX_DEPTH } from '../../probes/json.js';
 import { OAUTH_ERROR_CODES, oidcProbe } from '../../probes/oidc.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type Pem, type TestPki } from '../helpers/certs.js';
@@ -456,6 +457,31 @@ describe('oidc probe: time, size and connection failures', () => {
   it('a huge discovery document is bounded too', async () => {
     idp.discovery = (_req, res) => json(res, 200, { issuer: issuer(), token_endpoint: tokenEndpoint(), padding: 'x'.repeat(300 * 1024) });
     expect((await run(issuer(), CC)).failure).toMatchObject({ phase: 'discovery', reason: 'body_too_large' });
+  });
+
+  it('a discovery document or token response 2 million levels deep: body_too_large by default, protocol above the limit, naming the depth limit', async () => {
+    const deep = '['.repeat(2e6) + ']'.repeat(2e6);
+    const send = (_req: Seen, res: ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(deep);
+    };
+    idp.discovery = send;
+    expect((await run(issuer(), CC)).failure).toMatchObject({ phase: 'discovery', reason: 'body_too_large' });
+    const discovery = await run(issuer(), { ...CC, maxBodySize: '8MiB' });
+    expect(discovery.failure).toMatchObject({ phase: 'discovery', reason: 'protocol', message: `the discovery document is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` });
+    idp.discovery = undefined;
+    idp.token = send;
+    const token = await run(issuer(), { ...CC, maxBodySize: '8MiB' });
+    expect(token.failure).toMatchObject({ phase: 'token', reason: 'protocol', message: expect.stringContaining(`the token response is JSON nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown });
+  });
+
+  it('documents nested exactly at the depth limit are read as usual', async () => {
+    const deep = JSON.parse('['.repeat(JSON_MAX_DEPTH - 1) + ']'.repeat(JSON_MAX_DEPTH - 1)) as unknown;
+    idp.discovery = (_req, res) => json(res, 200, { issuer: issuer(), token_endpoint: tokenEndpoint(), mtls_endpoint_aliases: deep });
+    idp.token = (_req, res) => json(res, 200, { access_token: ACCESS_TOKEN, token_type: 'Bearer', expires_in: 300, authorization_details: deep });
+    const r = await run(issuer(), CC);
+    expect(r.failure).toBeUndefined();
+    expect(r.ok).toBe(true);
   });
 
   it('a closed port is refused: in discovery, or in connect of the token request', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
+import { JSON_MAX_DEPTH } from '../../probes/json.js';
 import { activemqName, globMatcher } from '../../probes/queue-sources.js';
 import { humanDuration, queueProbe } from '../../probes/queue.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
@@ -582,6 +583,37 @@ describe('queue: http-json', () => {
     const bad = await run(`${a.url}/engine/queue`, opts);
     expect(bad.failure?.reason).toBe('protocol');
     expect(bad.failure?.message).toContain('$.stats.pending');
+  });
+});
+
+describe('queue: JSON nested too deep', () => {
+  const nested = (depth: number, inner = '') => '['.repeat(depth) + inner + ']'.repeat(depth);
+  // 4,000,000 bytes, under the default maxBodySize (4 MiB): 2 million levels.
+  const deep = nested(2e6);
+
+  it('rabbitmq and http-json: a 2-million-level answer → protocol naming the depth limit, refused before parsing', async () => {
+    const a = await api((_, res) => json(res, 200, deep));
+    const message = `JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)`;
+    const rabbitmq = await run(a.url, { source: 'rabbitmq', queues: ['lab.results'] });
+    expect(rabbitmq.failure).toMatchObject({ phase: 'fetch', reason: 'protocol', message: `/api/queues/%2F/lab.results: ${message}` });
+    const httpJson = await run(`${a.url}/engine/queue`, { source: 'http-json', depthPath: '$.q' });
+    expect(httpJson.failure).toMatchObject({ phase: 'fetch', reason: 'protocol', message: `/engine/queue: ${message}` });
+    // Above maxBodySize it is not read at all.
+    expect((await run(a.url, { source: 'http-json', depthPath: '$.q', maxBodySize: '1MiB' })).failure?.reason).toBe('body_too_large');
+  });
+
+  it('rabbitmq and http-json: answers nested exactly at the limit are read', async () => {
+    const extra = nested(JSON_MAX_DEPTH - 1);
+    const a = await api((req, res) => {
+      if (req.url.startsWith('/api/queues/')) return json(res, 200, `{"name":"lab.results","messages":3,"consumers":1,"arguments":${extra}}`);
+      json(res, 200, `{"stats":{"pending":5},"history":${extra}}`);
+    });
+    const rabbitmq = await run(a.url, { source: 'rabbitmq', queues: ['lab.results'] });
+    expect(rabbitmq.ok, JSON.stringify(rabbitmq.failure)).toBe(true);
+    expect(q(rabbitmq).depth).toBe(3);
+    const httpJson = await run(`${a.url}/engine/queue`, { source: 'http-json', depthPath: '$.stats.pending' });
+    expect(httpJson.ok, JSON.stringify(httpJson.failure)).toBe(true);
+    expect(q(httpJson).depth).toBe(5);
   });
 });
 
