@@ -91,7 +91,6 @@ export class Agent {
     );
     this.metrics.setConstantLabels(config.agent.labels);
     this.metrics.setHistogramDefault(config.agent.histograms);
-    this.loop.start();
     this.runner = new Runner(this.root.signal, this.limiter, this.log, undefined, this.loop);
     this.runner.maxLoopDelayMs = config.agent.maxLoopDelayMs;
     this.scheduler = new Scheduler(

@@ -76,6 +76,8 @@ interface CheckSeries {
   /** Histogram state per phase ("total" included) and per step and phase. */
   histograms: Map<string, HistogramState>;
   stepHistograms: Map<string, HistogramState>;
+  /** The last-run families the check's last run wrote (the next run clears those it does not write). */
+  lastFamilies: Family[];
   status?: CheckStatus;
   cause?: string;
 }
@@ -111,8 +113,6 @@ export class Metrics {
   private readonly stepSuccess = this.family('vakt_step_success', 'gauge', 'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.');
   private readonly stepSeconds = this.family('vakt_step_last_duration_seconds', 'gauge', 'Seconds the step took in the last run.');
   private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, family: this.family(q.name, 'gauge', q.help) }));
-  /** Every family above: a run rewrites all of them for its check (what it did not produce is gone). */
-  private readonly lastRunFamilies = [...this.families];
 
   // Cumulative, per check.
   private readonly runs = this.family('vakt_probe_runs_total', 'counter', 'Runs by result (ok, degraded, failed).');
@@ -161,7 +161,10 @@ export class Metrics {
     private readonly concurrency: () => number,
     private readonly redactor?: Redactor,
   ) {
-    collectDefaultMetrics({ register: this.registry });
+    // The event-loop delay histogram behind nodejs_eventloop_lag_* samples every 100 ms, not
+    // every 10 ms: its timer woke an idle agent 100 times a second (about 6 ms of CPU per second
+    // here). Stalls still show in it; each run's own stall is measured by agent/loop-monitor.ts.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     this.writeAgent();
   }
 
@@ -223,6 +226,7 @@ export class Metrics {
       disturbed: 0,
       histograms: new Map(),
       stepHistograms: new Map(),
+      lastFamilies: [],
     };
     this.checks.set(check.name, cs);
     this.writeInfo(cs);
@@ -267,16 +271,30 @@ export class Metrics {
     const result = outcome.result;
     this.queueWaitState.observe(outcome.queueWait);
     cs.last = outcome;
+    // Only the counters this run moved are written again.
     cs.runs[runResult(result)]++;
-    if (!result.ok && result.failure) bump(cs.failures, result.failure.reason);
-    if (result.ok && result.degraded) bump(cs.degradations, result.degraded.reason);
+    this.writeRuns(cs);
+    const k = this.constant;
+    if (!result.ok && result.failure) {
+      bump(cs.failures, result.failure.reason);
+      this.failures.set(check.name, byLabel('vakt_probe_failures_total', cs.own, 'reason', cs.failures, k));
+    }
+    if (result.ok && result.degraded) {
+      bump(cs.degradations, result.degraded.reason);
+      this.degradations.set(check.name, byLabel('vakt_probe_degraded_total', cs.own, 'reason', cs.degradations, k));
+    }
     const ackCode = result.info?.hl7AckCode;
-    if (ackCode !== undefined) bump(cs.acks, ackCode);
-    if (outcome.disturbed) cs.disturbed++;
+    if (ackCode !== undefined) {
+      bump(cs.acks, ackCode);
+      this.hl7Acks.set(check.name, byLabel('vakt_hl7_acks_total', cs.own, 'code', cs.acks, k));
+    }
+    if (outcome.disturbed) {
+      cs.disturbed++;
+      this.disturbed.set(check.name, line('vakt_probe_disturbed_runs_total', `${cs.own}${k}`, cs.disturbed));
+    }
     const mode = cs.config.histograms ?? this.histogramDefault;
     if (mode !== 'off') this.observeHistograms(cs, outcome, mode);
     this.writeLastRun(cs);
-    this.writeCounters(cs);
   }
 
   /** Removes every series of a check (it was removed from the config). */
@@ -338,12 +356,17 @@ export class Metrics {
     this.checkInfo.set(c.name, line('vakt_check_info', `${cs.own},kind="${c.kind}",target="${this.label(c.target)}",group="${this.label(c.group)}",title="${this.label(c.title)}"${this.constant}`, 1));
   }
 
-  private writeCounters(cs: CheckSeries): void {
-    const name = cs.config.name;
+  private writeRuns(cs: CheckSeries): void {
     const k = this.constant;
     let runs = '';
     for (const r of RUN_RESULTS) runs += line('vakt_probe_runs_total', `${cs.own},result="${r}"${k}`, cs.runs[r]);
-    this.runs.set(name, runs);
+    this.runs.set(cs.config.name, runs);
+  }
+
+  private writeCounters(cs: CheckSeries): void {
+    const name = cs.config.name;
+    const k = this.constant;
+    this.writeRuns(cs);
     this.failures.set(name, byLabel('vakt_probe_failures_total', cs.own, 'reason', cs.failures, k));
     this.degradations.set(name, byLabel('vakt_probe_degraded_total', cs.own, 'reason', cs.degradations, k));
     this.hl7Acks.set(name, byLabel('vakt_hl7_acks_total', cs.own, 'code', cs.acks, k));
@@ -399,7 +422,9 @@ export class Metrics {
         }
       }
     }
-    for (const f of this.lastRunFamilies) f.set(name, text.get(f) ?? '');
+    for (const f of cs.lastFamilies) if (!text.has(f)) f.set(name, '');
+    for (const [f, t] of text) f.set(name, t);
+    cs.lastFamilies = [...text.keys()];
   }
 
   private targetText(cs: CheckSeries, part: TargetResult, add: (f: Family, labels: string, v: number) => void): void {

@@ -139,6 +139,7 @@ export class Runner {
     const timer = setTimeout(() => ctrl.abort(new TimeoutError(`check timeout of ${check.timeoutMs}ms`)), check.timeoutMs);
     let grace: NodeJS.Timeout | undefined;
     const startedAt = Date.now();
+    this.loop?.enter();
     const t0 = performance.now();
     const finish = (result: ProbeResult): RunOutcome => {
       const t1 = performance.now();
@@ -176,6 +177,7 @@ export class Runner {
       clearTimeout(timer);
       if (grace) clearTimeout(grace);
       this.running.delete(ctrl);
+      this.loop?.leave();
       this.limiter.release();
     }
   }

@@ -120,7 +120,7 @@ describe('disturbed runs', () => {
 describe('LoopMonitor', () => {
   it('sees a stall that overlapped a window, also one ending just now, and not one before it', async () => {
     const m = new LoopMonitor(10);
-    m.start();
+    m.enter();
     try {
       await new Promise((r) => setTimeout(r, 50));
       const before = performance.now();
