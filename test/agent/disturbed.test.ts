@@ -139,3 +139,49 @@ describe('LoopMonitor', () => {
     }
   });
 });
+
+describe('a hostile peer', () => {
+  it('a 2,000,000-deep JSON document (4 MB): that run fails with protocol, the checks beside it stay ok and undisturbed', async () => {
+    const deep = `${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}`;
+    const hostile = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(deep);
+    });
+    const calm = createServer((req, res) => res.end('ok'));
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => calm.listen(0, '127.0.0.1', r));
+    const dir = mkdtempSync(join(tmpdir(), 'vakt-hostile-'));
+    const file = join(dir, 'c.yaml');
+    const hostilePort = (hostile.address() as AddressInfo).port;
+    const calmPort = (calm.address() as AddressInfo).port;
+    const neighbours = Array.from({ length: 8 }, (_, i) => `  - { name: n${i}, kind: http, target: "http://127.0.0.1:${calmPort}/" }`).join('\n');
+    writeFileSync(
+      file,
+      `agent: { listen: "127.0.0.1:0", startSpread: 1h, maxLoopDelay: 100ms }
+defaults: { interval: 1h, timeout: 5s, retries: 0 }
+checks:
+  - { name: hostile, kind: http, target: "http://127.0.0.1:${hostilePort}/api", http: { maxBodySize: 8MiB, expect: { json: { "$[0]": 1 } } } }
+${neighbours}
+`,
+    );
+    const agent = await Agent.start({ configFile: file, logStream: new PassThrough() });
+    try {
+      // Warm-up, then the hostile run with its neighbours running at the same time, three times.
+      await Promise.all(agent.list().map((v) => agent.runNow(v.config.name)));
+      for (let round = 0; round < 3; round++) {
+        const [bad, ...others] = await Promise.all(['hostile', ...Array.from({ length: 8 }, (_, i) => `n${i}`)].map((n) => agent.runNow(n)));
+        expect(bad?.result.failure).toMatchObject({ reason: 'protocol', message: expect.stringContaining('nested deeper than 128 levels') as unknown });
+        for (const o of others) {
+          expect(o?.result.ok).toBe(true);
+          expect(o?.disturbed).toBe(false);
+        }
+      }
+    } finally {
+      await agent.stop();
+      hostile.closeAllConnections();
+      calm.closeAllConnections();
+      await new Promise((r) => hostile.close(r));
+      await new Promise((r) => calm.close(r));
+    }
+  });
+});

@@ -392,8 +392,10 @@ describe('dns probe: fuzzing the reply parser', () => {
     expect(tally.reply, summary).toBeGreaterThan(3000);
     expect(tally.ignored, summary).toBeGreaterThan(500);
     expect(tally.protocol, summary).toBeGreaterThan(3000);
-    expect(elapsed, summary).toBeLessThan(15_000);
-  });
+    // A guard against a case costing seconds (super-linear parsing), generous for a busy machine;
+    // speed itself is measured by `npm run bench`, not here.
+    expect(elapsed, summary).toBeLessThan(60_000);
+  }, 90_000);
 });
 
 describe('dns probe: fuzzed replies through the real probe', () => {

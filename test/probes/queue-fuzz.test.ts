@@ -643,8 +643,10 @@ describe('queue probe fuzz: hostile management APIs', () => {
       expect(t.protocol ?? 0, `${s.name}: ${JSON.stringify(t)}`).toBeGreaterThan(CASES_PER_SOURCE * 0.1);
       expect(t.http_status ?? 0, `${s.name}: ${JSON.stringify(t)}`).toBeGreaterThan(0);
     }
-    expect(elapsed, summary).toBeLessThan(15_000);
-  });
+    // A guard against a case costing seconds (super-linear parsing), generous for a busy machine;
+    // speed itself is measured by `npm run bench`, not here.
+    expect(elapsed, summary).toBeLessThan(60_000);
+  }, 90_000);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -853,8 +855,10 @@ describe('queue probe fuzz: source directory', () => {
     expect.soft(findings.kept.message, `over-long messages: ${found('message')}`).toEqual([]);
     expect(runs).toBe(DIR_SCENARIOS * DIR_RUNS_PER_SCENARIO);
     expect(checkedDepth, summary).toBeGreaterThan(runs / 2);
-    expect(elapsed, summary).toBeLessThan(15_000);
-  });
+    // A guard against a case costing seconds (super-linear parsing), generous for a busy machine;
+    // speed itself is measured by `npm run bench`, not here.
+    expect(elapsed, summary).toBeLessThan(60_000);
+  }, 90_000);
 
   it('a glob with many stars against a long hostile name stays within the check budget (no catastrophic RegExp backtracking)', async () => {
     // A plausible EDIFACT pattern (SENDER_RECEIVER_TYPE_DATE.edi) and a name anyone who can drop
