@@ -1,6 +1,6 @@
 // The scheduler under fake timers: start spread, grid, jitter, no overlap, cron with time zone.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { firstSlot, phaseOffset, Scheduler, type SchedulerHooks } from '../../agent/scheduler.js';
+import { firstSlot, phaseOffset, Scheduler, TICK_MS, type SchedulerHooks } from '../../agent/scheduler.js';
 
 function recorder(runMs = 0) {
   const fires: { name: string; at: number }[] = [];
@@ -33,9 +33,11 @@ describe('scheduler', () => {
     for (let i = 0; i < 1000; i++) s.add(`check-${i}`, { type: 'interval', everyMs: 30_000 });
     await vi.advanceTimersByTimeAsync(10_000);
     expect(rec.fires).toHaveLength(1000);
-    const perMs = new Map<number, number>();
-    for (const f of rec.fires) perMs.set(f.at, (perMs.get(f.at) ?? 0) + 1);
-    expect(Math.max(...perMs.values())).toBeLessThanOrEqual(5);
+    // Fires share slots of TICK_MS (one timer each), about one check per slot here.
+    const perSlot = new Map<number, number>();
+    for (const f of rec.fires) perSlot.set(Math.floor(f.at / TICK_MS), (perSlot.get(Math.floor(f.at / TICK_MS)) ?? 0) + 1);
+    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(8);
+    expect(perSlot.size).toBeGreaterThan(500);
     const offsets = rec.fires.map((f) => f.at - t0);
     expect(Math.min(...offsets)).toBeLessThan(200);
     expect(Math.max(...offsets)).toBeGreaterThan(9_800);
