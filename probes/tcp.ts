@@ -153,12 +153,18 @@ async function runSample(
   const s: Sample = { ok: false, connected: false, phases: {} };
   let socket: Socket | undefined;
   let phase: Phase = 'connect';
-  // This attempt's own signal: the run's, or its own end, whichever comes first.
-  const attempt = deadlineSignal(parent, endAt, 'attempt ran out of time');
-  const signal = attempt.signal;
+  // An attempt that only connects ends by connectSocket's one timer (its connect timeout or the
+  // attempt's end, the sooner); one that goes on after the connect has a signal of its own: the
+  // run's, or the attempt's end, whichever comes first.
+  const connectOnly = o.expect === 'blocked' || (!tls && o.send === undefined && o.receive === undefined);
+  const attempt = connectOnly ? undefined : deadlineSignal(parent, endAt, 'attempt ran out of time');
+  const signal = attempt?.signal ?? parent;
   try {
     let start = now();
-    socket = await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
+    const untilEnd = endAt - performance.now();
+    socket = connectOnly && untilEnd < connectTimeout
+      ? await connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
+      : await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
     s.phases.connect = now() - start;
     s.connected = true;
     if (o.expect === 'blocked') return s;
@@ -194,12 +200,12 @@ async function runSample(
     s.failure = { phase, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
-    attempt.dispose();
+    attempt?.dispose();
     socket?.destroy();
   }
 }
 
-export function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+export function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal, why?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     const socket = netConnect({ host: address, port, family, noDelay: true, ...(localAddress ? { localAddress } : {}) });
@@ -221,7 +227,7 @@ export function connectSocket(address: string, port: number, family: 4 | 6, loca
       socket.on('error', noop);
       done();
     };
-    if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(Object.assign(new Error(`no answer to connect within ${timeoutMs}ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(why !== undefined ? new ProbeAbortError(why) : Object.assign(new Error(`no answer to connect within ${timeoutMs}ms`), { code: 'ETIMEDOUT' })), timeoutMs);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', onConnect);
