@@ -202,6 +202,20 @@ describe('valid config fixtures', () => {
     });
   });
 
+  it('histograms: a check, then defaults, then agent.histograms; the deprecated phaseHistograms when histograms is unset', () => {
+    const parse = (agent: string) =>
+      parseConfig(`agent: { ${agent} }\ndefaults: { histograms: total }\nchecks:\n  - { name: a, kind: tcp, target: "h:1" }\n  - { name: b, kind: tcp, target: "h:1", histograms: off }\n`, 't.yaml');
+    const c = parse('histograms: phases');
+    expect(c.agent.histograms).toBe('phases');
+    expect(c.checks.map((x) => x.histograms)).toEqual(['total', 'off']);
+    expect(parse('').agent.histograms).toBe('off');
+    expect(parse('phaseHistograms: true').agent.histograms).toBe('phases');
+    expect(parse('phaseHistograms: false').agent.histograms).toBe('total');
+    expect(parse('phaseHistograms: true, histograms: off').agent.histograms).toBe('off');
+    expect(parse('maxLoopDelay: 50ms').agent.maxLoopDelayMs).toBe(50);
+    expect(() => parse('histograms: some')).toThrow(/histograms/);
+  });
+
   it('vakt validate exits 0 on valid files', async () => {
     const files = ['minimal.yaml', 'defaults.yaml'].map((f) => join(VALID, f));
     const r = await runVakt(['validate', ...files]);
