@@ -1,0 +1,316 @@
+// accuracy: a known delay on the path to a TCP/HTTP peer, and what vakt and blackbox_exporter
+// report for it, idle and under load of their own. The peer (a node HTTP server; the tcp probes
+// connect to the same port) runs in a network namespace of this process, joined by a veth pair;
+// every packet from the host to the peer's port is held 20 ms (one way: a round trip takes 20 ms
+// longer) by netem or, where the kernel has no netem, by the NFQUEUE delay line of
+// test/system/helpers.ts. Needs root, ip, iptables and python3; otherwise the part is skipped.
+// Method and caveats: bench/RESULTS.md.
+import type { ChildProcess } from 'node:child_process';
+import {
+  createNetnsLink,
+  delayLink,
+  destroyNetnsLink,
+  removeStaleNetns,
+  removeStaleRules,
+  run,
+  spawnInNetns,
+  waitForLine,
+  type LinkDelay,
+  type NetnsLink,
+} from '../test/system/helpers.js';
+import {
+  BBE_MISSING,
+  HTTP_PEER,
+  LoadGen,
+  Report,
+  SMOKE,
+  fmtMs,
+  get,
+  lagQuantiles,
+  probeValue,
+  quantile,
+  scrape,
+  sleep,
+  startAgent,
+  startBbe,
+  tcpListener,
+  uptime,
+  which,
+  type AgentChild,
+  type Peer,
+} from './lib.js';
+
+const DELAY_MS = 20;
+
+/** The independent witness: plain sockets in a Python process, timed with perf_counter around connect, and from sending a GET to its first byte. */
+const WITNESS = String.raw`
+import socket, sys, time
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+req = b'GET / HTTP/1.1\r\nHost: peer\r\nConnection: close\r\n\r\n'
+for i in range(n + 10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t0 = time.perf_counter()
+    s.connect((addr, port))
+    t1 = time.perf_counter()
+    s.sendall(req)
+    s.recv(1)
+    t2 = time.perf_counter()
+    s.close()
+    if i >= 10:   # the first 10 rounds warm up the peer (and the delay line)
+        print('%.9f %.9f' % (t1 - t0, t2 - t1))
+    time.sleep(0.01)
+`;
+
+async function witness(addr: string, port: number, n: number): Promise<{ connect: number[]; processing: number[] }> {
+  const out = await run('python3', ['-c', WITNESS, addr, String(port), String(n)], 120_000);
+  const rows = out.trim().split('\n').map((l) => l.split(' ').map(Number));
+  return { connect: rows.map((r) => r[0]!), processing: rows.map((r) => r[1]!) };
+}
+
+interface Condition {
+  name: string;
+  background: boolean;
+  scrape: boolean;
+}
+
+const CONDITIONS: Condition[] = [
+  { name: 'idle', background: false, scrape: false },
+  { name: 'load', background: true, scrape: false },
+  { name: 'load+scrape', background: true, scrape: true },
+];
+
+interface Samples {
+  tcpConnect: number[];
+  httpConnect: number[];
+  httpProcessing: number[];
+  notes: string;
+}
+
+/** GETs `url` every second (a new one only once the previous finished; a tick that finds one still running is counted as skipped). */
+function scraper(url: string): { stop(): Promise<string> } {
+  const times: number[] = [];
+  let skipped = 0;
+  let errors = 0;
+  let busy: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (busy) {
+      skipped++;
+      return;
+    }
+    busy = scrape(url)
+      .then((s) => void times.push(s.seconds))
+      .catch(() => void errors++)
+      .finally(() => (busy = undefined));
+  }, 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await busy;
+      return `scrapes every 1 s: ${times.length} done (median ${fmtMs(quantile(times, 0.5), 0)}, max ${fmtMs(Math.max(...times), 0)}), ${skipped} ticks skipped (previous still running), ${errors} errors`;
+    },
+  };
+}
+
+interface Setup {
+  link: NetnsLink;
+  port: number;
+  bg: Peer;
+  seconds: number;
+  perKind: number;
+  bgRate: number;
+  bgInterval: number;
+}
+
+async function vaktCondition(c: Condition, s: Setup): Promise<Samples> {
+  const { link, port } = s;
+  const lines: string[] = [];
+  for (let i = 0; i < s.perKind; i++) lines.push(`  - { name: at${i}, kind: tcp, target: "${link.nsAddr}:${port}", interval: 1s, timeout: 1s }`);
+  for (let i = 0; i < s.perKind; i++) lines.push(`  - { name: ah${i}, kind: http, target: "http://${link.nsAddr}:${port}/", interval: 1s, timeout: 1s }`);
+  if (c.background) for (let i = 0; i < s.bgRate * s.bgInterval; i++) lines.push(`  - { name: b${i}, kind: tcp, target: "127.0.0.1:${s.bg.port}", interval: ${s.bgInterval}s }`);
+  let agent: AgentChild | undefined;
+  try {
+    agent = await startAgent(`accuracy-${c.name}`, `defaults: { timeout: 5s }\nchecks:\n${lines.join('\n')}\n`);
+    await sleep((c.background ? s.bgInterval + 2 : SMOKE ? 2 : 3) * 1000);
+    await agent.stats(true);
+    const w0 = Date.now();
+    const scr = c.scrape ? scraper(`${agent.url}/metrics`) : undefined;
+    type Run = { time: string; result: string; phases: Record<string, number>; disturbed?: boolean };
+    const runs = new Map<string, { kind: 'tcp' | 'http'; run: Run }>();
+    const poll = async () => {
+      for (let i = 0; i < s.perKind; i++) {
+        for (const [kind, name] of [['tcp', `at${i}`], ['http', `ah${i}`]] as const) {
+          const r = await get(`${agent!.url}/api/v1/checks/${name}`);
+          const j = JSON.parse(r.body.toString()) as { history?: Run[] };
+          for (const run of j.history ?? []) runs.set(`${name} ${run.time}`, { kind, run });
+        }
+      }
+    };
+    while (Date.now() < w0 + s.seconds * 1000) {
+      await sleep(Math.min(10_000, w0 + s.seconds * 1000 - Date.now()));
+      await poll();
+    }
+    // The window ends on time even when the last poll (queued behind slow scrapes) ends later.
+    const w1 = Math.min(Date.now(), w0 + s.seconds * 1000);
+    const scrNote = await scr?.stop();
+    const st = await agent.stats(false);
+    const out: Samples = { tcpConnect: [], httpConnect: [], httpProcessing: [], notes: '' };
+    let disturbed = 0;
+    let marks = false;
+    let failed = 0;
+    for (const { kind, run } of runs.values()) {
+      const t = Date.parse(run.time);
+      if (t < w0 || t > w1 - 1000) continue;
+      if (run.result === 'failed') {
+        failed++;
+        continue;
+      }
+      if (run.disturbed !== undefined) marks = true;
+      if (run.disturbed) disturbed++;
+      if (kind === 'tcp' && run.phases.connect !== undefined) out.tcpConnect.push(run.phases.connect);
+      if (kind === 'http') {
+        if (run.phases.connect !== undefined) out.httpConnect.push(run.phases.connect);
+        if (run.phases.processing !== undefined) out.httpProcessing.push(run.phases.processing);
+      }
+    }
+    out.notes = `lag p99 ${fmtMs(lagQuantiles(st.lag).p99, 0)}, loop delay p99 ${st.eld.p99.toFixed(1)} ms, max ${st.eld.max.toFixed(1)} ms; ${failed} failed runs${marks ? `; ${disturbed} runs marked disturbed by the agent` : ''}${scrNote ? `; ${scrNote}` : ''}`;
+    return out;
+  } finally {
+    await agent?.stop();
+  }
+}
+
+async function bbeCondition(c: Condition, s: Setup): Promise<Samples | undefined> {
+  const bbe = await startBbe();
+  if (!bbe) return undefined;
+  const { link, port } = s;
+  const out: Samples = { tcpConnect: [], httpConnect: [], httpProcessing: [], notes: '' };
+  let collect = false;
+  const acc = new LoadGen(
+    bbe.url,
+    [
+      {
+        path: `/probe?module=tcp_connect&target=${link.nsAddr}:${port}`,
+        weight: 1,
+        onProbe: (b) => {
+          const v = probeValue(b, 'probe_duration_seconds');
+          if (collect && v !== undefined) out.tcpConnect.push(v);
+        },
+      },
+      {
+        path: `/probe?module=http_2xx&target=${encodeURIComponent(`http://${link.nsAddr}:${port}/`)}`,
+        weight: 1,
+        onProbe: (b) => {
+          const cn = probeValue(b, 'probe_http_duration_seconds', 'phase="connect"');
+          const pr = probeValue(b, 'probe_http_duration_seconds', 'phase="processing"');
+          if (!collect) return;
+          if (cn !== undefined) out.httpConnect.push(cn);
+          if (pr !== undefined) out.httpProcessing.push(pr);
+        },
+      },
+    ],
+    2 * s.perKind,
+    16,
+  );
+  const bg = c.background ? new LoadGen(bbe.url, [{ path: `/probe?module=tcp_connect&target=127.0.0.1:${s.bg.port}`, weight: 1 }], s.bgRate, 64) : undefined;
+  let scr: ReturnType<typeof scraper> | undefined;
+  try {
+    bg?.start();
+    acc.start();
+    await sleep((SMOKE ? 1 : 3) * 1000);
+    collect = true;
+    scr = c.scrape ? scraper(`${bbe.url}/metrics`) : undefined;
+    await sleep(s.seconds * 1000);
+    collect = false;
+    const scrNote = await scr?.stop();
+    scr = undefined;
+    await acc.stop();
+    await bg?.stop();
+    out.notes = `accuracy probes: failed ${acc.failed}, errors ${acc.errors}, dropped ${acc.dropped}${bg ? `; background: ${bg.ok + bg.failed} probes, failed ${bg.failed}, errors ${bg.errors}, dropped ${bg.dropped}` : ''}${scrNote ? `; ${scrNote}` : ''}`;
+    return out;
+  } finally {
+    await scr?.stop();
+    await acc.stop();
+    await bg?.stop();
+    await bbe.stop();
+  }
+}
+
+export async function benchAccuracy(): Promise<Report> {
+  const rep = new Report();
+  if (process.getuid?.() !== 0) return rep.skip('needs root (a network namespace and an NFQUEUE or netem delay)');
+  const missing = ['ip', 'iptables', 'python3'].filter((t) => !which(t));
+  if (missing.length > 0) return rep.skip(`${missing.join(', ')} missing (apt-get install iproute2 iptables python3)`);
+  const setup: Omit<Setup, 'link' | 'port' | 'bg'> = {
+    seconds: Number(process.env.BENCH_ACCURACY_SECONDS ?? (SMOKE ? 3 : 30)),
+    perKind: SMOKE ? 2 : 10,
+    bgRate: SMOKE ? 100 : 1000,
+    bgInterval: SMOKE ? 5 : 10,
+  };
+  await removeStaleRules();
+  await removeStaleNetns();
+  let link: NetnsLink | undefined;
+  for (let index = 0; !link; index++) {
+    try {
+      link = await createNetnsLink(index);
+    } catch (err) {
+      // Another process of the project may own the /30 derived from this pid: try the next one.
+      if (index >= 5 || !/already assigned/.test((err as Error).message)) throw err;
+    }
+  }
+  let peer: ChildProcess | undefined;
+  let delay: LinkDelay | undefined;
+  let bg: Peer | undefined;
+  try {
+    peer = spawnInNetns(link.netns, process.execPath, ['-e', HTTP_PEER, link.nsAddr]);
+    const port = Number(await waitForLine(peer, /^\d+$/, 10_000));
+    bg = await tcpListener();
+    const s: Setup = { ...setup, link, port, bg };
+
+    const base = await witness(link.nsAddr, port, SMOKE ? 20 : 300);
+    delay = await delayLink(link, DELAY_MS, port);
+    const delayed = await witness(link.nsAddr, port, SMOKE ? 10 : 300);
+    // The truth is what an independent minimal client measures on the same delayed path, with
+    // nothing else running: the delay plus the path plus the delay line's own cost (about 1 ms,
+    // shown below against the bare 20 ms + undelayed baseline).
+    const nominal = { connect: DELAY_MS / 1000 + quantile(base.connect, 0.5), processing: DELAY_MS / 1000 + quantile(base.processing, 0.5) };
+    const truth = { connect: quantile(delayed.connect, 0.5), processing: quantile(delayed.processing, 0.5) };
+    rep.line(
+      `peer: node HTTP server in namespace ${link.netns} at ${link.nsAddr}:${port} (veth from ${link.hostAddr}); delay ${DELAY_MS} ms one way (every packet host -> peer port; a round trip takes ${DELAY_MS} ms longer) by ${delay.mechanism}`,
+      `witness (python3 sockets, perf_counter), no delay, ${base.connect.length} rounds: connect median ${fmtMs(quantile(base.connect, 0.5))} p99 ${fmtMs(quantile(base.connect, 0.99))}; GET to first byte median ${fmtMs(quantile(base.processing, 0.5))} p99 ${fmtMs(quantile(base.processing, 0.99))}`,
+      `truth = the witness's median through the delay, idle (${delayed.connect.length} rounds): connect ${fmtMs(truth.connect)} (p99 ${fmtMs(quantile(delayed.connect, 0.99))}), GET to first byte ${fmtMs(truth.processing)} (p99 ${fmtMs(quantile(delayed.processing, 0.99))})`,
+      `the delay line's own cost (truth - (${DELAY_MS} ms + undelayed baseline)): connect ${fmtMs(truth.connect - nominal.connect)}, processing ${fmtMs(truth.processing - nominal.processing)}`,
+    );
+    rep.fig('witness_connect_err_ms', (truth.connect - nominal.connect) * 1000);
+    rep.line(
+      `per condition, ${setup.seconds} s each, vakt then blackbox_exporter: ${setup.perKind} tcp + ${setup.perKind} http probes/s of the peer (vakt: ${setup.perKind} checks of each kind every 1 s; bbe: /probe at the same rate); load = ${setup.bgRate} tcp probes/s to a loopback listener in the same tool (vakt: ${setup.bgRate * setup.bgInterval} checks every ${setup.bgInterval} s; bbe: /probe at ${setup.bgRate}/s); +scrape = GET /metrics every 1 s`,
+      'error = reported - truth, ms: median / p99 (n)   [tcp: vakt phases.connect, bbe probe_duration_seconds; http: phase connect and processing of both]',
+    );
+    const cell = (xs: number[], t: number) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - t) * 1000).toFixed(2)} / ${((quantile(xs, 0.99) - t) * 1000).toFixed(2)} (${xs.length})`);
+    for (const c of CONDITIONS) {
+      for (const tool of ['vakt', 'bbe'] as const) {
+        const r = tool === 'vakt' ? await vaktCondition(c, s) : await bbeCondition(c, s);
+        if (!r) {
+          rep.line(`${c.name.padEnd(12)} bbe : ${BBE_MISSING}`);
+          continue;
+        }
+        rep.line(
+          `${c.name.padEnd(12)} ${tool.padEnd(4)}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
+          `${''.padEnd(18)}${r.notes}; ${uptime().replace(/^.*load average/, 'load average')}`,
+        );
+        const key = `${c.name}_${tool}`;
+        if (r.tcpConnect.length > 0) {
+          rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(r.tcpConnect, 0.5) - truth.connect) * 1000);
+          rep.fig(`${key}_tcp_connect_p99_err_ms`, (quantile(r.tcpConnect, 0.99) - truth.connect) * 1000);
+        }
+        if (r.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_ms`, (quantile(r.httpConnect, 0.5) - truth.connect) * 1000);
+        if (r.httpProcessing.length > 0) rep.fig(`${key}_http_processing_median_err_ms`, (quantile(r.httpProcessing, 0.5) - truth.processing) * 1000);
+      }
+    }
+  } finally {
+    await delay?.remove().catch(() => undefined);
+    peer?.kill('SIGKILL');
+    await bg?.stop();
+    await destroyNetnsLink(link);
+  }
+  return rep;
+}
