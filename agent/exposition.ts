@@ -90,7 +90,9 @@ export async function* expose(families: readonly Family[], openMetrics: boolean,
     const h = f.header(openMetrics);
     parts.push(h);
     size += h.length;
-    for (const text of f.values()) {
+    // The family's lines as they are now: runs that finish while this scrape yields must not
+    // make a check's lines appear twice (a Map visits a key deleted and set again twice).
+    for (const text of [...f.values()]) {
       parts.push(text);
       size += text.length;
       if (size >= CHUNK_CHARS) {
