@@ -12,7 +12,7 @@ import { PROBES } from '../probes/registry.js';
 import type { Redactor } from '../probes/redact.js';
 import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult, type ValueName } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
-import { escapeLabel, expose, Family, HistogramState, labelText, leTexts, line, num, type FamilyType } from './exposition.js';
+import { escapeLabel, expose, Family, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
@@ -262,7 +262,7 @@ export class Metrics {
     const cs = this.checks.get(name);
     if (!cs) return;
     cs.skipped++;
-    this.skipped.set(name, line('vakt_probe_skipped_runs_total', `${cs.own}${this.constant}`, cs.skipped));
+    this.writeCount(cs, this.skipped, cs.skipped);
   }
 
   observe(check: CheckConfig, outcome: RunOutcome): void {
@@ -274,24 +274,20 @@ export class Metrics {
     // Only the counters this run moved are written again.
     cs.runs[runResult(result)]++;
     this.writeRuns(cs);
-    const k = this.constant;
     if (!result.ok && result.failure) {
       bump(cs.failures, result.failure.reason);
-      this.failures.set(check.name, byLabel('vakt_probe_failures_total', cs.own, 'reason', cs.failures, k));
+      this.writeTally(cs, this.failures, 'reason', cs.failures);
     }
     if (result.ok && result.degraded) {
       bump(cs.degradations, result.degraded.reason);
-      this.degradations.set(check.name, byLabel('vakt_probe_degraded_total', cs.own, 'reason', cs.degradations, k));
+      this.writeTally(cs, this.degradations, 'reason', cs.degradations);
     }
     const ackCode = result.info?.hl7AckCode;
     if (ackCode !== undefined) {
       bump(cs.acks, ackCode);
-      this.hl7Acks.set(check.name, byLabel('vakt_hl7_acks_total', cs.own, 'code', cs.acks, k));
+      this.writeTally(cs, this.hl7Acks, 'code', cs.acks);
     }
-    if (outcome.disturbed) {
-      cs.disturbed++;
-      this.disturbed.set(check.name, line('vakt_probe_disturbed_runs_total', `${cs.own}${k}`, cs.disturbed));
-    }
+    if (outcome.disturbed) this.writeCount(cs, this.disturbed, ++cs.disturbed);
     const mode = cs.config.histograms ?? this.histogramDefault;
     if (mode !== 'off') this.observeHistograms(cs, outcome, mode);
     this.writeLastRun(cs);
@@ -332,7 +328,6 @@ export class Metrics {
       this.writeHistograms(cs);
       this.writeStatus(cs);
       this.writeRootCause(cs);
-      if (cs.skipped > 0) this.skipped.set(cs.config.name, line('vakt_probe_skipped_runs_total', `${cs.own}${this.constant}`, cs.skipped));
     }
     this.writeAgent();
   }
@@ -364,13 +359,24 @@ export class Metrics {
   }
 
   private writeCounters(cs: CheckSeries): void {
-    const name = cs.config.name;
-    const k = this.constant;
     this.writeRuns(cs);
-    this.failures.set(name, byLabel('vakt_probe_failures_total', cs.own, 'reason', cs.failures, k));
-    this.degradations.set(name, byLabel('vakt_probe_degraded_total', cs.own, 'reason', cs.degradations, k));
-    this.hl7Acks.set(name, byLabel('vakt_hl7_acks_total', cs.own, 'code', cs.acks, k));
-    this.disturbed.set(name, cs.disturbed > 0 ? line('vakt_probe_disturbed_runs_total', `${cs.own}${k}`, cs.disturbed) : '');
+    this.writeTally(cs, this.failures, 'reason', cs.failures);
+    this.writeTally(cs, this.degradations, 'reason', cs.degradations);
+    this.writeTally(cs, this.hl7Acks, 'code', cs.acks);
+    this.writeCount(cs, this.skipped, cs.skipped);
+    this.writeCount(cs, this.disturbed, cs.disturbed);
+  }
+
+  /** A counter by one label (values from closed sets); a series per value seen. */
+  private writeTally(cs: CheckSeries, family: Family, label: string, counts: Map<string, number>): void {
+    let out = '';
+    for (const [v, n] of counts) out += line(family.name, `${cs.own},${label}="${escapeLabel(v)}"${this.constant}`, n);
+    family.set(cs.config.name, out);
+  }
+
+  /** A per-check counter that appears with its first count. */
+  private writeCount(cs: CheckSeries, family: Family, n: number): void {
+    family.set(cs.config.name, n > 0 ? line(family.name, `${cs.own}${this.constant}`, n) : '');
   }
 
   private writeStatus(cs: CheckSeries): void {
@@ -602,12 +608,6 @@ function bump(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** Counter lines by one label (values from closed sets, so not escaped again). */
-function byLabel(name: string, own: string, label: string, counts: Map<string, number>, constant: string): string {
-  let out = '';
-  for (const [v, n] of counts) out += `${name}{${own},${label}="${escapeLabel(v)}"${constant}} ${num(n)}\n`;
-  return out;
-}
 
 /** Node says "TLSv1.3"; blackbox_exporter (and the dashboards built on it) say "TLS 1.3". */
 function bbeTlsVersion(v: string): string {
