@@ -21,7 +21,7 @@ export class Family {
   /** Sets (or with "" removes) the owner's lines of this family. */
   set(owner: string, text: string): void {
     if (text === '') this.lines.delete(owner);
-    else this.lines.set(owner, flat(text));
+    else this.lines.set(owner, text);
   }
 
   has(owner: string): boolean {
@@ -40,16 +40,6 @@ export class Family {
   values(): IterableIterator<string> {
     return this.lines.values();
   }
-}
-
-/**
- * The text built by `+=` is a rope in V8; a scrape would flatten every rope again. ToNumber
- * flattens a string in place (pino's flatstr trick), once, when the lines are written.
- */
-function flat(s: string): string {
-  // eslint-disable-next-line @typescript-eslint/no-unused-expressions
-  (s as unknown as number) | 0;
-  return s;
 }
 
 /** Label value escaping of the text formats: backslash, double quote, line feed. */
