@@ -24,10 +24,6 @@ export class Family {
     else this.lines.set(owner, text);
   }
 
-  has(owner: string): boolean {
-    return this.lines.has(owner);
-  }
-
   get size(): number {
     return this.lines.size;
   }
