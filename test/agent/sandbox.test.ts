@@ -24,6 +24,7 @@ import { SANDBOX_PEOPLE_DN } from '../../sandbox/ldap.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, sandboxSecretDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { SANDBOX_QUEUE_USER, SimulatedQueue } from '../../sandbox/queue.js';
 import { budget, quietLog } from '../helpers/peers.js';
+import { freeSandboxPorts } from '../helpers/demo-config.js';
 
 /** A `slow` login in these tests (the demo's is 4 s). */
 const SLOW_MS = 400;
@@ -39,7 +40,7 @@ const TEST_SLOW_DRAIN = 10;
 let sb: Sandbox;
 beforeAll(async () => {
   sb = await startSandbox({
-    ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 },
+    ports: freeSandboxPorts(),
     slowLoginMs: SLOW_MS,
     slowMllpMs: MLLP_SLOW_MS,
     queues: TEST_QUEUES,

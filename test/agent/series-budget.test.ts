@@ -9,7 +9,7 @@ import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { PROBES } from '../../probes/registry.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { demoConfigFor, sandboxDirOfRepo } from '../helpers/demo-config.js';
+import { demoConfigFor, freeSandboxPorts, sandboxDirOfRepo } from '../helpers/demo-config.js';
 import { closedPort } from '../helpers/peers.js';
 import { parseMetrics } from '../helpers/prom.js';
 
@@ -28,7 +28,7 @@ let sb: Sandbox;
 let agent: Agent;
 let http: HttpServer;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
+  sb = await startSandbox({ ports: freeSandboxPorts() });
   // The demo's own config against this sandbox, histograms off (the default set), and an amqp
   // check (the demo has none) against a closed port.
   const secret = `${sandboxDirOfRepo()}/secrets/probe-password`;

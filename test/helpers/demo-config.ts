@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defaultConfigFile } from '../../agent/paths.js';
-import { SANDBOX_PORTS, type Sandbox } from '../../sandbox/index.js';
+import { SANDBOX_PORTS, type Sandbox, type SandboxPorts } from '../../sandbox/index.js';
 
 /** Writes the demo config for `sb` to a temp file: ports rewritten, `agentLines` added to the agent block, `extraChecks` appended. */
 export function demoConfigFor(sb: Sandbox, agentLines: string[], extraChecks = ''): string {
@@ -22,4 +22,9 @@ export function demoConfigFor(sb: Sandbox, agentLines: string[], extraChecks = '
 /** The repository's sandbox folder (certificates and demo secrets). */
 export function sandboxDirOfRepo(): string {
   return resolve(dirname(defaultConfigFile), '../sandbox');
+}
+
+/** Every sandbox port 0: the sandbox on free ports, for tests that run beside others. */
+export function freeSandboxPorts(): SandboxPorts {
+  return Object.fromEntries(Object.keys(SANDBOX_PORTS).map((k) => [k, 0])) as SandboxPorts;
 }

@@ -17,6 +17,7 @@ import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { freePort, requireTool, waitFor } from './helpers.js';
+import { freeSandboxPorts } from '../helpers/demo-config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GRAFANA_DIR = join(ROOT, 'deploy/grafana');
@@ -485,7 +486,7 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
   const mark = (name: string) => (timings[name] = Math.round(performance.now() - t0));
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
+    sandbox = await startSandbox({ ports: freeSandboxPorts() });
     const dir = mkdtempSync(join(tmpdir(), 'vakt-test-dashboards-'));
     dirs.push(dir);
     configFile = join(dir, 'vakt.yaml');

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { demoConfigFor } from '../helpers/demo-config.js';
+import { demoConfigFor, freeSandboxPorts } from '../helpers/demo-config.js';
 import { closedPort } from '../helpers/peers.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -58,7 +58,7 @@ let sb: Sandbox;
 let agent: Agent;
 let http: HttpServer;
 beforeAll(async () => {
-  sb = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
+  sb = await startSandbox({ ports: freeSandboxPorts() });
   // Everything on: per-phase and per-step histograms, a label value with a quote, a backslash
   // and a line break, a check that fails.
   const file = demoConfigFor(

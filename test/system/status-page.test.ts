@@ -14,6 +14,7 @@ import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { requireTool, waitFor } from './helpers.js';
+import { freeSandboxPorts } from '../helpers/demo-config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -110,7 +111,7 @@ async function rows(page: Page): Promise<Record<string, string>> {
 beforeAll(async () => {
   await requireTool(CHROMIUM, ['--version'], 'chromium');
   mkdirSync(ARTIFACTS, { recursive: true });
-  sandbox = await startSandbox({ ports: { control: 0, ehr: 0, fwA: 0, fwB: 0, blocked: 0, ns1: 0, ns2: 0, login: 0, loginTls: 0, ldap: 0, mllp: 0, queue: 0 } });
+  sandbox = await startSandbox({ ports: freeSandboxPorts() });
   const dir = mkdtempSync(join(tmpdir(), 'vakt-test-status-page-'));
   dirs.push(dir);
   const file = join(dir, 'vakt.yaml');
