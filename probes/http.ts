@@ -65,12 +65,15 @@ export const httpProbe: Probe<HttpOptions> = {
         const t: ConnTiming = { start: now() };
         timing = t;
         const socket = base(opts, cb) as unknown as Socket | TLSSocket;
+        // Prepended: the connector's own listener (added inside base()) hands the socket to
+        // undici, which sets up its parser and writes the request before returning; a listener
+        // after it would count that work (~0.5 ms) as network time.
         // 'lookup' is emitted on a failed lookup too; only a successful one ends the phase.
-        socket.once('lookup', (err: Error | null) => {
+        socket.prependOnceListener('lookup', (err: Error | null) => {
           if (!err) t.lookup = now();
         });
-        socket.once('connect', () => (t.connect = now()));
-        socket.once('secureConnect', () => {
+        socket.prependOnceListener('connect', () => (t.connect = now()));
+        socket.prependOnceListener('secureConnect', () => {
           t.secure = now();
           const facts = certFacts(socket as TLSSocket);
           if (!tls || (facts.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity)) tls = facts;

@@ -262,12 +262,13 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
       const c: Conn = { start: now() };
       conn = c;
       const socket = run.connector(opts, cb) as unknown as Socket | TLSSocket;
+      // Prepended, so undici's own work on connect is not counted as network time (as in http).
       // 'lookup' is emitted with an error too; only a successful one ends the resolve phase.
-      socket.once('lookup', (err: Error | null) => {
+      socket.prependOnceListener('lookup', (err: Error | null) => {
         if (!err) c.lookup = now();
       });
-      socket.once('connect', () => (c.connect = now()));
-      socket.once('secureConnect', () => {
+      socket.prependOnceListener('connect', () => (c.connect = now()));
+      socket.prependOnceListener('secureConnect', () => {
         c.secure = now();
         c.tls = certFacts(socket as TLSSocket);
       });
