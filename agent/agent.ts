@@ -4,6 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config } from '../config/loader.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { RunHistory } from './history.js';
 import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
 import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
@@ -12,31 +13,18 @@ import { Metrics } from './metrics.js';
 import { Redactor } from '../probes/redact.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
-import { runResult, type RunResult } from '../probes/types.js';
-
-/** One finished run as kept for the API and the status page's sparkline. */
-export interface RunRecord {
-  time: number;
-  result: RunResult;
-  durationSeconds: number;
-  phases: Record<string, number>;
-  reason?: string;
-  /** The agent's event loop stalled during the run beyond agent.maxLoopDelay (timings not trusted). */
-  disturbed?: boolean;
-}
+import { runResult } from '../probes/types.js';
 
 export interface CheckView {
   config: CheckConfig;
   status: CheckStatus;
   last?: RunOutcome;
-  /** Recent runs, oldest first (at most HISTORY). */
-  history: RunRecord[];
+  /** Recent runs (at most HISTORY). */
+  history: RunHistory;
   /** Root cause when the check is down: itself, or the deepest down dependency. */
   cause?: string;
 }
 
-/** Runs kept per check for the API and the sparkline. */
-export const HISTORY = 30;
 /** How often learnt baselines are written to agent.stateFile. */
 const STATE_SAVE_MS = 5 * 60_000;
 
@@ -269,7 +257,7 @@ export class Agent {
 
   private addCheck(c: CheckConfig): void {
     const status = this.detector.status(c.name);
-    this.checks.set(c.name, { config: c, status, history: [] });
+    this.checks.set(c.name, { config: c, status, history: new RunHistory() });
     this.metrics.addCheck(c);
     this.metrics.setStatus(c.name, status);
     this.scheduler.add(c.name, c.schedule);
@@ -277,7 +265,7 @@ export class Agent {
 
   private removeCheck(name: string): void {
     this.scheduler.remove(name);
-    this.checks.get(name)?.history.splice(0);
+    this.checks.get(name)?.history.clear();
     this.detector.forget(name);
     this.metrics.removeCheck(name);
     this.checks.delete(name);
@@ -314,7 +302,6 @@ export class Agent {
       ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),
       ...(outcome.disturbed ? { disturbed: true } : {}),
     });
-    if (view.history.length > HISTORY) view.history.shift();
     this.metrics.observe(c, outcome);
     const verdict = this.detector.update(c, r, outcome.startedAt);
     view.status = verdict.status;

@@ -5,6 +5,7 @@ import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/lo
 import { PROBES } from '../probes/registry.js';
 import { startSandbox } from '../sandbox/index.js';
 import { Agent } from './agent.js';
+import { HEAP_TUNE_AFTER_MS, heapGrowth } from './heap.js';
 import { createLogger } from './log.js';
 import { defaultConfigFile } from './paths.js';
 import { Redactor } from '../probes/redact.js';
@@ -124,6 +125,12 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : undefined;
   if (logLevel && !['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(logLevel)) throw new UsageError(`unknown log level "${logLevel}"`);
 
+  let heap: ReturnType<typeof heapGrowth>;
+  try {
+    heap = heapGrowth();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const sandbox = demo ? await startSandbox() : undefined;
   let agent: Agent;
   try {
@@ -145,7 +152,8 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     await sandbox?.stop();
     return 1;
   }
-  agent.log.info({ url: http.url, ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
+  setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
+  agent.log.info({ url: http.url, heap: heap.setting, ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
   if (sandbox) {
     process.stderr.write(
       `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +

@@ -35,8 +35,11 @@ export interface Verdict {
 
 interface Memory {
   status: CheckStatus;
-  /** Recent good run durations (seconds), oldest first, at most baselineWindow long. */
-  window: number[];
+  /** Recent good run durations (seconds): a ring of baselineWindow slots, allocated by the first good run (a fixed size from then on, not a list that grows for 100 intervals). */
+  window?: Float64Array;
+  /** Slot of the next duration, and how many slots hold one. */
+  head: number;
+  filled: number;
   /** Times of recent state changes (epoch ms), for flapping. */
   changes: number[];
 }
@@ -50,7 +53,7 @@ export class Detector {
   private mem(name: string): Memory {
     let m = this.memory.get(name);
     if (!m) {
-      m = { status: { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false }, window: [], changes: [] };
+      m = { status: { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false }, head: 0, filled: 0, changes: [] };
       this.memory.set(name, m);
     }
     return m;
@@ -128,7 +131,7 @@ export class Detector {
 
   snapshot(): DetectorSnapshot {
     const out: DetectorSnapshot = {};
-    for (const [name, m] of this.memory) if (m.window.length > 0) out[name] = { window: [...m.window] };
+    for (const [name, m] of this.memory) if (m.filled > 0) out[name] = { window: ordered(m) };
     return out;
   }
 
@@ -141,7 +144,10 @@ export class Detector {
       const good = w.filter((x): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0).slice(-c.degraded.baselineWindow);
       if (good.length === 0) continue;
       const m = this.mem(c.name);
-      m.window = good;
+      delete m.window;
+      m.head = 0;
+      m.filled = 0;
+      for (const x of good) push(m, x, c.degraded.baselineWindow);
       this.updateBaseline(c, m);
       restored++;
     }
@@ -149,18 +155,48 @@ export class Detector {
   }
 
   private learn(check: CheckConfig, m: Memory, seconds: number): void {
-    m.window.push(seconds);
-    if (m.window.length > check.degraded.baselineWindow) m.window.splice(0, m.window.length - check.degraded.baselineWindow);
+    push(m, seconds, check.degraded.baselineWindow);
     this.updateBaseline(check, m);
   }
 
   private updateBaseline(check: CheckConfig, m: Memory): void {
-    if (m.window.length < check.degraded.baselineMinRuns) {
+    if (m.filled < check.degraded.baselineMinRuns || !m.window) {
       delete m.status.baseline;
       return;
     }
-    m.status.baseline = median(m.window);
+    // The window's filled slots, sorted in a scratch array (no allocation per run).
+    if (scratch.length < m.filled) scratch = new Float64Array(Math.max(m.filled, 2 * scratch.length));
+    const s = scratch.subarray(0, m.filled);
+    s.set(m.window.subarray(0, m.filled));
+    s.sort();
+    const mid = m.filled >> 1;
+    m.status.baseline = m.filled % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
   }
+}
+
+let scratch = new Float64Array(128);
+
+/** Adds a duration to the window (a new or resized window starts from the durations it kept). */
+function push(m: Memory, seconds: number, size: number): void {
+  if (!m.window || m.window.length !== size) {
+    const kept = m.window ? ordered(m).slice(-size) : [];
+    m.window = new Float64Array(size);
+    m.window.set(kept);
+    m.filled = kept.length;
+    m.head = kept.length % size;
+  }
+  m.window[m.head] = seconds;
+  m.head = (m.head + 1) % size;
+  if (m.filled < size) m.filled++;
+}
+
+/** The window's durations, oldest first. */
+function ordered(m: Memory): number[] {
+  if (!m.window) return [];
+  const w = m.window;
+  const out: number[] = [];
+  for (let k = 0; k < m.filled; k++) out.push(w[(m.head - m.filled + k + w.length) % w.length] as number);
+  return out;
 }
 
 export function median(xs: readonly number[]): number {

@@ -12,7 +12,7 @@ import { PROBES } from '../probes/registry.js';
 import type { Redactor } from '../probes/redact.js';
 import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult, type ValueName } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
-import { escapeLabel, expose, Family, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
+import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
@@ -68,14 +68,15 @@ interface CheckSeries {
   targets: Map<string, string>;
   last?: RunOutcome;
   runs: Record<RunResult, number>;
-  failures: Map<string, number>;
-  degradations: Map<string, number>;
-  acks: Map<string, number>;
+  /** Tallies by reason or code, and histogram states: created with their first value (at 10,000 checks an empty Map each is ~10 MiB). */
+  failures?: Map<string, number>;
+  degradations?: Map<string, number>;
+  acks?: Map<string, number>;
   skipped: number;
   disturbed: number;
   /** Histogram state per phase ("total" included) and per step and phase. */
-  histograms: Map<string, HistogramState>;
-  stepHistograms: Map<string, HistogramState>;
+  histograms?: Map<string, HistogramState>;
+  stepHistograms?: Map<string, HistogramState>;
   /** The last-run families the check's last run wrote (the next run clears those it does not write). */
   lastFamilies: Family[];
   status?: CheckStatus;
@@ -216,16 +217,11 @@ export class Metrics {
     this.removeCheck(check.name);
     const cs: CheckSeries = {
       config: check,
-      own: `check="${escapeLabel(check.name)}"`,
+      own: flat(`check="${escapeLabel(check.name)}"`),
       targets: new Map(),
       runs: { ok: 0, degraded: 0, failed: 0 },
-      failures: new Map(),
-      degradations: new Map(),
-      acks: new Map(),
       skipped: 0,
       disturbed: 0,
-      histograms: new Map(),
-      stepHistograms: new Map(),
       lastFamilies: [],
     };
     this.checks.set(check.name, cs);
@@ -275,17 +271,14 @@ export class Metrics {
     cs.runs[runResult(result)]++;
     this.writeRuns(cs);
     if (!result.ok && result.failure) {
-      bump(cs.failures, result.failure.reason);
-      this.writeTally(cs, this.failures, 'reason', cs.failures);
+      this.writeTally(cs, this.failures, 'reason', bump(cs, 'failures', result.failure.reason));
     }
     if (result.ok && result.degraded) {
-      bump(cs.degradations, result.degraded.reason);
-      this.writeTally(cs, this.degradations, 'reason', cs.degradations);
+      this.writeTally(cs, this.degradations, 'reason', bump(cs, 'degradations', result.degraded.reason));
     }
     const ackCode = result.info?.hl7AckCode;
     if (ackCode !== undefined) {
-      bump(cs.acks, ackCode);
-      this.writeTally(cs, this.hl7Acks, 'code', cs.acks);
+      this.writeTally(cs, this.hl7Acks, 'code', bump(cs, 'acks', ackCode));
     }
     if (outcome.disturbed) this.writeCount(cs, this.disturbed, ++cs.disturbed);
     const mode = cs.config.histograms ?? this.histogramDefault;
@@ -340,7 +333,7 @@ export class Metrics {
   private targetLabels(cs: CheckSeries, target: string): string {
     let text = cs.targets.get(target);
     if (text === undefined) {
-      text = `${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`;
+      text = flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
       cs.targets.set(target, text);
     }
     return text;
@@ -368,9 +361,9 @@ export class Metrics {
   }
 
   /** A counter by one label (values from closed sets); a series per value seen. */
-  private writeTally(cs: CheckSeries, family: Family, label: string, counts: Map<string, number>): void {
+  private writeTally(cs: CheckSeries, family: Family, label: string, counts: Map<string, number> | undefined): void {
     let out = '';
-    for (const [v, n] of counts) out += line(family.name, `${cs.own},${label}="${escapeLabel(v)}"${this.constant}`, n);
+    if (counts) for (const [v, n] of counts) out += line(family.name, `${cs.own},${label}="${escapeLabel(v)}"${this.constant}`, n);
     family.set(cs.config.name, out);
   }
 
@@ -475,23 +468,24 @@ export class Metrics {
 
   private observeHistograms(cs: CheckSeries, outcome: RunOutcome, mode: HistogramMode): void {
     const result = outcome.result;
-    const hist = (map: Map<string, HistogramState>, key: string) => {
+    const hist = (field: 'histograms' | 'stepHistograms', key: string) => {
+      const map = (cs[field] ??= new Map());
       let h = map.get(key);
       if (!h) map.set(key, (h = new HistogramState(DURATION_BUCKETS)));
       return h;
     };
-    hist(cs.histograms, 'total').observe(outcome.duration);
+    hist('histograms', 'total').observe(outcome.duration);
     if (mode === 'phases') {
       for (const part of targetParts(cs.config, outcome)) {
         for (const p of PROBES[cs.config.kind].phases) {
           const v = part.phases[p];
-          if (v !== undefined) hist(cs.histograms, p).observe(v);
+          if (v !== undefined) hist('histograms', p).observe(v);
         }
       }
     }
     for (const step of result.steps ?? []) {
-      hist(cs.stepHistograms, `${step.name}\u0000total`).observe(step.durationSeconds);
-      if (mode === 'phases') for (const [p, v] of Object.entries(step.phases)) hist(cs.stepHistograms, `${step.name}\u0000${p}`).observe(v);
+      hist('stepHistograms', `${step.name}\u0000total`).observe(step.durationSeconds);
+      if (mode === 'phases') for (const [p, v] of Object.entries(step.phases)) hist('stepHistograms', `${step.name}\u0000${p}`).observe(v);
     }
     this.writeHistograms(cs);
   }
@@ -500,17 +494,17 @@ export class Metrics {
     const name = cs.config.name;
     const mode = cs.config.histograms ?? this.histogramDefault;
     if (mode === 'off') {
-      cs.histograms.clear();
-      cs.stepHistograms.clear();
+      delete cs.histograms;
+      delete cs.stepHistograms;
     } else if (mode === 'total') {
-      for (const key of cs.histograms.keys()) if (key !== 'total') cs.histograms.delete(key);
-      for (const key of cs.stepHistograms.keys()) if (!key.endsWith('\u0000total')) cs.stepHistograms.delete(key);
+      for (const key of cs.histograms?.keys() ?? []) if (key !== 'total') cs.histograms?.delete(key);
+      for (const key of cs.stepHistograms?.keys() ?? []) if (!key.endsWith('\u0000total')) cs.stepHistograms?.delete(key);
     }
     let text = '';
-    for (const [p, h] of cs.histograms) text += h.render('vakt_probe_duration_seconds', `${cs.own},phase="${p}"${this.constant}`, DURATION_LE);
+    for (const [p, h] of cs.histograms ?? []) text += h.render('vakt_probe_duration_seconds', `${cs.own},phase="${p}"${this.constant}`, DURATION_LE);
     this.histogram.set(name, text);
     let steps = '';
-    for (const [key, h] of cs.stepHistograms) {
+    for (const [key, h] of cs.stepHistograms ?? []) {
       const [step, p] = key.split('\u0000') as [string, string];
       steps += h.render('vakt_step_duration_seconds', `${cs.own},step="${this.label(step)}",phase="${p}"${this.constant}`, DURATION_LE);
     }
@@ -604,8 +598,11 @@ function hasSteps(check: CheckConfig): boolean {
   return Array.isArray((check.options as { steps?: unknown }).steps);
 }
 
-function bump(map: Map<string, number>, key: string): void {
+/** Counts one more `key` in the check's tally (created with its first count); returns the tally. */
+function bump(cs: CheckSeries, tally: 'failures' | 'degradations' | 'acks', key: string): Map<string, number> {
+  const map = (cs[tally] ??= new Map());
   map.set(key, (map.get(key) ?? 0) + 1);
+  return map;
 }
 
 

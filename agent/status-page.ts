@@ -4,7 +4,8 @@
 // DNS (ns1) not answering since 03:02 — 14 systems affected"). Plain HTML that refreshes itself
 // and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
 // only titles, states and times.
-import type { CheckView, RunRecord } from './agent.js';
+import type { CheckView } from './agent.js';
+import type { RunRecord } from './history.js';
 import type { Kind } from '../config/kinds.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
@@ -182,7 +183,7 @@ export function statusPage(input: StatusPageInput): string {
 <th scope="row">${esc(v.config.title)}</th>
 <td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${state === 'ok' && isBlockedCheck(v) ? t.blocked : (t.kindStates[v.config.kind]?.[state] ?? t.states[state])}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
-<td>${sparkline(v.history, t)}</td>
+<td>${sparkline(v.history.records(), t)}</td>
 </tr>`;
         })
         .join('\n');

@@ -8,6 +8,8 @@
 // Only the scheduler's constructor argument `hooks` is relied on; if it is not there, `hooked`
 // is false and the bench falls back to the exported metrics.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Scheduler, type SchedulerHooks } from '../agent/scheduler.js';
 
 const preloadAt = performance.now();
@@ -50,7 +52,14 @@ proto.add = function (this: { hooks?: SchedulerHooks }, ...args: unknown[]) {
 
 const ms = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
 
-process.on('message', (m: { id: number; reset?: boolean }) => {
+/** A full collection on request (the bench asks once, after its window): what is really alive. */
+function collect(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+process.on('message', (m: { id: number; reset?: boolean; live?: boolean }) => {
+  if (m.live) collect();
   const cpu = process.cpuUsage();
   const mem = process.memoryUsage();
   const stats = {
@@ -62,6 +71,8 @@ process.on('message', (m: { id: number; reset?: boolean }) => {
     eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), count: eld.count },
     rss: mem.rss / 1048576,
     heapUsed: mem.heapUsed / 1048576,
+    heapTotal: mem.heapTotal / 1048576,
+    external: mem.external / 1048576,
     preloadAt,
   };
   if (m.reset) {

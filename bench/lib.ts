@@ -345,6 +345,9 @@ export interface ChildStats {
   eld: { p50: number; p99: number; max: number; count: number };
   rss: number;
   heapUsed: number;
+  /** V8's heap as reserved, and memory outside it held by JS objects (buffers, typed arrays), MiB. */
+  heapTotal: number;
+  external: number;
   /** ms from process start until the preload ran (node's own start-up). */
   preloadAt: number;
 }
@@ -354,7 +357,8 @@ export interface AgentChild {
   pid: number;
   /** ms from spawn until /readyz answered 200. */
   readyMs: number;
-  stats(reset?: boolean): Promise<ChildStats>;
+  /** `live`: after a full garbage collection in the child (heapUsed is then what is alive). */
+  stats(reset?: boolean, live?: boolean): Promise<ChildStats>;
   stop(): Promise<void>;
   log(): string;
 }
@@ -400,7 +404,7 @@ export async function startAgent(name: string, yaml: string, fixedPort?: number)
       url,
       pid: child.pid ?? -1,
       readyMs,
-      stats: (reset = false) =>
+      stats: (reset = false, live = false) =>
         new Promise<ChildStats>((resolve, reject) => {
           const id = ++seq;
           const timer = setTimeout(() => reject(new Error('agent child did not answer a stats request within 30 s')), 30_000);
@@ -409,7 +413,7 @@ export async function startAgent(name: string, yaml: string, fixedPort?: number)
             pending.delete(id);
             resolve(s);
           });
-          child.send({ id, reset });
+          child.send({ id, reset, live });
         }),
       stop: async () => {
         if (child.connected) child.disconnect();

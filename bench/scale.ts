@@ -36,7 +36,7 @@ import {
 export async function benchScale(): Promise<Report> {
   const rep = new Report();
   const total = Number(process.env.BENCH_CHECKS ?? (SMOKE ? 300 : 10_000));
-  const INTERVAL_S = SMOKE ? 5 : 60;
+  const INTERVAL_S = Number(process.env.BENCH_INTERVAL ?? (SMOKE ? 5 : 60));
   const DURATION_S = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 10 : 120));
   const SCRAPE_S = SMOKE ? 2 : 15;
   const SAMPLE_S = SMOKE ? 2 : 10;
@@ -100,6 +100,8 @@ export async function benchScale(): Promise<Report> {
     const last = await scrape(`${agent.url}/metrics`);
     scrapes.push(last);
     const text = last.text;
+    // After the window: a full collection in the agent says how much of its heap is alive.
+    const live = await agent.stats(false, true);
     rep.line(`load at the end: ${uptime()}`);
 
     // Runs: the preload's count of runs started (fires); /metrics' runs_total counts finished ones.
@@ -133,13 +135,13 @@ export async function benchScale(): Promise<Report> {
 
     const rssV = rss.map(([, v]) => v);
     rep.line(
-      `RSS every ${SAMPLE_S} s (/proc/PID/status VmRSS): first ${rep.fig('rss_first_mib', rssV[0]!).toFixed(0)} MiB, last ${rep.fig('rss_last_mib', rssV.at(-1)!).toFixed(0)} MiB, max ${rep.fig('rss_max_mib', Math.max(...rssV)).toFixed(0)} MiB, slope ${rep.fig('rss_slope_mib_per_min', slope(rss)).toFixed(1)} MiB/min${startup ? `, slope after the first interval ${slope(rss.filter(([m]) => m * 60 >= INTERVAL_S)).toFixed(1)} MiB/min` : ''} (${rss.length} samples); heap used ${s1.heapUsed.toFixed(0)} MiB`,
+      `RSS every ${SAMPLE_S} s (/proc/PID/status VmRSS): first ${rep.fig('rss_first_mib', rssV[0]!).toFixed(0)} MiB, last ${rep.fig('rss_last_mib', rssV.at(-1)!).toFixed(0)} MiB, max ${rep.fig('rss_max_mib', Math.max(...rssV)).toFixed(0)} MiB, slope ${rep.fig('rss_slope_mib_per_min', slope(rss)).toFixed(1)} MiB/min${startup ? `, slope after the first interval ${slope(rss.filter(([m]) => m * 60 >= INTERVAL_S)).toFixed(1)} MiB/min` : ''} (${rss.length} samples); at the end: heap used ${s1.heapUsed.toFixed(0)} of ${s1.heapTotal.toFixed(0)} MiB, external ${s1.external.toFixed(0)} MiB; alive after a full collection ${rep.fig('live_heap_mib', live.heapUsed).toFixed(0)} MiB (${((live.heapUsed * 1024) / total).toFixed(1)} KiB per check)`,
     );
 
     const sizes = scrapes.map((s) => s.bytes);
     const times = scrapes.map((s) => s.seconds);
     rep.line(
-      `/metrics: ${rep.fig('metrics_bytes', last.bytes)} bytes (${(last.bytes / 1048576).toFixed(1)} MiB, ${text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length} samples) at the end; GET to last byte (Prometheus' headers) ${times.map((t) => `${(t * 1000).toFixed(0)}`).join(', ')} ms (sizes ${sizes.map((b) => (b / 1048576).toFixed(1)).join(', ')} MiB)`,
+      `/metrics: ${rep.fig('metrics_bytes', Buffer.byteLength(text))} bytes of text (${(Buffer.byteLength(text) / 1048576).toFixed(1)} MiB, ${text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length} samples) at the end; GET to last byte (Prometheus' headers, gzip accepted) ${times.map((t) => `${(t * 1000).toFixed(0)}`).join(', ')} ms (${sizes.map((b) => (b / 1048576).toFixed(2)).join(', ')} MiB on the wire)`,
     );
     rep.fig('metrics_get_max_s', Math.max(...times));
     if (prom) {

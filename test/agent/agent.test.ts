@@ -1,11 +1,13 @@
 // The agent booted for real on port 0: scraped, queried, reloaded, stopped.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
-import { startServer, type HttpServer } from '../../agent/server.js';
+import { acceptsGzip, startServer, type HttpServer } from '../../agent/server.js';
 import { spawnVakt } from '../helpers/cli.js';
 import { closedPort, tcpPeer, type Peer } from '../helpers/peers.js';
 import { samples, value } from '../helpers/prom.js';
@@ -49,10 +51,27 @@ async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, ms =
   }
 }
 
+/** A GET that shows the bytes as sent (fetch would decompress them). */
+const rawGet = (url: string, headers: Record<string, string>) =>
+  new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    httpGet(url, { headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
 const get = async (url: string, headers: Record<string, string> = {}) => {
   const res = await fetch(url, { headers });
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
 };
+
+describe('Accept-Encoding', () => {
+  it('allows gzip only where the header does', () => {
+    for (const h of ['gzip', 'gzip, deflate', 'deflate, GZIP;q=0.5', 'x-gzip', '*', 'br, *;q=0.1', 'identity, gzip']) expect(acceptsGzip(h), h).toBe(true);
+    for (const h of [undefined, '', 'identity', 'br', 'gzip;q=0', 'gzip;q=0.0, *', '*;q=0', 'deflate, br']) expect(acceptsGzip(h), String(h)).toBe(false);
+  });
+});
 
 describe('agent', () => {
   it('runs checks and serves metrics, API, health and readiness', async () => {
@@ -97,6 +116,24 @@ checks:
     expect(om.body).toContain('# TYPE vakt_probe_runs counter');
     // Counter names survive an OpenMetrics scrape in the next Prometheus-format scrape.
     expect((await get(`${http.url}/metrics`)).body).toContain('# TYPE vakt_probe_runs_total counter');
+
+    // Compressed when the scraper accepts gzip (Prometheus does), plain otherwise; same text.
+    const gz = await rawGet(`${http.url}/metrics`, { 'accept-encoding': 'gzip' });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gz.headers.vary).toBe('Accept-Encoding');
+    expect([...gz.body.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+    const unzipped = gunzipSync(gz.body).toString();
+    expect(unzipped).toContain(`probe_success{check="up",kind="tcp",target="127.0.0.1:${up.port}",site="odense-dc1"} 1`);
+    // Whole: the agent's families and prom-client's process metrics after them.
+    expect(unzipped).toContain('nodejs_eventloop_lag_seconds');
+    expect(unzipped.endsWith('\n')).toBe(true);
+    for (const headers of [{}, { 'accept-encoding': 'gzip;q=0, *' }, { 'accept-encoding': 'br' }]) {
+      const plain = await rawGet(`${http.url}/metrics`, headers);
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(plain.body.toString()).toContain('# TYPE vakt_probe_runs_total counter');
+    }
+    const om2 = await rawGet(`${http.url}/metrics`, { 'accept-encoding': 'x-gzip', accept: 'application/openmetrics-text' });
+    expect(gunzipSync(om2.body).toString().endsWith('# EOF\n')).toBe(true);
 
     const api = JSON.parse((await get(`${http.url}/api/v1/checks`)).body) as { checks: { name: string; state: string; lastResult: { failure: { reason: string } | null; phases: Record<string, number> } }[] };
     const byName = Object.fromEntries(api.checks.map((c) => [c.name, c]));

@@ -109,6 +109,33 @@ describe('detector: slow runs', () => {
     expect(b.judge(c, ok, 0.5).degraded?.reason).toBe('slow');
     expect(b.restore({ c: { window: ['x', -1, null] } } as never, [c])).toBe(0);
   });
+  it('the baseline is the median of exactly the last baselineWindow good runs, across wrap-around, a resized window and a snapshot', () => {
+    const c = check(', degraded: { baselineFactor: 1000, baselineWindow: 7, baselineMinRuns: 3 }');
+    const d = new Detector();
+    const seen: number[] = [];
+    const reference = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    // A deterministic but unordered sequence (no Math.random: a failure must be reproducible).
+    for (let i = 1; i <= 40; i++) {
+      const x = ((i * 37) % 23) / 100 + 0.01;
+      d.judge(c, ok, x);
+      seen.push(x);
+      if (seen.length >= 3) expect(d.status('c').baseline).toBeCloseTo(reference(seen.slice(-7)), 9);
+    }
+    expect(d.snapshot().c?.window).toEqual(seen.slice(-7));
+    // A reload with a smaller window keeps the newest durations.
+    const smaller = check(', degraded: { baselineFactor: 1000, baselineWindow: 5, baselineMinRuns: 3 }');
+    d.judge(smaller, ok, 0.5);
+    seen.push(0.5);
+    expect(d.snapshot().c?.window).toEqual(seen.slice(-5));
+    expect(d.status('c').baseline).toBeCloseTo(reference(seen.slice(-5)), 9);
+    // A snapshot longer than the window is cut to its newest values.
+    const e = new Detector();
+    expect(e.restore({ c: { window: seen } }, [smaller])).toBe(1);
+    expect(e.snapshot().c?.window).toEqual(seen.slice(-5));
+  });
 });
 
 describe('root cause', () => {

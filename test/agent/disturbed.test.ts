@@ -76,7 +76,7 @@ describe('disturbed runs', () => {
       }
       const baseline = agent.get('login')?.status.baseline;
       expect(baseline).toBeDefined();
-      const disturbedBefore = agent.get('login')?.history.filter((h) => h.disturbed).length ?? 0;
+      const disturbedBefore = agent.get('login')?.history.records().filter((h) => h.disturbed).length ?? 0;
 
       // The server answers after 60 ms; 10 ms into the wait the agent's loop is blocked 200 ms.
       answerAfterMs = 60;
@@ -92,7 +92,7 @@ describe('disturbed runs', () => {
       const view = agent.get('login');
       expect(view?.status.state).toBe('ok');
       expect(view?.status.baseline).toBe(baseline);
-      expect(view?.history.at(-1)?.disturbed).toBe(true);
+      expect(view?.history.last()?.disturbed).toBe(true);
       const text = (await agent.metrics.render(false)).body;
       expect(value(text, 'vakt_probe_disturbed_runs_total', { check: 'login' })).toBe(disturbedBefore + 1);
       // Every run counted (a first run slowed by code compilation may have been degraded).

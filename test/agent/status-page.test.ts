@@ -1,6 +1,7 @@
 // The status page as HTML: words in three languages, the incident sentence, sparklines, no secrets.
 import { describe, expect, it } from 'vitest';
 import type { CheckView } from '../../agent/agent.js';
+import { RunHistory } from '../../agent/history.js';
 import { pickLanguage, statusPage } from '../../agent/status-page.js';
 import { parseConfig } from '../../config/loader.js';
 
@@ -18,13 +19,13 @@ const views = (): CheckView[] => {
   const byName = Object.fromEntries(cfg.checks.map((c) => [c.name, c]));
   const down = { since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false };
   return [
-    { config: byName['dns-ns1']!, status: { state: 'down', ...down }, history: [], cause: 'dns-ns1' },
-    { config: byName.ehr!, status: { state: 'down', ...down }, history: [], cause: 'dns-ns1' },
-    { config: byName.lab!, status: { state: 'down', ...down }, history: [], cause: 'dns-ns1' },
+    { config: byName['dns-ns1']!, status: { state: 'down', ...down }, history: new RunHistory(), cause: 'dns-ns1' },
+    { config: byName.ehr!, status: { state: 'down', ...down }, history: new RunHistory(), cause: 'dns-ns1' },
+    { config: byName.lab!, status: { state: 'down', ...down }, history: new RunHistory(), cause: 'dns-ns1' },
     {
       config: byName.pacs!,
       status: { state: 'ok', since: at - 3_600_000, consecutiveFailures: 0, consecutiveSuccesses: 9, flapping: false },
-      history: [0.012, 0.015, 0.03, 0.011].map((d, i) => ({ time: at - (4 - i) * 30_000, result: i === 2 ? ('failed' as const) : ('ok' as const), durationSeconds: d, phases: {} })),
+      history: RunHistory.of([0.012, 0.015, 0.03, 0.011].map((d, i) => ({ time: at - (4 - i) * 30_000, result: i === 2 ? ('failed' as const) : ('ok' as const), durationSeconds: d, phases: {} }))),
     },
   ];
 };
@@ -86,8 +87,8 @@ describe('status page', () => {
     const [lab, adt] = qcfg.checks as [CheckView['config'], CheckView['config']];
     const result = { ok: false, phases: {}, queues: [{ queue: 'lab.results', depth: 230, oldestAgeSeconds: 840 }, { queue: 'lab.orders', depth: 10 }] };
     const checks: CheckView[] = [
-      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: [], cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false } },
-      { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: [] },
+      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: new RunHistory(), cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false } },
+      { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: new RunHistory() },
     ];
     const page = (language: 'en' | 'sv' | 'da') => statusPage({ checks, incidents: [{ cause: 'lab-q', since: at, affected: [] }], labels: {}, title: 'Status', language, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' });
     const en = page('en');
