@@ -7,7 +7,7 @@
 // they come more often, each marks concurrently on a helper thread, and runs they disturb
 // are marked like any other stall (agent/loop-monitor.ts). The setting starts only after
 // HEAP_TUNE_AFTER_MS: while the agent starts, its live heap grows fivefold within seconds, and
-// growing it 50 % at a time then meant a full collection every few hundred milliseconds (the
+// growing it 30 % at a time then meant a full collection every few hundred milliseconds (the
 // scheduler's lag in the first interval went from 51 to 344 ms at p99). Measured:
 // bench/RESULTS.md.
 import { setFlagsFromString } from 'node:v8';
