@@ -13,7 +13,7 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** The default growth of the heap over its live size between full collections. */
-export const HEAP_GROWTH_PERCENT = 50;
+export const HEAP_GROWTH_PERCENT = 30;
 /** How long after start-up the growth setting begins. */
 export const HEAP_TUNE_AFTER_MS = 60_000;
 
