@@ -5,28 +5,18 @@
 // every hop, bodies are read only up to a limit. The Region Uppsala story: show which part of
 // the login got slow while every port still answers.
 import { isIP } from 'node:net';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
 import { jsonPath, parseJson, type JsonResult } from './json.js';
 import { classifyError, describeError, now, raceAbort, readBounded } from './net.js';
 import { Redactor } from './redact.js';
-import { certFacts, tlsFileOptions } from './tcp.js';
+import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
 
 const DAY_MS = 86_400_000;
 
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
 type Phase = (typeof PHASES)[number];
-
-/** Timestamps of one new connection, filled in by the connector's socket events. */
-interface ConnTiming {
-  start: number;
-  lookup?: number;
-  connect?: number;
-  secure?: number;
-}
 
 class StepError extends Error {
   constructor(
@@ -43,9 +33,9 @@ export const httpProbe: Probe<HttpOptions> = {
   async run(ctx: ProbeContext<HttpOptions>): Promise<ProbeResult> {
     const o = ctx.options;
     const steps: HttpStepOptions[] = o.steps ?? [{ ...o, name: 'request' }];
-    let timing: ConnTiming | undefined;
+    let timing: ConnTimes | undefined;
     /** Of the run's TLS handshakes, the one whose chain expires first (any of them breaks the login). */
-    let tls: ReturnType<typeof certFacts> | undefined;
+    let tls: ConnTimes['tls'];
     let tlsOptions: Awaited<ReturnType<typeof tlsFileOptions>>;
     try {
       tlsOptions = await tlsFileOptions(o.tls);
@@ -61,25 +51,13 @@ export const httpProbe: Probe<HttpOptions> = {
     // connect phases, rather than zeros). One connection per origin: with more, undici opens a
     // second one for the next step while the first is still being handed back to the pool.
     const agent = new Agent({
-      connect: (opts, cb) => {
-        const t: ConnTiming = { start: now() };
-        timing = t;
-        const socket = base(opts, cb) as unknown as Socket | TLSSocket;
-        // Prepended: the connector's own listener (added inside base()) hands the socket to
-        // undici, which sets up its parser and writes the request before returning; a listener
-        // after it would count that work (~0.5 ms) as network time.
-        // 'lookup' is emitted on a failed lookup too; only a successful one ends the phase.
-        socket.prependOnceListener('lookup', (err: Error | null) => {
-          if (!err) t.lookup = now();
-        });
-        socket.prependOnceListener('connect', () => (t.connect = now()));
-        socket.prependOnceListener('secureConnect', () => {
-          t.secure = now();
-          const facts = certFacts(socket as TLSSocket);
-          if (!tls || (facts.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity)) tls = facts;
-        });
-        return socket;
-      },
+      connect: timedConnector(
+        base,
+        (t) => (timing = t),
+        (t) => {
+          if (t.tls && (!tls || (t.tls.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity))) tls = t.tls;
+        },
+      ),
       connections: 1,
       pipelining: 1,
     });
@@ -150,17 +128,15 @@ async function runStep(
   jar: CookieJar,
   vars: Record<string, string>,
   agent: Agent,
-  takeTiming: () => ConnTiming | undefined,
+  takeTiming: () => ConnTimes | undefined,
 ): Promise<StepOutcome> {
   const fill = (text: string) => template(text, ctx.secrets, vars);
   const started = now();
   const phases: Partial<Record<Phase, number>> = {};
   const add = (p: Phase, v: number) => (phases[p] = (phases[p] ?? 0) + Math.max(0, v));
   /** The connection phases a new connection completed; returns when it was ready for the request. */
-  const addConnection = (t: ConnTiming): number | undefined => {
-    if (t.lookup !== undefined) add('resolve', t.lookup - t.start);
-    if (t.connect !== undefined) add('connect', t.connect - (t.lookup ?? t.start));
-    if (t.secure !== undefined && t.connect !== undefined) add('tls', t.secure - t.connect);
+  const addConnection = (t: ConnTimes): number | undefined => {
+    for (const [p, v] of Object.entries(connectionPhases(t))) add(p as Phase, v);
     return t.secure ?? t.connect;
   };
   const result: StepResult = { name: step.name, ok: false, durationSeconds: 0, phases: {}, redirects: 0 };

@@ -5,14 +5,13 @@
 // token. A refused login is reason "auth" with the OAuth error as a bounded code (info.authCode,
 // exported as vakt_auth_error_info{code}). Client secret, password and tokens never reach a
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
-import { isIP, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from '../config/kinds.js';
 import { parseJson } from './json.js';
 import { classifyError, describeError, now, readBounded } from './net.js';
 import { Redactor } from './redact.js';
-import { certFacts, tlsFileOptions } from './tcp.js';
+import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from './types.js';
 
 const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
@@ -54,15 +53,6 @@ class RunFailure extends Error {
   }
 }
 
-/** Timestamps of the one connection an exchange opens (a fresh pool per exchange). */
-interface Conn {
-  start: number;
-  lookup?: number;
-  connect?: number;
-  secure?: number;
-  tls?: ReturnType<typeof certFacts>;
-}
-
 interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -77,7 +67,7 @@ interface Run {
   scrubber: Redactor;
   phases: Partial<Record<Phase, number>>;
   /** The token request's connection: its TLS facts are the run's. */
-  tokenConn?: Conn;
+  tokenConn?: ConnTimes;
 }
 
 export const oidcProbe: Probe<OidcOptions> = {
@@ -256,24 +246,10 @@ async function callResource(run: Run, url: URL, token: string): Promise<void> {
  * being ready); discovery and resource are timed whole by their callers.
  */
 async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POST', headers: Record<string, string>, body?: string): Promise<Reply> {
-  let conn: Conn | undefined;
+  /** The one connection an exchange opens (a fresh pool per exchange). */
+  let conn: ConnTimes | undefined;
   const agent = new Agent({
-    connect: (opts, cb) => {
-      const c: Conn = { start: now() };
-      conn = c;
-      const socket = run.connector(opts, cb) as unknown as Socket | TLSSocket;
-      // Prepended, so undici's own work on connect is not counted as network time (as in http).
-      // 'lookup' is emitted with an error too; only a successful one ends the resolve phase.
-      socket.prependOnceListener('lookup', (err: Error | null) => {
-        if (!err) c.lookup = now();
-      });
-      socket.prependOnceListener('connect', () => (c.connect = now()));
-      socket.prependOnceListener('secureConnect', () => {
-        c.secure = now();
-        c.tls = certFacts(socket as TLSSocket);
-      });
-      return socket;
-    },
+    connect: timedConnector(run.connector, (c) => (conn = c)),
     connections: 1,
     pipelining: 1,
   });
@@ -298,9 +274,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
       const c = conn;
       if (c) {
         run.tokenConn = c;
-        if (c.lookup !== undefined) run.phases.resolve = c.lookup - c.start;
-        if (c.connect !== undefined) run.phases.connect = c.connect - (c.lookup ?? c.start);
-        if (c.secure !== undefined && c.connect !== undefined) run.phases.tls = c.secure - c.connect;
+        Object.assign(run.phases, connectionPhases(c));
       }
       if (done !== undefined) run.phases.token = done - (c?.secure ?? c?.connect ?? c?.start ?? done);
     }
@@ -309,7 +283,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
 }
 
 /** The token request failed before a response: in which step of the connection? */
-function setupPhase(c: Conn | undefined, url: URL): Phase {
+function setupPhase(c: ConnTimes | undefined, url: URL): Phase {
   if (!c || c.connect === undefined) return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : 'token';
   if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
   return 'token';

@@ -7,6 +7,7 @@ import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep, writeAll } from './net.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+import type { buildConnector } from 'undici';
 
 const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
 type Phase = (typeof PHASES)[number];
@@ -287,6 +288,51 @@ export function handshake(socket: Socket, t: TlsMaterial, signal: AbortSignal): 
     secure.once('error', onError);
     secure.once('secureConnect', onSecure);
   });
+}
+
+/** Timestamps (now(), seconds) of one new connection's set-up, and its TLS facts once secure. */
+export interface ConnTimes {
+  start: number;
+  lookup?: number;
+  connect?: number;
+  secure?: number;
+  tls?: ReturnType<typeof certFacts>;
+}
+
+/**
+ * undici's `connect` option: `base` (from buildConnector), timing every new connection it makes
+ * (http, oidc). `onConnection` gets each connection's times as it starts; they fill in as its
+ * phases end, and `onSecure` is called once its TLS handshake is done. The listeners are
+ * prepended: base's own listener hands the socket to undici, which sets up its parser and writes
+ * the request before returning, and a listener after it would count that work (~0.5 ms) as
+ * network time.
+ */
+export function timedConnector(base: buildConnector.connector, onConnection: (times: ConnTimes) => void, onSecure?: (times: ConnTimes) => void): buildConnector.connector {
+  return (opts, cb) => {
+    const t: ConnTimes = { start: now() };
+    onConnection(t);
+    const socket = base(opts, cb) as unknown as Socket | TLSSocket;
+    // 'lookup' is emitted on a failed lookup too; only a successful one ends the phase.
+    socket.prependOnceListener('lookup', (err: Error | null) => {
+      if (!err) t.lookup = now();
+    });
+    socket.prependOnceListener('connect', () => (t.connect = now()));
+    socket.prependOnceListener('secureConnect', () => {
+      t.secure = now();
+      t.tls = certFacts(socket as TLSSocket);
+      onSecure?.(t);
+    });
+    return socket;
+  };
+}
+
+/** The set-up phases a connection completed (seconds; a phase not reached is absent). */
+export function connectionPhases(t: ConnTimes): { resolve?: number; connect?: number; tls?: number } {
+  return {
+    ...(t.lookup !== undefined ? { resolve: t.lookup - t.start } : {}),
+    ...(t.connect !== undefined ? { connect: t.connect - (t.lookup ?? t.start) } : {}),
+    ...(t.secure !== undefined && t.connect !== undefined ? { tls: t.secure - t.connect } : {}),
+  };
 }
 
 export function certFacts(secure: TLSSocket): { info: ProbeInfo; earliestExpiry: number | undefined } {
