@@ -9,6 +9,7 @@
 // a window flag the check as flapping.
 import type { CheckConfig } from '../config/loader.js';
 import type { ProbeResult } from '../probes/types.js';
+import { Ring } from './ring.js';
 
 export const CHECK_STATES = ['unknown', 'ok', 'degraded', 'failing', 'down'] as const;
 export type CheckState = (typeof CHECK_STATES)[number];
@@ -36,10 +37,7 @@ export interface Verdict {
 interface Memory {
   status: CheckStatus;
   /** Recent good run durations (seconds): a ring of baselineWindow slots, allocated by the first good run (a fixed size from then on, not a list that grows for 100 intervals). */
-  window?: Float64Array;
-  /** Slot of the next duration, and how many slots hold one. */
-  head: number;
-  filled: number;
+  window?: { values: Float64Array; ring: Ring };
   /** Times of recent state changes (epoch ms), for flapping. */
   changes: number[];
 }
@@ -53,7 +51,7 @@ export class Detector {
   private mem(name: string): Memory {
     let m = this.memory.get(name);
     if (!m) {
-      m = { status: { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false }, head: 0, filled: 0, changes: [] };
+      m = { status: { state: 'unknown', since: Date.now(), consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false }, changes: [] };
       this.memory.set(name, m);
     }
     return m;
@@ -131,7 +129,7 @@ export class Detector {
 
   snapshot(): DetectorSnapshot {
     const out: DetectorSnapshot = {};
-    for (const [name, m] of this.memory) if (m.filled > 0) out[name] = { window: ordered(m) };
+    for (const [name, m] of this.memory) if (m.window && m.window.ring.size > 0) out[name] = { window: ordered(m) };
     return out;
   }
 
@@ -145,8 +143,6 @@ export class Detector {
       if (good.length === 0) continue;
       const m = this.mem(c.name);
       delete m.window;
-      m.head = 0;
-      m.filled = 0;
       for (const x of good) push(m, x, c.degraded.baselineWindow);
       this.updateBaseline(c, m);
       restored++;
@@ -160,17 +156,17 @@ export class Detector {
   }
 
   private updateBaseline(check: CheckConfig, m: Memory): void {
-    if (m.filled < check.degraded.baselineMinRuns || !m.window) {
+    const n = m.window?.ring.size ?? 0;
+    if (!m.window || n < check.degraded.baselineMinRuns) {
       delete m.status.baseline;
       return;
     }
-    // The window's filled slots, sorted in a scratch array (no allocation per run).
-    if (scratch.length < m.filled) scratch = new Float64Array(Math.max(m.filled, 2 * scratch.length));
-    const s = scratch.subarray(0, m.filled);
-    s.set(m.window.subarray(0, m.filled));
-    s.sort();
-    const mid = m.filled >> 1;
-    m.status.baseline = m.filled % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+    // The window's filled slots (slots [0, n), see Ring), sorted in a scratch array (no allocation per run).
+    if (scratch.length < n) scratch = new Float64Array(Math.max(n, 2 * scratch.length));
+    const sorted = scratch.subarray(0, n);
+    sorted.set(m.window.values.subarray(0, n));
+    sorted.sort();
+    m.status.baseline = middle(sorted);
   }
 }
 
@@ -178,29 +174,28 @@ let scratch = new Float64Array(128);
 
 /** Adds a duration to the window (a new or resized window starts from the durations it kept). */
 function push(m: Memory, seconds: number, size: number): void {
-  if (!m.window || m.window.length !== size) {
-    const kept = m.window ? ordered(m).slice(-size) : [];
-    m.window = new Float64Array(size);
-    m.window.set(kept);
-    m.filled = kept.length;
-    m.head = kept.length % size;
+  if (!m.window || m.window.ring.capacity !== size) {
+    const kept = ordered(m).slice(-size);
+    m.window = { values: new Float64Array(size), ring: new Ring(size) };
+    for (const x of kept) m.window.values[m.window.ring.next()] = x;
   }
-  m.window[m.head] = seconds;
-  m.head = (m.head + 1) % size;
-  if (m.filled < size) m.filled++;
+  m.window.values[m.window.ring.next()] = seconds;
 }
 
 /** The window's durations, oldest first. */
 function ordered(m: Memory): number[] {
-  if (!m.window) return [];
   const w = m.window;
   const out: number[] = [];
-  for (let k = 0; k < m.filled; k++) out.push(w[(m.head - m.filled + k + w.length) % w.length] as number);
+  if (w) for (let k = 0; k < w.ring.size; k++) out.push(w.values[w.ring.slot(k)] as number);
   return out;
 }
 
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
+  return middle([...xs].sort((a, b) => a - b));
+}
+
+/** The median of values already sorted. */
+function middle(s: ArrayLike<number>): number {
   const mid = s.length >> 1;
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }

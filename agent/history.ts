@@ -4,6 +4,7 @@
 // the agent's memory grew for half an hour; this ring is ~1 KiB per check, allocated by the
 // first run, and never grows after. Records are built only when someone asks (API, page).
 import { RUN_RESULTS, type RunResult } from '../probes/types.js';
+import { Ring } from './ring.js';
 
 /** One finished run as kept for the API and the status page's sparkline. */
 export interface RunRecord {
@@ -34,14 +35,13 @@ export class RunHistory {
   /** Failure or degraded reasons: words from a fixed list, so references, not copies. */
   private readonly reasons: (string | undefined)[];
   private readonly phaseNames: string[] = [];
-  /** Slot the next run goes to. */
-  private head = 0;
-  private count = 0;
+  private readonly ring: Ring;
 
   constructor(readonly capacity: number = HISTORY) {
     this.numbers = new Float64Array(2 * capacity);
     this.flags = new Uint8Array(capacity);
     this.reasons = new Array<string | undefined>(capacity).fill(undefined);
+    this.ring = new Ring(capacity);
   }
 
   /** A history holding `records` (oldest first; the last `capacity` of them). */
@@ -52,11 +52,11 @@ export class RunHistory {
   }
 
   get length(): number {
-    return this.count;
+    return this.ring.size;
   }
 
   push(r: RunRecord): void {
-    const i = this.head;
+    const i = this.ring.next();
     const cap = this.capacity;
     const n = this.numbers;
     n[i] = r.time;
@@ -77,24 +77,21 @@ export class RunHistory {
       }
       this.numbers[(2 + p) * cap + i] = r.phases[name] as number;
     }
-    this.head = (i + 1) % cap;
-    if (this.count < cap) this.count++;
   }
 
   /** The kept runs, oldest first. */
   records(): RunRecord[] {
     const out: RunRecord[] = [];
-    for (let k = 0; k < this.count; k++) out.push(this.record((this.head - this.count + k + this.capacity) % this.capacity));
+    for (let k = 0; k < this.ring.size; k++) out.push(this.record(this.ring.slot(k)));
     return out;
   }
 
   last(): RunRecord | undefined {
-    return this.count === 0 ? undefined : this.record((this.head - 1 + this.capacity) % this.capacity);
+    return this.ring.size === 0 ? undefined : this.record(this.ring.slot(this.ring.size - 1));
   }
 
   clear(): void {
-    this.head = 0;
-    this.count = 0;
+    this.ring.clear();
     this.reasons.fill(undefined);
   }
 
