@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
 import type { Agent, CheckView } from './agent.js';
 import type { Incident } from './root-cause.js';
+import { acceptsGzip } from './accept.js';
 import { pickLanguage, statusPage } from './status-page.js';
 import { runResult } from '../probes/types.js';
 
@@ -202,20 +203,6 @@ function caughtUp(out: Writable): Promise<void> {
     out.on('drain', done);
     out.on('close', done);
   });
-}
-
-/** Whether an Accept-Encoding header allows gzip: `gzip` or `x-gzip` with a q above 0, else `*` so. */
-export function acceptsGzip(header: string | undefined): boolean {
-  if (!header) return false;
-  let star = false;
-  for (const item of header.split(',')) {
-    const [coding = '', ...params] = item.split(';').map((p) => p.trim().toLowerCase());
-    const q = params.find((p) => p.startsWith('q='));
-    const allowed = q === undefined || Number(q.slice(2)) > 0;
-    if (coding === 'gzip' || coding === 'x-gzip') return allowed;
-    if (coding === '*') star = allowed;
-  }
-  return star;
 }
 
 function send(agent: Agent, res: ServerResponse, status: number, contentType: string, body: string): void {

@@ -4,6 +4,7 @@
 // DNS (ns1) not answering since 03:02 — 14 systems affected"). Plain HTML that refreshes itself
 // and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
 // only titles, states and times.
+import { weighted } from './accept.js';
 import type { CheckView } from './agent.js';
 import type { RunRecord } from './history.js';
 import type { Kind } from '../config/kinds.js';
@@ -118,16 +119,10 @@ const ICON: Record<CheckState, string> = { unknown: '○', ok: '✓', degraded: 
 /** The language for a request: the configured one, or the best match of Accept-Language. */
 export function pickLanguage(configured: 'auto' | Language, acceptLanguage: string | undefined): Language {
   if (configured !== 'auto') return configured;
-  const prefs = (acceptLanguage ?? '')
-    .split(',')
-    .map((part) => {
-      const [tag = '', ...params] = part.trim().toLowerCase().split(';');
-      const q = params.map((p) => /^q=([\d.]+)$/.exec(p.trim())?.[1]).find((x) => x !== undefined);
-      return { tag, q: q === undefined ? 1 : Number(q) };
-    })
-    .filter((p) => p.tag !== '' && p.q > 0)
+  const prefs = weighted(acceptLanguage)
+    .filter((p) => p.q > 0)
     .sort((a, b) => b.q - a.q);
-  for (const { tag } of prefs) {
+  for (const { value: tag } of prefs) {
     const base = tag.split('-')[0];
     if (base === 'sv' || base === 'da' || base === 'en') return base;
     // Norwegian readers get Danish, the closer written language.
