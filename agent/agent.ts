@@ -215,10 +215,11 @@ export class Agent {
     if (this.stopping) return { ok: false, errors: ['agent is stopping'] };
     const old = this.config;
     this.config = next;
-    this.redactor.setSecrets(secretValues(next));
+    const secrets = secretValues(next);
+    this.redactor.setSecrets(secrets);
     // Rewriting every check's text is synchronous work on the measuring loop (a few hundred ms
     // at 10,000 checks): only when the secrets the label values are redacted against changed.
-    if (!isDeepStrictEqual(secretValues(old), secretValues(next))) this.metrics.secretsChanged();
+    if (!isDeepStrictEqual(secretValues(old), secrets)) this.metrics.secretsChanged();
     if (this.options.logLevel === undefined) this.log.level = next.agent.logLevel;
     if (!isDeepStrictEqual(old.agent.listen, next.agent.listen) && this.options.listen === undefined) {
       this.log.warn({ listen: `${next.agent.listen.host}:${next.agent.listen.port}` }, 'agent.listen changed: takes effect after a restart');

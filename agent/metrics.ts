@@ -497,8 +497,9 @@ export class Metrics {
       delete cs.histograms;
       delete cs.stepHistograms;
     } else if (mode === 'total') {
-      for (const key of cs.histograms?.keys() ?? []) if (key !== 'total') cs.histograms?.delete(key);
-      for (const key of cs.stepHistograms?.keys() ?? []) if (!key.endsWith('\u0000total')) cs.stepHistograms?.delete(key);
+      const { histograms, stepHistograms } = cs;
+      for (const key of histograms?.keys() ?? []) if (key !== 'total') histograms?.delete(key);
+      for (const key of stepHistograms?.keys() ?? []) if (!key.endsWith('\u0000total')) stepHistograms?.delete(key);
     }
     let text = '';
     for (const [p, h] of cs.histograms ?? []) text += h.render('vakt_probe_duration_seconds', `${cs.own},phase="${p}"${this.constant}`, DURATION_LE);

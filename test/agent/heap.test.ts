@@ -1,5 +1,4 @@
 // The agent's heap growth setting: the default, the environment's, and node's own flags first.
-import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { HEAP_GROWTH_PERCENT, heapGrowth } from '../../agent/heap.js';
 
@@ -7,12 +6,9 @@ describe('heapGrowth', () => {
   it('sets the default growth, or the one from VAKT_HEAP_GROWTH_PERCENT', () => {
     expect(heapGrowth({}, []).setting).toMatch(new RegExp(`^heap growth ${HEAP_GROWTH_PERCENT}% over live, from \\d+ s after start$`));
     expect(heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: '' }, []).setting).toContain(`heap growth ${HEAP_GROWTH_PERCENT}% over live`);
-    const g = heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: '75' }, []);
-    expect(g.setting).toContain('heap growth 75% over live');
+    expect(heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: '75' }, []).setting).toContain('heap growth 75% over live');
     expect(heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: '0' }, []).setting).toBe("V8's own heap growth");
-    // The process still works after the flag is set (it is read at each full collection).
-    g.apply();
-    expect(getHeapStatistics().used_heap_size).toBeGreaterThan(0);
+    // What apply() does to memory is measured by the scale soak (bench/RESULTS.md), not here.
   });
 
   it("keeps node's own heap flags from the command line or NODE_OPTIONS", () => {
