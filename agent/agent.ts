@@ -1,5 +1,6 @@
 // The agent: holds the running config and wires config -> scheduler -> runner -> probe ->
-// detector -> metrics/API. Reloads atomically (a bad file keeps the running config; unchanged
+// detector -> metrics/API. The runner and probes run on probe threads (agent/probe-threads.ts)
+// unless agent.probeThreads is 0; everything else stays on this thread. Reloads atomically (a bad file keeps the running config; unchanged
 // checks keep their schedule and state) and stops cleanly (no new runs, in-flight probes aborted).
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config } from '../config/loader.js';
@@ -11,6 +12,7 @@ import { createLogger, type Logger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { Metrics } from './metrics.js';
 import { Redactor } from '../probes/redact.js';
+import { ProbeThreads } from './probe-threads.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import { runResult } from '../probes/types.js';
@@ -54,6 +56,8 @@ export class Agent {
   private readonly root = new AbortController();
   private readonly loop = new LoopMonitor();
   private readonly runner: Runner;
+  /** The probe threads (agent.probeThreads > 0); without them the runner runs probes on this thread. */
+  private readonly threads: ProbeThreads | undefined;
   private readonly scheduler: Scheduler;
   private readonly detector = new Detector();
   private readonly checks = new Map<string, CheckView>();
@@ -81,6 +85,19 @@ export class Agent {
     this.metrics.setHistogramDefault(config.agent.histograms);
     this.runner = new Runner(this.root.signal, this.limiter, this.log, undefined, this.loop);
     this.runner.maxLoopDelayMs = config.agent.maxLoopDelayMs;
+    if (config.agent.probeThreads > 0) {
+      const destination = options.logStream ?? process.stdout;
+      this.threads = new ProbeThreads(
+        config.agent.probeThreads,
+        this.root.signal,
+        this.limiter,
+        this.log,
+        (line) => destination.write(this.redactor.scrub(line)),
+        { maxLoopDelayMs: config.agent.maxLoopDelayMs, logLevel: this.log.level },
+      );
+      const threads = this.threads;
+      this.metrics.setProbeThreads(() => ({ threads: threads.count, restarts: threads.restarts }));
+    }
     this.scheduler = new Scheduler(
       {
         fire: (name) => this.runOnce(name),
@@ -162,6 +179,7 @@ export class Agent {
       await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
       clearTimeout(timer);
     }
+    await this.threads?.terminate();
     await this.saveState();
     this.log.info({ aborted: pending.length }, 'agent stopped');
   }
@@ -227,6 +245,10 @@ export class Agent {
     this.metrics.setConstantLabels(next.agent.labels);
     this.metrics.setHistogramDefault(next.agent.histograms);
     this.runner.maxLoopDelayMs = next.agent.maxLoopDelayMs;
+    this.threads?.update({ maxLoopDelayMs: next.agent.maxLoopDelayMs, logLevel: this.log.level });
+    if (old.agent.probeThreads !== next.agent.probeThreads) {
+      this.log.warn({ probeThreads: next.agent.probeThreads, running: old.agent.probeThreads }, 'agent.probeThreads changed: takes effect after a restart');
+    }
     this.limiter.setMax(next.agent.concurrency);
     this.scheduler.setTiming(next.agent.jitter, next.agent.startSpreadMs);
 
@@ -261,11 +283,13 @@ export class Agent {
     this.checks.set(c.name, { config: c, status, history: new RunHistory() });
     this.metrics.addCheck(c);
     this.metrics.setStatus(c.name, status);
+    this.threads?.set(c);
     this.scheduler.add(c.name, c.schedule);
   }
 
   private removeCheck(name: string): void {
     this.scheduler.remove(name);
+    this.threads?.remove(name);
     this.checks.get(name)?.history.clear();
     this.detector.forget(name);
     this.metrics.removeCheck(name);
@@ -276,7 +300,7 @@ export class Agent {
     const view = this.checks.get(name);
     if (!view || this.stopping) return Promise.resolve();
     const config = view.config;
-    const run = this.runner
+    const run = (this.threads ?? this.runner)
       .run(config)
       .then((outcome) => {
         // The check may have been removed or replaced by a reload while it ran.

@@ -141,6 +141,8 @@ export class Metrics {
   private readonly inFlightFamily = this.family('vakt_probes_in_flight', 'gauge', 'Probes running right now.');
   private readonly queuedFamily = this.family('vakt_probes_queued', 'gauge', 'Runs waiting for a slot under the concurrency cap.');
   private readonly concurrencyFamily = this.family('vakt_probe_concurrency_limit', 'gauge', 'Maximum probes in flight (agent.concurrency).');
+  private readonly threadsFamily = this.family('vakt_probe_threads', 'gauge', 'Worker threads that run the probes (agent.probeThreads; 0: on the main thread).');
+  private readonly threadRestartsFamily = this.family('vakt_probe_thread_restarts_total', 'counter', 'Probe threads started again after they ended unexpectedly (their runs in flight failed with reason internal).');
   private readonly lagFamily = this.family('vakt_scheduler_lag_seconds', 'histogram', 'How late scheduled runs fired compared with their intended time.');
   private readonly queueWaitFamily = this.family('vakt_scheduler_queue_wait_seconds', 'histogram', 'Time runs waited for a slot under the concurrency cap.');
   private readonly reloadOk = this.family('vakt_config_last_reload_successful', 'gauge', 'Whether the last configuration load or reload succeeded.');
@@ -155,6 +157,7 @@ export class Metrics {
   private reloadSucceeded = 1;
   private configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
   private openIncidents: readonly Incident[] = [];
+  private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
 
   constructor(
     private readonly inFlight: () => number,
@@ -194,6 +197,11 @@ export class Metrics {
   /** The secrets changed (a reload): label values are redacted again. */
   secretsChanged(): void {
     this.rewriteAll();
+  }
+
+  /** Where the probe threads' count and restarts are read when scraped. */
+  setProbeThreads(source: () => { threads: number; restarts: number }): void {
+    this.probeThreads = source;
   }
 
   /** Self-metric: how late a scheduled run fired. */
@@ -542,6 +550,9 @@ export class Metrics {
     this.inFlightFamily.set(AGENT, line('vakt_probes_in_flight', k, this.inFlight()));
     this.queuedFamily.set(AGENT, line('vakt_probes_queued', k, this.queued()));
     this.concurrencyFamily.set(AGENT, line('vakt_probe_concurrency_limit', k, this.concurrency()));
+    const threads = this.probeThreads();
+    this.threadsFamily.set(AGENT, line('vakt_probe_threads', k, threads.threads));
+    this.threadRestartsFamily.set(AGENT, line('vakt_probe_thread_restarts_total', k, threads.restarts));
     this.lagFamily.set(AGENT, this.lagState.render('vakt_scheduler_lag_seconds', k, LAG_LE));
     this.queueWaitFamily.set(AGENT, this.queueWaitState.render('vakt_scheduler_queue_wait_seconds', k, LAG_LE));
   }

@@ -51,6 +51,17 @@ export class Limiter {
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject, signal }));
   }
 
+  /** A slot and how long it was waited for (seconds), or undefined when `signal` aborted first. */
+  async slot(signal: AbortSignal): Promise<number | undefined> {
+    const queuedAt = performance.now();
+    try {
+      await this.acquire(signal);
+    } catch {
+      return undefined;
+    }
+    return (performance.now() - queuedAt) / 1000;
+  }
+
   private dropWaiters(signal: AbortSignal): void {
     const keep: Waiter[] = [];
     for (const w of this.waiting) {
@@ -126,13 +137,8 @@ export class Runner {
 
   /** Runs the check once. Resolves undefined when the agent stopped before the probe began. */
   async run(check: CheckConfig): Promise<RunOutcome | undefined> {
-    const queuedAt = performance.now();
-    try {
-      await this.limiter.acquire(this.root);
-    } catch {
-      return undefined;
-    }
-    const queueWait = (performance.now() - queuedAt) / 1000;
+    const queueWait = await this.limiter.slot(this.root);
+    if (queueWait === undefined) return undefined;
     const ctrl = new AbortController();
     this.running.add(ctrl);
     const deadline = performance.now() + check.timeoutMs;

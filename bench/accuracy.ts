@@ -22,6 +22,7 @@ import {
   BBE_MISSING,
   HTTP_PEER,
   LoadGen,
+  PROBE_THREADS,
   Report,
   SMOKE,
   fmtMs,
@@ -34,6 +35,8 @@ import {
   startAgent,
   startBbe,
   tcpListener,
+  threadsTag,
+  threadsYaml,
   uptime,
   which,
   type AgentChild,
@@ -42,12 +45,18 @@ import {
 
 const DELAY_MS = 20;
 
-/** The independent witness: plain sockets in a Python process, timed with perf_counter around connect, and from sending a GET to its first byte. */
+/**
+ * The independent witness: plain sockets in a Python process, timed with perf_counter around
+ * connect, and from sending a GET to its first byte. `n` rounds after 10 of warm-up, or, with
+ * `seconds`, as many as fit in that time (the witness that runs alongside a tool's window).
+ */
 const WITNESS = String.raw`
 import socket, sys, time
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+addr, port, n, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 req = b'GET / HTTP/1.1\r\nHost: peer\r\nConnection: close\r\n\r\n'
-for i in range(n + 10):
+end = time.monotonic() + seconds if seconds > 0 else None
+i = 0
+while (end is None and i < n + 10) or (end is not None and time.monotonic() < end):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t0 = time.perf_counter()
     s.connect((addr, port))
@@ -56,14 +65,20 @@ for i in range(n + 10):
     s.recv(1)
     t2 = time.perf_counter()
     s.close()
-    if i >= 10:   # the first 10 rounds warm up the peer (and the delay line)
+    if end is not None or i >= 10:   # the first 10 rounds of a counted witness warm up the peer (and the delay line)
         print('%.9f %.9f' % (t1 - t0, t2 - t1))
-    time.sleep(0.01)
+    i += 1
+    time.sleep(0.05 if end is not None else 0.01)
 `;
 
-async function witness(addr: string, port: number, n: number): Promise<{ connect: number[]; processing: number[] }> {
-  const out = await run('python3', ['-c', WITNESS, addr, String(port), String(n)], 120_000);
-  const rows = out.trim().split('\n').map((l) => l.split(' ').map(Number));
+interface Witnessed {
+  connect: number[];
+  processing: number[];
+}
+
+async function witness(addr: string, port: number, n: number, seconds = 0): Promise<Witnessed> {
+  const out = await run('python3', ['-c', WITNESS, addr, String(port), String(n), String(seconds)], 120_000 + seconds * 1000);
+  const rows = out.trim().split('\n').filter((l) => l !== '').map((l) => l.split(' ').map(Number));
   return { connect: rows.map((r) => r[0]!), processing: rows.map((r) => r[1]!) };
 }
 
@@ -85,6 +100,8 @@ interface Samples {
   httpProcessing: number[];
   /** vakt: the same, of the runs the agent did not mark disturbed (what its slow verdicts and baselines see). */
   trusted?: { tcpConnect: number[]; httpConnect: number[] };
+  /** The witness that ran alongside the window, through the same path under the same load: the truth of this condition. */
+  alongside?: Witnessed;
   notes: string;
 }
 
@@ -123,7 +140,7 @@ interface Setup {
   bgInterval: number;
 }
 
-async function vaktCondition(c: Condition, s: Setup): Promise<Samples> {
+async function vaktCondition(c: Condition, s: Setup, threads: number | undefined): Promise<Samples> {
   const { link, port } = s;
   const lines: string[] = [];
   for (let i = 0; i < s.perKind; i++) lines.push(`  - { name: at${i}, kind: tcp, target: "${link.nsAddr}:${port}", interval: 1s, timeout: 1s }`);
@@ -131,11 +148,12 @@ async function vaktCondition(c: Condition, s: Setup): Promise<Samples> {
   if (c.background) for (let i = 0; i < s.bgRate * s.bgInterval; i++) lines.push(`  - { name: b${i}, kind: tcp, target: "127.0.0.1:${s.bg.port}", interval: ${s.bgInterval}s }`);
   let agent: AgentChild | undefined;
   try {
-    agent = await startAgent(`accuracy-${c.name}`, `defaults: { timeout: 5s }\nchecks:\n${lines.join('\n')}\n`);
+    agent = await startAgent(`accuracy-${c.name}`, `${threadsYaml(threads)}defaults: { timeout: 5s }\nchecks:\n${lines.join('\n')}\n`);
     await sleep((c.background ? s.bgInterval + 2 : SMOKE ? 2 : 3) * 1000);
     await agent.stats(true);
     const w0 = Date.now();
     const scr = c.scrape ? scraper(`${agent.url}/metrics`) : undefined;
+    const alongside = witness(link.nsAddr, port, 0, s.seconds);
     type Run = { time: string; result: string; phases: Record<string, number>; disturbed?: boolean };
     const runs = new Map<string, { kind: 'tcp' | 'http'; run: Run }>();
     const poll = async () => {
@@ -155,7 +173,7 @@ async function vaktCondition(c: Condition, s: Setup): Promise<Samples> {
     const w1 = Math.min(Date.now(), w0 + s.seconds * 1000);
     const scrNote = await scr?.stop();
     const st = await agent.stats(false);
-    const out: Samples = { tcpConnect: [], httpConnect: [], httpProcessing: [], trusted: { tcpConnect: [], httpConnect: [] }, notes: '' };
+    const out: Samples = { tcpConnect: [], httpConnect: [], httpProcessing: [], trusted: { tcpConnect: [], httpConnect: [] }, alongside: await alongside, notes: '' };
     let disturbed = 0;
     let marks = false;
     let failed = 0;
@@ -227,8 +245,10 @@ async function bbeCondition(c: Condition, s: Setup): Promise<Samples | undefined
     await sleep((SMOKE ? 1 : 3) * 1000);
     collect = true;
     scr = c.scrape ? scraper(`${bbe.url}/metrics`) : undefined;
+    const alongside = witness(link.nsAddr, port, 0, s.seconds);
     await sleep(s.seconds * 1000);
     collect = false;
+    out.alongside = await alongside;
     const scrNote = await scr?.stop();
     scr = undefined;
     await acc.stop();
@@ -293,28 +313,42 @@ export async function benchAccuracy(): Promise<Report> {
       `per condition, ${setup.seconds} s each, vakt then blackbox_exporter: ${setup.perKind} tcp + ${setup.perKind} http probes/s of the peer (vakt: ${setup.perKind} checks of each kind every 1 s; bbe: /probe at the same rate); load = ${setup.bgRate} tcp probes/s to a loopback listener in the same tool (vakt: ${setup.bgRate * setup.bgInterval} checks every ${setup.bgInterval} s; bbe: /probe at ${setup.bgRate}/s); +scrape = GET /metrics every 1 s`,
       'error = reported - truth, ms: median / p99 (n)   [tcp: vakt phases.connect, bbe probe_duration_seconds; http: phase connect and processing of both]',
     );
+    const medErr = (xs: number[], ws: number[]) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - quantile(ws, 0.5)) * 1000).toFixed(2)}`);
     const cell = (xs: number[], t: number) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - t) * 1000).toFixed(2)} / ${((quantile(xs, 0.99) - t) * 1000).toFixed(2)} (${xs.length})`);
     for (const c of CONDITIONS) {
-      for (const tool of ['vakt', 'bbe'] as const) {
-        const r = tool === 'vakt' ? await vaktCondition(c, s) : await bbeCondition(c, s);
+      const tools = [...PROBE_THREADS.map((t) => ({ tool: 'vakt' as const, threads: t })), { tool: 'bbe' as const, threads: undefined }];
+      for (const { tool, threads } of tools) {
+        const r = tool === 'vakt' ? await vaktCondition(c, s, threads) : await bbeCondition(c, s);
         if (!r) {
           rep.line(`${c.name.padEnd(12)} bbe : ${BBE_MISSING}`);
           continue;
         }
+        const label = tool === 'vakt' ? `vakt${threadsTag(threads)}` : tool;
         rep.line(
-          `${c.name.padEnd(12)} ${tool.padEnd(4)}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
+          `${c.name.padEnd(12)} ${label.padEnd(4)}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
           ...(r.trusted && r.trusted.tcpConnect.length + r.trusted.httpConnect.length < r.tcpConnect.length + r.httpConnect.length
             ? [`${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`]
             : []),
+          ...(r.alongside && r.alongside.connect.length > 0
+            ? [
+                `${''.padEnd(18)}vs the witness alongside (${r.alongside.connect.length} rounds in the same window: connect median ${fmtMs(quantile(r.alongside.connect, 0.5))} p99 ${fmtMs(quantile(r.alongside.connect, 0.99))}, first byte median ${fmtMs(quantile(r.alongside.processing, 0.5))}), median error: tcp connect ${medErr(r.tcpConnect, r.alongside.connect)} | http connect ${medErr(r.httpConnect, r.alongside.connect)} | http processing ${medErr(r.httpProcessing, r.alongside.processing)}`,
+              ]
+            : []),
           `${''.padEnd(18)}${r.notes}; ${uptime().replace(/^.*load average/, 'load average')}`,
         );
-        const key = `${c.name}_${tool}`;
+        const key = `${c.name}_${tool}${tool === 'vakt' && threads !== undefined ? `_t${threads}` : ''}`;
         if (r.tcpConnect.length > 0) {
           rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(r.tcpConnect, 0.5) - truth.connect) * 1000);
           rep.fig(`${key}_tcp_connect_p99_err_ms`, (quantile(r.tcpConnect, 0.99) - truth.connect) * 1000);
         }
         if (r.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_ms`, (quantile(r.httpConnect, 0.5) - truth.connect) * 1000);
         if (r.httpProcessing.length > 0) rep.fig(`${key}_http_processing_median_err_ms`, (quantile(r.httpProcessing, 0.5) - truth.processing) * 1000);
+        if (r.alongside && r.alongside.connect.length > 0) {
+          const w = quantile(r.alongside.connect, 0.5);
+          rep.fig(`${key}_witness_alongside_connect_ms`, w * 1000);
+          if (r.tcpConnect.length > 0) rep.fig(`${key}_tcp_connect_median_err_alongside_ms`, (quantile(r.tcpConnect, 0.5) - w) * 1000);
+          if (r.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_alongside_ms`, (quantile(r.httpConnect, 0.5) - w) * 1000);
+        }
       }
     }
   } finally {

@@ -4,7 +4,7 @@
 // utime + stime from /proc/PID/stat over a measured window after a warm-up.
 // Method and caveats: bench/RESULTS.md.
 import { startUnbound, type UnboundInstance } from '../test/system/helpers.js';
-import { BBE_MISSING, DNS_NAME, LoadGen, Report, SMOKE, cpuOf, httpPeer, lagQuantiles, scrape, sleep, startAgent, startBbe, sumBy, sumMetric, tcpListener, uptime, which, type AgentChild, type Peer } from './lib.js';
+import { BBE_MISSING, DNS_NAME, LoadGen, PROBE_THREADS, Report, SMOKE, cpuOf, httpPeer, lagQuantiles, scrape, sleep, startAgent, startBbe, sumBy, sumMetric, tcpListener, threadsTag, threadsYaml, uptime, which, type AgentChild, type Peer } from './lib.js';
 
 type Kind = 'tcp' | 'dns' | 'http';
 
@@ -42,12 +42,12 @@ interface VaktCell {
   eldMax: number;
 }
 
-async function vaktCell(kind: Kind, rate: number, seconds: number, t: Targets): Promise<VaktCell> {
+async function vaktCell(kind: Kind, rate: number, seconds: number, t: Targets, threads: number | undefined): Promise<VaktCell> {
   const n = rate * INTERVAL_S;
   const lines = Array.from({ length: n }, (_, i) => checkLine(kind, i, t));
   let agent: AgentChild | undefined;
   try {
-    agent = await startAgent(`cpu-${kind}-${rate}`, `defaults: { interval: ${INTERVAL_S}s, timeout: ${Math.min(5, INTERVAL_S)}s }\nchecks:\n${lines.join('\n')}\n`);
+    agent = await startAgent(`cpu-${kind}-${rate}`, `${threadsYaml(threads)}defaults: { interval: ${INTERVAL_S}s, timeout: ${Math.min(5, INTERVAL_S)}s }\nchecks:\n${lines.join('\n')}\n`);
     // Warm-up: one whole interval (every check's first run, which creates its series) and 2 s.
     await sleep((INTERVAL_S + 2) * 1000);
     const c0 = cpuOf(agent.pid);
@@ -118,17 +118,18 @@ export async function benchCpu(): Promise<Report> {
     for (const kind of kinds) {
       if (kind === 'dns' && !t.dns) continue;
       for (const rate of rates) {
-        const v = await vaktCell(kind, rate, seconds, t);
         const b = await bbeCell(kind, rate, seconds, t);
-        const ratio = b ? v.perK / b.perK : NaN;
-        rep.fig(`${kind}_${rate}_vakt_cpu_s_per_1000`, v.perK);
-        if (b) {
-          rep.fig(`${kind}_${rate}_bbe_cpu_s_per_1000`, b.perK);
-          rep.fig(`${kind}_${rate}_ratio`, ratio);
+        if (b) rep.fig(`${kind}_${rate}_bbe_cpu_s_per_1000`, b.perK);
+        for (const threads of PROBE_THREADS) {
+          const v = await vaktCell(kind, rate, seconds, t, threads);
+          const ratio = b ? v.perK / b.perK : NaN;
+          const key = `${kind}_${rate}${threads === undefined ? '' : `_t${threads}`}`;
+          rep.fig(`${key}_vakt_cpu_s_per_1000`, v.perK);
+          if (b) rep.fig(`${key}_ratio`, ratio);
+          rep.line(
+            `${`${kind}${threadsTag(threads)}`.padEnd(8)} ${String(rate).padStart(6)} | ${v.perK.toFixed(3)} (${v.cores.toFixed(2)}) ${v.runs} | ${b ? `${b.perK.toFixed(3)} (${b.cores.toFixed(2)}) ${b.probes}` : 'bbe missing'} | ${b ? ratio.toFixed(2) : '-'} | skipped ${v.skipped}, failed ${v.failed}${v.reasons ? ` (${v.reasons})` : ''} | ${b?.lost ?? '-'} | ${(v.lagP99 * 1000).toFixed(0)} ms, ${v.eldP99.toFixed(1)} / ${v.eldMax.toFixed(0)} ms | ${uptime().replace(/^.*load average/, 'load average')}`,
+          );
         }
-        rep.line(
-          `${kind.padEnd(5)} ${String(rate).padStart(6)} | ${v.perK.toFixed(3)} (${v.cores.toFixed(2)}) ${v.runs} | ${b ? `${b.perK.toFixed(3)} (${b.cores.toFixed(2)}) ${b.probes}` : 'bbe missing'} | ${b ? ratio.toFixed(2) : '-'} | skipped ${v.skipped}, failed ${v.failed}${v.reasons ? ` (${v.reasons})` : ''} | ${b?.lost ?? '-'} | ${(v.lagP99 * 1000).toFixed(0)} ms, ${v.eldP99.toFixed(1)} / ${v.eldMax.toFixed(0)} ms | ${uptime().replace(/^.*load average/, 'load average')}`,
-        );
       }
     }
     if (!which('prometheus-blackbox-exporter') && !which('blackbox_exporter')) rep.line(BBE_MISSING);

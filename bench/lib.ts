@@ -16,6 +16,19 @@ export { freePort };
 
 /** BENCH_SMOKE=1: tiny sizes and a few seconds per part; checks that the harness produces numbers. */
 export const SMOKE = process.env.BENCH_SMOKE === '1';
+/**
+ * `BENCH_PROBE_THREADS=0,1,2`: the vakt rows (accuracy, cpu) once per `agent.probeThreads` value;
+ * scale takes the first. Unset: the agent's default only (`[undefined]`).
+ */
+export const PROBE_THREADS: (number | undefined)[] = (() => {
+  const vs = (process.env.BENCH_PROBE_THREADS ?? '').split(',').filter((v) => v.trim() !== '').map(Number);
+  for (const v of vs) if (!Number.isInteger(v) || v < 0 || v > 64) throw new Error(`BENCH_PROBE_THREADS: ${v} is not a whole number from 0 to 64`);
+  return vs.length > 0 ? vs : [undefined];
+})();
+/** The `agent:` line that sets probeThreads (empty: the default). */
+export const threadsYaml = (threads: number | undefined): string => (threads === undefined ? '' : `agent: { probeThreads: ${threads} }\n`);
+/** A row label's suffix for a probeThreads value (empty: the default). */
+export const threadsTag = (threads: number | undefined): string => (threads === undefined ? '' : ` t${threads}`);
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** This run's scratch directory (configs, logs, Prometheus' storage); removed at exit. */
 export const dir = mkdtempSync(join(tmpdir(), 'vakt-bench-'));
@@ -312,7 +325,8 @@ export function buildAgent(): Promise<{ out: string; warning?: string }> {
         extends: join(ROOT, 'tsconfig.json'),
         compilerOptions: { noEmit: false, declaration: false, sourceMap: false, outDir: out, rootDir: ROOT, noEmitOnError: false, typeRoots: [join(ROOT, 'node_modules/@types')] },
         include: [],
-        files: [join(ROOT, 'test/helpers/vakt.ts'), join(ROOT, 'bench/agent-probe.ts')],
+        // The probe thread's entry is loaded by URL, not imported: name it.
+        files: [join(ROOT, 'test/helpers/vakt.ts'), join(ROOT, 'bench/agent-probe.ts'), join(ROOT, 'agent/probe-worker.ts')],
       }),
     );
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {

@@ -7,6 +7,7 @@ import {
   BBE_MISSING,
   DNS_NAME,
   LoadGen,
+  PROBE_THREADS,
   Report,
   SMOKE,
   cpuOf,
@@ -21,6 +22,7 @@ import {
   sleep,
   slope,
   startAgent,
+  threadsYaml,
   startBbe,
   startPrometheus,
   sumBy,
@@ -52,10 +54,11 @@ export async function benchScale(): Promise<Report> {
   for (let i = 0; i < nTcp; i++) checks.push(`  - { name: t${i}, kind: tcp, target: "127.0.0.1:${tcp.port}" }`);
   for (let i = 0; i < nDns; i++) checks.push(`  - { name: d${i}, kind: dns, target: "${ub!.target}", dns: { name: ${DNS_NAME}, type: A } }`);
   for (let i = 0; i < nHttp; i++) checks.push(`  - { name: h${i}, kind: http, target: "http://127.0.0.1:${http.port}/" }`);
-  const yaml = `defaults: { interval: ${INTERVAL_S}s, timeout: 5s }\nchecks:\n${checks.join('\n')}\n`;
+  const threads = PROBE_THREADS[0];
+  const yaml = `${threadsYaml(threads)}defaults: { interval: ${INTERVAL_S}s, timeout: 5s }\nchecks:\n${checks.join('\n')}\n`;
 
   rep.line(
-    `${total} checks (${nTcp} tcp to a node listener, ${nDns} dns to unbound ${ub ? ub.target : '(missing: apt-get install unbound dnsutils; its share went to tcp)'}, ${nHttp} http to a node keep-alive server), every ${INTERVAL_S} s, ${DURATION_S} s after ready; agent defaults otherwise (concurrency 256, start spread 10 s, jitter 1 %, log level info to a file)`,
+    `${total} checks (${nTcp} tcp to a node listener, ${nDns} dns to unbound ${ub ? ub.target : '(missing: apt-get install unbound dnsutils; its share went to tcp)'}, ${nHttp} http to a node keep-alive server), every ${INTERVAL_S} s, ${DURATION_S} s after ready; agent defaults otherwise (${threads === undefined ? 'probe threads: the default, ' : `probeThreads ${threads}, `}concurrency 256, start spread 10 s, jitter 1 %, log level info to a file)`,
   );
   rep.line(`load before: ${uptime()}`);
 
@@ -137,6 +140,11 @@ export async function benchScale(): Promise<Report> {
     rep.line(
       `RSS every ${SAMPLE_S} s (/proc/PID/status VmRSS): first ${rep.fig('rss_first_mib', rssV[0]!).toFixed(0)} MiB, last ${rep.fig('rss_last_mib', rssV.at(-1)!).toFixed(0)} MiB, max ${rep.fig('rss_max_mib', Math.max(...rssV)).toFixed(0)} MiB, slope ${rep.fig('rss_slope_mib_per_min', slope(rss)).toFixed(1)} MiB/min${startup ? `, slope after the first interval ${slope(rss.filter(([m]) => m * 60 >= INTERVAL_S)).toFixed(1)} MiB/min` : ''} (${rss.length} samples); at the end: heap used ${s1.heapUsed.toFixed(0)} of ${s1.heapTotal.toFixed(0)} MiB, external ${s1.external.toFixed(0)} MiB; alive after a full collection ${rep.fig('live_heap_mib', live.heapUsed).toFixed(0)} MiB (${((live.heapUsed * 1024) / total).toFixed(1)} KiB per check)`,
     );
+
+    // The highest sample of each minute, to tell start-up from growth.
+    const perMinute = new Map<number, number>();
+    for (const [m, v] of rss) perMinute.set(Math.floor(m), Math.max(perMinute.get(Math.floor(m)) ?? 0, v));
+    rep.line(`RSS, highest sample per minute since ready: ${[...perMinute].map(([m, v]) => `${m}: ${v.toFixed(0)}`).join(', ')} MiB`);
 
     const sizes = scrapes.map((s) => s.bytes);
     const times = scrapes.map((s) => s.seconds);

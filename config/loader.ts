@@ -62,6 +62,8 @@ export interface AgentConfig {
   listen: { host: string; port: number };
   labels: Record<string, string>;
   concurrency: number;
+  /** Worker threads that run the probes (agent.probeThreads); 0: on the main thread. */
+  probeThreads: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   jitter: number;
   startSpreadMs: number;
@@ -197,7 +199,7 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
   });
   return {
     file: resolvePath(file),
-    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, logLevel: p.agent.logLevel, jitter: p.agent.jitter,
+    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, probeThreads: p.agent.probeThreads, logLevel: p.agent.logLevel, jitter: p.agent.jitter,
       startSpreadMs: p.agent.startSpread,
       histograms: p.agent.histograms ?? (p.agent.phaseHistograms === undefined ? 'off' : p.agent.phaseHistograms ? 'phases' : 'total'),
       maxLoopDelayMs: p.agent.maxLoopDelay,

@@ -15,6 +15,8 @@ const agent = z.strictObject({
   labels: z.record(labelName, z.string().max(128)).default({}),
   /** Maximum probes in flight at once. */
   concurrency: z.int().min(1).max(100_000).default(256),
+  /** Worker threads that run the probes, off the thread that serves and records; 0 runs them on the main thread. */
+  probeThreads: z.int().min(0).max(64).default(1),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** Largest random delay added to each interval run, as a fraction of the interval. */
   jitter: z.number().min(0).max(0.5).default(0.01),

@@ -180,7 +180,8 @@ describe('agent: detection time and root cause, end to end', () => {
     const retryInterval = 5000;
     writeFileSync(
       file,
-      `agent: { startSpread: 1ms, jitter: 0 }\nchecks:\n  - { name: fw, kind: tcp, target: "127.0.0.1:${hole.port}", interval: 60s, timeout: ${timeout}ms, retries: ${retries}, retryInterval: ${retryInterval}ms }\n`,
+      // Probes on the main thread: fake timers do not reach a probe thread's clock.
+      `agent: { startSpread: 1ms, jitter: 0, probeThreads: 0 }\nchecks:\n  - { name: fw, kind: tcp, target: "127.0.0.1:${hole.port}", interval: 60s, timeout: ${timeout}ms, retries: ${retries}, retryInterval: ${retryInterval}ms }\n`,
     );
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const sink = new PassThrough();

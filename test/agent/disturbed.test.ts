@@ -1,6 +1,9 @@
 // A run whose timing the agent itself disturbed: the event loop blocked for 200 ms during a
-// login run. The run is marked (API, counter) and does not make the check slow nor enter its
-// baseline; the same slowness from the server does make it slow.
+// login run. With probes on the main thread (agent.probeThreads: 0) the run is marked (API,
+// counter) and does not make the check slow nor enter its baseline; the same slowness from the
+// server does make it slow. With probe threads (the default) the block does not reach the
+// measurement at all: the run reads the server's true time.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,17 +42,17 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-async function agentWith(extra: string): Promise<Agent> {
+async function agentWith(extra: string, probeThreads = 0, target = `http://127.0.0.1:${port}/login`): Promise<Agent> {
   const dir = mkdtempSync(join(tmpdir(), 'vakt-disturbed-'));
   const file = join(dir, 'c.yaml');
   writeFileSync(
     file,
     // maxLoopDelay 100 ms: a busy test machine's own scheduling hiccups stay below it.
-    `agent: { listen: "127.0.0.1:0", startSpread: 1h, maxLoopDelay: 100ms }
+    `agent: { listen: "127.0.0.1:0", startSpread: 1h, maxLoopDelay: 100ms, probeThreads: ${probeThreads} }
 checks:
   - name: login
     kind: http
-    target: "http://127.0.0.1:${port}/login"
+    target: "${target}"
     interval: 1h
     timeout: 5s
     retries: 0
@@ -113,6 +116,49 @@ describe('disturbed runs', () => {
       expect(agent.get('login')?.status.state).toBe('degraded');
     } finally {
       await agent.stop();
+    }
+  });
+});
+
+describe('probe threads', () => {
+  it('a 200 ms block of the main loop during a login run does not reach the measured time', async () => {
+    // The login page in a process of its own (the block below must not delay the server too):
+    // it answers after 60 ms.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:http').createServer((q, r) => setTimeout(() => { r.writeHead(200, { 'content-type': 'text/html' }); r.end('<html><body>Welcome, you are logged in</body></html>'); }, 60));
+         s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const childPort = await new Promise<number>((resolve, reject) => {
+        child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+        child.once('exit', (code) => reject(new Error(`login server exited with ${code}`)));
+      });
+      const agent = await agentWith('', 1, `http://127.0.0.1:${childPort}/login`);
+      try {
+        // Warm the thread up (its first run compiles the probe's code).
+        for (let i = 0; i < 3; i++) expect((await agent.runNow('login'))?.result.ok).toBe(true);
+        const blocker = setTimeout(() => block(200), 10);
+        const hit = await agent.runNow('login');
+        clearTimeout(blocker);
+        expect(hit?.result.ok).toBe(true);
+        // On the main thread this run read over 200 ms and was marked (above); here it reads the
+        // server's 60 ms, under the 150 ms limit, and is not marked.
+        expect(hit?.result.degraded).toBeUndefined();
+        expect(hit?.disturbed).toBe(false);
+        expect(hit?.duration).toBeLessThan(0.15);
+        expect(agent.get('login')?.status.state).toBe('ok');
+        const text = (await agent.metrics.render(false)).body;
+        expect(value(text, 'vakt_probe_threads', {})).toBe(1);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      child.kill();
     }
   });
 });

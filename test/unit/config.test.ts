@@ -129,7 +129,7 @@ describe('valid config fixtures', () => {
   it('minimal.yaml: built-in defaults for the agent, the check and its tcp options', async () => {
     const c = await load('minimal.yaml');
     expect(c.file).toBe(join(VALID, 'minimal.yaml'));
-    expect(c.agent).toEqual({ listen: { host: '0.0.0.0', port: 9464 }, labels: {}, concurrency: 256, logLevel: 'info', jitter: 0.01, startSpreadMs: 10_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
+    expect(c.agent).toEqual({ listen: { host: '0.0.0.0', port: 9464 }, labels: {}, concurrency: 256, probeThreads: 1, logLevel: 'info', jitter: 0.01, startSpreadMs: 10_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
     expect(c.checks).toEqual([
       {
         name: 'dns',
@@ -188,7 +188,7 @@ describe('valid config fixtures', () => {
 
   it('defaults.yaml: agent block, durations in ms, sizes in bytes, relative caFile resolved against the file', async () => {
     const c = await load('defaults.yaml');
-    expect(c.agent).toEqual({ listen: { host: '::1', port: 19_464 }, labels: { site: 'north', zone: 'clinical' }, concurrency: 32, logLevel: 'info', jitter: 0.01, startSpreadMs: 2_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
+    expect(c.agent).toEqual({ listen: { host: '::1', port: 19_464 }, labels: { site: 'north', zone: 'clinical' }, concurrency: 32, probeThreads: 2, logLevel: 'info', jitter: 0.01, startSpreadMs: 2_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
     expect(c.checks[1]?.options).toEqual({
       ipFamily: 'auto',
       samples: 5,

@@ -1,0 +1,153 @@
+// A probe thread: runs probes for the agent on an event loop of their own, so what the main
+// thread does (render /metrics, serve the API, judge and record runs, collect its large heap)
+// never delays a timestamp a probe takes. It holds the configs of the checks pinned to it, runs
+// each requested check through the ordinary Runner (deadline, abort, vetting, its own loop
+// monitor for disturbed runs) and posts the outcomes back. Messages both ways go in batches
+// (one postMessage per turn of the loop), so 1,000 runs a second are not 2,000 messages.
+import { getPriority, setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import type { CheckConfig } from '../config/loader.js';
+import { Redactor } from '../probes/redact.js';
+import { LoopMonitor } from './loop-monitor.js';
+import { Limiter, Runner } from './runner.js';
+import { internalOutcome, type FromThread, type ToThread, type ThreadSettings } from './probe-threads.js';
+
+if (!parentPort) throw new Error('agent/probe-worker.ts runs only as a worker thread');
+const port = parentPort;
+
+const initial = workerData as { index: number; settings: ThreadSettings; nice?: number };
+const checks = new Map<string, CheckConfig>();
+const redactor = new Redactor();
+const outbox: FromThread[] = [];
+let flushing = false;
+
+/**
+ * Outcomes and log lines wait up to this long to go to the main thread together, so 1,000 runs a
+ * second are about 100 messages, not 1,000. The wait delays only when a run is recorded, never a
+ * timing: the probe has taken its timestamps by then.
+ */
+const FLUSH_MS = 10;
+/** A batch this large goes at once. */
+const FLUSH_AT = 256;
+let flushTimer: NodeJS.Timeout | undefined;
+
+function send(m: FromThread): void {
+  outbox.push(m);
+  if (outbox.length >= FLUSH_AT && flushTimer) {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    flushing = false;
+  }
+  if (flushing) return;
+  flushing = true;
+  const flush = () => {
+    flushing = false;
+    flushTimer = undefined;
+    const batch = outbox.splice(0);
+    try {
+      port.postMessage(batch);
+    } catch {
+      // Something in the batch cannot be cloned (a result value no test foresaw): post one by
+      // one, and a run whose outcome cannot go fails with reason internal instead.
+      for (const m of batch) postOne(m);
+    }
+  };
+  if (outbox.length >= FLUSH_AT) setImmediate(flush);
+  else flushTimer = setTimeout(flush, FLUSH_MS);
+}
+
+function postOne(m: FromThread): void {
+  try {
+    port.postMessage([m]);
+  } catch (err) {
+    if (m.t === 'done') port.postMessage([{ t: 'done', id: m.id, outcome: internalOutcome(`the run's result could not be passed to the agent: ${(err as Error).message}`, m.outcome?.startedAt ?? Date.now(), performance.now()) }]);
+  }
+}
+
+// Log lines go to the main thread, which writes them where the agent's own lines go (scrubbed
+// again there against the agent's full set of secrets).
+const log = pino(
+  {
+    level: initial.settings.logLevel,
+    base: { svc: 'vakt' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    hooks: { streamWrite: (s) => redactor.scrub(s) },
+  },
+  { write: (line: string) => send({ t: 'log', line }) },
+);
+
+const root = new AbortController();
+const loop = new LoopMonitor();
+// The concurrency cap is the main thread's (one cap over all threads); here every request runs at once.
+const runner = new Runner(root.signal, new Limiter(Number.POSITIVE_INFINITY), log, undefined, loop);
+runner.maxLoopDelayMs = initial.settings.maxLoopDelayMs;
+
+function settle(settings: ThreadSettings): void {
+  runner.maxLoopDelayMs = settings.maxLoopDelayMs;
+  log.level = settings.logLevel;
+}
+
+function refreshSecrets(): void {
+  redactor.setSecrets([...checks.values()].flatMap((c) => Object.values(c.secrets)));
+}
+
+function run(id: number, name: string): void {
+  const check = checks.get(name);
+  if (!check) {
+    // Its config never arrived (it could not be passed, see the agent's log).
+    send({ t: 'done', id, outcome: internalOutcome('the check is not known on its probe thread', Date.now(), performance.now()) });
+    return;
+  }
+  runner.run(check).then(
+    (outcome) => send(outcome ? { t: 'done', id, outcome } : { t: 'done', id }),
+    // Runner.run turns every probe error into a result; this is a bug in the runner itself.
+    (err: unknown) => {
+      log.error({ check: name, err }, 'runner failed');
+      send({ t: 'done', id });
+    },
+  );
+}
+
+// A thread started again inherits the main thread's lowered CPU priority: ask for the probe
+// threads' own (allowed to root or with CAP_SYS_NICE; otherwise it keeps the lower one and says so).
+let nice: number | undefined;
+try {
+  nice = getPriority();
+  if (initial.nice !== undefined && nice !== initial.nice) {
+    setPriority(initial.nice);
+    nice = initial.nice;
+  }
+} catch (err) {
+  log.warn({ thread: initial.index, nice, wanted: initial.nice, err: (err as Error).message }, 'probe thread runs at the main thread\'s lower CPU priority');
+}
+
+log.info({ thread: initial.index, nice }, 'probe thread started');
+
+port.on('message', (batch: ToThread[]) => {
+  let secretsChanged = false;
+  for (const m of batch) {
+    switch (m.t) {
+      case 'run':
+        run(m.id, m.name);
+        break;
+      case 'set':
+        for (const c of m.checks) checks.set(c.name, c);
+        secretsChanged = true;
+        break;
+      case 'remove':
+        for (const name of m.names) checks.delete(name);
+        secretsChanged = true;
+        break;
+      case 'settings':
+        settle(m.settings);
+        break;
+      case 'stop':
+        loop.stop();
+        root.abort(new Error('agent stopping'));
+        break;
+    }
+  }
+  if (secretsChanged) refreshSecrets();
+});
