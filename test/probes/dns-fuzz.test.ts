@@ -28,6 +28,12 @@ interface Q {
 const QTYPES = ['A', 'AAAA', 'CNAME', 'MX', 'SRV', 'TXT', 'PTR', 'NS', 'SOA', 'CAA', 'DS', 'DNSKEY'] as const;
 const LABELS = ['cosmic', 'region', 'local', 'ns1', 'ns2', 'mail', 'dc1', '_ldap', '_tcp', 'x', 'a-b', 'Lab', 'l'.repeat(63)];
 
+/** `label.name`, or `name` itself when the longer one would exceed a valid name's 253 characters. */
+function under(label: string, name: string): string {
+  const longer = `${label}.${name}`;
+  return longer.length > 253 ? name : longer;
+}
+
 function randomName(r: Rng): string {
   if (r.chance(0.03)) return '.';
   const labels = Array.from({ length: 1 + r.int(4) }, () => r.pick(LABELS));
@@ -109,7 +115,7 @@ function compressedReply(r: Rng, q: Q): { buf: Buffer; names: string[] } {
   const names: string[] = [];
   for (let i = 0; i < count; i++) {
     const type = r.chance(0.5) ? q.type : r.pick(types);
-    const name = r.chance(0.6) ? q.name : `${r.pick(LABELS)}.${q.name}`;
+    const name = r.chance(0.6) ? q.name : under(r.pick(LABELS), q.name);
     names.push(name);
     writeName(name);
     u16(dnsPacket_type(type));
@@ -123,8 +129,8 @@ function compressedReply(r: Rng, q: Q): { buf: Buffer; names: string[] } {
     else if (type === 'AAAA') out.push(...r.bytes(16));
     else if (type === 'MX') {
       u16(r.int(100));
-      writeName(`${r.pick(['mail', 'mx1'])}.${q.name}`);
-    } else if (type === 'CNAME' || type === 'NS' || type === 'PTR') writeName(`${r.pick(LABELS)}.${q.name}`);
+      writeName(under(r.pick(['mail', 'mx1']), q.name));
+    } else if (type === 'CNAME' || type === 'NS' || type === 'PTR') writeName(under(r.pick(LABELS), q.name));
     else out.push(...r.bytes(4)); // the question's type when it is not one of ours: opaque rdata
     const len = out.length - start;
     out[lenAt] = len >> 8;
