@@ -1,7 +1,8 @@
 // The agent: holds the running config and wires config -> scheduler -> runner -> probe ->
 // detector -> metrics/API. The runner and probes run on probe threads (agent/probe-threads.ts)
-// unless agent.probeThreads is 0; everything else stays on this thread. Reloads atomically (a bad file keeps the running config; unchanged
-// checks keep their schedule and state) and stops cleanly (no new runs, in-flight probes aborted).
+// unless agent.probeThreads is 0; everything else stays on this thread. Reloads atomically (a
+// bad file keeps the running config; unchanged checks keep their schedule and state) and stops
+// cleanly (no new runs, in-flight probes aborted).
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config } from '../config/loader.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';

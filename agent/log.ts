@@ -4,7 +4,7 @@ import type { Redactor } from '../probes/redact.js';
 
 export type { Logger } from 'pino';
 
-export function createLogger(level: string, redactor: Redactor, destination: NodeJS.WritableStream = process.stdout): Logger {
+export function createLogger(level: string, redactor: Redactor, destination: pino.DestinationStream = process.stdout): Logger {
   return pino(
     {
       level,
@@ -13,6 +13,6 @@ export function createLogger(level: string, redactor: Redactor, destination: Nod
       formatters: { level: (label) => ({ level: label }) },
       hooks: { streamWrite: (s) => redactor.scrub(s) },
     },
-    destination as pino.DestinationStream,
+    destination,
   );
 }

@@ -13,6 +13,7 @@ import type { CheckConfig } from '../config/loader.js';
 import type { ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { Limiter, RunOutcome } from './runner.js';
+import { fnv1a } from './scheduler.js';
 
 export interface ThreadSettings {
   maxLoopDelayMs: number;
@@ -284,14 +285,4 @@ export class ProbeThreads {
 export function internalOutcome(message: string, startedAt: number, t0: number): RunOutcome {
   const result: ProbeResult = { ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message } };
   return { result, startedAt, duration: (performance.now() - t0) / 1000, queueWait: 0, loopStall: 0, disturbed: false };
-}
-
-/** FNV-1a of the name's UTF-16 code units: a stable, even spread of checks over threads. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }

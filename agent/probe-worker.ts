@@ -6,9 +6,9 @@
 // (one postMessage per turn of the loop), so 1,000 runs a second are not 2,000 messages.
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pino } from 'pino';
 import type { CheckConfig } from '../config/loader.js';
 import { Redactor } from '../probes/redact.js';
+import { createLogger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { Limiter, Runner } from './runner.js';
 import { internalOutcome, type FromThread, type ToThread, type ThreadSettings } from './probe-threads.js';
@@ -20,7 +20,6 @@ const initial = workerData as { index: number; settings: ThreadSettings; nice?: 
 const checks = new Map<string, CheckConfig>();
 const redactor = new Redactor();
 const outbox: FromThread[] = [];
-let flushing = false;
 
 /**
  * Outcomes and log lines wait up to this long to go to the main thread together, so 1,000 runs a
@@ -30,31 +29,32 @@ let flushing = false;
 const FLUSH_MS = 10;
 /** A batch this large goes at once. */
 const FLUSH_AT = 256;
-let flushTimer: NodeJS.Timeout | undefined;
+/** The pending flush (a timer, or an immediate once the batch is full). */
+let flushing: { cancel(): void } | undefined;
 
 function send(m: FromThread): void {
   outbox.push(m);
-  if (outbox.length >= FLUSH_AT && flushTimer) {
-    clearTimeout(flushTimer);
-    flushTimer = undefined;
-    flushing = false;
+  if (outbox.length >= FLUSH_AT) {
+    flushing?.cancel();
+    const immediate = setImmediate(flush);
+    flushing = { cancel: () => clearImmediate(immediate) };
+  } else if (!flushing) {
+    const timer = setTimeout(flush, FLUSH_MS);
+    flushing = { cancel: () => clearTimeout(timer) };
   }
-  if (flushing) return;
-  flushing = true;
-  const flush = () => {
-    flushing = false;
-    flushTimer = undefined;
-    const batch = outbox.splice(0);
-    try {
-      port.postMessage(batch);
-    } catch {
-      // Something in the batch cannot be cloned (a result value no test foresaw): post one by
-      // one, and a run whose outcome cannot go fails with reason internal instead.
-      for (const m of batch) postOne(m);
-    }
-  };
-  if (outbox.length >= FLUSH_AT) setImmediate(flush);
-  else flushTimer = setTimeout(flush, FLUSH_MS);
+}
+
+function flush(): void {
+  flushing = undefined;
+  const batch = outbox.splice(0);
+  if (batch.length === 0) return;
+  try {
+    port.postMessage(batch);
+  } catch {
+    // Something in the batch cannot be cloned (a result value no test foresaw): post one by
+    // one, and a run whose outcome cannot go fails with reason internal instead.
+    for (const m of batch) postOne(m);
+  }
 }
 
 function postOne(m: FromThread): void {
@@ -67,16 +67,7 @@ function postOne(m: FromThread): void {
 
 // Log lines go to the main thread, which writes them where the agent's own lines go (scrubbed
 // again there against the agent's full set of secrets).
-const log = pino(
-  {
-    level: initial.settings.logLevel,
-    base: { svc: 'vakt' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    hooks: { streamWrite: (s) => redactor.scrub(s) },
-  },
-  { write: (line: string) => send({ t: 'log', line }) },
-);
+const log = createLogger(initial.settings.logLevel, redactor, { write: (line: string) => send({ t: 'log', line }) });
 
 const root = new AbortController();
 const loop = new LoopMonitor();

@@ -172,11 +172,7 @@ export class Scheduler {
 
 /** The check's phase within its interval: a stable hash of its name, spread over [0, interval). */
 export function phaseOffset(name: string, everyMs: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
+  let h = fnv1a(name);
   // Finalise (murmur3 fmix32) so names differing in one trailing character spread well.
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -186,6 +182,16 @@ export function phaseOffset(name: string, everyMs: number): number {
   const offset = Math.floor(((h >>> 0) / 2 ** 32) * everyMs);
   // On the slot grid, so a check's runs stay exactly one interval apart.
   return everyMs >= TICK_MS ? offset - (offset % TICK_MS) : offset;
+}
+
+/** FNV-1a of a name's UTF-16 code units (unsigned 32 bits): a check's stable hash. */
+export function fnv1a(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 /** First grid slot after `now` for a check: slots are epoch-aligned at offset + k*interval. */
