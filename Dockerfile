@@ -48,5 +48,5 @@ USER node
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/bin/vakt.js"]
+ENTRYPOINT ["node", "--single-threaded-gc", "--max-semi-space-size=4", "/app/bin/vakt.js"]
 CMD ["run", "-c", "/etc/vakt/vakt.yaml"]

@@ -5,7 +5,7 @@ import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/lo
 import { PROBES } from '../probes/registry.js';
 import { startSandbox } from '../sandbox/index.js';
 import { Agent } from './agent.js';
-import { HEAP_TUNE_AFTER_MS, heapGrowth } from './heap.js';
+import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
 import { defaultConfigFile } from './paths.js';
 import { Redactor } from '../probes/redact.js';
@@ -153,7 +153,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     return 1;
   }
   setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
-  agent.log.info({ url: http.url, heap: heap.setting, ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
+  agent.log.info({ url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
   if (sandbox) {
     process.stderr.write(
       `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +

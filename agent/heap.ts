@@ -4,13 +4,35 @@
 // the agent's RSS rose from 220 to 560 MiB over 12 minutes and was still rising: not a leak,
 // but not what ops want from an agent that runs for months beside other services. The agent
 // asks V8 to grow the heap by at most HEAP_GROWTH_PERCENT between full collections instead;
-// they come more often, each marks concurrently on a helper thread, and runs they disturb
-// are marked like any other stall (agent/loop-monitor.ts). The setting starts only after
+// they come more often, each marks in small steps (on the thread that owns the heap, see
+// NODE_FLAGS), and runs they disturb are marked like any other stall (agent/loop-monitor.ts). The setting starts only after
 // HEAP_TUNE_AFTER_MS: while the agent starts, its live heap grows fivefold within seconds, and
 // growing it 30 % at a time then meant a full collection every few hundred milliseconds (the
 // scheduler's lag in the first interval went from 51 to 344 ms at p99). Measured:
 // bench/RESULTS.md.
+// The entry points (bin/vakt.js, `npm start`, the container's ENTRYPOINT) also start node with
+// NODE_FLAGS, measured at 10,000 checks and at 200 probes/s (bench/RESULTS.md, 2026-12-03):
+// - `--single-threaded-gc`: V8 collects each heap on the thread that owns it instead of waking
+//   helper threads for scavenges, marking and sweeping. On two cores the helpers cost more than
+//   they saved (12-22 ms of CPU a second of the agent's 78-97 at 200 tcp runs a second; 4-6 ms
+//   single-threaded): CPU per probe 0.57 -> 0.49 times blackbox_exporter's (tcp).
+// - `--max-semi-space-size=4`: the main heap's young generation at most 3 x 4 MiB (V8 sizes it
+//   for the host, up to 3 x 16 MiB). Almost nothing a run allocates on the main thread outlives
+//   it; RSS at 10,000 checks 292-315 -> 269-290 MiB, CPU per probe unchanged within the spread.
+//   (The probe threads set their own, agent/probe-threads.ts.)
+// Neither can be set once node runs (V8 reads them when it creates the heap, and aborts on some),
+// so they are on the command line; an agent started without them says so in its log.
 import { setFlagsFromString } from 'node:v8';
+
+/** The node flags vakt's entry points start it with. */
+export const NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--max-semi-space-size=4'];
+
+/** Whether node runs with NODE_FLAGS (for the start-up log line). */
+export function nodeFlagsSetting(execArgv: readonly string[] = process.execArgv): string {
+  const given = execArgv.map((a) => a.replace(/_/g, '-'));
+  const missing = NODE_FLAGS.filter((f) => !given.includes(f));
+  return missing.length === 0 ? 'as shipped' : `node started without ${missing.join(' ')}: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection`;
+}
 
 /** The default growth of the heap over its live size between full collections. */
 export const HEAP_GROWTH_PERCENT = 30;

@@ -5,7 +5,9 @@
 // is still going is skipped and counted. Lag (how late a timer fired) is reported per fire.
 // Interval fires are gathered in slots of TICK_MS: one timer per slot, not per check. Every timer
 // that wakes a sleeping process costs about 0.1 ms of CPU on these machines, which at 200 runs a
-// second was most of a probe's cost; a slot is far finer than the jitter every run already has.
+// second was most of a probe's cost; with probe threads a slot also wakes the thread its runs go
+// to, so 20 ms slots rather than 10 (measured in bench/RESULTS.md). A slot is far finer than
+// the jitter every run already has (1 % of the interval: 600 ms at 60 s).
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Schedule } from '../config/loader.js';
 
@@ -19,7 +21,7 @@ export interface SchedulerHooks {
 }
 
 /** Interval fires are due on multiples of this (ms since the epoch). */
-export const TICK_MS = 10;
+export const TICK_MS = 20;
 
 interface Slot {
   timer: NodeJS.Timeout;

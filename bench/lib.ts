@@ -10,9 +10,16 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { NODE_FLAGS } from '../agent/heap.js';
 import { freePort } from '../test/system/helpers.js';
 
 export { freePort };
+
+/**
+ * The node flags the agent child starts with: the shipped entry points' (agent/heap.ts
+ * NODE_FLAGS) unless `BENCH_AGENT_NODE_FLAGS` gives others ('' for none).
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = process.env.BENCH_AGENT_NODE_FLAGS === undefined ? NODE_FLAGS : process.env.BENCH_AGENT_NODE_FLAGS.split(/\s+/).filter((f) => f !== '');
 
 /** BENCH_SMOKE=1: tiny sizes and a few seconds per part; checks that the harness produces numbers. */
 export const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -391,7 +398,7 @@ export async function startAgent(name: string, yaml: string, fixedPort?: number)
     const url = `http://127.0.0.1:${port}`;
     const t0 = performance.now();
     const child = track(
-      spawn(process.execPath, ['--import', join(out, 'bench/agent-probe.js'), join(out, 'test/helpers/vakt.js'), 'run', '-c', file, '--listen', `127.0.0.1:${port}`], {
+      spawn(process.execPath, [...AGENT_NODE_FLAGS, '--import', join(out, 'bench/agent-probe.js'), join(out, 'test/helpers/vakt.js'), 'run', '-c', file, '--listen', `127.0.0.1:${port}`], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       }),
     );

@@ -16,7 +16,7 @@
 import { cpus, totalmem } from 'node:os';
 import { benchAccuracy } from './accuracy.js';
 import { benchCpu } from './cpu.js';
-import { BBE, SMOKE, bbeVersion, buildAgent, prometheusVersion, treeState, uptime, type PartResult } from './lib.js';
+import { AGENT_NODE_FLAGS, BBE, SMOKE, bbeVersion, buildAgent, prometheusVersion, treeState, uptime, type PartResult } from './lib.js';
 import { benchDns, benchTcp } from './micro.js';
 import { benchScale } from './scale.js';
 
@@ -36,7 +36,7 @@ console.log(`tree: ${treeState()}; blackbox_exporter ${BBE ? bbeVersion() : 'mis
 if (wanted.some((p) => p === 'scale' || p === 'cpu' || p === 'accuracy')) {
   const t = performance.now();
   const b = await buildAgent();
-  console.log(`agent child: compiled with tsc into ${b.out} in ${((performance.now() - t) / 1000).toFixed(1)} s${b.warning ? `\n${b.warning}` : ''}`);
+  console.log(`agent child: compiled with tsc into ${b.out} in ${((performance.now() - t) / 1000).toFixed(1)} s; node flags: ${AGENT_NODE_FLAGS.join(' ') || 'none'}${b.warning ? `\n${b.warning}` : ''}`);
 }
 
 const failures: string[] = [];

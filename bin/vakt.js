@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc --max-semi-space-size=4
 // Entry point: the compiled CLI lives in dist/ (built by `npm run build`, run by `prepare`).
 import { main } from '../dist/agent/cli.js';
 

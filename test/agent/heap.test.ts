@@ -1,6 +1,12 @@
 // The agent's heap growth setting: the default, the environment's, and node's own flags first.
+// The node flags every entry point starts the agent with, and what the agent says without them.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { HEAP_GROWTH_PERCENT, heapGrowth } from '../../agent/heap.js';
+import { HEAP_GROWTH_PERCENT, NODE_FLAGS, heapGrowth, nodeFlagsSetting } from '../../agent/heap.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('heapGrowth', () => {
   it('sets the default growth, or the one from VAKT_HEAP_GROWTH_PERCENT', () => {
@@ -19,5 +25,27 @@ describe('heapGrowth', () => {
 
   it('refuses a value that is not a whole percentage', () => {
     for (const bad of ['-1', '1001', '12.5', 'lots', '0x10 ']) expect(() => heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: bad }, [])).toThrow(/VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000/);
+  });
+});
+
+describe('node flags', () => {
+  it('are on every entry point: the bin script, npm start (the Dockerfile has its own test)', () => {
+    const bin = readFileSync(`${ROOT}/bin/vakt.js`, 'utf8').split('\n')[0];
+    expect(bin).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+    const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${NODE_FLAGS.join(' ')} bin/vakt.js demo`);
+  });
+
+  it('are accepted by this node, which runs the script with them', () => {
+    const r = spawnSync(process.execPath, [...NODE_FLAGS, '-e', 'process.stdout.write("ran")'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ran');
+  });
+
+  it('says in the log line when node was started without them', () => {
+    expect(nodeFlagsSetting([...NODE_FLAGS])).toBe('as shipped');
+    expect(nodeFlagsSetting(['--max_semi_space_size=4', '--single_threaded_gc', '--enable-source-maps'])).toBe('as shipped');
+    expect(nodeFlagsSetting(['--single-threaded-gc'])).toBe('node started without --max-semi-space-size=4: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection');
+    expect(nodeFlagsSetting([])).toMatch(/^node started without --single-threaded-gc --max-semi-space-size=4:/);
   });
 });

@@ -33,11 +33,12 @@ describe('scheduler', () => {
     for (let i = 0; i < 1000; i++) s.add(`check-${i}`, { type: 'interval', everyMs: 30_000 });
     await vi.advanceTimersByTimeAsync(10_000);
     expect(rec.fires).toHaveLength(1000);
-    // Fires share slots of TICK_MS (one timer each), about one check per slot here.
+    // Fires share slots of TICK_MS (one timer each), a few checks per slot here.
     const perSlot = new Map<number, number>();
     for (const f of rec.fires) perSlot.set(Math.floor(f.at / TICK_MS), (perSlot.get(Math.floor(f.at / TICK_MS)) ?? 0) + 1);
-    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(8);
-    expect(perSlot.size).toBeGreaterThan(500);
+    const slots = 10_000 / TICK_MS;
+    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(Math.max(12, (6 * 1000) / slots));
+    expect(perSlot.size).toBeGreaterThan(Math.min(1000, slots) * 0.6);
     const offsets = rec.fires.map((f) => f.at - t0);
     expect(Math.min(...offsets)).toBeLessThan(200);
     expect(Math.max(...offsets)).toBeGreaterThan(9_800);

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../agent/heap.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -222,7 +223,8 @@ describe('Dockerfile', () => {
   it('runs `vakt run -c /etc/vakt/vakt.yaml` by default, through the package bin script', () => {
     const entrypoint = execForm(last(runtime, 'ENTRYPOINT'));
     const cmd = execForm(last(runtime, 'CMD'));
-    expect([...entrypoint, ...cmd]).toEqual(['node', expect.any(String), 'run', '-c', '/etc/vakt/vakt.yaml']);
+    // node starts with the flags every entry point gives it (agent/heap.ts NODE_FLAGS).
+    expect([...entrypoint, ...cmd]).toEqual(['node', ...NODE_FLAGS, expect.any(String), 'run', '-c', '/etc/vakt/vakt.yaml']);
     // The script node runs is where the runtime stage put package.json's `vakt` bin.
     const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     const binRel = posix.normalize(pkg.bin.vakt!);
@@ -236,7 +238,7 @@ describe('Dockerfile', () => {
           .filter((s) => binRel === s || binRel.startsWith(`${s}/`))
           .map((s) => (binRel === s ? (dest.endsWith('/') ? posix.join(to, posix.basename(s)) : to) : posix.join(to, binRel.slice(s.length + 1))));
       });
-    expect(landed).toContain(entrypoint[1]);
+    expect(landed).toContain(entrypoint[1 + NODE_FLAGS.length]);
   });
 
   it('has OCI labels', () => {
