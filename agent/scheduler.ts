@@ -5,9 +5,11 @@
 // is still going is skipped and counted. Lag (how late a timer fired) is reported per fire.
 // Interval fires are gathered in slots of TICK_MS: one timer per slot, not per check. Every timer
 // that wakes a sleeping process costs about 0.1 ms of CPU on these machines, which at 200 runs a
-// second was most of a probe's cost; with probe threads a slot also wakes the thread its runs go
-// to, so 20 ms slots rather than 10 (measured in bench/RESULTS.md). A slot is far finer than
-// the jitter every run already has (1 % of the interval: 600 ms at 60 s).
+// second was most of a probe's cost, and with probe threads a slot also wakes the thread its runs
+// go to. So a slot whose next slot holds few runs fires that one too (MERGE_UP_TO runs at most,
+// TICK_MS early): at 200 runs a second half the wake-ups; at 1,000 the slots stay apart, since
+// 20 runs started together measurably delayed each other's completions (bench/RESULTS.md). A
+// slot is far finer than the jitter every run already has (1 % of the interval: 600 ms at 60 s).
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Schedule } from '../config/loader.js';
 
@@ -21,7 +23,9 @@ export interface SchedulerHooks {
 }
 
 /** Interval fires are due on multiples of this (ms since the epoch). */
-export const TICK_MS = 20;
+export const TICK_MS = 10;
+/** A slot fires the next one with it when the two hold at most this many runs together. */
+export const MERGE_UP_TO = 6;
 
 interface Slot {
   timer: NodeJS.Timeout;
@@ -129,8 +133,16 @@ export class Scheduler {
     this.slots.delete(due);
     if (!slot) return;
     const firedAt = Date.now();
-    const lag = Math.max(0, (firedAt - due) / 1000);
-    for (const entry of slot.entries) {
+    const next = this.slots.get(due + TICK_MS);
+    const entries = [...slot.entries];
+    if (next && entries.length + next.entries.size <= MERGE_UP_TO) {
+      // The next slot's runs come along, TICK_MS early (lag 0): one wake-up instead of two.
+      clearTimeout(next.timer);
+      this.slots.delete(due + TICK_MS);
+      entries.push(...next.entries);
+    }
+    for (const entry of entries) {
+      const lag = Math.max(0, (firedAt - (entry.slot ?? due)) / 1000);
       entry.slot = undefined;
       const schedule = entry.schedule;
       if (schedule.type !== 'interval') continue;
