@@ -5,11 +5,11 @@
 // but not what ops want from an agent that runs for months beside other services. The agent
 // asks V8 to grow the heap by at most HEAP_GROWTH_PERCENT between full collections instead;
 // they come more often, each marks in small steps (on the thread that owns the heap, see
-// NODE_FLAGS), and runs they disturb are marked like any other stall (agent/loop-monitor.ts). The setting starts only after
-// HEAP_TUNE_AFTER_MS: while the agent starts, its live heap grows fivefold within seconds, and
-// growing it 30 % at a time then meant a full collection every few hundred milliseconds (the
-// scheduler's lag in the first interval went from 51 to 344 ms at p99). Measured:
-// bench/RESULTS.md.
+// NODE_FLAGS), and runs they disturb are marked like any other stall (agent/loop-monitor.ts).
+// The setting starts only after HEAP_TUNE_AFTER_MS: while the agent starts, its live heap grows
+// fivefold within seconds, and growing it 30 % at a time then meant a full collection every few
+// hundred milliseconds (the scheduler's lag in the first interval went from 51 to 344 ms at
+// p99). Measured: bench/RESULTS.md.
 // The entry points (bin/vakt.js, `npm start`, the container's ENTRYPOINT) also start node with
 // NODE_FLAGS, measured at 10,000 checks and at 200 probes/s (bench/RESULTS.md, 2026-12-03):
 // - `--single-threaded-gc`: V8 collects each heap on the thread that owns it instead of waking
@@ -27,9 +27,14 @@ import { setFlagsFromString } from 'node:v8';
 /** The node flags vakt's entry points start it with. */
 export const NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--max-semi-space-size=4'];
 
+/** A node flag as node reads it: `--max_old_space_size` is `--max-old-space-size`. */
+function flagName(arg: string): string {
+  return arg.replace(/_/g, '-');
+}
+
 /** Whether node runs with NODE_FLAGS (for the start-up log line). */
 export function nodeFlagsSetting(execArgv: readonly string[] = process.execArgv): string {
-  const given = execArgv.map((a) => a.replace(/_/g, '-'));
+  const given = execArgv.map(flagName);
   const missing = NODE_FLAGS.filter((f) => !given.includes(f));
   return missing.length === 0 ? 'as shipped' : `node started without ${missing.join(' ')}: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection`;
 }
@@ -45,7 +50,7 @@ export const HEAP_TUNE_AFTER_MS = 60_000;
  * Throws on a bad value. Returns what will be in force (for the log) and `apply`, which sets it.
  */
 export function heapGrowth(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): { setting: string; apply(): void } {
-  const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) => /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(a.replace(/_/g, '-')));
+  const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) => /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(flagName(a)));
   const none = { apply() {} };
   if (own) return { setting: `node's own ${own.split('=')[0]} kept`, ...none };
   const raw = env.VAKT_HEAP_GROWTH_PERCENT;

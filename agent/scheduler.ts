@@ -134,25 +134,27 @@ export class Scheduler {
     if (!slot) return;
     const firedAt = Date.now();
     const next = this.slots.get(due + TICK_MS);
-    const entries = [...slot.entries];
-    if (next && entries.length + next.entries.size <= MERGE_UP_TO) {
+    const along = next && slot.entries.size + next.entries.size <= MERGE_UP_TO ? next : undefined;
+    if (along) {
       // The next slot's runs come along, TICK_MS early (lag 0): one wake-up instead of two.
-      clearTimeout(next.timer);
+      clearTimeout(along.timer);
       this.slots.delete(due + TICK_MS);
-      entries.push(...next.entries);
     }
-    for (const entry of entries) {
-      const lag = Math.max(0, (firedAt - (entry.slot ?? due)) / 1000);
-      entry.slot = undefined;
-      const schedule = entry.schedule;
-      if (schedule.type !== 'interval') continue;
-      this.hooks.lag(entry.name, lag);
-      // Next slot on the grid at least half an interval away; slots missed while the process
-      // was stalled are not replayed.
-      entry.nextSlot = firstSlot(entry.name, schedule.everyMs, firedAt + Math.floor(schedule.everyMs / 2) - 1);
-      this.arm(entry);
-      this.trigger(entry);
-    }
+    for (const entry of slot.entries) this.fireEntry(entry, due, firedAt);
+    if (along) for (const entry of along.entries) this.fireEntry(entry, due + TICK_MS, firedAt);
+  }
+
+  /** An interval entry's fire from the slot due at `due`: lag, the next slot on its grid, the run. */
+  private fireEntry(entry: Entry, due: number, firedAt: number): void {
+    entry.slot = undefined;
+    const schedule = entry.schedule;
+    if (schedule.type !== 'interval') return;
+    this.hooks.lag(entry.name, Math.max(0, (firedAt - due) / 1000));
+    // Next slot on the grid at least half an interval away; slots missed while the process
+    // was stalled are not replayed.
+    entry.nextSlot = firstSlot(entry.name, schedule.everyMs, firedAt + Math.floor(schedule.everyMs / 2) - 1);
+    this.arm(entry);
+    this.trigger(entry);
   }
 
   private unslot(entry: Entry): void {
