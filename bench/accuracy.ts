@@ -138,6 +138,17 @@ interface Setup {
   perKind: number;
   bgRate: number;
   bgInterval: number;
+  rounds: number;
+}
+
+/** The samples of several windows of one tool and condition, as one. */
+function pool(rs: Samples[]): { tcpConnect: number[]; httpConnect: number[]; httpProcessing: number[]; alongside: Witnessed } {
+  return {
+    tcpConnect: rs.flatMap((r) => r.tcpConnect),
+    httpConnect: rs.flatMap((r) => r.httpConnect),
+    httpProcessing: rs.flatMap((r) => r.httpProcessing),
+    alongside: { connect: rs.flatMap((r) => r.alongside?.connect ?? []), processing: rs.flatMap((r) => r.alongside?.processing ?? []) },
+  };
 }
 
 async function vaktCondition(c: Condition, s: Setup, threads: number | undefined): Promise<Samples> {
@@ -270,6 +281,7 @@ export async function benchAccuracy(): Promise<Report> {
   if (missing.length > 0) return rep.skip(`${missing.join(', ')} missing (apt-get install iproute2 iptables python3)`);
   const setup: Omit<Setup, 'link' | 'port' | 'bg'> = {
     seconds: Number(process.env.BENCH_ACCURACY_SECONDS ?? (SMOKE ? 3 : 30)),
+    rounds: Math.max(1, Number(process.env.BENCH_ACCURACY_ROUNDS ?? 1)),
     perKind: SMOKE ? 2 : 10,
     bgRate: SMOKE ? 100 : 1000,
     bgInterval: SMOKE ? 5 : 10,
@@ -310,44 +322,65 @@ export async function benchAccuracy(): Promise<Report> {
     );
     rep.fig('witness_connect_err_ms', (truth.connect - nominal.connect) * 1000);
     rep.line(
-      `per condition, ${setup.seconds} s each, vakt then blackbox_exporter: ${setup.perKind} tcp + ${setup.perKind} http probes/s of the peer (vakt: ${setup.perKind} checks of each kind every 1 s; bbe: /probe at the same rate); load = ${setup.bgRate} tcp probes/s to a loopback listener in the same tool (vakt: ${setup.bgRate * setup.bgInterval} checks every ${setup.bgInterval} s; bbe: /probe at ${setup.bgRate}/s); +scrape = GET /metrics every 1 s`,
+      `per condition, ${setup.seconds} s each, vakt then blackbox_exporter${setup.rounds > 1 ? ` in ${setup.rounds} rounds (order reversed every other round; samples pooled per tool)` : ''}: ${setup.perKind} tcp + ${setup.perKind} http probes/s of the peer (vakt: ${setup.perKind} checks of each kind every 1 s; bbe: /probe at the same rate); load = ${setup.bgRate} tcp probes/s to a loopback listener in the same tool (vakt: ${setup.bgRate * setup.bgInterval} checks every ${setup.bgInterval} s; bbe: /probe at ${setup.bgRate}/s); +scrape = GET /metrics every 1 s`,
       'error = reported - truth, ms: median / p99 (n)   [tcp: vakt phases.connect, bbe probe_duration_seconds; http: phase connect and processing of both]',
     );
     const medErr = (xs: number[], ws: number[]) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - quantile(ws, 0.5)) * 1000).toFixed(2)}`);
     const cell = (xs: number[], t: number) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - t) * 1000).toFixed(2)} / ${((quantile(xs, 0.99) - t) * 1000).toFixed(2)} (${xs.length})`);
+    // Rounds: each condition runs every tool once per round, the order reversed every other
+    // round (vakt, bbe, bbe, vakt...), so that a drift of the machine's speed falls on both
+    // tools alike; the samples of all rounds are pooled per tool and condition. One 30-40 s
+    // window gives ~400 samples per cell, whose p99 (the fourth-worst run) moves by several ms
+    // between runs; the pooled p99 of several rounds is what the tools are compared on.
+    const tools = [...PROBE_THREADS.map((t) => ({ tool: 'vakt' as const, threads: t })), { tool: 'bbe' as const, threads: undefined }];
     for (const c of CONDITIONS) {
-      const tools = [...PROBE_THREADS.map((t) => ({ tool: 'vakt' as const, threads: t })), { tool: 'bbe' as const, threads: undefined }];
-      for (const { tool, threads } of tools) {
-        const r = tool === 'vakt' ? await vaktCondition(c, s, threads) : await bbeCondition(c, s);
-        if (!r) {
-          rep.line(`${c.name.padEnd(12)} bbe : ${BBE_MISSING}`);
-          continue;
+      const pooled = new Map<string, Samples[]>();
+      for (let round = 0; round < setup.rounds; round++) {
+        for (const { tool, threads } of round % 2 === 0 ? tools : [...tools].reverse()) {
+          const r = tool === 'vakt' ? await vaktCondition(c, s, threads) : await bbeCondition(c, s);
+          if (!r) {
+            rep.line(`${c.name.padEnd(12)} bbe : ${BBE_MISSING}`);
+            continue;
+          }
+          const label = tool === 'vakt' ? `vakt${threadsTag(threads)}` : tool;
+          const key = `${c.name}_${tool}${tool === 'vakt' && threads !== undefined ? `_t${threads}` : ''}`;
+          pooled.set(key, [...(pooled.get(key) ?? []), r]);
+          rep.line(
+            `${c.name.padEnd(12)} ${label.padEnd(4)}${setup.rounds > 1 ? ` (round ${round + 1})` : ''}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
+            ...(r.trusted && r.trusted.tcpConnect.length + r.trusted.httpConnect.length < r.tcpConnect.length + r.httpConnect.length
+              ? [`${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`]
+              : []),
+            ...(r.alongside && r.alongside.connect.length > 0
+              ? [
+                  `${''.padEnd(18)}vs the witness alongside (${r.alongside.connect.length} rounds in the same window: connect median ${fmtMs(quantile(r.alongside.connect, 0.5))} p99 ${fmtMs(quantile(r.alongside.connect, 0.99))}, first byte median ${fmtMs(quantile(r.alongside.processing, 0.5))}), median error: tcp connect ${medErr(r.tcpConnect, r.alongside.connect)} | http connect ${medErr(r.httpConnect, r.alongside.connect)} | http processing ${medErr(r.httpProcessing, r.alongside.processing)}`,
+                ]
+              : []),
+            `${''.padEnd(18)}${r.notes}; ${uptime().replace(/^.*load average/, 'load average')}`,
+          );
         }
-        const label = tool === 'vakt' ? `vakt${threadsTag(threads)}` : tool;
-        rep.line(
-          `${c.name.padEnd(12)} ${label.padEnd(4)}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
-          ...(r.trusted && r.trusted.tcpConnect.length + r.trusted.httpConnect.length < r.tcpConnect.length + r.httpConnect.length
-            ? [`${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`]
-            : []),
-          ...(r.alongside && r.alongside.connect.length > 0
-            ? [
-                `${''.padEnd(18)}vs the witness alongside (${r.alongside.connect.length} rounds in the same window: connect median ${fmtMs(quantile(r.alongside.connect, 0.5))} p99 ${fmtMs(quantile(r.alongside.connect, 0.99))}, first byte median ${fmtMs(quantile(r.alongside.processing, 0.5))}), median error: tcp connect ${medErr(r.tcpConnect, r.alongside.connect)} | http connect ${medErr(r.httpConnect, r.alongside.connect)} | http processing ${medErr(r.httpProcessing, r.alongside.processing)}`,
-              ]
-            : []),
-          `${''.padEnd(18)}${r.notes}; ${uptime().replace(/^.*load average/, 'load average')}`,
-        );
-        const key = `${c.name}_${tool}${tool === 'vakt' && threads !== undefined ? `_t${threads}` : ''}`;
-        if (r.tcpConnect.length > 0) {
-          rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(r.tcpConnect, 0.5) - truth.connect) * 1000);
-          rep.fig(`${key}_tcp_connect_p99_err_ms`, (quantile(r.tcpConnect, 0.99) - truth.connect) * 1000);
+      }
+      for (const [key, rs] of pooled) {
+        const all = pool(rs);
+        if (setup.rounds > 1) {
+          rep.line(`${c.name.padEnd(12)} ${key.slice(c.name.length + 1).padEnd(4)} pooled over ${rs.length} rounds: tcp connect ${cell(all.tcpConnect, truth.connect)} | http connect ${cell(all.httpConnect, truth.connect)} | http processing ${cell(all.httpProcessing, truth.processing)}`);
         }
-        if (r.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_ms`, (quantile(r.httpConnect, 0.5) - truth.connect) * 1000);
-        if (r.httpProcessing.length > 0) rep.fig(`${key}_http_processing_median_err_ms`, (quantile(r.httpProcessing, 0.5) - truth.processing) * 1000);
-        if (r.alongside && r.alongside.connect.length > 0) {
-          const w = quantile(r.alongside.connect, 0.5);
+        if (all.tcpConnect.length > 0) {
+          rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(all.tcpConnect, 0.5) - truth.connect) * 1000);
+          rep.fig(`${key}_tcp_connect_p99_err_ms`, (quantile(all.tcpConnect, 0.99) - truth.connect) * 1000);
+        }
+        if (all.httpConnect.length > 0) {
+          rep.fig(`${key}_http_connect_median_err_ms`, (quantile(all.httpConnect, 0.5) - truth.connect) * 1000);
+          rep.fig(`${key}_http_connect_p99_err_ms`, (quantile(all.httpConnect, 0.99) - truth.connect) * 1000);
+        }
+        if (all.httpProcessing.length > 0) {
+          rep.fig(`${key}_http_processing_median_err_ms`, (quantile(all.httpProcessing, 0.5) - truth.processing) * 1000);
+          rep.fig(`${key}_http_processing_p99_err_ms`, (quantile(all.httpProcessing, 0.99) - truth.processing) * 1000);
+        }
+        if (all.alongside.connect.length > 0) {
+          const w = quantile(all.alongside.connect, 0.5);
           rep.fig(`${key}_witness_alongside_connect_ms`, w * 1000);
-          if (r.tcpConnect.length > 0) rep.fig(`${key}_tcp_connect_median_err_alongside_ms`, (quantile(r.tcpConnect, 0.5) - w) * 1000);
-          if (r.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_alongside_ms`, (quantile(r.httpConnect, 0.5) - w) * 1000);
+          if (all.tcpConnect.length > 0) rep.fig(`${key}_tcp_connect_median_err_alongside_ms`, (quantile(all.tcpConnect, 0.5) - w) * 1000);
+          if (all.httpConnect.length > 0) rep.fig(`${key}_http_connect_median_err_alongside_ms`, (quantile(all.httpConnect, 0.5) - w) * 1000);
         }
       }
     }

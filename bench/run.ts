@@ -11,7 +11,7 @@
 // figures left out; the part still runs (or says it is skipped) and passes.
 // Knobs: BENCH_SECONDS (scale, default 120), BENCH_CHECKS (scale, default 10000),
 // BENCH_CELL_SECONDS (cpu, default 30), BENCH_CPU_KINDS (cpu: tcp,dns,http), BENCH_CPU_RATES
-// (cpu: 200,1000), BENCH_ACCURACY_SECONDS (accuracy, default 30), BENCH_DNS_QUERIES (dns, 500).
+// (cpu: 200,1000), BENCH_ACCURACY_SECONDS (accuracy, default 30), BENCH_ACCURACY_ROUNDS (accuracy, default 1), BENCH_DNS_QUERIES (dns, 500).
 // Exit status: 1 when a part threw or produced no figures (and was not skipped), else 0.
 import { cpus, totalmem } from 'node:os';
 import { benchAccuracy } from './accuracy.js';
