@@ -3,7 +3,6 @@ import { parseArgs } from 'node:util';
 import { splitHostPort } from '../config/fields.js';
 import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import { startSandbox } from '../sandbox/index.js';
 import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
@@ -131,7 +130,9 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const sandbox = demo ? await startSandbox() : undefined;
+  // The sandbox (its servers and their libraries) is loaded for `vakt demo` only: `vakt run`
+  // never reads a line of it.
+  const sandbox = demo ? await (await import('../sandbox/index.js')).startSandbox() : undefined;
   let agent: Agent;
   try {
     agent = await Agent.start({ configFile, ...(listen ? { listen } : {}), ...(logLevel ? { logLevel } : {}) });
@@ -167,19 +168,32 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   }
 
   return new Promise<number>((resolve) => {
+    // Once stopped, the process ends: a socket some library still holds open (a connection
+    // attempt to a host that drops packets) must not keep it alive for its own timeout. The
+    // timer is unref'd, so it only fires when something does.
+    const exitSoon = () => {
+      resolve(0);
+      setTimeout(() => {
+        agent.log.warn('exiting with handles still open');
+        process.exit(process.exitCode ?? 0);
+      }, 500).unref();
+    };
     const onHup = () => void agent.reload();
     const shutdown = (signal: string) => {
       process.removeListener('SIGHUP', onHup);
       agent.log.info({ signal }, 'stopping');
       // Hard deadline: exit 0 within 5 s even if something refuses to close.
-      const force = setTimeout(() => resolve(0), 4500);
+      const force = setTimeout(() => {
+        agent.log.warn({ signal }, 'shutdown forced: the agent did not stop within 4.5 s');
+        exitSoon();
+      }, 4500);
       force.unref();
       void (async () => {
         await agent.stop(2500);
         await http.close();
         await sandbox?.stop();
         clearTimeout(force);
-        resolve(0);
+        exitSoon();
       })();
     };
     process.on('SIGHUP', onHup);

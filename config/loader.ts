@@ -4,7 +4,7 @@
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
 import { KIND_OPTIONS, type Kind, type KindOptions } from './kinds.js';
@@ -115,13 +115,34 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 /** Parses config text; `file` names it in errors and anchors relative paths. Throws ConfigLoadError. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => lineCounter.linePos(offset);
+  const deep = nestingExceeded(text, MAX_DEPTH);
+  if (deep !== undefined) {
+    // Nothing was composed, so the line counter is empty: count the lines up to the offset.
+    const before = text.slice(0, deep);
+    throw new ConfigLoadError([{ file, line: before.split('\n').length, column: deep - before.lastIndexOf('\n'), path: '', message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper` }]);
+  }
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof RangeError) throw new ConfigLoadError([{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }]);
+    throw err;
+  }
   if (doc.errors.length > 0) {
     throw new ConfigLoadError(
       doc.errors.map((e) => {
         const { line, col } = at(e.pos[0]);
         return { file, line, column: col, path: '', message: `expected valid YAML, found ${e.message.split('\n')[0] ?? 'a syntax error'}` };
+      }),
+    );
+  }
+  const unsafe = unsafeNodes(doc);
+  if (unsafe.length > 0) {
+    throw new ConfigLoadError(
+      unsafe.map((u) => {
+        const { line, col } = at(u.offset);
+        return { file, line, column: col, path: formatPath(u.path), message: u.message };
       }),
     );
   }
@@ -154,6 +175,67 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   });
   if (errors.length > 0) throw new ConfigLoadError(errors);
   return config;
+}
+
+/** Deepest nesting of maps and lists a config may have (the deepest real one is about 8). */
+export const MAX_DEPTH = 64;
+
+/** The YAML 1.2 core schema's tags: the only ones a config may carry (explicitly or not). */
+const CORE_TAGS = new Set(['map', 'seq', 'str', 'null', 'bool', 'int', 'float'].map((t) => `tag:yaml.org,2002:${t}`));
+
+/**
+ * Offset of the first map or list nested deeper than `max`, from yaml's concrete syntax tree
+ * (its Parser keeps a stack of its own and reads any depth; the Composer that builds the
+ * document recurses, and a document thousands deep would run it out of stack); undefined when
+ * none is. Walked without recursion.
+ */
+export function nestingExceeded(text: string, max: number): number | undefined {
+  type Tok = { type?: string; offset?: number; value?: unknown; items?: { key?: unknown; value?: unknown }[] };
+  let found: number | undefined;
+  for (const doc of new Parser().parse(text)) {
+    const stack: { tok: Tok; depth: number }[] = [{ tok: (doc as Tok).value as Tok, depth: 0 }];
+    while (stack.length > 0) {
+      const { tok, depth } = stack.pop()!;
+      if (tok === null || typeof tok !== 'object' || !Array.isArray(tok.items)) continue;
+      if (depth >= max) {
+        if (found === undefined || (tok.offset ?? 0) < found) found = tok.offset ?? 0;
+        continue;
+      }
+      for (const item of tok.items) for (const child of [item.key, item.value]) if (child) stack.push({ tok: child, depth: depth + 1 });
+    }
+  }
+  return found;
+}
+
+/**
+ * What the config refuses before it becomes JavaScript: a tag outside the core schema (such as
+ * !!js/function: it would be read as a plain string and mean nothing) and the key __proto__ (it
+ * would set an object's prototype). Walked without recursion (depth is bounded before).
+ */
+function unsafeNodes(doc: Document.Parsed): { offset: number; path: PropertyKey[]; message: string }[] {
+  const out: { offset: number; path: PropertyKey[]; message: string }[] = [];
+  const stack: { node: unknown; path: PropertyKey[] }[] = [{ node: doc.contents, path: [] }];
+  while (stack.length > 0 && out.length < 20) {
+    const { node, path } = stack.pop()!;
+    if (!isNode(node)) continue;
+    const offset = node.range?.[0] ?? 0;
+    if (node.tag !== undefined && node.tag !== '!' && !CORE_TAGS.has(node.tag)) {
+      out.push({ offset, path, message: `expected no YAML tag other than the core ones (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq), found ${node.tag.replace(/^tag:yaml\.org,2002:/, '!!')}` });
+      continue;
+    }
+    if (isMap(node)) {
+      for (const item of node.items) {
+        const key: unknown = isScalar(item.key) ? item.key.value : item.key;
+        if (key === '__proto__') {
+          out.push({ offset: isNode(item.key) ? (item.key.range?.[0] ?? offset) : offset, path, message: 'expected a key other than __proto__ (reserved: it would set the prototype of an object)' });
+          continue;
+        }
+        const seg = typeof key === 'string' || typeof key === 'number' ? key : '?';
+        stack.push({ node: item.key, path }, { node: item.value, path: [...path, seg] });
+      }
+    } else if (isSeq(node)) node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
+  }
+  return out.sort((a, b) => a.offset - b.offset);
 }
 
 function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fail: (path: PropertyKey[], message: string) => void): Config {

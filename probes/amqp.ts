@@ -24,6 +24,7 @@ import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type Co
 import { splitHostPort } from '../config/fields.js';
 import type { AmqpOptions } from '../config/kinds.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { runRedactor, type Redactor } from './redact.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -254,7 +255,7 @@ export const amqpProbe: Probe<AmqpOptions> = {
       await raceAbort(arrived, signal);
       phases.transit = (delivered ?? now()) - transitStart;
     } catch (err) {
-      const c = classifyAmqp(err, phase, state, { tls: tls !== undefined, username: o.username, vhost: o.vhost, password });
+      const c = classifyAmqp(err, phase, state, { tls: tls !== undefined, username: o.username, vhost: o.vhost, redactor: runRedactor({ ...ctx.secrets, password }) });
       // A refusal is the broker's answer: the phase ran to its end and is timed.
       if (c.answered && phases[phase] === undefined) phases[phase] = now() - start;
       failure = { phase, reason: c.reason, message: c.message };
@@ -368,11 +369,6 @@ function fmt(seconds: number): string {
   return seconds < 1 ? `${Math.round(seconds * 1000)}ms` : `${seconds.toFixed(2)}s`;
 }
 
-/** Never lets the password into a message, even if a broker or library echoed it (applied to their texts, not to the probe's own). */
-function redact(text: string, password: string): string {
-  return password.length > 0 ? text.split(password).join('***') : text;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Classification. After the handshake, broker refusals carry their AMQP reply code (`code` on
 // amqplib's channel errors). During the handshake amqplib reports what happened in its own
@@ -420,8 +416,8 @@ interface ClassifyContext {
   tls: boolean;
   username: string;
   vhost: string;
-  /** Removed from every text that comes from the broker or a library. */
-  password: string;
+  /** Applied to every text that comes from the broker or a library (the check's secrets, in every form). */
+  redactor: Redactor;
 }
 
 /**
@@ -430,7 +426,7 @@ interface ClassifyContext {
  * generic "channel closed"; the plain socket tells whether the login had been sent.
  */
 export function classifyAmqp(err: unknown, phase: string, state: Pick<SessionState, 'socket' | 'channelError' | 'connectionError' | 'blocked'>, c: ClassifyContext): AmqpClassification {
-  const clean = (text: string) => redact(text, c.password);
+  const clean = (text: string) => c.redactor.scrub(text);
   if (err instanceof CanaryError) return { reason: err.reason, message: clean(err.message) };
   if (err instanceof ProbeAbortError) {
     if (phase === 'publish' && state.blocked !== undefined) return { reason: 'timeout', message: `publish not confirmed before the run's deadline: the broker blocks publishers (${clean(state.blocked.slice(0, 200))})` };

@@ -57,6 +57,7 @@ export const httpProbe: Probe<HttpOptions> = {
         (t) => {
           if (t.tls && (!tls || (t.tls.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity))) tls = t.tls;
         },
+        ctx.signal,
       ),
       connections: 1,
       pipelining: 1,

@@ -15,6 +15,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
+import { runRedactor } from './redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 
@@ -144,7 +145,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       // A result code is the server's answer: the phase ran to its end and is timed.
       if (isResultError(err) && phases[phase] === undefined) phases[phase] = now() - start;
       const c = classifyLdap(err, phase, raw?.errored ?? secure?.errored ?? undefined);
-      failure = { phase, reason: c.reason, message: redact(c.message, password) };
+      failure = { phase, reason: c.reason, message: runRedactor(ctx.secrets).scrub(c.message) };
       if (c.authCode !== undefined) info.authCode = c.authCode;
     } finally {
       conversation.dispose();
@@ -191,11 +192,6 @@ export function slowPhase(phases: Readonly<Record<string, number>>, o: Pick<Ldap
 
 function fmt(seconds: number): string {
   return seconds < 1 ? `${Math.round(seconds * 1000)}ms` : `${seconds.toFixed(2)}s`;
-}
-
-/** Never lets the password into a message, even if a server or library echoed it. */
-function redact(message: string, password: string | undefined): string {
-  return password && password.length > 0 ? message.split(password).join('***') : message;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ export const oidcProbe: Probe<OidcOptions> = {
     const values: NonNullable<ProbeResult['values']> = {};
     let failure: RunFailure | undefined;
     try {
-      const run: Run = Object.assign(state, { o, signal: ctx.signal, connector: await connector(o), scrubber });
+      const run: Run = Object.assign(state, { o, signal: ctx.signal, connector: await connector(o, ctx.deadline), scrubber });
       const { tokenUrl, userinfo } = o.discovery ? await discover(run, ctx.target) : { tokenUrl: new URL(ctx.target), userinfo: undefined };
       const token = await requestToken(run, ctx, tokenUrl, values);
       if (o.resource) await callResource(run, o.resource.url === 'userinfo' ? (userinfo as URL) : new URL(o.resource.url), token);
@@ -108,7 +108,7 @@ export const oidcProbe: Probe<OidcOptions> = {
   },
 };
 
-async function connector(o: OidcOptions): Promise<ReturnType<typeof buildConnector>> {
+async function connector(o: OidcOptions, deadline: number): Promise<ReturnType<typeof buildConnector>> {
   let tls: Awaited<ReturnType<typeof tlsFileOptions>>;
   try {
     tls = await tlsFileOptions(o.tls);
@@ -119,6 +119,8 @@ async function connector(o: OidcOptions): Promise<ReturnType<typeof buildConnect
     ...tls,
     // Cold handshakes every run: no TLS session resumption.
     maxCachedSessions: 0,
+    // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
+    timeout: Math.max(1, Math.ceil(deadline - performance.now())),
     ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}),
   });
 }
@@ -249,7 +251,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
   /** The one connection an exchange opens (a fresh pool per exchange). */
   let conn: ConnTimes | undefined;
   const agent = new Agent({
-    connect: timedConnector(run.connector, (c) => (conn = c)),
+    connect: timedConnector(run.connector, (c) => (conn = c), undefined, run.signal),
     connections: 1,
     pipelining: 1,
   });

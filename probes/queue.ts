@@ -6,6 +6,7 @@
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
 import type { QueueOptions } from '../config/kinds.js';
 import { now, raceAbort } from './net.js';
+import { runRedactor } from './redact.js';
 import { SOURCES, SourceError, type SourceReading } from './queue-sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from './types.js';
 
@@ -49,11 +50,12 @@ export const queueProbe: Probe<QueueOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<QueueOptions>): Promise<ProbeResult> {
     const { options: o } = ctx;
-    const secrets = Object.values(ctx.secrets).filter((s) => s.length >= 3);
-    // An error page may echo the Authorization header back: its base64 is a secret too.
+    // An error page may echo the Authorization header back: its base64 is a secret too (the
+    // redactor also finds each secret's own base64 inside it).
+    const redactor = runRedactor(ctx.secrets);
     const password = o.password !== undefined ? ctx.secrets[o.password] : undefined;
-    if (o.username !== undefined && password !== undefined) secrets.push(Buffer.from(`${o.username}:${password}`).toString('base64'));
-    const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
+    if (o.username !== undefined && password !== undefined) redactor.add(Buffer.from(`${o.username}:${password}`).toString('base64'));
+    const scrub = (text: string) => redactor.scrub(text);
     const phases: Record<string, number> = {};
     const t0 = now();
     let readings: SourceReading[];

@@ -307,11 +307,22 @@ export interface ConnTimes {
  * the request before returning, and a listener after it would count that work (~0.5 ms) as
  * network time.
  */
-export function timedConnector(base: buildConnector.connector, onConnection: (times: ConnTimes) => void, onSecure?: (times: ConnTimes) => void): buildConnector.connector {
+export function timedConnector(base: buildConnector.connector, onConnection: (times: ConnTimes) => void, onSecure?: (times: ConnTimes) => void, signal?: AbortSignal): buildConnector.connector {
   return (opts, cb) => {
     const t: ConnTimes = { start: now() };
     onConnection(t);
     const socket = base(opts, cb) as unknown as Socket | TLSSocket;
+    if (signal) {
+      // undici waits for a connection in progress before its pool can close: against a peer that
+      // drops the SYN that is its own connect timeout, long past the run's deadline. The run's
+      // signal ends the attempt instead.
+      const abort = () => socket.destroy(new ProbeAbortError('connection attempt ended at the run deadline'));
+      if (signal.aborted) queueMicrotask(abort);
+      else {
+        signal.addEventListener('abort', abort, { once: true });
+        socket.once('close', () => signal.removeEventListener('abort', abort));
+      }
+    }
     // 'lookup' is emitted on a failed lookup too; only a successful one ends the phase.
     socket.prependOnceListener('lookup', (err: Error | null) => {
       if (!err) t.lookup = now();

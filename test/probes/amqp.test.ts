@@ -10,7 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
 import { amqpProbe, CANARY_HEADER, classifyAmqp, classifyReplyCode, isCanary, slowTransit } from '../../probes/amqp.js';
 import { ProbeAbortError } from '../../probes/net.js';
+import { runRedactor } from '../../probes/redact.js';
 import type { ProbeResult } from '../../probes/types.js';
+import { leaks } from '../helpers/leaks.js';
 import { blackholePeer, budget, closedPort, quietLog, tcpPeer, type Peer } from '../helpers/peers.js';
 
 const PASSWORD = 'Canary-S3cret-pw';
@@ -59,7 +61,7 @@ describe('amqp options', () => {
 
 describe('amqp classification', () => {
   const state = { socket: undefined, channelError: undefined, connectionError: undefined, blocked: undefined };
-  const c = { tls: false, username: 'vakt', vhost: '/', password: PASSWORD };
+  const c = { tls: false, username: 'vakt', vhost: '/', redactor: runRedactor({ password: PASSWORD }) };
   /** An amqplib error for a channel or connection the broker closed. */
   const closed = (code: number, name: string, text: string) => Object.assign(new Error(`Channel closed by server: ${code} (${name}) with message "${text}"`), { code });
 
@@ -119,8 +121,16 @@ describe('amqp classification', () => {
       new Error(`Handshake terminated by server: 403 (ACCESS-REFUSED) with message "bad password ${PASSWORD}"`),
       Object.assign(new Error(`connect ECONNRESET ${PASSWORD}`), { code: 'ECONNRESET' }),
       new Error(`something ${PASSWORD} went wrong`),
+      // Echoed encoded: base64 (alone and inside "user:password"), URL-encoded, JSON-escaped.
+      new Error(`close reason ${Buffer.from(PASSWORD).toString('base64')}`),
+      new Error(`PLAIN response ${Buffer.from(`\0vakt\0${PASSWORD}`).toString('base64')}`),
+      new Error(`form ${encodeURIComponent(PASSWORD)} json ${JSON.stringify(PASSWORD)}`),
     ];
-    for (const err of echoed) expect(classifyAmqp(err, 'connect', state, c).message).not.toContain(PASSWORD);
+    for (const err of echoed) {
+      const message = classifyAmqp(err, 'connect', state, c).message;
+      expect(leaks(message, PASSWORD), message).toBe(false);
+      expect(message).toContain('[REDACTED]');
+    }
     expect(classifyAmqp(new Error('channel closed'), 'publish', { ...state, channelError: closed(406, 'PRECONDITION-FAILED', PASSWORD) }, c).message).not.toContain(PASSWORD);
   });
 });
@@ -275,7 +285,7 @@ describe('amqp probe without a broker', () => {
     const p = await peer(loginPeer((s, startOk) => s.write(connectionClose(403, `ACCESS_REFUSED - bad login ${startOk.toString('latin1').includes(PASSWORD) ? PASSWORD : 'none'}`))));
     const r = await probe(`127.0.0.1:${p.port}`);
     expect(r.failure).toMatchObject({ phase: 'connect', reason: 'auth' });
-    expect(r.failure?.message).toBe('the broker refused the login of user "vakt": ACCESS_REFUSED (403): ACCESS_REFUSED - bad login ***');
+    expect(r.failure?.message).toBe('the broker refused the login of user "vakt": ACCESS_REFUSED (403): ACCESS_REFUSED - bad login [REDACTED]');
     expect(r.phases.connect).toBeGreaterThan(0);
   });
 

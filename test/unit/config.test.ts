@@ -112,6 +112,31 @@ describe('invalid config fixtures', () => {
     expect(() => parseConfig(text, 'alias.yaml', {})).toThrow(ConfigLoadError);
   });
 
+  it('nesting beyond 64 levels is refused with its line, however deep (flow and block style)', () => {
+    const deep = 20_000;
+    const cases: [string, string, RegExp][] = [
+      ['flow', `checks:\n  - name: ehr\n    kind: tcp\n    target: x:1\n    tags: ${'['.repeat(deep)}${']'.repeat(deep)}\n`, /^flow\.yaml:5:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      ['flow-map', `a: ${'{b: '.repeat(deep)}1${'}'.repeat(deep)}\n`, /^flow-map\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      ['block', `checks:\n${Array.from({ length: 2_000 }, (_, i) => `${' '.repeat(i)}- `).join('\n')}x\n`, /^block\.yaml:\d+:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      ['compact', `checks:\n  ${'- '.repeat(deep)}x\n`, /^compact\.yaml:2:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      ['moderate', `agent: { labels: ${'{a: '.repeat(70)}1${'}'.repeat(70)} }\n`, /^moderate\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+    ];
+    for (const [name, text, want] of cases) {
+      let err: unknown;
+      try {
+        parseConfig(text, `${name}.yaml`, {});
+      } catch (e) {
+        err = e;
+      }
+      expect(err, name).toBeInstanceOf(ConfigLoadError);
+      const lines = (err as ConfigLoadError).errors.map(formatConfigError);
+      expect(lines[0], name).toMatch(want);
+    }
+    // Brackets inside quoted strings and comments are not nesting.
+    const quoted = `checks:\n  - name: ehr # ${'['.repeat(100)}\n    kind: http\n    target: "http://x/${'['.repeat(100)}"\n    http: { expect: { bodyContains: ['${'{'.repeat(100)}'] } }\n`;
+    expect(parseConfig(quoted, 'quoted.yaml', {}).checks).toHaveLength(1);
+  });
+
   it('vakt validate prints every expected error and exits 1', async () => {
     const r = await runVakt(['validate', ...fixtures.map((f) => f.file)]);
     expect(r.code).toBe(1);
