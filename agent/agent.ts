@@ -356,7 +356,10 @@ export class Agent {
       } else this.log.warn(line, `check ${c.name} is ${verdict.status.state}`);
     }
     if (verdict.flappingChanged) {
-      this.log.warn({ check: c.name, flapping: verdict.status.flapping }, verdict.status.flapping ? `check ${c.name} is flapping` : `check ${c.name} stopped flapping`);
+      this.log.warn(
+        { check: c.name, flapping: verdict.status.flapping },
+        verdict.status.flapping ? `check ${c.name} is flapping` : `check ${c.name} stopped flapping`,
+      );
     }
     if (verdict.retryAfterMs !== undefined) this.scheduler.runAfter(c.name, verdict.retryAfterMs);
   }
@@ -377,7 +380,8 @@ export class Agent {
   /** Recomputes root causes and incidents after a state change. */
   private updateCauses(): void {
     const nodes = new Map<string, RootNode>();
-    for (const v of this.checks.values()) nodes.set(v.config.name, { name: v.config.name, dependsOn: v.config.dependsOn, state: v.status.state, since: v.status.since });
+    for (const v of this.checks.values())
+      nodes.set(v.config.name, { name: v.config.name, dependsOn: v.config.dependsOn, state: v.status.state, since: v.status.since });
     const causes = rootCauses(nodes);
     for (const v of this.checks.values()) {
       const cause = causes.get(v.config.name);
@@ -390,7 +394,8 @@ export class Agent {
     this.openIncidents = incidents(nodes, causes);
     this.metrics.setIncidents(this.openIncidents);
     for (const i of this.openIncidents) {
-      if (!before.has(i.cause)) this.log.warn({ cause: i.cause, affected: i.affected, since: new Date(i.since).toISOString() }, `incident opened: ${i.cause} is down`);
+      if (!before.has(i.cause))
+        this.log.warn({ cause: i.cause, affected: i.affected, since: new Date(i.since).toISOString() }, `incident opened: ${i.cause} is down`);
     }
     const now = new Set(this.openIncidents.map((i) => i.cause));
     for (const c of before) if (!now.has(c)) this.log.info({ cause: c }, `incident closed: ${c}`);

@@ -154,7 +154,10 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     return 1;
   }
   setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
-  agent.log.info({ url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) }, 'vakt listening');
+  agent.log.info(
+    { url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) },
+    'vakt listening',
+  );
   if (sandbox) {
     process.stderr.write(
       `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
@@ -248,7 +251,9 @@ async function cmdProbe(args: string[]): Promise<number> {
   if (!outcome) return 1;
   const r = outcome.result;
   if (values.json) {
-    process.stdout.write(`${redactor.scrub(JSON.stringify({ check: check.name, kind: check.kind, target: check.target, durationSeconds: outcome.duration, ...r }, null, 2))}\n`);
+    process.stdout.write(
+      `${redactor.scrub(JSON.stringify({ check: check.name, kind: check.kind, target: check.target, durationSeconds: outcome.duration, ...r }, null, 2))}\n`,
+    );
     return r.ok ? 0 : 1;
   }
   const lines: string[] = [];
@@ -264,7 +269,9 @@ async function cmdProbe(args: string[]): Promise<number> {
   };
   if (r.steps) {
     for (const st of r.steps) {
-      lines.push(`step      ${st.name}: ${st.ok ? (st.slow ? 'SLOW' : 'ok') : `FAILED: ${st.failure?.reason} in ${st.failure?.phase}: ${st.failure?.message}`} (${(st.durationSeconds * 1000).toFixed(3)} ms${st.status !== undefined ? `, status ${st.status}` : ''}${st.redirects ? `, ${st.redirects} redirect(s)` : ''})`);
+      lines.push(
+        `step      ${st.name}: ${st.ok ? (st.slow ? 'SLOW' : 'ok') : `FAILED: ${st.failure?.reason} in ${st.failure?.phase}: ${st.failure?.message}`} (${(st.durationSeconds * 1000).toFixed(3)} ms${st.status !== undefined ? `, status ${st.status}` : ''}${st.redirects ? `, ${st.redirects} redirect(s)` : ''})`,
+      );
       for (const ph of phases) {
         const v = st.phases[ph];
         if (v !== undefined) lines.push(`  ${ph.padEnd(11)} ${(v * 1000).toFixed(3)} ms`);
@@ -289,7 +296,7 @@ async function cmdProbe(args: string[]): Promise<number> {
     if (q.errors !== undefined) parts.push(`errors ${q.errors}`);
     lines.push(`queue     ${q.queue}: ${parts.join(', ')}`);
   }
-  if (r.queues) lines.push('          (one run: rates are the broker\'s own, if any; stalls and growth need the agent\'s runs over time)');
+  if (r.queues) lines.push("          (one run: rates are the broker's own, if any; stalls and growth need the agent's runs over time)");
   lines.push(`${'total'.padEnd(11)} ${(outcome.duration * 1000).toFixed(3)} ms`);
   if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);
   else if (r.degraded) lines.push(`result    DEGRADED: ${r.degraded.reason}: ${r.degraded.message}`);

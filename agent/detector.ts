@@ -87,7 +87,10 @@ export class Detector {
     if (slow === undefined) this.learn(check, m, seconds);
     if (slow === undefined || result.degraded) return result;
     // For multi-step conversations (a login flow) say which step took the time.
-    const slowest = result.steps?.reduce<(typeof result.steps)[number] | undefined>((a, st) => (a === undefined || st.durationSeconds > a.durationSeconds ? st : a), undefined);
+    const slowest = result.steps?.reduce<(typeof result.steps)[number] | undefined>(
+      (a, st) => (a === undefined || st.durationSeconds > a.durationSeconds ? st : a),
+      undefined,
+    );
     if (slowest && result.steps && result.steps.length > 1) slow += `; slowest step ${slowest.name} (${fmt(slowest.durationSeconds)})`;
     return { ...result, degraded: { reason: 'slow', message: slow } };
   }

@@ -130,7 +130,10 @@ export class HistogramState {
     let out = '';
     for (let i = 0; i < leTexts.length; i++) out += `${name}_bucket{${sep}le="${leTexts[i]}"} ${this.counts[i]}\n`;
     out += `${name}_bucket{${sep}le="+Inf"} ${this.count}\n`;
-    out += labels === '' ? `${name}_sum ${num(this.sum)}\n${name}_count ${this.count}\n` : `${name}_sum{${labels}} ${num(this.sum)}\n${name}_count{${labels}} ${this.count}\n`;
+    out +=
+      labels === ''
+        ? `${name}_sum ${num(this.sum)}\n${name}_count ${this.count}\n`
+        : `${name}_sum{${labels}} ${num(this.sum)}\n${name}_count{${labels}} ${this.count}\n`;
     return out;
   }
 }

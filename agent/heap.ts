@@ -36,7 +36,9 @@ function flagName(arg: string): string {
 export function nodeFlagsSetting(execArgv: readonly string[] = process.execArgv): string {
   const given = execArgv.map(flagName);
   const missing = NODE_FLAGS.filter((f) => !given.includes(f));
-  return missing.length === 0 ? 'as shipped' : `node started without ${missing.join(' ')}: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection`;
+  return missing.length === 0
+    ? 'as shipped'
+    : `node started without ${missing.join(' ')}: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection`;
 }
 
 /** The default growth of the heap over its live size between full collections. */
@@ -50,12 +52,17 @@ export const HEAP_TUNE_AFTER_MS = 60_000;
  * Throws on a bad value. Returns what will be in force (for the log) and `apply`, which sets it.
  */
 export function heapGrowth(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): { setting: string; apply(): void } {
-  const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) => /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(flagName(a)));
+  const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) =>
+    /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(flagName(a)),
+  );
   const none = { apply() {} };
   if (own) return { setting: `node's own ${own.split('=')[0]} kept`, ...none };
   const raw = env.VAKT_HEAP_GROWTH_PERCENT;
   const percent = raw === undefined || raw === '' ? HEAP_GROWTH_PERCENT : /^\d{1,4}$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!(percent >= 0 && percent <= 1000)) throw new RangeError(`VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000, got "${raw}"`);
   if (percent === 0) return { setting: "V8's own heap growth", ...none };
-  return { setting: `heap growth ${percent}% over live, from ${HEAP_TUNE_AFTER_MS / 1000} s after start`, apply: () => setFlagsFromString(`--heap-growing-percent=${percent}`) };
+  return {
+    setting: `heap growth ${percent}% over live, from ${HEAP_TUNE_AFTER_MS / 1000} s after start`,
+    apply: () => setFlagsFromString(`--heap-growing-percent=${percent}`),
+  };
 }

@@ -29,7 +29,10 @@ const AGENT = '\u0000agent';
 const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> = {
   ip_protocol: { name: 'probe_ip_protocol', help: 'IP protocol of the last run (4 or 6).' },
   dns_lookup_time_seconds: { name: 'probe_dns_lookup_time_seconds', help: 'Seconds spent resolving the target name (OS resolver), last run.' },
-  ssl_earliest_cert_expiry: { name: 'probe_ssl_earliest_cert_expiry', help: 'Earliest expiry (Unix seconds) of the certificates the peer presented, last run.' },
+  ssl_earliest_cert_expiry: {
+    name: 'probe_ssl_earliest_cert_expiry',
+    help: 'Earliest expiry (Unix seconds) of the certificates the peer presented, last run.',
+  },
   failed_due_to_regex: { name: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
   samples: { name: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
   samples_loss_ratio: { name: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
@@ -48,14 +51,30 @@ const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> =
 
 /** Queue readings exported per check and queue (absent when the source cannot tell, or the last run read nothing). */
 const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: string }[] = [
-  { field: 'depth', name: 'vakt_queue_depth', help: 'Messages waiting in the queue at the last run (RabbitMQ: ready + unacknowledged; a folder: matching files).' },
+  {
+    field: 'depth',
+    name: 'vakt_queue_depth',
+    help: 'Messages waiting in the queue at the last run (RabbitMQ: ready + unacknowledged; a folder: matching files).',
+  },
   { field: 'unacked', name: 'vakt_queue_unacknowledged', help: 'Messages delivered to consumers and not yet acknowledged, at the last run.' },
-  { field: 'oldestAgeSeconds', name: 'vakt_queue_oldest_message_age_seconds', help: 'Age of the oldest waiting message at the last run (when the source reports it).' },
+  {
+    field: 'oldestAgeSeconds',
+    name: 'vakt_queue_oldest_message_age_seconds',
+    help: 'Age of the oldest waiting message at the last run (when the source reports it).',
+  },
   { field: 'consumers', name: 'vakt_queue_consumers', help: 'Consumers attached to the queue at the last run.' },
   { field: 'arrivalRate', name: 'vakt_queue_arrival_rate', help: 'Messages per second added to the queue between the last two runs.' },
   { field: 'drainRate', name: 'vakt_queue_drain_rate', help: 'Messages per second removed from the queue between the last two runs.' },
-  { field: 'deliverRate', name: 'vakt_queue_deliver_rate', help: 'Messages per second handed to consumers between the last two runs, redeliveries included (RabbitMQ).' },
-  { field: 'undrainedSeconds', name: 'vakt_queue_undrained_seconds', help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).' },
+  {
+    field: 'deliverRate',
+    name: 'vakt_queue_deliver_rate',
+    help: 'Messages per second handed to consumers between the last two runs, redeliveries included (RabbitMQ).',
+  },
+  {
+    field: 'undrainedSeconds',
+    name: 'vakt_queue_undrained_seconds',
+    help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).',
+  },
   { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
 ];
 
@@ -101,17 +120,39 @@ export class Metrics {
   /** Phase gauges under blackbox_exporter's per-kind names, besides vakt_probe_phase_seconds. */
   private readonly kindPhase = new Map<string, Family>([
     ['dns', this.family('probe_dns_duration_seconds', 'gauge', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).')],
-    ['http', this.family('probe_http_duration_seconds', 'gauge', 'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).')],
+    [
+      'http',
+      this.family(
+        'probe_http_duration_seconds',
+        'gauge',
+        'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).',
+      ),
+    ],
   ]);
-  private readonly values = (Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]).map(([value, d]) => ({ value, family: this.family(d.name, 'gauge', d.help) }));
+  private readonly values = (Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]).map(([value, d]) => ({
+    value,
+    family: this.family(d.name, 'gauge', d.help),
+  }));
   private readonly connectStats = this.family('vakt_probe_connect_seconds', 'gauge', 'Connect time over the attempts of the last run: min, median, max.');
   private readonly tlsVersion = this.family('probe_tls_version_info', 'gauge', 'TLS version negotiated in the last run (value 1).');
   private readonly chainInfo = this.family('probe_ssl_last_chain_info', 'gauge', 'Leaf certificate presented in the last run (value 1).');
-  private readonly authError = this.family('vakt_auth_error_info', 'gauge', 'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.');
+  private readonly authError = this.family(
+    'vakt_auth_error_info',
+    'gauge',
+    'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.',
+  );
   private readonly dnsRcode = this.family('probe_dns_rcode_info', 'gauge', 'Response code of the last DNS reply from the target (value 1).');
-  private readonly failureInfo = this.family('vakt_probe_failure_info', 'gauge', 'Why the last run against the target failed (value 1; absent when it succeeded).');
+  private readonly failureInfo = this.family(
+    'vakt_probe_failure_info',
+    'gauge',
+    'Why the last run against the target failed (value 1; absent when it succeeded).',
+  );
   private readonly lastRun = this.family('vakt_probe_last_run_timestamp_seconds', 'gauge', 'When the last run of the check started (Unix seconds).');
-  private readonly stepSuccess = this.family('vakt_step_success', 'gauge', 'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.');
+  private readonly stepSuccess = this.family(
+    'vakt_step_success',
+    'gauge',
+    'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.',
+  );
   private readonly stepSeconds = this.family('vakt_step_last_duration_seconds', 'gauge', 'Seconds the step took in the last run.');
   private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, family: this.family(q.name, 'gauge', q.help) }));
 
@@ -120,33 +161,85 @@ export class Metrics {
   private readonly failures = this.family('vakt_probe_failures_total', 'counter', 'Failed runs by reason.');
   private readonly degradations = this.family('vakt_probe_degraded_total', 'counter', 'Degraded runs by reason.');
   private readonly hl7Acks = this.family('vakt_hl7_acks_total', 'counter', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).');
-  private readonly skipped = this.family('vakt_probe_skipped_runs_total', 'counter', 'Scheduled runs skipped because the previous run of the check was still in progress.');
-  private readonly disturbed = this.family('vakt_probe_disturbed_runs_total', 'counter', "Runs during which the agent's event loop stalled beyond agent.maxLoopDelay: their timings are not trusted (no slow verdict, not learnt).");
-  private readonly histogram = this.family('vakt_probe_duration_seconds', 'histogram', 'Cumulative distribution of run and phase durations by check (phase="total" is the whole run); only for checks with histograms enabled.');
-  private readonly stepHistogram = this.family('vakt_step_duration_seconds', 'histogram', 'Cumulative distribution of step phase durations by check and step (phase="total" is the whole step); only for checks with histograms enabled.');
+  private readonly skipped = this.family(
+    'vakt_probe_skipped_runs_total',
+    'counter',
+    'Scheduled runs skipped because the previous run of the check was still in progress.',
+  );
+  private readonly disturbed = this.family(
+    'vakt_probe_disturbed_runs_total',
+    'counter',
+    "Runs during which the agent's event loop stalled beyond agent.maxLoopDelay: their timings are not trusted (no slow verdict, not learnt).",
+  );
+  private readonly histogram = this.family(
+    'vakt_probe_duration_seconds',
+    'histogram',
+    'Cumulative distribution of run and phase durations by check (phase="total" is the whole run); only for checks with histograms enabled.',
+  );
+  private readonly stepHistogram = this.family(
+    'vakt_step_duration_seconds',
+    'histogram',
+    'Cumulative distribution of step phase durations by check and step (phase="total" is the whole step); only for checks with histograms enabled.',
+  );
 
   // Check state.
-  private readonly checkInfo = this.family('vakt_check_info', 'gauge', 'One series per configured check (value 1) with its kind, target(s), status-page group and title, for joins.');
+  private readonly checkInfo = this.family(
+    'vakt_check_info',
+    'gauge',
+    'One series per configured check (value 1) with its kind, target(s), status-page group and title, for joins.',
+  );
   private readonly status = this.family('vakt_check_status', 'gauge', 'Current state of the check: one series, value 1, labelled with the state.');
   private readonly statusSince = this.family('vakt_check_status_since_timestamp_seconds', 'gauge', 'When the check entered its current state (Unix seconds).');
-  private readonly flapping = this.family('vakt_check_flapping', 'gauge', 'Whether the check changes state too often (1) or not (0); see flapping in the config.');
-  private readonly baseline = this.family('vakt_check_baseline_seconds', 'gauge', "The check's learnt normal run duration: median of its recent good runs (once enough were seen).");
-  private readonly rootCause = this.family('vakt_check_root_cause', 'gauge', 'Present (value 1) while the check is down, naming its root cause: itself, or the deepest down check it depends on.');
+  private readonly flapping = this.family(
+    'vakt_check_flapping',
+    'gauge',
+    'Whether the check changes state too often (1) or not (0); see flapping in the config.',
+  );
+  private readonly baseline = this.family(
+    'vakt_check_baseline_seconds',
+    'gauge',
+    "The check's learnt normal run duration: median of its recent good runs (once enough were seen).",
+  );
+  private readonly rootCause = this.family(
+    'vakt_check_root_cause',
+    'gauge',
+    'Present (value 1) while the check is down, naming its root cause: itself, or the deepest down check it depends on.',
+  );
 
   // The agent's own series.
   private readonly incidentsOpen = this.family('vakt_incidents_open', 'gauge', 'Open incidents: root causes that are down.');
-  private readonly incidentAffected = this.family('vakt_incident_affected_checks', 'gauge', 'Per open incident (root cause), how many other checks are down because of it.');
-  private readonly incidentSince = this.family('vakt_incident_since_timestamp_seconds', 'gauge', 'Per open incident (root cause), when the cause went down (Unix seconds).');
+  private readonly incidentAffected = this.family(
+    'vakt_incident_affected_checks',
+    'gauge',
+    'Per open incident (root cause), how many other checks are down because of it.',
+  );
+  private readonly incidentSince = this.family(
+    'vakt_incident_since_timestamp_seconds',
+    'gauge',
+    'Per open incident (root cause), when the cause went down (Unix seconds).',
+  );
   private readonly buildInfo = this.family('vakt_build_info', 'gauge', 'Version of vakt and of the Node.js runtime (value 1).');
   private readonly inFlightFamily = this.family('vakt_probes_in_flight', 'gauge', 'Probes running right now.');
   private readonly queuedFamily = this.family('vakt_probes_queued', 'gauge', 'Runs waiting for a slot under the concurrency cap.');
   private readonly concurrencyFamily = this.family('vakt_probe_concurrency_limit', 'gauge', 'Maximum probes in flight (agent.concurrency).');
-  private readonly threadsFamily = this.family('vakt_probe_threads', 'gauge', 'Worker threads that run the probes (agent.probeThreads; 0: on the main thread).');
-  private readonly threadRestartsFamily = this.family('vakt_probe_thread_restarts_total', 'counter', 'Probe threads started again after they ended unexpectedly (their runs in flight failed with reason internal).');
+  private readonly threadsFamily = this.family(
+    'vakt_probe_threads',
+    'gauge',
+    'Worker threads that run the probes (agent.probeThreads; 0: on the main thread).',
+  );
+  private readonly threadRestartsFamily = this.family(
+    'vakt_probe_thread_restarts_total',
+    'counter',
+    'Probe threads started again after they ended unexpectedly (their runs in flight failed with reason internal).',
+  );
   private readonly lagFamily = this.family('vakt_scheduler_lag_seconds', 'histogram', 'How late scheduled runs fired compared with their intended time.');
   private readonly queueWaitFamily = this.family('vakt_scheduler_queue_wait_seconds', 'histogram', 'Time runs waited for a slot under the concurrency cap.');
   private readonly reloadOk = this.family('vakt_config_last_reload_successful', 'gauge', 'Whether the last configuration load or reload succeeded.');
-  private readonly reloadTime = this.family('vakt_config_last_reload_success_timestamp_seconds', 'gauge', 'When the configuration was last loaded successfully (Unix seconds).');
+  private readonly reloadTime = this.family(
+    'vakt_config_last_reload_success_timestamp_seconds',
+    'gauge',
+    'When the configuration was last loaded successfully (Unix seconds).',
+  );
   private readonly reloads = this.family('vakt_config_reloads_total', 'counter', 'Configuration reloads by result.');
   private readonly checksConfigured = this.family('vakt_checks_configured', 'gauge', 'Configured checks by kind.');
 
@@ -242,7 +335,8 @@ export class Metrics {
     const cs = this.checks.get(name);
     if (!cs) return;
     const shown = cs.status;
-    if (shown && shown.state === status.state && shown.since === status.since && shown.flapping === status.flapping && shown.baseline === status.baseline) return;
+    if (shown && shown.state === status.state && shown.since === status.since && shown.flapping === status.flapping && shown.baseline === status.baseline)
+      return;
     cs.status = { ...status };
     this.writeStatus(cs);
   }
@@ -349,7 +443,14 @@ export class Metrics {
 
   private writeInfo(cs: CheckSeries): void {
     const c = cs.config;
-    this.checkInfo.set(c.name, line('vakt_check_info', `${cs.own},kind="${c.kind}",target="${this.label(c.target)}",group="${this.label(c.group)}",title="${this.label(c.title)}"${this.constant}`, 1));
+    this.checkInfo.set(
+      c.name,
+      line(
+        'vakt_check_info',
+        `${cs.own},kind="${c.kind}",target="${this.label(c.target)}",group="${this.label(c.group)}",title="${this.label(c.title)}"${this.constant}`,
+        1,
+      ),
+    );
   }
 
   private writeRuns(cs: CheckSeries): void {
@@ -397,7 +498,10 @@ export class Metrics {
   }
 
   private writeRootCause(cs: CheckSeries): void {
-    this.rootCause.set(cs.config.name, cs.cause === undefined ? '' : line('vakt_check_root_cause', `${cs.own},cause="${escapeLabel(cs.cause)}"${this.constant}`, 1));
+    this.rootCause.set(
+      cs.config.name,
+      cs.cause === undefined ? '' : line('vakt_check_root_cause', `${cs.own},cause="${escapeLabel(cs.cause)}"${this.constant}`, 1),
+    );
   }
 
   /** Rewrites every last-run family of the check from its last outcome (what the run did not produce is removed). */
@@ -527,8 +631,15 @@ export class Metrics {
     const own = (extra: string) => (extra === '' ? k : k === '' ? extra : `${extra},${k}`);
     this.buildInfo.set(AGENT, line('vakt_build_info', own(`version="${escapeLabel(VERSION)}",nodejs="${escapeLabel(process.versions.node)}"`), 1));
     this.reloadOk.set(AGENT, line('vakt_config_last_reload_successful', own(''), this.reloadSucceeded));
-    this.reloadTime.set(AGENT, this.reloadSuccessAt === undefined ? '' : line('vakt_config_last_reload_success_timestamp_seconds', own(''), this.reloadSuccessAt));
-    this.reloads.set(AGENT, line('vakt_config_reloads_total', own('result="success"'), this.reloadCounts.success) + line('vakt_config_reloads_total', own('result="failure"'), this.reloadCounts.failure));
+    this.reloadTime.set(
+      AGENT,
+      this.reloadSuccessAt === undefined ? '' : line('vakt_config_last_reload_success_timestamp_seconds', own(''), this.reloadSuccessAt),
+    );
+    this.reloads.set(
+      AGENT,
+      line('vakt_config_reloads_total', own('result="success"'), this.reloadCounts.success) +
+        line('vakt_config_reloads_total', own('result="failure"'), this.reloadCounts.failure),
+    );
     let kinds = '';
     for (const [kind, n] of this.configuredByKind) kinds += line('vakt_checks_configured', own(`kind="${kind}"`), n);
     this.checksConfigured.set(AGENT, kinds);
@@ -616,7 +727,6 @@ function bump(cs: CheckSeries, tally: 'failures' | 'degradations' | 'acks', key:
   map.set(key, (map.get(key) ?? 0) + 1);
   return map;
 }
-
 
 /** Node says "TLSv1.3"; blackbox_exporter (and the dashboards built on it) say "TLS 1.3". */
 function bbeTlsVersion(v: string): string {

@@ -86,7 +86,11 @@ class ProbeThread {
     const specifier = entry.boot ? new URL(`data:text/javascript,${encodeURIComponent(entry.boot)}`) : entry.url;
     this.exited = false;
     this.startedAt = performance.now();
-    this.worker = new Worker(specifier, { workerData: { index: this.index, settings: this.owner.settings, nice: mainYielded?.before }, name: `vakt-probes-${this.index}`, resourceLimits: { maxYoungGenerationSizeMb: PROBE_YOUNG_GENERATION_MB } });
+    this.worker = new Worker(specifier, {
+      workerData: { index: this.index, settings: this.owner.settings, nice: mainYielded?.before },
+      name: `vakt-probes-${this.index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: PROBE_YOUNG_GENERATION_MB },
+    });
     this.worker.unref();
     this.worker.on('message', (batch: FromThread[]) => this.owner.received(this, batch));
     this.worker.on('error', (err) => this.owner.log.error({ thread: this.index, err }, 'probe thread failed'));
@@ -125,8 +129,15 @@ class ProbeThread {
       this.worker.postMessage([m]);
     } catch (err) {
       const message = (err as Error).message;
-      if (m.t === 'set') this.owner.log.error({ thread: this.index, checks: m.checks.map((c) => c.name), err: message }, 'check config could not be passed to its probe thread; its runs fail with reason internal');
-      else if (m.t === 'run') this.owner.received(this, [{ t: 'done', id: m.id, outcome: internalOutcome(`the run could not be passed to the probe thread: ${message}`, Date.now(), performance.now()) }]);
+      if (m.t === 'set')
+        this.owner.log.error(
+          { thread: this.index, checks: m.checks.map((c) => c.name), err: message },
+          'check config could not be passed to its probe thread; its runs fail with reason internal',
+        );
+      else if (m.t === 'run')
+        this.owner.received(this, [
+          { t: 'done', id: m.id, outcome: internalOutcome(`the run could not be passed to the probe thread: ${message}`, Date.now(), performance.now()) },
+        ]);
       else this.owner.log.error({ thread: this.index, message: m.t, err: message }, 'message could not be passed to a probe thread');
     }
   }
@@ -180,7 +191,7 @@ export class ProbeThreads {
       mainYielded = { before, after };
       this.log.info({ mainThreadNice: after, probeThreadNice: before }, 'main thread yields the CPU to the probe threads');
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not lower the main thread\'s CPU priority below the probe threads\'');
+      this.log.warn({ err: (err as Error).message }, "could not lower the main thread's CPU priority below the probe threads'");
     }
   }
 

@@ -61,7 +61,18 @@ function postOne(m: FromThread): void {
   try {
     port.postMessage([m]);
   } catch (err) {
-    if (m.t === 'done') port.postMessage([{ t: 'done', id: m.id, outcome: internalOutcome(`the run's result could not be passed to the agent: ${(err as Error).message}`, m.outcome?.startedAt ?? Date.now(), performance.now()) }]);
+    if (m.t === 'done')
+      port.postMessage([
+        {
+          t: 'done',
+          id: m.id,
+          outcome: internalOutcome(
+            `the run's result could not be passed to the agent: ${(err as Error).message}`,
+            m.outcome?.startedAt ?? Date.now(),
+            performance.now(),
+          ),
+        },
+      ]);
   }
 }
 
@@ -111,7 +122,7 @@ try {
     nice = initial.nice;
   }
 } catch (err) {
-  log.warn({ thread: initial.index, nice, wanted: initial.nice, err: (err as Error).message }, 'probe thread runs at the main thread\'s lower CPU priority');
+  log.warn({ thread: initial.index, nice, wanted: initial.nice, err: (err as Error).message }, "probe thread runs at the main thread's lower CPU priority");
 }
 
 log.info({ thread: initial.index, nice }, 'probe thread started');

@@ -158,7 +158,16 @@ export class Runner {
       if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
       let mine = this.perCheck.get(check);
       if (!mine) this.perCheck.set(check, (mine = { memory: new Map<string, unknown>(), log: this.log.child({ check: check.name, kind: check.kind }) }));
-      const pending = probe.run({ target: check.target, targets: check.targets, options: check.options as never, signal: ctrl.signal, deadline, log: mine.log, secrets: check.secrets, memory: mine.memory });
+      const pending = probe.run({
+        target: check.target,
+        targets: check.targets,
+        options: check.options as never,
+        signal: ctrl.signal,
+        deadline,
+        log: mine.log,
+        secrets: check.secrets,
+        memory: mine.memory,
+      });
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);
@@ -178,7 +187,11 @@ export class Runner {
       return finish(this.vet(check, settled, late));
     } catch (err) {
       this.log.error({ check: check.name, kind: check.kind, err }, 'probe threw: reported as reason internal');
-      return finish({ ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: `probe error: ${err instanceof Error ? err.message : String(err)}` } });
+      return finish({
+        ok: false,
+        phases: {},
+        failure: { phase: 'internal', reason: 'internal', message: `probe error: ${err instanceof Error ? err.message : String(err)}` },
+      });
     } finally {
       clearTimeout(timer);
       if (grace) clearTimeout(grace);
@@ -199,7 +212,14 @@ export class Runner {
     }
     if (late && r.ok) return { ...timeoutResult(check, 'finished only after its deadline'), phases: r.phases };
     if (late && r.failure && r.failure.reason !== 'timeout') {
-      return { ...r, failure: { phase: r.failure.phase, reason: 'timeout', message: `timed out after ${check.timeoutMs}ms (ended only after its deadline with: ${r.failure.reason}: ${r.failure.message})` } };
+      return {
+        ...r,
+        failure: {
+          phase: r.failure.phase,
+          reason: 'timeout',
+          message: `timed out after ${check.timeoutMs}ms (ended only after its deadline with: ${r.failure.reason}: ${r.failure.message})`,
+        },
+      };
     }
     return r;
   }

@@ -74,7 +74,7 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
     case '/': {
       const sp = agent.statusPage;
       const asked = url.searchParams.get('lang');
-      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? (asked) : sp.language, req.headers['accept-language']);
+      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? asked : sp.language, req.headers['accept-language']);
       res.setHeader('Content-Language', language);
       res.setHeader('Vary', 'Accept-Language');
       return send(
@@ -130,7 +130,14 @@ export function checkJson(v: CheckView): unknown {
           ...(last.result.queues ? { queues: last.result.queues } : {}),
         }
       : null,
-    history: v.history.records().map((h) => ({ time: new Date(h.time).toISOString(), result: h.result, durationSeconds: h.durationSeconds, phases: h.phases, reason: h.reason ?? null, disturbed: h.disturbed ?? false })),
+    history: v.history.records().map((h) => ({
+      time: new Date(h.time).toISOString(),
+      result: h.result,
+      durationSeconds: h.durationSeconds,
+      phases: h.phases,
+      reason: h.reason ?? null,
+      disturbed: h.disturbed ?? false,
+    })),
   };
 }
 

@@ -48,7 +48,17 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'All systems are working.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
     blocked: 'Blocked as intended',
-    notAnswering: { dns: 'not answering', tcp: 'not reachable', http: 'not working', oidc: 'not accepting logins', ldap: 'not accepting logins', mllp: 'not accepting messages', queue: 'not moving messages', amqp: 'not working', default: 'not working' },
+    notAnswering: {
+      dns: 'not answering',
+      tcp: 'not reachable',
+      http: 'not working',
+      oidc: 'not accepting logins',
+      ldap: 'not accepting logins',
+      mllp: 'not accepting messages',
+      queue: 'not moving messages',
+      amqp: 'not working',
+      default: 'not working',
+    },
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
     status: 'Status',
@@ -72,7 +82,17 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alla system fungerar.',
     problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
     blocked: 'Blockerad som avsett',
-    notAnswering: { dns: 'svarar inte', tcp: 'går inte att nå', http: 'fungerar inte', oidc: 'tar inte emot inloggningar', ldap: 'tar inte emot inloggningar', mllp: 'tar inte emot meddelanden', queue: 'för inte meddelanden vidare', amqp: 'fungerar inte', default: 'fungerar inte' },
+    notAnswering: {
+      dns: 'svarar inte',
+      tcp: 'går inte att nå',
+      http: 'fungerar inte',
+      oidc: 'tar inte emot inloggningar',
+      ldap: 'tar inte emot inloggningar',
+      mllp: 'tar inte emot meddelanden',
+      queue: 'för inte meddelanden vidare',
+      amqp: 'fungerar inte',
+      default: 'fungerar inte',
+    },
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
     status: 'Status',
@@ -96,7 +116,17 @@ const TEXT: Record<Language, Texts> = {
     allWell: 'Alle systemer virker.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
     blocked: 'Blokeret som tilsigtet',
-    notAnswering: { dns: 'svarer ikke', tcp: 'kan ikke nås', http: 'virker ikke', oidc: 'tager ikke imod login', ldap: 'tager ikke imod login', mllp: 'tager ikke imod beskeder', queue: 'sender ikke beskeder videre', amqp: 'virker ikke', default: 'virker ikke' },
+    notAnswering: {
+      dns: 'svarer ikke',
+      tcp: 'kan ikke nås',
+      http: 'virker ikke',
+      oidc: 'tager ikke imod login',
+      ldap: 'tager ikke imod login',
+      mllp: 'tager ikke imod beskeder',
+      queue: 'sender ikke beskeder videre',
+      amqp: 'virker ikke',
+      default: 'virker ikke',
+    },
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
     status: 'Status',
@@ -172,7 +202,7 @@ export function statusPage(input: StatusPageInput): string {
         .sort((a, b) => a.config.title.localeCompare(b.config.title))
         .map((v) => {
           const state = v.status.state;
-          const cause = v.cause && v.cause !== v.config.name ? byName.get(v.cause)?.config.title ?? v.cause : undefined;
+          const cause = v.cause && v.cause !== v.config.name ? (byName.get(v.cause)?.config.title ?? v.cause) : undefined;
           const extra = [cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           return `<tr class="s-${state}">
 <th scope="row">${esc(v.config.title)}</th>
@@ -259,7 +289,9 @@ function sparkline(history: readonly RunRecord[], t: Texts): string {
   const bars: string[] = [];
   history.forEach((r, i) => {
     if (r.result === 'failed') {
-      bars.push(`<rect x="${(x(i) - Math.max(1.5, step / 2)).toFixed(1)}" y="0" width="${Math.max(3, step).toFixed(1)}" height="${h}" fill="#b00020" fill-opacity="0.3"/>`);
+      bars.push(
+        `<rect x="${(x(i) - Math.max(1.5, step / 2)).toFixed(1)}" y="0" width="${Math.max(3, step).toFixed(1)}" height="${h}" fill="#b00020" fill-opacity="0.3"/>`,
+      );
       segments.push([]);
     } else {
       (segments[segments.length - 1] as string[]).push(`${x(i).toFixed(1)},${(h - 2 - (r.durationSeconds / top) * (h - 6)).toFixed(1)}`);
@@ -267,7 +299,11 @@ function sparkline(history: readonly RunRecord[], t: Texts): string {
   });
   const lines = segments
     .filter((p) => p.length > 0)
-    .map((p) => (p.length === 1 ? `<circle cx="${p[0]?.split(',')[0]}" cy="${p[0]?.split(',')[1]}" r="1.5" fill="#3a5f8f"/>` : `<polyline fill="none" stroke="#3a5f8f" stroke-width="1.5" points="${p.join(' ')}"/>`))
+    .map((p) =>
+      p.length === 1
+        ? `<circle cx="${p[0]?.split(',')[0]}" cy="${p[0]?.split(',')[1]}" r="1.5" fill="#3a5f8f"/>`
+        : `<polyline fill="none" stroke="#3a5f8f" stroke-width="1.5" points="${p.join(' ')}"/>`,
+    )
     .join('');
   const label = t.sparkline(history.length, ms(lo), ms(hi), history.length - good.length);
   return `<svg class="spark" role="img" aria-label="${esc(label)}" width="${w}" height="${h}" viewBox="-2 0 ${w + 4} ${h}"><title>${esc(label)}</title>${bars.join('')}${lines}</svg>`;

@@ -78,7 +78,11 @@ interface Witnessed {
 
 async function witness(addr: string, port: number, n: number, seconds = 0): Promise<Witnessed> {
   const out = await run('python3', ['-c', WITNESS, addr, String(port), String(n), String(seconds)], 120_000 + seconds * 1000);
-  const rows = out.trim().split('\n').filter((l) => l !== '').map((l) => l.split(' ').map(Number));
+  const rows = out
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split(' ').map(Number));
   return { connect: rows.map((r) => r[0]!), processing: rows.map((r) => r[1]!) };
 }
 
@@ -156,7 +160,9 @@ async function vaktCondition(c: Condition, s: Setup, threads: number | undefined
   const lines: string[] = [];
   for (let i = 0; i < s.perKind; i++) lines.push(`  - { name: at${i}, kind: tcp, target: "${link.nsAddr}:${port}", interval: 1s, timeout: 1s }`);
   for (let i = 0; i < s.perKind; i++) lines.push(`  - { name: ah${i}, kind: http, target: "http://${link.nsAddr}:${port}/", interval: 1s, timeout: 1s }`);
-  if (c.background) for (let i = 0; i < s.bgRate * s.bgInterval; i++) lines.push(`  - { name: b${i}, kind: tcp, target: "127.0.0.1:${s.bg.port}", interval: ${s.bgInterval}s }`);
+  if (c.background)
+    for (let i = 0; i < s.bgRate * s.bgInterval; i++)
+      lines.push(`  - { name: b${i}, kind: tcp, target: "127.0.0.1:${s.bg.port}", interval: ${s.bgInterval}s }`);
   let agent: AgentChild | undefined;
   try {
     agent = await startAgent(`accuracy-${c.name}`, `${threadsYaml(threads)}defaults: { timeout: 5s }\nchecks:\n${lines.join('\n')}\n`);
@@ -169,7 +175,10 @@ async function vaktCondition(c: Condition, s: Setup, threads: number | undefined
     const runs = new Map<string, { kind: 'tcp' | 'http'; run: Run }>();
     const poll = async () => {
       for (let i = 0; i < s.perKind; i++) {
-        for (const [kind, name] of [['tcp', `at${i}`], ['http', `ah${i}`]] as const) {
+        for (const [kind, name] of [
+          ['tcp', `at${i}`],
+          ['http', `ah${i}`],
+        ] as const) {
           const r = await get(`${agent!.url}/api/v1/checks/${name}`);
           const j = JSON.parse(r.body.toString()) as { history?: Run[] };
           for (const run of j.history ?? []) runs.set(`${name} ${run.time}`, { kind, run });
@@ -184,7 +193,14 @@ async function vaktCondition(c: Condition, s: Setup, threads: number | undefined
     const w1 = Math.min(Date.now(), w0 + s.seconds * 1000);
     const scrNote = await scr?.stop();
     const st = await agent.stats(false);
-    const out: Samples = { tcpConnect: [], httpConnect: [], httpProcessing: [], trusted: { tcpConnect: [], httpConnect: [] }, alongside: await alongside, notes: '' };
+    const out: Samples = {
+      tcpConnect: [],
+      httpConnect: [],
+      httpProcessing: [],
+      trusted: { tcpConnect: [], httpConnect: [] },
+      alongside: await alongside,
+      notes: '',
+    };
     let disturbed = 0;
     let marks = false;
     let failed = 0;
@@ -326,7 +342,8 @@ export async function benchAccuracy(): Promise<Report> {
       'error = reported - truth, ms: median / p99 (n)   [tcp: vakt phases.connect, bbe probe_duration_seconds; http: phase connect and processing of both]',
     );
     const medErr = (xs: number[], ws: number[]) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - quantile(ws, 0.5)) * 1000).toFixed(2)}`);
-    const cell = (xs: number[], t: number) => (xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - t) * 1000).toFixed(2)} / ${((quantile(xs, 0.99) - t) * 1000).toFixed(2)} (${xs.length})`);
+    const cell = (xs: number[], t: number) =>
+      xs.length === 0 ? 'no samples' : `${((quantile(xs, 0.5) - t) * 1000).toFixed(2)} / ${((quantile(xs, 0.99) - t) * 1000).toFixed(2)} (${xs.length})`;
     // Rounds: each condition runs every tool once per round, the order reversed every other
     // round (vakt, bbe, bbe, vakt...), so that a drift of the machine's speed falls on both
     // tools alike; the samples of all rounds are pooled per tool and condition. One 30-40 s
@@ -348,7 +365,9 @@ export async function benchAccuracy(): Promise<Report> {
           rep.line(
             `${c.name.padEnd(12)} ${label.padEnd(4)}${setup.rounds > 1 ? ` (round ${round + 1})` : ''}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
             ...(r.trusted && r.trusted.tcpConnect.length + r.trusted.httpConnect.length < r.tcpConnect.length + r.httpConnect.length
-              ? [`${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`]
+              ? [
+                  `${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`,
+                ]
               : []),
             ...(r.alongside && r.alongside.connect.length > 0
               ? [
@@ -362,7 +381,9 @@ export async function benchAccuracy(): Promise<Report> {
       for (const [key, rs] of pooled) {
         const all = pool(rs);
         if (setup.rounds > 1) {
-          rep.line(`${c.name.padEnd(12)} ${key.slice(c.name.length + 1).padEnd(4)} pooled over ${rs.length} rounds: tcp connect ${cell(all.tcpConnect, truth.connect)} | http connect ${cell(all.httpConnect, truth.connect)} | http processing ${cell(all.httpProcessing, truth.processing)}`);
+          rep.line(
+            `${c.name.padEnd(12)} ${key.slice(c.name.length + 1).padEnd(4)} pooled over ${rs.length} rounds: tcp connect ${cell(all.tcpConnect, truth.connect)} | http connect ${cell(all.httpConnect, truth.connect)} | http processing ${cell(all.httpProcessing, truth.processing)}`,
+          );
         }
         if (all.tcpConnect.length > 0) {
           rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(all.tcpConnect, 0.5) - truth.connect) * 1000);

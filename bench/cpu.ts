@@ -4,7 +4,30 @@
 // utime + stime from /proc/PID/stat over a measured window after a warm-up.
 // Method and caveats: bench/RESULTS.md.
 import { startUnbound, type UnboundInstance } from '../test/system/helpers.js';
-import { BBE_MISSING, DNS_NAME, LoadGen, PROBE_THREADS, Report, SMOKE, cpuOf, httpPeer, lagQuantiles, scrape, sleep, startAgent, startBbe, sumBy, sumMetric, tcpListener, threadsTag, threadsYaml, uptime, which, type AgentChild, type Peer } from './lib.js';
+import {
+  BBE_MISSING,
+  DNS_NAME,
+  LoadGen,
+  PROBE_THREADS,
+  Report,
+  SMOKE,
+  cpuOf,
+  httpPeer,
+  lagQuantiles,
+  scrape,
+  sleep,
+  startAgent,
+  startBbe,
+  sumBy,
+  sumMetric,
+  tcpListener,
+  threadsTag,
+  threadsYaml,
+  uptime,
+  which,
+  type AgentChild,
+  type Peer,
+} from './lib.js';
 
 type Kind = 'tcp' | 'dns' | 'http';
 
@@ -47,7 +70,10 @@ async function vaktCell(kind: Kind, rate: number, seconds: number, t: Targets, t
   const lines = Array.from({ length: n }, (_, i) => checkLine(kind, i, t));
   let agent: AgentChild | undefined;
   try {
-    agent = await startAgent(`cpu-${kind}-${rate}`, `${threadsYaml(threads)}defaults: { interval: ${INTERVAL_S}s, timeout: ${Math.min(5, INTERVAL_S)}s }\nchecks:\n${lines.join('\n')}\n`);
+    agent = await startAgent(
+      `cpu-${kind}-${rate}`,
+      `${threadsYaml(threads)}defaults: { interval: ${INTERVAL_S}s, timeout: ${Math.min(5, INTERVAL_S)}s }\nchecks:\n${lines.join('\n')}\n`,
+    );
     // Warm-up: one whole interval (every check's first run, which creates its series) and 2 s.
     await sleep((INTERVAL_S + 2) * 1000);
     const c0 = cpuOf(agent.pid);
@@ -77,7 +103,12 @@ async function vaktCell(kind: Kind, rate: number, seconds: number, t: Targets, t
   }
 }
 
-async function bbeCell(kind: Kind, rate: number, seconds: number, t: Targets): Promise<{ perK: number; cores: number; probes: number; lost: string } | undefined> {
+async function bbeCell(
+  kind: Kind,
+  rate: number,
+  seconds: number,
+  t: Targets,
+): Promise<{ perK: number; cores: number; probes: number; lost: string } | undefined> {
   const bbe = await startBbe();
   if (!bbe) return undefined;
   const gen = new LoadGen(bbe.url, [{ path: probePath(kind, t), weight: 1 }], rate, CAP);
@@ -92,7 +123,12 @@ async function bbeCell(kind: Kind, rate: number, seconds: number, t: Targets): P
     const n1 = gen.ok + gen.failed;
     const w = (performance.now() - w0) / 1000;
     await gen.stop();
-    return { perK: ((c1 - c0) / (n1 - n0)) * 1000, cores: (c1 - c0) / w, probes: n1 - n0, lost: `failed ${gen.failed}, errors ${gen.errors}, dropped ${gen.dropped} of ${gen.sent + gen.dropped} (generator loop delay p99 ${gen.loopP99.toFixed(0)} ms)` };
+    return {
+      perK: ((c1 - c0) / (n1 - n0)) * 1000,
+      cores: (c1 - c0) / w,
+      probes: n1 - n0,
+      lost: `failed ${gen.failed}, errors ${gen.errors}, dropped ${gen.dropped} of ${gen.sent + gen.dropped} (generator loop delay p99 ${gen.loopP99.toFixed(0)} ms)`,
+    };
   } finally {
     await gen.stop();
     await bbe.stop();
@@ -108,13 +144,16 @@ export async function benchCpu(): Promise<Report> {
   const t: Targets = { tcp: await tcpListener(), http: await httpPeer() };
   try {
     if (kinds.includes('dns')) {
-      if (which('unbound') && which('dig')) t.dns = await startUnbound({ server: ['local-zone: "region.test." static', `local-data: "${DNS_NAME}. 300 IN A 10.20.1.5"`] });
+      if (which('unbound') && which('dig'))
+        t.dns = await startUnbound({ server: ['local-zone: "region.test." static', `local-data: "${DNS_NAME}. 300 IN A 10.20.1.5"`] });
       else rep.line('dns: unbound or dig missing (apt-get install unbound dnsutils); dns rows left out');
     }
     rep.line(
       `CPU per probe (utime+stime from /proc/PID/stat) over ${seconds} s windows. vakt: \`vakt run\` child with rate x ${INTERVAL_S} checks every ${INTERVAL_S} s, window after ${INTERVAL_S + 2} s of warm-up, no scraping. blackbox_exporter: open-loop /probe requests at the rate (cap ${CAP} in flight, Prometheus' headers), window after ${SMOKE ? 1 : 5} s of warm-up.`,
     );
-    rep.line('kind  rate/s | vakt CPU-s/1000 probes (cores) runs | bbe CPU-s/1000 probes (cores) probes | ratio vakt/bbe | vakt lost (whole cell): skipped, failed | bbe lost (whole cell) | vakt lag p99, loop delay p99 / max | load at the end');
+    rep.line(
+      'kind  rate/s | vakt CPU-s/1000 probes (cores) runs | bbe CPU-s/1000 probes (cores) probes | ratio vakt/bbe | vakt lost (whole cell): skipped, failed | bbe lost (whole cell) | vakt lag p99, loop delay p99 / max | load at the end',
+    );
     for (const kind of kinds) {
       if (kind === 'dns' && !t.dns) continue;
       for (const rate of rates) {

@@ -19,7 +19,8 @@ export { freePort };
  * The node flags the agent child starts with: the shipped entry points' (agent/heap.ts
  * NODE_FLAGS) unless `BENCH_AGENT_NODE_FLAGS` gives others ('' for none).
  */
-export const AGENT_NODE_FLAGS: readonly string[] = process.env.BENCH_AGENT_NODE_FLAGS === undefined ? NODE_FLAGS : process.env.BENCH_AGENT_NODE_FLAGS.split(/\s+/).filter((f) => f !== '');
+export const AGENT_NODE_FLAGS: readonly string[] =
+  process.env.BENCH_AGENT_NODE_FLAGS === undefined ? NODE_FLAGS : process.env.BENCH_AGENT_NODE_FLAGS.split(/\s+/).filter((f) => f !== '');
 
 /** BENCH_SMOKE=1: tiny sizes and a few seconds per part; checks that the harness produces numbers. */
 export const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -28,7 +29,10 @@ export const SMOKE = process.env.BENCH_SMOKE === '1';
  * scale takes the first. Unset: the agent's default only (`[undefined]`).
  */
 export const PROBE_THREADS: (number | undefined)[] = (() => {
-  const vs = (process.env.BENCH_PROBE_THREADS ?? '').split(',').filter((v) => v.trim() !== '').map(Number);
+  const vs = (process.env.BENCH_PROBE_THREADS ?? '')
+    .split(',')
+    .filter((v) => v.trim() !== '')
+    .map(Number);
   for (const v of vs) if (!Number.isInteger(v) || v < 0 || v > 64) throw new Error(`BENCH_PROBE_THREADS: ${v} is not a whole number from 0 to 64`);
   return vs.length > 0 ? vs : [undefined];
 })();
@@ -228,7 +232,9 @@ export async function startBbe(): Promise<Bbe | undefined> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     let out = '';
-    const child = track(spawn(BBE, [`--config.file=${cfg}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const child = track(
+      spawn(BBE, [`--config.file=${cfg}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    );
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 100 && child.exitCode === null; i++) {
@@ -275,9 +281,19 @@ scrape_configs:
     const port = await freePort();
     let out = '';
     const child = track(
-      spawn('prometheus', [`--config.file=${conf}`, `--storage.tsdb.path=${join(pdir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--storage.tsdb.retention.time=1d'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        'prometheus',
+        [
+          `--config.file=${conf}`,
+          `--storage.tsdb.path=${join(pdir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+          '--log.level=warn',
+          '--storage.tsdb.retention.time=1d',
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     );
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -330,14 +346,24 @@ export function buildAgent(): Promise<{ out: string; warning?: string }> {
       cfg,
       JSON.stringify({
         extends: join(ROOT, 'tsconfig.json'),
-        compilerOptions: { noEmit: false, declaration: false, sourceMap: false, outDir: out, rootDir: ROOT, noEmitOnError: false, typeRoots: [join(ROOT, 'node_modules/@types')] },
+        compilerOptions: {
+          noEmit: false,
+          declaration: false,
+          sourceMap: false,
+          outDir: out,
+          rootDir: ROOT,
+          noEmitOnError: false,
+          typeRoots: [join(ROOT, 'node_modules/@types')],
+        },
         include: [],
         // The probe thread's entry is loaded by URL, not imported: name it.
         files: [join(ROOT, 'test/helpers/vakt.ts'), join(ROOT, 'bench/agent-probe.ts'), join(ROOT, 'agent/probe-worker.ts')],
       }),
     );
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', cfg], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => done({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
+      execFile(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', cfg], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+        done({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      );
     });
     if (!existsSync(join(out, 'test/helpers/vakt.js')) || !existsSync(join(out, 'bench/agent-probe.js'))) {
       throw new Error(`tsc emitted nothing: ${r.stdout}${r.stderr}`);
@@ -398,9 +424,23 @@ export async function startAgent(name: string, yaml: string, fixedPort?: number)
     const url = `http://127.0.0.1:${port}`;
     const t0 = performance.now();
     const child = track(
-      spawn(process.execPath, [...AGENT_NODE_FLAGS, '--import', join(out, 'bench/agent-probe.js'), join(out, 'test/helpers/vakt.js'), 'run', '-c', file, '--listen', `127.0.0.1:${port}`], {
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      }),
+      spawn(
+        process.execPath,
+        [
+          ...AGENT_NODE_FLAGS,
+          '--import',
+          join(out, 'bench/agent-probe.js'),
+          join(out, 'test/helpers/vakt.js'),
+          'run',
+          '-c',
+          file,
+          '--listen',
+          `127.0.0.1:${port}`,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        },
+      ),
     );
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -526,7 +566,12 @@ export function histogramBound(text: string, name: string, q: number): string {
 
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 256 });
 
-export function get(url: string, headers: Record<string, string> = {}, timeoutMs = 10_000, agent: HttpAgent = keepAlive): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+export function get(
+  url: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+  agent: HttpAgent = keepAlive,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers, agent, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
@@ -654,7 +699,8 @@ export function probeValue(body: string, name: string, labels?: string): number 
 export function treeState(): string {
   try {
     const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'agent', 'probes', 'config'], { encoding: 'utf8' }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'agent', 'probes', 'config'], { encoding: 'utf8' }).trim() !== '';
     return `${head}${dirty ? ' + uncommitted changes in agent/probes/config' : ''}`;
   } catch {
     return 'unknown (not a git checkout)';

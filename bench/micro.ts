@@ -22,7 +22,8 @@ export async function benchTcp(): Promise<Report> {
   const peer = await tcpListener();
   const bbe = await startBbe();
   try {
-    const check = parseConfig(`checks:\n  - { name: b, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 5s }\n`, join(dir, 'b.yaml')).checks[0] as CheckConfig;
+    const check = parseConfig(`checks:\n  - { name: b, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 5s }\n`, join(dir, 'b.yaml'))
+      .checks[0] as CheckConfig;
     const runner = new Runner(new AbortController().signal, new Limiter(1), log);
     const vakt: number[] = [];
     const peerTimes: number[] = [];
@@ -37,10 +38,16 @@ export async function benchTcp(): Promise<Report> {
       }
     }
     rep.line(`tcp connect probe to a loopback listener, ${N} interleaved runs each`);
-    rep.line(`vakt:              median ${fmtMs(rep.fig('vakt_median_s', quantile(vakt, 0.5)))}  p90 ${fmtMs(rep.fig('vakt_p90_s', quantile(vakt, 0.9)))}  (${vakt.length} ok)`);
+    rep.line(
+      `vakt:              median ${fmtMs(rep.fig('vakt_median_s', quantile(vakt, 0.5)))}  p90 ${fmtMs(rep.fig('vakt_p90_s', quantile(vakt, 0.9)))}  (${vakt.length} ok)`,
+    );
     if (peerTimes.length > 0) {
-      rep.line(`blackbox_exporter: median ${fmtMs(rep.fig('bbe_median_s', quantile(peerTimes, 0.5)))}  p90 ${fmtMs(rep.fig('bbe_p90_s', quantile(peerTimes, 0.9)))}  (${peerTimes.length} ok)`);
-      rep.line(`ratio vakt/bbe:    median ${rep.fig('ratio_median', quantile(vakt, 0.5) / quantile(peerTimes, 0.5)).toFixed(2)}  p90 ${(quantile(vakt, 0.9) / quantile(peerTimes, 0.9)).toFixed(2)}`);
+      rep.line(
+        `blackbox_exporter: median ${fmtMs(rep.fig('bbe_median_s', quantile(peerTimes, 0.5)))}  p90 ${fmtMs(rep.fig('bbe_p90_s', quantile(peerTimes, 0.9)))}  (${peerTimes.length} ok)`,
+      );
+      rep.line(
+        `ratio vakt/bbe:    median ${rep.fig('ratio_median', quantile(vakt, 0.5) / quantile(peerTimes, 0.5)).toFixed(2)}  p90 ${(quantile(vakt, 0.9) / quantile(peerTimes, 0.9)).toFixed(2)}`,
+      );
     } else rep.line(BBE_MISSING);
   } finally {
     await peer.stop();
@@ -134,8 +141,12 @@ export async function benchDns(): Promise<Report> {
     }
     const [digT, vaktT, bbeT, bareT] = tools.map((t) => t.times) as [number[], number[], number[], number[]];
 
-    const versions = `unbound ${spawnSync('unbound', ['-V']).stdout.toString().split('\n')[0]?.replace(/^Version /, '')}, ${spawnSync('dig', ['-v']).stderr.toString().trim()}`;
-    const row = (label: string, xs: number[]) => `${label.padEnd(40)} median ${fmtMs(quantile(xs, 0.5))}  p10 ${fmtMs(quantile(xs, 0.1))}  p90 ${fmtMs(quantile(xs, 0.9))}  (${xs.length} ok)`;
+    const versions = `unbound ${spawnSync('unbound', ['-V'])
+      .stdout.toString()
+      .split('\n')[0]
+      ?.replace(/^Version /, '')}, ${spawnSync('dig', ['-v']).stderr.toString().trim()}`;
+    const row = (label: string, xs: number[]) =>
+      `${label.padEnd(40)} median ${fmtMs(quantile(xs, 0.5))}  p10 ${fmtMs(quantile(xs, 0.1))}  p90 ${fmtMs(quantile(xs, 0.9))}  (${xs.length} ok)`;
     rep.line(`dns A ${DNS_NAME} over UDP to one unbound on ${ub.target} (local-data), ${N} interleaved rounds (${versions})`);
     rep.line(row('dig -u, one process per query:', digT), row('vakt dns probe, phases.request:', vaktT));
     rep.fig('dig_median_s', quantile(digT, 0.5));
@@ -149,7 +160,10 @@ export async function benchDns(): Promise<Report> {
     );
     const diff = quantile(vaktT, 0.5) - quantile(digT, 0.5);
     rep.line(`vakt - dig at the median:                ${diff >= 0 ? '+' : ''}${fmtMs(diff)} (goal: within 1 ms)`);
-    if (bbeT.length > 0) rep.line(`ratio vakt/bbe:                          median ${rep.fig('ratio_median', quantile(vaktT, 0.5) / quantile(bbeT, 0.5)).toFixed(2)}  p90 ${(quantile(vaktT, 0.9) / quantile(bbeT, 0.9)).toFixed(2)}`);
+    if (bbeT.length > 0)
+      rep.line(
+        `ratio vakt/bbe:                          median ${rep.fig('ratio_median', quantile(vaktT, 0.5) / quantile(bbeT, 0.5)).toFixed(2)}  p90 ${(quantile(vaktT, 0.9) / quantile(bbeT, 0.9)).toFixed(2)}`,
+      );
     return rep;
   } finally {
     await bbe?.stop();

@@ -36,7 +36,9 @@ console.log(`tree: ${treeState()}; blackbox_exporter ${BBE ? bbeVersion() : 'mis
 if (wanted.some((p) => p === 'scale' || p === 'cpu' || p === 'accuracy')) {
   const t = performance.now();
   const b = await buildAgent();
-  console.log(`agent child: compiled with tsc into ${b.out} in ${((performance.now() - t) / 1000).toFixed(1)} s; node flags: ${AGENT_NODE_FLAGS.join(' ') || 'none'}${b.warning ? `\n${b.warning}` : ''}`);
+  console.log(
+    `agent child: compiled with tsc into ${b.out} in ${((performance.now() - t) / 1000).toFixed(1)} s; node flags: ${AGENT_NODE_FLAGS.join(' ') || 'none'}${b.warning ? `\n${b.warning}` : ''}`,
+  );
 }
 
 const failures: string[] = [];

@@ -46,7 +46,8 @@ export async function benchScale(): Promise<Report> {
   const tcp = await tcpListener();
   const http = await httpPeer();
   let ub: UnboundInstance | undefined;
-  if (which('unbound') && which('dig')) ub = await startUnbound({ server: ['local-zone: "region.test." static', `local-data: "${DNS_NAME}. 300 IN A 10.20.1.5"`] });
+  if (which('unbound') && which('dig'))
+    ub = await startUnbound({ server: ['local-zone: "region.test." static', `local-data: "${DNS_NAME}. 300 IN A 10.20.1.5"`] });
   const nDns = ub ? Math.round(total * 0.2) : 0;
   const nHttp = Math.round(total * 0.1);
   const nTcp = total - nDns - nHttp;
@@ -72,7 +73,9 @@ export async function benchScale(): Promise<Report> {
     const cpu0 = cpuOf(pid);
     const s0 = await agent.stats(true);
     const t0 = performance.now();
-    rep.line(`start-to-ready: ${rep.fig('start_to_ready_ms', agent.readyMs).toFixed(0)} ms (spawn of \`node vakt.js run\` until /readyz answered 200; node itself was up after ${s0.preloadAt.toFixed(0)} ms; CPU used by then ${cpu0.toFixed(2)} s)`);
+    rep.line(
+      `start-to-ready: ${rep.fig('start_to_ready_ms', agent.readyMs).toFixed(0)} ms (spawn of \`node vakt.js run\` until /readyz answered 200; node itself was up after ${s0.preloadAt.toFixed(0)} ms; CPU used by then ${cpu0.toFixed(2)} s)`,
+    );
     if (!s0.hooked) rep.line('note: the scheduler hooks could not be wrapped; runs and lag come from /metrics only');
 
     const rss: [number, number][] = [];
@@ -94,7 +97,12 @@ export async function benchScale(): Promise<Report> {
         scrapes.push(await scrape(`${agent.url}/metrics`));
       }
       if (now >= at(DURATION_S)) break;
-      await sleep(Math.max(1, Math.min(nextSample, getAt[0] ?? Infinity, startupEnd !== undefined && !startup ? startupEnd : Infinity, at(DURATION_S)) - performance.now()));
+      await sleep(
+        Math.max(
+          1,
+          Math.min(nextSample, getAt[0] ?? Infinity, startupEnd !== undefined && !startup ? startupEnd : Infinity, at(DURATION_S)) - performance.now(),
+        ),
+      );
     }
     const cpu1 = cpuOf(pid);
     const s1 = await agent.stats(true);
@@ -113,7 +121,9 @@ export async function benchScale(): Promise<Report> {
     const failed = sumMetric(text, 'vakt_probe_runs_total', /result="failed"/);
     const skipped = s1.hooked ? s1.skipped : sumMetric(text, 'vakt_probe_skipped_runs_total');
     const reasons = [...sumBy(text, 'vakt_probe_failures_total', 'reason')].filter(([, n]) => n > 0);
-    rep.line(`runs: ${rep.fig('runs', fires)} started in ${elapsed.toFixed(1)} s (${(fires / elapsed).toFixed(1)}/s; vakt_probe_runs_total, read after the window and the final GET, counts ${runsDone} finished since start), skipped ${rep.fig('skipped', skipped)}, failed ${rep.fig('failed', failed)}${reasons.length ? ` (${reasons.map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`);
+    rep.line(
+      `runs: ${rep.fig('runs', fires)} started in ${elapsed.toFixed(1)} s (${(fires / elapsed).toFixed(1)}/s; vakt_probe_runs_total, read after the window and the final GET, counts ${runsDone} finished since start), skipped ${rep.fig('skipped', skipped)}, failed ${rep.fig('failed', failed)}${reasons.length ? ` (${reasons.map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`,
+    );
 
     const showLag = (label: string, tally: [number, number][]) => {
       const q = lagQuantiles(tally);
@@ -126,7 +136,10 @@ export async function benchScale(): Promise<Report> {
       rep.fig('lag_p99_s', q.p99);
       rep.fig('lag_max_s', q.max);
       rep.line(`scheduler lag (every fire's value, whole ms as the scheduler computes it): ${showLag('whole run', all)}`);
-      if (startup) rep.line(`  ${showLag(`first interval (start spread and first runs, 0-${INTERVAL_S} s)`, startup.stats.lag)}; ${showLag(`after it (${INTERVAL_S}-${DURATION_S} s)`, s1.lag)}`);
+      if (startup)
+        rep.line(
+          `  ${showLag(`first interval (start spread and first runs, 0-${INTERVAL_S} s)`, startup.stats.lag)}; ${showLag(`after it (${INTERVAL_S}-${DURATION_S} s)`, s1.lag)}`,
+        );
     }
     rep.line(
       `scheduler lag as exported (vakt_scheduler_lag_seconds, cumulative since start, upper bucket bounds): p50 <= ${histogramBound(text, 'vakt_scheduler_lag_seconds', 0.5)} s, p99 <= ${histogramBound(text, 'vakt_scheduler_lag_seconds', 0.99)} s`,
@@ -172,10 +185,14 @@ export async function benchScale(): Promise<Report> {
     }
 
     const cpu = cpu1 - cpu0;
-    rep.line(`vakt CPU (/proc/PID/stat, ready to end, scrapes included): ${cpu.toFixed(2)} s = ${rep.fig('vakt_cpu_s_per_1000', (cpu / fires) * 1000).toFixed(3)} CPU-s per 1000 probes`);
+    rep.line(
+      `vakt CPU (/proc/PID/stat, ready to end, scrapes included): ${cpu.toFixed(2)} s = ${rep.fig('vakt_cpu_s_per_1000', (cpu / fires) * 1000).toFixed(3)} CPU-s per 1000 probes`,
+    );
     if (startup && s0.hooked) {
       const steadyFires = s1.fires - startup.stats.fires;
-      rep.line(`  first interval ${(((startup.cpu - cpu0) / (startup.stats.fires - s0.fires)) * 1000).toFixed(3)}, after it ${(((cpu1 - startup.cpu) / steadyFires) * 1000).toFixed(3)} CPU-s per 1000 probes`);
+      rep.line(
+        `  first interval ${(((startup.cpu - cpu0) / (startup.stats.fires - s0.fires)) * 1000).toFixed(3)}, after it ${(((cpu1 - startup.cpu) / steadyFires) * 1000).toFixed(3)} CPU-s per 1000 probes`,
+      );
     }
     await agent.stop();
     await prom?.stop();
@@ -206,7 +223,9 @@ export async function benchScale(): Promise<Report> {
       rep.line(
         `blackbox_exporter, same mix at ${rate.toFixed(1)}/s for ${W} s after ${SMOKE ? 1 : 5} s of warm-up (open loop, cap 256 in flight): ${(c1 - c0).toFixed(2)} CPU-s for ${n1 - n0} probes = ${rep.fig('bbe_cpu_s_per_1000', per).toFixed(3)} CPU-s per 1000 probes; RSS ${bbeRss.toFixed(0)} MiB; failed ${gen.failed}, errors ${gen.errors}, dropped ${gen.dropped} of ${gen.sent + gen.dropped}`,
       );
-      rep.line(`ratio vakt/bbe CPU per probe: ${rep.fig('ratio_cpu', (cpu / fires) * 1000 / per).toFixed(2)} (vakt's includes its scheduling, metrics and ${scrapes.length} bench GETs plus Prometheus' scrapes of /metrics; bbe's includes serving one HTTP request per probe)`);
+      rep.line(
+        `ratio vakt/bbe CPU per probe: ${rep.fig('ratio_cpu', ((cpu / fires) * 1000) / per).toFixed(2)} (vakt's includes its scheduling, metrics and ${scrapes.length} bench GETs plus Prometheus' scrapes of /metrics; bbe's includes serving one HTTP request per probe)`,
+      );
       rep.line(`load after blackbox_exporter: ${uptime()}`);
     }
   } finally {

@@ -4,16 +4,14 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 
-export const duration = z
-  .string({ error: 'expected a duration such as 250ms, 5s or 2m' })
-  .transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 250ms, 5s or 2m' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+export const duration = z.string({ error: 'expected a duration such as 250ms, 5s or 2m' }).transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 250ms, 5s or 2m' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 /** Node timers fire after 1 ms when given more than 2^31-1 ms (about 24.8 days). */
 export const MAX_TIMER_MS = 24 * 86_400_000;
@@ -99,9 +97,37 @@ export const checkName = z
  * checks this list against every registered metric.
  */
 export const RESERVED_LABELS = [
-  'check', 'kind', 'target', 'phase', 'reason', 'result', 'status', 'cause', 'stat',
-  'version', 'nodejs', 'fingerprint_sha256', 'subject', 'issuer', 'subjectalternative', 'serialnumber',
-  'group', 'title', 'step', 'code', 'rcode', 'queue', 'le', 'quantile', 'type', 'space', 'major', 'minor', 'patch', 'job', 'instance',
+  'check',
+  'kind',
+  'target',
+  'phase',
+  'reason',
+  'result',
+  'status',
+  'cause',
+  'stat',
+  'version',
+  'nodejs',
+  'fingerprint_sha256',
+  'subject',
+  'issuer',
+  'subjectalternative',
+  'serialnumber',
+  'group',
+  'title',
+  'step',
+  'code',
+  'rcode',
+  'queue',
+  'le',
+  'quantile',
+  'type',
+  'space',
+  'major',
+  'minor',
+  'patch',
+  'job',
+  'instance',
 ] as const;
 
 export const labelName = z

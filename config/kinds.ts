@@ -84,7 +84,11 @@ const dns = z
     /** With several targets: fail when the resolvers that answered disagree on the answer. */
     consistency: z.boolean().default(false),
     /** SOA queries with several targets: largest allowed serial difference (RFC 1982). */
-    maxSerialLag: z.int().min(0).max(2 ** 31 - 1).optional(),
+    maxSerialLag: z
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .optional(),
     expect: z
       .strictObject({
         rcodes: z.array(z.enum(RCODES)).min(1).default(['NOERROR']),
@@ -101,7 +105,11 @@ const dns = z
       ctx.addIssue({ code: 'custom', path: ['maxSerialLag'], message: 'expected maxSerialLag only with type: SOA' });
     }
     if (o.dnssecOk && o.ednsPayloadSize === 0) {
-      ctx.addIssue({ code: 'custom', path: ['dnssecOk'], message: 'expected ednsPayloadSize above 0 with dnssecOk (the DO bit travels in the EDNS OPT record)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dnssecOk'],
+        message: 'expected ednsPayloadSize above 0 with dnssecOk (the DO bit travels in the EDNS OPT record)',
+      });
     }
   });
 export type DnsOptions = z.output<typeof dns>;
@@ -152,7 +160,10 @@ const httpRequest = {
 };
 
 const httpStep = z
-  .strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'expected a step name of lowercase letters, digits, "-" and "_" (at most 32)' }), ...httpRequest })
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: 'expected a step name of lowercase letters, digits, "-" and "_" (at most 32)' }),
+    ...httpRequest,
+  })
   .superRefine(bodyRules);
 
 function bodyRules(o: { form?: unknown; json?: unknown; body?: unknown }, ctx: z.RefinementCtx): void {
@@ -215,7 +226,9 @@ const oidc = z
     /** Space-separated scopes, e.g. "openid profile". */
     scope: z.string().min(1).max(1024).optional(),
     /** More form parameters of the token request (audience, resource, ...). Plain text: never secrets. */
-    params: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a form parameter name ([A-Za-z0-9_.-], at most 64)' }), z.string().max(1024)).optional(),
+    params: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a form parameter name ([A-Za-z0-9_.-], at most 64)' }), z.string().max(1024))
+      .optional(),
     expect: z
       .strictObject({
         /** token_type the response must have (compared case-insensitively, RFC 6749 5.1). */
@@ -234,7 +247,9 @@ const oidc = z
     resource: z
       .strictObject({
         /** An http(s) URL, or `userinfo` for the discovery document's userinfo_endpoint. */
-        url: z.string({ error: 'expected an http(s) URL or userinfo' }).refine((s) => s === 'userinfo' || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)), { message: 'expected an http:// or https:// URL, or userinfo' }),
+        url: z.string({ error: 'expected an http(s) URL or userinfo' }).refine((s) => s === 'userinfo' || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)), {
+          message: 'expected an http:// or https:// URL, or userinfo',
+        }),
         /** Accepted statuses; default any 2xx. */
         expectStatus: z.array(z.int().min(100).max(599)).min(1).optional(),
       })
@@ -253,11 +268,15 @@ const oidc = z
     } else {
       if (o.username !== undefined) issue(['username'], 'expected username only with grant: password');
       if (o.password !== undefined) issue(['password'], 'expected password only with grant: password');
-      if (o.clientSecret === undefined && o.tls?.certFile === undefined) issue(['clientSecret'], 'expected clientSecret (or tls.certFile for mutual TLS) with grant: client_credentials');
+      if (o.clientSecret === undefined && o.tls?.certFile === undefined)
+        issue(['clientSecret'], 'expected clientSecret (or tls.certFile for mutual TLS) with grant: client_credentials');
     }
     if (o.clientAuth === 'none' && o.clientSecret !== undefined) issue(['clientAuth'], 'expected basic or body with clientSecret (none sends no secret)');
-    if ((o.clientAuth === 'basic' || o.clientAuth === 'body') && o.clientSecret === undefined) issue(['clientAuth'], `expected clientSecret with clientAuth: ${o.clientAuth}`);
-    for (const key of Object.keys(o.params ?? {})) if (OIDC_OWN_PARAMS.includes(key)) issue(['params', key], `expected a parameter the probe does not set itself (${OIDC_OWN_PARAMS.join(', ')} come from their own keys)`);
+    if ((o.clientAuth === 'basic' || o.clientAuth === 'body') && o.clientSecret === undefined)
+      issue(['clientAuth'], `expected clientSecret with clientAuth: ${o.clientAuth}`);
+    for (const key of Object.keys(o.params ?? {}))
+      if (OIDC_OWN_PARAMS.includes(key))
+        issue(['params', key], `expected a parameter the probe does not set itself (${OIDC_OWN_PARAMS.join(', ')} come from their own keys)`);
     if (!o.discovery && o.expect.issuer !== undefined) issue(['expect', 'issuer'], 'expected expect.issuer only with discovery: true');
     if (!o.discovery && o.resource?.url === 'userinfo') issue(['resource', 'url'], 'expected an http(s) URL (userinfo needs discovery: true)');
   });
@@ -275,7 +294,9 @@ export function parseLdapUrl(s: string): { secure: boolean; host: string; port: 
   return { secure, host, port };
 }
 
-const ldapUrl = z.string({ error: 'expected an ldap:// or ldaps:// URL' }).refine((s) => parseLdapUrl(s) !== undefined, { message: 'expected ldap://host[:port] or ldaps://host[:port]' });
+const ldapUrl = z
+  .string({ error: 'expected an ldap:// or ldaps:// URL' })
+  .refine((s) => parseLdapUrl(s) !== undefined, { message: 'expected ldap://host[:port] or ldaps://host[:port]' });
 
 /** An LDAP search filter (RFC 4515), checked with the parser the probe uses. */
 const ldapFilter = z.string({ error: 'expected an LDAP filter such as (objectClass=person)' }).superRefine((s, ctx) => {
@@ -375,7 +396,9 @@ const mllp = z.strictObject({
 export type MllpOptions = z.output<typeof mllp>;
 
 /** AMQP heartbeats are negotiated in whole seconds, at most 65535. */
-const amqpHeartbeat = boundedDuration.refine((ms) => ms % 1000 === 0 && ms <= 65_535_000, { message: 'expected whole seconds from 0s to 65535s (0s turns heartbeats off)' });
+const amqpHeartbeat = boundedDuration.refine((ms) => ms % 1000 === 0 && ms <= 65_535_000, {
+  message: 'expected whole seconds from 0s to 65535s (0s turns heartbeats off)',
+});
 
 const amqp = z
   .strictObject({
@@ -403,8 +426,10 @@ const amqp = z
   .superRefine((o, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     if (o.username !== 'guest' && o.password === undefined) issue(['password'], 'expected password (a secret name) with a username other than guest');
-    if (o.exchange !== '' && o.queue === undefined) issue(['queue'], 'expected queue (the queue the exchange routes the canary to, consumed by the probe) with exchange');
-    if (o.exchange === '' && o.routingKey !== undefined) issue(['routingKey'], 'expected routingKey only with exchange (the default exchange routes by queue name)');
+    if (o.exchange !== '' && o.queue === undefined)
+      issue(['queue'], 'expected queue (the queue the exchange routes the canary to, consumed by the probe) with exchange');
+    if (o.exchange === '' && o.routingKey !== undefined)
+      issue(['routingKey'], 'expected routingKey only with exchange (the default exchange routes by queue name)');
   });
 export type AmqpOptions = z.output<typeof amqp>;
 
@@ -490,18 +515,24 @@ const queue = z
       if (o.queues !== undefined && o.queues.length > 1) issue(['queues'], 'expected at most one queue name with source http-json (one URL reads one queue)');
     }
     if (o.source !== 'http-json') {
-      for (const key of ['depthPath', 'oldestAgePath', 'consumersPath', 'arrivedPath', 'drainedPath'] as const) if (o[key] !== undefined) issue([key], 'expected this only with source http-json');
+      for (const key of ['depthPath', 'oldestAgePath', 'consumersPath', 'arrivedPath', 'drainedPath'] as const)
+        if (o[key] !== undefined) issue([key], 'expected this only with source http-json');
     }
-    if (o.minConsumers !== undefined && !QUEUE_SOURCES_WITH_CONSUMERS.includes(o.source)) issue(['minConsumers'], `expected minConsumers only with a source that reports consumers (${QUEUE_SOURCES_WITH_CONSUMERS.join(', ')})`);
-    if (o.minConsumers !== undefined && o.source === 'http-json' && o.consumersPath === undefined) issue(['minConsumers'], 'expected consumersPath with minConsumers');
-    if (o.maxOldestAge !== undefined && (o.source === 'activemq' || o.source === 'mirth')) issue(['maxOldestAge'], `expected no maxOldestAge with source ${o.source} (it does not report message age)`);
+    if (o.minConsumers !== undefined && !QUEUE_SOURCES_WITH_CONSUMERS.includes(o.source))
+      issue(['minConsumers'], `expected minConsumers only with a source that reports consumers (${QUEUE_SOURCES_WITH_CONSUMERS.join(', ')})`);
+    if (o.minConsumers !== undefined && o.source === 'http-json' && o.consumersPath === undefined)
+      issue(['minConsumers'], 'expected consumersPath with minConsumers');
+    if (o.maxOldestAge !== undefined && (o.source === 'activemq' || o.source === 'mirth'))
+      issue(['maxOldestAge'], `expected no maxOldestAge with source ${o.source} (it does not report message age)`);
     const jolokia = o.source === 'activemq' || o.source === 'artemis';
     if (!jolokia && o.jolokiaPath !== undefined) issue(['jolokiaPath'], 'expected jolokiaPath only with source activemq or artemis');
     if (!jolokia && o.broker !== undefined) issue(['broker'], 'expected broker only with source activemq or artemis');
     if (o.source !== 'artemis' && o.address !== undefined) issue(['address'], 'expected address only with source artemis');
-    if (o.maxOldestAge !== undefined && o.source === 'http-json' && o.oldestAgePath === undefined) issue(['maxOldestAge'], 'expected oldestAgePath with maxOldestAge');
+    if (o.maxOldestAge !== undefined && o.source === 'http-json' && o.oldestAgePath === undefined)
+      issue(['maxOldestAge'], 'expected oldestAgePath with maxOldestAge');
     if (o.password !== undefined && o.username === undefined) issue(['username'], 'expected username with password');
-    if (o.source === 'directory' && (o.username !== undefined || o.tls !== undefined)) issue([o.username !== undefined ? 'username' : 'tls'], 'expected no credentials or tls with source directory');
+    if (o.source === 'directory' && (o.username !== undefined || o.tls !== undefined))
+      issue([o.username !== undefined ? 'username' : 'tls'], 'expected no credentials or tls with source directory');
   });
 export type QueueOptions = z.output<typeof queue>;
 
@@ -525,18 +556,27 @@ export const KIND_OPTIONS = {
 } as const;
 
 /** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
-const dnsServer = z.string({ error: 'expected a resolver as host[:port] or "system"' }).refine((s) => s === 'system' || splitHostPort(s) !== undefined || splitHostPort(`${s.includes(':') && !s.startsWith('[') ? `[${s}]` : s}:53`) !== undefined, {
-  message: 'expected a resolver as host[:port] (IPv6 in brackets) or "system"',
-});
+const dnsServer = z
+  .string({ error: 'expected a resolver as host[:port] or "system"' })
+  .refine(
+    (s) => s === 'system' || splitHostPort(s) !== undefined || splitHostPort(`${s.includes(':') && !s.startsWith('[') ? `[${s}]` : s}:53`) !== undefined,
+    {
+      message: 'expected a resolver as host[:port] (IPv6 in brackets) or "system"',
+    },
+  );
 
 /** What `target` means for each kind. */
 /** An http(s) URL: the base that relative step URLs are resolved against. */
-const httpUrl = z.string({ error: 'expected an http(s) URL' }).refine((s) => /^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s), { message: 'expected an http:// or https:// URL' });
+const httpUrl = z
+  .string({ error: 'expected an http(s) URL' })
+  .refine((s) => /^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s), { message: 'expected an http:// or https:// URL' });
 
 /** The queue kind's target: the API's base URL, or for source directory the folder's absolute path. */
 const queueTarget = z
   .string({ error: 'expected an http(s) URL or an absolute folder path' })
-  .refine((s) => (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)) || (s.startsWith('/') && !s.includes('\0')), { message: 'expected an http:// or https:// URL, or an absolute folder path (source directory)' });
+  .refine((s) => (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)) || (s.startsWith('/') && !s.includes('\0')), {
+    message: 'expected an http:// or https:// URL, or an absolute folder path (source directory)',
+  });
 
 export const KIND_TARGET = {
   tcp: hostPort,
@@ -550,7 +590,16 @@ export const KIND_TARGET = {
 } as const satisfies Record<keyof typeof KIND_OPTIONS, z.ZodType>;
 
 /** Kinds whose checks may name several targets (`targets: [...]`). */
-export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = { tcp: false, dns: true, http: false, oidc: false, ldap: false, mllp: false, queue: false, amqp: false };
+export const MULTI_TARGET: Readonly<Record<keyof typeof KIND_OPTIONS, boolean>> = {
+  tcp: false,
+  dns: true,
+  http: false,
+  oidc: false,
+  ldap: false,
+  mllp: false,
+  queue: false,
+  amqp: false,
+};
 
 export type Kind = keyof typeof KIND_OPTIONS;
 export type KindOptions = { [K in Kind]: z.output<(typeof KIND_OPTIONS)[K]> };

@@ -107,7 +107,9 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigLoadError([{ file, line: 0, column: 0, path: '', message: `expected a readable config file, found ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+    throw new ConfigLoadError([
+      { file, line: 0, column: 0, path: '', message: `expected a readable config file, found ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
+    ]);
   }
   return parseConfig(text, file, env);
 }
@@ -120,13 +122,22 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (deep !== undefined) {
     // Nothing was composed, so the line counter is empty: count the lines up to the offset.
     const before = text.slice(0, deep);
-    throw new ConfigLoadError([{ file, line: before.split('\n').length, column: deep - before.lastIndexOf('\n'), path: '', message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper` }]);
+    throw new ConfigLoadError([
+      {
+        file,
+        line: before.split('\n').length,
+        column: deep - before.lastIndexOf('\n'),
+        path: '',
+        message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper`,
+      },
+    ]);
   }
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   } catch (err) {
-    if (err instanceof RangeError) throw new ConfigLoadError([{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }]);
+    if (err instanceof RangeError)
+      throw new ConfigLoadError([{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }]);
     throw err;
   }
   if (doc.errors.length > 0) {
@@ -220,14 +231,22 @@ function unsafeNodes(doc: Document.Parsed): { offset: number; path: PropertyKey[
     if (!isNode(node)) continue;
     const offset = node.range?.[0] ?? 0;
     if (node.tag !== undefined && node.tag !== '!' && !CORE_TAGS.has(node.tag)) {
-      out.push({ offset, path, message: `expected no YAML tag other than the core ones (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq), found ${node.tag.replace(/^tag:yaml\.org,2002:/, '!!')}` });
+      out.push({
+        offset,
+        path,
+        message: `expected no YAML tag other than the core ones (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq), found ${node.tag.replace(/^tag:yaml\.org,2002:/, '!!')}`,
+      });
       continue;
     }
     if (isMap(node)) {
       for (const item of node.items) {
         const key: unknown = isScalar(item.key) ? item.key.value : item.key;
         if (key === '__proto__') {
-          out.push({ offset: isNode(item.key) ? (item.key.range?.[0] ?? offset) : offset, path, message: 'expected a key other than __proto__ (reserved: it would set the prototype of an object)' });
+          out.push({
+            offset: isNode(item.key) ? (item.key.range?.[0] ?? offset) : offset,
+            path,
+            message: 'expected a key other than __proto__ (reserved: it would set the prototype of an object)',
+          });
           continue;
         }
         const seg = typeof key === 'string' || typeof key === 'number' ? key : '?';
@@ -281,7 +300,13 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
   });
   return {
     file: resolvePath(file),
-    agent: { listen: { host, port }, labels: p.agent.labels, concurrency: p.agent.concurrency, probeThreads: p.agent.probeThreads, logLevel: p.agent.logLevel, jitter: p.agent.jitter,
+    agent: {
+      listen: { host, port },
+      labels: p.agent.labels,
+      concurrency: p.agent.concurrency,
+      probeThreads: p.agent.probeThreads,
+      logLevel: p.agent.logLevel,
+      jitter: p.agent.jitter,
       startSpreadMs: p.agent.startSpread,
       histograms: p.agent.histograms ?? (p.agent.phaseHistograms === undefined ? 'off' : p.agent.phaseHistograms ? 'phases' : 'total'),
       maxLoopDelayMs: p.agent.maxLoopDelay,
@@ -369,24 +394,55 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
         if (branch) return branch.flatMap((sub) => describeIssue({ ...sub, path: [...path, ...sub.path] }, doc, raw, file, at));
         const alternatives = issue.errors.map((b) => {
           const s = b[0];
-          return s?.code === 'invalid_value' ? s.values.map((v) => JSON.stringify(v)).join(' or ') : s?.code === 'invalid_type' ? describeType(s.expected) : 'another value';
+          return s?.code === 'invalid_value'
+            ? s.values.map((v) => JSON.stringify(v)).join(' or ')
+            : s?.code === 'invalid_type'
+              ? describeType(s.expected)
+              : 'another value';
         });
         return [locate(doc, path, file, at, `expected ${alternatives.join(' or ')}, found ${found(doc, path)}`)];
       }
     case 'invalid_type': {
-      const expected = issue.message.startsWith('expected ') && !issue.message.startsWith('Invalid') ? issue.message.replace(/^expected /, '') : describeType(issue.expected);
+      const expected =
+        issue.message.startsWith('expected ') && !issue.message.startsWith('Invalid') ? issue.message.replace(/^expected /, '') : describeType(issue.expected);
       return [locate(doc, path, file, at, `expected ${expected.replace(/, received .*$/, '')}, found ${found(doc, path)}`)];
     }
     case 'too_small':
       if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
-      return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at least ${issue.minimum} item(s)` : issue.origin === 'string' ? `at least ${issue.minimum} character(s)` : `a value ${issue.inclusive === false ? '>' : '>='} ${issue.minimum}`}, found ${found(doc, path)}`)];
+      return [
+        locate(
+          doc,
+          path,
+          file,
+          at,
+          `expected ${issue.origin === 'array' ? `at least ${issue.minimum} item(s)` : issue.origin === 'string' ? `at least ${issue.minimum} character(s)` : `a value ${issue.inclusive === false ? '>' : '>='} ${issue.minimum}`}, found ${found(doc, path)}`,
+        ),
+      ];
     case 'too_big':
-      return [locate(doc, path, file, at, `expected ${issue.origin === 'array' ? `at most ${issue.maximum} item(s)` : issue.origin === 'string' ? `at most ${issue.maximum} character(s)` : `a value ${issue.inclusive === false ? '<' : '<='} ${issue.maximum}`}, found ${found(doc, path)}`)];
+      return [
+        locate(
+          doc,
+          path,
+          file,
+          at,
+          `expected ${issue.origin === 'array' ? `at most ${issue.maximum} item(s)` : issue.origin === 'string' ? `at most ${issue.maximum} character(s)` : `a value ${issue.inclusive === false ? '<' : '<='} ${issue.maximum}`}, found ${found(doc, path)}`,
+        ),
+      ];
     case 'invalid_value':
-      return [locate(doc, path, file, at, `expected ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => String(v)).join(', ')}`}, found ${found(doc, path)}`)];
+      return [
+        locate(
+          doc,
+          path,
+          file,
+          at,
+          `expected ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => String(v)).join(', ')}`}, found ${found(doc, path)}`,
+        ),
+      ];
     case 'invalid_key': {
       const key = String(path[path.length - 1]);
-      return issue.issues.map((sub) => locate(doc, path, file, at, `${sub.message.startsWith('expected') ? sub.message : `expected ${sub.message}`}, found key ${JSON.stringify(key)}`, true));
+      return issue.issues.map((sub) =>
+        locate(doc, path, file, at, `${sub.message.startsWith('expected') ? sub.message : `expected ${sub.message}`}, found key ${JSON.stringify(key)}`, true),
+      );
     }
     default: {
       const message = issue.message.startsWith('expected') ? issue.message : `expected ${issue.message}`;
@@ -396,7 +452,14 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
 }
 
 function describeType(t: string): string {
-  const names: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', number: 'a number', int: 'an integer', boolean: 'true or false' };
+  const names: Record<string, string> = {
+    object: 'a mapping',
+    array: 'a list',
+    string: 'a string',
+    number: 'a number',
+    int: 'an integer',
+    boolean: 'true or false',
+  };
   return names[t] ?? t;
 }
 

@@ -77,7 +77,10 @@ const checkRest = {
   title: z.string().min(1).max(120).optional(),
   group: z.string().min(1).max(120).optional(),
   interval: positiveDuration.optional(),
-  cron: z.string().refine((s) => validateCron(s), { message: 'expected a cron expression such as "*/5 * * * *"' }).optional(),
+  cron: z
+    .string()
+    .refine((s) => validateCron(s), { message: 'expected a cron expression such as "*/5 * * * *"' })
+    .optional(),
   timezone: z
     .string()
     .refine((tz) => isTimeZone(tz), { message: 'expected an IANA time zone such as Europe/Stockholm' })
@@ -103,22 +106,20 @@ function checkVariant<K extends Kind>(kind: K) {
     ...(MULTI_TARGET[kind] ? { targets: z.array(target).min(1).max(16).optional() } : {}),
     ...checkRest,
     [kind]: (KIND_OPTIONS[kind] as z.ZodType).prefault({}),
-  } as { kind: z.ZodLiteral<K>; target: z.ZodOptional<z.ZodType<string>>; targets: z.ZodOptional<z.ZodArray<z.ZodType<string>>> } & { name: typeof checkName } & typeof checkRest & {
-    [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]>;
-  });
+  } as { kind: z.ZodLiteral<K>; target: z.ZodOptional<z.ZodType<string>>; targets: z.ZodOptional<z.ZodArray<z.ZodType<string>>> } & {
+    name: typeof checkName;
+  } & typeof checkRest & {
+      [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]>;
+    });
 }
 
-const check = z.discriminatedUnion(
-  'kind',
-  KINDS.map((k) => checkVariant(k)) as unknown as [ReturnType<typeof checkVariant<Kind>>],
-);
+const check = z.discriminatedUnion('kind', KINDS.map((k) => checkVariant(k)) as unknown as [ReturnType<typeof checkVariant<Kind>>]);
 
-export const configSchema = z
-  .strictObject({
-    agent: agent.prefault({}),
-    defaults: defaults.prefault({}),
-    checks: z.array(check).min(1, { message: 'expected at least one check' }),
-  });
+export const configSchema = z.strictObject({
+  agent: agent.prefault({}),
+  defaults: defaults.prefault({}),
+  checks: z.array(check).min(1, { message: 'expected at least one check' }),
+});
 
 export interface CrossIssue {
   path: (string | number)[];
@@ -176,34 +177,49 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
         const v = kindOptions[key];
         // A value that is not even a name is reported by the schema, once.
         if (typeof v === 'string' && SECRET_NAME.test(v) && !names.includes(v)) {
-          issues.push({ path: ['checks', i, c.kind as string, key], message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})` });
+          issues.push({
+            path: ['checks', i, c.kind as string, key],
+            message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})`,
+          });
         }
       }
     }
     // ldap: TLS options need a TLS connection.
     if (c.kind === 'ldap' && isRecord(c.ldap)) {
       const ldaps = typeof c.target === 'string' && /^ldaps:/i.test(c.target);
-      if (ldaps && c.ldap.startTls === true) issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
-      if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined) issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
+      if (ldaps && c.ldap.startTls === true)
+        issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
+      if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined)
+        issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
     }
     // queue: a folder target goes with source directory, a URL with every other source.
     if (c.kind === 'queue' && isRecord(c.queue)) {
       if (typeof c.target === 'string' && typeof c.queue.source === 'string') {
         const folder = c.target.startsWith('/');
-        if (c.queue.source === 'directory' && !folder) issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
-        if (c.queue.source !== 'directory' && folder) issues.push({ path: ['checks', i, 'target'], message: `expected an http(s) URL with source ${c.queue.source}` });
-        if (c.queue.tls !== undefined && /^http:/i.test(c.target)) issues.push({ path: ['checks', i, 'queue', 'tls'], message: 'expected tls only with an https:// target' });
+        if (c.queue.source === 'directory' && !folder)
+          issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
+        if (c.queue.source !== 'directory' && folder)
+          issues.push({ path: ['checks', i, 'target'], message: `expected an http(s) URL with source ${c.queue.source}` });
+        if (c.queue.tls !== undefined && /^http:/i.test(c.target))
+          issues.push({ path: ['checks', i, 'queue', 'tls'], message: 'expected tls only with an https:// target' });
       }
     }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
-    if (c.timezone !== undefined && c.cron === undefined) issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
+    if (c.timezone !== undefined && c.cron === undefined)
+      issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
     const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);
     const interval = c.cron === undefined ? (ms(c.interval) ?? ms(defaults.interval) ?? DEFAULT_INTERVAL) : undefined;
     const timeout = ms(c.timeout) ?? ms(defaults.timeout) ?? DEFAULT_TIMEOUT;
     if (interval !== undefined && interval > 0 && timeout > interval) {
       // Point at the value that is set: the check's own, else the defaults block's (once).
       const path =
-        c.timeout !== undefined ? ['checks', i, 'timeout'] : c.interval !== undefined ? ['checks', i, 'interval'] : defaults.timeout !== undefined ? ['defaults', 'timeout'] : ['defaults', 'interval'];
+        c.timeout !== undefined
+          ? ['checks', i, 'timeout']
+          : c.interval !== undefined
+            ? ['checks', i, 'interval']
+            : defaults.timeout !== undefined
+              ? ['defaults', 'timeout']
+              : ['defaults', 'interval'];
       const message = `expected timeout (${formatDuration(timeout)}) not longer than interval (${formatDuration(interval)})`;
       if (!issues.some((x) => x.message === message && x.path.join('.') === path.join('.'))) issues.push({ path, message });
     }

@@ -93,7 +93,14 @@ export const amqpProbe: Probe<AmqpOptions> = {
     const runs = ((ctx.memory.get('amqp.runs') as number | undefined) ?? 0) + 1;
     ctx.memory.set('amqp.runs', runs);
     const id = `vakt-${randomBytes(9).toString('base64url')}-${runs}`;
-    const state: SessionState = { socket: undefined, channelError: undefined, connectionError: undefined, blocked: undefined, returned: undefined, broken: undefined };
+    const state: SessionState = {
+      socket: undefined,
+      channelError: undefined,
+      connectionError: undefined,
+      blocked: undefined,
+      returned: undefined,
+      broken: undefined,
+    };
 
     let phase: Phase = 'connect';
     let model: ChannelModel | undefined;
@@ -125,10 +132,13 @@ export const amqpProbe: Probe<AmqpOptions> = {
         family,
         clientProperties: { connection_name: 'vakt canary' },
       };
-      const connecting = captureClientSocket(() => amqpConnect(url, socketOptions), (s) => {
-        state.socket = s;
-        s.on('error', noop);
-      }).then((m) => {
+      const connecting = captureClientSocket(
+        () => amqpConnect(url, socketOptions),
+        (s) => {
+          state.socket = s;
+          s.on('error', noop);
+        },
+      ).then((m) => {
         // Errors after the handshake arrive as events; an 'error' without a listener would crash
         // the process, so the listeners go on as soon as the connection exists (even if this run
         // has stopped waiting for it).
@@ -171,7 +181,12 @@ export const amqpProbe: Probe<AmqpOptions> = {
         queue = (await raceAbort(channel.checkQueue(o.queue), signal)).queue;
       } else {
         const q = await raceAbort(
-          channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false, arguments: { 'x-expires': Math.max(1000, o.messageTtl), 'x-message-ttl': o.messageTtl } }),
+          channel.assertQueue('', {
+            exclusive: true,
+            autoDelete: true,
+            durable: false,
+            arguments: { 'x-expires': Math.max(1000, o.messageTtl), 'x-message-ttl': o.messageTtl },
+          }),
           signal,
         );
         queue = q.queue;
@@ -237,7 +252,14 @@ export const amqpProbe: Probe<AmqpOptions> = {
             appId: 'vakt',
           },
           // A nack is the broker refusing the message (an internal error, a full queue with reject-publish).
-          (err: unknown) => (err === null || err === undefined ? resolve() : reject(err instanceof Error && err.message !== 'message nacked' ? err : new CanaryError('protocol', 'the broker nacked the canary (it did not take responsibility for it)'))),
+          (err: unknown) =>
+            err === null || err === undefined
+              ? resolve()
+              : reject(
+                  err instanceof Error && err.message !== 'message nacked'
+                    ? err
+                    : new CanaryError('protocol', 'the broker nacked the canary (it did not take responsibility for it)'),
+                ),
         );
       });
       confirmed.catch(noop);
@@ -248,14 +270,22 @@ export const amqpProbe: Probe<AmqpOptions> = {
       // A mandatory message the broker could not route comes back (basic.return) before its confirm.
       if (state.returned) {
         const r = state.returned;
-        throw new CanaryError('queue_missing', `the broker could not route the canary to a queue: ${r.replyCode} ${r.replyText} (exchange "${r.exchange}", routing key "${r.routingKey}")`);
+        throw new CanaryError(
+          'queue_missing',
+          `the broker could not route the canary to a queue: ${r.replyCode} ${r.replyText} (exchange "${r.exchange}", routing key "${r.routingKey}")`,
+        );
       }
 
       phase = 'transit';
       await raceAbort(arrived, signal);
       phases.transit = (delivered ?? now()) - transitStart;
     } catch (err) {
-      const c = classifyAmqp(err, phase, state, { tls: tls !== undefined, username: o.username, vhost: o.vhost, redactor: runRedactor({ ...ctx.secrets, password }) });
+      const c = classifyAmqp(err, phase, state, {
+        tls: tls !== undefined,
+        username: o.username,
+        vhost: o.vhost,
+        redactor: runRedactor({ ...ctx.secrets, password }),
+      });
       // A refusal is the broker's answer: the phase ran to its end and is timed.
       if (c.answered && phases[phase] === undefined) phases[phase] = now() - start;
       failure = { phase, reason: c.reason, message: c.message };
@@ -270,7 +300,11 @@ export const amqpProbe: Probe<AmqpOptions> = {
     }
 
     if (stale > 0) ctx.log.info({ stale }, 'dropped canaries of earlier runs found on the queue');
-    if (foreign > 0) ctx.log.warn({ foreign }, 'messages that are not vakt canaries were delivered from the canary queue and left unacknowledged (the queue should be dedicated to the canary)');
+    if (foreign > 0)
+      ctx.log.warn(
+        { foreign },
+        'messages that are not vakt canaries were delivered from the canary queue and left unacknowledged (the queue should be dedicated to the canary)',
+      );
     return connectionResult({ phases, values, info, failure, slow: () => slowTransit(phases, o), tls, earliestExpiry });
   },
 };
@@ -425,11 +459,20 @@ interface ClassifyContext {
  * is what the session's listeners saw: the broker's channel or connection close explains a
  * generic "channel closed"; the plain socket tells whether the login had been sent.
  */
-export function classifyAmqp(err: unknown, phase: string, state: Pick<SessionState, 'socket' | 'channelError' | 'connectionError' | 'blocked'>, c: ClassifyContext): AmqpClassification {
+export function classifyAmqp(
+  err: unknown,
+  phase: string,
+  state: Pick<SessionState, 'socket' | 'channelError' | 'connectionError' | 'blocked'>,
+  c: ClassifyContext,
+): AmqpClassification {
   const clean = (text: string) => c.redactor.scrub(text);
   if (err instanceof CanaryError) return { reason: err.reason, message: clean(err.message) };
   if (err instanceof ProbeAbortError) {
-    if (phase === 'publish' && state.blocked !== undefined) return { reason: 'timeout', message: `publish not confirmed before the run's deadline: the broker blocks publishers (${clean(state.blocked.slice(0, 200))})` };
+    if (phase === 'publish' && state.blocked !== undefined)
+      return {
+        reason: 'timeout',
+        message: `publish not confirmed before the run's deadline: the broker blocks publishers (${clean(state.blocked.slice(0, 200))})`,
+      };
     if (phase === 'transit') return { reason: 'timeout', message: "the canary was confirmed but not delivered back before the run's deadline" };
     return { reason: 'timeout', message: `${phase} did not complete before the run's deadline` };
   }
@@ -448,27 +491,41 @@ export function classifyAmqp(err: unknown, phase: string, state: Pick<SessionSta
     if (terminated) {
       const code = Number(terminated[1]);
       const text = clean((terminated[2] as string).slice(0, 300));
-      if (code === 403) return { reason: 'auth', message: `the broker refused the login of user "${c.username}": ${REPLY_NAMES[code]} (${code}): ${text}`, answered: true };
+      if (code === 403)
+        return { reason: 'auth', message: `the broker refused the login of user "${c.username}": ${REPLY_NAMES[code]} (${code}): ${text}`, answered: true };
       return classifyReplyCode(code, text, 'connect');
     }
     if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(message)) {
-      return { reason: 'auth', message: `the broker refused to open virtual host "${c.vhost}" for user "${c.username}" (it does not exist, or the user has no permission on it)`, answered: true };
+      return {
+        reason: 'auth',
+        message: `the broker refused to open virtual host "${c.vhost}" for user "${c.username}" (it does not exist, or the user has no permission on it)`,
+        answered: true,
+      };
     }
-    if (/^SASL mechanism \S+ is not provided by the server/.test(message)) return { reason: 'auth', message: `the broker does not accept PLAIN logins: ${clean(message.slice(0, 200))}`, answered: true };
+    if (/^SASL mechanism \S+ is not provided by the server/.test(message))
+      return { reason: 'auth', message: `the broker does not accept PLAIN logins: ${clean(message.slice(0, 200))}`, answered: true };
     if (message === 'Socket closed abruptly during opening handshake') {
       // Brokers that ignore the authentication_failure_close capability refuse a login (or a
       // virtual host) by closing the connection. A peer that closes before the login was sent
       // never answered the protocol header: not an AMQP 0-9-1 broker, or one that wants TLS.
       // With TLS the socket is not seen; a peer that completed the TLS handshake is taken as a broker.
       const loginSent = state.socket === undefined ? c.tls : state.socket.bytesWritten > PROTOCOL_HEADER_BYTES;
-      if (loginSent) return { reason: 'auth', message: `the broker closed the connection during the handshake after the login of user "${c.username}" was sent (a refused login or virtual host "${c.vhost}")` };
-      return { reason: 'protocol', message: 'the peer closed the connection without answering the AMQP 0-9-1 protocol header (not an AMQP 0-9-1 broker, or a TLS port)' };
+      if (loginSent)
+        return {
+          reason: 'auth',
+          message: `the broker closed the connection during the handshake after the login of user "${c.username}" was sent (a refused login or virtual host "${c.vhost}")`,
+        };
+      return {
+        reason: 'protocol',
+        message: 'the peer closed the connection without answering the AMQP 0-9-1 protocol header (not an AMQP 0-9-1 broker, or a TLS port)',
+      };
     }
     const frame = /^Frame size (\d+) exceeds maxFrameSize/.exec(message);
     if (frame) {
       // A broker that does not speak 0-9-1 answers with its own protocol header, "AMQP" and four
       // version bytes; read as a frame header, its "P" is the top byte of the frame size.
-      if (Number(frame[1]) >>> 24 === 0x50) return { reason: 'protocol', message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1' };
+      if (Number(frame[1]) >>> 24 === 0x50)
+        return { reason: 'protocol', message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1' };
       return { reason: 'protocol', message: `the peer does not speak AMQP 0-9-1 (its first bytes announce a frame of ${frame[1]} bytes)` };
     }
   }

@@ -59,7 +59,13 @@ export const dnsProbe: Probe<DnsOptions> = {
     const outcomes = await Promise.all(ctx.targets.map((t) => queryTarget(t, ctx.options, ctx.signal, endAt)));
     if (outcomes.length === 1) {
       const [one] = outcomes as [TargetOutcome];
-      return { ok: one.ok, phases: one.phases, ...(one.failure ? { failure: one.failure } : {}), ...(one.values ? { values: one.values } : {}), ...(one.info ? { info: one.info } : {}) };
+      return {
+        ok: one.ok,
+        phases: one.phases,
+        ...(one.failure ? { failure: one.failure } : {}),
+        ...(one.values ? { values: one.values } : {}),
+        ...(one.info ? { info: one.info } : {}),
+      };
     }
     return judgeTargets(outcomes, ctx.options);
   },
@@ -109,7 +115,8 @@ async function systemQuery(out: TargetOutcome, o: DnsOptions, signal: AbortSigna
     if (rcode !== undefined) out.info = { ...out.info, dnsRcode: rcode };
     const accepted = rcode === 'NOERROR' ? o.expect.nodata : rcode !== undefined && (o.expect.rcodes as readonly string[]).includes(rcode);
     if (accepted) return;
-    const reason: FailureReason = rcode === 'NXDOMAIN' ? 'dns_nxdomain' : rcode === 'NOERROR' ? 'dns_nodata' : rcode === 'SERVFAIL' ? 'dns_servfail' : classifyError(err);
+    const reason: FailureReason =
+      rcode === 'NXDOMAIN' ? 'dns_nxdomain' : rcode === 'NOERROR' ? 'dns_nodata' : rcode === 'SERVFAIL' ? 'dns_servfail' : classifyError(err);
     out.failure = { phase: 'resolve', reason, message: `getaddrinfo ${o.name}: ${describeError(err)}` };
   }
 }
@@ -183,7 +190,10 @@ async function directQuery(out: TargetOutcome, target: string, o: DnsOptions, si
   if (failure) out.failure = failure;
   // For consistency, SOA records are compared without their serial when serials are judged by
   // maxSerialLag (a secondary that is one transfer behind is lag, not disagreement).
-  else out.answerValues = reply.answers.map((r) => (r.type === 'SOA' && o.maxSerialLag !== undefined ? recordValue({ ...r, data: { ...(r.data as object), serial: 0 } }) : recordValue(r))).sort();
+  else
+    out.answerValues = reply.answers
+      .map((r) => (r.type === 'SOA' && o.maxSerialLag !== undefined ? recordValue({ ...r, data: { ...(r.data as object), serial: 0 } }) : recordValue(r)))
+      .sort();
 }
 
 interface TcpPhase {
@@ -214,7 +224,18 @@ function encodeQuery(q: Query, o: DnsOptions): Buffer {
     questions: [{ type: q.type as dnsPacket.RecordType, name: q.name, class: 'IN' as const }],
     additionals:
       o.ednsPayloadSize > 0
-        ? [{ type: 'OPT' as const, name: '.', udpPayloadSize: o.ednsPayloadSize, extendedRcode: 0, ednsVersion: 0, flags: o.dnssecOk ? dnsPacket.DNSSEC_OK : 0, flag_do: o.dnssecOk, options: [] }]
+        ? [
+            {
+              type: 'OPT' as const,
+              name: '.',
+              udpPayloadSize: o.ednsPayloadSize,
+              extendedRcode: 0,
+              ednsVersion: 0,
+              flags: o.dnssecOk ? dnsPacket.DNSSEC_OK : 0,
+              flag_do: o.dnssecOk,
+              options: [],
+            },
+          ]
         : [],
   };
   return dnsPacket.encode(packet);
@@ -408,7 +429,11 @@ export function judgeReply(r: DnsReply, o: DnsOptions): ProbeFailure | undefined
   return (
     checkSection('answer', r.answers, e.answer) ??
     checkSection('authority', r.authorities, e.authority) ??
-    checkSection('additional', r.additionals.filter((a) => a.type !== 'OPT'), e.additional)
+    checkSection(
+      'additional',
+      r.additionals.filter((a) => a.type !== 'OPT'),
+      e.additional,
+    )
   );
 }
 

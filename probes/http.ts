@@ -45,7 +45,12 @@ export const httpProbe: Probe<HttpOptions> = {
     }
     // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
     const connectTimeout = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
-    const base = buildConnector({ ...tlsOptions, maxCachedSessions: 0, timeout: connectTimeout, ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}) });
+    const base = buildConnector({
+      ...tlsOptions,
+      maxCachedSessions: 0,
+      timeout: connectTimeout,
+      ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}),
+    });
     // A fresh pool per run: the first request to each origin pays resolve/connect/tls, as a
     // user's browser does after a restart; later steps reuse the connection (and report no
     // connect phases, rather than zeros). One connection per origin: with more, undici opens a
@@ -102,7 +107,8 @@ export const httpProbe: Probe<HttpOptions> = {
     else if (failure === undefined && facts?.earliestExpiry !== undefined) {
       const left = facts.earliestExpiry * 1000 - Date.now();
       const subject = facts.info.certSubject ? ` ${facts.info.certSubject}` : '';
-      if (left < (o.tls?.expiryWarning ?? 14 * DAY_MS)) degraded = { reason: 'cert_expiring', message: `certificate${subject} expires in ${Math.max(0, left / DAY_MS).toFixed(1)} days` };
+      if (left < (o.tls?.expiryWarning ?? 14 * DAY_MS))
+        degraded = { reason: 'cert_expiring', message: `certificate${subject} expires in ${Math.max(0, left / DAY_MS).toFixed(1)} days` };
     }
     return {
       ok: failure === undefined,
@@ -174,7 +180,13 @@ async function runStep(
         // undici notices the signal only once a request has a connection: a connect that hangs
         // (SYNs dropped) would outlive the run, so the probe stops waiting by itself. The request
         // it stops waiting for is rejected when the pool is destroyed; that is expected.
-        const pending = request(url, { method: method as 'GET', headers: hopHeaders, ...(body !== undefined ? { body } : {}), dispatcher: agent, signal: ctx.signal });
+        const pending = request(url, {
+          method: method as 'GET',
+          headers: hopHeaders,
+          ...(body !== undefined ? { body } : {}),
+          dispatcher: agent,
+          signal: ctx.signal,
+        });
         pending.catch(() => undefined);
         res = await raceAbort(pending, ctx.signal);
       } catch (err) {
@@ -254,14 +266,20 @@ function stepError(err: unknown, phase: Phase, signal: AbortSignal): StepError {
 function reasonOf(err: unknown): FailureReason {
   const code = (err as { code?: unknown } | null)?.code;
   const name = (err as { name?: unknown } | null)?.name;
-  if (name === 'AbortError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED') return 'timeout';
+  if (
+    name === 'AbortError' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_ABORTED'
+  )
+    return 'timeout';
   if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
   if (code === 'ERR_INVALID_URL') return 'protocol';
   const cause = (err as { cause?: unknown } | null)?.cause;
   if (cause && typeof cause === 'object' && 'code' in cause) return classifyError(cause);
   return classifyError(err);
 }
-
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -281,7 +299,15 @@ function bodyJson(r: JsonResult): { doc: unknown } | undefined {
   throw new StepError('protocol', 'processing', `body is ${r.error.message}`);
 }
 
-async function checkExpect(step: HttpStepOptions, status: number, headers: Headers, body: string, json: () => Promise<JsonResult>, elapsed: number, secrets: Readonly<Record<string, string>>): Promise<void> {
+async function checkExpect(
+  step: HttpStepOptions,
+  status: number,
+  headers: Headers,
+  body: string,
+  json: () => Promise<JsonResult>,
+  elapsed: number,
+  secrets: Readonly<Record<string, string>>,
+): Promise<void> {
   const e = step.expect;
   const fail = (reason: FailureReason, message: string) => {
     throw new StepError(reason, 'processing', message);
@@ -326,7 +352,15 @@ function describeJson(v: unknown, secrets: Readonly<Record<string, string>>): st
   return text.length <= 64 ? JSON.stringify(text) : `a string of ${v.length} characters`;
 }
 
-async function extract(step: HttpStepOptions, body: string, json: () => Promise<JsonResult>, headers: Headers, jar: CookieJar, url: URL, vars: Record<string, string>): Promise<void> {
+async function extract(
+  step: HttpStepOptions,
+  body: string,
+  json: () => Promise<JsonResult>,
+  headers: Headers,
+  jar: CookieJar,
+  url: URL,
+  vars: Record<string, string>,
+): Promise<void> {
   for (const [name, x] of Object.entries(step.extract ?? {})) {
     let v: string | undefined;
     if ('regex' in x) v = new RegExp(x.regex).exec(body)?.[x.group];
@@ -334,7 +368,14 @@ async function extract(step: HttpStepOptions, body: string, json: () => Promise<
       const parsed = bodyJson(await json());
       const got = parsed ? jsonPath(parsed.doc, x.jsonPath) : undefined;
       // JSON.stringify recurses, at most JSON_MAX_DEPTH deep here.
-      v = typeof got === 'string' ? got : typeof got === 'number' || typeof got === 'boolean' ? String(got) : got === undefined || got === null ? undefined : JSON.stringify(got);
+      v =
+        typeof got === 'string'
+          ? got
+          : typeof got === 'number' || typeof got === 'boolean'
+            ? String(got)
+            : got === undefined || got === null
+              ? undefined
+              : JSON.stringify(got);
     } else if ('header' in x) v = headerValue(headers, x.header);
     else v = jar.get(url, x.cookie);
     if (v === undefined) throw new StepError('assertion', 'processing', `could not extract ${name}`);
@@ -377,7 +418,15 @@ export class CookieJar {
       const [pair = '', ...attrs] = line.split(';');
       const eq = pair.indexOf('=');
       if (eq <= 0) continue;
-      const c: Cookie = { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), domain: url.hostname.toLowerCase(), hostOnly: true, path: defaultPath(url), secure: false, expires: Infinity };
+      const c: Cookie = {
+        name: pair.slice(0, eq).trim(),
+        value: pair.slice(eq + 1).trim(),
+        domain: url.hostname.toLowerCase(),
+        hostOnly: true,
+        path: defaultPath(url),
+        secure: false,
+        expires: Infinity,
+      };
       let foreign = false;
       for (const a of attrs) {
         const [k = '', ...rest] = a.split('=');
@@ -408,7 +457,13 @@ export class CookieJar {
     const host = url.hostname.toLowerCase();
     const t = Date.now();
     return this.cookies
-      .filter((c) => c.expires > t && (c.hostOnly ? host === c.domain : domainMatch(host, c.domain)) && pathMatch(url.pathname, c.path) && (!c.secure || url.protocol === 'https:'))
+      .filter(
+        (c) =>
+          c.expires > t &&
+          (c.hostOnly ? host === c.domain : domainMatch(host, c.domain)) &&
+          pathMatch(url.pathname, c.path) &&
+          (!c.secure || url.protocol === 'https:'),
+      )
       .sort((a, b) => b.path.length - a.path.length);
   }
 

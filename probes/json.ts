@@ -92,7 +92,11 @@ const syntax = (): Refused => new Refused({ code: 'syntax', message: 'not valid 
  * if (!r.ok) return fail(r.error.code === 'syntax' ? 'assertion' : 'protocol', `body is ${r.error.message}`);
  */
 export async function parseJson(text: string, options: ParseJsonOptions = {}): Promise<JsonResult> {
-  const limits: Limits = { depth: options.maxDepth ?? JSON_MAX_DEPTH, containers: options.maxContainers ?? JSON_MAX_CONTAINERS, members: options.maxMembers ?? JSON_MAX_MEMBERS };
+  const limits: Limits = {
+    depth: options.maxDepth ?? JSON_MAX_DEPTH,
+    containers: options.maxContainers ?? JSON_MAX_CONTAINERS,
+    members: options.maxMembers ?? JSON_MAX_MEMBERS,
+  };
   const slicer = new Slicer(options.signal);
   try {
     const big = await scan(text, limits, slicer);
@@ -162,8 +166,13 @@ async function scan(text: string, limits: Limits, slicer: Slicer): Promise<Map<n
         units += UNIT_STRING;
         i = stringEnd(text, i);
       } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
-        if (depth === maxDepth) throw new Refused({ code: 'too_deep', message: `JSON nested deeper than ${maxDepth} levels (refused at character ${i}, before parsing)` });
-        if (++containers > limits.containers) throw new Refused({ code: 'too_large', message: `JSON with more than ${limits.containers} arrays and objects (refused at character ${i}, before parsing)` });
+        if (depth === maxDepth)
+          throw new Refused({ code: 'too_deep', message: `JSON nested deeper than ${maxDepth} levels (refused at character ${i}, before parsing)` });
+        if (++containers > limits.containers)
+          throw new Refused({
+            code: 'too_large',
+            message: `JSON with more than ${limits.containers} arrays and objects (refused at character ${i}, before parsing)`,
+          });
         opens[depth] = i;
         unitsAtOpen[depth] = units;
         commas[depth] = c === OPEN_OBJECT ? 0 : -1;
@@ -182,7 +191,11 @@ async function scan(text: string, limits: Limits, slicer: Slicer): Promise<Map<n
         if (inner >= 0 && commas[inner] !== -1) {
           const seen = (commas[inner] as number) + 1;
           // n commas separate n + 1 members.
-          if (seen >= limits.members) throw new Refused({ code: 'too_large', message: `JSON object with more than ${limits.members} members (refused at character ${i}, before parsing)` });
+          if (seen >= limits.members)
+            throw new Refused({
+              code: 'too_large',
+              message: `JSON object with more than ${limits.members} members (refused at character ${i}, before parsing)`,
+            });
           commas[inner] = seen;
         }
       }

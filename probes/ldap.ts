@@ -40,7 +40,8 @@ export const ldapProbe: Probe<LdapOptions> = {
       if (password === undefined) return fail(phases, 'bind', 'internal', `the check has no secret named "${o.password ?? ''}" for the bind password`);
       // An empty password is an "unauthenticated bind" (RFC 4513 5.1.2), which many servers
       // accept as anonymous: it would prove nothing, so it is refused here, not sent.
-      if (password === '') return fail(phases, 'bind', 'auth', `the secret "${o.password ?? ''}" is empty; an empty password would be an unauthenticated (anonymous) bind`);
+      if (password === '')
+        return fail(phases, 'bind', 'auth', `the secret "${o.password ?? ''}" is empty; an empty password would be an unauthenticated (anonymous) bind`);
     }
 
     let address: string;
@@ -133,12 +134,19 @@ export const ldapProbe: Probe<LdapOptions> = {
         start = now();
         // The server is asked for at most minEntries entries (at least one): enough to judge,
         // and a search over a large directory never pulls it all.
-        const r = await raceAbort(client.search(s.baseDn, { scope: s.scope, filter: s.filter, attributes: s.attributes, sizeLimit: Math.max(1, s.minEntries) }), signal);
+        const r = await raceAbort(
+          client.search(s.baseDn, { scope: s.scope, filter: s.filter, attributes: s.attributes, sizeLimit: Math.max(1, s.minEntries) }),
+          signal,
+        );
         phases.search = now() - start;
         entries = r.searchEntries.length;
         values.ldap_search_entries = entries;
         if (entries < s.minEntries) {
-          failure = { phase: 'search', reason: 'assertion', message: `search under "${s.baseDn}" for ${s.filter} (scope ${s.scope}) found ${entries} entries, expected at least ${s.minEntries}` };
+          failure = {
+            phase: 'search',
+            reason: 'assertion',
+            message: `search under "${s.baseDn}" for ${s.filter} (scope ${s.scope}) found ${entries} entries, expected at least ${s.minEntries}`,
+          };
         }
       }
     } catch (err) {
@@ -313,7 +321,8 @@ export function classifyResult(code: number, diagnostic: string, phase: string):
   const authCode = AUTH_RESULTS[code];
   if (authCode !== undefined) return { reason: 'auth', authCode, message: `${phase} refused (${authCode}): ${what}` };
   if (phase === 'search' && (code === 32 || code === 34 || code === 10)) return { reason: 'assertion', message: `search base not found: ${what}` };
-  if (phase === 'bind' && (code === 32 || code === 34)) return { reason: 'auth', authCode: 'user_not_found', message: `bind refused (user_not_found): ${what}` };
+  if (phase === 'bind' && (code === 32 || code === 34))
+    return { reason: 'auth', authCode: 'user_not_found', message: `bind refused (user_not_found): ${what}` };
   if (code === 3) return { reason: 'timeout', message: `${phase}: server time limit: ${what}` };
   return { reason: 'protocol', message: `${phase}: ${what}` };
 }

@@ -146,7 +146,13 @@ export function parseAck(frame: Uint8Array): ParsedAck {
   const code = (msa[1] ?? '').trim();
   if (code === '') throw new MllpError('the answer has an empty MSA-1');
   const ackCode: AckCode = (HL7_ACK_CODES as readonly string[]).includes(code) ? (code as AckCode) : 'other';
-  return { code: code.slice(0, 16), ackCode, controlId: (msa[2] ?? '').trim().slice(0, 64), text: (msa[3] ?? '').slice(0, 200), errorCodes: [...new Set(errorCodes)].slice(0, 10) };
+  return {
+    code: code.slice(0, 16),
+    ackCode,
+    controlId: (msa[2] ?? '').trim().slice(0, 64),
+    text: (msa[3] ?? '').slice(0, 200),
+    errorCodes: [...new Set(errorCodes)].slice(0, 10),
+  };
 }
 
 let sequence = 0;
@@ -261,7 +267,8 @@ export const mllpProbe: Probe<MllpOptions> = {
         return failWith('ack', 'protocol', describeError(err));
       }
       result.info = { ...result.info, hl7AckCode: parsed.ackCode };
-      if (parsed.controlId !== controlId) return failWith('ack', 'ack_mismatch', `MSA-2 "${parsed.controlId}" is not the control id sent (${controlId}); MSA-1 ${parsed.code}`);
+      if (parsed.controlId !== controlId)
+        return failWith('ack', 'ack_mismatch', `MSA-2 "${parsed.controlId}" is not the control id sent (${controlId}); MSA-1 ${parsed.code}`);
       const detail = `${parsed.code}${parsed.errorCodes.length ? ` (error ${parsed.errorCodes.join(', ')})` : ''}${parsed.text ? `: ${parsed.text}` : ''}`;
       if ((o.expectAck as readonly string[]).includes(parsed.code)) {
         result.ok = true;
@@ -284,7 +291,12 @@ export const mllpProbe: Probe<MllpOptions> = {
       if (reason === 'timeout' && phase === 'ack' && reader && !reader.inFrame && reader.skipped > 0) {
         return failWith('ack', 'protocol', `no MLLP frame: ${reader.skipped} bytes without a start byte`);
       }
-      const what = reason === 'timeout' && phase === 'ack' ? (reader?.inFrame ? `incomplete ACK frame (${reader.buffered} bytes) before the deadline` : 'no ACK before the deadline') : describeError(err);
+      const what =
+        reason === 'timeout' && phase === 'ack'
+          ? reader?.inFrame
+            ? `incomplete ACK frame (${reader.buffered} bytes) before the deadline`
+            : 'no ACK before the deadline'
+          : describeError(err);
       return failWith(phase, reason, what);
     } finally {
       conversation.dispose();
@@ -300,6 +312,12 @@ function readFrame(socket: Socket, reader: MllpReader, signal: AbortSignal): Pro
     signal,
     (chunk) => reader.push(chunk),
     () =>
-      new MllpError(reader.inFrame ? `peer closed the connection inside an ACK frame (${reader.buffered} bytes)` : reader.skipped > 0 ? `no MLLP frame: ${reader.skipped} bytes without a start byte, then the peer closed` : 'peer closed the connection without an ACK'),
+      new MllpError(
+        reader.inFrame
+          ? `peer closed the connection inside an ACK frame (${reader.buffered} bytes)`
+          : reader.skipped > 0
+            ? `no MLLP frame: ${reader.skipped} bytes without a start byte, then the peer closed`
+            : 'peer closed the connection without an ACK',
+      ),
   );
 }

@@ -231,7 +231,10 @@ export async function readSmallFile(path: string): Promise<Buffer> {
 }
 
 /** Reads a body up to `limit` bytes; beyond that it stops reading (and destroys the stream) and says so. */
-export async function readBounded(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<{ text: string; bytes: number; tooLarge: boolean }> {
+export async function readBounded(
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  limit: number,
+): Promise<{ text: string; bytes: number; tooLarge: boolean }> {
   // Each chunk is decoded as it arrives (the decoder carries a character split between chunks),
   // so a large body costs the event loop a little per chunk instead of one copy and one decode
   // of the whole at the end. ignoreBOM keeps a byte-order mark, as Buffer#toString does.

@@ -101,7 +101,8 @@ export const oidcProbe: Probe<OidcOptions> = {
       if (failure.authCode !== undefined) info.authCode = failure.authCode;
     } else if (tls?.earliestExpiry !== undefined) {
       const left = tls.earliestExpiry * 1000 - Date.now();
-      if (left < (o.tls?.expiryWarning ?? 14 * 86_400_000)) result.degraded = { reason: 'cert_expiring', message: `token endpoint certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
+      if (left < (o.tls?.expiryWarning ?? 14 * 86_400_000))
+        result.degraded = { reason: 'cert_expiring', message: `token endpoint certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
     }
     if (Object.keys(info).length > 0) result.info = info;
     return result;
@@ -128,25 +129,41 @@ async function connector(o: OidcOptions, deadline: number): Promise<ReturnType<t
 /** GET the discovery document; returns the token endpoint (and userinfo, when the resource needs it). */
 async function discover(run: Run, target: string): Promise<{ tokenUrl: URL; userinfo: URL | undefined }> {
   const base = new URL(target);
-  const url = /\/\.well-known\/(openid-configuration|oauth-authorization-server)$/.test(base.pathname) ? base : new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}/.well-known/openid-configuration`);
+  const url = /\/\.well-known\/(openid-configuration|oauth-authorization-server)$/.test(base.pathname)
+    ? base
+    : new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}/.well-known/openid-configuration`);
   const started = now();
   const reply = await exchange(run, 'discovery', url, 'GET', { accept: 'application/json' });
   run.phases.discovery = now() - started;
   if (reply.status < 200 || reply.status > 299) {
-    throw new RunFailure('discovery', 'http_status', `${url.pathname} answered status ${reply.status}, expected 2xx${reply.status === 404 ? ' (is the target the token endpoint? then set discovery: false)' : ''}`);
+    throw new RunFailure(
+      'discovery',
+      'http_status',
+      `${url.pathname} answered status ${reply.status}, expected 2xx${reply.status === 404 ? ' (is the target the token endpoint? then set discovery: false)' : ''}`,
+    );
   }
   const doc = await jsonObject(run, 'discovery', 'the discovery document', reply.text);
   if (!doc) throw new RunFailure('discovery', 'protocol', 'the discovery document is not a JSON object');
   const e = run.o.expect;
   if (e.issuer !== undefined && doc.issuer !== e.issuer) {
-    throw new RunFailure('discovery', 'assertion', `the discovery document's issuer is ${typeof doc.issuer === 'string' ? JSON.stringify(serverText(doc.issuer, run, 120)) : 'missing'}, expected ${JSON.stringify(e.issuer)}`);
+    throw new RunFailure(
+      'discovery',
+      'assertion',
+      `the discovery document's issuer is ${typeof doc.issuer === 'string' ? JSON.stringify(serverText(doc.issuer, run, 120)) : 'missing'}, expected ${JSON.stringify(e.issuer)}`,
+    );
   }
   const tokenUrl = endpoint(doc.token_endpoint, url);
-  if (!tokenUrl) throw new RunFailure('discovery', 'protocol', 'token_endpoint is missing, not an http(s) URL, or http:// while the document came over https://');
+  if (!tokenUrl)
+    throw new RunFailure('discovery', 'protocol', 'token_endpoint is missing, not an http(s) URL, or http:// while the document came over https://');
   let userinfo: URL | undefined;
   if (run.o.resource?.url === 'userinfo') {
     userinfo = endpoint(doc.userinfo_endpoint, url);
-    if (!userinfo) throw new RunFailure('discovery', 'assertion', 'userinfo_endpoint (resource.url: userinfo) is missing, not an http(s) URL, or http:// while the document came over https://');
+    if (!userinfo)
+      throw new RunFailure(
+        'discovery',
+        'assertion',
+        'userinfo_endpoint (resource.url: userinfo) is missing, not an http(s) URL, or http:// while the document came over https://',
+      );
   }
   return { tokenUrl, userinfo };
 }
@@ -197,10 +214,17 @@ async function requestToken(run: Run, ctx: ProbeContext<OidcOptions>, url: URL, 
   }
   if (doc && typeof doc.error === 'string') {
     const description = serverText(doc.error_description, run, 160);
-    throw new RunFailure('token', 'auth', `${grant} was refused: ${oauthCodeText(doc.error, run)} (status ${reply.status})${description ? `: ${description}` : ''}`, authCodeOf(doc.error));
+    throw new RunFailure(
+      'token',
+      'auth',
+      `${grant} was refused: ${oauthCodeText(doc.error, run)} (status ${reply.status})${description ? `: ${description}` : ''}`,
+      authCodeOf(doc.error),
+    );
   }
-  if (reply.status === 401 || reply.status === 403) throw new RunFailure('token', 'auth', `${grant} was refused: status ${reply.status} without an OAuth error`, 'other');
-  if (reply.status < 200 || reply.status > 299) throw new RunFailure('token', 'http_status', `the token endpoint answered status ${reply.status}, expected 2xx`);
+  if (reply.status === 401 || reply.status === 403)
+    throw new RunFailure('token', 'auth', `${grant} was refused: status ${reply.status} without an OAuth error`, 'other');
+  if (reply.status < 200 || reply.status > 299)
+    throw new RunFailure('token', 'http_status', `the token endpoint answered status ${reply.status}, expected 2xx`);
   if (!doc) throw new RunFailure('token', 'protocol', 'the token response is not a JSON object');
   // From here on the tokens themselves must not leak into a message either.
   for (const k of ['access_token', 'id_token', 'refresh_token']) if (typeof doc[k] === 'string') run.scrubber.add(doc[k]);
@@ -208,11 +232,16 @@ async function requestToken(run: Run, ctx: ProbeContext<OidcOptions>, url: URL, 
   const accessToken = doc.access_token;
   if (typeof accessToken !== 'string' || accessToken.length === 0) throw new RunFailure('token', 'assertion', 'the token response has no access_token');
   if (typeof doc.token_type !== 'string' || doc.token_type.toLowerCase() !== e.tokenType.toLowerCase()) {
-    throw new RunFailure('token', 'assertion', `token_type is ${typeof doc.token_type === 'string' ? JSON.stringify(serverText(doc.token_type, run, 40)) : 'missing'}, expected ${e.tokenType}`);
+    throw new RunFailure(
+      'token',
+      'assertion',
+      `token_type is ${typeof doc.token_type === 'string' ? JSON.stringify(serverText(doc.token_type, run, 40)) : 'missing'}, expected ${e.tokenType}`,
+    );
   }
   // Some servers send expires_in as a string ("3599").
   const rawExpires = doc.expires_in;
-  const expiresIn = typeof rawExpires === 'number' ? rawExpires : typeof rawExpires === 'string' && /^\d+(\.\d+)?$/.test(rawExpires) ? Number(rawExpires) : undefined;
+  const expiresIn =
+    typeof rawExpires === 'number' ? rawExpires : typeof rawExpires === 'string' && /^\d+(\.\d+)?$/.test(rawExpires) ? Number(rawExpires) : undefined;
   if (rawExpires === undefined || rawExpires === null) {
     if (e.requireExpiresIn || e.minExpiresIn !== undefined) throw new RunFailure('token', 'assertion', 'the token response has no expires_in');
   } else if (expiresIn === undefined || !Number.isFinite(expiresIn) || expiresIn <= 0) {
@@ -237,7 +266,12 @@ async function callResource(run: Run, url: URL, token: string): Promise<void> {
     const header = headerText(reply.headers['www-authenticate']);
     const error = /(?:^|[\s,])error\s*=\s*"?([^",\s]*)"?/i.exec(header)?.[1] ?? (await jsonObject(run, 'resource', "the resource's answer", reply.text))?.error;
     const code = typeof error === 'string' && error.length > 0 ? error : undefined;
-    throw new RunFailure('resource', 'auth', `the resource refused the token: status ${reply.status}${code ? ` (${oauthCodeText(code, run)})` : ''}`, code ? authCodeOf(code) : 'other');
+    throw new RunFailure(
+      'resource',
+      'auth',
+      `the resource refused the token: status ${reply.status}${code ? ` (${oauthCodeText(code, run)})` : ''}`,
+      code ? authCodeOf(code) : 'other',
+    );
   }
   throw new RunFailure('resource', 'http_status', `the resource answered status ${reply.status}, expected ${want ? want.join(' or ') : '2xx'}`);
 }
@@ -259,7 +293,13 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
   try {
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(url, { method, headers: { 'user-agent': run.o.userAgent, ...headers }, ...(body !== undefined ? { body } : {}), dispatcher: agent, signal: run.signal });
+      res = await request(url, {
+        method,
+        headers: { 'user-agent': run.o.userAgent, ...headers },
+        ...(body !== undefined ? { body } : {}),
+        dispatcher: agent,
+        signal: run.signal,
+      });
     } catch (err) {
       const phase = kind === 'token' ? setupPhase(conn, url) : kind;
       throw new RunFailure(phase, reasonOf(err, run.signal), run.scrubber.scrub(describeError(err)));
@@ -286,7 +326,8 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
 
 /** The token request failed before a response: in which step of the connection? */
 function setupPhase(c: ConnTimes | undefined, url: URL): Phase {
-  if (!c || c.connect === undefined) return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : 'token';
+  if (!c || c.connect === undefined)
+    return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : 'token';
   if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
   return 'token';
 }
@@ -295,13 +336,19 @@ function reasonOf(err: unknown, signal: AbortSignal): FailureReason {
   if (signal.aborted) return 'timeout';
   const e = err as { code?: unknown; name?: unknown; cause?: unknown } | null;
   const code = e?.code;
-  if (e?.name === 'AbortError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED') return 'timeout';
+  if (
+    e?.name === 'AbortError' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_ABORTED'
+  )
+    return 'timeout';
   if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
   if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (typeof code === 'string' && code.startsWith('HPE_'))) return 'protocol';
   if (e?.cause && typeof e.cause === 'object' && 'code' in e.cause) return classifyError(e.cause);
   return classifyError(err);
 }
-
 
 /**
  * A body as a JSON object; undefined when it is not JSON or not an object (the caller says what it
@@ -335,7 +382,10 @@ function serverText(v: unknown, run: Run, max: number): string | undefined {
 
 /** An OAuth error code as quoted in a message: the code's own characters only, bounded. */
 function oauthCodeText(error: string, run: Run): string {
-  const s = run.scrubber.scrub(error).slice(0, 64).replace(/[^\w.-]/g, '?');
+  const s = run.scrubber
+    .scrub(error)
+    .slice(0, 64)
+    .replace(/[^\w.-]/g, '?');
   return s.length > 0 ? s : '(empty)';
 }
 

@@ -112,7 +112,13 @@ class Http {
     }
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(url, { method: init.method ?? 'GET', headers, ...(init.body !== undefined ? { body: init.body } : {}), dispatcher: this.agent, signal: sc.signal });
+      res = await request(url, {
+        method: init.method ?? 'GET',
+        headers,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        dispatcher: this.agent,
+        signal: sc.signal,
+      });
     } catch (err) {
       throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
@@ -123,16 +129,26 @@ class Http {
       throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
     if (read.tooLarge) throw new SourceError('body_too_large', `${url.pathname}: response larger than ${sc.o.maxBodySize} bytes (read stopped)`);
-    if (res.statusCode === 401 || res.statusCode === 403) throw new SourceError('auth', `${url.pathname}: the API refused the credentials (status ${res.statusCode})${/^\s*[{[]/.test(read.text) ? snippet(read.text, sc) : ''}`);
+    if (res.statusCode === 401 || res.statusCode === 403)
+      throw new SourceError(
+        'auth',
+        `${url.pathname}: the API refused the credentials (status ${res.statusCode})${/^\s*[{[]/.test(read.text) ? snippet(read.text, sc) : ''}`,
+      );
     // Every reader answers a 404 by its status alone: its body is not parsed.
     if (res.statusCode === 404) return { status: 404, json: undefined, text: read.text };
     if (res.statusCode < 200 || res.statusCode > 299) {
-      throw new SourceError('http_status', `${url.pathname}: status ${res.statusCode}${res.statusCode === 503 ? ' (service unavailable: starting or overloaded)' : ''}${snippet(read.text, sc)}`);
+      throw new SourceError(
+        'http_status',
+        `${url.pathname}: status ${res.statusCode}${res.statusCode === 503 ? ' (service unavailable: starting or overloaded)' : ''}${snippet(read.text, sc)}`,
+      );
     }
     const json = await this.parse(url, read.text);
     if (json === undefined) {
       const type = (String(res.headers['content-type'] ?? 'no content type').split(';')[0] ?? '').trim().slice(0, 80);
-      throw new SourceError('protocol', `${url.pathname}: expected JSON, got ${read.bytes} bytes of ${type}${/^\s*</.test(read.text) ? ' (an HTML or XML page: a login page or proxy error?)' : read.text.trim() === '' ? ' (empty)' : ' that does not parse (truncated?)'}`);
+      throw new SourceError(
+        'protocol',
+        `${url.pathname}: expected JSON, got ${read.bytes} bytes of ${type}${/^\s*</.test(read.text) ? ' (an HTML or XML page: a login page or proxy error?)' : read.text.trim() === '' ? ' (empty)' : ' that does not parse (truncated?)'}`,
+      );
     }
     return { status: res.statusCode, json, text: read.text };
   }
@@ -248,14 +264,16 @@ async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
       if (reply.status === 404) throw new SourceError('queue_missing', `queue "${name}" not found in vhost "${sc.o.vhost}" (or the vhost does not exist)`);
       const q = reply.json;
       // A queue created moments ago has no statistics yet: `?columns=` then answers [] (about 5 s).
-      if (Array.isArray(q) && q.length === 0) throw new SourceError('protocol', `queue "${name}": the broker has no statistics for it yet (created in the last seconds?)`);
+      if (Array.isArray(q) && q.length === 0)
+        throw new SourceError('protocol', `queue "${name}": the broker has no statistics for it yet (created in the last seconds?)`);
       if (!isRecord(q)) throw new SourceError('protocol', `${url.pathname}: expected a JSON object for queue "${name}"`);
       const ready = count(q.messages_ready);
       const unacked = count(q.messages_unacknowledged);
       const depth = count(q.messages) ?? (ready !== undefined && unacked !== undefined ? ready + unacked : undefined);
       const state = typeof q.state === 'string' ? q.state.slice(0, 32) : undefined;
       // A queue whose process is gone may come without counts: its state is the news.
-      if (depth === undefined && state !== undefined && RABBIT_DOWN_STATES.includes(state)) throw new SourceError('queue_stopped', `queue "${name}": state ${state} (the broker reports no counts for it)`);
+      if (depth === undefined && state !== undefined && RABBIT_DOWN_STATES.includes(state))
+        throw new SourceError('queue_stopped', `queue "${name}": state ${state} (the broker reports no counts for it)`);
       if (depth === undefined) throw new SourceError('protocol', `queue "${name}": the reply has no message count (statistics not collected yet?)`);
       const stats = isRecord(q.message_stats) ? q.message_stats : {};
       const head = num(q.head_message_timestamp);
@@ -308,7 +326,11 @@ async function jolokia(sc: SourceContext, defaultPath: string, reads: JolokiaRea
       throw new SourceError(status === 401 || status === 403 ? 'auth' : 'protocol', `Jolokia refused the request (status ${status ?? 'none'})${why}`);
     }
     const answers = Array.isArray(reply.json) ? reply.json : [reply.json];
-    if (answers.length !== reads.length || !answers.every(isRecord)) throw new SourceError('protocol', `${url.pathname}: expected ${reads.length} Jolokia answers, got ${Array.isArray(reply.json) ? answers.length : 'something else'}`);
+    if (answers.length !== reads.length || !answers.every(isRecord))
+      throw new SourceError(
+        'protocol',
+        `${url.pathname}: expected ${reads.length} Jolokia answers, got ${Array.isArray(reply.json) ? answers.length : 'something else'}`,
+      );
     return reads.map((r, i) => {
       const a = answers[i] as Record<string, unknown>;
       const status = num(a.status);
@@ -468,7 +490,8 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
     const url = new URL('api/channels/statuses', base(sc.target));
     // NextGen Connect rejects API calls without X-Requested-With (CSRF guard).
     const reply = await http.json(url, { headers: { 'x-requested-with': 'vakt' } });
-    if (reply.status === 404) throw new SourceError('http_status', `${url.pathname}: status 404 (is the target the server's base URL, e.g. https://host:8443?)`);
+    if (reply.status === 404)
+      throw new SourceError('http_status', `${url.pathname}: status 404 (is the target the server's base URL, e.g. https://host:8443?)`);
     const statuses = mirthStatuses(reply.json);
     if (!statuses) throw new SourceError('protocol', `${url.pathname}: expected a list of channel statuses`);
     const wanted = sc.o.queues;
@@ -484,7 +507,9 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
       if (wanted) found.add(label);
       const channelState = text(s.state);
       const children = isRecord(s.childStatuses) ? mirthStatuses(s.childStatuses) : undefined;
-      const destinations = (children ?? []).filter((c) => c.statusType === 'DESTINATION_CONNECTOR' || (c.statusType === undefined && num(c.metaDataId) !== undefined && (num(c.metaDataId) as number) > 0));
+      const destinations = (children ?? []).filter(
+        (c) => c.statusType === 'DESTINATION_CONNECTOR' || (c.statusType === undefined && num(c.metaDataId) !== undefined && (num(c.metaDataId) as number) > 0),
+      );
       // Past the limit the rest are only counted: building readings for every status of a
       // hostile document would hold the event loop.
       if (out.length >= MIRTH_MAX_READINGS) {
@@ -496,7 +521,12 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
           ? destinations.map((d) => {
               const dState = text(d.state);
               // A stopped channel stops every destination, whatever the destination says.
-              return mirthReading(`${label}/${text(d.name) ?? text(d.metaDataId) ?? '?'}`, d, channelState !== undefined && channelState !== dState ? channelState : dState, sc.o.runningStates);
+              return mirthReading(
+                `${label}/${text(d.name) ?? text(d.metaDataId) ?? '?'}`,
+                d,
+                channelState !== undefined && channelState !== dState ? channelState : dState,
+                sc.o.runningStates,
+              );
             })
           : [mirthReading(label, s, channelState, sc.o.runningStates)];
       for (const r of readings) {
@@ -506,7 +536,8 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
     }
     for (const w of wanted ?? []) if (!found.has(w)) throw new SourceError('queue_missing', `channel "${w}" not found (by name or id)`);
     const last = out[out.length - 1];
-    if (skipped > 0 && last) last.partial = `${skipped} more channel destinations not read (at most ${MIRTH_MAX_READINGS} per check: name the channels in queues, or split the check)`;
+    if (skipped > 0 && last)
+      last.partial = `${skipped} more channel destinations not read (at most ${MIRTH_MAX_READINGS} per check: name the channels in queues, or split the check)`;
     return out;
   });
 }
@@ -644,7 +675,8 @@ const DIRECTORY_NAME_LIMIT = 50_000;
 async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
   // A folder on a hung network mount blocks in the file system, where no abort reaches; a run
   // does not start another read while the last one still hangs (each would hold a libuv thread).
-  if (sc.memory.get(DIRECTORY_PENDING) === true) throw new SourceError('timeout', 'the previous read of the folder has still not finished (a hung network mount?): not starting another');
+  if (sc.memory.get(DIRECTORY_PENDING) === true)
+    throw new SourceError('timeout', 'the previous read of the folder has still not finished (a hung network mount?): not starting another');
   sc.memory.set(DIRECTORY_PENDING, true);
   try {
     return await walkDirectory(sc);

@@ -67,7 +67,8 @@ export const queueProbe: Probe<QueueOptions> = {
       });
     } catch (err) {
       phases.fetch = now() - t0;
-      if (err instanceof SourceError) return { ok: false, phases, failure: { phase: 'fetch', reason: ctx.signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
+      if (err instanceof SourceError)
+        return { ok: false, phases, failure: { phase: 'fetch', reason: ctx.signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
       throw err;
     }
     phases.fetch = now() - t0;
@@ -94,7 +95,13 @@ export const queueProbe: Probe<QueueOptions> = {
     const result: ProbeResult = { ok: failures.length === 0, phases, queues };
     const first = failures[0];
     if (first) {
-      const more = failures.length > 1 ? ` (and ${failures.length - 1} more: ${failures.slice(1, 4).map((f) => f.message.split(':')[0]).join(', ')})` : '';
+      const more =
+        failures.length > 1
+          ? ` (and ${failures.length - 1} more: ${failures
+              .slice(1, 4)
+              .map((f) => f.message.split(':')[0])
+              .join(', ')})`
+          : '';
       result.failure = { phase: 'assess', reason: first.reason, message: `${first.message}${more}` };
     } else if (growing.length > 0) result.degraded = { reason: 'backlog_growing', message: growing.join('; ') };
     else if (partial) result.degraded = { reason: 'partial', message: partial };
@@ -117,8 +124,10 @@ function delta(prev: QueueMemo, r: SourceReading): { arrived: number; drained: n
     return { arrived, drained: Math.max(0, prev.depth + arrived - r.depth) };
   }
   // A total that went backwards is a broker restart or a statistics reset: not a drain.
-  const a = r.arrivedTotal !== undefined && prev.arrivedTotal !== undefined && r.arrivedTotal >= prev.arrivedTotal ? r.arrivedTotal - prev.arrivedTotal : undefined;
-  const d = r.drainedTotal !== undefined && prev.drainedTotal !== undefined && r.drainedTotal >= prev.drainedTotal ? r.drainedTotal - prev.drainedTotal : undefined;
+  const a =
+    r.arrivedTotal !== undefined && prev.arrivedTotal !== undefined && r.arrivedTotal >= prev.arrivedTotal ? r.arrivedTotal - prev.arrivedTotal : undefined;
+  const d =
+    r.drainedTotal !== undefined && prev.drainedTotal !== undefined && r.drainedTotal >= prev.drainedTotal ? r.drainedTotal - prev.drainedTotal : undefined;
   if (a !== undefined && d !== undefined) return { arrived: a, drained: d };
   // One total known: the other follows from depth(now) = depth(before) + arrived - drained.
   if (a !== undefined) return { arrived: a, drained: Math.max(0, prev.depth + a - r.depth) };
@@ -158,7 +167,8 @@ function advance(memos: Map<string, QueueMemo>, r: SourceReading, at: number, o:
     memo.arrivedCum += arrived;
     memo.drainedCum += drained;
     if (drained > 0 || (!totalsKnown && (r.drainRate ?? 0) > 0)) memo.lastDrainAt = at;
-    if (r.deliveredTotal !== undefined && prev.deliveredTotal !== undefined && r.deliveredTotal >= prev.deliveredTotal) out.deliverRate = (r.deliveredTotal - prev.deliveredTotal) / dt;
+    if (r.deliveredTotal !== undefined && prev.deliveredTotal !== undefined && r.deliveredTotal >= prev.deliveredTotal)
+      out.deliverRate = (r.deliveredTotal - prev.deliveredTotal) / dt;
     else if (r.deliverRate !== undefined) out.deliverRate = r.deliverRate;
   } else if (!prev) {
     if (r.arrivalRate !== undefined) out.arrivalRate = r.arrivalRate;
@@ -205,14 +215,20 @@ function judgeQueue(q: QueueReading, o: QueueOptions, stopped: boolean): Issue |
   const name = q.queue;
   if (stopped) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
   if (o.minConsumers !== undefined && q.consumers !== undefined && q.consumers < o.minConsumers) {
-    return { reason: 'consumers', message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting` };
+    return {
+      reason: 'consumers',
+      message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting`,
+    };
   }
   if (o.stalledAfter !== undefined && q.depth > 0 && (q.undrainedSeconds ?? 0) * 1000 >= o.stalledAfter) {
     return { reason: 'backlog', message: `${name}: stalled, ${q.depth} waiting and nothing drained for ${humanDuration((q.undrainedSeconds ?? 0) * 1000)}` };
   }
   if (o.maxDepth !== undefined && q.depth > o.maxDepth) return { reason: 'backlog', message: `${name}: ${q.depth} waiting (limit ${o.maxDepth})` };
   if (o.maxOldestAge !== undefined && q.oldestAgeSeconds !== undefined && q.oldestAgeSeconds * 1000 > o.maxOldestAge) {
-    return { reason: 'backlog', message: `${name}: oldest message waited ${humanDuration(q.oldestAgeSeconds * 1000)} (limit ${humanDuration(o.maxOldestAge)})` };
+    return {
+      reason: 'backlog',
+      message: `${name}: oldest message waited ${humanDuration(q.oldestAgeSeconds * 1000)} (limit ${humanDuration(o.maxOldestAge)})`,
+    };
   }
   return undefined;
 }

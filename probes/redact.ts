@@ -20,7 +20,7 @@ function base64Forms(v: string): string[] {
     // Characters 0..ceil(offset*8/6)-1 carry filler bits; the tail's last character may carry
     // bits of whatever follows unless the value ends on a 3-byte boundary.
     const start = Math.ceil((offset * 8) / 6);
-    const end = (padded.length % 3 === 0) ? text.length : text.length - 1;
+    const end = padded.length % 3 === 0 ? text.length : text.length - 1;
     const core = text.slice(start, end);
     if (core.length >= 4) {
       out.push(core);

@@ -5,7 +5,20 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { TcpOptions, TlsClientOptions } from '../config/kinds.js';
 import { splitHostPort } from '../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, readSmallFile, readUntil, resolveHost, sleep, writeAll } from './net.js';
+import {
+  classifyError,
+  deadlineSignal,
+  describeError,
+  endBefore,
+  fail,
+  now,
+  ProbeAbortError,
+  readSmallFile,
+  readUntil,
+  resolveHost,
+  sleep,
+  writeAll,
+} from './net.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
 import type { buildConnector } from 'undici';
 
@@ -36,7 +49,9 @@ export interface TlsMaterial {
 /** Degraded (cert_expiring) when the earliest expiry in the chain is within the check's expiryWarning. */
 export function certExpiring(tls: TlsMaterial, earliestExpiry: number): { reason: 'cert_expiring'; message: string } | undefined {
   const left = earliestExpiry * 1000 - Date.now();
-  return left < tls.expiryWarningMs ? { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` } : undefined;
+  return left < tls.expiryWarningMs
+    ? { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` }
+    : undefined;
 }
 
 /**
@@ -163,9 +178,10 @@ async function runSample(
   try {
     let start = now();
     const untilEnd = endAt - performance.now();
-    socket = connectOnly && untilEnd < connectTimeout
-      ? await connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
-      : await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
+    socket =
+      connectOnly && untilEnd < connectTimeout
+        ? await connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
+        : await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
     s.phases.connect = now() - start;
     s.connected = true;
     if (o.expect === 'blocked') return s;
@@ -206,7 +222,15 @@ async function runSample(
   }
 }
 
-export function connectSocket(address: string, port: number, family: 4 | 6, localAddress: string | undefined, timeoutMs: number, signal: AbortSignal, why?: string): Promise<Socket> {
+export function connectSocket(
+  address: string,
+  port: number,
+  family: 4 | 6,
+  localAddress: string | undefined,
+  timeoutMs: number,
+  signal: AbortSignal,
+  why?: string,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     const socket = netConnect({ host: address, port, family, noDelay: true, ...(localAddress ? { localAddress } : {}) });
@@ -228,7 +252,12 @@ export function connectSocket(address: string, port: number, family: 4 | 6, loca
       socket.on('error', noop);
       done();
     };
-    if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(why !== undefined ? new ProbeAbortError(why) : Object.assign(new Error(`no answer to connect within ${timeoutMs}ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    if (Number.isFinite(timeoutMs))
+      timer = setTimeout(
+        () =>
+          done(why !== undefined ? new ProbeAbortError(why) : Object.assign(new Error(`no answer to connect within ${timeoutMs}ms`), { code: 'ETIMEDOUT' })),
+        timeoutMs,
+      );
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', onConnect);
@@ -242,7 +271,9 @@ function noop(): void {}
  * files read (cached by mtime), SNI, minimum version, verification. Throws when a file cannot be
  * read; each caller reports that in its own phase.
  */
-export async function tlsFileOptions(t: TlsClientOptions | undefined): Promise<Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'minVersion' | 'rejectUnauthorized'>> {
+export async function tlsFileOptions(
+  t: TlsClientOptions | undefined,
+): Promise<Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'minVersion' | 'rejectUnauthorized'>> {
   return {
     ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
     ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),
@@ -307,7 +338,12 @@ export interface ConnTimes {
  * the request before returning, and a listener after it would count that work (~0.5 ms) as
  * network time.
  */
-export function timedConnector(base: buildConnector.connector, onConnection: (times: ConnTimes) => void, onSecure?: (times: ConnTimes) => void, signal?: AbortSignal): buildConnector.connector {
+export function timedConnector(
+  base: buildConnector.connector,
+  onConnection: (times: ConnTimes) => void,
+  onSecure?: (times: ConnTimes) => void,
+  signal?: AbortSignal,
+): buildConnector.connector {
   return (opts, cb) => {
     const t: ConnTimes = { start: now() };
     onConnection(t);
@@ -478,7 +514,11 @@ function judgeBlocked(result: ProbeResult, samples: Sample[], port: number): Pro
   const opened = samples.filter((s) => s.connected).length;
   if (opened > 0) {
     medianPhases(result.phases, samples);
-    result.failure = { phase: 'connect', reason: 'policy_open', message: `port ${port} accepted ${opened} of ${samples.length} connections but must be blocked` };
+    result.failure = {
+      phase: 'connect',
+      reason: 'policy_open',
+      message: `port ${port} accepted ${opened} of ${samples.length} connections but must be blocked`,
+    };
     return result;
   }
   const odd = samples.find((s) => s.failure && !['refused', 'timeout', 'unreachable', 'reset'].includes(s.failure.reason));

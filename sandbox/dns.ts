@@ -87,7 +87,8 @@ function buildZone(variant: Variant): Map<string, Answer[]> {
   add({ name: z, type: 'MX', ttl: 3600, class: 'IN', data: { preference: 10, exchange: `mail.${z}` } });
   for (const [host, ips] of addresses(variant)) for (const ip of ips) add({ name: `${host}.${z}`, type: 'A', ttl: TTL, class: 'IN', data: ip });
   add({ name: `ehr.${z}`, type: 'CNAME', ttl: TTL, class: 'IN', data: `cosmic.${z}` });
-  for (const dc of ['dc01', 'dc02']) add({ name: `_ldap._tcp.${z}`, type: 'SRV', ttl: TTL, class: 'IN', data: { priority: 0, weight: 100, port: 389, target: `${dc}.${z}` } });
+  for (const dc of ['dc01', 'dc02'])
+    add({ name: `_ldap._tcp.${z}`, type: 'SRV', ttl: TTL, class: 'IN', data: { priority: 0, weight: 100, port: 389, target: `${dc}.${z}` } });
 
   const r = SANDBOX_REVERSE_ZONE;
   add({
@@ -95,7 +96,15 @@ function buildZone(variant: Variant): Map<string, Answer[]> {
     type: 'SOA',
     ttl: 3600,
     class: 'IN',
-    data: { mname: `ns1.${z}`, rname: `hostmaster.${z}`, serial: variant === 'stale' ? STALE_SERIAL : ZONE_SERIAL, refresh: 3600, retry: 600, expire: 1209600, minimum: 300 },
+    data: {
+      mname: `ns1.${z}`,
+      rname: `hostmaster.${z}`,
+      serial: variant === 'stale' ? STALE_SERIAL : ZONE_SERIAL,
+      refresh: 3600,
+      retry: 600,
+      expire: 1209600,
+      minimum: 300,
+    },
   });
   add({ name: r, type: 'NS', ttl: 3600, class: 'IN', data: `ns1.${z}` });
   add({ name: r, type: 'NS', ttl: 3600, class: 'IN', data: `ns2.${z}` });
@@ -271,8 +280,11 @@ export class SandboxResolver {
     else if (mode === 'nxdomain') reply = { rcode: RCODE.NXDOMAIN, aa: true, answers: [], authorities: [], additionals: [] };
     else reply = lookup(question.name, question.type, mode === 'wrong' ? 'wrong' : mode === 'stale' ? 'stale' : 'current');
 
-    const flags = (reply.aa ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | dnsPacket.RECURSION_AVAILABLE | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | reply.rcode;
-    const optOut: Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [];
+    const flags =
+      (reply.aa ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | dnsPacket.RECURSION_AVAILABLE | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | reply.rcode;
+    const optOut: Answer[] = opt
+      ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }]
+      : [];
     const packet: dnsPacket.Packet = {
       type: 'response',
       id: q.id ?? 0,

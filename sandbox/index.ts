@@ -24,7 +24,20 @@ import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './qu
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
 /** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. queue is the integration broker's management API (RabbitMQ's is 15672). */
-export const SANDBOX_PORTS = { control: 9465, ehr: 16443, fwA: 16001, fwB: 16002, blocked: 16010, ns1: 15353, ns2: 15354, login: 16080, loginTls: 16444, ldap: 16389, mllp: 16575, queue: 16672 } as const;
+export const SANDBOX_PORTS = {
+  control: 9465,
+  ehr: 16443,
+  fwA: 16001,
+  fwB: 16002,
+  blocked: 16010,
+  ns1: 15353,
+  ns2: 15354,
+  login: 16080,
+  loginTls: 16444,
+  ldap: 16389,
+  mllp: 16575,
+  queue: 16672,
+} as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
 export interface Sandbox {
@@ -296,7 +309,12 @@ async function handleControl(
     policy: policyOpen() ? 'open' : 'closed',
     dns: Object.fromEntries(Object.entries(resolvers).map(([n, r]) => [n, r.mode])),
     ...Object.fromEntries(Object.entries(switches).map(([n, sw]) => [n, sw.get()])),
-    modes: { paths: FIREWALL_MODES, policy: ['open', 'closed'], dns: DNS_MODES, ...Object.fromEntries(Object.entries(switches).map(([n, sw]) => [n, sw.modes])) },
+    modes: {
+      paths: FIREWALL_MODES,
+      policy: ['open', 'closed'],
+      dns: DNS_MODES,
+      ...Object.fromEntries(Object.entries(switches).map(([n, sw]) => [n, sw.modes])),
+    },
   });
   const parts = url.split('?')[0]?.split('/').filter(Boolean) ?? [];
   if (parts[0] !== 'faults') return [404, { error: 'try GET /faults' }];

@@ -120,7 +120,17 @@ export function sandboxEntries(probeUser: string, probePassword: string): Entry[
     const [given = cn, sn = cn] = cn.split(' ');
     return {
       dn: `uid=${uid},${SANDBOX_PEOPLE_DN}`,
-      attributes: { objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson'], uid: [uid], cn: [cn], givenName: [given], sn: [sn], title: [title], mail: [`${uid}@region.sandbox`], userPrincipalName: [`${uid}@region.sandbox`], ...extra },
+      attributes: {
+        objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson'],
+        uid: [uid],
+        cn: [cn],
+        givenName: [given],
+        sn: [sn],
+        title: [title],
+        mail: [`${uid}@region.sandbox`],
+        userPrincipalName: [`${uid}@region.sandbox`],
+        ...extra,
+      },
     };
   };
   return [
@@ -133,10 +143,17 @@ export function sandboxEntries(probeUser: string, probePassword: string): Entry[
     person('karin.holm', 'Karin Holm', 'Physician'),
     person('lars.nyberg', 'Lars Nyberg', 'Radiographer'),
     person('maja.ek', 'Maja Ek', 'IT service desk'),
-    { dn: `cn=vakt-probes,ou=groups,${SANDBOX_BASE_DN}`, attributes: { objectClass: ['top', 'groupOfNames'], cn: ['vakt-probes'], member: [`uid=${probeUser},${SANDBOX_PEOPLE_DN}`] } },
+    {
+      dn: `cn=vakt-probes,ou=groups,${SANDBOX_BASE_DN}`,
+      attributes: { objectClass: ['top', 'groupOfNames'], cn: ['vakt-probes'], member: [`uid=${probeUser},${SANDBOX_PEOPLE_DN}`] },
+    },
     {
       dn: `cn=ward-7,ou=groups,${SANDBOX_BASE_DN}`,
-      attributes: { objectClass: ['top', 'groupOfNames'], cn: ['ward-7'], member: ['anna.berg', 'erik.lund', 'karin.holm'].map((u) => `uid=${u},${SANDBOX_PEOPLE_DN}`) },
+      attributes: {
+        objectClass: ['top', 'groupOfNames'],
+        cn: ['ward-7'],
+        member: ['anna.berg', 'erik.lund', 'karin.holm'].map((u) => `uid=${u},${SANDBOX_PEOPLE_DN}`),
+      },
     },
   ];
 }
@@ -288,8 +305,12 @@ export class SandboxDirectory extends TcpService<LdapMode> {
       case OP.abandonRequest:
         return;
       case OP.extendedRequest: {
-        const name = children(op.value).find((e) => e.tag === 0x80)?.value.toString('utf8') ?? '';
-        const respond = (code: number, diag: string) => c.send(id, encode(OP.extendedResponse, [...ldapResult(code, '', diag), ...(name ? [encodeString(name, 0x8a)] : [])]));
+        const name =
+          children(op.value)
+            .find((e) => e.tag === 0x80)
+            ?.value.toString('utf8') ?? '';
+        const respond = (code: number, diag: string) =>
+          c.send(id, encode(OP.extendedResponse, [...ldapResult(code, '', diag), ...(name ? [encodeString(name, 0x8a)] : [])]));
         if (name !== START_TLS) return respond(RESULT.protocolError, `unsupported extended operation ${name.slice(0, 64)}`);
         if (c.secure()) return respond(RESULT.operationsError, 'TLS is already established');
         if (c.pending() > 0) return respond(RESULT.operationsError, 'requests were sent after StartTLS');
@@ -339,7 +360,14 @@ export class SandboxDirectory extends TcpService<LdapMode> {
   /** Encoded protocol operations: the entries, then SearchResultDone. */
   private search(op: BerElement): Buffer[] {
     const [baseEl, scopeEl, , sizeEl, , typesOnlyEl, filterEl, attrsEl] = children(op.value);
-    if (baseEl?.tag !== TAG.OCTET_STRING || scopeEl?.tag !== TAG.ENUMERATED || sizeEl?.tag !== TAG.INTEGER || typesOnlyEl?.tag !== TAG.BOOLEAN || !filterEl || attrsEl?.tag !== TAG.SEQUENCE) {
+    if (
+      baseEl?.tag !== TAG.OCTET_STRING ||
+      scopeEl?.tag !== TAG.ENUMERATED ||
+      sizeEl?.tag !== TAG.INTEGER ||
+      typesOnlyEl?.tag !== TAG.BOOLEAN ||
+      !filterEl ||
+      attrsEl?.tag !== TAG.SEQUENCE
+    ) {
       throw new BerError('malformed SearchRequest');
     }
     const done = (code: number, matched = '', diag = '') => encode(OP.searchResultDone, ldapResult(code, matched, diag));
@@ -353,13 +381,26 @@ export class SandboxDirectory extends TcpService<LdapMode> {
 
     let candidates: Entry[];
     if (base === '' && scope === 0) {
-      candidates = [{ dn: '', attributes: { objectClass: ['top'], namingContexts: [SANDBOX_BASE_DN], supportedLDAPVersion: ['3'], supportedExtension: [START_TLS], vendorName: ['vakt sandbox'] } }];
+      candidates = [
+        {
+          dn: '',
+          attributes: {
+            objectClass: ['top'],
+            namingContexts: [SANDBOX_BASE_DN],
+            supportedLDAPVersion: ['3'],
+            supportedExtension: [START_TLS],
+            vendorName: ['vakt sandbox'],
+          },
+        },
+      ];
     } else {
       const baseEntry = this.byDn.get(base);
       if (!baseEntry) {
         let matched = parentDn(base);
         while (matched !== undefined && !this.byDn.has(matched)) matched = parentDn(matched);
-        return [done(RESULT.noSuchObject, matched ? (this.byDn.get(matched) as Entry).dn : '', `no such object: ${baseEl.value.toString('utf8').slice(0, 200)}`)];
+        return [
+          done(RESULT.noSuchObject, matched ? (this.byDn.get(matched) as Entry).dn : '', `no such object: ${baseEl.value.toString('utf8').slice(0, 200)}`),
+        ];
       }
       candidates = [...this.byDn.entries()]
         .filter(([dn]) => {

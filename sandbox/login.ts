@@ -232,15 +232,18 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
       res.end(text);
     };
-    const json = (status: number, doc: unknown, headers: Record<string, string | string[]> = {}) => send(status, JSON.stringify(doc), { 'content-type': 'application/json', ...headers });
-    const redirect = (status: number, location: string, headers: Record<string, string | string[]> = {}) => send(status, `<a href="${location}">moved</a>`, { location, ...headers });
+    const json = (status: number, doc: unknown, headers: Record<string, string | string[]> = {}) =>
+      send(status, JSON.stringify(doc), { 'content-type': 'application/json', ...headers });
+    const redirect = (status: number, location: string, headers: Record<string, string | string[]> = {}) =>
+      send(status, `<a href="${location}">moved</a>`, { location, ...headers });
     const signedIn = jar.session !== undefined && sessions.has(jar.session);
 
     // The identity provider (its own fault switch).
     if (path === '/.well-known/openid-configuration' || path.startsWith('/oauth2/')) return void identityProvider(req, path, body, json);
 
     // The web application is down: every page answers 500.
-    if (app.faults.login === 'down') return send(500, '<!doctype html><title>Error</title><h1>Internal Server Error</h1><p>The application is not available.</p>');
+    if (app.faults.login === 'down')
+      return send(500, '<!doctype html><title>Error</title><h1>Internal Server Error</h1><p>The application is not available.</p>');
 
     // Login flow.
     if (path === '/login' && req.method === 'GET') {
@@ -294,7 +297,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
         } catch {
           return json(400, { error: 'invalid_request' });
         }
-        if (app.faults.login === 'reject' || doc.username !== app.user || doc.password !== app.password) return json(401, { error: 'invalid_grant', error_description: 'Bad credentials' });
+        if (app.faults.login === 'reject' || doc.username !== app.user || doc.password !== app.password)
+          return json(401, { error: 'invalid_grant', error_description: 'Bad credentials' });
         const t = token();
         bearer.set(t, true);
         return json(200, { access_token: t, token_type: 'Bearer', expires_in: 300 }, { 'x-request-id': 'req-4711' });
@@ -309,7 +313,12 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       if (!auth?.[1] || !bearer.has(auth[1])) return json(401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer' });
       return json(200, { ok: true, user: { name: app.user, roles: ['doctor', 'ward-7'] }, ward: { beds: 24, open: true } });
     }
-    if (path === '/api/health') return json(200, { status: 'ok', version: '2026.11.3', checks: [{ name: 'db', ok: true }], 'dotted.key': 'yes' }, { 'x-build': '2026.11.3', 'cache-control': 'no-store' });
+    if (path === '/api/health')
+      return json(
+        200,
+        { status: 'ok', version: '2026.11.3', checks: [{ name: 'db', ok: true }], 'dotted.key': 'yes' },
+        { 'x-build': '2026.11.3', 'cache-control': 'no-store' },
+      );
 
     // The request reflected back: method, path, headers and body, as JSON.
     if (path === '/echo') {
@@ -340,7 +349,11 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       // chunk by chunk as the client reads: 2 GB cost the server nothing up front.
       const total = url.searchParams.has('bytes') ? Number(url.searchParams.get('bytes')) : Infinity;
       const location = url.searchParams.get('redirect');
-      res.writeHead(location ? 302 : 200, { 'content-type': 'application/octet-stream', ...(Number.isFinite(total) ? { 'content-length': String(total) } : {}), ...(location ? { location } : {}) });
+      res.writeHead(location ? 302 : 200, {
+        'content-type': 'application/octet-stream',
+        ...(Number.isFinite(total) ? { 'content-length': String(total) } : {}),
+        ...(location ? { location } : {}),
+      });
       stream(res, total);
       return;
     }
@@ -383,7 +396,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       });
     }
     if (path === '/oauth2/token') {
-      if (req.method !== 'POST') return json(405, { error: 'invalid_request', error_description: 'The token endpoint takes POST' }, { ...noStore, allow: 'POST' });
+      if (req.method !== 'POST')
+        return json(405, { error: 'invalid_request', error_description: 'The token endpoint takes POST' }, { ...noStore, allow: 'POST' });
       const answer = () => tokenEndpoint(req, body, (status, doc, headers = {}) => json(status, doc, { ...noStore, ...headers }));
       if (app.faults.idp === 'slow') later(app.faults.slowMs, answer);
       else answer();
@@ -395,16 +409,33 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       const auth = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(req.headers.authorization ?? '');
       // RFC 6750 3.1: a request without credentials gets the challenge without an error code.
       if (!req.headers.authorization) return json(401, { error: 'invalid_request', error_description: 'No access token' }, { 'www-authenticate': realm });
-      if (!auth?.[1]) return json(400, { error: 'invalid_request', error_description: 'Malformed Authorization header' }, { 'www-authenticate': `${realm}, error="invalid_request"` });
+      if (!auth?.[1])
+        return json(
+          400,
+          { error: 'invalid_request', error_description: 'Malformed Authorization header' },
+          { 'www-authenticate': `${realm}, error="invalid_request"` },
+        );
       const issued = accessTokens.get(auth[1]);
       if (!issued || issued.expires <= Date.now()) {
-        return json(401, { error: 'invalid_token', error_description: 'The access token is unknown or expired' }, { 'www-authenticate': `${realm}, error="invalid_token", error_description="The access token is unknown or expired"` });
+        return json(
+          401,
+          { error: 'invalid_token', error_description: 'The access token is unknown or expired' },
+          { 'www-authenticate': `${realm}, error="invalid_token", error_description="The access token is unknown or expired"` },
+        );
       }
       if (!issued.scopes.includes('openid')) {
-        return json(403, { error: 'insufficient_scope', error_description: 'userinfo needs scope openid' }, { 'www-authenticate': `${realm}, error="insufficient_scope", scope="openid"` });
+        return json(
+          403,
+          { error: 'insufficient_scope', error_description: 'userinfo needs scope openid' },
+          { 'www-authenticate': `${realm}, error="insufficient_scope", scope="openid"` },
+        );
       }
       const sub = issued.user ?? issued.clientId;
-      return json(200, { sub, ...(issued.user ? { preferred_username: issued.user, name: 'Vakt Probe (test account)' } : {}) }, { 'cache-control': 'no-store' });
+      return json(
+        200,
+        { sub, ...(issued.user ? { preferred_username: issued.user, name: 'Vakt Probe (test account)' } : {}) },
+        { 'cache-control': 'no-store' },
+      );
     }
     json(404, { error: 'not_found' });
   };
@@ -415,7 +446,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       // RFC 6749 5.2: a client that tried the Authorization header gets 401 with a challenge.
       json(401, { error: 'invalid_client', error_description: description }, basic ? { 'www-authenticate': 'Basic realm="sandbox"' } : {});
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded') return json(400, { error: 'invalid_request', error_description: 'Expected an application/x-www-form-urlencoded body' });
+    if (type !== 'application/x-www-form-urlencoded')
+      return json(400, { error: 'invalid_request', error_description: 'Expected an application/x-www-form-urlencoded body' });
     const form = new URLSearchParams(body);
     for (const key of new Set(form.keys())) {
       if (form.getAll(key).length > 1) return json(400, { error: 'invalid_request', error_description: `Parameter ${key} given more than once` });
@@ -433,7 +465,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
       const id = colon < 0 ? undefined : formDecode(decoded.slice(0, colon));
       const pw = colon < 0 ? undefined : formDecode(decoded.slice(colon + 1));
       if (id === undefined || pw === undefined) return invalidClient('Malformed Basic credentials', true);
-      if (clientId !== undefined && clientId !== id) return json(400, { error: 'invalid_request', error_description: 'client_id differs from the authenticated client' });
+      if (clientId !== undefined && clientId !== id)
+        return json(400, { error: 'invalid_request', error_description: 'client_id differs from the authenticated client' });
       clientId = id;
       secret = pw;
     }
@@ -444,7 +477,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
 
     const grant = form.get('grant_type');
     if (!grant) return json(400, { error: 'invalid_request', error_description: 'Missing grant_type' });
-    if (grant !== 'client_credentials' && grant !== 'password') return json(400, { error: 'unsupported_grant_type', error_description: 'Supported: client_credentials, password' });
+    if (grant !== 'client_credentials' && grant !== 'password')
+      return json(400, { error: 'unsupported_grant_type', error_description: 'Supported: client_credentials, password' });
     const scopes = (form.get('scope') ?? '').split(' ').filter((s) => s.length > 0);
     const unknown = scopes.filter((s) => !(IDP_SCOPES as readonly string[]).includes(s));
     if (unknown.length > 0) return json(400, { error: 'invalid_scope', error_description: `Unknown scope (supported: ${IDP_SCOPES.join(' ')})` });

@@ -110,7 +110,12 @@ export class SimulatedQueue {
     private readonly prefetch = DEFAULT_PREFETCH,
     private readonly slowPerSecond = DEFAULT_SLOW_DRAIN,
   ) {
-    for (const [what, v] of [['arrivalPerSecond', spec.arrivalPerSecond], ['drainPerSecond', spec.drainPerSecond], ['slow drain', slowPerSecond], ['prefetch', prefetch]] as const) {
+    for (const [what, v] of [
+      ['arrivalPerSecond', spec.arrivalPerSecond],
+      ['drainPerSecond', spec.drainPerSecond],
+      ['slow drain', slowPerSecond],
+      ['prefetch', prefetch],
+    ] as const) {
       if (!(Number.isFinite(v) && v > 0)) throw new Error(`queue ${spec.name}: ${what} must be a positive number`);
     }
     this.name = spec.name;
@@ -403,7 +408,10 @@ export class SandboxBroker {
     const shape = (q: QueueSnapshot) => (columns ? pickColumns(queueJson(q), columns) : queueJson(q));
     let parts: string[];
     try {
-      parts = url.pathname.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+      parts = url.pathname
+        .split('/')
+        .filter(Boolean)
+        .map((p) => decodeURIComponent(p));
     } catch {
       send(404, { error: 'Object Not Found', reason: 'Not Found' });
       return;

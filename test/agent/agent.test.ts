@@ -136,7 +136,9 @@ checks:
     const om2 = await rawGet(`${http.url}/metrics`, { 'accept-encoding': 'x-gzip', accept: 'application/openmetrics-text' });
     expect(gunzipSync(om2.body).toString().endsWith('# EOF\n')).toBe(true);
 
-    const api = JSON.parse((await get(`${http.url}/api/v1/checks`)).body) as { checks: { name: string; state: string; lastResult: { failure: { reason: string } | null; phases: Record<string, number> } }[] };
+    const api = JSON.parse((await get(`${http.url}/api/v1/checks`)).body) as {
+      checks: { name: string; state: string; lastResult: { failure: { reason: string } | null; phases: Record<string, number> } }[];
+    };
     const byName = Object.fromEntries(api.checks.map((c) => [c.name, c]));
     expect(byName.up?.state).toBe('ok');
     expect(byName.up?.lastResult.phases.connect).toBeGreaterThan(0);
@@ -177,7 +179,12 @@ ${extra}`;
     expect(value(afterBad, 'vakt_config_last_reload_successful')).toBe(0);
     expect(value(afterBad, 'vakt_config_reloads_total', { result: 'failure' })).toBe(1);
     expect(afterBad).toContain('probe_success{check="gone"');
-    expect(agent.list().map((c) => c.config.name).sort()).toEqual(['gone', 'keep']);
+    expect(
+      agent
+        .list()
+        .map((c) => c.config.name)
+        .sort(),
+    ).toEqual(['gone', 'keep']);
 
     writeFileSync(file, text(`  - { name: added, kind: tcp, target: "127.0.0.1:${p.port}" }`));
     const good = await fetch(`${http.url}/-/reload`, { method: 'POST' });

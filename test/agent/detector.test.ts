@@ -12,7 +12,10 @@ import type { ProbeResult } from '../../probes/types.js';
 import { blackholePeer, closedPort, tcpPeer, type Peer } from '../helpers/peers.js';
 
 function check(extra = '', retries = 2): CheckConfig {
-  return parseConfig(`checks:\n  - { name: c, kind: tcp, target: "10.0.0.1:1", interval: 30s, timeout: 2s, retries: ${retries}, retryInterval: 5s${extra} }\n`, 't.yaml').checks[0] as CheckConfig;
+  return parseConfig(
+    `checks:\n  - { name: c, kind: tcp, target: "10.0.0.1:1", interval: 30s, timeout: 2s, retries: ${retries}, retryInterval: 5s${extra} }\n`,
+    't.yaml',
+  ).checks[0] as CheckConfig;
 }
 const ok: ProbeResult = { ok: true, phases: {} };
 const bad: ProbeResult = { ok: false, phases: {}, failure: { phase: 'connect', reason: 'timeout', message: 'x' } };
@@ -142,7 +145,13 @@ describe('root cause', () => {
   const node = (name: string, state: Node['state'], dependsOn: string[] = [], since = 0): [string, Node] => [name, { name, state, dependsOn, since }];
 
   it('a down check whose dependency is down gets the deepest down dependency as cause', () => {
-    const nodes = new Map([node('dns', 'down', [], 100), node('fw', 'down', ['dns']), node('ehr', 'down', ['fw', 'dns']), node('lab', 'down', ['dns']), node('pacs', 'ok', ['dns'])]);
+    const nodes = new Map([
+      node('dns', 'down', [], 100),
+      node('fw', 'down', ['dns']),
+      node('ehr', 'down', ['fw', 'dns']),
+      node('lab', 'down', ['dns']),
+      node('pacs', 'ok', ['dns']),
+    ]);
     const causes = rootCauses(nodes);
     expect(Object.fromEntries(causes)).toEqual({ dns: 'dns', fw: 'dns', ehr: 'dns', lab: 'dns' });
     expect(incidents(nodes, causes)).toEqual([{ cause: 'dns', since: 100, affected: ['ehr', 'fw', 'lab'] }]);

@@ -79,7 +79,11 @@ describe('disturbed runs', () => {
       }
       const baseline = agent.get('login')?.status.baseline;
       expect(baseline).toBeDefined();
-      const disturbedBefore = agent.get('login')?.history.records().filter((h) => h.disturbed).length ?? 0;
+      const disturbedBefore =
+        agent
+          .get('login')
+          ?.history.records()
+          .filter((h) => h.disturbed).length ?? 0;
 
       // The server answers after 60 ms; 10 ms into the wait the agent's loop is blocked 200 ms.
       answerAfterMs = 60;
@@ -99,7 +103,10 @@ describe('disturbed runs', () => {
       const text = (await agent.metrics.render(false)).body;
       expect(value(text, 'vakt_probe_disturbed_runs_total', { check: 'login' })).toBe(disturbedBefore + 1);
       // Every run counted (a first run slowed by code compilation may have been degraded).
-      expect((value(text, 'vakt_probe_runs_total', { check: 'login', result: 'ok' }) ?? 0) + (value(text, 'vakt_probe_runs_total', { check: 'login', result: 'degraded' }) ?? 0)).toBe(calmRuns + 1);
+      expect(
+        (value(text, 'vakt_probe_runs_total', { check: 'login', result: 'ok' }) ?? 0) +
+          (value(text, 'vakt_probe_runs_total', { check: 'login', result: 'degraded' }) ?? 0),
+      ).toBe(calmRuns + 1);
     } finally {
       await agent.stop();
     }

@@ -24,7 +24,8 @@ describe('heapGrowth', () => {
   });
 
   it('refuses a value that is not a whole percentage', () => {
-    for (const bad of ['-1', '1001', '12.5', 'lots', '0x10 ']) expect(() => heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: bad }, [])).toThrow(/VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000/);
+    for (const bad of ['-1', '1001', '12.5', 'lots', '0x10 '])
+      expect(() => heapGrowth({ VAKT_HEAP_GROWTH_PERCENT: bad }, [])).toThrow(/VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000/);
   });
 });
 
@@ -45,7 +46,9 @@ describe('node flags', () => {
   it('says in the log line when node was started without them', () => {
     expect(nodeFlagsSetting([...NODE_FLAGS])).toBe('as shipped');
     expect(nodeFlagsSetting(['--max_semi_space_size=4', '--single_threaded_gc', '--enable-source-maps'])).toBe('as shipped');
-    expect(nodeFlagsSetting(['--single-threaded-gc'])).toBe('node started without --max-semi-space-size=4: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection');
+    expect(nodeFlagsSetting(['--single-threaded-gc'])).toBe(
+      'node started without --max-semi-space-size=4: more CPU or memory per check, see docs/operations.md#node-flags-and-garbage-collection',
+    );
     expect(nodeFlagsSetting([])).toMatch(/^node started without --single-threaded-gc --max-semi-space-size=4:/);
   });
 });

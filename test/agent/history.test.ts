@@ -2,7 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { HISTORY, RunHistory, type RunRecord } from '../../agent/history.js';
 
-const run = (i: number, extra: Partial<RunRecord> = {}): RunRecord => ({ time: 1_000 * i, result: 'ok', durationSeconds: i / 100, phases: { connect: i / 1000 }, ...extra });
+const run = (i: number, extra: Partial<RunRecord> = {}): RunRecord => ({
+  time: 1_000 * i,
+  result: 'ok',
+  durationSeconds: i / 100,
+  phases: { connect: i / 1000 },
+  ...extra,
+});
 
 describe('RunHistory', () => {
   it('keeps the last `capacity` runs, oldest first, across wrap-around', () => {

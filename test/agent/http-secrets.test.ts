@@ -21,7 +21,14 @@ const CHECKS = ['login-ok', 'login-refused', 'echo-header', 'echo-piece', 'echo-
 
 /** Every form a secret could take on its way out, and their tell-tale middle (a cut-off piece). */
 const FORMS = [
-  ...[SECRET, TOKEN].flatMap((s) => [s, JSON.stringify(s).slice(1, -1), JSON.stringify(JSON.stringify(s)).slice(3, -3), encodeURIComponent(s), new URLSearchParams({ v: s }).toString().slice(2), Buffer.from(s).toString('base64')]),
+  ...[SECRET, TOKEN].flatMap((s) => [
+    s,
+    JSON.stringify(s).slice(1, -1),
+    JSON.stringify(JSON.stringify(s)).slice(3, -3),
+    encodeURIComponent(s),
+    new URLSearchParams({ v: s }).toString().slice(2),
+    Buffer.from(s).toString('base64'),
+  ]),
   'PLANTED',
 ];
 
@@ -31,7 +38,11 @@ function expectNoSecret(text: string, where: string): void {
 
 interface ApiCheck {
   name: string;
-  lastResult: { result: string; failure: { phase: string; reason: string; message: string } | null; degraded: { reason: string; message: string } | null } | null;
+  lastResult: {
+    result: string;
+    failure: { phase: string; reason: string; message: string } | null;
+    degraded: { reason: string; message: string } | null;
+  } | null;
 }
 
 let ok: LoginApp;
@@ -190,11 +201,23 @@ describe('http checks and a planted secret', () => {
     expect(by['echo-refused']?.failure).toMatchObject({ reason: 'http_status' });
     expect(by['echo-extract']?.failure).toMatchObject({ reason: 'http_status', message: 'step use: status 500, expected 2xx' });
     // These messages quote the echoed value, which is the secret: it comes out redacted.
-    expect(by['echo-header']?.failure).toEqual({ phase: 'processing', reason: 'assertion', message: 'step request: JSON $.headers.x-api-key is "[REDACTED]", expected "something else"' });
+    expect(by['echo-header']?.failure).toEqual({
+      phase: 'processing',
+      reason: 'assertion',
+      message: 'step request: JSON $.headers.x-api-key is "[REDACTED]", expected "something else"',
+    });
     expect(by['echo-piece']?.failure?.message).toBe('step request: JSON $.headers.x-session is "Session for user 4711 [REDACTED]", expected "something else"');
-    expect(by['echo-piece-token']?.failure?.message).toBe('step request: JSON $.headers.x-session is "Session for user 4711 [REDACTED]", expected "something else"');
-    expect(by['echo-form']?.failure).toEqual({ phase: 'processing', reason: 'assertion', message: 'step request: JSON $.body is "password=[REDACTED]", expected "something else"' });
-    expect(by['echo-json']?.failure?.message).toBe('step request: JSON $.body is "{\\"p\\":\\"[REDACTED]\\",\\"t\\":\\"[REDACTED]\\"}", expected "something else"');
+    expect(by['echo-piece-token']?.failure?.message).toBe(
+      'step request: JSON $.headers.x-session is "Session for user 4711 [REDACTED]", expected "something else"',
+    );
+    expect(by['echo-form']?.failure).toEqual({
+      phase: 'processing',
+      reason: 'assertion',
+      message: 'step request: JSON $.body is "password=[REDACTED]", expected "something else"',
+    });
+    expect(by['echo-json']?.failure?.message).toBe(
+      'step request: JSON $.body is "{\\"p\\":\\"[REDACTED]\\",\\"t\\":\\"[REDACTED]\\"}", expected "something else"',
+    );
   });
 
   it('appears nowhere in the API, the status page, /metrics or the debug logs', async () => {
@@ -217,7 +240,9 @@ describe('http checks and a planted secret', () => {
   it('appears nowhere in `vakt probe` output, as text or JSON', { timeout: 60_000 }, async () => {
     const env = { [ENV]: SECRET, [TOKEN_ENV]: TOKEN };
     const names = CHECKS;
-    const runs = await Promise.all(names.flatMap((n) => [runVakt(['probe', '-c', file, n], env, 45_000), runVakt(['probe', '-c', file, n, '--json'], env, 45_000)]));
+    const runs = await Promise.all(
+      names.flatMap((n) => [runVakt(['probe', '-c', file, n], env, 45_000), runVakt(['probe', '-c', file, n, '--json'], env, 45_000)]),
+    );
     runs.forEach((r, i) => {
       const name = names[Math.floor(i / 2)] as string;
       const where = `vakt probe ${name}${i % 2 ? ' --json' : ''}`;
@@ -226,7 +251,10 @@ describe('http checks and a planted secret', () => {
       expectNoSecret(r.stdout, `${where} stdout`);
       expectNoSecret(r.stderr, `${where} stderr`);
     });
-    const header = JSON.parse(runs[names.indexOf('echo-header') * 2 + 1]!.stdout) as { failure: { message: string }; steps: { failure?: { message: string } }[] };
+    const header = JSON.parse(runs[names.indexOf('echo-header') * 2 + 1]!.stdout) as {
+      failure: { message: string };
+      steps: { failure?: { message: string } }[];
+    };
     expect(header.failure.message).toContain('[REDACTED]');
     expect(header.steps[0]?.failure?.message).toContain('[REDACTED]');
   });

@@ -13,8 +13,23 @@ function check(name: string, extra = ''): CheckConfig {
 const tlsResult: ProbeResult = {
   ok: true,
   phases: { connect: 0.001, tls: 0.004 },
-  values: { ip_protocol: 4, ssl_earliest_cert_expiry: 2_000_000_000, samples: 5, samples_loss_ratio: 0.2, connect_min_seconds: 0.001, connect_median_seconds: 0.002, connect_max_seconds: 0.01 },
-  info: { tlsVersion: 'TLSv1.3', certSubject: 'CN=ehr', certIssuer: 'CN=CA', certSubjectAlternative: 'ehr,ehr.local', certSerialNumber: '1f', certFingerprintSha256: 'ab' },
+  values: {
+    ip_protocol: 4,
+    ssl_earliest_cert_expiry: 2_000_000_000,
+    samples: 5,
+    samples_loss_ratio: 0.2,
+    connect_min_seconds: 0.001,
+    connect_median_seconds: 0.002,
+    connect_max_seconds: 0.01,
+  },
+  info: {
+    tlsVersion: 'TLSv1.3',
+    certSubject: 'CN=ehr',
+    certIssuer: 'CN=CA',
+    certSubjectAlternative: 'ehr,ehr.local',
+    certSerialNumber: '1f',
+    certFingerprintSha256: 'ab',
+  },
   degraded: { reason: 'sample_loss', message: '1 of 5' },
 };
 
@@ -22,7 +37,11 @@ const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), durat
 
 describe('metrics', () => {
   it('exports the last run with blackbox_exporter names and label values', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const c = check('ehr-a');
     m.addCheck(c);
     m.observe(c, outcome(tlsResult));
@@ -31,7 +50,9 @@ describe('metrics', () => {
     expect(value(text, 'probe_success', base)).toBe(1);
     expect(value(text, 'probe_ssl_earliest_cert_expiry', base)).toBe(2_000_000_000);
     expect(value(text, 'probe_tls_version_info', { ...base, version: 'TLS 1.3' })).toBe(1);
-    expect(value(text, 'probe_ssl_last_chain_info', { ...base, subject: 'CN=ehr', issuer: 'CN=CA', subjectalternative: 'ehr,ehr.local', serialnumber: '1f' })).toBe(1);
+    expect(
+      value(text, 'probe_ssl_last_chain_info', { ...base, subject: 'CN=ehr', issuer: 'CN=CA', subjectalternative: 'ehr,ehr.local', serialnumber: '1f' }),
+    ).toBe(1);
     expect(value(text, 'vakt_probe_sample_loss_ratio', base)).toBe(0.2);
     expect(value(text, 'vakt_probe_connect_seconds', { ...base, stat: 'median' })).toBe(0.002);
     expect(samples(text, 'vakt_probe_degraded')).toHaveLength(0); // removed: the degraded state is vakt_check_status
@@ -42,7 +63,11 @@ describe('metrics', () => {
   });
 
   it('a phase or value missing from the next run is removed, not left stale or set to 0', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const c = check('ehr-a');
     m.observe(c, outcome(tlsResult));
     m.observe(c, outcome({ ok: false, phases: {}, failure: { phase: 'connect', reason: 'refused', message: 'x' } }));
@@ -55,7 +80,11 @@ describe('metrics', () => {
   });
 
   it('a removed check loses every series; others keep theirs', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const a = check('a');
     const b = check('b');
     for (const c of [a, b]) {
@@ -71,12 +100,24 @@ describe('metrics', () => {
   });
 
   it('several targets: per-target series; a run cut off by the runner keeps the same series', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
-    const c = parseConfig('checks:\n  - { name: dns, kind: dns, targets: ["10.0.0.53", "10.0.0.54"], dns: { name: x.local } }\n', 't.yaml').checks[0] as CheckConfig;
-    m.observe(c, outcome({ ok: true, phases: {}, targets: [
-      { target: '10.0.0.53', ok: true, durationSeconds: 0.002, phases: { request: 0.002 }, values: { dns_answer_rrs: 1 }, info: { dnsRcode: 'NOERROR' } },
-      { target: '10.0.0.54', ok: false, durationSeconds: 0.5, phases: {}, failure: { phase: 'request', reason: 'timeout', message: 'x' } },
-    ] }));
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const c = parseConfig('checks:\n  - { name: dns, kind: dns, targets: ["10.0.0.53", "10.0.0.54"], dns: { name: x.local } }\n', 't.yaml')
+      .checks[0] as CheckConfig;
+    m.observe(
+      c,
+      outcome({
+        ok: true,
+        phases: {},
+        targets: [
+          { target: '10.0.0.53', ok: true, durationSeconds: 0.002, phases: { request: 0.002 }, values: { dns_answer_rrs: 1 }, info: { dnsRcode: 'NOERROR' } },
+          { target: '10.0.0.54', ok: false, durationSeconds: 0.5, phases: {}, failure: { phase: 'request', reason: 'timeout', message: 'x' } },
+        ],
+      }),
+    );
     let text = (await m.render(false)).body;
     expect(value(text, 'probe_success', { check: 'dns', target: '10.0.0.53' })).toBe(1);
     expect(value(text, 'probe_success', { check: 'dns', target: '10.0.0.54' })).toBe(0);
@@ -92,8 +133,13 @@ describe('metrics', () => {
   });
 
   it('queue readings: one series per check and queue and number; unknown numbers absent; a failed read or a queue gone removes them', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
-    const c = parseConfig('checks:\n  - { name: lab-q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a, b] } }\n', 't.yaml').checks[0] as CheckConfig;
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const c = parseConfig('checks:\n  - { name: lab-q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a, b] } }\n', 't.yaml')
+      .checks[0] as CheckConfig;
     m.addCheck(c);
     const read: ProbeResult = {
       ok: true,
@@ -131,7 +177,11 @@ describe('metrics', () => {
   });
 
   it('histograms: off by default; total or phases from the agent default; a check overrides it', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const plain = check('x');
     const own = check('y', ', histograms: phases');
     m.observe(plain, outcome(tlsResult));
@@ -153,7 +203,11 @@ describe('metrics', () => {
   });
 
   it('a disturbed run is counted; the counter appears with the first one', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const c = check('x');
     m.addCheck(c);
     m.observe(c, outcome(tlsResult));
@@ -165,7 +219,11 @@ describe('metrics', () => {
   });
 
   it('constant labels are on every series, also after they change', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const c = check('x');
     m.addCheck(c);
     m.setConstantLabels({ site: 'north' });
@@ -180,14 +238,28 @@ describe('metrics', () => {
   });
 
   it('every label name vakt uses is refused as a constant agent label', async () => {
-    const m = new Metrics(() => 0, () => 0, () => 1);
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
     const c = check('x');
     m.addCheck(c);
     m.observe(c, outcome(tlsResult));
     // Kinds with labels of their own: steps (http), queues (queue), ACK codes (mllp).
-    const q = parseConfig('checks:\n  - { name: q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a] } }\n', 't.yaml').checks[0] as CheckConfig;
+    const q = parseConfig('checks:\n  - { name: q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a] } }\n', 't.yaml')
+      .checks[0] as CheckConfig;
     m.addCheck(q);
-    m.observe(q, outcome({ ok: true, phases: {}, queues: [{ queue: 'a', depth: 1 }], steps: [{ name: 's', ok: true, durationSeconds: 0.1, phases: {} }], info: { hl7AckCode: 'AA' } }));
+    m.observe(
+      q,
+      outcome({
+        ok: true,
+        phases: {},
+        queues: [{ queue: 'a', depth: 1 }],
+        steps: [{ name: 's', ok: true, durationSeconds: 0.1, phases: {} }],
+        info: { hl7AckCode: 'AA' },
+      }),
+    );
     const used = new Set<string>();
     for (const s of parseMetrics((await m.render(false)).body)) for (const l of Object.keys(s.labels)) if (l !== 'le') used.add(l);
     expect(used.size).toBeGreaterThan(5);

@@ -98,7 +98,9 @@ describe('probe threads', () => {
     const up = await tcpPeer((s) => s.end());
     peers.push(up);
     const { threads } = pool(1);
-    const [hung, ok] = checks(`  - { name: hung, kind: tcp, target: "127.0.0.1:${hole.port}", timeout: 5s }\n  - { name: ok, kind: tcp, target: "127.0.0.1:${up.port}" }`);
+    const [hung, ok] = checks(
+      `  - { name: hung, kind: tcp, target: "127.0.0.1:${hole.port}", timeout: 5s }\n  - { name: ok, kind: tcp, target: "127.0.0.1:${up.port}" }`,
+    );
     threads.set(hung!);
     threads.set(ok!);
     expect((await threads.run(ok!))?.result.ok).toBe(true);

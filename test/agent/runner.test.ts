@@ -63,7 +63,10 @@ describe('runner', () => {
   });
 
   it('a failure with an unknown reason becomes internal', async () => {
-    const probe: Probe<never> = { phases: [], run: () => Promise.resolve({ ok: false, phases: {}, failure: { phase: 'x', reason: 'made_up' as never, message: 'm' } }) };
+    const probe: Probe<never> = {
+      phases: [],
+      run: () => Promise.resolve({ ok: false, phases: {}, failure: { phase: 'x', reason: 'made_up' as never, message: 'm' } }),
+    };
     const { runner } = runnerWith(probe);
     expect((await runner.run(base))?.result.failure?.reason).toBe('internal');
   });
@@ -111,7 +114,9 @@ describe('runner', () => {
     let n = 0;
     const peer = await tcpPeer((s) => (n++ % 2 === 0 ? s.end('hi\n') : undefined));
     try {
-      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 600ms, interval: 1s, tcp: { samples: 6, sampleSpacing: 20ms, receive: "^hi" } }`);
+      const c = check(
+        `  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 600ms, interval: 1s, tcp: { samples: 6, sampleSpacing: 20ms, receive: "^hi" } }`,
+      );
       const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(c);
       expect(out?.result).toMatchObject({ ok: true, degraded: { reason: 'sample_loss' } });
       expect(out?.result.values?.samples_loss_ratio).toBe(0.5);

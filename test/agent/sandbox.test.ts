@@ -52,7 +52,14 @@ afterAll(async () => {
 });
 
 function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500) {
-  return tcpProbe.run({ target: `127.0.0.1:${port}`, targets: [`127.0.0.1:${port}`], options: KIND_OPTIONS.tcp.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
+  return tcpProbe.run({
+    target: `127.0.0.1:${port}`,
+    targets: [`127.0.0.1:${port}`],
+    options: KIND_OPTIONS.tcp.parse(options),
+    ...budget(timeoutMs),
+    log: quietLog,
+    secrets: {},
+  });
 }
 
 const tls = () => ({ serverName: 'ehr.sandbox.vakt.test', caFile: `${sandboxCertDir()}/ca.pem` });
@@ -129,7 +136,11 @@ describe('sandbox firewall paths', () => {
   it('the control API rejects unknown faults and lists the switches', async () => {
     const bad = await fetch(`${sb.controlUrl}/faults/fw-a/explode`, { method: 'POST' });
     expect(bad.status).toBe(400);
-    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { paths: Record<string, string>; dns: Record<string, string>; modes: { dns: string[] } };
+    const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as {
+      paths: Record<string, string>;
+      dns: Record<string, string>;
+      modes: { dns: string[] };
+    };
     expect(Object.keys(list.paths)).toEqual(['fw-a', 'fw-b']);
     expect(list.dns).toEqual({ ns1: 'ok', ns2: 'ok' });
     expect(list.modes.dns).toEqual(['ok', 'timeout', 'servfail', 'wrong', 'nxdomain', 'refused', 'stale']);
@@ -155,9 +166,17 @@ describe('sandbox internal DNS (ns1, ns2)', () => {
   it('the zone: CNAME, MX and SRV with glue, PTR, SOA, NODATA, NXDOMAIN, out-of-zone REFUSED', async () => {
     const ehr = await dns(['ns1'], { name: 'ehr.region.sandbox', expect: { answer: { exactValues: ['cosmic.region.sandbox.', '10.20.1.5'] } } });
     expect(ehr.failure).toBeUndefined();
-    const mx = await dns(['ns1'], { name: 'region.sandbox', type: 'MX', expect: { answer: { values: ['10 mail.region.sandbox.'] }, additional: { values: ['10.20.3.25'] } } });
+    const mx = await dns(['ns1'], {
+      name: 'region.sandbox',
+      type: 'MX',
+      expect: { answer: { values: ['10 mail.region.sandbox.'] }, additional: { values: ['10.20.3.25'] } },
+    });
     expect(mx.failure).toBeUndefined();
-    const srv = await dns(['ns1'], { name: '_ldap._tcp.region.sandbox', type: 'SRV', expect: { answer: { minCount: 2, allMatch: [' IN SRV 0 100 389 dc0[12]\\.region\\.sandbox\\.$'] } } });
+    const srv = await dns(['ns1'], {
+      name: '_ldap._tcp.region.sandbox',
+      type: 'SRV',
+      expect: { answer: { minCount: 2, allMatch: [' IN SRV 0 100 389 dc0[12]\\.region\\.sandbox\\.$'] } },
+    });
     expect(srv.failure).toBeUndefined();
     const ptr = await dns(['ns2'], { name: '10.20.2.30', type: 'PTR', expect: { answer: { exactValues: ['pacs.region.sandbox.'] } } });
     expect(ptr.failure).toBeUndefined();
@@ -212,7 +231,7 @@ describe('sandbox internal DNS (ns1, ns2)', () => {
     expect((await dns(['ns2'], cosmic)).ok).toBe(true);
   });
 
-  it('stale: an older SOA serial (and last month\'s address for pacs)', async () => {
+  it("stale: an older SOA serial (and last month's address for pacs)", async () => {
     await fault('ns2/stale');
     expect((await dns(['ns2'], { name: 'region.sandbox', type: 'SOA' })).values?.dns_serial).toBe(STALE_SERIAL);
     expect((await dns(['ns2'], { name: 'pacs.region.sandbox', expect: { answer: { exactValues: ['10.20.2.30'] } } })).failure?.reason).toBe('dns_mismatch');
@@ -245,7 +264,7 @@ describe('sandbox internal DNS (ns1, ns2)', () => {
     expect((await dns(['ns1', 'ns2'], zone)).ok).toBe(true);
   });
 
-  it('stale on one resolver: dns_serial_lag, with each target\'s lag', async () => {
+  it("stale on one resolver: dns_serial_lag, with each target's lag", async () => {
     await fault('ns2/stale');
     const r = await dns(['ns1', 'ns2'], { name: 'region.sandbox', type: 'SOA', consistency: true, maxSerialLag: 0 });
     expect(r.failure).toMatchObject({ reason: 'dns_serial_lag' });
@@ -267,14 +286,24 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
     const i = config.checks.find((c) => c.name === 'idp-token');
     if (l?.kind !== 'http' || i?.kind !== 'oidc') throw new Error('config/default.yaml has no cosmic-login (http) and idp-token (oidc)');
     login = { ...l, target: here(l.target), targets: [here(l.target)] };
-    idp = { ...i, target: here(i.target), targets: [here(i.target)], options: { ...i.options, expect: { ...i.options.expect, issuer: here(i.options.expect.issuer ?? '') } } };
+    idp = {
+      ...i,
+      target: here(i.target),
+      targets: [here(i.target)],
+      options: { ...i.options, expect: { ...i.options.expect, issuer: here(i.options.expect.issuer ?? '') } },
+    };
   });
 
-  const runLogin = (check = login) => httpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
-  const runIdp = (check = idp) => oidcProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+  const runLogin = (check = login) =>
+    httpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+  const runIdp = (check = idp) =>
+    oidcProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
   /** The oidc probe with options of the test's own (credentials by secret name). */
-  const oidc = (target: string, options: Record<string, unknown>, secrets: Record<string, string> = { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: sb.login.password }) =>
-    oidcProbe.run({ target, targets: [target], options: KIND_OPTIONS.oidc.parse(options), ...budget(3000), log: quietLog, secrets });
+  const oidc = (
+    target: string,
+    options: Record<string, unknown>,
+    secrets: Record<string, string> = { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: sb.login.password },
+  ) => oidcProbe.run({ target, targets: [target], options: KIND_OPTIONS.oidc.parse(options), ...budget(3000), log: quietLog, secrets });
   const stepNames = (r: ProbeResult) => r.steps?.map((s) => s.name);
 
   it("the demo's checks succeed: cosmic-login over HTTPS in four steps, idp-token by discovery and client_credentials", async () => {
@@ -370,17 +399,32 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
 
   it('the identity provider: password grant with an ID token and userinfo; OAuth errors as JSON; the bearer check', async () => {
     const base = sb.login.url;
-    const pw = await oidc(base, { grant: 'password', clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', username: SANDBOX_USER, password: 'password', scope: 'openid profile', expect: { idToken: true }, resource: { url: 'userinfo' } });
+    const pw = await oidc(base, {
+      grant: 'password',
+      clientId: SANDBOX_CLIENT_ID,
+      clientSecret: 'client_secret',
+      username: SANDBOX_USER,
+      password: 'password',
+      scope: 'openid profile',
+      expect: { idToken: true },
+      resource: { url: 'userinfo' },
+    });
     expect(pw.failure).toBeUndefined();
     expect(Object.keys(pw.phases)).toEqual(['discovery', 'connect', 'token', 'resource']);
     // Client secret in the form instead of HTTP Basic.
     expect((await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', clientAuth: 'body' })).ok).toBe(true);
     // A wrong user password: invalid_grant; a wrong client secret: invalid_client; an unknown scope.
-    const badUser = await oidc(base, { grant: 'password', clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', username: SANDBOX_USER, password: 'password' }, { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: 'not-the-password' });
+    const badUser = await oidc(
+      base,
+      { grant: 'password', clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', username: SANDBOX_USER, password: 'password' },
+      { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: 'not-the-password' },
+    );
     expect(badUser).toMatchObject({ failure: { reason: 'auth' }, info: { authCode: 'invalid_grant' } });
     const badClient = await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret' }, { client_secret: 'not-the-secret' });
     expect(badClient).toMatchObject({ failure: { reason: 'auth' }, info: { authCode: 'invalid_client' } });
-    expect(await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', scope: 'admin' })).toMatchObject({ info: { authCode: 'invalid_scope' } });
+    expect(await oidc(base, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', scope: 'admin' })).toMatchObject({
+      info: { authCode: 'invalid_scope' },
+    });
 
     // By hand: the error JSON, no caching, the Basic challenge, grant types.
     const token = (body: string, headers: Record<string, string> = {}) =>
@@ -444,10 +488,18 @@ describe('sandbox directory (ldap)', () => {
     check = { ...c, target, targets: [target] };
   });
 
-  const runCheck = (secrets = check.secrets) => ldapProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets });
+  const runCheck = (secrets = check.secrets) =>
+    ldapProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets });
   /** The ldap probe with options of the test's own (the password by secret name). */
   const ldap = (options: Record<string, unknown>, password = sb.login.password, timeoutMs = 2000) =>
-    ldapProbe.run({ target: sb.directory.url, targets: [sb.directory.url], options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets: { pw: password } });
+    ldapProbe.run({
+      target: sb.directory.url,
+      targets: [sb.directory.url],
+      options: KIND_OPTIONS.ldap.parse(options),
+      ...budget(timeoutMs),
+      log: quietLog,
+      secrets: { pw: password },
+    });
   const probeDn = `uid=${SANDBOX_USER},${SANDBOX_PEOPLE_DN}`;
 
   /** Bytes written to the directory's port; resolves with what came back once the server closed the connection. */
@@ -487,8 +539,14 @@ describe('sandbox directory (ldap)', () => {
     expect(Object.keys(tls.phases)).toEqual(['connect', 'tls', 'bind', 'search']);
     expect(tls.values?.ssl_earliest_cert_expiry).toBeGreaterThan(0);
     // A search that finds too little, and one under a base that does not exist.
-    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: SANDBOX_PEOPLE_DN, filter: '(title=Surgeon)' } })).failure).toMatchObject({ phase: 'search', reason: 'assertion' });
-    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: 'ou=nowhere,dc=region,dc=sandbox' } })).failure).toMatchObject({ phase: 'search', reason: 'assertion' });
+    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: SANDBOX_PEOPLE_DN, filter: '(title=Surgeon)' } })).failure).toMatchObject({
+      phase: 'search',
+      reason: 'assertion',
+    });
+    expect((await ldap({ bindDn: probeDn, password: 'pw', search: { baseDn: 'ou=nowhere,dc=region,dc=sandbox' } })).failure).toMatchObject({
+      phase: 'search',
+      reason: 'assertion',
+    });
     // The directory is read-only.
     const c = new Client({ url: sb.directory.url });
     try {
@@ -597,7 +655,8 @@ describe('sandbox HL7 interface engine (mllp)', () => {
     check = { ...c, target, targets: [target] };
   });
 
-  const runCheck = (timeoutMs = check.timeoutMs) => mllpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(timeoutMs), log: quietLog, secrets: {} });
+  const runCheck = (timeoutMs = check.timeoutMs) =>
+    mllpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(timeoutMs), log: quietLog, secrets: {} });
 
   /** Bytes written to the engine's port; resolves with the frames that came back within waitMs (or until it closed). */
   const exchange = (bytes: Buffer, waitMs = 300) =>
@@ -630,7 +689,8 @@ describe('sandbox HL7 interface engine (mllp)', () => {
       s.write(bytes);
     });
 
-  const message = (controlId: string, type = 'ORM^O01^ORM_O01') => `MSH|^~\\&|VAKT|REGION|LABENGINE|LAB|20261122120000||${type}|${controlId}|T|2.5\rPID|1||SYNTH0001||TESTPATIENT^SYNTHETIC\r`;
+  const message = (controlId: string, type = 'ORM^O01^ORM_O01') =>
+    `MSH|^~\\&|VAKT|REGION|LABENGINE|LAB|20261122120000||${type}|${controlId}|T|2.5\rPID|1||SYNTH0001||TESTPATIENT^SYNTHETIC\r`;
 
   it("the demo's check succeeds: AA echoing the control id, sender and receiver swapped", async () => {
     const r = await runCheck();
@@ -785,12 +845,16 @@ describe('sandbox integration broker (queue)', () => {
     expect(reading(second, 'orders.out')?.drainRate).toBeGreaterThan(0);
   });
 
-  it("the management API as RabbitMQ answers: columns, message_stats, 401 and 404 bodies", async () => {
+  it('the management API as RabbitMQ answers: columns, message_stats, 401 and 404 bodies', async () => {
     const res = await api('/api/queues/%2F/lab.results?columns=name,consumers,messages,message_stats.publish,message_stats.deliver_get_details.rate');
     expect(res.status).toBe(200);
     const q = (await res.json()) as Record<string, unknown>;
     expect(Object.keys(q).sort()).toEqual(['consumers', 'message_stats', 'messages', 'name']);
-    expect(q).toMatchObject({ name: 'lab.results', consumers: 1, message_stats: { publish: expect.any(Number), deliver_get_details: { rate: expect.any(Number) } } });
+    expect(q).toMatchObject({
+      name: 'lab.results',
+      consumers: 1,
+      message_stats: { publish: expect.any(Number), deliver_get_details: { rate: expect.any(Number) } },
+    });
     const all = (await (await api('/api/queues/%2F')).json()) as Record<string, unknown>[];
     expect(all.map((x) => x.name)).toEqual(['orders.out', 'lab.results']);
     expect(all[0]).toMatchObject({ vhost: '/', state: 'running', durable: true, messages_unacknowledged: expect.any(Number) });

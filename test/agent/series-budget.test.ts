@@ -32,7 +32,11 @@ beforeAll(async () => {
   // The demo's own config against this sandbox, histograms off (the default set), and an amqp
   // check (the demo has none) against a closed port.
   const secret = `${sandboxDirOfRepo()}/secrets/probe-password`;
-  const file = demoConfigFor(sb, ['startSpread: 100ms', 'histograms: off'], `  - { name: broker-canary, kind: amqp, target: "127.0.0.1:${await closedPort()}", secrets: { canary: { file: "${secret}" } }, amqp: { username: vakt-canary, password: canary, queue: vakt.canary } }\n`);
+  const file = demoConfigFor(
+    sb,
+    ['startSpread: 100ms', 'histograms: off'],
+    `  - { name: broker-canary, kind: amqp, target: "127.0.0.1:${await closedPort()}", secrets: { canary: { file: "${secret}" } }, amqp: { username: vakt-canary, password: canary, queue: vakt.canary } }\n`,
+  );
   agent = await Agent.start({ configFile: file, listen: { host: '127.0.0.1', port: 0 }, logStream: new PassThrough() });
   http = await startServer(agent, '127.0.0.1', 0);
 }, 30_000);
@@ -59,7 +63,13 @@ describe('series budget (docs/metrics.md)', () => {
     for (const view of agent.list()) {
       const c = view.config;
       // What the budget adds on top of its base as runs fail, degrade, skip or are disturbed.
-      const extras = new Set(['vakt_probe_failures_total', 'vakt_probe_degraded_total', 'vakt_probe_disturbed_runs_total', 'vakt_probe_skipped_runs_total', 'vakt_probe_failure_info']);
+      const extras = new Set([
+        'vakt_probe_failures_total',
+        'vakt_probe_degraded_total',
+        'vakt_probe_disturbed_runs_total',
+        'vakt_probe_skipped_runs_total',
+        'vakt_probe_failure_info',
+      ]);
       const mine = series.filter((s) => s.labels.check === c.name && !extras.has(s.name)).length;
       const b = budget.get(c.kind);
       expect(b, `budget row for ${c.kind}`).toBeDefined();

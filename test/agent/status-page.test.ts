@@ -25,21 +25,39 @@ const views = (): CheckView[] => {
     {
       config: byName.pacs!,
       status: { state: 'ok', since: at - 3_600_000, consecutiveFailures: 0, consecutiveSuccesses: 9, flapping: false },
-      history: RunHistory.of([0.012, 0.015, 0.03, 0.011].map((d, i) => ({ time: at - (4 - i) * 30_000, result: i === 2 ? ('failed' as const) : ('ok' as const), durationSeconds: d, phases: {} }))),
+      history: RunHistory.of(
+        [0.012, 0.015, 0.03, 0.011].map((d, i) => ({
+          time: at - (4 - i) * 30_000,
+          result: i === 2 ? ('failed' as const) : ('ok' as const),
+          durationSeconds: d,
+          phases: {},
+        })),
+      ),
     },
   ];
 };
 const incidents = [{ cause: 'dns-ns1', since: at, affected: ['ehr', 'lab'] }];
 
 function render(language: 'en' | 'sv' | 'da') {
-  return statusPage({ checks: views(), incidents, labels: { site: 'växjö' }, title: 'Systemstatus', language, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' });
+  return statusPage({
+    checks: views(),
+    incidents,
+    labels: { site: 'växjö' },
+    title: 'Systemstatus',
+    language,
+    refreshSeconds: 15,
+    now: at + 60_000,
+    timeZone: 'Europe/Stockholm',
+  });
 }
 
 describe('status page', () => {
   it('says what is wrong in one sentence, in plain words, grouped', () => {
     const html = render('en');
     expect(html).toContain('<html lang="en">');
-    expect(html).toContain('<strong>Internal DNS (ns1)</strong> not answering since <time datetime="2026-11-23T02:02:00.000Z">03:02</time> — 2 systems affected: Patient records &lt;Cosmic&gt;, Lab orders.');
+    expect(html).toContain(
+      '<strong>Internal DNS (ns1)</strong> not answering since <time datetime="2026-11-23T02:02:00.000Z">03:02</time> — 2 systems affected: Patient records &lt;Cosmic&gt;, Lab orders.',
+    );
     // One incident taking three checks down is one problem, not three.
     expect(html).toContain('1 problem right now — 3 systems affected.');
     expect(html).toContain('Not reachable');
@@ -85,12 +103,35 @@ describe('status page', () => {
       'q.yaml',
     );
     const [lab, adt] = qcfg.checks as [CheckView['config'], CheckView['config']];
-    const result = { ok: false, phases: {}, queues: [{ queue: 'lab.results', depth: 230, oldestAgeSeconds: 840 }, { queue: 'lab.orders', depth: 10 }] };
+    const result = {
+      ok: false,
+      phases: {},
+      queues: [
+        { queue: 'lab.results', depth: 230, oldestAgeSeconds: 840 },
+        { queue: 'lab.orders', depth: 10 },
+      ],
+    };
     const checks: CheckView[] = [
-      { config: lab, status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false }, history: new RunHistory(), cause: 'lab-q', last: { result, startedAt: at, duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false } },
+      {
+        config: lab,
+        status: { state: 'down', since: at, consecutiveFailures: 3, consecutiveSuccesses: 0, flapping: false },
+        history: new RunHistory(),
+        cause: 'lab-q',
+        last: { result, startedAt: at, duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false },
+      },
       { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: new RunHistory() },
     ];
-    const page = (language: 'en' | 'sv' | 'da') => statusPage({ checks, incidents: [{ cause: 'lab-q', since: at, affected: [] }], labels: {}, title: 'Status', language, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' });
+    const page = (language: 'en' | 'sv' | 'da') =>
+      statusPage({
+        checks,
+        incidents: [{ cause: 'lab-q', since: at, affected: [] }],
+        labels: {},
+        title: 'Status',
+        language,
+        refreshSeconds: 15,
+        now: at + 60_000,
+        timeZone: 'Europe/Stockholm',
+      });
     const en = page('en');
     expect(en).toContain('<strong>Lab results</strong> not moving messages since');
     expect(en).toContain('Messages not getting through');

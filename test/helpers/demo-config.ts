@@ -9,7 +9,8 @@ import { SANDBOX_PORTS, type Sandbox, type SandboxPorts } from '../../sandbox/in
 /** Writes the demo config for `sb` to a temp file: ports rewritten, `agentLines` added to the agent block, `extraChecks` appended. */
 export function demoConfigFor(sb: Sandbox, agentLines: string[], extraChecks = ''): string {
   let text = readFileSync(defaultConfigFile, 'utf8');
-  for (const [key, port] of Object.entries(SANDBOX_PORTS)) text = text.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${sb.ports[key as keyof typeof SANDBOX_PORTS]}`);
+  for (const [key, port] of Object.entries(SANDBOX_PORTS))
+    text = text.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${sb.ports[key as keyof typeof SANDBOX_PORTS]}`);
   text = text.replaceAll('../sandbox/', `${sandboxDirOfRepo()}/`);
   // Where the demo sets histograms itself, the caller's agent lines decide.
   if (agentLines.some((l) => l.startsWith('histograms:'))) text = text.replace(/^ {2}histograms: .*\n/m, '');

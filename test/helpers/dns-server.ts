@@ -15,10 +15,7 @@ export interface DnsQuery {
   dnssecOk: boolean;
 }
 
-export type DnsAnswer =
-  | { reply: Partial<dnsPacket.Packet> & { rcode?: string }; delayMs?: number }
-  | { raw: Buffer[]; delayMs?: number }
-  | { drop: true };
+export type DnsAnswer = { reply: Partial<dnsPacket.Packet> & { rcode?: string }; delayMs?: number } | { raw: Buffer[]; delayMs?: number } | { drop: true };
 
 export interface TestDnsServer {
   port: number;
@@ -137,7 +134,19 @@ export async function startDnsServer(handler: (q: DnsQuery) => DnsAnswer): Promi
   };
 }
 
-const RCODE_NUM: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, YXDOMAIN: 6, YXRRSET: 7, NXRRSET: 8, NOTAUTH: 9, NOTZONE: 10 };
+const RCODE_NUM: Record<string, number> = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+  YXDOMAIN: 6,
+  YXRRSET: 7,
+  NXRRSET: 8,
+  NOTAUTH: 9,
+  NOTZONE: 10,
+};
 
 function rcodeBits(rcode: string | undefined): number {
   return rcode === undefined ? 0 : (RCODE_NUM[rcode] ?? 0);

@@ -70,9 +70,13 @@ export function tlsPeer(options: TlsOptions, onSecure: (s: Socket) => void = (s)
  * (node always accepts).
  */
 export async function blackholePeer(): Promise<Peer> {
-  const child: ChildProcess = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(300)'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child: ChildProcess = spawn(
+    'python3',
+    ['-c', 'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(300)'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));

@@ -38,14 +38,26 @@ describe('amqp options', () => {
       ipFamily: 'ip4',
       transitDegradedAbove: '250ms',
     });
-    expect(o).toMatchObject({ vhost: 'lab', username: 'vakt', password: 'amqp_pw', queue: 'vakt.canary.odense', exchange: 'integration', routingKey: 'canary.odense', heartbeat: 30_000, messageTtl: 300_000, transitDegradedAbove: 250 });
+    expect(o).toMatchObject({
+      vhost: 'lab',
+      username: 'vakt',
+      password: 'amqp_pw',
+      queue: 'vakt.canary.odense',
+      exchange: 'integration',
+      routingKey: 'canary.odense',
+      heartbeat: 30_000,
+      messageTtl: 300_000,
+      transitDegradedAbove: 250,
+    });
     expect(KIND_OPTIONS.amqp.parse({ tls: true }).tls).toBe(true);
     expect(KIND_OPTIONS.amqp.parse({ heartbeat: '0s' }).heartbeat).toBe(0);
   });
 
   it('refuses what cannot work', () => {
     expect(issues({ username: 'vakt' })).toEqual(['password: expected password (a secret name) with a username other than guest']);
-    expect(issues({ exchange: 'integration' })).toEqual(['queue: expected queue (the queue the exchange routes the canary to, consumed by the probe) with exchange']);
+    expect(issues({ exchange: 'integration' })).toEqual([
+      'queue: expected queue (the queue the exchange routes the canary to, consumed by the probe) with exchange',
+    ]);
     expect(issues({ queue: 'q', routingKey: 'k' })).toEqual(['routingKey: expected routingKey only with exchange (the default exchange routes by queue name)']);
     expect(issues({ heartbeat: '1500ms' })).toEqual(['heartbeat: expected whole seconds from 0s to 65535s (0s turns heartbeats off)']);
     expect(issues({ heartbeat: '19h' })).toHaveLength(1);
@@ -63,10 +75,15 @@ describe('amqp classification', () => {
   const state = { socket: undefined, channelError: undefined, connectionError: undefined, blocked: undefined };
   const c = { tls: false, username: 'vakt', vhost: '/', redactor: runRedactor({ password: PASSWORD }) };
   /** An amqplib error for a channel or connection the broker closed. */
-  const closed = (code: number, name: string, text: string) => Object.assign(new Error(`Channel closed by server: ${code} (${name}) with message "${text}"`), { code });
+  const closed = (code: number, name: string, text: string) =>
+    Object.assign(new Error(`Channel closed by server: ${code} (${name}) with message "${text}"`), { code });
 
   it('broker reply codes: 403 auth, 404 queue_missing, 320 reset, the rest protocol', () => {
-    expect(classifyReplyCode(404, "NOT_FOUND - no queue 'canary' in vhost '/'", 'channel')).toEqual({ reason: 'queue_missing', message: "channel: NOT_FOUND (404): NOT_FOUND - no queue 'canary' in vhost '/'", answered: true });
+    expect(classifyReplyCode(404, "NOT_FOUND - no queue 'canary' in vhost '/'", 'channel')).toEqual({
+      reason: 'queue_missing',
+      message: "channel: NOT_FOUND (404): NOT_FOUND - no queue 'canary' in vhost '/'",
+      answered: true,
+    });
     expect(classifyReplyCode(403, "ACCESS_REFUSED - access to queue 'canary' in vhost '/' refused for user 'vakt'", 'channel').reason).toBe('auth');
     expect(classifyReplyCode(320, 'CONNECTION_FORCED - broker forced connection closure with reason shutdown', 'transit')).toMatchObject({ reason: 'reset' });
     for (const code of [405, 406, 501, 504, 530, 541, 599]) expect(classifyReplyCode(code, '', 'publish').reason, String(code)).toBe('protocol');
@@ -80,10 +97,21 @@ describe('amqp classification', () => {
   });
 
   it("amqplib's handshake outcomes", () => {
-    const refused = classifyAmqp(new Error('Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."'), 'connect', state, c);
+    const refused = classifyAmqp(
+      new Error(
+        'Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."',
+      ),
+      'connect',
+      state,
+      c,
+    );
     expect(refused).toMatchObject({ reason: 'auth', answered: true });
-    expect(refused.message).toBe('the broker refused the login of user "vakt": ACCESS_REFUSED (403): ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.');
-    expect(classifyAmqp(new Error('Handshake terminated by server: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - connection limit"'), 'connect', state, c).reason).toBe('protocol');
+    expect(refused.message).toBe(
+      'the broker refused the login of user "vakt": ACCESS_REFUSED (403): ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.',
+    );
+    expect(
+      classifyAmqp(new Error('Handshake terminated by server: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - connection limit"'), 'connect', state, c).reason,
+    ).toBe('protocol');
     expect(classifyAmqp(new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>'), 'connect', state, { ...c, vhost: 'lab' })).toEqual({
       reason: 'auth',
       message: 'the broker refused to open virtual host "lab" for user "vakt" (it does not exist, or the user has no permission on it)',
@@ -91,8 +119,13 @@ describe('amqp classification', () => {
     });
     expect(classifyAmqp(new Error('SASL mechanism PLAIN is not provided by the server'), 'connect', state, c).reason).toBe('auth');
     expect(classifyAmqp(new Error('connect ETIMEDOUT'), 'connect', state, c).reason).toBe('timeout');
-    expect(classifyAmqp(new Error('Frame size 1342177536 exceeds maxFrameSize 4194304'), 'connect', state, c)).toEqual({ reason: 'protocol', message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1' });
-    expect(classifyAmqp(new Error('Frame size 1345270062 exceeds maxFrameSize 4194304'), 'connect', state, c).message).toBe('the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1');
+    expect(classifyAmqp(new Error('Frame size 1342177536 exceeds maxFrameSize 4194304'), 'connect', state, c)).toEqual({
+      reason: 'protocol',
+      message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1',
+    });
+    expect(classifyAmqp(new Error('Frame size 1345270062 exceeds maxFrameSize 4194304'), 'connect', state, c).message).toBe(
+      'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1',
+    );
     expect(classifyAmqp(new Error('Frame size 758263344 exceeds maxFrameSize 4194304'), 'connect', state, c).reason).toBe('protocol');
     expect(classifyAmqp(new Error('Unknown frame type 72'), 'connect', state, c).reason).toBe('protocol');
   });
@@ -109,11 +142,21 @@ describe('amqp classification', () => {
   it('socket errors by code; the deadline by phase', () => {
     expect(classifyAmqp(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5672'), { code: 'ECONNREFUSED' }), 'connect', state, c).reason).toBe('refused');
     expect(classifyAmqp(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'transit', state, c).reason).toBe('reset');
-    expect(classifyAmqp(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), 'connect', state, c).reason).toBe('tls_handshake');
+    expect(classifyAmqp(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), 'connect', state, c).reason).toBe(
+      'tls_handshake',
+    );
     expect(classifyAmqp(Object.assign(new Error('The operation was aborted'), { code: 'ABORT_ERR' }), 'connect', state, c).reason).toBe('timeout');
-    expect(classifyAmqp(new ProbeAbortError('run ran out of time'), 'transit', state, c)).toEqual({ reason: 'timeout', message: "the canary was confirmed but not delivered back before the run's deadline" });
-    expect(classifyAmqp(new ProbeAbortError('x'), 'channel', state, c)).toEqual({ reason: 'timeout', message: "channel did not complete before the run's deadline" });
-    expect(classifyAmqp(new ProbeAbortError('x'), 'publish', { ...state, blocked: 'low on memory' }, c).message).toContain('the broker blocks publishers (low on memory)');
+    expect(classifyAmqp(new ProbeAbortError('run ran out of time'), 'transit', state, c)).toEqual({
+      reason: 'timeout',
+      message: "the canary was confirmed but not delivered back before the run's deadline",
+    });
+    expect(classifyAmqp(new ProbeAbortError('x'), 'channel', state, c)).toEqual({
+      reason: 'timeout',
+      message: "channel did not complete before the run's deadline",
+    });
+    expect(classifyAmqp(new ProbeAbortError('x'), 'publish', { ...state, blocked: 'low on memory' }, c).message).toContain(
+      'the broker blocks publishers (low on memory)',
+    );
   });
 
   it('never passes the password on, whatever a broker or library wrote', () => {
@@ -131,7 +174,9 @@ describe('amqp classification', () => {
       expect(leaks(message, PASSWORD), message).toBe(false);
       expect(message).toContain('[REDACTED]');
     }
-    expect(classifyAmqp(new Error('channel closed'), 'publish', { ...state, channelError: closed(406, 'PRECONDITION-FAILED', PASSWORD) }, c).message).not.toContain(PASSWORD);
+    expect(
+      classifyAmqp(new Error('channel closed'), 'publish', { ...state, channelError: closed(406, 'PRECONDITION-FAILED', PASSWORD) }, c).message,
+    ).not.toContain(PASSWORD);
   });
 });
 
@@ -164,8 +209,20 @@ async function peer<P extends Peer>(p: Promise<P>): Promise<P> {
   return x;
 }
 
-function probe(target: string, options: Record<string, unknown> = { username: 'vakt', password: 'pw' }, timeoutMs = 3000, signal?: AbortSignal): Promise<ProbeResult> {
-  return amqpProbe.run({ target, targets: [target], options: KIND_OPTIONS.amqp.parse(options), ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: { pw: PASSWORD } });
+function probe(
+  target: string,
+  options: Record<string, unknown> = { username: 'vakt', password: 'pw' },
+  timeoutMs = 3000,
+  signal?: AbortSignal,
+): Promise<ProbeResult> {
+  return amqpProbe.run({
+    target,
+    targets: [target],
+    options: KIND_OPTIONS.amqp.parse(options),
+    ...budget(signal ? 10_000 : timeoutMs, signal),
+    log: quietLog,
+    secrets: { pw: PASSWORD },
+  });
 }
 
 /** An AMQP 0-9-1 method frame on channel 0: class and method ids, then the arguments. */
@@ -254,7 +311,11 @@ describe('amqp probe without a broker', () => {
   it('a protocol header of another version (AMQP 1.0) is protocol, named as such', async () => {
     const p = await peer(tcpPeer((s) => s.once('data', () => s.end(Buffer.from('AMQP\x00\x01\x00\x00', 'latin1')))));
     const r = await probe(`127.0.0.1:${p.port}`);
-    expect(r.failure).toEqual({ phase: 'connect', reason: 'protocol', message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1' });
+    expect(r.failure).toEqual({
+      phase: 'connect',
+      reason: 'protocol',
+      message: 'the peer answered with an AMQP protocol header of another version: it does not speak AMQP 0-9-1',
+    });
   });
 
   it('a peer that hangs up without a word is protocol (or reset), never auth', async () => {
@@ -278,11 +339,17 @@ describe('amqp probe without a broker', () => {
     // The peer really got the PLAIN response with the password: the test reaches the login.
     expect(login.includes(Buffer.from(`\u0000vakt\u0000${PASSWORD}`))).toBe(true);
     expect(r.failure).toMatchObject({ phase: 'connect', reason: 'auth' });
-    expect(r.failure?.message).toBe('the broker closed the connection during the handshake after the login of user "vakt" was sent (a refused login or virtual host "/")');
+    expect(r.failure?.message).toBe(
+      'the broker closed the connection during the handshake after the login of user "vakt" was sent (a refused login or virtual host "/")',
+    );
   });
 
   it('a refusal that echoes the password (403) is auth, with the password removed', async () => {
-    const p = await peer(loginPeer((s, startOk) => s.write(connectionClose(403, `ACCESS_REFUSED - bad login ${startOk.toString('latin1').includes(PASSWORD) ? PASSWORD : 'none'}`))));
+    const p = await peer(
+      loginPeer((s, startOk) =>
+        s.write(connectionClose(403, `ACCESS_REFUSED - bad login ${startOk.toString('latin1').includes(PASSWORD) ? PASSWORD : 'none'}`)),
+      ),
+    );
     const r = await probe(`127.0.0.1:${p.port}`);
     expect(r.failure).toMatchObject({ phase: 'connect', reason: 'auth' });
     expect(r.failure?.message).toBe('the broker refused the login of user "vakt": ACCESS_REFUSED (403): ACCESS_REFUSED - bad login [REDACTED]');
@@ -304,7 +371,14 @@ describe('amqp probe without a broker', () => {
   });
 
   it('a password that names no secret is internal, nothing sent', async () => {
-    const r = await amqpProbe.run({ target: '127.0.0.1:1', targets: ['127.0.0.1:1'], options: KIND_OPTIONS.amqp.parse({ username: 'vakt', password: 'missing' }), ...budget(1000), log: quietLog, secrets: {} });
+    const r = await amqpProbe.run({
+      target: '127.0.0.1:1',
+      targets: ['127.0.0.1:1'],
+      options: KIND_OPTIONS.amqp.parse({ username: 'vakt', password: 'missing' }),
+      ...budget(1000),
+      log: quietLog,
+      secrets: {},
+    });
     expect(r.failure).toMatchObject({ phase: 'connect', reason: 'internal' });
   });
 

@@ -18,7 +18,6 @@ import { prng, type Rng } from '../helpers/prng.js';
 const SEED = process.env.DNS_FUZZ_SEED !== undefined ? Number(process.env.DNS_FUZZ_SEED) : randomInt(2 ** 31);
 const reproduce = `seed ${SEED} (rerun with DNS_FUZZ_SEED=${SEED})`;
 
-
 interface Q {
   id: number;
   name: string;
@@ -58,7 +57,15 @@ function rdata(r: Rng, type: string): unknown {
     case 'TXT':
       return Array.from({ length: 1 + r.int(3) }, () => r.bytes(r.int(40)).toString('latin1'));
     case 'SOA':
-      return { mname: randomName(r), rname: randomName(r), serial: r.int(2 ** 32), refresh: r.int(2 ** 31), retry: r.int(2 ** 31), expire: r.int(2 ** 31), minimum: r.int(2 ** 31) };
+      return {
+        mname: randomName(r),
+        rname: randomName(r),
+        serial: r.int(2 ** 32),
+        refresh: r.int(2 ** 31),
+        retry: r.int(2 ** 31),
+        expire: r.int(2 ** 31),
+        minimum: r.int(2 ** 31),
+      };
     case 'CAA':
       return { flags: r.pick([0, 128]), tag: r.pick(['issue', 'issuewild', 'iodef']), value: r.pick(['letsencrypt.org', 'mailto:pki@region.local', '']) };
     case 'DS':
@@ -79,9 +86,28 @@ function validReply(r: Rng, q: Q): Buffer {
   const answers = Array.from({ length: r.int(7) }, () => record(r, r.chance(0.8) ? q.name : randomName(r), r.chance(0.7) ? q.type : r.pick(QTYPES)));
   const authorities = Array.from({ length: r.int(3) }, () => record(r, randomName(r), r.pick(['NS', 'SOA'])));
   const additionals: dnsPacket.Answer[] = Array.from({ length: r.int(3) }, () => record(r, randomName(r), r.pick(['A', 'AAAA'])));
-  if (r.chance(0.6)) additionals.push({ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: r.chance(0.5) ? dnsPacket.DNSSEC_OK : 0, options: [] } as unknown as dnsPacket.Answer);
-  const flags = dnsPacket.RECURSION_AVAILABLE | (r.chance(0.5) ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | (r.chance(0.1) ? dnsPacket.TRUNCATED_RESPONSE : 0) | (r.chance(0.2) ? r.int(16) : 0);
-  return dnsPacket.encode({ type: 'response', id: q.id, flags, questions: [{ type: q.type as dnsPacket.RecordType, name: q.name, class: 'IN' }], answers, authorities, additionals });
+  if (r.chance(0.6))
+    additionals.push({
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: 1232,
+      flags: r.chance(0.5) ? dnsPacket.DNSSEC_OK : 0,
+      options: [],
+    } as unknown as dnsPacket.Answer);
+  const flags =
+    dnsPacket.RECURSION_AVAILABLE |
+    (r.chance(0.5) ? dnsPacket.AUTHORITATIVE_ANSWER : 0) |
+    (r.chance(0.1) ? dnsPacket.TRUNCATED_RESPONSE : 0) |
+    (r.chance(0.2) ? r.int(16) : 0);
+  return dnsPacket.encode({
+    type: 'response',
+    id: q.id,
+    flags,
+    questions: [{ type: q.type as dnsPacket.RecordType, name: q.name, class: 'IN' }],
+    answers,
+    authorities,
+    additionals,
+  });
 }
 
 /** A valid reply with RFC 1035 name compression (dns-packet does not compress), for a few types. */
@@ -213,7 +239,9 @@ const MUTATORS: Record<string, Mutator> = {
   },
   insertDelete(r, base, q) {
     const at = 12 + r.int(Math.max(1, base.length - 12));
-    const b = r.chance(0.5) ? Buffer.concat([base.subarray(0, at), r.bytes(1 + r.int(8)), base.subarray(at)]) : Buffer.concat([base.subarray(0, at), base.subarray(at + 1 + r.int(8))]);
+    const b = r.chance(0.5)
+      ? Buffer.concat([base.subarray(0, at), r.bytes(1 + r.int(8)), base.subarray(at)])
+      : Buffer.concat([base.subarray(0, at), base.subarray(at + 1 + r.int(8))]);
     return withId(b, q);
   },
   random(r, _base, q) {
@@ -271,7 +299,10 @@ const JUDGE_OPTIONS: DnsOptions[] = [
       rcodes: ['NOERROR', 'NXDOMAIN', 'SERVFAIL'],
       nodata: true,
       ...Object.fromEntries(
-        ['answer', 'authority', 'additional'].map((s) => [s, { mustMatch: ['.'], mustNotMatch: ['^$'], allMatch: ['.', 'IN'], values: ['10.0.0.1'], exactValues: ['10.0.0.1'], minCount: 0, maxCount: 65535 }]),
+        ['answer', 'authority', 'additional'].map((s) => [
+          s,
+          { mustMatch: ['.'], mustNotMatch: ['^$'], allMatch: ['.', 'IN'], values: ['10.0.0.1'], exactValues: ['10.0.0.1'], minCount: 0, maxCount: 65535 },
+        ]),
       ),
     },
   }),
@@ -340,9 +371,14 @@ describe('dns probe: fuzzing the reply parser', () => {
         return;
       }
       tally[res.outcome]++;
-      if (must !== undefined && res.outcome !== must && bad.length < 10) bad.push(`${label}: ${res.outcome}, expected ${must}; q=${JSON.stringify(q)} input=${hex(buf)}`);
+      if (must !== undefined && res.outcome !== must && bad.length < 10)
+        bad.push(`${label}: ${res.outcome}, expected ${must}; q=${JSON.stringify(q)} input=${hex(buf)}`);
     };
-    const newQuery = (): Q => ({ id: r.int(65536), name: r.chance(0.9) ? r.pick(['cosmic.region.local', 'region.local', '_ldap._tcp.region.local']) : randomName(r).replace(/^\.$/, 'x'), type: r.pick(QTYPES) });
+    const newQuery = (): Q => ({
+      id: r.int(65536),
+      name: r.chance(0.9) ? r.pick(['cosmic.region.local', 'region.local', '_ldap._tcp.region.local']) : randomName(r).replace(/^\.$/, 'x'),
+      type: r.pick(QTYPES),
+    });
 
     // 1. Valid replies, uncompressed and compressed: they must parse, with the names intact.
     const bases: { buf: Buffer; q: Q }[] = [];
@@ -359,7 +395,8 @@ describe('dns probe: fuzzing the reply parser', () => {
       feed(buf, q, `compressed #${i}`, 'reply');
       const decoded = parseReply(buf, q);
       const got = decoded?.answers.map((a) => a.name);
-      if (JSON.stringify(got) !== JSON.stringify(names) && bad.length < 10) bad.push(`compressed #${i}: names ${JSON.stringify(got)}, expected ${JSON.stringify(names)}; input=${hex(buf)}`);
+      if (JSON.stringify(got) !== JSON.stringify(names) && bad.length < 10)
+        bad.push(`compressed #${i}: names ${JSON.stringify(got)}, expected ${JSON.stringify(names)}; input=${hex(buf)}`);
     }
     // 2. Truncation at every length, for some of them: shorter than a header is not a reply at
     // all; any other strict prefix of a valid reply lacks part of a record (protocol).
@@ -423,7 +460,12 @@ describe('dns probe: fuzzed replies through the real probe', () => {
       const m = i < 40 ? 'none' : r.pick(names);
       const buf = m === 'none' ? base : MUTATORS[m]!(r, base, q);
       cases.set(q.name, buf.subarray(0, 65507)); // the most a UDP datagram carries
-      const options: Record<string, unknown> = r.pick([{}, JUDGE_OPTIONS_RAW, { transport: 'udp' }, { expect: { nodata: true, rcodes: ['NOERROR', 'NXDOMAIN', 'FORMERR'] } }]);
+      const options: Record<string, unknown> = r.pick([
+        {},
+        JUDGE_OPTIONS_RAW,
+        { transport: 'udp' },
+        { expect: { nodata: true, rcodes: ['NOERROR', 'NXDOMAIN', 'FORMERR'] } },
+      ]);
       plan.push({ name: q.name, type: q.type, options, label: `case #${i} ${m} input=${hex(buf)}` });
     }
     s = await startDnsServer((query) => {
@@ -442,7 +484,14 @@ describe('dns probe: fuzzed replies through the real probe', () => {
           const opts = KIND_OPTIONS.dns.parse({ name: c.name, type: c.type, ...c.options });
           let res: ProbeResult;
           try {
-            res = await dnsProbe.run({ target: `127.0.0.1:${s!.port}`, targets: [`127.0.0.1:${s!.port}`], options: opts, ...budget(250), log: quietLog, secrets: {} });
+            res = await dnsProbe.run({
+              target: `127.0.0.1:${s!.port}`,
+              targets: [`127.0.0.1:${s!.port}`],
+              options: opts,
+              ...budget(250),
+              log: quietLog,
+              secrets: {},
+            });
           } catch (err) {
             bad.push(`${c.label}: the probe rejected: ${errText(err)}`);
             return;

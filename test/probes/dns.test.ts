@@ -159,7 +159,18 @@ describe('dns probe: several resolvers', () => {
   });
 
   it('SOA serials are compared with RFC 1982 arithmetic', async () => {
-    const soa = (serial: number) => () => ({ reply: { answers: [{ type: 'SOA' as const, name: 'region.local', ttl: 60, data: { mname: 'ns1.region.local', rname: 'hostmaster.region.local', serial, refresh: 3600, retry: 600, expire: 86400, minimum: 60 } }] } });
+    const soa = (serial: number) => () => ({
+      reply: {
+        answers: [
+          {
+            type: 'SOA' as const,
+            name: 'region.local',
+            ttl: 60,
+            data: { mname: 'ns1.region.local', rname: 'hostmaster.region.local', serial, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
+          },
+        ],
+      },
+    });
     const a = await server(soa(4294967290));
     const b = await server(soa(5)); // wrapped around: newer than a by 11
     const r = await run([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], { name: 'region.local', type: 'SOA', maxSerialLag: 5 });
@@ -230,13 +241,23 @@ describe('dns probe: every rcode', () => {
   });
 
   it('NODATA: NOERROR with an empty answer and the SOA in authority', async () => {
-    const soa = { type: 'SOA' as const, name: 'region.local', ttl: 60, data: { mname: 'ns1.region.local', rname: 'hostmaster.region.local', serial: 7, refresh: 3600, retry: 600, expire: 86400, minimum: 60 } };
+    const soa = {
+      type: 'SOA' as const,
+      name: 'region.local',
+      ttl: 60,
+      data: { mname: 'ns1.region.local', rname: 'hostmaster.region.local', serial: 7, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
+    };
     const s = await server(() => ({ reply: { authorities: [soa] } }));
     const t = [`127.0.0.1:${s.port}`];
     const r = await run(t, { name: 'x.region.local', type: 'MX' });
     expect(r.failure).toMatchObject({ phase: 'request', reason: 'dns_nodata' });
     expect(r.values).toMatchObject({ dns_answer_rrs: 0, dns_authority_rrs: 1, dns_query_succeeded: 1 });
-    const allowed = await run(t, { name: 'x.region.local', type: 'MX', transport: 'tcp', expect: { nodata: true, authority: { mustMatch: ['IN SOA ns1\\.region\\.local\\. '] } } });
+    const allowed = await run(t, {
+      name: 'x.region.local',
+      type: 'MX',
+      transport: 'tcp',
+      expect: { nodata: true, authority: { mustMatch: ['IN SOA ns1\\.region\\.local\\. '] } },
+    });
     expect(allowed.failure).toBeUndefined();
     expect(allowed.info?.dnsTransport).toBe('tcp');
   });
@@ -345,11 +366,31 @@ describe('dns probe: the query on the wire (EDNS, RD)', () => {
 describe('dns probe: record types in text and value form', () => {
   const soaData = { mname: 'ns1.region.local', rname: 'hostmaster.region.local', serial: 2024010101, refresh: 3600, retry: 600, expire: 86400, minimum: 60 };
   const cases: { type: string; data: unknown; text: string; value: string }[] = [
-    { type: 'MX', data: { preference: 10, exchange: 'mail.region.local' }, text: 'cosmic.region.local. 300 IN MX 10 mail.region.local.', value: '10 mail.region.local.' },
-    { type: 'SRV', data: { priority: 0, weight: 5, port: 389, target: 'dc1.region.local' }, text: 'cosmic.region.local. 300 IN SRV 0 5 389 dc1.region.local.', value: '0 5 389 dc1.region.local.' },
-    { type: 'TXT', data: ['v=spf1 -all', 'second part'], text: 'cosmic.region.local. 300 IN TXT "v=spf1 -all" "second part"', value: '"v=spf1 -all" "second part"' },
+    {
+      type: 'MX',
+      data: { preference: 10, exchange: 'mail.region.local' },
+      text: 'cosmic.region.local. 300 IN MX 10 mail.region.local.',
+      value: '10 mail.region.local.',
+    },
+    {
+      type: 'SRV',
+      data: { priority: 0, weight: 5, port: 389, target: 'dc1.region.local' },
+      text: 'cosmic.region.local. 300 IN SRV 0 5 389 dc1.region.local.',
+      value: '0 5 389 dc1.region.local.',
+    },
+    {
+      type: 'TXT',
+      data: ['v=spf1 -all', 'second part'],
+      text: 'cosmic.region.local. 300 IN TXT "v=spf1 -all" "second part"',
+      value: '"v=spf1 -all" "second part"',
+    },
     { type: 'NS', data: 'ns1.region.local', text: 'cosmic.region.local. 300 IN NS ns1.region.local.', value: 'ns1.region.local.' },
-    { type: 'SOA', data: soaData, text: 'cosmic.region.local. 300 IN SOA ns1.region.local. hostmaster.region.local. 2024010101 3600 600 86400 60', value: 'ns1.region.local. hostmaster.region.local. 2024010101 3600 600 86400 60' },
+    {
+      type: 'SOA',
+      data: soaData,
+      text: 'cosmic.region.local. 300 IN SOA ns1.region.local. hostmaster.region.local. 2024010101 3600 600 86400 60',
+      value: 'ns1.region.local. hostmaster.region.local. 2024010101 3600 600 86400 60',
+    },
     { type: 'CNAME', data: 'cosmic-lb.region.local', text: 'cosmic.region.local. 300 IN CNAME cosmic-lb.region.local.', value: 'cosmic-lb.region.local.' },
     { type: 'AAAA', data: '2001:0db8:0000::0005', text: 'cosmic.region.local. 300 IN AAAA 2001:db8::5', value: '2001:db8::5' },
   ];
@@ -361,7 +402,9 @@ describe('dns probe: record types in text and value form', () => {
     expect(r.ok).toBe(true);
     expect(s.queries[0]).toMatchObject({ name: 'cosmic.region.local', type });
     // Values compare without the trailing dot and case-insensitively.
-    expect((await run(t, { name: 'cosmic.region.local', type, expect: { answer: { values: [value.replace(/\.$/, '').toUpperCase()] } } })).failure).toBeUndefined();
+    expect(
+      (await run(t, { name: 'cosmic.region.local', type, expect: { answer: { values: [value.replace(/\.$/, '').toUpperCase()] } } })).failure,
+    ).toBeUndefined();
     const bad = await run(t, { name: 'cosmic.region.local', type, expect: { answer: { values: [`${value}x`] } } });
     expect(bad.failure?.reason).toBe('dns_mismatch');
     expect(bad.failure?.message).toContain(value);
@@ -374,7 +417,10 @@ describe('dns probe: record types in text and value form', () => {
  * port on 127.0.0.1, or (otherAddress) the same port on another loopback address (Linux routes
  * all of 127/8 to lo).
  */
-async function twoPortUdpServer(onQuery: (query: dnsPacket.DecodedPacket, from: RemoteInfo, main: UdpSocket, other: UdpSocket) => void, otherAddress?: string): Promise<number> {
+async function twoPortUdpServer(
+  onQuery: (query: dnsPacket.DecodedPacket, from: RemoteInfo, main: UdpSocket, other: UdpSocket) => void,
+  otherAddress?: string,
+): Promise<number> {
   const main = createSocket('udp4');
   const other = createSocket('udp4');
   main.on('message', (msg, from) => onQuery(dnsPacket.decode(msg), from, main, other));
@@ -389,13 +435,18 @@ async function twoPortUdpServer(onQuery: (query: dnsPacket.DecodedPacket, from: 
 
 describe('dns probe: replies that are not for us are ignored', () => {
   it('a reply from another source port is ignored (timeout)', async () => {
-    const port = await twoPortUdpServer((q, from, _main, other) => other.send(encodeReply(q.id ?? 0, q.questions![0]!.name, '10.66.6.6'), from.port, from.address));
+    const port = await twoPortUdpServer((q, from, _main, other) =>
+      other.send(encodeReply(q.id ?? 0, q.questions![0]!.name, '10.66.6.6'), from.port, from.address),
+    );
     const r = await run([`127.0.0.1:${port}`], { name: 'cosmic.region.local' }, 400);
     expect(r.failure).toMatchObject({ reason: 'timeout', phase: 'request' });
   });
 
   it('a reply from another source address (same port) is ignored (timeout)', async () => {
-    const port = await twoPortUdpServer((q, from, _main, other) => other.send(encodeReply(q.id ?? 0, q.questions![0]!.name, '10.66.6.6'), from.port, from.address), '127.0.0.2');
+    const port = await twoPortUdpServer(
+      (q, from, _main, other) => other.send(encodeReply(q.id ?? 0, q.questions![0]!.name, '10.66.6.6'), from.port, from.address),
+      '127.0.0.2',
+    );
     const r = await run([`127.0.0.1:${port}`], { name: 'cosmic.region.local' }, 400);
     expect(r.failure).toMatchObject({ reason: 'timeout', phase: 'request' });
   });
@@ -416,7 +467,9 @@ describe('dns probe: replies that are not for us are ignored', () => {
   });
 
   it('a reply with a different question name or type is ignored (timeout)', async () => {
-    const s = await server((q) => ({ reply: { questions: [{ type: 'A', name: q.type === 'A' ? 'other.region.local' : q.name, class: 'IN' }], answers: [A(q.name, '10.66.6.6')] } }));
+    const s = await server((q) => ({
+      reply: { questions: [{ type: 'A', name: q.type === 'A' ? 'other.region.local' : q.name, class: 'IN' }], answers: [A(q.name, '10.66.6.6')] },
+    }));
     const t = [`127.0.0.1:${s.port}`];
     expect((await run(t, { name: 'cosmic.region.local' }, 300)).failure).toMatchObject({ reason: 'timeout' });
     // Same name, other type (A instead of the MX asked for).
@@ -425,7 +478,13 @@ describe('dns probe: replies that are not for us are ignored', () => {
 
   it('wrong question, wrong id and a query (QR=0) are skipped; the right reply after them is taken', async () => {
     const s = await server((q) => {
-      const otherName = dnsPacket.encode({ type: 'response', id: q.id, flags: 0x8180, questions: [{ type: 'A', name: 'other.region.local', class: 'IN' }], answers: [A('other.region.local', '10.66.6.1')] });
+      const otherName = dnsPacket.encode({
+        type: 'response',
+        id: q.id,
+        flags: 0x8180,
+        questions: [{ type: 'A', name: 'other.region.local', class: 'IN' }],
+        answers: [A('other.region.local', '10.66.6.1')],
+      });
       const otherId = encodeReply((q.id + 1) & 0xffff, q.name, '10.66.6.2');
       const notReply = Buffer.from(encodeReply(q.id, q.name, '10.66.6.3'));
       notReply[2] = notReply[2]! & 0x7f;
@@ -520,8 +579,14 @@ describe('dns probe: target system and resolvers by name', () => {
   });
 
   it('TXT data is shown as dig shows it: quotes and backslashes escaped, other bytes as \\DDD', async () => {
-    const s = await server(() => ({ reply: { answers: [{ type: 'TXT', name: 't.region.local', ttl: 60, data: [Buffer.from('say "hi"\\ok'), Buffer.from([0x61, 0x0a, 0xc3, 0xa5])] }] } }));
-    const r = await run([`127.0.0.1:${s.port}`], { name: 't.region.local', type: 'TXT', expect: { answer: { exactValues: ['"say \\"hi\\"\\\\ok" "a\\010\\195\\165"'] } } });
+    const s = await server(() => ({
+      reply: { answers: [{ type: 'TXT', name: 't.region.local', ttl: 60, data: [Buffer.from('say "hi"\\ok'), Buffer.from([0x61, 0x0a, 0xc3, 0xa5])] }] },
+    }));
+    const r = await run([`127.0.0.1:${s.port}`], {
+      name: 't.region.local',
+      type: 'TXT',
+      expect: { answer: { exactValues: ['"say \\"hi\\"\\\\ok" "a\\010\\195\\165"'] } },
+    });
     expect(r.failure).toBeUndefined();
   });
 
@@ -589,7 +654,16 @@ describe('dns probe: odd but decodable records', () => {
 
   it('a datagram cut in the middle of the last record is protocol, not a garbled answer', async () => {
     const s = await server((q) => {
-      const full = q.type === 'A' ? encodeReply(q.id, q.name, '10.20.1.5') : dnsPacket.encode({ type: 'response', id: q.id, flags: 0x8180, questions: [{ type: 'TXT', name: q.name, class: 'IN' }], answers: [{ type: 'TXT', name: q.name, ttl: 60, data: ['hello world'] }] });
+      const full =
+        q.type === 'A'
+          ? encodeReply(q.id, q.name, '10.20.1.5')
+          : dnsPacket.encode({
+              type: 'response',
+              id: q.id,
+              flags: 0x8180,
+              questions: [{ type: 'TXT', name: q.name, class: 'IN' }],
+              answers: [{ type: 'TXT', name: q.name, ttl: 60, data: ['hello world'] }],
+            });
       return { raw: [full.subarray(0, full.length - 2)] };
     });
     const t = [`127.0.0.1:${s.port}`];

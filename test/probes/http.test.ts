@@ -56,7 +56,9 @@ describe('http probe: one request', () => {
     expect(r.steps?.[0]).toMatchObject({ name: 'request', ok: true, status: 200, redirects: 0 });
     expect(r.steps?.[0]?.phases).toEqual(r.phases);
     expect(r.values).toMatchObject({ http_status_code: 200, http_ssl: 0, http_redirects: 0 });
-    expect(r.values?.http_content_length).toBe(Buffer.byteLength(JSON.stringify({ status: 'ok', version: '2026.11.3', checks: [{ name: 'db', ok: true }], 'dotted.key': 'yes' })));
+    expect(r.values?.http_content_length).toBe(
+      Buffer.byteLength(JSON.stringify({ status: 'ok', version: '2026.11.3', checks: [{ name: 'db', ok: true }], 'dotted.key': 'yes' })),
+    );
     // The run's duration covers its phases.
     const sum = Object.values(r.phases).reduce((x, y) => x + y, 0);
     expect(r.steps![0]!.durationSeconds).toBeGreaterThanOrEqual(sum * 0.99);
@@ -206,7 +208,9 @@ describe('http probe: the login flow', () => {
       ['home', true, 200, 0],
     ]);
     expect(r.values).toMatchObject({ http_redirects: 3, http_status_code: 200 });
-    const seen = a.requests.slice(from).map((q) => `${q.method} ${q.url.replace(/=[0-9a-f]+/, '=T')} cookie:${(q.headers.cookie ?? '').replace(/=[0-9a-f]+/g, '')}`);
+    const seen = a.requests
+      .slice(from)
+      .map((q) => `${q.method} ${q.url.replace(/=[0-9a-f]+/, '=T')} cookie:${(q.headers.cookie ?? '').replace(/=[0-9a-f]+/g, '')}`);
     expect(seen).toEqual([
       'GET /login cookie:',
       'POST /login cookie:pre',
@@ -274,13 +278,17 @@ describe('http probe: the login flow', () => {
   });
 
   it('logout deletes the session cookie: the protected page redirects to the login form again', async () => {
-    const r = await run(a.url, {
-      steps: [
-        ...loginFlow().steps,
-        { name: 'logout', url: '/logout', expect: { bodyContains: ['Sign in'] } },
-        { name: 'after', url: '/app/home', followRedirects: false, expect: { status: [302], headers: { location: '^/login$' } } },
-      ],
-    }, { secrets: { password: a.password } });
+    const r = await run(
+      a.url,
+      {
+        steps: [
+          ...loginFlow().steps,
+          { name: 'logout', url: '/logout', expect: { bodyContains: ['Sign in'] } },
+          { name: 'after', url: '/app/home', followRedirects: false, expect: { status: [302], headers: { location: '^/login$' } } },
+        ],
+      },
+      { secrets: { password: a.password } },
+    );
     expect(r.failure).toBeUndefined();
     const after = a.requests.at(-1)!;
     expect(after.url).toBe('/app/home');
@@ -311,12 +319,28 @@ describe('http probe: the login flow', () => {
   });
 
   it('the JSON API: token from a JSON body, used as a bearer token', async () => {
-    const r = await run(a.url, {
-      steps: [
-        { name: 'token', method: 'POST', url: '/api/token', json: { username: 'probe.user', password: '${secret.password}' }, expect: { jsonExists: ['$.access_token'], json: { '$.token_type': 'Bearer', '$.expires_in': 300 } }, extract: { token: { jsonPath: '$.access_token' } } },
-        { name: 'me', url: '/api/me', headers: { Authorization: 'Bearer ${var.token}' }, expect: { json: { '$.ok': true, '$.user.roles[1]': 'ward-7', '$.ward.beds': 24 } } },
-      ],
-    }, { secrets: { password: a.password } });
+    const r = await run(
+      a.url,
+      {
+        steps: [
+          {
+            name: 'token',
+            method: 'POST',
+            url: '/api/token',
+            json: { username: 'probe.user', password: '${secret.password}' },
+            expect: { jsonExists: ['$.access_token'], json: { '$.token_type': 'Bearer', '$.expires_in': 300 } },
+            extract: { token: { jsonPath: '$.access_token' } },
+          },
+          {
+            name: 'me',
+            url: '/api/me',
+            headers: { Authorization: 'Bearer ${var.token}' },
+            expect: { json: { '$.ok': true, '$.user.roles[1]': 'ward-7', '$.ward.beds': 24 } },
+          },
+        ],
+      },
+      { secrets: { password: a.password } },
+    );
     expect(r.failure).toBeUndefined();
     const tokenReq = a.requests.find((q) => q.url === '/api/token')!;
     expect(tokenReq.headers['content-type']).toBe('application/json');
@@ -537,24 +561,40 @@ describe('http probe: hostile JSON bodies', () => {
   it('2 million levels: body_too_large under the default limit; above it, expect.json fails with protocol naming the depth limit', async () => {
     expect((await run(deep, { expect: { jsonExists: ['$'] } })).failure).toMatchObject({ phase: 'transfer', reason: 'body_too_large' });
     const r = await run(deep, { maxBodySize: '8MiB', expect: { json: { '$[0]': 1 } } });
-    expect(r.failure).toMatchObject({ phase: 'processing', reason: 'protocol', message: `step request: body is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` });
+    expect(r.failure).toMatchObject({
+      phase: 'processing',
+      reason: 'protocol',
+      message: `step request: body is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)`,
+    });
   });
 
   it('2 million levels: a jsonPath extraction fails with protocol, not "could not extract"', async () => {
     const r = await run(deep, { maxBodySize: '8MiB', extract: { v: { jsonPath: '$[0]' } } });
-    expect(r.failure).toMatchObject({ phase: 'processing', reason: 'protocol', message: expect.stringContaining(`nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown });
+    expect(r.failure).toMatchObject({
+      phase: 'processing',
+      reason: 'protocol',
+      message: expect.stringContaining(`nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown,
+    });
   });
 
   it(`more than ${JSON_MAX_CONTAINERS} arrays and objects: protocol, naming the limit`, async () => {
     const url = await jsonPeer(`[${Array(JSON_MAX_CONTAINERS).fill('{}').join(',')}]`);
     const r = await run(url, { expect: { jsonExists: ['$[0]'] } });
-    expect(r.failure).toMatchObject({ reason: 'protocol', message: expect.stringContaining(`JSON with more than ${JSON_MAX_CONTAINERS} arrays and objects`) as unknown });
+    expect(r.failure).toMatchObject({
+      reason: 'protocol',
+      message: expect.stringContaining(`JSON with more than ${JSON_MAX_CONTAINERS} arrays and objects`) as unknown,
+    });
   });
 
   it('JSON nested exactly at the limit is checked and extracted as usual', async () => {
     const path = `$${'[0]'.repeat(JSON_MAX_DEPTH - 1)}.ok`;
     const url = await jsonPeer(nested(JSON_MAX_DEPTH - 1, '{"ok":"yes"}'));
-    const r = await run(url, { steps: [{ name: 'doc', url: '/', expect: { json: { [path]: 'yes' } }, extract: { v: { jsonPath: path }, whole: { jsonPath: '$' } } }, { name: 'use', url: '/?v=${var.v}' }] });
+    const r = await run(url, {
+      steps: [
+        { name: 'doc', url: '/', expect: { json: { [path]: 'yes' } }, extract: { v: { jsonPath: path }, whole: { jsonPath: '$' } } },
+        { name: 'use', url: '/?v=${var.v}' },
+      ],
+    });
     expect(r.failure).toBeUndefined();
     expect(r.ok).toBe(true);
   });
@@ -598,14 +638,32 @@ describe('http probe: timeouts', () => {
   it('a run whose signal already fired ends at once with timeout (and leaves no stray rejection)', async () => {
     const ctrl = new AbortController();
     ctrl.abort(new Error('agent stopping'));
-    const r = await httpProbe.run({ target: a.url, targets: [a.url], options: KIND_OPTIONS.http.parse({}), signal: ctrl.signal, deadline: performance.now(), memory: new Map(), log: quietLog, secrets: {} });
+    const r = await httpProbe.run({
+      target: a.url,
+      targets: [a.url],
+      options: KIND_OPTIONS.http.parse({}),
+      signal: ctrl.signal,
+      deadline: performance.now(),
+      memory: new Map(),
+      log: quietLog,
+      secrets: {},
+    });
     expect(r.failure?.reason).toBe('timeout');
     // An unhandled rejection would fail the test file.
     await new Promise((res) => setTimeout(res, 50));
   });
 
   it('a timeout in a later step names that step; the earlier steps keep their results', async () => {
-    const r = await run(a.url, { steps: [{ name: 'health', url: '/api/health' }, { name: 'hang', url: '/stall-headers' }] }, { timeoutMs: 400 });
+    const r = await run(
+      a.url,
+      {
+        steps: [
+          { name: 'health', url: '/api/health' },
+          { name: 'hang', url: '/stall-headers' },
+        ],
+      },
+      { timeoutMs: 400 },
+    );
     expect(r.failure).toMatchObject({ phase: 'processing', reason: 'timeout', message: 'step hang: timed out in processing' });
     expect(r.steps?.map((s) => [s.name, s.ok])).toEqual([
       ['health', true],
@@ -630,15 +688,24 @@ describe('http probe: expectations', () => {
 
   it('body: bodyMatches, bodyNotMatches and bodyContains', async () => {
     expect((await health({ bodyMatches: ['"status":"ok"', '^\\{'], bodyNotMatches: ['error'], bodyContains: ['2026.11.3'] })).ok).toBe(true);
-    expect((await health({ bodyMatches: ['"status":"down"'] })).failure).toMatchObject({ reason: 'assertion', message: 'step request: body does not match /"status":"down"/' });
+    expect((await health({ bodyMatches: ['"status":"down"'] })).failure).toMatchObject({
+      reason: 'assertion',
+      message: 'step request: body does not match /"status":"down"/',
+    });
     expect((await health({ bodyNotMatches: ['"ok"'] })).failure?.message).toBe('step request: body matches /"ok"/');
     expect((await health({ bodyContains: ['maintenance'] })).failure?.message).toBe('step request: body does not contain the expected text (11 characters)');
   });
 
   it('json: values at JSON paths, and paths that must exist', async () => {
-    const ok = await health({ json: { '$.status': 'ok', '$.checks[0].ok': true, '$["dotted.key"]': 'yes', 'version': '2026.11.3' }, jsonExists: ['$.checks[0].name'] });
+    const ok = await health({
+      json: { '$.status': 'ok', '$.checks[0].ok': true, '$["dotted.key"]': 'yes', version: '2026.11.3' },
+      jsonExists: ['$.checks[0].name'],
+    });
     expect(ok.failure).toBeUndefined();
-    expect((await health({ json: { '$.status': 'down' } })).failure).toMatchObject({ reason: 'assertion', message: 'step request: JSON $.status is "ok", expected "down"' });
+    expect((await health({ json: { '$.status': 'down' } })).failure).toMatchObject({
+      reason: 'assertion',
+      message: 'step request: JSON $.status is "ok", expected "down"',
+    });
     expect((await health({ json: { '$.checks': 'x' } })).failure?.message).toBe('step request: JSON $.checks is an array, expected "x"');
     expect((await health({ json: { '$.nope': 1 } })).failure?.message).toBe('step request: JSON $.nope is missing, expected 1');
     expect((await health({ jsonExists: ['$.checks[3]'] })).failure?.message).toBe('step request: JSON has no $.checks[3]');
@@ -669,9 +736,25 @@ describe('http probe: extraction and templating', () => {
     const from = a.requests.length;
     const r = await run(a.url, {
       steps: [
-        { name: 'form', url: '/login', extract: { csrf: { regex: 'name="(csrf)" value="([0-9a-f]+)"', group: 2 }, whole: { regex: '<h1>[A-Za-z ]+</h1>', group: 0 }, pre: { cookie: 'pre' } } },
-        { name: 'health', url: '/api/health', extract: { version: { jsonPath: '$.version' }, first: { jsonPath: '$.checks[0]' }, build: { header: 'X-Build' } } },
-        { name: 'echo', url: '/echo?v=${var.version}', headers: { 'x-csrf': '${var.csrf}', 'x-pre': '${var.pre}', 'x-whole': '${var.whole}', 'x-first': '${var.first}', 'x-build': '${var.build}' } },
+        {
+          name: 'form',
+          url: '/login',
+          extract: {
+            csrf: { regex: 'name="(csrf)" value="([0-9a-f]+)"', group: 2 },
+            whole: { regex: '<h1>[A-Za-z ]+</h1>', group: 0 },
+            pre: { cookie: 'pre' },
+          },
+        },
+        {
+          name: 'health',
+          url: '/api/health',
+          extract: { version: { jsonPath: '$.version' }, first: { jsonPath: '$.checks[0]' }, build: { header: 'X-Build' } },
+        },
+        {
+          name: 'echo',
+          url: '/echo?v=${var.version}',
+          headers: { 'x-csrf': '${var.csrf}', 'x-pre': '${var.pre}', 'x-whole': '${var.whole}', 'x-first': '${var.first}', 'x-build': '${var.build}' },
+        },
       ],
     });
     expect(r.failure).toBeUndefined();
@@ -688,7 +771,13 @@ describe('http probe: extraction and templating', () => {
   });
 
   it('a value that cannot be extracted fails the step with assertion', async () => {
-    for (const extract of [{ regex: 'name="nothing" value="(\\w+)"' }, { regex: '(a)', group: 5 }, { jsonPath: '$.nope' }, { header: 'x-none' }, { cookie: 'none' }]) {
+    for (const extract of [
+      { regex: 'name="nothing" value="(\\w+)"' },
+      { regex: '(a)', group: 5 },
+      { jsonPath: '$.nope' },
+      { header: 'x-none' },
+      { cookie: 'none' },
+    ]) {
       const r = await run(`${a.url}/api/health`, { extract: { v: extract } });
       expect(r.failure, JSON.stringify(extract)).toMatchObject({ phase: 'processing', reason: 'assertion', message: 'step request: could not extract v' });
     }
@@ -698,7 +787,12 @@ describe('http probe: extraction and templating', () => {
 
   it('an undefined variable or secret fails the step cleanly, before any request', async () => {
     const from = a.requests.length;
-    const r = await run(a.url, { steps: [{ name: 'first', url: '/api/health' }, { name: 'second', url: '/echo', headers: { 'x-v': '${var.never}' } }] });
+    const r = await run(a.url, {
+      steps: [
+        { name: 'first', url: '/api/health' },
+        { name: 'second', url: '/echo', headers: { 'x-v': '${var.never}' } },
+      ],
+    });
     expect(r.ok).toBe(false);
     expect(r.failure).toMatchObject({ phase: 'processing', reason: 'internal', message: 'step second: ${var.never} is not defined' });
     const s = await run(a.url, { url: '/echo', form: { p: '${secret.missing}' } }, { secrets: { password: 'x1234' } });

@@ -44,27 +44,49 @@ describe('parseJson: the scan', () => {
     const objects = '{"a":'.repeat(JSON_MAX_DEPTH) + '1' + '}'.repeat(JSON_MAX_DEPTH);
     expect((await parseJson(objects)).ok).toBe(true);
     const over = await parseJson(nested(JSON_MAX_DEPTH + 1));
-    expect(over).toStrictEqual({ ok: false, error: { code: 'too_deep', message: `JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` } });
+    expect(over).toStrictEqual({
+      ok: false,
+      error: { code: 'too_deep', message: `JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` },
+    });
     expect(await parseJson(nested(3), { maxDepth: 3 })).toMatchObject({ ok: true });
-    expect(await parseJson(nested(4), { maxDepth: 3 })).toMatchObject({ ok: false, error: { code: 'too_deep', message: expect.stringMatching(/^JSON nested deeper than 3 levels/) as unknown } });
+    expect(await parseJson(nested(4), { maxDepth: 3 })).toMatchObject({
+      ok: false,
+      error: { code: 'too_deep', message: expect.stringMatching(/^JSON nested deeper than 3 levels/) as unknown },
+    });
   });
 
   it('a 2-million-level document (4 MB) and its object form are refused at the first bracket too many', async () => {
     const arrays = '['.repeat(2e6) + ']'.repeat(2e6);
-    expect(await parseJson(arrays)).toMatchObject({ ok: false, error: { code: 'too_deep', message: expect.stringContaining(`refused at character ${JSON_MAX_DEPTH},`) as unknown } });
+    expect(await parseJson(arrays)).toMatchObject({
+      ok: false,
+      error: { code: 'too_deep', message: expect.stringContaining(`refused at character ${JSON_MAX_DEPTH},`) as unknown },
+    });
     const n = 700_000;
     const objects = '{"a":'.repeat(n) + '1' + '}'.repeat(n);
-    expect(await parseJson(objects)).toMatchObject({ ok: false, error: { code: 'too_deep', message: expect.stringContaining(`refused at character ${JSON_MAX_DEPTH * 5},`) as unknown } });
+    expect(await parseJson(objects)).toMatchObject({
+      ok: false,
+      error: { code: 'too_deep', message: expect.stringContaining(`refused at character ${JSON_MAX_DEPTH * 5},`) as unknown },
+    });
     // Not a stack overflow either when the depth is hidden behind a long flat prefix.
     const late = `[${'1,'.repeat(100_000)}${nested(10_000)}]`;
     expect(await parseJson(late)).toMatchObject({ ok: false, error: { code: 'too_deep' } });
   });
 
   it(`more than ${JSON_MAX_CONTAINERS} arrays and objects are refused as too large; exactly that many parse`, async () => {
-    const at = await parseJson(`[${Array(JSON_MAX_CONTAINERS - 1).fill('{}').join(',')}]`);
+    const at = await parseJson(
+      `[${Array(JSON_MAX_CONTAINERS - 1)
+        .fill('{}')
+        .join(',')}]`,
+    );
     expect(at.ok && Array.isArray(at.value) && at.value.length).toBe(JSON_MAX_CONTAINERS - 1);
     const over = await parseJson(`[${Array(JSON_MAX_CONTAINERS).fill('[]').join(',')}]`);
-    expect(over).toStrictEqual({ ok: false, error: { code: 'too_large', message: `JSON with more than ${JSON_MAX_CONTAINERS} arrays and objects (refused at character ${1 + 3 * (JSON_MAX_CONTAINERS - 1)}, before parsing)` } });
+    expect(over).toStrictEqual({
+      ok: false,
+      error: {
+        code: 'too_large',
+        message: `JSON with more than ${JSON_MAX_CONTAINERS} arrays and objects (refused at character ${1 + 3 * (JSON_MAX_CONTAINERS - 1)}, before parsing)`,
+      },
+    });
     expect(await parseJson('[[],{}]', { maxContainers: 2 })).toMatchObject({ ok: false, error: { code: 'too_large' } });
   });
 
@@ -73,14 +95,55 @@ describe('parseJson: the scan', () => {
     const at = await parseJson(members(JSON_MAX_MEMBERS));
     expect(at.ok && Object.keys(at.value as object).length).toBe(JSON_MAX_MEMBERS);
     const over = await parseJson(`[1,${members(JSON_MAX_MEMBERS + 1)}]`);
-    expect(over).toMatchObject({ ok: false, error: { code: 'too_large', message: expect.stringMatching(new RegExp(`^JSON object with more than ${JSON_MAX_MEMBERS} members \\(refused at character \\d+, before parsing\\)$`)) as unknown } });
-    expect((await parseJson(`[${Array(JSON_MAX_MEMBERS * 2).fill('"a,b"').join(',')}]`)).ok).toBe(true);
+    expect(over).toMatchObject({
+      ok: false,
+      error: {
+        code: 'too_large',
+        message: expect.stringMatching(
+          new RegExp(`^JSON object with more than ${JSON_MAX_MEMBERS} members \\(refused at character \\d+, before parsing\\)$`),
+        ) as unknown,
+      },
+    });
+    expect(
+      (
+        await parseJson(
+          `[${Array(JSON_MAX_MEMBERS * 2)
+            .fill('"a,b"')
+            .join(',')}]`,
+        )
+      ).ok,
+    ).toBe(true);
     expect(await parseJson('{"a":[1,2,3],"b":{"c":1,"d":2}}', { maxMembers: 2 })).toMatchObject({ ok: true });
     expect(await parseJson('{"a":1,"b":2,"c":3}', { maxMembers: 2 })).toMatchObject({ ok: false, error: { code: 'too_large' } });
   });
 
   it('garbage is a syntax failure that quotes nothing of the text, never a throw', async () => {
-    const garbage = ['', ' ', '[', ']', '[}', '{]', '{"a":1', '"abc', '"ab\\"', '[1,]', '[,1]', '[1 2]', '{"a" 1}', '{1:2}', 'nul', '[] x', '\ufeff[]', '[1]]', '}{', "{'a':1}", 'secret-token-123', '<html>', '[\\]', '"\\u12"'];
+    const garbage = [
+      '',
+      ' ',
+      '[',
+      ']',
+      '[}',
+      '{]',
+      '{"a":1',
+      '"abc',
+      '"ab\\"',
+      '[1,]',
+      '[,1]',
+      '[1 2]',
+      '{"a" 1}',
+      '{1:2}',
+      'nul',
+      '[] x',
+      '\ufeff[]',
+      '[1]]',
+      '}{',
+      "{'a':1}",
+      'secret-token-123',
+      '<html>',
+      '[\\]',
+      '"\\u12"',
+    ];
     for (const text of garbage) {
       const r = await agrees(text, JSON.stringify(text));
       expect(JSON.stringify(r)).not.toContain('secret-token');
@@ -116,7 +179,28 @@ describe('parseJson: large documents, built in pieces', () => {
   it('broken separators between pieces are syntax failures, as JSON.parse says', async () => {
     const b = big(1);
     const o = bigObject(2);
-    const broken = [`[${b},,${b}]`, `[${b},]`, `[,${b}]`, `[${b} ${b}]`, `[x ${b}]`, `[${b} x]`, `[1 ${b}]`, `{"a" ${b}}`, `{${b}}`, `{"a":${b},}`, `{"a":1 "b":${b}}`, `{"a":${b} "b":1}`, `{"a"::${o}}`, `${b} x`, `${b}]`, `[${b}`, `[${b}}`, `[${' '.repeat(300_000)},]`, `{"a":${b},"b":}`, `[${b},1,]`];
+    const broken = [
+      `[${b},,${b}]`,
+      `[${b},]`,
+      `[,${b}]`,
+      `[${b} ${b}]`,
+      `[x ${b}]`,
+      `[${b} x]`,
+      `[1 ${b}]`,
+      `{"a" ${b}}`,
+      `{${b}}`,
+      `{"a":${b},}`,
+      `{"a":1 "b":${b}}`,
+      `{"a":${b} "b":1}`,
+      `{"a"::${o}}`,
+      `${b} x`,
+      `${b}]`,
+      `[${b}`,
+      `[${b}}`,
+      `[${' '.repeat(300_000)},]`,
+      `{"a":${b},"b":}`,
+      `[${b},1,]`,
+    ];
     for (const [i, text] of broken.entries()) await agrees(text, `broken ${i}`);
   });
 
@@ -170,7 +254,17 @@ function value(r: Rng, depth: number, left: { n: number }): unknown {
 }
 
 function leaf(r: Rng): unknown {
-  return r.pick([() => null, () => true, () => false, () => r.int(1e6) - 5e5, () => r.next() * 1e10, () => 'x'.repeat(r.int(40)), () => '"\\[{\u0000é😀' + 'y'.repeat(r.int(200)), () => [], () => ({})])();
+  return r.pick([
+    () => null,
+    () => true,
+    () => false,
+    () => r.int(1e6) - 5e5,
+    () => r.next() * 1e10,
+    () => 'x'.repeat(r.int(40)),
+    () => '"\\[{\u0000é😀' + 'y'.repeat(r.int(200)),
+    () => [],
+    () => ({}),
+  ])();
 }
 
 /** JSON text with random whitespace between tokens (JSON.stringify's, or none). */

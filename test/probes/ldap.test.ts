@@ -57,7 +57,10 @@ describe('result-code classification', () => {
 
   it('other refusals of the login are auth with their own code', () => {
     expect(classifyResult(50, 'no read access', 'search')).toMatchObject({ reason: 'auth', authCode: 'insufficient_access' });
-    expect(classifyResult(8, '00002028: LdapErr: DSID-0C090259, comment: The server requires binds to turn on integrity checking', 'bind')).toMatchObject({ reason: 'auth', authCode: 'strong_auth_required' });
+    expect(classifyResult(8, '00002028: LdapErr: DSID-0C090259, comment: The server requires binds to turn on integrity checking', 'bind')).toMatchObject({
+      reason: 'auth',
+      authCode: 'strong_auth_required',
+    });
     expect(classifyResult(13, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'confidentiality_required' });
     expect(classifyResult(48, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'inappropriate_auth' });
     expect(classifyResult(7, '', 'bind')).toMatchObject({ reason: 'auth', authCode: 'auth_method_not_supported' });
@@ -65,7 +68,10 @@ describe('result-code classification', () => {
   });
 
   it('a missing search base is an assertion; a busy or unavailable server is protocol', () => {
-    expect(classifyResult(32, 'no such object', 'search')).toEqual({ reason: 'assertion', message: 'search base not found: noSuchObject (32): no such object' });
+    expect(classifyResult(32, 'no such object', 'search')).toEqual({
+      reason: 'assertion',
+      message: 'search base not found: noSuchObject (32): no such object',
+    });
     expect(classifyResult(10, '', 'search').reason).toBe('assertion');
     for (const code of [1, 2, 51, 52, 53, 80, 4711]) {
       const c = classifyResult(code, '', 'bind');
@@ -77,7 +83,10 @@ describe('result-code classification', () => {
   });
 
   it('any result in the tls phase is a refused StartTLS', () => {
-    expect(classifyResult(2, 'unsupported extended operation', 'tls')).toEqual({ reason: 'tls_handshake', message: 'StartTLS refused: protocolError (2): unsupported extended operation' });
+    expect(classifyResult(2, 'unsupported extended operation', 'tls')).toEqual({
+      reason: 'tls_handshake',
+      message: 'StartTLS refused: protocolError (2): unsupported extended operation',
+    });
   });
 
   it('classifies ldapts errors by class and code, socket errors by errno, never by text', () => {
@@ -115,7 +124,9 @@ describe('result-code classification', () => {
 describe('per-phase slow limits', () => {
   it('names the first phase over its limit', () => {
     expect(slowPhase({ connect: 0.002, bind: 0.61 }, { bindDegradedAbove: 300 })).toBe('bind took 610ms, above bindDegradedAbove 300ms');
-    expect(slowPhase({ connect: 1.5, bind: 2.5 }, { connectDegradedAbove: 1000, bindDegradedAbove: 1000 })).toBe('connect took 1.50s, above connectDegradedAbove 1.00s');
+    expect(slowPhase({ connect: 1.5, bind: 2.5 }, { connectDegradedAbove: 1000, bindDegradedAbove: 1000 })).toBe(
+      'connect took 1.50s, above connectDegradedAbove 1.00s',
+    );
     expect(slowPhase({ connect: 0.002, bind: 0.2 }, { bindDegradedAbove: 300 })).toBeUndefined();
     // A phase that did not run is never slow.
     expect(slowPhase({ connect: 0.002 }, { searchDegradedAbove: 1 })).toBeUndefined();
@@ -128,20 +139,38 @@ describe('ldap target and options', () => {
     expect(parseLdapUrl('ldaps://dc1.region.example')).toEqual({ secure: true, host: 'dc1.region.example', port: 636 });
     expect(parseLdapUrl('LDAPS://10.1.2.3:3269/')).toEqual({ secure: true, host: '10.1.2.3', port: 3269 });
     expect(parseLdapUrl('ldap://[fd00::10]:389')).toEqual({ secure: false, host: 'fd00::10', port: 389 });
-    for (const bad of ['dc1:389', 'http://dc1', 'ldap://', 'ldap://dc1:0', 'ldap://dc1:70000', 'ldap://dc1/dc=region,dc=example', 'ldap://svc:pw@dc1', 'ldap://dc1?uid', 'ldap://dc 1']) {
+    for (const bad of [
+      'dc1:389',
+      'http://dc1',
+      'ldap://',
+      'ldap://dc1:0',
+      'ldap://dc1:70000',
+      'ldap://dc1/dc=region,dc=example',
+      'ldap://svc:pw@dc1',
+      'ldap://dc1?uid',
+      'ldap://dc 1',
+    ]) {
       expect(parseLdapUrl(bad), bad).toBeUndefined();
     }
   });
 
   it('defaults and rules of the options', () => {
     const o = KIND_OPTIONS.ldap.parse({ bindDn: 'uid=probe,dc=x', password: 'pw', search: { baseDn: 'dc=x' } });
-    expect(o).toEqual({ startTls: false, bindDn: 'uid=probe,dc=x', password: 'pw', search: { baseDn: 'dc=x', filter: '(objectClass=*)', scope: 'sub', minEntries: 1, attributes: ['1.1'] }, ipFamily: 'auto' });
+    expect(o).toEqual({
+      startTls: false,
+      bindDn: 'uid=probe,dc=x',
+      password: 'pw',
+      search: { baseDn: 'dc=x', filter: '(objectClass=*)', scope: 'sub', minEntries: 1, attributes: ['1.1'] },
+      ipFamily: 'auto',
+    });
     expect(KIND_OPTIONS.ldap.parse({ bindDn: 'a', password: 'pw', bindDegradedAbove: '300ms' }).bindDegradedAbove).toBe(300);
     const issues = (v: unknown) => (KIND_OPTIONS.ldap.safeParse(v).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
     expect(issues({})).toEqual(['bindDn: expected bindDn (a bind), search, or both']);
     expect(issues({ bindDn: 'a' })).toEqual(['password: expected password (a secret name) with bindDn']);
     expect(issues({ password: 'pw', search: { baseDn: '' } })).toEqual(['bindDn: expected bindDn with password']);
-    expect(issues({ search: { baseDn: '', filter: 'objectClass=*)(' } })).toEqual(['search.filter: expected an LDAP filter (RFC 4515) such as (&(objectClass=person)(uid=probe))']);
+    expect(issues({ search: { baseDn: '', filter: 'objectClass=*)(' } })).toEqual([
+      'search.filter: expected an LDAP filter (RFC 4515) such as (&(objectClass=person)(uid=probe))',
+    ]);
     expect(issues({ bindDn: 'a', password: 'not a name' })).toHaveLength(1);
   });
 });
@@ -154,7 +183,12 @@ afterAll(async () => {
   for (const p of peers) await p.close();
 });
 
-function probe(target: string, options: Record<string, unknown>, secrets: Record<string, string> = { pw: 'S3cret-probe-pw' }, timeoutMs = 3000): Promise<ProbeResult> {
+function probe(
+  target: string,
+  options: Record<string, unknown>,
+  secrets: Record<string, string> = { pw: 'S3cret-probe-pw' },
+  timeoutMs = 3000,
+): Promise<ProbeResult> {
   return ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets });
 }
 

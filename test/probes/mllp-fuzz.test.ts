@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { MllpError, MllpReader, parseAck } from '../../probes/mllp.js';
 import { prng } from '../helpers/prng.js';
 
-
 const SEED = Number(process.env.MLLP_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const ITERATIONS = 12_000;
 
@@ -71,7 +70,7 @@ describe('mllp fuzz', () => {
       let frame: Buffer | undefined;
       expectOnlyMllpError(() => {
         // Random segmentation, down to single bytes.
-        for (let at = 0; at < bytes.length && !frame; ) {
+        for (let at = 0; at < bytes.length && !frame;) {
           const n = 1 + Math.floor(rand() * (rand() < 0.3 ? 3 : 64));
           frame = reader.push(bytes.subarray(at, at + n));
           at += n;

@@ -204,7 +204,13 @@ describe('mllp probe: the message sent', () => {
   it('carries the configured MSH fields, processing id T by default and a unique control id per run', async () => {
     const p = await answerWith('AA');
     const r1 = await run(`127.0.0.1:${p.port}`, { sendingFacility: 'ITOPS', receivingApplication: 'HIS', receivingFacility: 'HOSP' });
-    const r2 = await run(`127.0.0.1:${p.port}`, { messageType: 'ORM^O01^ORM_O01', processingId: 'D', version: '2.3', patient: { id: 'ZZ9', name: 'DOE^JANE' }, segments: ['ZVK|1|probe'] });
+    const r2 = await run(`127.0.0.1:${p.port}`, {
+      messageType: 'ORM^O01^ORM_O01',
+      processingId: 'D',
+      version: '2.3',
+      patient: { id: 'ZZ9', name: 'DOE^JANE' },
+      segments: ['ZVK|1|probe'],
+    });
     expect(r1.ok && r2.ok).toBe(true);
     const [a, b] = p.received as [Received, Received];
     const msh = a.segments[0] as string[];
@@ -244,7 +250,10 @@ describe('mllp probe: the message sent', () => {
 
 describe('mllp checks in the config and the metrics', () => {
   it('loads a kind: mllp check and counts ACK codes in vakt_hl7_acks_total', async () => {
-    const check = parseConfig('checks:\n  - { name: hl7-lab, kind: mllp, target: "10.0.0.5:6661", mllp: { receivingApplication: LAB, acceptErrorCodes: [202] } }\n', 't.yaml').checks[0] as CheckConfig;
+    const check = parseConfig(
+      'checks:\n  - { name: hl7-lab, kind: mllp, target: "10.0.0.5:6661", mllp: { receivingApplication: LAB, acceptErrorCodes: [202] } }\n',
+      't.yaml',
+    ).checks[0] as CheckConfig;
     expect(check.kind).toBe('mllp');
     const m = new Metrics(
       () => 0,
@@ -255,7 +264,15 @@ describe('mllp checks in the config and the metrics', () => {
     const outcome = (result: ProbeResult) => ({ result, startedAt: Date.now(), duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false });
     m.observe(check, outcome({ ok: true, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, info: { hl7AckCode: 'AA' } }));
     m.observe(check, outcome({ ok: true, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, info: { hl7AckCode: 'AA' } }));
-    m.observe(check, outcome({ ok: false, phases: { connect: 0.001, send: 0.0001, ack: 0.005 }, failure: { phase: 'ack', reason: 'ack_reject', message: 'AR' }, info: { hl7AckCode: 'AR' } }));
+    m.observe(
+      check,
+      outcome({
+        ok: false,
+        phases: { connect: 0.001, send: 0.0001, ack: 0.005 },
+        failure: { phase: 'ack', reason: 'ack_reject', message: 'AR' },
+        info: { hl7AckCode: 'AR' },
+      }),
+    );
     m.observe(check, outcome({ ok: false, phases: { connect: 0.001, send: 0.0001 }, failure: { phase: 'ack', reason: 'timeout', message: 'no ACK' } }));
     const text = (await m.render(false)).body;
     expect(value(text, 'vakt_hl7_acks_total', { check: 'hl7-lab', code: 'AA' })).toBe(2);

@@ -81,7 +81,11 @@ async function startIdp(pem?: Pem): Promise<Idp> {
       const path = seen.path;
       if (path === '/realms/ward/.well-known/openid-configuration' && req.method === 'GET') {
         if (idp.discovery) return idp.discovery(seen, res);
-        return json(res, 200, { issuer: `${idp.base}/realms/ward`, token_endpoint: `${idp.base}/realms/ward/token`, userinfo_endpoint: `${idp.base}/realms/ward/userinfo` });
+        return json(res, 200, {
+          issuer: `${idp.base}/realms/ward`,
+          token_endpoint: `${idp.base}/realms/ward/token`,
+          userinfo_endpoint: `${idp.base}/realms/ward/userinfo`,
+        });
       }
       if (path === '/realms/ward/token' && req.method === 'POST') return (idp.token ?? goodToken)(seen, res);
       if (path === '/realms/ward/userinfo') {
@@ -290,7 +294,11 @@ describe('oidc probe: the token response', () => {
   it('5xx is http_status, also with an OAuth error body, and sets no authCode', async () => {
     idp.token = (_req, res) => json(res, 503, { error: 'temporarily_unavailable' });
     const r = await run(issuer(), CC);
-    expect(r.failure).toMatchObject({ phase: 'token', reason: 'http_status', message: 'the token endpoint answered status 503 (error temporarily_unavailable)' });
+    expect(r.failure).toMatchObject({
+      phase: 'token',
+      reason: 'http_status',
+      message: 'the token endpoint answered status 503 (error temporarily_unavailable)',
+    });
     expect(r.info?.authCode).toBeUndefined();
     expect(r.values?.http_status_code).toBe(503);
     idp.token = (_req, res) => {
@@ -339,7 +347,11 @@ describe('oidc probe: OAuth errors are reason auth with a bounded code', () => {
   for (const code of [...OAUTH_ERROR_CODES, 'account_locked_by_policy', '']) {
     it(`error ${JSON.stringify(code)} -> auth, authCode ${(OAUTH_ERROR_CODES as readonly string[]).includes(code) ? code : 'other'}`, async () => {
       // The description echoes every credential the request carried, in every encoding.
-      idp.token = (req, res) => json(res, code === 'invalid_client' ? 401 : 400, { error: code, error_description: `${req.body} | ${req.headers.authorization ?? ''} | ${CLIENT_SECRET} ${PASSWORD}` });
+      idp.token = (req, res) =>
+        json(res, code === 'invalid_client' ? 401 : 400, {
+          error: code,
+          error_description: `${req.body} | ${req.headers.authorization ?? ''} | ${CLIENT_SECRET} ${PASSWORD}`,
+        });
       const r = await run(issuer(), { ...PW, clientAuth: 'body' });
       expect(r.ok).toBe(false);
       expect(r.failure?.reason).toBe('auth');
@@ -382,7 +394,13 @@ describe('oidc probe: protected resource', () => {
   });
 
   it('401 from the resource is auth, with the RFC 6750 error as code; the echoed token is scrubbed', async () => {
-    idp.userinfo = (req, res) => json(res, 401, { seen: req.headers.authorization }, { 'www-authenticate': `Bearer realm="ward", error="invalid_token", error_description="${ACCESS_TOKEN} expired"` });
+    idp.userinfo = (req, res) =>
+      json(
+        res,
+        401,
+        { seen: req.headers.authorization },
+        { 'www-authenticate': `Bearer realm="ward", error="invalid_token", error_description="${ACCESS_TOKEN} expired"` },
+      );
     const r = await run(issuer(), { ...CC, resource: { url: 'userinfo' } });
     expect(r.failure).toMatchObject({ phase: 'resource', reason: 'auth', message: 'the resource refused the token: status 401 (invalid_token)' });
     expect(r.info?.authCode).toBe('invalid_token');
@@ -468,11 +486,19 @@ describe('oidc probe: time, size and connection failures', () => {
     idp.discovery = send;
     expect((await run(issuer(), CC)).failure).toMatchObject({ phase: 'discovery', reason: 'body_too_large' });
     const discovery = await run(issuer(), { ...CC, maxBodySize: '8MiB' });
-    expect(discovery.failure).toMatchObject({ phase: 'discovery', reason: 'protocol', message: `the discovery document is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)` });
+    expect(discovery.failure).toMatchObject({
+      phase: 'discovery',
+      reason: 'protocol',
+      message: `the discovery document is JSON nested deeper than ${JSON_MAX_DEPTH} levels (refused at character ${JSON_MAX_DEPTH}, before parsing)`,
+    });
     idp.discovery = undefined;
     idp.token = send;
     const token = await run(issuer(), { ...CC, maxBodySize: '8MiB' });
-    expect(token.failure).toMatchObject({ phase: 'token', reason: 'protocol', message: expect.stringContaining(`the token response is JSON nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown });
+    expect(token.failure).toMatchObject({
+      phase: 'token',
+      reason: 'protocol',
+      message: expect.stringContaining(`the token response is JSON nested deeper than ${JSON_MAX_DEPTH} levels`) as unknown,
+    });
   });
 
   it('documents nested exactly at the depth limit are read as usual', async () => {
@@ -537,7 +563,10 @@ describe('oidc probe: HTTPS', () => {
   });
 
   it('serverName and mutual TLS options are accepted like the other kinds', async () => {
-    const r = await run(`${secure.base}/realms/ward`, { ...CC, tls: { caFile: pki.caFile, serverName: 'service.test', certFile: pki.clientCertFile, keyFile: pki.clientKeyFile } });
+    const r = await run(`${secure.base}/realms/ward`, {
+      ...CC,
+      tls: { caFile: pki.caFile, serverName: 'service.test', certFile: pki.clientCertFile, keyFile: pki.clientKeyFile },
+    });
     expect(r.failure).toBeUndefined();
   });
 
@@ -565,25 +594,37 @@ describe('oidc options and config', () => {
 
   it('defaults', () => {
     const o = KIND_OPTIONS.oidc.parse(CC);
-    expect(o).toMatchObject({ discovery: true, grant: 'client_credentials', maxBodySize: 256 * 1024, expect: { tokenType: 'Bearer', requireExpiresIn: true, idToken: false } });
+    expect(o).toMatchObject({
+      discovery: true,
+      grant: 'client_credentials',
+      maxBodySize: 256 * 1024,
+      expect: { tokenType: 'Bearer', requireExpiresIn: true, idToken: false },
+    });
     expect(o.clientAuth).toBeUndefined();
   });
 
   it('refuses inconsistent grants and client authentication', () => {
     expect(messages({ clientId: 'x' })).toEqual(['clientSecret: expected clientSecret (or tls.certFile for mutual TLS) with grant: client_credentials']);
-    expect(messages({ clientId: 'x', grant: 'password' })).toEqual(['username: expected username with grant: password', 'password: expected password (a secret name) with grant: password']);
+    expect(messages({ clientId: 'x', grant: 'password' })).toEqual([
+      'username: expected username with grant: password',
+      'password: expected password (a secret name) with grant: password',
+    ]);
     expect(messages({ ...CC, username: 'u' })).toEqual(['username: expected username only with grant: password']);
     expect(messages({ ...CC, clientAuth: 'none' })).toEqual(['clientAuth: expected basic or body with clientSecret (none sends no secret)']);
-    expect(messages({ clientId: 'x', grant: 'password', username: 'u', password: 'pw', clientAuth: 'body' })).toEqual(['clientAuth: expected clientSecret with clientAuth: body']);
+    expect(messages({ clientId: 'x', grant: 'password', username: 'u', password: 'pw', clientAuth: 'body' })).toEqual([
+      'clientAuth: expected clientSecret with clientAuth: body',
+    ]);
     expect(messages({ ...CC, params: { client_secret: 'x' } })[0]).toMatch(/^params\.client_secret: expected a parameter the probe does not set itself/);
-    expect(messages({ ...CC, discovery: false, resource: { url: 'userinfo' } })).toEqual(['resource.url: expected an http(s) URL (userinfo needs discovery: true)']);
+    expect(messages({ ...CC, discovery: false, resource: { url: 'userinfo' } })).toEqual([
+      'resource.url: expected an http(s) URL (userinfo needs discovery: true)',
+    ]);
     expect(messages({ ...CC, resource: { url: '/userinfo' } })).toEqual(['resource.url: expected an http:// or https:// URL, or userinfo']);
     // A public client with the password grant needs no secret; mutual TLS replaces it for client_credentials.
     expect(parse({ clientId: 'x', grant: 'password', username: 'u', password: 'pw' }).success).toBe(true);
     expect(parse({ clientId: 'x', tls: { certFile: '/c.pem', keyFile: '/k.pem' } }).success).toBe(true);
   });
 
-  it('the loader requires clientSecret and password to name entries of the check\'s secrets, without echoing them', () => {
+  it("the loader requires clientSecret and password to name entries of the check's secrets, without echoing them", () => {
     const yaml = [
       'checks:',
       '  - name: idp',
@@ -605,12 +646,23 @@ describe('oidc options and config', () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toBe("idp.yaml:12:17: checks[0].oidc.password: expected the name of an entry of the check's secrets (client_secret), found a value not shown (a secret may stand here)");
+    expect(message).toBe(
+      "idp.yaml:12:17: checks[0].oidc.password: expected the name of an entry of the check's secrets (client_secret), found a value not shown (a secret may stand here)",
+    );
     expect(message).not.toContain('Hunter2');
-    const ok = parseConfig(yaml.replace('Hunter2Secret', 'pw').replace("      client_secret: {env: VAKT_TEST_OIDC_SECRET}\n", "      client_secret: {env: VAKT_TEST_OIDC_SECRET}\n      pw: {env: VAKT_TEST_OIDC_PW}\n"), 'idp.yaml', {
-      VAKT_TEST_OIDC_SECRET: 'x-secret',
-      VAKT_TEST_OIDC_PW: 'y-secret',
-    });
+    const ok = parseConfig(
+      yaml
+        .replace('Hunter2Secret', 'pw')
+        .replace(
+          '      client_secret: {env: VAKT_TEST_OIDC_SECRET}\n',
+          '      client_secret: {env: VAKT_TEST_OIDC_SECRET}\n      pw: {env: VAKT_TEST_OIDC_PW}\n',
+        ),
+      'idp.yaml',
+      {
+        VAKT_TEST_OIDC_SECRET: 'x-secret',
+        VAKT_TEST_OIDC_PW: 'y-secret',
+      },
+    );
     expect(ok.checks[0]).toMatchObject({ kind: 'oidc', secrets: { client_secret: 'x-secret', pw: 'y-secret' } });
   });
 });

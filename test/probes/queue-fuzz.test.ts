@@ -51,7 +51,8 @@ const streamSeed = (k: number) => (SEED ^ Math.imul(k + 1, 0x9e3779b9)) >>> 0;
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/queue/', import.meta.url));
 const FIXTURE_FILES = readdirSync(FIXTURES).sort();
-const fixtureDocs = (prefix: string): unknown[] => FIXTURE_FILES.filter((f) => f.startsWith(prefix) && f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as unknown);
+const fixtureDocs = (prefix: string): unknown[] =>
+  FIXTURE_FILES.filter((f) => f.startsWith(prefix) && f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as unknown);
 
 const RABBIT_DOCS = fixtureDocs('rabbitmq-');
 const ACTIVEMQ_DOCS = fixtureDocs('activemq-');
@@ -81,16 +82,163 @@ class Raw {
   constructor(readonly text: string) {}
 }
 
-const NUMBERS = [0, -0, 1, -1, 3, 7, 42, 255, 65535, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 1e21, 1e300, 1e308, -1e308, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, 0.5, -0.25, 0.1, 2.5e-7, -3.7, 1795384902, 1795384902123, -1795384902];
-const RAW_NUMBERS = ['1e400', '-1e400', '1E+2', '-0', '0.000', `1${'0'.repeat(400)}`, '123456789012345678901234567890', `-${'9'.repeat(330)}`, '4.9e-325', '0e0'];
-const NUMERIC_STRINGS = ['NaN', '-NaN', 'Infinity', '-Infinity', 'null', 'undefined', '12', ' 7 ', '\t3\n', '-5', '-0', '1.5', '1e5', '1e400', '0x1F', '', ' ', '007', '12abc', '１２', '٣', '9'.repeat(400), `-${'9'.repeat(400)}`, '9'.repeat(309), `0.${'0'.repeat(400)}1`, '1,000', '+4'];
-const STRINGS = ['running', 'idle', 'down', 'crashed', 'flow', 'STARTED', 'STOPPED', 'PAUSED', 'DEPLOYING', 'lab.results', 'HL7.IN', 'ORDERS.OUT', 'LAB_RESULTS_OUT', '8f1c2d5e-3b7a-4c19-9e0f-6a2b4d8c1e37', 'RECEIVED', 'SENT', 'ERROR', 'FILTERED', 'QUEUED', '__proto__', 'constructor', 'toString', '<html>', '"', '\\', '\u0000', '\ud800', 'ø', '😀', SECRET];
-const KEYS = ['messages', 'messages_ready', 'messages_unacknowledged', 'consumers', 'head_message_timestamp', 'message_stats', 'publish', 'deliver_get', 'rate', 'name', 'state', 'status', 'value', 'request', 'error', 'error_type', 'QueueSize', 'EnqueueCount', 'DequeueCount', 'ConsumerCount', 'InFlightCount', 'MessageCount', 'MessagesAdded', 'MessagesAcknowledged', 'FirstMessageAge', 'DeliveringCount', 'list', 'dashboardStatus', 'channelId', 'queued', 'statistics', 'entry', 'long', 'int', 'stats', 'pending', 'oldest', 'workers', 'in', 'out', '__proto__', 'constructor', '', 'x'];
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  3,
+  7,
+  42,
+  255,
+  65535,
+  2 ** 31,
+  2 ** 32,
+  2 ** 53,
+  2 ** 53 + 2,
+  1e21,
+  1e300,
+  1e308,
+  -1e308,
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  0.5,
+  -0.25,
+  0.1,
+  2.5e-7,
+  -3.7,
+  1795384902,
+  1795384902123,
+  -1795384902,
+];
+const RAW_NUMBERS = [
+  '1e400',
+  '-1e400',
+  '1E+2',
+  '-0',
+  '0.000',
+  `1${'0'.repeat(400)}`,
+  '123456789012345678901234567890',
+  `-${'9'.repeat(330)}`,
+  '4.9e-325',
+  '0e0',
+];
+const NUMERIC_STRINGS = [
+  'NaN',
+  '-NaN',
+  'Infinity',
+  '-Infinity',
+  'null',
+  'undefined',
+  '12',
+  ' 7 ',
+  '\t3\n',
+  '-5',
+  '-0',
+  '1.5',
+  '1e5',
+  '1e400',
+  '0x1F',
+  '',
+  ' ',
+  '007',
+  '12abc',
+  '１２',
+  '٣',
+  '9'.repeat(400),
+  `-${'9'.repeat(400)}`,
+  '9'.repeat(309),
+  `0.${'0'.repeat(400)}1`,
+  '1,000',
+  '+4',
+];
+const STRINGS = [
+  'running',
+  'idle',
+  'down',
+  'crashed',
+  'flow',
+  'STARTED',
+  'STOPPED',
+  'PAUSED',
+  'DEPLOYING',
+  'lab.results',
+  'HL7.IN',
+  'ORDERS.OUT',
+  'LAB_RESULTS_OUT',
+  '8f1c2d5e-3b7a-4c19-9e0f-6a2b4d8c1e37',
+  'RECEIVED',
+  'SENT',
+  'ERROR',
+  'FILTERED',
+  'QUEUED',
+  '__proto__',
+  'constructor',
+  'toString',
+  '<html>',
+  '"',
+  '\\',
+  '\u0000',
+  '\ud800',
+  'ø',
+  '😀',
+  SECRET,
+];
+const KEYS = [
+  'messages',
+  'messages_ready',
+  'messages_unacknowledged',
+  'consumers',
+  'head_message_timestamp',
+  'message_stats',
+  'publish',
+  'deliver_get',
+  'rate',
+  'name',
+  'state',
+  'status',
+  'value',
+  'request',
+  'error',
+  'error_type',
+  'QueueSize',
+  'EnqueueCount',
+  'DequeueCount',
+  'ConsumerCount',
+  'InFlightCount',
+  'MessageCount',
+  'MessagesAdded',
+  'MessagesAcknowledged',
+  'FirstMessageAge',
+  'DeliveringCount',
+  'list',
+  'dashboardStatus',
+  'channelId',
+  'queued',
+  'statistics',
+  'entry',
+  'long',
+  'int',
+  'stats',
+  'pending',
+  'oldest',
+  'workers',
+  'in',
+  'out',
+  '__proto__',
+  'constructor',
+  '',
+  'x',
+];
 
 function randomString(r: Rng): string {
   const k = r.int(20);
   if (k < 8) return r.pick(STRINGS);
-  if (k < 18) return Array.from({ length: r.int(24) }, () => String.fromCodePoint(r.chance(0.8) ? 32 + r.int(95) : r.pick([0, 9, 10, 0xa0, 0xf8, 0x200b, 0xfeff, 0x1f600, 0xd800 + r.int(0x800)]))).join('');
+  if (k < 18)
+    return Array.from({ length: r.int(24) }, () =>
+      String.fromCodePoint(r.chance(0.8) ? 32 + r.int(95) : r.pick([0, 9, 10, 0xa0, 0xf8, 0x200b, 0xfeff, 0x1f600, 0xd800 + r.int(0x800)])),
+    ).join('');
   // Long: a channel name or state of a few kilobytes.
   return r.pick(['A', 'é', '<x>', 'LAB_']).repeat(1000 + r.int(4000));
 }
@@ -204,7 +352,16 @@ function mutateTree(r: Rng, holder: Record<string, unknown>): string {
       put(s, typeof v === 'number' ? v * r.pick([-1, 1e300, 1e-300, 1.5, 0.001, 1e6, -0.5, 2 ** 60]) + r.pick([0, 0, 0.5, -1]) : r.pick(NUMBERS));
       break;
     case 'retype':
-      put(s, typeof v === 'number' ? r.pick([String(v), `${v}`.padStart(400, '9'), `${v}x`]) : typeof v === 'string' ? Number(v) : isContainer(v) ? JSON.stringify(v) : String(v));
+      put(
+        s,
+        typeof v === 'number'
+          ? r.pick([String(v), `${v}`.padStart(400, '9'), `${v}x`])
+          : typeof v === 'string'
+            ? Number(v)
+            : isContainer(v)
+              ? JSON.stringify(v)
+              : String(v),
+      );
       break;
     case 'remove':
       if (Array.isArray(s.parent)) s.parent.splice(s.key as number, 1);
@@ -303,7 +460,19 @@ function mutateBytes(r: Rng, b: Buffer): { body: Buffer; op: string } {
 }
 
 const STATUSES = [200, 204, 301, 401, 403, 404, 429, 500, 503] as const;
-const CONTENT_TYPES = ['application/json; charset=utf-8', 'text/html; charset=utf-8', 'text/plain', 'application/xml', undefined, 'application/octet-stream', 'application/problem+json', 'application/vnd.api+json', ';;;', 'json', 'text/html;charset=ISO-8859-1'];
+const CONTENT_TYPES = [
+  'application/json; charset=utf-8',
+  'text/html; charset=utf-8',
+  'text/plain',
+  'application/xml',
+  undefined,
+  'application/octet-stream',
+  'application/problem+json',
+  'application/vnd.api+json',
+  ';;;',
+  'json',
+  'text/html;charset=ISO-8859-1',
+];
 
 interface Answer {
   status: number;
@@ -432,9 +601,30 @@ const EXTRAS: Record<string, unknown>[] = [
 ];
 
 const HTTP_JSON_PATHS = {
-  rabbit: { depthPath: '$.messages', oldestAgePath: '$.head_message_timestamp', oldestAgeUnit: 'timestamp-s', consumersPath: '$.consumers', arrivedPath: '$.message_stats.publish', drainedPath: '$.message_stats.deliver_get' },
-  artemis: { depthPath: '$[0].value.MessageCount', oldestAgePath: '$[0].value.FirstMessageAge', oldestAgeUnit: 'ms', consumersPath: '$[0].value.ConsumerCount', arrivedPath: '$[0].value.MessagesAdded', drainedPath: '$[0].value.MessagesAcknowledged' },
-  engineMs: { depthPath: '$.stats.pending', oldestAgePath: '$.stats.oldest', oldestAgeUnit: 'timestamp-ms', consumersPath: '$.stats.workers', arrivedPath: '$.stats.in', drainedPath: '$.stats.out' },
+  rabbit: {
+    depthPath: '$.messages',
+    oldestAgePath: '$.head_message_timestamp',
+    oldestAgeUnit: 'timestamp-s',
+    consumersPath: '$.consumers',
+    arrivedPath: '$.message_stats.publish',
+    drainedPath: '$.message_stats.deliver_get',
+  },
+  artemis: {
+    depthPath: '$[0].value.MessageCount',
+    oldestAgePath: '$[0].value.FirstMessageAge',
+    oldestAgeUnit: 'ms',
+    consumersPath: '$[0].value.ConsumerCount',
+    arrivedPath: '$[0].value.MessagesAdded',
+    drainedPath: '$[0].value.MessagesAcknowledged',
+  },
+  engineMs: {
+    depthPath: '$.stats.pending',
+    oldestAgePath: '$.stats.oldest',
+    oldestAgeUnit: 'timestamp-ms',
+    consumersPath: '$.stats.workers',
+    arrivedPath: '$.stats.in',
+    drainedPath: '$.stats.out',
+  },
   engineS: { depthPath: '$["stats"]["pending"]', oldestAgePath: '$.stats.oldest', oldestAgeUnit: 's', arrivedPath: '$.stats.in' },
 };
 
@@ -458,12 +648,34 @@ const SOURCES: Source[] = [
   {
     name: 'activemq',
     path: '',
-    families: [{ docs: ACTIVEMQ_DOCS, options: optionSets([{ source: 'activemq', queues: ['HL7.IN'] }, { source: 'activemq', queues: ['HL7.IN', 'ORDERS.OUT'] }], EXTRAS) }],
+    families: [
+      {
+        docs: ACTIVEMQ_DOCS,
+        options: optionSets(
+          [
+            { source: 'activemq', queues: ['HL7.IN'] },
+            { source: 'activemq', queues: ['HL7.IN', 'ORDERS.OUT'] },
+          ],
+          EXTRAS,
+        ),
+      },
+    ],
   },
   {
     name: 'artemis',
     path: '',
-    families: [{ docs: ARTEMIS_DOCS, options: optionSets([{ source: 'artemis', queues: ['ORDERS.OUT'] }, { source: 'artemis', queues: ['HL7.IN', 'ORDERS.OUT'] }], EXTRAS) }],
+    families: [
+      {
+        docs: ARTEMIS_DOCS,
+        options: optionSets(
+          [
+            { source: 'artemis', queues: ['ORDERS.OUT'] },
+            { source: 'artemis', queues: ['HL7.IN', 'ORDERS.OUT'] },
+          ],
+          EXTRAS,
+        ),
+      },
+    ],
   },
   {
     name: 'mirth',
@@ -488,7 +700,16 @@ const SOURCES: Source[] = [
     families: [
       { docs: RABBIT_DOCS, options: optionSets([{ source: 'http-json', queues: ['lab.results'], ...HTTP_JSON_PATHS.rabbit }], EXTRAS) },
       { docs: ARTEMIS_DOCS, options: optionSets([{ source: 'http-json', ...HTTP_JSON_PATHS.artemis }], EXTRAS) },
-      { docs: ENGINE_DOCS, options: optionSets([{ source: 'http-json', queues: ['edifact'], ...HTTP_JSON_PATHS.engineMs }, { source: 'http-json', ...HTTP_JSON_PATHS.engineS }], EXTRAS) },
+      {
+        docs: ENGINE_DOCS,
+        options: optionSets(
+          [
+            { source: 'http-json', queues: ['edifact'], ...HTTP_JSON_PATHS.engineMs },
+            { source: 'http-json', ...HTTP_JSON_PATHS.engineS },
+          ],
+          EXTRAS,
+        ),
+      },
     ],
   },
 ];
@@ -498,7 +719,18 @@ const SOURCES: Source[] = [
 
 type Kind = 'rejected' | 'shape' | 'numbers' | 'message';
 
-const NUMERIC_FIELDS = ['depth', 'ready', 'unacked', 'consumers', 'oldestAgeSeconds', 'arrivalRate', 'drainRate', 'deliverRate', 'undrainedSeconds', 'errors'] as const;
+const NUMERIC_FIELDS = [
+  'depth',
+  'ready',
+  'unacked',
+  'consumers',
+  'oldestAgeSeconds',
+  'arrivalRate',
+  'drainRate',
+  'deliverRate',
+  'undrainedSeconds',
+  'errors',
+] as const;
 const REASONS = new Set<string>(FAILURE_REASONS.filter((x) => x !== 'internal'));
 const DEGRADED = new Set<string>(DEGRADED_REASONS);
 
@@ -514,29 +746,38 @@ function inspect(res: ProbeResult): { kind: Kind; problem: string }[] {
     else {
       if (!REASONS.has(f.reason)) shape(`failure reason ${JSON.stringify(f.reason)} (message: ${String(f.message).slice(0, 200)})`);
       if (typeof f.message !== 'string') shape(`failure message is ${typeof f.message}`);
-      else if (f.message.length > MAX_MESSAGE) out.push({ kind: 'message', problem: `failure message of ${f.message.length} characters (reason ${f.reason}): ${f.message.slice(0, 160)}...` });
+      else if (f.message.length > MAX_MESSAGE)
+        out.push({ kind: 'message', problem: `failure message of ${f.message.length} characters (reason ${f.reason}): ${f.message.slice(0, 160)}...` });
     }
   }
   if (res.degraded !== undefined) {
     if (!DEGRADED.has(res.degraded.reason)) shape(`degraded reason ${JSON.stringify(res.degraded.reason)}`);
     if (typeof res.degraded.message !== 'string') shape(`degraded message is ${typeof res.degraded.message}`);
-    else if (res.degraded.message.length > MAX_MESSAGE) out.push({ kind: 'message', problem: `degraded message of ${res.degraded.message.length} characters: ${res.degraded.message.slice(0, 160)}...` });
+    else if (res.degraded.message.length > MAX_MESSAGE)
+      out.push({ kind: 'message', problem: `degraded message of ${res.degraded.message.length} characters: ${res.degraded.message.slice(0, 160)}...` });
   }
   // The check's secret may come back in an error page; it is scrubbed from whatever is quoted.
-  for (const text of [res.failure?.message, res.degraded?.message]) if (typeof text === 'string' && text.includes(SECRET)) shape(`the secret is in a message: ${text.slice(0, 200)}`);
-  for (const [phase, v] of Object.entries(res.phases ?? {})) if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) shape(`phase ${phase} took ${String(v)}`);
+  for (const text of [res.failure?.message, res.degraded?.message])
+    if (typeof text === 'string' && text.includes(SECRET)) shape(`the secret is in a message: ${text.slice(0, 200)}`);
+  for (const [phase, v] of Object.entries(res.phases ?? {}))
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) shape(`phase ${phase} took ${String(v)}`);
   if (res.queues !== undefined && !Array.isArray(res.queues)) shape('queues is not an array');
   for (const q of res.queues ?? []) {
     if (typeof q.queue !== 'string') shape(`a reading's queue is ${typeof q.queue}`);
     // Queue names and states become metric labels and status-page text: bounded too.
-    for (const [field, v] of [['queue', q.queue], ['state', q.state]] as const) {
-      if (typeof v === 'string' && v.length > MAX_LABEL) out.push({ kind: 'message', problem: `a reading's ${field} of ${v.length} characters: ${v.slice(0, 60)}...` });
+    for (const [field, v] of [
+      ['queue', q.queue],
+      ['state', q.state],
+    ] as const) {
+      if (typeof v === 'string' && v.length > MAX_LABEL)
+        out.push({ kind: 'message', problem: `a reading's ${field} of ${v.length} characters: ${v.slice(0, 60)}...` });
     }
     if (q.depth === undefined) out.push({ kind: 'numbers', problem: `${String(q.queue).slice(0, 60)}: no depth` });
     for (const field of NUMERIC_FIELDS) {
       const v = (q as unknown as Record<string, unknown>)[field];
       if (v === undefined) continue;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) out.push({ kind: 'numbers', problem: `${String(q.queue).slice(0, 60)}: ${field} = ${typeof v === 'number' ? String(v) : JSON.stringify(v)}` });
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+        out.push({ kind: 'numbers', problem: `${String(q.queue).slice(0, 60)}: ${field} = ${typeof v === 'number' ? String(v) : JSON.stringify(v)}` });
     }
   }
   return out;
@@ -625,7 +866,9 @@ describe('queue probe fuzz: hostile management APIs', () => {
     const summary = `${reproduce}: ${cases} cases in ${elapsed.toFixed(0)} ms; ${SOURCES.map((s, k) => `${s.name} ${JSON.stringify(results[k]?.tally)}`).join('; ')}`;
     console.log(summary);
     const found = (kind: Kind) => findings.report(kind, summary);
-    expect.soft(findings.kept.rejected, `the probe rejected (a throw escaped the source reader, which the runner reports as 'internal'): ${found('rejected')}`).toEqual([]);
+    expect
+      .soft(findings.kept.rejected, `the probe rejected (a throw escaped the source reader, which the runner reports as 'internal'): ${found('rejected')}`)
+      .toEqual([]);
     expect.soft(findings.kept.shape, `malformed results (ok/failure/reason, or the check's secret in a message): ${found('shape')}`).toEqual([]);
     expect
       .soft(
@@ -633,12 +876,19 @@ describe('queue probe fuzz: hostile management APIs', () => {
         `PROBE BUG, do not weaken this assertion: hostile input gave a queue reading with a NaN, infinite or negative number (probes/queue-sources.ts num()/count() and the sums and rates in probes/queue.ts must stay finite): ${found('numbers')}`,
       )
       .toEqual([]);
-    expect.soft(findings.kept.message, `PROBE BUG: server-controlled text made a failure/degraded message longer than ${MAX_MESSAGE} characters, or a reading's queue name/state longer than ${MAX_LABEL}: ${found('message')}`).toEqual([]);
+    expect
+      .soft(
+        findings.kept.message,
+        `PROBE BUG: server-controlled text made a failure/degraded message longer than ${MAX_MESSAGE} characters, or a reading's queue name/state longer than ${MAX_LABEL}: ${found('message')}`,
+      )
+      .toEqual([]);
     expect(cases).toBe(SOURCES.length * CASES_PER_SOURCE);
     // The fuzzer reaches both sides for every source: readings that pass and answers that fail.
     for (const [k, s] of SOURCES.entries()) {
       const t = results[k]?.tally ?? {};
-      const ok = Object.entries(t).filter(([x]) => x.startsWith('ok')).reduce((n, [, c]) => n + c, 0);
+      const ok = Object.entries(t)
+        .filter(([x]) => x.startsWith('ok'))
+        .reduce((n, [, c]) => n + c, 0);
       expect(ok, `${s.name}: ${JSON.stringify(t)}`).toBeGreaterThan(CASES_PER_SOURCE * 0.02);
       expect(t.protocol ?? 0, `${s.name}: ${JSON.stringify(t)}`).toBeGreaterThan(CASES_PER_SOURCE * 0.1);
       expect(t.http_status ?? 0, `${s.name}: ${JSON.stringify(t)}`).toBeGreaterThan(0);
@@ -652,7 +902,51 @@ describe('queue probe fuzz: hostile management APIs', () => {
 // ---------------------------------------------------------------------------------------------
 // Source directory: random names, mtimes and globs in a temporary folder.
 
-const NAME_PARTS = ['MSG', 'edi', 'ORDERS', 'prøve', 'Ærø_Sygehus', '日本語', '😀', 'e\u0301', 'ﬁle', 'עברית', '\u200b', '\u00a0', ' ', '  ', '*', '?', '[a-z]', '[!x]', '[', ']', '[z-a]', '{a,b}', '**', '\\', '-', '_', '.', '~', '$HOME', '%2F', '\t', '\n', 'a', 'Z', '0', '12345', '#', "'", '"', '&', ';', 'CON', 'nul'];
+const NAME_PARTS = [
+  'MSG',
+  'edi',
+  'ORDERS',
+  'prøve',
+  'Ærø_Sygehus',
+  '日本語',
+  '😀',
+  'e\u0301',
+  'ﬁle',
+  'עברית',
+  '\u200b',
+  '\u00a0',
+  ' ',
+  '  ',
+  '*',
+  '?',
+  '[a-z]',
+  '[!x]',
+  '[',
+  ']',
+  '[z-a]',
+  '{a,b}',
+  '**',
+  '\\',
+  '-',
+  '_',
+  '.',
+  '~',
+  '$HOME',
+  '%2F',
+  '\t',
+  '\n',
+  'a',
+  'Z',
+  '0',
+  '12345',
+  '#',
+  "'",
+  '"',
+  '&',
+  ';',
+  'CON',
+  'nul',
+];
 const EXTS = ['.edi', '.edi', '.EDI', '.xml', '.hl7', '.tmp', '', '.edi.part', '.', '.edi '];
 /** Names a Latin-1 or Windows-1252 sender writes: bytes that are not UTF-8. */
 const LATIN1_NAMES = ['prøve', 'Ærø', 'Å_ordre', 'müller', 'señal', 'ÆØÅ-æøå'];
@@ -701,7 +995,43 @@ function mtime(r: Rng, now: number): Date {
   );
 }
 
-const PATTERNS = ['*', '*', '*.edi', '*.EDI', '*.xml', '*.hl7', 'MSG*', '?', '??*', '[a-z]*', '[!.]*', '*[', '[', ']', '[]', '[!]', '[]]', '[\\]*', '\\*', '*.edi ', ' *', '**', '*ø*', '*😀*', '.*', '*.*', '[*]*', '[?]*', '*[0-9].edi', '[z-a]*', '[9-0].edi', '*{a,b}*', '*\n*', '日本語*', 'e\u0301*'];
+const PATTERNS = [
+  '*',
+  '*',
+  '*.edi',
+  '*.EDI',
+  '*.xml',
+  '*.hl7',
+  'MSG*',
+  '?',
+  '??*',
+  '[a-z]*',
+  '[!.]*',
+  '*[',
+  '[',
+  ']',
+  '[]',
+  '[!]',
+  '[]]',
+  '[\\]*',
+  '\\*',
+  '*.edi ',
+  ' *',
+  '**',
+  '*ø*',
+  '*😀*',
+  '.*',
+  '*.*',
+  '[*]*',
+  '[?]*',
+  '*[0-9].edi',
+  '[z-a]*',
+  '[9-0].edi',
+  '*{a,b}*',
+  '*\n*',
+  '日本語*',
+  'e\u0301*',
+];
 const PATTERN_TOKENS = ['*', '?', '[', ']', '!', '-', 'a', 'z', '.', 'edi', 'ø', ' ', '\\', '[a-c]', '[!0-9]', '[z-a]', '^', '$', '(', '|', '+', '{', '}'];
 
 /**
@@ -728,7 +1058,13 @@ interface DirFile {
   top: boolean;
 }
 
-const DIR_EXTRAS: Record<string, unknown>[] = [{}, {}, { stalledAfter: '5ms', growth: { window: '20ms', minIncrease: 1 } }, { maxDepth: 3 }, { maxOldestAge: '1h' }];
+const DIR_EXTRAS: Record<string, unknown>[] = [
+  {},
+  {},
+  { stalledAfter: '5ms', growth: { window: '20ms', minIncrease: 1 } },
+  { maxDepth: 3 },
+  { maxOldestAge: '1h' },
+];
 
 describe('queue probe fuzz: source directory', () => {
   it(`${DIR_SCENARIOS * DIR_RUNS_PER_SCENARIO} runs over folders of hostile names and mtimes with random globs: finite ages >= 0, every file counted, never a throw`, async () => {
@@ -754,7 +1090,7 @@ describe('queue probe fuzz: source directory', () => {
           const when = mtime(r, Date.now());
           if (taken.has(key)) return;
           taken.add(key);
-          await writeFile(path, 'UNA:+.? \'UNB+UNOC:3\'');
+          await writeFile(path, "UNA:+.? 'UNB+UNOC:3'");
           await utimes(path, when, when);
           files.push({ path, decoded: name.toString('utf8'), top });
         };
@@ -777,7 +1113,10 @@ describe('queue probe fuzz: source directory', () => {
         }
         const memory = new Map<string, unknown>();
         const recursive = r.chance(0.4);
-        let pattern = randomPattern(r, files.map((f) => f.decoded));
+        let pattern = randomPattern(
+          r,
+          files.map((f) => f.decoded),
+        );
         for (let run = 0; run < DIR_RUNS_PER_SCENARIO; run++) {
           // Files come and go, and get touched, between runs (the memory compares names and mtimes).
           const change = r.int(6);
@@ -789,13 +1128,18 @@ describe('queue probe fuzz: source directory', () => {
             const when = mtime(r, Date.now());
             await utimes(r.pick(files).path, when, when);
           }
-          if (r.chance(0.3)) pattern = randomPattern(r, files.map((f) => f.decoded));
+          if (r.chance(0.3))
+            pattern = randomPattern(
+              r,
+              files.map((f) => f.decoded),
+            );
           const maxFiles = r.chance(0.85) ? 100_000 : 1 + r.int(30);
           const raw = { source: 'directory', pattern, recursive: r.chance(0.9) ? recursive : !recursive, maxFiles, ...r.pick(DIR_EXTRAS) };
           const parsed = KIND_OPTIONS.queue.safeParse(raw);
           if (!parsed.success) {
             // A glob refused when the config loads is as good as a failed run; anything else is the fuzzer's mistake.
-            if (parsed.error.issues.some((x) => x.path[0] !== 'pattern')) throw new Error(`the fuzzer built options the schema refuses: ${JSON.stringify(raw)}: ${parsed.error.message}`);
+            if (parsed.error.issues.some((x) => x.path[0] !== 'pattern'))
+              throw new Error(`the fuzzer built options the schema refuses: ${JSON.stringify(raw)}: ${parsed.error.message}`);
             tally['refused by the schema'] = (tally['refused by the schema'] ?? 0) + 1;
             runs++;
             continue;
@@ -843,7 +1187,10 @@ describe('queue probe fuzz: source directory', () => {
     console.log(summary);
     const found = (kind: Kind) => findings.report(kind, summary);
     expect
-      .soft(findings.kept.rejected, `PROBE BUG: the directory probe rejected (the runner reports it as 'internal'); a glob that is not a valid RegExp must be a config error or a failed run: ${found('rejected')}`)
+      .soft(
+        findings.kept.rejected,
+        `PROBE BUG: the directory probe rejected (the runner reports it as 'internal'); a glob that is not a valid RegExp must be a config error or a failed run: ${found('rejected')}`,
+      )
       .toEqual([]);
     expect.soft(findings.kept.shape, `malformed results: ${found('shape')}`).toEqual([]);
     expect
@@ -883,7 +1230,10 @@ describe('queue probe fuzz: source directory', () => {
       const ms = performance.now() - t0;
       expect(error, 'the probe rejected').toBeUndefined();
       expect(res?.failure?.reason === 'internal', JSON.stringify(res)).toBe(false);
-      expect(ms, `PROBE BUG: matching one 255-character name against "*_*_*_*.edi" took ${ms.toFixed(0)} ms with a 200 ms budget (globToRegExp in probes/queue-sources.ts backtracks; match globs with a linear wildcard matcher instead)`).toBeLessThan(400);
+      expect(
+        ms,
+        `PROBE BUG: matching one 255-character name against "*_*_*_*.edi" took ${ms.toFixed(0)} ms with a 200 ms budget (globToRegExp in probes/queue-sources.ts backtracks; match globs with a linear wildcard matcher instead)`,
+      ).toBeLessThan(400);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

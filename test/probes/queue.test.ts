@@ -92,7 +92,18 @@ async function rabbit(queues: Record<string, RabbitQueue>, vhost = '/'): Promise
     const m = /^\/api\/queues\/([^/]+)\/([^/?]+)\?columns=/.exec(req.url);
     const qq = m && decodeURIComponent(m[1] as string) === vhost ? queues[decodeURIComponent(m[2] as string)] : undefined;
     if (!qq) return json(res, 404, { error: 'Object Not Found', reason: 'Not Found' });
-    const stats = qq.publish !== undefined ? { message_stats: { publish: qq.publish, publish_details: { rate: 0.4 }, deliver_get: qq.deliver ?? 0, ack: qq.deliver ?? 0, deliver_get_details: { rate: 0.2 } } } : {};
+    const stats =
+      qq.publish !== undefined
+        ? {
+            message_stats: {
+              publish: qq.publish,
+              publish_details: { rate: 0.4 },
+              deliver_get: qq.deliver ?? 0,
+              ack: qq.deliver ?? 0,
+              deliver_get_details: { rate: 0.2 },
+            },
+          }
+        : {};
     json(res, 200, {
       name: m?.[2],
       state: qq.state ?? 'running',
@@ -263,7 +274,15 @@ describe('queue: what must not look like draining (review findings)', () => {
   it('rabbitmq: a consumer that rejects and requeues a poison message (deliver_get rising, nothing acknowledged) is stalled', async () => {
     let delivered = 100;
     const a = await api((_, res) =>
-      json(res, 200, { name: 'lab.results', state: 'running', messages: 50, messages_ready: 49, messages_unacknowledged: 1, consumers: 1, message_stats: { publish: 150, deliver_get: (delivered += 500), ack: 100 } }),
+      json(res, 200, {
+        name: 'lab.results',
+        state: 'running',
+        messages: 50,
+        messages_ready: 49,
+        messages_unacknowledged: 1,
+        consumers: 1,
+        message_stats: { publish: 150, deliver_get: (delivered += 500), ack: 100 },
+      }),
     );
     const memory = new Map<string, unknown>();
     await run(a.url, base, memory);
@@ -477,7 +496,12 @@ describe('queue: activemq and artemis over Jolokia', () => {
           const v = values[r.mbean];
           return v
             ? { request: { type: 'read', ...r }, value: v, timestamp: 1, status: 200 }
-            : { request: { type: 'read', ...r }, error_type: 'javax.management.InstanceNotFoundException', error: `javax.management.InstanceNotFoundException : ${r.mbean}`, status: 404 };
+            : {
+                request: { type: 'read', ...r },
+                error_type: 'javax.management.InstanceNotFoundException',
+                error: `javax.management.InstanceNotFoundException : ${r.mbean}`,
+                status: 404,
+              };
         }),
       );
     });
@@ -498,7 +522,8 @@ describe('queue: activemq and artemis over Jolokia', () => {
   });
 
   it('artemis: quoted mbean, FirstMessageAge in ms, MessagesAcknowledged as the drain total', async () => {
-    const mbean = 'org.apache.activemq.artemis:broker="0.0.0.0",component=addresses,address="lab.results",subcomponent=queues,routing-type="anycast",queue="lab.results"';
+    const mbean =
+      'org.apache.activemq.artemis:broker="0.0.0.0",component=addresses,address="lab.results",subcomponent=queues,routing-type="anycast",queue="lab.results"';
     const vals = { MessageCount: 3, MessagesAdded: 40, MessagesAcknowledged: 37, ConsumerCount: 1, DeliveringCount: 0, FirstMessageAge: 95_000 };
     const a = await jolokia('/console/jolokia/', { [mbean]: vals });
     const memory = new Map<string, unknown>();
@@ -510,7 +535,7 @@ describe('queue: activemq and artemis over Jolokia', () => {
     expect(q(await run(a.url, { source: 'artemis', queues: ['lab.results'] }, memory)).drainRate).toBeGreaterThan(0);
   });
 
-  it("activemq: destination names encoded as ActiveMQ names its MBeans (checked on 5.17.2)", () => {
+  it('activemq: destination names encoded as ActiveMQ names its MBeans (checked on 5.17.2)', () => {
     expect(activemqName("O'K")).toBe('O_K');
     expect(activemqName('A=B')).toBe('A&amp;B');
     expect(activemqName('STAR*')).toBe('STAR&ast;');
@@ -552,7 +577,9 @@ describe('queue: mirth (NextGen Connect)', () => {
   }
 
   it('reads every channel (XStream list), with state, queued, errors; X-Requested-With is sent', async () => {
-    const a = await mirth(() => ({ list: { dashboardStatus: [statusOf('ADT to LIS', 'c1', 'STARTED', 2, 100, 97, 1), statusOf('Results in', 'c2', 'STARTED', 0, 50, 50)] } }));
+    const a = await mirth(() => ({
+      list: { dashboardStatus: [statusOf('ADT to LIS', 'c1', 'STARTED', 2, 100, 97, 1), statusOf('Results in', 'c2', 'STARTED', 0, 50, 50)] },
+    }));
     const r = await run(a.url, { source: 'mirth' });
     expect(r.ok, JSON.stringify(r)).toBe(true);
     expect(r.queues?.map((x) => [x.queue, x.depth, x.state, x.errors])).toEqual([
@@ -574,7 +601,16 @@ describe('queue: http-json', () => {
   it('numbers at JSON paths; timestamps turned into ages; a missing depth → protocol', async () => {
     let doc: unknown = { stats: { pending: 42, oldest: Date.now() - 30_000, workers: 3, in: 900, out: 858 } };
     const a = await api((_, res) => json(res, 200, doc));
-    const opts = { source: 'http-json', queues: ['edifact'], depthPath: '$.stats.pending', oldestAgePath: '$.stats.oldest', oldestAgeUnit: 'timestamp-ms', consumersPath: '$.stats.workers', arrivedPath: '$.stats.in', drainedPath: '$.stats.out' };
+    const opts = {
+      source: 'http-json',
+      queues: ['edifact'],
+      depthPath: '$.stats.pending',
+      oldestAgePath: '$.stats.oldest',
+      oldestAgeUnit: 'timestamp-ms',
+      consumersPath: '$.stats.workers',
+      arrivedPath: '$.stats.in',
+      drainedPath: '$.stats.out',
+    };
     const r = await run(`${a.url}/engine/queue`, opts);
     expect(r.ok, JSON.stringify(r)).toBe(true);
     expect(q(r)).toMatchObject({ queue: 'edifact', depth: 42, consumers: 3 });
@@ -624,7 +660,7 @@ describe('queue: directory', () => {
     return () => rm(dir, { recursive: true, force: true });
   });
 
-  it('counts matching files, the oldest one\'s age, recursion on request, and arrivals/removals between runs', async () => {
+  it("counts matching files, the oldest one's age, recursion on request, and arrivals/removals between runs", async () => {
     await writeFile(join(dir, 'a.edi'), 'x');
     await sleep(1100);
     await writeFile(join(dir, 'b.edi'), 'x');
@@ -744,7 +780,11 @@ describe('queue: recorded broker answers', () => {
     ['rabbitmq-queue-backlog-columns-dotted', rabbit, { depth: 10, consumers: 0, ready: 10, unacked: 0 }],
     ['rabbitmq-queue-after-node-restart-columns', rabbit, { depth: 62, consumers: 0 }],
     ['activemq-jolokia-bulk-read', { source: 'activemq', queues: ['HL7.IN', 'ORDERS.OUT'] }, { depth: 7, consumers: 1, unacked: 5 }],
-    ['artemis-jolokia-bulk-read', { source: 'artemis', queues: ['HL7.IN', 'ORDERS.OUT'] }, { depth: 342, consumers: 1, unacked: 10, oldestAgeSeconds: 754.213 }],
+    [
+      'artemis-jolokia-bulk-read',
+      { source: 'artemis', queues: ['HL7.IN', 'ORDERS.OUT'] },
+      { depth: 342, consumers: 1, unacked: 10, oldestAgeSeconds: 754.213 },
+    ],
     ['artemis-jolokia-read-queue-empty', { source: 'artemis', queues: ['ORDERS.OUT'] }, { depth: 0, consumers: 2 }],
     ['mirth-channels-statuses-single', { source: 'mirth' }, { queue: 'LAB_RESULTS_OUT/EPIC results (MLLP)', depth: 57, state: 'STARTED', errors: 3 }],
   ] as const)('%s reads', async (name, options, expected) => {

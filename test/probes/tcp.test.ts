@@ -288,7 +288,11 @@ describe('tcp probe: TLS', () => {
 
   it('TLS then send/expect on the encrypted stream', async () => {
     const p = await peer(tlsPeer(pki.valid, (s: Socket) => s.on('data', () => s.end('HTTP/1.1 200 OK\r\n\r\n'))));
-    const r = await run(`127.0.0.1:${p.port}`, { tls: { caFile: pki.caFile, serverName: 'service.test' }, send: 'GET / HTTP/1.0\r\n\r\n', receive: '^HTTP/1\\.1 200' });
+    const r = await run(`127.0.0.1:${p.port}`, {
+      tls: { caFile: pki.caFile, serverName: 'service.test' },
+      send: 'GET / HTTP/1.0\r\n\r\n',
+      receive: '^HTTP/1\\.1 200',
+    });
     expect(r.ok).toBe(true);
     expect(Object.keys(r.phases)).toEqual(['connect', 'tls', 'send', 'expect']);
   });

@@ -23,7 +23,8 @@ let amq: ActiveMQ;
 function check(options: Record<string, unknown> = {}): (secrets?: Record<string, string>) => Promise<ProbeResult> {
   const parsed = KIND_OPTIONS.queue.parse({ source: 'activemq', queues: [QUEUE], username: 'admin', password: 'pw', ...options });
   const memory = new Map<string, unknown>();
-  return (secrets = { pw: amq.password }) => queueProbe.run({ target: amq.url, targets: [amq.url], options: parsed, ...budget(10_000), memory, log: quietLog, secrets });
+  return (secrets = { pw: amq.password }) =>
+    queueProbe.run({ target: amq.url, targets: [amq.url], options: parsed, ...budget(10_000), memory, log: quietLog, secrets });
 }
 
 function only(r: ProbeResult): QueueReading {
@@ -33,9 +34,16 @@ function only(r: ProbeResult): QueueReading {
 
 /** One raw Jolokia read of the queue's QueueSize, with or without an Origin header. */
 async function rawRead(origin: string | undefined): Promise<{ status: number; json: unknown }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`admin:${amq.password}`).toString('base64')}` };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    authorization: `Basic ${Buffer.from(`admin:${amq.password}`).toString('base64')}`,
+  };
   if (origin !== undefined) headers.origin = origin;
-  const res = await request(`${amq.url}/api/jolokia/`, { method: 'POST', headers, body: JSON.stringify({ type: 'read', mbean: MBEAN, attribute: 'QueueSize' }) });
+  const res = await request(`${amq.url}/api/jolokia/`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ type: 'read', mbean: MBEAN, attribute: 'QueueSize' }),
+  });
   return { status: res.statusCode, json: await res.body.json() };
 }
 

@@ -35,7 +35,16 @@ async function probe(target: string, options: Record<string, unknown>, secrets: 
     warn: (obj, msg) => logged.push({ level: 'warn', obj, msg }),
   };
   try {
-    const r = await amqpProbe.run({ target, targets: [target], options: KIND_OPTIONS.amqp.parse(options), signal: controller.signal, deadline: start + runTimeoutMs, memory: new Map(), log, secrets });
+    const r = await amqpProbe.run({
+      target,
+      targets: [target],
+      options: KIND_OPTIONS.amqp.parse(options),
+      signal: controller.signal,
+      deadline: start + runTimeoutMs,
+      memory: new Map(),
+      log,
+      secrets,
+    });
     return { ...r, elapsed: (performance.now() - start) / 1000, logged };
   } finally {
     clearTimeout(timer);
@@ -80,7 +89,12 @@ async function bind(queue: string, exchange: string, routingKey: string): Promis
 
 /** Publishes a message that is not a canary (no marker header) through the management API. */
 async function publishForeign(queue: string, payload: string): Promise<void> {
-  const r = await rabbit.api('POST', '/exchanges/%2F/amq.default/publish', { properties: { delivery_mode: 2 }, routing_key: queue, payload, payload_encoding: 'string' });
+  const r = await rabbit.api('POST', '/exchanges/%2F/amq.default/publish', {
+    properties: { delivery_mode: 2 },
+    routing_key: queue,
+    payload,
+    payload_encoding: 'string',
+  });
   expect(r.json).toEqual({ routed: true });
 }
 
@@ -116,7 +130,9 @@ describe('amqp canary against rabbitmq-server', () => {
       transits.push(r.phases.transit!);
     }
     transits.sort((a, b) => a - b);
-    console.log(`amqp canary transit against rabbitmq-server: median ${(transits[5]! * 1000).toFixed(2)} ms, max ${(transits[9]! * 1000).toFixed(2)} ms over 10 runs`);
+    console.log(
+      `amqp canary transit against rabbitmq-server: median ${(transits[5]! * 1000).toFixed(2)} ms, max ${(transits[9]! * 1000).toFixed(2)} ms over 10 runs`,
+    );
     // The exclusive queue went with its connection.
     const queues = await rabbit.api('GET', '/queues/%2F');
     expect((queues.json as { name: string }[]).filter((q) => q.name.startsWith('amq.gen-'))).toEqual([]);

@@ -80,7 +80,14 @@ function referencedVariables(text: string): string[] {
 }
 
 /** Grafana's built-in interval variables as this test evaluates them (1 s scrape interval). */
-const BUILTINS: Record<string, string> = { __rate_interval: '1m', __interval: '5s', __interval_ms: '5000', __range: '5m', __range_s: '300', __range_ms: '300000' };
+const BUILTINS: Record<string, string> = {
+  __rate_interval: '1m',
+  __interval: '5s',
+  __interval_ms: '5000',
+  __range: '5m',
+  __range_s: '300',
+  __range_ms: '300000',
+};
 
 /** A query as Grafana would send it with every template variable at "All" (`.*`). */
 function substitute(expr: string): string {
@@ -141,7 +148,7 @@ describe('Grafana dashboards: structure', () => {
     }
   });
 
-  it('filter every series of the agent by site, and Prometheus\' own series by job and instance', () => {
+  it("filter every series of the agent by site, and Prometheus' own series by job and instance", () => {
     for (const { file, json } of dashboards) {
       for (const p of dataPanels(json)) {
         for (const t of p.targets ?? []) {
@@ -182,10 +189,16 @@ describe('Grafana dashboards: structure', () => {
   });
 
   it('provisioning examples name a Prometheus datasource and a file provider', () => {
-    const ds = parseYaml(readFileSync(join(GRAFANA_DIR, 'provisioning/datasources/vakt-prometheus.yaml'), 'utf8')) as { apiVersion: number; datasources: { type: string; url: string }[] };
+    const ds = parseYaml(readFileSync(join(GRAFANA_DIR, 'provisioning/datasources/vakt-prometheus.yaml'), 'utf8')) as {
+      apiVersion: number;
+      datasources: { type: string; url: string }[];
+    };
     expect(ds.apiVersion).toBe(1);
     expect(ds.datasources[0]).toMatchObject({ type: 'prometheus' });
-    const prov = parseYaml(readFileSync(join(GRAFANA_DIR, 'provisioning/dashboards/vakt.yaml'), 'utf8')) as { apiVersion: number; providers: { type: string; options: { path: string } }[] };
+    const prov = parseYaml(readFileSync(join(GRAFANA_DIR, 'provisioning/dashboards/vakt.yaml'), 'utf8')) as {
+      apiVersion: number;
+      providers: { type: string; options: { path: string } }[];
+    };
     expect(prov.apiVersion).toBe(1);
     expect(prov.providers[0]).toMatchObject({ type: 'file', options: { path: expect.any(String) as string } });
   });
@@ -404,7 +417,13 @@ scrape_configs:
     promLog = '';
     const child = spawn(
       'prometheus',
-      [`--config.file=${conf}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--storage.tsdb.retention.time=1h'],
+      [
+        `--config.file=${conf}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+        '--storage.tsdb.retention.time=1h',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout.on('data', (d: Buffer) => (promLog += d.toString()));
@@ -453,7 +472,13 @@ interface Query {
 function panelQueries(): Query[] {
   return dashboards.flatMap(({ file, json }) =>
     dataPanels(json).flatMap((p) =>
-      (p.targets ?? []).map((t) => ({ dashboard: file, panel: p.title, refId: t.refId ?? '?', expr: substitute(t.expr as string), ...(t.legendFormat ? { legend: t.legendFormat } : {}) })),
+      (p.targets ?? []).map((t) => ({
+        dashboard: file,
+        panel: p.title,
+        refId: t.refId ?? '?',
+        expr: substitute(t.expr as string),
+        ...(t.legendFormat ? { legend: t.legendFormat } : {}),
+      })),
     ),
   );
 }
@@ -529,10 +554,14 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
   });
 
   it('Prometheus scrapes the agent', async () => {
-    const up = await waitFor('up == 1', async () => {
-      const r = await instant('up{job="vakt"} == 1');
-      return r.length === 1 ? r : undefined;
-    }, 10_000);
+    const up = await waitFor(
+      'up == 1',
+      async () => {
+        const r = await instant('up{job="vakt"} == 1');
+        return r.length === 1 ? r : undefined;
+      },
+      10_000,
+    );
     expect(up[0]?.metric.instance).toBe(new URL(http!.url).host);
   });
 
@@ -546,7 +575,9 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
       'every panel query has data',
       async () => {
         const results = await Promise.all(queries.map(async (q) => [q, await problem(q)] as const));
-        failures = results.filter(([, p]) => p !== undefined).map(([q, p]) => `${q.dashboard} / ${q.panel} [${q.refId}]: ${p}\n    ${q.expr.replaceAll('\n', ' ')}`);
+        failures = results
+          .filter(([, p]) => p !== undefined)
+          .map(([q, p]) => `${q.dashboard} / ${q.panel} [${q.refId}]: ${p}\n    ${q.expr.replaceAll('\n', ' ')}`);
         return failures.length === 0;
       },
       90_000,
@@ -582,9 +613,15 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
     const checks = (rs: PromSeries[], label = 'check') => rs.map((s) => s.metric[label]).sort();
 
     // (Firewall B's checks may be down too when every attempt of a run hung: overload is random.)
-    expect(checks(await instant(byTitle('vakt-overview.json', 'Checks down')))).toEqual(expect.arrayContaining(['dns-ns2', 'ehr-app-via-fw-a', 'ehr-via-fw-a']));
+    expect(checks(await instant(byTitle('vakt-overview.json', 'Checks down')))).toEqual(
+      expect.arrayContaining(['dns-ns2', 'ehr-app-via-fw-a', 'ehr-via-fw-a']),
+    );
     const causes = await instant(byTitle('vakt-overview.json', 'Root cause per down check'));
-    expect(Object.fromEntries(causes.map((s) => [s.metric.check, s.metric.cause]))).toMatchObject({ 'dns-ns2': 'dns-ns2', 'ehr-app-via-fw-a': 'ehr-via-fw-a', 'ehr-via-fw-a': 'ehr-via-fw-a' });
+    expect(Object.fromEntries(causes.map((s) => [s.metric.check, s.metric.cause]))).toMatchObject({
+      'dns-ns2': 'dns-ns2',
+      'ehr-app-via-fw-a': 'ehr-via-fw-a',
+      'ehr-via-fw-a': 'ehr-via-fw-a',
+    });
     const incidents = await instant(byTitle('vakt-overview.json', 'Open incidents by root cause'));
     expect(Object.fromEntries(incidents.map((s) => [s.metric.cause, Number(s.value?.[1])]))).toMatchObject({ 'dns-ns2': 0, 'ehr-via-fw-a': 1 });
     expect(checks(await instant(byTitle('vakt-overview.json', 'Checks degraded')))).toEqual(expect.arrayContaining(['dns-zone', 'ehr-direct']));

@@ -36,7 +36,8 @@ function config(agentPort: number): string {
   const t = `127.0.0.1:${port}`;
   const lines: string[] = [`agent: { listen: "127.0.0.1:${agentPort}", logLevel: info }`, 'defaults: { interval: 4s, timeout: 2s }', 'checks:'];
   const secret = '{ env: VAKT_TEST_DEADLINE_SECRET }';
-  for (let i = 0; i < 200; i++) lines.push(`  - { name: oidc-${i}, kind: oidc, target: "http://${t}/realms/x", secrets: { s: ${secret} }, oidc: { clientId: vakt, clientSecret: s } }`);
+  for (let i = 0; i < 200; i++)
+    lines.push(`  - { name: oidc-${i}, kind: oidc, target: "http://${t}/realms/x", secrets: { s: ${secret} }, oidc: { clientId: vakt, clientSecret: s } }`);
   for (let i = 0; i < 5; i++) {
     lines.push(
       `  - { name: tcp-${i}, kind: tcp, target: "${t}" }`,

@@ -26,7 +26,16 @@ async function probeDns(targets: string | string[], options: Record<string, unkn
   const deadline = start + runTimeoutMs;
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    const r = await dnsProbe.run({ target: list.join(','), targets: list, options: KIND_OPTIONS.dns.parse(options), signal: controller.signal, deadline, memory: new Map(), log: silent, secrets: {} });
+    const r = await dnsProbe.run({
+      target: list.join(','),
+      targets: list,
+      options: KIND_OPTIONS.dns.parse(options),
+      signal: controller.signal,
+      deadline,
+      memory: new Map(),
+      log: silent,
+      secrets: {},
+    });
     return { ...r, elapsed: (performance.now() - start) / 1000 };
   } finally {
     clearTimeout(timer);
@@ -116,14 +125,22 @@ describe('dns probe against one unbound with a local zone', () => {
 
     const ptrDig = await digShort(ub, ['-x', '10.20.1.5']);
     expect(ptrDig).toEqual(['cosmic.region.test.']);
-    const ptr = await probeDns(ub.target, { name: '10.20.1.5', type: 'PTR', expect: { answer: { exactValues: ptrDig, mustMatch: ['^5\\.1\\.20\\.10\\.in-addr\\.arpa\\. \\d+ IN PTR cosmic\\.region\\.test\\.$'] } } });
+    const ptr = await probeDns(ub.target, {
+      name: '10.20.1.5',
+      type: 'PTR',
+      expect: { answer: { exactValues: ptrDig, mustMatch: ['^5\\.1\\.20\\.10\\.in-addr\\.arpa\\. \\d+ IN PTR cosmic\\.region\\.test\\.$'] } },
+    });
     expect(ptr.failure).toBeUndefined();
 
     const soa = await probeDns(ub.target, { name: 'region.test', type: 'SOA' });
     expect(soa.ok).toBe(true);
     expect(soa.values?.dns_serial).toBe(SERIAL);
 
-    const srvRegex = await probeDns(ub.target, { name: '_ldap._tcp.region.test', type: 'SRV', expect: { answer: { allMatch: ['IN SRV \\d+ \\d+ 389 dc\\d\\.region\\.test\\.$'], minCount: 2 } } });
+    const srvRegex = await probeDns(ub.target, {
+      name: '_ldap._tcp.region.test',
+      type: 'SRV',
+      expect: { answer: { allMatch: ['IN SRV \\d+ \\d+ 389 dc\\d\\.region\\.test\\.$'], minCount: 2 } },
+    });
     expect(srvRegex.failure).toBeUndefined();
 
     // And a wrong expectation is caught, with what the resolver did say.
@@ -145,7 +162,10 @@ describe('dns probe against one unbound with a local zone', () => {
     expect(nx.info).toEqual({ dnsRcode: 'NXDOMAIN', dnsTransport: 'udp' });
     // The static zone's SOA comes along in the authority section, as for any negative answer.
     expect(nx.values).toMatchObject({ dns_query_succeeded: 1, dns_answer_rrs: 0, dns_authority_rrs: 1 });
-    const nxOk = await probeDns(ub.target, { name: 'nope.region.test', expect: { rcodes: ['NXDOMAIN'], authority: { mustMatch: ['IN SOA ns1\\.region\\.test\\.'] } } });
+    const nxOk = await probeDns(ub.target, {
+      name: 'nope.region.test',
+      expect: { rcodes: ['NXDOMAIN'], authority: { mustMatch: ['IN SOA ns1\\.region\\.test\\.'] } },
+    });
     expect(nxOk.failure).toBeUndefined();
 
     const nodata = await probeDns(ub.target, { name: 'cosmic.region.test', type: 'AAAA' });
@@ -174,7 +194,12 @@ describe('dns probe against one unbound with a local zone', () => {
     const digUdp = await run('dig', ['@127.0.0.1', '-p', String(ub.port), '+tries=1', '+time=2', '+noedns', '+ignore', 'big.region.test', 'TXT']);
     expect(digUdp).toMatch(/;; flags: qr aa tc rd ra;/);
 
-    const fallback = await probeDns(ub.target, { name: 'big.region.test', type: 'TXT', ednsPayloadSize: 0, expect: { answer: { exactValues: TXT.map((t) => `"${t}"`) } } });
+    const fallback = await probeDns(ub.target, {
+      name: 'big.region.test',
+      type: 'TXT',
+      ednsPayloadSize: 0,
+      expect: { answer: { exactValues: TXT.map((t) => `"${t}"`) } },
+    });
     expect(fallback.failure).toBeUndefined();
     expect(fallback.values?.dns_tcp_fallback).toBe(1);
     expect(fallback.values?.dns_answer_rrs).toBe(4);

@@ -101,7 +101,7 @@ describe('exposition formats, strictly parsed', () => {
     expect(fams.length).toBeGreaterThan(50);
   });
 
-  it('Prometheus text 0.0.4: the parser accepts it; no family name is another family\'s sample name', async () => {
+  it("Prometheus text 0.0.4: the parser accepts it; no family name is another family's sample name", async () => {
     const { type, body } = await scrape(false);
     expect(type).toContain('text/plain; version=0.0.4');
     const parsed = await parse('text', body);

@@ -30,7 +30,16 @@ async function probeTcp(target: string, options: Record<string, unknown>, runTim
   const deadline = performance.now() + runTimeoutMs;
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    return await tcpProbe.run({ target, targets: [target], options: KIND_OPTIONS.tcp.parse(options), signal: controller.signal, deadline, memory: new Map(), log: silent, secrets: {} });
+    return await tcpProbe.run({
+      target,
+      targets: [target],
+      options: KIND_OPTIONS.tcp.parse(options),
+      signal: controller.signal,
+      deadline,
+      memory: new Map(),
+      log: silent,
+      secrets: {},
+    });
   } finally {
     clearTimeout(timer);
   }

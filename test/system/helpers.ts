@@ -115,7 +115,10 @@ export async function removeStaleRules(): Promise<number> {
     const pid = Number(m[1]);
     if (pid !== process.pid && processAlive(pid)) continue;
     // `iptables -S` prints each rule as the arguments that recreate it; -A becomes -D.
-    const args = line.slice(3).split(/\s+/).map((a) => a.replace(/^"(.*)"$/, '$1'));
+    const args = line
+      .slice(3)
+      .split(/\s+/)
+      .map((a) => a.replace(/^"(.*)"$/, '$1'));
     await run('iptables', ['-w', '-D', ...args]);
     removed++;
   }
@@ -338,7 +341,11 @@ while True:
  * the server's; the other way is passed at once. When the side whose bytes are held closes, the other one is closed after
  * the held bytes went through.
  */
-export async function delayingProxy(upstreamPort: number, delayMs: number, options: { direction: 'up' | 'down' }): Promise<{ port: number; close(): Promise<void> }> {
+export async function delayingProxy(
+  upstreamPort: number,
+  delayMs: number,
+  options: { direction: 'up' | 'down' },
+): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createNetServer((client) => {
     const upstream = netConnect(upstreamPort, '127.0.0.1');

@@ -32,12 +32,26 @@ interface Timed extends ProbeResult {
 }
 
 /** One run the way the runner makes it: schema-parsed options, secrets by name, a run timeout. */
-async function probe(target: string, options: Record<string, unknown>, secrets: Record<string, string> = { bind_password: PROBE_PW }, runTimeoutMs = 3000): Promise<Timed> {
+async function probe(
+  target: string,
+  options: Record<string, unknown>,
+  secrets: Record<string, string> = { bind_password: PROBE_PW },
+  runTimeoutMs = 3000,
+): Promise<Timed> {
   const controller = new AbortController();
   const start = performance.now();
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
-    const r = await ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), signal: controller.signal, deadline: start + runTimeoutMs, memory: new Map(), log: silent, secrets });
+    const r = await ldapProbe.run({
+      target,
+      targets: [target],
+      options: KIND_OPTIONS.ldap.parse(options),
+      signal: controller.signal,
+      deadline: start + runTimeoutMs,
+      memory: new Map(),
+      log: silent,
+      secrets,
+    });
     return { ...r, elapsed: (performance.now() - start) / 1000 };
   } finally {
     clearTimeout(timer);
@@ -374,7 +388,22 @@ describe('ldap probe against slapd: search', () => {
   const people = { baseDn: PEOPLE, filter: '(objectClass=inetOrgPerson)', scope: 'one' };
 
   it('counts entries as ldapsearch does; at least minEntries is ok, fewer is an assertion', async () => {
-    const witness = await run('ldapsearch', ['-x', '-LLL', '-H', slapd.url, '-D', PROBE_DN, '-w', PROBE_PW, '-b', PEOPLE, '-s', 'one', '(objectClass=inetOrgPerson)', '1.1']);
+    const witness = await run('ldapsearch', [
+      '-x',
+      '-LLL',
+      '-H',
+      slapd.url,
+      '-D',
+      PROBE_DN,
+      '-w',
+      PROBE_PW,
+      '-b',
+      PEOPLE,
+      '-s',
+      'one',
+      '(objectClass=inetOrgPerson)',
+      '1.1',
+    ]);
     const found = (witness.match(/^dn: /gm) ?? []).length;
     expect(found).toBe(1 + NURSES.length);
 
@@ -384,7 +413,11 @@ describe('ldap probe against slapd: search', () => {
     expect(ok.values?.ldap_search_entries).toBe(found);
 
     const few = await probe(slapd.url, { ...bindAsProbe, search: { ...people, minEntries: found + 1 } });
-    expect(few.failure).toEqual({ phase: 'search', reason: 'assertion', message: `search under "${PEOPLE}" for (objectClass=inetOrgPerson) (scope one) found ${found} entries, expected at least ${found + 1}` });
+    expect(few.failure).toEqual({
+      phase: 'search',
+      reason: 'assertion',
+      message: `search under "${PEOPLE}" for (objectClass=inetOrgPerson) (scope one) found ${found} entries, expected at least ${found + 1}`,
+    });
     expect(few.values?.ldap_search_entries).toBe(found);
     expect(few.phases.search).toBeGreaterThan(0);
 

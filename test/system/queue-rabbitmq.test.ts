@@ -39,7 +39,8 @@ function check(extra: Record<string, unknown> = {}): (password?: string) => Prom
   const options = KIND_OPTIONS.queue.parse({ source: 'rabbitmq', queues: [QUEUE], username: rabbit.monitoring.username, password: 'pw', ...extra });
   const memory = new Map<string, unknown>();
   const target = `http://127.0.0.1:${rabbit.mgmtPort}`;
-  return (password = rabbit.monitoring.password) => queueProbe.run({ target, targets: [target], options, ...budget(3000), memory, log: quietLog, secrets: { pw: password } });
+  return (password = rabbit.monitoring.password) =>
+    queueProbe.run({ target, targets: [target], options, ...budget(3000), memory, log: quietLog, secrets: { pw: password } });
 }
 
 const only = (r: ProbeResult): QueueReading => {

@@ -231,7 +231,8 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
       if (gone) throw new Error(`rabbitmq-server exited (${gone.code ?? gone.signal}) before its management API answered: ${log().slice(-4000)}`);
       const up = await api('GET', '/overview').catch(() => undefined);
       if (up?.status === 200) break;
-      if (performance.now() > deadline) throw new Error(`rabbitmq-server (node ${node}) did not answer on the management port ${mgmtPort} within 60 s: ${log().slice(-4000)}`);
+      if (performance.now() > deadline)
+        throw new Error(`rabbitmq-server (node ${node}) did not answer on the management port ${mgmtPort} within 60 s: ${log().slice(-4000)}`);
     }
     const put = async (path: string, body: unknown) => {
       const r = await api('PUT', path, body);
@@ -277,7 +278,9 @@ function processAlive(pid: number): boolean {
  */
 async function killProcessesOf(dir: string): Promise<number> {
   let killed = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number)) {
+  for (const pid of readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)) {
     if (pid === process.pid) continue;
     try {
       if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HOME=${dir}`)) {

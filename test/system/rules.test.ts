@@ -159,7 +159,12 @@ describe('conventions', () => {
     );
     // Every family the agent can export (an empty one has no lines in a scrape).
     const families = new Set(m.familyNames());
-    const histograms = new Set(['vakt_probe_duration_seconds', 'vakt_step_duration_seconds', 'vakt_scheduler_lag_seconds', 'vakt_scheduler_queue_wait_seconds']);
+    const histograms = new Set([
+      'vakt_probe_duration_seconds',
+      'vakt_step_duration_seconds',
+      'vakt_scheduler_lag_seconds',
+      'vakt_scheduler_queue_wait_seconds',
+    ]);
     for (const h of histograms) expect(families.has(h), h).toBe(true);
     const used = new Set<string>();
     for (const r of rules) {
@@ -207,7 +212,11 @@ async function agentExposition(site: string, down: boolean): Promise<string> {
   for (const c of checks) {
     m.addCheck(c);
     const dns = c.kind === 'dns';
-    const result = !down ? ok(dns ? { dns_query_succeeded: 1, dns_answer_rrs: 1 } : {}) : dns ? failed('timeout', { dns_query_succeeded: 0 }) : failed('resolve');
+    const result = !down
+      ? ok(dns ? { dns_query_succeeded: 1, dns_answer_rrs: 1 } : {})
+      : dns
+        ? failed('timeout', { dns_query_succeeded: 0 })
+        : failed('resolve');
     m.observe(c, { result, startedAt: Date.now(), duration: 0.01, queueWait: 0, loopStall: 0, disturbed: false });
     const state: CheckState = down ? 'down' : 'ok';
     m.setStatus(c.name, { state, since, consecutiveFailures: down ? 3 : 0, consecutiveSuccesses: down ? 0 : 3, flapping: false });
@@ -232,7 +241,12 @@ function inputSeries(text: string, extra: Record<string, string>, minutes: numbe
     const rising = kindOf(s.name) === 'counter' || kindOf(s.name) === 'histogram';
     out.push({ series: `${s.name}{${labels}}`, values: rising ? `${s.value}+1x${minutes}` : `${s.value}x${minutes}` });
   }
-  out.push({ series: `up{${Object.entries(extra).map(([k, v]) => `${k}="${v}"`).join(',')}}`, values: `1x${minutes}` });
+  out.push({
+    series: `up{${Object.entries(extra)
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(',')}}`,
+    values: `1x${minutes}`,
+  });
   return out;
 }
 
@@ -246,7 +260,10 @@ describe('the rules over the agent’s real /metrics', () => {
   it('dns-ns1 down from one site, up from another: one root-cause alert with its 2 dependents, the resolver alert with its cause, "some sites"', async () => {
     const vaxjo = { site: 'vaxjo-dc1', job: 'vakt', instance: 'vakt-vaxjo:9464' };
     const ljungby = { site: 'ljungby-hospital', job: 'vakt', instance: 'vakt-ljungby:9464' };
-    const series = [...inputSeries(await agentExposition('vaxjo-dc1', true), { job: vaxjo.job, instance: vaxjo.instance }, 30), ...inputSeries(await agentExposition('ljungby-hospital', false), { job: ljungby.job, instance: ljungby.instance }, 30)];
+    const series = [
+      ...inputSeries(await agentExposition('vaxjo-dc1', true), { job: vaxjo.job, instance: vaxjo.instance }, 30),
+      ...inputSeries(await agentExposition('ljungby-hospital', false), { job: ljungby.job, instance: ljungby.instance }, 30),
+    ];
     const alert = (labels: Record<string, string>) => ({
       labels: `ALERTS{${Object.entries({ alertstate: 'firing', ...labels })
         .map(([k, v]) => `${k}="${v}"`)
@@ -266,7 +283,12 @@ describe('the rules over the agent’s real /metrics', () => {
             {
               expr: 'vakt:root_cause_down:affected_checks',
               eval_time: '10m',
-              exp_samples: [{ labels: `vakt:root_cause_down:affected_checks{cause="dns-ns1",check="dns-ns1",kind="dns",target="10.10.0.53:53",site="vaxjo-dc1",job="vakt",instance="vakt-vaxjo:9464"}`, value: 2 }],
+              exp_samples: [
+                {
+                  labels: `vakt:root_cause_down:affected_checks{cause="dns-ns1",check="dns-ns1",kind="dns",target="10.10.0.53:53",site="vaxjo-dc1",job="vakt",instance="vakt-vaxjo:9464"}`,
+                  value: 2,
+                },
+              ],
             },
             {
               expr: 'ALERTS{alertstate="firing"}',
@@ -304,7 +326,12 @@ interface Notification {
   alerts: { status: string; labels: Record<string, string> }[];
 }
 
-const canonical = (o: Record<string, unknown>) => JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]]));
+const canonical = (o: Record<string, unknown>) =>
+  JSON.stringify(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, o[k]]),
+  );
 
 function freePort(): Promise<number> {
   const server = createNetServer();
@@ -337,21 +364,72 @@ const KRONOBERG_SITE = { site: 'vaxjo-dc1', job: 'vakt', instance: 'vakt-vaxjo:9
 const AM_ALERTS: Record<string, Record<string, string>> = {
   // Kronoberg: dns-ns1 is the root cause; its own resolver alert carries cause=dns-ns1.
   rootDns: { alertname: 'VaktRootCauseDown', severity: 'page', cause: 'dns-ns1', check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
-  resolverNs1: { alertname: 'VaktDNSResolverDown', severity: 'page', cause: 'dns-ns1', check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
+  resolverNs1: {
+    alertname: 'VaktDNSResolverDown',
+    severity: 'page',
+    cause: 'dns-ns1',
+    check: 'dns-ns1',
+    kind: 'dns',
+    target: '10.10.0.53:53',
+    ...KRONOBERG_SITE,
+  },
   // The zone check asks both resolvers and stays up: no cause, but the same resolver.
   resolverZone: { alertname: 'VaktDNSResolverDown', severity: 'page', check: 'dns-zone', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
   degradedZone: { alertname: 'VaktCheckDegraded', severity: 'ticket', check: 'dns-zone', status: 'degraded', ...KRONOBERG_SITE },
   // A different root cause: not muted by dns-ns1.
-  lossFwA: { alertname: 'VaktFirewallPathSevereLoss', severity: 'page', cause: 'ehr-via-fw-a', check: 'ehr-via-fw-a', kind: 'tcp', target: '10.20.1.10:443', site: 'odense-dc1', job: 'vakt', instance: 'vakt-ouh:9464' },
+  lossFwA: {
+    alertname: 'VaktFirewallPathSevereLoss',
+    severity: 'page',
+    cause: 'ehr-via-fw-a',
+    check: 'ehr-via-fw-a',
+    kind: 'tcp',
+    target: '10.20.1.10:443',
+    site: 'odense-dc1',
+    job: 'vakt',
+    instance: 'vakt-ouh:9464',
+  },
   // records-portal down from every site: the central alert replaces the per-site ones.
   allSites: { alertname: 'VaktCheckDownAllSites', severity: 'page', check: 'records-portal', cause: 'records-portal' },
-  rootPortalDc: { alertname: 'VaktRootCauseDown', severity: 'page', cause: 'records-portal', check: 'records-portal', site: 'vg-dc1', job: 'vakt', instance: 'vakt-dc1:9464' },
-  rootPortalBoras: { alertname: 'VaktRootCauseDown', severity: 'page', cause: 'records-portal', check: 'records-portal', site: 'clinic-boras', job: 'vakt', instance: 'vakt-boras:9464' },
+  rootPortalDc: {
+    alertname: 'VaktRootCauseDown',
+    severity: 'page',
+    cause: 'records-portal',
+    check: 'records-portal',
+    site: 'vg-dc1',
+    job: 'vakt',
+    instance: 'vakt-dc1:9464',
+  },
+  rootPortalBoras: {
+    alertname: 'VaktRootCauseDown',
+    severity: 'page',
+    cause: 'records-portal',
+    check: 'records-portal',
+    site: 'clinic-boras',
+    job: 'vakt',
+    instance: 'vakt-boras:9464',
+  },
   // lab-portal down from one clinic only: the site-local alert replaces that site's one.
   someSites: { alertname: 'VaktCheckDownSomeSites', severity: 'page', check: 'lab-portal', cause: 'lab-portal' },
-  rootLabBoras: { alertname: 'VaktRootCauseDown', severity: 'page', cause: 'lab-portal', check: 'lab-portal', site: 'clinic-boras', job: 'vakt', instance: 'vakt-boras:9464' },
+  rootLabBoras: {
+    alertname: 'VaktRootCauseDown',
+    severity: 'page',
+    cause: 'lab-portal',
+    check: 'lab-portal',
+    site: 'clinic-boras',
+    job: 'vakt',
+    instance: 'vakt-boras:9464',
+  },
   // Unrelated ticket.
-  cert: { alertname: 'VaktCertificateExpiringSoon', severity: 'ticket', check: 'ehr-web', kind: 'tcp', target: 'ehr.region.local:443', site: 'odense-dc1', job: 'vakt', instance: 'vakt-ouh:9464' },
+  cert: {
+    alertname: 'VaktCertificateExpiringSoon',
+    severity: 'ticket',
+    check: 'ehr-web',
+    kind: 'tcp',
+    target: 'ehr.region.local:443',
+    site: 'odense-dc1',
+    job: 'vakt',
+    instance: 'vakt-ouh:9464',
+  },
 };
 /** For each alert, the alerts that mute it (none: it is notified). */
 const INHIBITED_BY: Record<string, string[]> = {
@@ -394,7 +472,17 @@ describe('a real Alertmanager with deploy/alertmanager/alertmanager.yml', () => 
     writeFileSync(config, shipped.replaceAll('http://127.0.0.1:5001/', `http://127.0.0.1:${hookPort}/`));
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    am = spawn('prometheus-alertmanager', [`--config.file=${config}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    am = spawn(
+      'prometheus-alertmanager',
+      [
+        `--config.file=${config}`,
+        `--storage.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--cluster.listen-address=',
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     am.on('error', (err) => (amLog += `spawn failed: ${err.message}\n`));
     am.stdout?.on('data', (c: Buffer) => (amLog += c.toString()));
     am.stderr?.on('data', (c: Buffer) => (amLog += c.toString()));
@@ -420,7 +508,10 @@ describe('a real Alertmanager with deploy/alertmanager/alertmanager.yml', () => 
   });
 
   it('mutes alerts whose cause is paging, and per-site root causes under the site comparison', async () => {
-    const key = (labels: Record<string, string>) => Object.entries(AM_ALERTS).find(([, l]) => Object.keys(l).length === Object.keys(labels).length && Object.entries(l).every(([k, v]) => labels[k] === v))?.[0];
+    const key = (labels: Record<string, string>) =>
+      Object.entries(AM_ALERTS).find(
+        ([, l]) => Object.keys(l).length === Object.keys(labels).length && Object.entries(l).every(([k, v]) => labels[k] === v),
+      )?.[0];
     const expected = Object.fromEntries(Object.entries(INHIBITED_BY).map(([k, v]) => [k, [...v].sort()]));
     // The inhibitor learns of new alerts asynchronously: wait until the picture is complete.
     let seen: Record<string, string[]> = {};

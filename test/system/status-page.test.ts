@@ -75,7 +75,11 @@ checks:
 }
 
 async function newPage(options: { locale?: string; javaScriptEnabled?: boolean } = {}): Promise<Page> {
-  const context = await browser!.newContext({ viewport: { width: 1100, height: 800 }, locale: options.locale ?? 'en-GB', javaScriptEnabled: options.javaScriptEnabled ?? true });
+  const context = await browser!.newContext({
+    viewport: { width: 1100, height: 800 },
+    locale: options.locale ?? 'en-GB',
+    javaScriptEnabled: options.javaScriptEnabled ?? true,
+  });
   contexts.push(context);
   return context.newPage();
 }
@@ -125,7 +129,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   await waitFor('every check ok', () => agent!.list().every((c) => c.status.state === 'ok' && c.history.length >= 2), 15_000);
 }, 60_000);
@@ -197,7 +209,11 @@ describe('status page in headless Chromium', () => {
     const res = await fetch(`${sandbox!.controlUrl}/faults/fw-a/reject`, { method: 'POST' });
     expect(res.status).toBe(200);
     await res.text();
-    const seen = await waitFor('agent sees ehr-via-fw-a down', () => (agent!.get('ehr-via-fw-a')?.status.state === 'down' && agent!.get('cosmic-login-via-fw-a')?.status.state === 'down' ? Date.now() : undefined), 10_000);
+    const seen = await waitFor(
+      'agent sees ehr-via-fw-a down',
+      () => (agent!.get('ehr-via-fw-a')?.status.state === 'down' && agent!.get('cosmic-login-via-fw-a')?.status.state === 'down' ? Date.now() : undefined),
+      10_000,
+    );
     // The page reloads itself (never reloaded here); the first rendering after the agent saw the
     // fault must come within one refresh interval.
     const loadsBefore = loads;
@@ -216,7 +232,9 @@ describe('status page in headless Chromium', () => {
     expect(await page.locator('#incidents').innerText()).toBe('Current problems');
     const incident = await page.locator('ul.incidents li').allInnerTexts();
     expect(incident).toHaveLength(1);
-    expect(incident[0]).toMatch(/^Patient records \(Cosmic\) through firewall A not reachable since \d\d:\d\d — 1 system affected: Cosmic login through firewall A\.$/);
+    expect(incident[0]).toMatch(
+      /^Patient records \(Cosmic\) through firewall A not reachable since \d\d:\d\d — 1 system affected: Cosmic login through firewall A\.$/,
+    );
     // The failed runs are red marks in the sparkline, and its label says how many failed.
     const spark = page.locator('tr', { has: page.locator('th', { hasText: 'Patient records (Cosmic) through firewall A' }) }).locator('svg.spark');
     expect(await spark.getAttribute('aria-label')).toMatch(/, \d+ failed$/);

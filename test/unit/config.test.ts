@@ -33,7 +33,12 @@ function readFixture(name: string): Fixture {
   const values = (key: string) =>
     header
       .filter((l) => l.startsWith(`# ${key}: `))
-      .map((l) => l.slice(`# ${key}: `.length).replace(/^FILE:/, `${file}:`).replaceAll('DIR/', `${dir}/`));
+      .map((l) =>
+        l
+          .slice(`# ${key}: `.length)
+          .replace(/^FILE:/, `${file}:`)
+          .replaceAll('DIR/', `${dir}/`),
+      );
   return { name, file, expect: values('expect') };
 }
 
@@ -115,11 +120,27 @@ describe('invalid config fixtures', () => {
   it('nesting beyond 64 levels is refused with its line, however deep (flow and block style)', () => {
     const deep = 20_000;
     const cases: [string, string, RegExp][] = [
-      ['flow', `checks:\n  - name: ehr\n    kind: tcp\n    target: x:1\n    tags: ${'['.repeat(deep)}${']'.repeat(deep)}\n`, /^flow\.yaml:5:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
-      ['flow-map', `a: ${'{b: '.repeat(deep)}1${'}'.repeat(deep)}\n`, /^flow-map\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
-      ['block', `checks:\n${Array.from({ length: 2_000 }, (_, i) => `${' '.repeat(i)}- `).join('\n')}x\n`, /^block\.yaml:\d+:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      [
+        'flow',
+        `checks:\n  - name: ehr\n    kind: tcp\n    target: x:1\n    tags: ${'['.repeat(deep)}${']'.repeat(deep)}\n`,
+        /^flow\.yaml:5:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/,
+      ],
+      [
+        'flow-map',
+        `a: ${'{b: '.repeat(deep)}1${'}'.repeat(deep)}\n`,
+        /^flow-map\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/,
+      ],
+      [
+        'block',
+        `checks:\n${Array.from({ length: 2_000 }, (_, i) => `${' '.repeat(i)}- `).join('\n')}x\n`,
+        /^block\.yaml:\d+:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/,
+      ],
       ['compact', `checks:\n  ${'- '.repeat(deep)}x\n`, /^compact\.yaml:2:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
-      ['moderate', `agent: { labels: ${'{a: '.repeat(70)}1${'}'.repeat(70)} }\n`, /^moderate\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/],
+      [
+        'moderate',
+        `agent: { labels: ${'{a: '.repeat(70)}1${'}'.repeat(70)} }\n`,
+        /^moderate\.yaml:1:\d+: \(document\): expected at most 64 levels of nesting, found deeper$/,
+      ],
     ];
     for (const [name, text, want] of cases) {
       let err: unknown;
@@ -154,7 +175,18 @@ describe('valid config fixtures', () => {
   it('minimal.yaml: built-in defaults for the agent, the check and its tcp options', async () => {
     const c = await load('minimal.yaml');
     expect(c.file).toBe(join(VALID, 'minimal.yaml'));
-    expect(c.agent).toEqual({ listen: { host: '0.0.0.0', port: 9464 }, labels: {}, concurrency: 256, probeThreads: 1, logLevel: 'info', jitter: 0.01, startSpreadMs: 10_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
+    expect(c.agent).toEqual({
+      listen: { host: '0.0.0.0', port: 9464 },
+      labels: {},
+      concurrency: 256,
+      probeThreads: 1,
+      logLevel: 'info',
+      jitter: 0.01,
+      startSpreadMs: 10_000,
+      histograms: 'off',
+      maxLoopDelayMs: 20,
+      statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+    });
     expect(c.checks).toEqual([
       {
         name: 'dns',
@@ -213,7 +245,18 @@ describe('valid config fixtures', () => {
 
   it('defaults.yaml: agent block, durations in ms, sizes in bytes, relative caFile resolved against the file', async () => {
     const c = await load('defaults.yaml');
-    expect(c.agent).toEqual({ listen: { host: '::1', port: 19_464 }, labels: { site: 'north', zone: 'clinical' }, concurrency: 32, probeThreads: 2, logLevel: 'info', jitter: 0.01, startSpreadMs: 2_000, histograms: 'off', maxLoopDelayMs: 20, statusPage: { title: 'System status', language: 'auto', refresh: 15 } });
+    expect(c.agent).toEqual({
+      listen: { host: '::1', port: 19_464 },
+      labels: { site: 'north', zone: 'clinical' },
+      concurrency: 32,
+      probeThreads: 2,
+      logLevel: 'info',
+      jitter: 0.01,
+      startSpreadMs: 2_000,
+      histograms: 'off',
+      maxLoopDelayMs: 20,
+      statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+    });
     expect(c.checks[1]?.options).toEqual({
       ipFamily: 'auto',
       samples: 5,
@@ -229,7 +272,10 @@ describe('valid config fixtures', () => {
 
   it('histograms: a check, then defaults, then agent.histograms; the deprecated phaseHistograms when histograms is unset', () => {
     const parse = (agent: string) =>
-      parseConfig(`agent: { ${agent} }\ndefaults: { histograms: total }\nchecks:\n  - { name: a, kind: tcp, target: "h:1" }\n  - { name: b, kind: tcp, target: "h:1", histograms: off }\n`, 't.yaml');
+      parseConfig(
+        `agent: { ${agent} }\ndefaults: { histograms: total }\nchecks:\n  - { name: a, kind: tcp, target: "h:1" }\n  - { name: b, kind: tcp, target: "h:1", histograms: off }\n`,
+        't.yaml',
+      );
     const c = parse('histograms: phases');
     expect(c.agent.histograms).toBe('phases');
     expect(c.checks.map((x) => x.histograms)).toEqual(['total', 'off']);
@@ -296,7 +342,16 @@ describe('secret references', () => {
   it('a missing variable or file names the variable or the resolved path', async () => {
     writeFileSync(
       configFile,
-      ['checks:', '  - name: ehr', '    kind: tcp', '    target: ehr.example.org:443', '    secrets:', '      token: {env: VAKT_TEST_TOKEN}', '      password: {file: nope.txt}', ''].join('\n'),
+      [
+        'checks:',
+        '  - name: ehr',
+        '    kind: tcp',
+        '    target: ehr.example.org:443',
+        '    secrets:',
+        '      token: {env: VAKT_TEST_TOKEN}',
+        '      password: {file: nope.txt}',
+        '',
+      ].join('\n'),
     );
     expect(await errorsOf(configFile, {})).toEqual([
       `${configFile}:6:14: checks[0].secrets.token: expected environment variable VAKT_TEST_TOKEN to be set, found it unset or empty`,

@@ -150,7 +150,11 @@ function expandSource(source: string): string[] {
   const dir = posix.dirname(rel);
   const re = globToRegExp(posix.basename(rel));
   const abs = resolve(ROOT, dir);
-  return existsSync(abs) ? readdirSync(abs).filter((e) => re.test(e)).map((e) => (dir === '.' ? e : `${dir}/${e}`)) : [];
+  return existsSync(abs)
+    ? readdirSync(abs)
+        .filter((e) => re.test(e))
+        .map((e) => (dir === '.' ? e : `${dir}/${e}`))
+    : [];
 }
 
 const dockerfile = readFileSync(resolve(ROOT, 'Dockerfile'), 'utf8');
@@ -171,8 +175,17 @@ describe('Dockerfile', () => {
 
   it('gives the build stage everything tsconfig.build.json compiles, at the same relative paths', () => {
     const tsBuild = JSON.parse(readFileSync(resolve(ROOT, 'tsconfig.build.json'), 'utf8')) as { extends?: string; include: string[] };
-    const needed = ['package.json', 'package-lock.json', 'tsconfig.build.json', ...(tsBuild.extends ? [posix.normalize(tsBuild.extends)] : []), ...tsBuild.include];
-    const buildAt = workdirAt(build, build.instructions.find((i) => /\bnpm run build\b/.test(i.rest))!);
+    const needed = [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.build.json',
+      ...(tsBuild.extends ? [posix.normalize(tsBuild.extends)] : []),
+      ...tsBuild.include,
+    ];
+    const buildAt = workdirAt(
+      build,
+      build.instructions.find((i) => /\bnpm run build\b/.test(i.rest))!,
+    );
     const copied = new Set<string>();
     for (const ins of build.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from === undefined)) {
       const { sources, dest } = copyArgs(ins);
@@ -242,7 +255,10 @@ describe('Dockerfile', () => {
   });
 
   it('has OCI labels', () => {
-    const labels = runtime.instructions.filter((i) => i.keyword === 'LABEL').map((i) => i.rest).join(' ');
+    const labels = runtime.instructions
+      .filter((i) => i.keyword === 'LABEL')
+      .map((i) => i.rest)
+      .join(' ');
     for (const key of ['title', 'description', 'licenses', 'version', 'revision']) {
       expect(labels).toContain(`org.opencontainers.image.${key}=`);
     }

@@ -30,7 +30,10 @@ describe('module graph', () => {
     for (const entry of ['agent/cli.ts', 'agent/probe-worker.ts']) {
       const graph = staticGraph(join(ROOT, entry));
       const sandbox = [...graph.keys()].filter((f) => relative(ROOT, f).startsWith('sandbox/'));
-      expect(sandbox.map((f) => `${relative(ROOT, f)} (imported by ${relative(ROOT, graph.get(f)!)})`), entry).toEqual([]);
+      expect(
+        sandbox.map((f) => `${relative(ROOT, f)} (imported by ${relative(ROOT, graph.get(f)!)})`),
+        entry,
+      ).toEqual([]);
       // The walk itself works: it reaches the agent and a probe.
       expect([...graph.keys()].some((f) => f.endsWith('probes/tcp.ts'))).toBe(true);
     }

@@ -54,7 +54,12 @@ export function activemqClasspath(dir = JAVA_DIR): string {
   for (const [jar, pkg] of JARS) {
     const exact = `${jar}.jar`;
     const versioned = new RegExp(`^${jar.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-\\d[^/]*\\.jar$`);
-    const file = files.includes(exact) ? exact : files.filter((f) => versioned.test(f)).sort().at(-1);
+    const file = files.includes(exact)
+      ? exact
+      : files
+          .filter((f) => versioned.test(f))
+          .sort()
+          .at(-1);
     if (file) found.push(join(dir, file));
     else missing.push(`${jar}.jar (${pkg})`);
   }
@@ -67,7 +72,9 @@ async function requireJdk(): Promise<string> {
   const version = (await requireTool('java', ['-version'], 'default-jdk-headless')).trim().split('\n')[0] ?? '';
   const modules = await tryRun('java', ['--list-modules']);
   if (modules.code !== 0 || !/^jdk\.compiler@/m.test(modules.stdout)) {
-    throw new Error(`java (${version}) cannot run a source file: it is not a JDK 11 or later (no jdk.compiler module; apt-get install default-jdk-headless; .ci/run installs it)`);
+    throw new Error(
+      `java (${version}) cannot run a source file: it is not a JDK 11 or later (no jdk.compiler module; apt-get install default-jdk-headless; .ci/run installs it)`,
+    );
   }
   return version;
 }
