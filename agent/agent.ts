@@ -12,7 +12,7 @@ import { incidents, rootCauses, type Incident, type Node as RootNode } from './r
 import { createLogger, type Logger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { Metrics } from './metrics.js';
-import { Redactor } from '../probes/redact.js';
+import { Redactor } from '../probes/kit/redact.js';
 import { ProbeThreads } from './probe-threads.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';

@@ -7,7 +7,7 @@ import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
 import { defaultConfigFile } from './paths.js';
-import { Redactor } from '../probes/redact.js';
+import { Redactor } from '../probes/kit/redact.js';
 import { Limiter, Runner } from './runner.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';

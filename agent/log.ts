@@ -1,6 +1,6 @@
 // The agent's logger: pino JSON to stdout, every line scrubbed of secret values.
 import { pino, type Logger } from 'pino';
-import type { Redactor } from '../probes/redact.js';
+import type { Redactor } from '../probes/kit/redact.js';
 
 export type { Logger } from 'pino';
 

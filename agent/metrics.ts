@@ -9,7 +9,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CheckConfig, HistogramMode } from '../config/loader.js';
 import { PROBES } from '../probes/registry.js';
-import type { Redactor } from '../probes/redact.js';
+import type { Redactor } from '../probes/kit/redact.js';
 import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult, type ValueName } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
 import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';

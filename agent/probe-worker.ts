@@ -7,7 +7,7 @@
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CheckConfig } from '../config/loader.js';
-import { Redactor } from '../probes/redact.js';
+import { Redactor } from '../probes/kit/redact.js';
 import { createLogger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { Limiter, Runner } from './runner.js';

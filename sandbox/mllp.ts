@@ -15,7 +15,7 @@
 //   slow    AA after `slowMs` (3 s by default)
 //   down    the engine stops listening: connections are refused
 import type { Socket } from 'node:net';
-import { frame, MllpError, MllpReader, MLLP_CR } from '../probes/mllp.js';
+import { frame, MllpError, MllpReader, MLLP_CR } from '../probes/mllp/probe.js';
 import { TcpService } from './tcp-service.js';
 
 export const MLLP_MODES = ['ok', 'stall', 'error', 'reject', 'slow', 'down'] as const;

@@ -4,7 +4,7 @@ import { BerWriter, FilterParser } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { BerError, children, decodeBoolean, decodeInteger, encode, encodeBoolean, encodeInteger, encodeString, readElement, TAG } from '../../sandbox/ber.js';
 import { adDiagnostic, matchFilter, normalizeDn, parseFilter, sandboxEntries, type Entry } from '../../sandbox/ldap.js';
-import { adReason } from '../../probes/ldap.js';
+import { adReason } from '../../probes/ldap/probe.js';
 
 const one = (b: Buffer) => {
   const r = readElement(b);

@@ -1,6 +1,6 @@
 // Whether a text still carries a secret in any form a peer may echo it in: as is, URL- or
 // form-encoded, JSON-escaped, or base64/base64url (alone or inside a longer encoded text, at any
-// alignment). Written independently of probes/redact.ts, so a test of the redaction does not
+// alignment). Written independently of probes/kit/redact.ts, so a test of the redaction does not
 // check it against itself. The secret's first and last characters are not required: base64
 // text around a hidden secret may keep a character that carries a few of its edge bits.
 export function leaks(text: string, secret: string): boolean {

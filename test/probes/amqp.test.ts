@@ -8,9 +8,9 @@
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { amqpProbe, CANARY_HEADER, classifyAmqp, classifyReplyCode, isCanary, slowTransit } from '../../probes/amqp.js';
-import { ProbeAbortError } from '../../probes/net.js';
-import { runRedactor } from '../../probes/redact.js';
+import { amqpProbe, CANARY_HEADER, classifyAmqp, classifyReplyCode, isCanary, slowTransit } from '../../probes/amqp/probe.js';
+import { ProbeAbortError } from '../../probes/kit/net.js';
+import { runRedactor } from '../../probes/kit/redact.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { leaks } from '../helpers/leaks.js';
 import { blackholePeer, budget, closedPort, quietLog, tcpPeer, type Peer } from '../helpers/peers.js';

@@ -3,7 +3,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS, type DnsOptions, type DnsRcode } from '../../config/kinds.js';
-import { dnsProbe, reverseName, serialLag } from '../../probes/dns.js';
+import { dnsProbe, reverseName, serialLag } from '../../probes/dns/probe.js';
 import type { FailureReason, ProbeResult } from '../../probes/types.js';
 import { startDnsServer, type DnsAnswer, type DnsQuery, type TestDnsServer } from '../helpers/dns-server.js';
 import { budget, quietLog, tcpPeer } from '../helpers/peers.js';

@@ -2,7 +2,7 @@
 // container limits, garbage), the value of a large document built in pieces (the same as
 // JSON.parse's, checked against it on generated and mutated documents), and jsonPath.
 import { describe, expect, it } from 'vitest';
-import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, JSON_MAX_MEMBERS, jsonPath, parseJson, type JsonResult } from '../../probes/json.js';
+import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, JSON_MAX_MEMBERS, jsonPath, parseJson, type JsonResult } from '../../probes/kit/json.js';
 import { prng, type Rng } from '../helpers/prng.js';
 
 const nested = (depth: number, inner = '1') => '['.repeat(depth) + inner + ']'.repeat(depth);

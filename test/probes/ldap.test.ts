@@ -5,8 +5,8 @@
 import { BusyError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError, StrongAuthRequiredError, UnavailableError } from 'ldapts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS, parseLdapUrl } from '../../config/kinds.js';
-import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap.js';
-import { ProbeAbortError } from '../../probes/net.js';
+import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap/probe.js';
+import { ProbeAbortError } from '../../probes/kit/net.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { budget, closedPort, quietLog, tcpPeer, type Peer } from '../helpers/peers.js';
 

@@ -1,7 +1,7 @@
 // Fuzzing the MLLP reader and the ACK parser: random and mutated frames, fed in random chunks,
 // must only ever yield a frame, nothing yet, or an MllpError; never another throw, never a hang.
 import { describe, expect, it } from 'vitest';
-import { MllpError, MllpReader, parseAck } from '../../probes/mllp.js';
+import { MllpError, MllpReader, parseAck } from '../../probes/mllp/probe.js';
 import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env.MLLP_FUZZ_SEED ?? Date.now() % 2 ** 31);

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../agent/metrics.js';
 import { KIND_OPTIONS, type MllpOptions } from '../../config/kinds.js';
 import { parseConfig, type CheckConfig } from '../../config/loader.js';
-import { MllpReader, mllpProbe } from '../../probes/mllp.js';
+import { MllpReader, mllpProbe } from '../../probes/mllp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki } from '../helpers/certs.js';
 import { budget, closedPort, quietLog, tcpPeer, tlsPeer, type Peer } from '../helpers/peers.js';

@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
 import { KIND_OPTIONS, type QueueOptions } from '../../config/kinds.js';
-import { globMatcher } from '../../probes/queue-sources.js';
-import { queueProbe } from '../../probes/queue.js';
+import { globMatcher } from '../../probes/queue/sources.js';
+import { queueProbe } from '../../probes/queue/probe.js';
 import { DEGRADED_REASONS, FAILURE_REASONS, type ProbeResult, type QueueReading } from '../../probes/types.js';
 import { budget, quietLog } from '../helpers/peers.js';
 import { prng, type Rng } from '../helpers/prng.js';
@@ -873,7 +873,7 @@ describe('queue probe fuzz: hostile management APIs', () => {
     expect
       .soft(
         findings.kept.numbers,
-        `PROBE BUG, do not weaken this assertion: hostile input gave a queue reading with a NaN, infinite or negative number (probes/queue-sources.ts num()/count() and the sums and rates in probes/queue.ts must stay finite): ${found('numbers')}`,
+        `PROBE BUG, do not weaken this assertion: hostile input gave a queue reading with a NaN, infinite or negative number (probes/queue/sources.ts num()/count() and the sums and rates in probes/queue/probe.ts must stay finite): ${found('numbers')}`,
       )
       .toEqual([]);
     expect
@@ -1232,7 +1232,7 @@ describe('queue probe fuzz: source directory', () => {
       expect(res?.failure?.reason === 'internal', JSON.stringify(res)).toBe(false);
       expect(
         ms,
-        `PROBE BUG: matching one 255-character name against "*_*_*_*.edi" took ${ms.toFixed(0)} ms with a 200 ms budget (globToRegExp in probes/queue-sources.ts backtracks; match globs with a linear wildcard matcher instead)`,
+        `PROBE BUG: matching one 255-character name against "*_*_*_*.edi" took ${ms.toFixed(0)} ms with a 200 ms budget (globToRegExp in probes/queue/sources.ts backtracks; match globs with a linear wildcard matcher instead)`,
       ).toBeLessThan(400);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { JSON_MAX_DEPTH } from '../../probes/json.js';
-import { activemqName, globMatcher } from '../../probes/queue-sources.js';
-import { humanDuration, queueProbe } from '../../probes/queue.js';
+import { JSON_MAX_DEPTH } from '../../probes/kit/json.js';
+import { activemqName, globMatcher } from '../../probes/queue/sources.js';
+import { humanDuration, queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { blackholePeer, budget, closedPort, quietLog, tcpPeer } from '../helpers/peers.js';
 

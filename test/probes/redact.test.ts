@@ -1,7 +1,7 @@
 // The one redaction: a secret comes out of no message in any form a peer may echo it in, and
 // ordinary text is left alone. `leaks` (test/helpers/leaks.ts) decodes independently.
 import { describe, expect, it } from 'vitest';
-import { REDACTED, Redactor, runRedactor } from '../../probes/redact.js';
+import { REDACTED, Redactor, runRedactor } from '../../probes/kit/redact.js';
 import { leaks } from '../helpers/leaks.js';
 
 const SECRETS = ['Canary-S3cret-pw', 'pass word with spaces', 'ø å &"<x>+%\\ é', 'a', 'four', 'x/y+z?=='];

@@ -2,7 +2,7 @@
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS, type TcpOptions } from '../../config/kinds.js';
-import { tcpProbe } from '../../probes/tcp.js';
+import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { blackholePeer, budget, closedPort, quietLog, tcpPeer, tlsPeer, type Peer } from '../helpers/peers.js';

@@ -7,7 +7,7 @@
 // dig (dnsutils) is the independent witness for the text forms the probe validates against.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { dnsProbe } from '../../probes/dns.js';
+import { dnsProbe } from '../../probes/dns/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { freePort, removeStaleUnbound, requireTool, run, startUnbound, type UnboundInstance } from './helpers.js';
 

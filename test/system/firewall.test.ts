@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { tcpProbe } from '../../probes/tcp.js';
+import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import {
   createNetnsLink,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { ldapProbe } from '../../probes/ldap.js';
+import { ldapProbe } from '../../probes/ldap/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { runVakt } from '../helpers/cli.js';

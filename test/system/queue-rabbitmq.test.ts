@@ -7,7 +7,7 @@
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../config/kinds.js';
-import { queueProbe } from '../../probes/queue.js';
+import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { budget, quietLog } from '../helpers/peers.js';
 import { requireRoot } from './helpers.js';

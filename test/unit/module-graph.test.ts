@@ -35,7 +35,7 @@ describe('module graph', () => {
         entry,
       ).toEqual([]);
       // The walk itself works: it reaches the agent and a probe.
-      expect([...graph.keys()].some((f) => f.endsWith('probes/tcp.ts'))).toBe(true);
+      expect([...graph.keys()].some((f) => f.endsWith('probes/tcp/probe.ts'))).toBe(true);
     }
   });
 

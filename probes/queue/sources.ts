@@ -1,15 +1,15 @@
 // Where a queue check's numbers come from: one reader per source (RabbitMQ's management API,
 // ActiveMQ Classic and Artemis over Jolokia, NextGen Connect's REST API, any JSON document, a
 // file-drop folder). A reader only reads and normalises; what the numbers mean over time (rates,
-// stalls, growth) is decided in probes/queue.ts. Every reply is untrusted: bounded in size,
+// stalls, growth) is decided in probes/queue/probe.ts. Every reply is untrusted: bounded in size,
 // parsed defensively, and anything unexpected is a failed run with a reason, never a throw.
 import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
-import type { QueueOptions, QueueSource } from '../config/kinds.js';
-import { jsonPath, parseJson } from './json.js';
-import { classifyError, describeError, readBounded } from './net.js';
-import { tlsFileOptions } from './tcp.js';
-import type { FailureReason, QueueReading } from './types.js';
+import type { QueueOptions, QueueSource } from '../../config/kinds.js';
+import { jsonPath, parseJson } from '../kit/json.js';
+import { classifyError, describeError, readBounded } from '../kit/net.js';
+import { tlsFileOptions } from '../kit/tls.js';
+import type { FailureReason, QueueReading } from '../types.js';
 
 /**
  * One queue as a source reports it, before anything is compared with the previous run. Its
@@ -153,7 +153,7 @@ class Http {
     return { status: res.statusCode, json, text: read.text };
   }
 
-  /** The body as JSON; undefined when it is not JSON. JSON beyond the limits of probes/json.ts is a protocol failure. */
+  /** The body as JSON; undefined when it is not JSON. JSON beyond the limits of probes/kit/json.ts is a protocol failure. */
   private async parse(url: URL, text: string): Promise<unknown> {
     const r = await parseJson(text, { signal: this.sc.signal });
     if (r.ok) return r.value;

@@ -7,12 +7,12 @@
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
-import type { OidcOptions } from '../config/kinds.js';
-import { parseJson } from './json.js';
-import { classifyError, describeError, now, readBounded } from './net.js';
-import { Redactor } from './redact.js';
-import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from './tcp.js';
-import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from './types.js';
+import type { OidcOptions } from '../../config/kinds.js';
+import { parseJson } from '../kit/json.js';
+import { classifyError, describeError, now, readBounded } from '../kit/net.js';
+import { Redactor } from '../kit/redact.js';
+import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
 type Phase = (typeof PHASES)[number];

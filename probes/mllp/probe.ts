@@ -3,11 +3,11 @@
 // sent, so a queue that stopped draining (no ACK) or an engine that rejects shows per interface.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { HL7_ACK_CODES, type MllpOptions } from '../config/kinds.js';
-import { splitHostPort } from '../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveHost, writeAll } from './net.js';
-import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from './tcp.js';
-import type { FailureReason, Probe, ProbeContext, ProbeResult } from './types.js';
+import { HL7_ACK_CODES, type MllpOptions } from '../../config/kinds.js';
+import { splitHostPort } from '../../config/fields.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveHost, writeAll } from '../kit/net.js';
+import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
+import type { FailureReason, Probe, ProbeContext, ProbeResult } from '../types.js';
 
 const PHASES = ['connect', 'tls', 'send', 'ack'] as const;
 type Phase = (typeof PHASES)[number];

@@ -6,12 +6,12 @@
 // the login got slow while every port still answers.
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
-import type { HttpOptions, HttpStepOptions } from '../config/kinds.js';
-import { jsonPath, parseJson, type JsonResult } from './json.js';
-import { classifyError, describeError, now, raceAbort, readBounded } from './net.js';
-import { Redactor } from './redact.js';
-import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from './tcp.js';
-import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from './types.js';
+import type { HttpOptions, HttpStepOptions } from '../../config/kinds.js';
+import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
+import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
+import { Redactor } from '../kit/redact.js';
+import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
 
 const DAY_MS = 86_400_000;
 

@@ -21,12 +21,12 @@ import { channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import { splitHostPort } from '../config/fields.js';
-import type { AmqpOptions } from '../config/kinds.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
-import { runRedactor, type Redactor } from './redact.js';
-import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
-import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+import { splitHostPort } from '../../config/fields.js';
+import type { AmqpOptions } from '../../config/kinds.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
+import { runRedactor, type Redactor } from '../kit/redact.js';
+import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'channel', 'publish', 'transit'] as const;
 type Phase = (typeof PHASES)[number];

@@ -13,11 +13,11 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
-import { parseLdapUrl, type LdapOptions } from '../config/kinds.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from './net.js';
-import { runRedactor } from './redact.js';
-import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from './tcp.js';
-import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from './types.js';
+import { parseLdapUrl, type LdapOptions } from '../../config/kinds.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
+import { runRedactor } from '../kit/redact.js';
+import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
 type Phase = (typeof PHASES)[number];

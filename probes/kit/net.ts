@@ -3,7 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
-import type { FailureReason, ProbeInfo, ProbeResult, ValueName } from './types.js';
+import type { FailureReason, ProbeInfo, ProbeResult, ValueName } from '../types.js';
 
 /** Writes to a socket; resolves once the data is handed to the OS, rejects on an error or the signal. */
 export function writeAll(socket: Socket, data: Buffer | string, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,256 @@
+// The tcp probe: reachability of host:port through a firewall path, optionally with a TLS
+// handshake and a send/expect exchange, over one or several connection attempts per run.
+// Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
+import type { Socket } from 'node:net';
+import type { TcpOptions } from '../../config/kinds.js';
+import { splitHostPort } from '../../config/fields.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, readUntil, resolveHost, sleep, writeAll } from '../kit/net.js';
+import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
+import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
+
+const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Sample {
+  ok: boolean;
+  connected: boolean;
+  phases: Partial<Record<Phase, number>>;
+  failure?: ProbeFailure;
+  regexFailed?: boolean;
+  tls?: { info: ProbeInfo; earliestExpiry: number | undefined };
+  bytesRead?: number;
+}
+
+export const tcpProbe: Probe<TcpOptions> = {
+  phases: PHASES,
+  async run(ctx: ProbeContext<TcpOptions>): Promise<ProbeResult> {
+    const { options: o, signal } = ctx;
+    const hp = splitHostPort(ctx.target);
+    if (!hp) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not host:port`);
+
+    const phases: Record<string, number> = {};
+    let address: string;
+    let family: 4 | 6;
+    let resolvedAddress: string | undefined;
+    try {
+      const r = await resolveHost(hp.host, o.ipFamily, signal);
+      ({ address, family } = r);
+      if (r.seconds !== undefined) phases.resolve = r.seconds;
+      if (r.seconds !== undefined) resolvedAddress = address;
+    } catch (err) {
+      return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
+    }
+
+    let tls: TlsMaterial | undefined;
+    if (o.tls !== undefined) {
+      try {
+        tls = await loadTlsMaterial(o.tls, hp.host);
+      } catch (err) {
+        return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
+      }
+    }
+
+    const connectTimeout = o.connectTimeout ?? Number.POSITIVE_INFINITY;
+    // Attempts end a little before the runner's deadline, so a run in which some attempts stall
+    // still reports its loss and its successful attempts instead of being cut off as a whole.
+    const attemptsEnd = endBefore(ctx.deadline);
+    const runs: Promise<Sample>[] = [];
+    for (let i = 0; i < o.samples; i++) {
+      if (i > 0) {
+        if (performance.now() + o.sampleSpacing >= attemptsEnd) break;
+        try {
+          await sleep(o.sampleSpacing, signal);
+        } catch {
+          break;
+        }
+      }
+      const end = Math.min(attemptsEnd, o.attemptTimeout !== undefined ? performance.now() + o.attemptTimeout : Number.POSITIVE_INFINITY);
+      runs.push(runSample(address, hp.port, family, o, tls, connectTimeout, signal, end));
+    }
+    const samples = await Promise.all(runs);
+    // Samples never started because the run was cut short count as timed out.
+    while (samples.length < o.samples) {
+      samples.push({ ok: false, connected: false, phases: {}, failure: { phase: 'connect', reason: 'timeout', message: 'run timed out before this attempt' } });
+    }
+    const base: ProbeResult = { ok: false, phases, values: { ip_protocol: family } };
+    if (phases.resolve !== undefined) base.values!.dns_lookup_time_seconds = phases.resolve;
+    const result = o.expect === 'blocked' ? judgeBlocked(base, samples, hp.port) : judgeReachable(base, samples, tls);
+    if (resolvedAddress !== undefined) result.info = { ...result.info, resolvedAddress };
+    return result;
+  },
+};
+
+async function runSample(
+  address: string,
+  port: number,
+  family: 4 | 6,
+  o: TcpOptions,
+  tls: TlsMaterial | undefined,
+  connectTimeout: number,
+  parent: AbortSignal,
+  endAt: number,
+): Promise<Sample> {
+  const s: Sample = { ok: false, connected: false, phases: {} };
+  let socket: Socket | undefined;
+  let phase: Phase = 'connect';
+  // An attempt that only connects ends by connectSocket's one timer (its connect timeout or the
+  // attempt's end, the sooner); one that goes on after the connect has a signal of its own: the
+  // run's, or the attempt's end, whichever comes first.
+  const connectOnly = o.expect === 'blocked' || (!tls && o.send === undefined && o.receive === undefined);
+  const attempt = connectOnly ? undefined : deadlineSignal(parent, endAt, 'attempt ran out of time');
+  const signal = attempt?.signal ?? parent;
+  try {
+    let start = now();
+    const untilEnd = endAt - performance.now();
+    socket =
+      connectOnly && untilEnd < connectTimeout
+        ? await connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
+        : await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
+    s.phases.connect = now() - start;
+    s.connected = true;
+    if (o.expect === 'blocked') return s;
+    if (tls) {
+      phase = 'tls';
+      start = now();
+      const secure = await handshake(socket, tls, signal);
+      socket = secure;
+      s.phases.tls = now() - start;
+      s.tls = certFacts(secure);
+    }
+    if (o.send !== undefined) {
+      phase = 'send';
+      start = now();
+      await writeAll(socket, o.send, signal);
+      s.phases.send = now() - start;
+    }
+    if (o.receive !== undefined) {
+      phase = 'expect';
+      start = now();
+      const r = await expectBytes(socket, new RegExp(o.receive), o.maxRead, signal);
+      s.phases.expect = now() - start;
+      s.bytesRead = r.bytes;
+      if (!r.matched) {
+        s.regexFailed = true;
+        s.failure = { phase, reason: 'expect_mismatch', message: `no match for /${o.receive}/ in ${r.bytes} bytes (${r.why})` };
+        return s;
+      }
+    }
+    s.ok = true;
+    return s;
+  } catch (err) {
+    s.failure = { phase, reason: classifyError(err), message: describeError(err) };
+    return s;
+  } finally {
+    attempt?.dispose();
+    socket?.destroy();
+  }
+}
+
+/** Reads until the regex matches, the peer closes, or maxRead bytes arrived; never buffers more. */
+function expectBytes(socket: Socket, re: RegExp, maxRead: number, signal: AbortSignal): Promise<{ matched: boolean; bytes: number; why: string }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  return readUntil<{ matched: boolean; bytes: number; why: string }>(
+    socket,
+    signal,
+    (chunk) => {
+      const part = chunk.subarray(0, maxRead - bytes);
+      chunks.push(part);
+      bytes += part.length;
+      if (re.test(Buffer.concat(chunks, bytes).toString('utf8'))) return { matched: true, bytes, why: 'matched' };
+      return bytes >= maxRead ? { matched: false, bytes, why: `read limit of ${maxRead} bytes reached` } : undefined;
+    },
+    () => ({ matched: false, bytes, why: 'peer closed the connection' }),
+  );
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function sampleValues(result: ProbeResult, samples: Sample[]): void {
+  const ok = samples.filter((s) => s.ok).length;
+  const connects = samples.map((s) => s.phases.connect).filter((x): x is number => x !== undefined);
+  const v = result.values ?? (result.values = {});
+  v.samples = samples.length;
+  v.samples_ok = ok;
+  v.samples_loss_ratio = (samples.length - ok) / samples.length;
+  if (connects.length > 0) {
+    v.connect_min_seconds = Math.min(...connects);
+    v.connect_median_seconds = median(connects);
+    v.connect_max_seconds = Math.max(...connects);
+  }
+}
+
+/** Phase times of a run: the median over the samples in which that phase completed. */
+function medianPhases(into: Record<string, number>, samples: Sample[]): void {
+  for (const p of PHASES) {
+    if (p === 'resolve') continue;
+    const xs = samples.map((s) => s.phases[p]).filter((x): x is number => x !== undefined);
+    if (xs.length > 0) into[p] = median(xs);
+  }
+}
+
+function mostCommonFailure(samples: Sample[]): ProbeFailure {
+  const counts = new Map<string, { n: number; f: ProbeFailure }>();
+  for (const s of samples) {
+    if (!s.failure) continue;
+    const key = `${s.failure.phase}/${s.failure.reason}`;
+    const c = counts.get(key);
+    if (c) c.n++;
+    else counts.set(key, { n: 1, f: s.failure });
+  }
+  let best: { n: number; f: ProbeFailure } | undefined;
+  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+  return best?.f ?? { phase: 'connect', reason: 'internal', message: 'no sample outcome' };
+}
+
+function judgeReachable(result: ProbeResult, samples: Sample[], tls: TlsMaterial | undefined): ProbeResult {
+  medianPhases(result.phases, samples);
+  if (samples.length > 1) sampleValues(result, samples);
+  const values = result.values!;
+  const okCount = samples.filter((s) => s.ok).length;
+  // As in blackbox_exporter: 1 only when the run failed because the pattern did not match.
+  if (samples.some((s) => s.bytesRead !== undefined)) values.failed_due_to_regex = okCount === 0 && samples.some((s) => s.regexFailed) ? 1 : 0;
+  const withTls = samples.find((s) => s.tls);
+  if (withTls?.tls) {
+    result.info = withTls.tls.info;
+    if (withTls.tls.earliestExpiry !== undefined) values.ssl_earliest_cert_expiry = withTls.tls.earliestExpiry;
+  }
+  if (okCount === 0) {
+    const f = mostCommonFailure(samples);
+    result.failure = samples.length > 1 ? { ...f, message: `${samples.length} of ${samples.length} attempts failed; ${f.message}` } : f;
+    return result;
+  }
+  result.ok = true;
+  if (okCount < samples.length) {
+    const f = mostCommonFailure(samples);
+    result.degraded = { reason: 'sample_loss', message: `${samples.length - okCount} of ${samples.length} attempts failed (${f.reason} in ${f.phase})` };
+  } else if (tls && values.ssl_earliest_cert_expiry !== undefined) {
+    const expiring = certExpiring(tls, values.ssl_earliest_cert_expiry);
+    if (expiring) result.degraded = expiring;
+  }
+  return result;
+}
+
+function judgeBlocked(result: ProbeResult, samples: Sample[], port: number): ProbeResult {
+  const opened = samples.filter((s) => s.connected).length;
+  if (opened > 0) {
+    medianPhases(result.phases, samples);
+    result.failure = {
+      phase: 'connect',
+      reason: 'policy_open',
+      message: `port ${port} accepted ${opened} of ${samples.length} connections but must be blocked`,
+    };
+    return result;
+  }
+  const odd = samples.find((s) => s.failure && !['refused', 'timeout', 'unreachable', 'reset'].includes(s.failure.reason));
+  if (odd?.failure) {
+    result.failure = odd.failure;
+    return result;
+  }
+  result.ok = true;
+  return result;
+}
