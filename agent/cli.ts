@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { splitHostPort } from '../config/fields.js';
 import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/loader.js';
-import { PROBES } from '../probes/registry.js';
+import { PROBES } from '../probes/kinds.js';
 import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
@@ -259,12 +259,12 @@ async function cmdProbe(args: string[]): Promise<number> {
   const lines: string[] = [];
   lines.push(`check     ${check.name} (${check.kind}) -> ${check.target}`);
   const phases = PROBES[check.kind].phases;
-  const describe = (p: { phases: Record<string, number>; values?: Record<string, number>; info?: object }, indent: string) => {
+  const describe = (p: { phases: Record<string, number>; values?: Partial<Record<string, number>>; info?: object }, indent: string) => {
     for (const ph of phases) {
       const v = p.phases[ph];
       lines.push(`${indent}${ph.padEnd(11)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
     }
-    for (const [k, v] of Object.entries(p.values ?? {})) lines.push(`${indent}${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
+    for (const [k, v] of Object.entries(p.values ?? {})) if (v !== undefined) lines.push(`${indent}${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
     for (const [k, v] of Object.entries(p.info ?? {})) lines.push(`${indent}${k.padEnd(26)} ${String(v)}`);
   };
   if (r.steps) {

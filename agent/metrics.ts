@@ -8,9 +8,9 @@
 // config or from peers pass the redactor when their text is built, not per scrape.
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CheckConfig, HistogramMode } from '../config/loader.js';
-import { PROBES } from '../probes/registry.js';
+import { KIND_LIST, PROBES } from '../probes/kinds.js';
 import type { Redactor } from '../probes/kit/redact.js';
-import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult, type ValueName } from '../probes/types.js';
+import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
 import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
 import type { Incident } from './root-cause.js';
@@ -25,29 +25,13 @@ const LAG_LE = leTexts(LAG_BUCKETS);
 /** The owner key of the agent's own series (check names cannot contain a NUL). */
 const AGENT = '\u0000agent';
 
-/** Probe values exported as their own gauge, labelled check/kind/target. */
-const VALUE_GAUGES: Partial<Record<ValueName, { name: string; help: string }>> = {
-  ip_protocol: { name: 'probe_ip_protocol', help: 'IP protocol of the last run (4 or 6).' },
-  dns_lookup_time_seconds: { name: 'probe_dns_lookup_time_seconds', help: 'Seconds spent resolving the target name (OS resolver), last run.' },
-  ssl_earliest_cert_expiry: {
-    name: 'probe_ssl_earliest_cert_expiry',
-    help: 'Earliest expiry (Unix seconds) of the certificates the peer presented, last run.',
-  },
-  failed_due_to_regex: { name: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
-  samples: { name: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
-  samples_loss_ratio: { name: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
-  dns_answer_rrs: { name: 'probe_dns_answer_rrs', help: 'Records in the answer section of the last DNS reply.' },
-  dns_authority_rrs: { name: 'probe_dns_authority_rrs', help: 'Records in the authority section of the last DNS reply.' },
-  dns_additional_rrs: { name: 'probe_dns_additional_rrs', help: 'Records in the additional section of the last DNS reply (without the OPT pseudo-record).' },
-  dns_query_succeeded: { name: 'probe_dns_query_succeeded', help: 'Whether the last DNS query got a reply at all (1), whatever its rcode, or none (0).' },
-  dns_serial: { name: 'probe_dns_serial', help: 'SOA serial in the last reply from the target.' },
-  dns_serial_lag: { name: 'vakt_dns_serial_lag', help: "How far (RFC 1982) the target's SOA serial is behind the newest among the check's targets." },
-  dns_tcp_fallback: { name: 'vakt_dns_tcp_fallback', help: '1 when the last query was retried over TCP after a truncated UDP reply.' },
-  http_status_code: { name: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
-  http_content_length: { name: 'probe_http_content_length', help: 'Body bytes read from that response.' },
-  http_redirects: { name: 'probe_http_redirects', help: 'Redirects followed in the last run, over all steps.' },
-  http_ssl: { name: 'probe_http_ssl', help: 'Whether the final response came over TLS (1) or not (0).' },
-};
+/** Probe values exported as their own gauge, labelled check/kind/target: what the kinds declare (one gauge per value name). */
+const VALUE_GAUGES = new Map<string, { name: string; help: string }>();
+for (const kind of KIND_LIST) {
+  for (const [value, spec] of Object.entries(kind.values) as [string, { metric?: string; help: string }][]) {
+    if (spec.metric !== undefined && !VALUE_GAUGES.has(value)) VALUE_GAUGES.set(value, { name: spec.metric, help: spec.help });
+  }
+}
 
 /** Queue readings exported per check and queue (absent when the source cannot tell, or the last run read nothing). */
 const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: string }[] = [
@@ -117,22 +101,11 @@ export class Metrics {
   private readonly success = this.family('probe_success', 'gauge', 'Whether the last run of the check succeeded (1) or failed (0).');
   private readonly duration = this.family('probe_duration_seconds', 'gauge', 'Seconds the last run of the check took.');
   private readonly phase = this.family('vakt_probe_phase_seconds', 'gauge', 'Seconds spent in each phase of the last run (only phases that ran).');
-  /** Phase gauges under blackbox_exporter's per-kind names, besides vakt_probe_phase_seconds. */
-  private readonly kindPhase = new Map<string, Family>([
-    ['dns', this.family('probe_dns_duration_seconds', 'gauge', 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).')],
-    [
-      'http',
-      this.family(
-        'probe_http_duration_seconds',
-        'gauge',
-        'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).',
-      ),
-    ],
-  ]);
-  private readonly values = (Object.entries(VALUE_GAUGES) as [ValueName, { name: string; help: string }][]).map(([value, d]) => ({
-    value,
-    family: this.family(d.name, 'gauge', d.help),
-  }));
+  /** Phase gauges under blackbox_exporter's per-kind names (as the kinds declare them), besides vakt_probe_phase_seconds. */
+  private readonly kindPhase = new Map<string, Family>(
+    KIND_LIST.flatMap((k) => ('phaseMetric' in k && k.phaseMetric ? [[k.name, this.family(k.phaseMetric.name, 'gauge', k.phaseMetric.help)] as const] : [])),
+  );
+  private readonly values = [...VALUE_GAUGES].map(([value, d]) => ({ value, family: this.family(d.name, 'gauge', d.help) }));
   private readonly connectStats = this.family('vakt_probe_connect_seconds', 'gauge', 'Connect time over the attempts of the last run: min, median, max.');
   private readonly tlsVersion = this.family('probe_tls_version_info', 'gauge', 'TLS version negotiated in the last run (value 1).');
   private readonly chainInfo = this.family('probe_ssl_last_chain_info', 'gauge', 'Leaf certificate presented in the last run (value 1).');

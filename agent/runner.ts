@@ -2,7 +2,7 @@
 // AbortSignal that fires at the check's timeout (or when the agent stops), and turns a probe
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
 import type { CheckConfig } from '../config/loader.js';
-import { PROBES } from '../probes/registry.js';
+import { PROBES } from '../probes/kinds.js';
 import { FAILURE_REASONS, type Probe, type ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { LoopMonitor } from './loop-monitor.js';

@@ -7,11 +7,12 @@
 import { weighted } from './accept.js';
 import type { CheckView } from './agent.js';
 import type { RunRecord } from './history.js';
-import type { Kind } from '../config/kinds.js';
+import { kindNamed } from '../probes/kinds.js';
+import type { Language } from '../probes/kit/kind.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
 
-export type Language = 'en' | 'sv' | 'da';
+export type { Language };
 
 interface Texts {
   states: Record<CheckState, string>;
@@ -21,9 +22,8 @@ interface Texts {
   allWell: string;
   /** The summary line: n problems (incidents and other impaired checks), m systems affected in all. */
   problems: (n: number, systems: number) => string;
-  blocked: string;
-  /** "<title> <verb> since <time>" for the root cause of an incident, by the cause's kind. */
-  notAnswering: Record<Kind | 'default', string>;
+  /** "<title> <verb> since <time>" for the root cause of an incident, when its kind has no words of its own. */
+  notAnswering: string;
   affected: (n: number) => string;
   system: string;
   status: string;
@@ -33,8 +33,6 @@ interface Texts {
   incidents: string;
   flapping: string;
   cause: (title: string) => string;
-  /** State words for kinds where the generic ones mislead (a queue is not "slow", it backs up). */
-  kindStates: Partial<Record<Kind, Partial<Record<CheckState, string>>>>;
   /** For an impaired queue check: how many messages wait, and for how long the oldest. */
   waiting: (n: number, oldest: string | undefined) => string;
 }
@@ -47,18 +45,7 @@ const TEXT: Record<Language, Texts> = {
     refresh: (s) => `This page updates itself every ${s} seconds.`,
     allWell: 'All systems are working.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
-    blocked: 'Blocked as intended',
-    notAnswering: {
-      dns: 'not answering',
-      tcp: 'not reachable',
-      http: 'not working',
-      oidc: 'not accepting logins',
-      ldap: 'not accepting logins',
-      mllp: 'not accepting messages',
-      queue: 'not moving messages',
-      amqp: 'not working',
-      default: 'not working',
-    },
+    notAnswering: 'not working',
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
     status: 'Status',
@@ -68,10 +55,6 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Current problems',
     flapping: 'unstable',
     cause: (t) => `because ${t} is not working`,
-    kindStates: {
-      queue: { degraded: 'Messages piling up', failing: 'Messages delayed, being checked', down: 'Messages not getting through' },
-      mllp: { degraded: 'Slow to accept messages', down: 'Not accepting messages' },
-    },
     waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
   },
   sv: {
@@ -81,18 +64,7 @@ const TEXT: Record<Language, Texts> = {
     refresh: (s) => `Sidan uppdateras automatiskt var ${s}:e sekund.`,
     allWell: 'Alla system fungerar.',
     problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
-    blocked: 'Blockerad som avsett',
-    notAnswering: {
-      dns: 'svarar inte',
-      tcp: 'går inte att nå',
-      http: 'fungerar inte',
-      oidc: 'tar inte emot inloggningar',
-      ldap: 'tar inte emot inloggningar',
-      mllp: 'tar inte emot meddelanden',
-      queue: 'för inte meddelanden vidare',
-      amqp: 'fungerar inte',
-      default: 'fungerar inte',
-    },
+    notAnswering: 'fungerar inte',
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
     status: 'Status',
@@ -102,10 +74,6 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Aktuella problem',
     flapping: 'instabil',
     cause: (t) => `eftersom ${t} inte fungerar`,
-    kindStates: {
-      queue: { degraded: 'Meddelanden hopar sig', failing: 'Meddelanden försenade, kontrolleras', down: 'Meddelanden kommer inte fram' },
-      mllp: { degraded: 'Tar emot meddelanden långsamt', down: 'Tar inte emot meddelanden' },
-    },
     waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
   },
   da: {
@@ -115,18 +83,7 @@ const TEXT: Record<Language, Texts> = {
     refresh: (s) => `Siden opdaterer sig selv hvert ${s}. sekund.`,
     allWell: 'Alle systemer virker.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
-    blocked: 'Blokeret som tilsigtet',
-    notAnswering: {
-      dns: 'svarer ikke',
-      tcp: 'kan ikke nås',
-      http: 'virker ikke',
-      oidc: 'tager ikke imod login',
-      ldap: 'tager ikke imod login',
-      mllp: 'tager ikke imod beskeder',
-      queue: 'sender ikke beskeder videre',
-      amqp: 'virker ikke',
-      default: 'virker ikke',
-    },
+    notAnswering: 'virker ikke',
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
     status: 'Status',
@@ -136,10 +93,6 @@ const TEXT: Record<Language, Texts> = {
     incidents: 'Aktuelle problemer',
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke virker`,
-    kindStates: {
-      queue: { degraded: 'Beskeder hober sig op', failing: 'Beskeder forsinket, kontrolleres', down: 'Beskeder kommer ikke igennem' },
-      mllp: { degraded: 'Modtager beskeder langsomt', down: 'Modtager ikke beskeder' },
-    },
     waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
   },
 };
@@ -188,7 +141,7 @@ export function statusPage(input: StatusPageInput): string {
   const incidents = input.incidents.map((i) => {
     const cause = byName.get(i.cause);
     const title = cause?.config.title ?? i.cause;
-    const verb = t.notAnswering[cause?.config.kind ?? 'default'];
+    const verb = (cause ? kindNamed(cause.config.kind)?.words[input.language].notAnswering : undefined) ?? t.notAnswering;
     return `<li><strong>${esc(title)}</strong> ${esc(verb)} ${t.since} <time datetime="${iso(i.since)}">${time(i.since)}</time> — ${t.affected(i.affected.length)}${
       i.affected.length > 0 ? `: ${i.affected.map((a) => esc(byName.get(a)?.config.title ?? a)).join(', ')}` : ''
     }.</li>`;
@@ -206,7 +159,7 @@ export function statusPage(input: StatusPageInput): string {
           const extra = [cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           return `<tr class="s-${state}">
 <th scope="row">${esc(v.config.title)}</th>
-<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${state === 'ok' && isBlockedCheck(v) ? t.blocked : (t.kindStates[v.config.kind]?.[state] ?? t.states[state])}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${stateWord(v, state, input.language) ?? t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
 <td>${sparkline(v.history.records(), t)}</td>
 </tr>`;
@@ -327,8 +280,12 @@ function age(seconds: number): string {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
-function isBlockedCheck(v: CheckView): boolean {
-  return v.config.kind === 'tcp' && v.config.options.expect === 'blocked';
+/** A kind's own word for a check's state (its variant's first: a port that must stay blocked reads "Blocked as intended"). */
+function stateWord(v: CheckView, state: CheckState, language: Language): string | undefined {
+  if (state === 'unknown') return undefined;
+  const kind = kindNamed(v.config.kind);
+  if (!kind) return undefined;
+  return kind.variantWords?.(v.config.options)?.[language][state] ?? kind.words[language].states?.[state];
 }
 
 function ms(seconds: number): string {

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
-import { KIND_OPTIONS, type Kind, type KindOptions } from './kinds.js';
+import { KINDS, type Kind, type KindOptions } from '../probes/kinds.js';
 import {
   configSchema,
   crossCheckIssues,
@@ -382,7 +382,7 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
     case 'invalid_union':
       if (issue.discriminator !== undefined) {
         const p = path[path.length - 1] === issue.discriminator ? path : [...path, issue.discriminator];
-        return [locate(doc, p, file, at, `expected one of ${Object.keys(KIND_OPTIONS).join(', ')}, found ${found(doc, p)}`)];
+        return [locate(doc, p, file, at, `expected one of ${KINDS.join(', ')}, found ${found(doc, p)}`)];
       }
       if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
       {

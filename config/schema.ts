@@ -3,7 +3,8 @@
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
-import { KIND_OPTIONS, KIND_TARGET, KINDS, MULTI_TARGET, SECRET_NAME, SECRET_NAME_OPTIONS, type Kind } from './kinds.js';
+import { KIND, KIND_LIST, kindNamed, type Kind } from '../probes/kinds.js';
+import { SECRET_NAME } from '../probes/kit/options.js';
 import { formatDuration, parseDuration } from './units.js';
 
 /** Which duration histograms a check exports: none, the whole run only, or also per phase. */
@@ -98,22 +99,23 @@ const checkRest = {
 };
 
 function checkVariant<K extends Kind>(kind: K) {
-  const target = KIND_TARGET[kind] as z.ZodType<string>;
+  const def = KIND[kind];
+  const target = def.target.schema;
   return z.strictObject({
     name: checkName,
     kind: z.literal(kind),
     target: target.optional(),
-    ...(MULTI_TARGET[kind] ? { targets: z.array(target).min(1).max(16).optional() } : {}),
+    ...(def.target.multiple ? { targets: z.array(target).min(1).max(16).optional() } : {}),
     ...checkRest,
-    [kind]: (KIND_OPTIONS[kind] as z.ZodType).prefault({}),
+    [kind]: (def.options as z.ZodType).prefault({}),
   } as { kind: z.ZodLiteral<K>; target: z.ZodOptional<z.ZodType<string>>; targets: z.ZodOptional<z.ZodArray<z.ZodType<string>>> } & {
     name: typeof checkName;
   } & typeof checkRest & {
-      [P in K]: z.ZodPrefault<(typeof KIND_OPTIONS)[K]>;
+      [P in K]: z.ZodPrefault<(typeof KIND)[K]['options']>;
     });
 }
 
-const check = z.discriminatedUnion('kind', KINDS.map((k) => checkVariant(k)) as unknown as [ReturnType<typeof checkVariant<Kind>>]);
+const check = z.discriminatedUnion('kind', KIND_LIST.map((k) => checkVariant(k.name)) as unknown as [ReturnType<typeof checkVariant<Kind>>]);
 
 export const configSchema = z.strictObject({
   agent: agent.prefault({}),
@@ -153,7 +155,8 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
       if (dep === c.name) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected another check (a check cannot depend on itself)' });
       else if (!index.has(dep)) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected the name of a configured check' });
     });
-    const multi = typeof c.kind === 'string' && (MULTI_TARGET as Record<string, boolean>)[c.kind] === true;
+    const def = typeof c.kind === 'string' ? kindNamed(c.kind) : undefined;
+    const multi = def?.target.multiple === true;
     if (c.target === undefined && c.targets === undefined) {
       issues.push({ path: ['checks', i], message: multi ? 'expected target (or targets: a list) to be set' : 'expected target to be set' });
     } else if (c.target !== undefined && c.targets !== undefined) {
@@ -164,44 +167,26 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
         if ((c.targets as unknown[]).indexOf(t) !== j) issues.push({ path: ['checks', i, 'targets', j], message: 'expected each target once' });
       });
     }
-    const dnsOpts = isRecord(c.dns) ? c.dns : {};
-    const targetList: unknown[] = c.targets !== undefined ? (Array.isArray(c.targets) ? c.targets : []) : [c.target];
-    if (c.kind === 'dns' && targetList.includes('system') && dnsOpts.type !== undefined && dnsOpts.type !== 'A' && dnsOpts.type !== 'AAAA') {
-      issues.push({ path: ['checks', i, 'dns', 'type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' });
-    }
-    // Options that name a secret (SECRET_NAME_OPTIONS) must name an entry of the check's secrets.
-    const kindOptions = typeof c.kind === 'string' ? c[c.kind] : undefined;
-    if (isRecord(kindOptions)) {
+    // Options that name a secret must name an entry of the check's secrets.
+    const kindOptions = def ? c[def.name] : undefined;
+    if (def && (isRecord(kindOptions) || kindOptions === undefined)) {
       const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      for (const key of SECRET_NAME_OPTIONS[c.kind as Kind] ?? []) {
-        const v = kindOptions[key];
+      for (const key of def.secretOptions) {
+        const v = isRecord(kindOptions) ? kindOptions[key] : undefined;
         // A value that is not even a name is reported by the schema, once.
         if (typeof v === 'string' && SECRET_NAME.test(v) && !names.includes(v)) {
           issues.push({
-            path: ['checks', i, c.kind as string, key],
+            path: ['checks', i, def.name, key],
             message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})`,
           });
         }
       }
-    }
-    // ldap: TLS options need a TLS connection.
-    if (c.kind === 'ldap' && isRecord(c.ldap)) {
-      const ldaps = typeof c.target === 'string' && /^ldaps:/i.test(c.target);
-      if (ldaps && c.ldap.startTls === true)
-        issues.push({ path: ['checks', i, 'ldap', 'startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
-      if (!ldaps && c.ldap.startTls !== true && c.ldap.tls !== undefined)
-        issues.push({ path: ['checks', i, 'ldap', 'tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
-    }
-    // queue: a folder target goes with source directory, a URL with every other source.
-    if (c.kind === 'queue' && isRecord(c.queue)) {
-      if (typeof c.target === 'string' && typeof c.queue.source === 'string') {
-        const folder = c.target.startsWith('/');
-        if (c.queue.source === 'directory' && !folder)
-          issues.push({ path: ['checks', i, 'target'], message: 'expected an absolute folder path with source directory' });
-        if (c.queue.source !== 'directory' && folder)
-          issues.push({ path: ['checks', i, 'target'], message: `expected an http(s) URL with source ${c.queue.source}` });
-        if (c.queue.tls !== undefined && /^http:/i.test(c.target))
-          issues.push({ path: ['checks', i, 'queue', 'tls'], message: 'expected tls only with an https:// target' });
+      // The kind's rules between target and options.
+      if (def.checkRules) {
+        const targets = (c.targets !== undefined ? (Array.isArray(c.targets) ? c.targets : []) : [c.target]).filter((t): t is string => typeof t === 'string');
+        for (const issue of def.checkRules({ targets, options: isRecord(kindOptions) ? kindOptions : {} })) {
+          issues.push({ path: issue.path[0] === 'target' ? ['checks', i, ...issue.path] : ['checks', i, def.name, ...issue.path], message: issue.message });
+        }
       }
     }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });

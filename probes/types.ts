@@ -45,33 +45,11 @@ export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial', 'slo
 export type DegradedReason = (typeof DEGRADED_REASONS)[number];
 
 /**
- * Numeric facts a probe may report besides its phases. The names are fixed here so a probe
- * cannot invent unbounded series; the agent exports most as gauges (docs/metrics.md) and all in
- * the API's lastResult.values.
+ * The name of a numeric fact a probe reports besides its phases. Each kind declares the names it
+ * may report, with their gauges (its `values` in defineKind): the agent exports only declared
+ * ones, so a probe cannot invent unbounded series; all are in the API's lastResult.values.
  */
-export type ValueName =
-  | 'ip_protocol'
-  | 'dns_lookup_time_seconds'
-  | 'ssl_earliest_cert_expiry'
-  | 'failed_due_to_regex'
-  | 'samples'
-  | 'samples_ok'
-  | 'samples_loss_ratio'
-  | 'connect_min_seconds'
-  | 'connect_median_seconds'
-  | 'connect_max_seconds'
-  | 'dns_answer_rrs'
-  | 'dns_authority_rrs'
-  | 'dns_additional_rrs'
-  | 'dns_query_succeeded'
-  | 'dns_serial'
-  | 'dns_serial_lag'
-  | 'dns_tcp_fallback'
-  | 'http_status_code'
-  | 'http_content_length'
-  | 'http_redirects'
-  | 'http_ssl'
-  | 'ldap_search_entries';
+export type ValueName = string;
 
 /** Bounded, low-cardinality text facts (they change only when the peer changes). */
 export interface ProbeInfo {

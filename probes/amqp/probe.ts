@@ -22,7 +22,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
 import { splitHostPort } from '../../config/fields.js';
-import type { AmqpOptions } from '../../config/kinds.js';
+import type { AmqpOptions } from './options.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';

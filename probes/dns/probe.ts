@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
-import type { DnsOptions, DnsSectionExpect } from '../../config/kinds.js';
+import type { DnsOptions, DnsSectionExpect } from './options.js';
 import { splitHostPort } from '../../config/fields.js';
 import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveHost } from '../kit/net.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, TargetResult } from '../types.js';

@@ -6,7 +6,7 @@
 // the login got slow while every port still answers.
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
-import type { HttpOptions, HttpStepOptions } from '../../config/kinds.js';
+import type { HttpOptions, HttpStepOptions } from './options.js';
 import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
 import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
 import { Redactor } from '../kit/redact.js';

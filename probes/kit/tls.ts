@@ -5,7 +5,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
-import type { TlsClientOptions } from '../../config/kinds.js';
+import type { TlsClientOptions } from './options.js';
 import { now, ProbeAbortError, readSmallFile } from './net.js';
 import type { ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 

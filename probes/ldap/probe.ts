@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
-import { parseLdapUrl, type LdapOptions } from '../../config/kinds.js';
+import { parseLdapUrl, type LdapOptions } from './options.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
 import { runRedactor } from '../kit/redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';

@@ -3,7 +3,7 @@
 // sent, so a queue that stopped draining (no ACK) or an engine that rejects shows per interface.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { HL7_ACK_CODES, type MllpOptions } from '../../config/kinds.js';
+import { HL7_ACK_CODES, type MllpOptions } from './options.js';
 import { splitHostPort } from '../../config/fields.js';
 import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveHost, writeAll } from '../kit/net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';

@@ -7,7 +7,7 @@
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
-import type { OidcOptions } from '../../config/kinds.js';
+import type { OidcOptions } from './options.js';
 import { parseJson } from '../kit/json.js';
 import { classifyError, describeError, now, readBounded } from '../kit/net.js';
 import { Redactor } from '../kit/redact.js';

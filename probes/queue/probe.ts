@@ -4,7 +4,7 @@
 // the Sundhedsplatformen failure: orders and results stop and nobody is told. It fails the run
 // (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
-import type { QueueOptions } from '../../config/kinds.js';
+import type { QueueOptions } from './options.js';
 import { now, raceAbort } from '../kit/net.js';
 import { runRedactor } from '../kit/redact.js';
 import { SOURCES, SourceError, type SourceReading } from './sources.js';

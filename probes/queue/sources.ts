@@ -5,7 +5,7 @@
 // parsed defensively, and anything unexpected is a failed run with a reason, never a throw.
 import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
-import type { QueueOptions, QueueSource } from '../../config/kinds.js';
+import type { QueueOptions, QueueSource } from './options.js';
 import { jsonPath, parseJson } from '../kit/json.js';
 import { classifyError, describeError, readBounded } from '../kit/net.js';
 import { tlsFileOptions } from '../kit/tls.js';

@@ -2,7 +2,7 @@
 // handshake and a send/expect exchange, over one or several connection attempts per run.
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import type { Socket } from 'node:net';
-import type { TcpOptions } from '../../config/kinds.js';
+import type { TcpOptions } from './options.js';
 import { splitHostPort } from '../../config/fields.js';
 import { classifyError, deadlineSignal, describeError, endBefore, fail, now, readUntil, resolveHost, sleep, writeAll } from '../kit/net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';

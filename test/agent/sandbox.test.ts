@@ -9,7 +9,7 @@ import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector } from '../../agent/detector.js';
 import { defaultConfigFile } from '../../agent/paths.js';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { loadConfigFile, type CheckConfig } from '../../config/loader.js';
 import { dnsProbe } from '../../probes/dns/probe.js';
 import { httpProbe } from '../../probes/http/probe.js';

@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
-import { PROBES } from '../../probes/registry.js';
+import { PROBES } from '../../probes/kinds.js';
 import { startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { demoConfigFor, freeSandboxPorts, sandboxDirOfRepo } from '../helpers/demo-config.js';
 import { closedPort } from '../helpers/peers.js';

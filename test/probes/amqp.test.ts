@@ -7,7 +7,7 @@
 // login, TTL clean-up) is in test/system/amqp.test.ts.
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { amqpProbe, CANARY_HEADER, classifyAmqp, classifyReplyCode, isCanary, slowTransit } from '../../probes/amqp/probe.js';
 import { ProbeAbortError } from '../../probes/kit/net.js';
 import { runRedactor } from '../../probes/kit/redact.js';

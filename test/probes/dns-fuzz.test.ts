@@ -8,7 +8,8 @@
 import { randomInt } from 'node:crypto';
 import dnsPacket from 'dns-packet';
 import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
-import { KIND_OPTIONS, type DnsOptions } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type DnsOptions } from '../../probes/dns/options.js';
 import { DnsProtocolError, dnsProbe, judgeReply, parseReply, recordText, recordValue, type DnsReply } from '../../probes/dns/probe.js';
 import { FAILURE_REASONS, type FailureReason, type ProbeResult } from '../../probes/types.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';

@@ -2,7 +2,8 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS, type DnsOptions, type DnsRcode } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type DnsOptions, type DnsRcode } from '../../probes/dns/options.js';
 import { dnsProbe, reverseName, serialLag } from '../../probes/dns/probe.js';
 import type { FailureReason, ProbeResult } from '../../probes/types.js';
 import { startDnsServer, type DnsAnswer, type DnsQuery, type TestDnsServer } from '../helpers/dns-server.js';

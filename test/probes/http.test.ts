@@ -4,7 +4,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS, type HttpOptions } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type HttpOptions } from '../../probes/http/options.js';
 import { CookieJar, httpProbe, template } from '../../probes/http/probe.js';
 import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, jsonPath } from '../../probes/kit/json.js';
 import type { ProbeResult } from '../../probes/types.js';

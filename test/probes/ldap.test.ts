@@ -4,7 +4,8 @@
 // conversation with a real directory (slapd) is in test/system/ldap-slapd.test.ts.
 import { BusyError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError, StrongAuthRequiredError, UnavailableError } from 'ldapts';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS, parseLdapUrl } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { parseLdapUrl } from '../../probes/ldap/options.js';
 import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap/probe.js';
 import { ProbeAbortError } from '../../probes/kit/net.js';
 import type { ProbeResult } from '../../probes/types.js';

@@ -2,7 +2,8 @@
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../agent/metrics.js';
-import { KIND_OPTIONS, type MllpOptions } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type MllpOptions } from '../../probes/mllp/options.js';
 import { parseConfig, type CheckConfig } from '../../config/loader.js';
 import { MllpReader, mllpProbe } from '../../probes/mllp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';

@@ -6,7 +6,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS, type OidcOptions } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type OidcOptions } from '../../probes/oidc/options.js';
 import { parseConfig } from '../../config/loader.js';
 import { JSON_MAX_DEPTH } from '../../probes/kit/json.js';
 import { OAUTH_ERROR_CODES, oidcProbe } from '../../probes/oidc/probe.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { JSON_MAX_DEPTH } from '../../probes/kit/json.js';
 import { activemqName, globMatcher } from '../../probes/queue/sources.js';
 import { humanDuration, queueProbe } from '../../probes/queue/probe.js';

@@ -1,7 +1,8 @@
 // The tcp probe against real peers on loopback.
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS, type TcpOptions } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { type TcpOptions } from '../../probes/tcp/options.js';
 import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';

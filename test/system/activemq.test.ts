@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { budget, quietLog } from '../helpers/peers.js';

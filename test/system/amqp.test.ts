@@ -5,7 +5,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { amqpProbe } from '../../probes/amqp/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';

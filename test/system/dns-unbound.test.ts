@@ -6,7 +6,7 @@
 // down, TC without EDNS, silence after it is stopped, and two instances that disagree.
 // dig (dnsutils) is the independent witness for the text forms the probe validates against.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { dnsProbe } from '../../probes/dns/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { freePort, removeStaleUnbound, requireTool, run, startUnbound, type UnboundInstance } from './helpers.js';

@@ -5,7 +5,7 @@
 // pair whose link is delayed. Every rule is tagged `vakt-test-<pid>` and removed after each test.
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import {

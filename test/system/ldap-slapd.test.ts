@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { ldapProbe } from '../../probes/ldap/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';

@@ -6,7 +6,7 @@
 // broker's own user; the probe reads as a `monitoring`-tagged user.
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { budget, quietLog } from '../helpers/peers.js';

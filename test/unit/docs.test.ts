@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../agent/metrics.js';
-import { KIND_OPTIONS } from '../../config/kinds.js';
+import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { configSchema } from '../../config/schema.js';
-import { PROBES } from '../../probes/registry.js';
+import { PROBES } from '../../probes/kinds.js';
 import { DEGRADED_REASONS, FAILURE_REASONS } from '../../probes/types.js';
 
 function readDoc(name: string): string {

@@ -1,0 +1,29 @@
+// The amqp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { hostPort } from '../../config/fields.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { options } from './options.js';
+import { amqpProbe } from './probe.js';
+
+export default defineKind({
+  name: 'amqp',
+  summary: 'A message broker carries a message end to end: a canary published with confirms and consumed back over AMQP 0-9-1.',
+  target: { schema: hostPort, multiple: false },
+  options,
+  secretOptions: ['password'],
+  phases: amqpProbe.phases,
+  reasons: [...NETWORK_REASONS, 'auth', 'queue_missing'],
+  degradedReasons: ['slow', 'cert_expiring'],
+  values: { ...CONNECTION_VALUES },
+  words: {
+    en: { notAnswering: 'not working' },
+    sv: { notAnswering: 'fungerar inte' },
+    da: { notAnswering: 'virker ikke' },
+  },
+  example: `- name: broker-canary
+  title: Integration broker
+  kind: amqp
+  target: mq.region.example:5672
+  secrets: { mq_password: { env: VAKT_MQ_PASSWORD } }
+  amqp: { vhost: integration, username: vakt, password: mq_password }`,
+  run: (ctx) => amqpProbe.run(ctx),
+});

@@ -1,0 +1,38 @@
+// The http kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { httpUrl } from '../kit/options.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { options } from './options.js';
+import { httpProbe } from './probe.js';
+
+export default defineKind({
+  name: 'http',
+  summary: 'A web application works: one request or a login flow of several steps with cookies, variables and assertions.',
+  target: { schema: httpUrl, multiple: false },
+  options,
+  secretOptions: [],
+  phases: httpProbe.phases,
+  reasons: [...NETWORK_REASONS, 'http_status', 'assertion', 'body_too_large', 'too_many_redirects'],
+  degradedReasons: ['slow', 'cert_expiring'],
+  phaseMetric: {
+    name: 'probe_http_duration_seconds',
+    help: 'Seconds spent in each phase of the last run, summed over its steps and redirects (resolve, connect, tls, processing, transfer).',
+  },
+  values: {
+    ...CONNECTION_VALUES,
+    http_status_code: { metric: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
+    http_content_length: { metric: 'probe_http_content_length', help: 'Body bytes read from that response.' },
+    http_redirects: { metric: 'probe_http_redirects', help: 'Redirects followed in the last run, over all steps.' },
+    http_ssl: { metric: 'probe_http_ssl', help: 'Whether the final response came over TLS (1) or not (0).' },
+  },
+  words: {
+    en: { notAnswering: 'not working' },
+    sv: { notAnswering: 'fungerar inte' },
+    da: { notAnswering: 'virker ikke' },
+  },
+  example: `- name: ehr-web
+  title: Patient records (web)
+  kind: http
+  target: https://ehr.region.example/
+  http: { expect: { status: [200], bodyContains: [Cosmic] } }`,
+  run: (ctx) => httpProbe.run(ctx),
+});

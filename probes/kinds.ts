@@ -1,0 +1,40 @@
+// The one list of probe kinds. Adding a kind is a folder under probes/ (its defineKind in
+// index.ts) and one line here; the config schema, the probes the runner calls, the metrics, the
+// status page's words and the docs tests all read this list.
+import type { z } from 'zod';
+import amqp from './amqp/index.js';
+import dns from './dns/index.js';
+import http from './http/index.js';
+import type { KindDefinition } from './kit/kind.js';
+import type { Probe } from './types.js';
+import ldap from './ldap/index.js';
+import mllp from './mllp/index.js';
+import oidc from './oidc/index.js';
+import queue from './queue/index.js';
+import tcp from './tcp/index.js';
+
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp] as const;
+
+type AnyKind = (typeof KIND_LIST)[number];
+export type Kind = AnyKind['name'];
+export type KindOf<K extends Kind> = Extract<AnyKind, { name: K }>;
+/** Each kind's parsed options. */
+export type KindOptions = { [K in Kind]: z.output<KindOf<K>['options']> };
+
+export const KINDS: readonly Kind[] = KIND_LIST.map((k) => k.name);
+
+/** Kinds by name. */
+export const KIND: { readonly [K in Kind]: KindOf<K> } = Object.fromEntries(KIND_LIST.map((k) => [k.name, k])) as never;
+
+/** Each kind's options schema by name (tests and tools parse a kind's options with it). */
+export const KIND_OPTIONS: { readonly [K in Kind]: KindOf<K>['options'] } = Object.fromEntries(KIND_LIST.map((k) => [k.name, k.options])) as never;
+
+/** A kind's declaration by a name read at run time (a check's `kind`); undefined for an unknown one. */
+export function kindNamed(name: string): KindDefinition<string, z.ZodType> | undefined {
+  return (KIND as Record<string, KindDefinition<string, z.ZodType> | undefined>)[name];
+}
+
+/** Each kind as the runner calls it: its phases and its run. */
+export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = Object.fromEntries(
+  KIND_LIST.map((k) => [k.name, { phases: k.phases, run: k.run }]),
+) as never;

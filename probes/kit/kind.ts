@@ -1,0 +1,100 @@
+// What a probe kind is: one declaration (defineKind) that holds everything the rest of vakt
+// needs to know about it, so that adding a kind is one folder under probes/ and one line in
+// probes/kinds.ts. The config schema, the metrics, the status page, the CLI and the docs tests
+// read kinds only through this shape; nothing in agent/ or config/ names a kind.
+import type { z } from 'zod';
+import type { DegradedReason, FailureReason, ProbeContext, ProbeResult } from '../types.js';
+
+/** The status page's languages: every kind words its states in each. */
+export const LANGUAGES = ['en', 'sv', 'da'] as const;
+export type Language = (typeof LANGUAGES)[number];
+
+/** The check states a kind may word differently from the generic ones. */
+export type StateWord = 'ok' | 'degraded' | 'failing' | 'down';
+
+export interface KindWords {
+  /** "<title> <verb> since <time>" when a check of this kind is the root cause of an incident. */
+  notAnswering: string;
+  /** State words where the generic ones mislead (a queue is not "slow", it backs up). */
+  states?: Partial<Record<StateWord, string>>;
+}
+
+/** A number a kind may report besides its phases; exported as a gauge when `metric` is set. */
+export interface ValueSpec {
+  metric?: string;
+  help: string;
+}
+
+/** A rule across a parsed check's fields (its target and its options), with the key path it is about. */
+export interface CheckIssue {
+  /** Path from the check: ['target'], or into the kind's options (['tls']; the kind's key is prefixed). */
+  path: (string | number)[];
+  message: string;
+}
+
+export interface KindDefinition<Name extends string, Schema extends z.ZodType> {
+  /** The `kind:` of a check, and the key of its options block. */
+  readonly name: Name;
+  /** One line: what a check of this kind proves. */
+  readonly summary: string;
+  readonly target: {
+    /** A target as written in the config (checked on load). */
+    readonly schema: z.ZodType<string>;
+    /** Whether a check may name several (`targets: [...]`). */
+    readonly multiple: boolean;
+  };
+  /** The options block (`<name>: {...}`), with its own cross-field rules. */
+  readonly options: Schema;
+  /** Options whose value names an entry of the check's `secrets`. */
+  readonly secretOptions: readonly string[];
+  /**
+   * Rules between a check's target and its options. They see the options as written (before
+   * defaults, possibly invalid elsewhere), so that a file's every error is reported in one go:
+   * a rule reads the keys it needs and says nothing when they are not what it expects.
+   */
+  readonly checkRules?: (check: { targets: readonly string[]; options: Readonly<Record<string, unknown>> }) => CheckIssue[];
+  /** Phases a run can report, in order. */
+  readonly phases: readonly string[];
+  /** Failure reasons a run of this kind may report. */
+  readonly reasons: readonly FailureReason[];
+  /** Reasons a successful run may be degraded for. */
+  readonly degradedReasons: readonly DegradedReason[];
+  /** blackbox_exporter's per-kind phase gauge, exported besides vakt_probe_phase_seconds. */
+  readonly phaseMetric?: { readonly name: string; readonly help: string };
+  /** The numbers a run may report (lastResult.values), with their gauges. */
+  readonly values: Readonly<Record<string, ValueSpec>>;
+  /** Its words for the status page, in every language. */
+  readonly words: Readonly<Record<Language, KindWords>>;
+  /** State words for checks whose options change what a state means (a port that must stay blocked). */
+  readonly variantWords?: (options: z.output<Schema>) => Readonly<Record<Language, Partial<Record<StateWord, string>>>> | undefined;
+  /** A check of this kind as a user would write it (YAML, one list item under `checks:`), validated by the tests. */
+  readonly example: string;
+  readonly run: (ctx: ProbeContext<z.output<Schema>>) => Promise<ProbeResult>;
+}
+
+/** Declares a kind. The identity function: it fixes the types, so a kind that lacks a part does not compile. */
+export function defineKind<const Name extends string, Schema extends z.ZodType>(kind: KindDefinition<Name, Schema>): KindDefinition<Name, Schema> {
+  return kind;
+}
+
+/** Values the kit itself reports for every kind that connects (resolve, TLS). */
+export const CONNECTION_VALUES = {
+  ip_protocol: { metric: 'probe_ip_protocol', help: 'IP protocol of the last run (4 or 6).' },
+  dns_lookup_time_seconds: { metric: 'probe_dns_lookup_time_seconds', help: 'Seconds spent resolving the target name (OS resolver), last run.' },
+  ssl_earliest_cert_expiry: {
+    metric: 'probe_ssl_earliest_cert_expiry',
+    help: 'Earliest expiry (Unix seconds) of the certificates the peer presented, last run.',
+  },
+} as const satisfies Record<string, ValueSpec>;
+
+/** Failure reasons of the kit's own steps (resolve, connect, TLS, reading a reply), for every kind that connects. */
+export const NETWORK_REASONS = [
+  'timeout',
+  'refused',
+  'reset',
+  'unreachable',
+  'resolve',
+  'tls_handshake',
+  'tls_expired',
+  'protocol',
+] as const satisfies readonly FailureReason[];

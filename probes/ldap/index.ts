@@ -1,0 +1,40 @@
+// The ldap kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, type CheckIssue } from '../kit/kind.js';
+import { options, ldapUrl } from './options.js';
+import { ldapProbe } from './probe.js';
+
+export default defineKind({
+  name: 'ldap',
+  summary: "A directory accepts the probe account's bind (LDAP or Active Directory, ldaps:// or StartTLS) and finds entries.",
+  target: { schema: ldapUrl, multiple: false },
+  options,
+  secretOptions: ['password'],
+  checkRules: ({ targets, options }) => {
+    const ldaps = targets.some((t) => /^ldaps:/i.test(t));
+    const issues: CheckIssue[] = [];
+    if (ldaps && options.startTls === true)
+      issues.push({ path: ['startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });
+    if (!ldaps && options.startTls !== true && options.tls !== undefined)
+      issues.push({ path: ['tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
+    return issues;
+  },
+  phases: ldapProbe.phases,
+  reasons: [...NETWORK_REASONS, 'auth', 'assertion'],
+  degradedReasons: ['slow', 'cert_expiring'],
+  values: {
+    ...CONNECTION_VALUES,
+    ldap_search_entries: { help: 'Entries the search of the last run found.' },
+  },
+  words: {
+    en: { notAnswering: 'not accepting logins' },
+    sv: { notAnswering: 'tar inte emot inloggningar' },
+    da: { notAnswering: 'tager ikke imod login' },
+  },
+  example: `- name: ad-login
+  title: Windows login (directory)
+  kind: ldap
+  target: ldaps://dc1.region.example
+  secrets: { probe_password: { env: VAKT_AD_PROBE_PASSWORD } }
+  ldap: { bindDn: "CN=vakt-probe,OU=Service,DC=region,DC=example", password: probe_password }`,
+  run: (ctx) => ldapProbe.run(ctx),
+});

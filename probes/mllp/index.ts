@@ -1,0 +1,28 @@
+// The mllp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { hostPort } from '../../config/fields.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { options } from './options.js';
+import { mllpProbe } from './probe.js';
+
+export default defineKind({
+  name: 'mllp',
+  summary: 'An HL7 interface accepts a message: a synthetic ADT over MLLP, answered with an accepting ACK.',
+  target: { schema: hostPort, multiple: false },
+  options,
+  secretOptions: [],
+  phases: mllpProbe.phases,
+  reasons: [...NETWORK_REASONS, 'ack_error', 'ack_reject', 'ack_mismatch', 'expect_mismatch'],
+  degradedReasons: ['cert_expiring'],
+  values: { ...CONNECTION_VALUES },
+  words: {
+    en: { notAnswering: 'not accepting messages', states: { degraded: 'Slow to accept messages', down: 'Not accepting messages' } },
+    sv: { notAnswering: 'tar inte emot meddelanden', states: { degraded: 'Tar emot meddelanden långsamt', down: 'Tar inte emot meddelanden' } },
+    da: { notAnswering: 'tager ikke imod beskeder', states: { degraded: 'Modtager beskeder langsomt', down: 'Modtager ikke beskeder' } },
+  },
+  example: `- name: lab-orders-hl7
+  title: Lab orders interface
+  kind: mllp
+  target: hl7.region.example:6661
+  mllp: { messageType: ADT^A08^ADT_A01, receivingApplication: LAB }`,
+  run: (ctx) => mllpProbe.run(ctx),
+});

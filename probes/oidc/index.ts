@@ -1,0 +1,32 @@
+// The oidc kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { httpUrl } from '../kit/options.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { options } from './options.js';
+import { oidcProbe } from './probe.js';
+
+export default defineKind({
+  name: 'oidc',
+  summary: 'An identity provider issues tokens: discovery, a client_credentials or password grant, and optionally a call with the token.',
+  target: { schema: httpUrl, multiple: false },
+  options,
+  secretOptions: ['clientSecret', 'password'],
+  phases: oidcProbe.phases,
+  reasons: [...NETWORK_REASONS, 'http_status', 'assertion', 'auth', 'body_too_large'],
+  degradedReasons: ['cert_expiring'],
+  values: {
+    ...CONNECTION_VALUES,
+    http_status_code: { metric: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
+  },
+  words: {
+    en: { notAnswering: 'not accepting logins' },
+    sv: { notAnswering: 'tar inte emot inloggningar' },
+    da: { notAnswering: 'tager ikke imod login' },
+  },
+  example: `- name: idp-service-token
+  title: Single sign-on for integrations
+  kind: oidc
+  target: https://login.region.example/realms/clinical
+  secrets: { client_secret: { env: VAKT_IDP_CLIENT_SECRET } }
+  oidc: { clientId: vakt-probe, clientSecret: client_secret, scope: ehr.read }`,
+  run: (ctx) => oidcProbe.run(ctx),
+});

@@ -1,0 +1,41 @@
+// The tcp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { hostPort } from '../../config/fields.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { options } from './options.js';
+import { tcpProbe } from './probe.js';
+
+export default defineKind({
+  name: 'tcp',
+  summary:
+    'A firewall path is open (or, with expect: blocked, stays closed): TCP connect, optional TLS handshake and send/expect, over one or several attempts per run.',
+  target: { schema: hostPort, multiple: false },
+  options,
+  secretOptions: [],
+  phases: tcpProbe.phases,
+  reasons: [...NETWORK_REASONS, 'expect_mismatch', 'policy_open'],
+  degradedReasons: ['sample_loss', 'cert_expiring'],
+  values: {
+    ...CONNECTION_VALUES,
+    failed_due_to_regex: { metric: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
+    samples: { metric: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
+    samples_ok: { help: 'Connection attempts that succeeded in the last run.' },
+    samples_loss_ratio: { metric: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
+    connect_min_seconds: { help: 'Fastest connect of the last run, over its samples.' },
+    connect_median_seconds: { help: 'Median connect of the last run, over its samples.' },
+    connect_max_seconds: { help: 'Slowest connect of the last run, over its samples.' },
+  },
+  words: {
+    en: { notAnswering: 'not reachable' },
+    sv: { notAnswering: 'går inte att nå' },
+    da: { notAnswering: 'kan ikke nås' },
+  },
+  // A port that must stay closed: "ok" means it is, and the page says so.
+  variantWords: (o) =>
+    o.expect === 'blocked' ? { en: { ok: 'Blocked as intended' }, sv: { ok: 'Blockerad som avsett' }, da: { ok: 'Blokeret som tilsigtet' } } : undefined,
+  example: `- name: ehr-via-fw-a
+  title: Patient records (firewall path A)
+  kind: tcp
+  target: ehr.region.example:443
+  tcp: { samples: 5, sampleSpacing: 200ms, connectTimeout: 2s, tls: { serverName: ehr.region.example } }`,
+  run: (ctx) => tcpProbe.run(ctx),
+});

@@ -1,0 +1,85 @@
+// Walks the one list of kinds (probes/kinds.ts) and fails when a kind lacks a part of itself:
+// its section and rows in the docs, its words in every status-page language, an example that
+// validates, a check in the demo (the sandbox serves every kind), or a declaration that does not
+// hold together (phases, reasons, values, secret options). A new kind that forgets one of these
+// is named here, not found by a user.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../config/loader.js';
+import { KIND_LIST, KINDS, PROBES } from '../../probes/kinds.js';
+import { LANGUAGES } from '../../probes/kit/kind.js';
+import { DEGRADED_REASONS, FAILURE_REASONS } from '../../probes/types.js';
+import { ROOT } from '../helpers/cli.js';
+
+const doc = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8');
+const configuration = doc('configuration.md');
+const metrics = doc('metrics.md');
+const demo = parseConfig(readFileSync(join(ROOT, 'config', 'default.yaml'), 'utf8'), join(ROOT, 'config', 'default.yaml'), process.env);
+
+/** The example as the only check of a config, with a value for every environment variable it names. */
+function loadExample(example: string) {
+  const env = Object.fromEntries([...example.matchAll(/\benv: (\w+)/g)].map((m) => [m[1]!, 'example-secret-value']));
+  const text = `checks:\n${example
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}\n`;
+  return parseConfig(text, 'example.yaml', env);
+}
+
+describe('the list of kinds', () => {
+  it('holds each kind once, by the name of its folder', () => {
+    expect(new Set(KINDS).size).toBe(KINDS.length);
+    expect(KINDS.length).toBeGreaterThanOrEqual(8);
+    for (const k of KIND_LIST) expect(PROBES[k.name].phases).toBe(k.phases);
+  });
+
+  for (const kind of KIND_LIST) {
+    describe(kind.name, () => {
+      it('has its section, phases, reasons and values in docs/configuration.md and its budget row in docs/metrics.md', () => {
+        expect(configuration, `a "## ${kind.name} options" section`).toContain(`## ${kind.name} options`);
+        for (const p of kind.phases) expect(configuration, `phase ${p}`).toContain(`\`${p}\``);
+        for (const r of [...kind.reasons, ...kind.degradedReasons]) expect(configuration, `reason ${r}`).toContain(`\`${r}\``);
+        for (const [name, spec] of Object.entries(kind.values)) {
+          if (spec.metric !== undefined) expect(metrics, `gauge ${spec.metric} of value ${name}`).toContain(`\`${spec.metric}\``);
+        }
+        if ('phaseMetric' in kind && kind.phaseMetric) expect(metrics).toContain(`\`${kind.phaseMetric.name}\``);
+        expect(metrics, 'a row in the series budget').toMatch(new RegExp(`^\\| \`${kind.name}\` \\|`, 'm'));
+      });
+
+      it('words its states in every status-page language', () => {
+        for (const lang of LANGUAGES) {
+          const w = kind.words[lang];
+          expect(w.notAnswering.trim().length, `${lang}: notAnswering`).toBeGreaterThan(0);
+          for (const word of Object.values(w.states ?? {})) expect(word.trim().length).toBeGreaterThan(0);
+        }
+        // A kind that words some states in one language words the same states in all.
+        const keys = (lang: (typeof LANGUAGES)[number]) => Object.keys(kind.words[lang].states ?? {}).sort();
+        for (const lang of LANGUAGES) expect(keys(lang), lang).toEqual(keys('en'));
+      });
+
+      it('has an example that validates as a check of this kind', () => {
+        const config = loadExample(kind.example);
+        expect(config.checks).toHaveLength(1);
+        expect(config.checks[0]!.kind).toBe(kind.name);
+      });
+
+      it('is in the demo, against a service of the sandbox', () => {
+        // amqp's broker is a real RabbitMQ (system tests), not a sandbox service.
+        if (kind.name === 'amqp') return;
+        expect(demo.checks.some((c) => c.kind === kind.name)).toBe(true);
+      });
+
+      it('declares a coherent kind: phases, known reasons, secret options that are option keys', () => {
+        expect(kind.phases.length).toBeGreaterThan(0);
+        expect(new Set(kind.phases).size).toBe(kind.phases.length);
+        for (const r of kind.reasons) expect(FAILURE_REASONS).toContain(r);
+        for (const r of kind.degradedReasons) expect(DEGRADED_REASONS).toContain(r);
+        const shape = (kind.options as unknown as { shape?: Record<string, unknown> }).shape;
+        expect(shape, 'options is an object schema').toBeDefined();
+        for (const key of kind.secretOptions) expect(Object.keys(shape ?? {})).toContain(key);
+        expect(kind.summary.length).toBeGreaterThan(20);
+      });
+    });
+  }
+});
