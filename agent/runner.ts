@@ -2,8 +2,8 @@
 // AbortSignal that fires at the check's timeout (or when the agent stops), and turns a probe
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
 import type { CheckConfig } from '../config/loader.js';
-import { PROBES } from '../probes/kinds.js';
-import { FAILURE_REASONS, type Probe, type ProbeResult } from '../probes/types.js';
+import { kindNamed, PROBES } from '../probes/kinds.js';
+import type { Probe, ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { LoopMonitor } from './loop-monitor.js';
 
@@ -206,9 +206,21 @@ export class Runner {
     if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean' || typeof r.phases !== 'object') {
       return { ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: 'probe returned a malformed result' } };
     }
-    if (!r.ok && (!r.failure || !(FAILURE_REASONS as readonly string[]).includes(r.failure.reason))) {
+    // Reasons are label values: only those the kind declares (a test probe not in the list may use any).
+    const kind = kindNamed(check.kind);
+    if (
+      !r.ok &&
+      (!r.failure ||
+        typeof r.failure.reason !== 'string' ||
+        (kind !== undefined && r.failure.reason !== 'internal' && !kind.reasons.includes(r.failure.reason)))
+    ) {
       this.log.error({ check: check.name, failure: r.failure }, 'probe returned a failure without a known reason');
       return { ...r, failure: { phase: r.failure?.phase ?? 'internal', reason: 'internal', message: r.failure?.message ?? 'failed without a reason' } };
+    }
+    if (r.ok && r.degraded && kind !== undefined && r.degraded.reason !== 'slow' && !kind.degradedReasons.includes(r.degraded.reason)) {
+      this.log.error({ check: check.name, degraded: r.degraded }, 'probe returned a degraded reason its kind does not declare; the run counts as ok');
+      const { degraded: _dropped, ...rest } = r;
+      return rest;
     }
     if (late && r.ok) return { ...timeoutResult(check, 'finished only after its deadline'), phases: r.phases };
     if (late && r.failure && r.failure.reason !== 'timeout') {

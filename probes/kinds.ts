@@ -38,3 +38,8 @@ export function kindNamed(name: string): KindDefinition<string, z.ZodType> | und
 export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = Object.fromEntries(
   KIND_LIST.map((k) => [k.name, { phases: k.phases, run: k.run }]),
 ) as never;
+
+/** Every failure reason a kind declares, and "internal" (the runner's, for a probe's own bug): the closed set of the `reason` label. */
+export const ALL_FAILURE_REASONS: readonly string[] = [...new Set([...KIND_LIST.flatMap((k) => k.reasons), 'internal'])];
+/** Every degraded reason a kind declares, and "slow" (the detector's, for every kind). */
+export const ALL_DEGRADED_REASONS: readonly string[] = [...new Set([...KIND_LIST.flatMap((k) => k.degradedReasons), 'slow'])];

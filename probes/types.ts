@@ -3,7 +3,12 @@
 // it gets a target, its own validated options, an AbortSignal and a logger, and resolves with a
 // result. It throws only on its own bugs (the runner reports those as reason "internal").
 
-/** Why a run failed. A closed set, safe as a metric label (documented in docs/configuration.md). */
+/**
+ * Why a run failed: a word from a closed set, safe as a metric label. Each kind declares the
+ * reasons it may report (its `reasons` in defineKind, documented in docs/configuration.md); the
+ * runner turns any other into "internal". These are the reasons of the kinds vakt started
+ * with; a kind may declare reasons of its own.
+ */
 export const FAILURE_REASONS = [
   'timeout',
   'refused',
@@ -38,11 +43,12 @@ export const FAILURE_REASONS = [
   'consumers',
   'internal',
 ] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+/** A failure reason: one of FAILURE_REASONS or one a kind declares. */
+export type FailureReason = (typeof FAILURE_REASONS)[number] | (string & {});
 
-/** Why a successful run is still marked degraded. Also a closed label set. */
+/** Why a successful run is still marked degraded. Also a closed label set, declared per kind like the failure reasons ("slow" is every kind's). */
 export const DEGRADED_REASONS = ['sample_loss', 'cert_expiring', 'partial', 'slow', 'backlog_growing'] as const;
-export type DegradedReason = (typeof DEGRADED_REASONS)[number];
+export type DegradedReason = (typeof DEGRADED_REASONS)[number] | (string & {});
 
 /**
  * The name of a numeric fact a probe reports besides its phases. Each kind declares the names it

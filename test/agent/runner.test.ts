@@ -71,6 +71,20 @@ describe('runner', () => {
     expect((await runner.run(base))?.result.failure?.reason).toBe('internal');
   });
 
+  it("reasons are the kind's own: another kind's failure reason becomes internal, an undeclared degraded reason is dropped", async () => {
+    const failing: Probe<never> = {
+      phases: [],
+      run: () => Promise.resolve({ ok: false, phases: {}, failure: { phase: 'x', reason: 'dns_nxdomain', message: 'm' } }),
+    };
+    expect((await runnerWith(failing).runner.run(base))?.result.failure?.reason).toBe('internal');
+    const degraded: Probe<never> = { phases: [], run: () => Promise.resolve({ ok: true, phases: {}, degraded: { reason: 'backlog_growing', message: 'm' } }) };
+    const out = await runnerWith(degraded).runner.run(base);
+    expect(out?.result.ok).toBe(true);
+    expect(out?.result.degraded).toBeUndefined();
+    const own: Probe<never> = { phases: [], run: () => Promise.resolve({ ok: true, phases: {}, degraded: { reason: 'sample_loss', message: 'm' } }) };
+    expect((await runnerWith(own).runner.run(base))?.result.degraded?.reason).toBe('sample_loss');
+  });
+
   it('a success that came after the deadline is a timeout', async () => {
     const probe: Probe<never> = { phases: [], run: () => new Promise((r) => setTimeout(() => r({ ok: true, phases: {} }), 300)) };
     const { runner } = runnerWith(probe);

@@ -4,10 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../agent/metrics.js';
-import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { ALL_DEGRADED_REASONS, ALL_FAILURE_REASONS, KIND_OPTIONS, PROBES } from '../../probes/kinds.js';
 import { configSchema } from '../../config/schema.js';
-import { PROBES } from '../../probes/kinds.js';
-import { DEGRADED_REASONS, FAILURE_REASONS } from '../../probes/types.js';
 
 function readDoc(name: string): string {
   return readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
@@ -107,8 +105,8 @@ describe('docs/configuration.md', () => {
   });
 
   it('lists every failure reason and every degraded reason', () => {
-    expect(FAILURE_REASONS.filter((r) => !spans.has(r))).toEqual([]);
-    expect(DEGRADED_REASONS.filter((r) => !spans.has(r))).toEqual([]);
+    expect(ALL_FAILURE_REASONS.filter((r) => !spans.has(r))).toEqual([]);
+    expect(ALL_DEGRADED_REASONS.filter((r) => !spans.has(r))).toEqual([]);
   });
 
   it('lists every phase of every kind', () => {
