@@ -82,6 +82,8 @@ export interface ProbeInfo {
   authCode?: string;
   /** MSA-1 of the last HL7 ACK: AA, AE, AR, CA, CE, CR or other. */
   hl7AckCode?: string;
+  /** A kind's own text facts (in the API and `vakt probe`; never a label unless named above). */
+  [fact: string]: string | number | undefined;
 }
 
 export interface ProbeFailure {
