@@ -9,11 +9,12 @@ import type { KindDefinition } from './kit/kind.js';
 import type { Probe } from './types.js';
 import ldap from './ldap/index.js';
 import mllp from './mllp/index.js';
+import ntp from './ntp/index.js';
 import oidc from './oidc/index.js';
 import queue from './queue/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

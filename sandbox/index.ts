@@ -9,6 +9,7 @@
 //   POST /faults/ldap/<mode>         the directory: ok|slow|locked|expired|down
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
+//   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -20,6 +21,7 @@ import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
+import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
@@ -37,6 +39,7 @@ export const SANDBOX_PORTS = {
   ldap: 16389,
   mllp: 16575,
   queue: 16672,
+  ntp: 16123,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -58,6 +61,8 @@ export interface Sandbox {
   mllp: SandboxInterfaceEngine;
   /** The integration broker (a simulated RabbitMQ management API) and its fault switch (`broker.mode`). */
   broker: SandboxBroker;
+  /** The domain controller's time service (NTP over UDP) and its fault switch (`time.mode`). */
+  time: SandboxTimeServer;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -195,6 +200,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await broker.start();
     closers.push(() => broker.stop());
 
+    // The domain controller's time service: a clock that drifts breaks every Kerberos login.
+    const time = new SandboxTimeServer(host, want.ntp);
+    await time.start();
+    closers.push(() => time.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -226,6 +236,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await directory.setMode('ok');
       await mllp.setMode('ok');
       await broker.setMode('ok');
+      time.setMode('ok');
       await setPolicy(false);
     };
 
@@ -235,6 +246,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ldap: { modes: LDAP_MODES, get: () => directory.mode, set: (m) => directory.setMode(m as LdapMode) },
       mllp: { modes: MLLP_MODES, get: () => mllp.mode, set: (m) => mllp.setMode(m as MllpMode) },
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
+      ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
     };
     const control = createHttpServer((req, res) => {
       void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, switches, setPolicy, reset, () => blocked !== undefined)
@@ -262,6 +274,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ldap: directory.address.port,
       mllp: mllp.address.port,
       queue: broker.address.port,
+      ntp: time.address.port,
     };
     return {
       host,
@@ -272,6 +285,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       login,
       loginTls,
       loginFaults: faults,
+      time,
       directory,
       mllp,
       broker,

@@ -1,0 +1,46 @@
+// The ntp kind's target (host[:port], port 123 by default) and options block (`ntp: {...}`).
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { boundedDuration, positiveDuration, splitHostPort } from '../../config/fields.js';
+
+/** host[:port] of an NTP server; the port defaults to 123. */
+export function parseNtpTarget(s: string): { host: string; port: number } | undefined {
+  const withPort = splitHostPort(s);
+  if (withPort) return withPort;
+  if (isIP(s) === 6) return { host: s, port: 123 };
+  const bare = /^\[([0-9a-fA-F:.]+)\]$/.exec(s)?.[1] ?? s;
+  return splitHostPort(`${isIP(bare) === 6 ? `[${bare}]` : bare}:123`);
+}
+
+export const ntpTarget = z.string({ error: 'expected an NTP server as host[:port]' }).refine((s) => parseNtpTarget(s) !== undefined, {
+  message: 'expected an NTP server as host[:port] (port 123 by default; IPv6 in brackets with a port)',
+});
+
+export const options = z
+  .strictObject({
+    /** NTP version sent in the request (the server answers in the same). */
+    version: z.union([z.literal(3), z.literal(4)]).default(4),
+    ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
+    /** Requests per run; the answer with the smallest round trip is judged (the most accurate offset). */
+    samples: z.int().min(1).max(8).default(1),
+    /** Time between two requests of a run. */
+    sampleSpacing: boundedDuration.prefault('250ms'),
+    /** The server's clock this far from ours (either way) makes the run degraded (reason clock_offset). */
+    offsetDegradedAbove: positiveDuration.prefault('1s'),
+    /**
+     * This far off (either way) fails the run (reason clock_skew). Kerberos, and so every Active
+     * Directory login, refuses clocks 5 minutes apart: the default fails at 1 minute, while
+     * there is still time to act.
+     */
+    maxOffset: positiveDuration.prefault('1m'),
+    /** A stratum above this fails the run (reason ntp_unsynchronised); 16 is "not synchronised" by definition. */
+    maxStratum: z.int().min(1).max(15).default(15),
+    /** A root distance (root delay / 2 + root dispersion) above this makes the run degraded (reason clock_offset): the server's own time is uncertain by that much. */
+    maxRootDistance: positiveDuration.prefault('1500ms'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.offsetDegradedAbove >= o.maxOffset) {
+      ctx.addIssue({ code: 'custom', path: ['offsetDegradedAbove'], message: 'expected offsetDegradedAbove below maxOffset' });
+    }
+  });
+export type NtpOptions = z.output<typeof options>;
