@@ -8,12 +8,10 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from './options.js';
 import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
-import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
+import { classifyError, describeError, fail, httpTarget, now, raceAbort, readBounded } from '../kit/net.js';
 import { Redactor } from '../kit/redact.js';
-import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
-
-const DAY_MS = 86_400_000;
 
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
 type Phase = (typeof PHASES)[number];
@@ -32,6 +30,7 @@ export const httpProbe: Probe<HttpOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<HttpOptions>): Promise<ProbeResult> {
     const o = ctx.options;
+    if (!httpTarget(ctx.target)) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not an http(s) URL`);
     const steps: HttpStepOptions[] = o.steps ?? [{ ...o, name: 'request' }];
     let timing: ConnTimes | undefined;
     /** Of the run's TLS handshakes, the one whose chain expires first (any of them breaks the login). */
@@ -105,10 +104,7 @@ export const httpProbe: Probe<HttpOptions> = {
     let degraded: ProbeResult['degraded'];
     if (failure === undefined && slow) degraded = { reason: 'slow', message: slow };
     else if (failure === undefined && facts?.earliestExpiry !== undefined) {
-      const left = facts.earliestExpiry * 1000 - Date.now();
-      const subject = facts.info.certSubject ? ` ${facts.info.certSubject}` : '';
-      if (left < (o.tls?.expiryWarning ?? 14 * DAY_MS))
-        degraded = { reason: 'cert_expiring', message: `certificate${subject} expires in ${Math.max(0, left / DAY_MS).toFixed(1)} days` };
+      degraded = expiryVerdict(facts.earliestExpiry, o.tls?.expiryWarning, `certificate${facts.info.certSubject ? ` ${facts.info.certSubject}` : ''}`);
     }
     return {
       ok: failure === undefined,
@@ -260,25 +256,7 @@ async function runStep(
 /** A request or body error as a step failure; once the run's signal fired, it is a timeout. */
 function stepError(err: unknown, phase: Phase, signal: AbortSignal): StepError {
   if (signal.aborted) return new StepError('timeout', phase, `timed out in ${phase}`);
-  return new StepError(reasonOf(err), phase, describeError(err));
-}
-
-function reasonOf(err: unknown): FailureReason {
-  const code = (err as { code?: unknown } | null)?.code;
-  const name = (err as { name?: unknown } | null)?.name;
-  if (
-    name === 'AbortError' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT' ||
-    code === 'UND_ERR_ABORTED'
-  )
-    return 'timeout';
-  if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
-  if (code === 'ERR_INVALID_URL') return 'protocol';
-  const cause = (err as { cause?: unknown } | null)?.cause;
-  if (cause && typeof cause === 'object' && 'code' in cause) return classifyError(cause);
-  return classifyError(err);
+  return new StepError(classifyError(err), phase, describeError(err));
 }
 
 type Headers = Record<string, string | string[] | undefined>;

@@ -96,6 +96,13 @@ export function fail(phases: Record<string, number>, phase: string, reason: Fail
   return { ok: false, phases, failure: { phase, reason, message } };
 }
 
+/** A target that must be an http(s) URL; undefined when it is not (the run then fails in resolve, as a bad host:port does). */
+export function httpTarget(target: string): URL | undefined {
+  if (!URL.canParse(target)) return undefined;
+  const u = new URL(target);
+  return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
+}
+
 /** Monotonic seconds. */
 export function now(): number {
   return performance.now() / 1000;
@@ -170,6 +177,7 @@ const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EN
 const TIMEOUT = new Set(['ETIMEDOUT', 'ABORT_ERR']);
 const RESOLVE = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'ENODATA', 'EAI_NONAME']);
 const TLS_EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+const UNDICI_TIMEOUT = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED']);
 
 /**
  * Resolves a probe's target host and records what the run learnt: ip_protocol always; the resolve
@@ -193,7 +201,15 @@ export async function resolveRecorded(
 
 /** Maps a socket/TLS error to a failure reason, by code, never by message text. */
 export function classifyError(err: unknown): FailureReason {
-  const code = (err as { code?: unknown } | null)?.code;
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown } | null;
+  const code = e?.code;
+  // undici's own errors (http, oidc, the queue kind's HTTP sources): its timeouts are timeouts
+  // (a connect timeout of the run's remaining budget can fire just before the run's signal), a
+  // socket it lost is a reset; the system error behind one is in `cause`.
+  if (e?.name === 'AbortError' || (typeof code === 'string' && UNDICI_TIMEOUT.has(code))) return 'timeout';
+  if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'ERR_INVALID_URL' || (typeof code === 'string' && code.startsWith('HPE_'))) return 'protocol';
+  if (e?.cause && typeof e.cause === 'object' && 'code' in e.cause) return classifyError(e.cause);
   if (typeof code === 'string') {
     if (REFUSED.has(code)) return 'refused';
     if (RESET.has(code)) return 'reset';

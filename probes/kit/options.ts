@@ -2,6 +2,10 @@
 import { z } from 'zod';
 import { duration } from '../../config/fields.js';
 
+/** How long before a certificate expires a run turns degraded (cert_expiring), unless the check's `tls.expiryWarning` says otherwise. */
+export const EXPIRY_WARNING = '14d';
+export const EXPIRY_WARNING_MS = 14 * 86_400_000;
+
 export const tlsClient = z.strictObject({
   /** SNI and the name the certificate must match; defaults to the target host. */
   serverName: z.string().min(1).optional(),
@@ -11,7 +15,7 @@ export const tlsClient = z.strictObject({
   insecureSkipVerify: z.boolean().default(false),
   minVersion: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).optional(),
   /** A certificate expiring within this time makes the run degraded (reason cert_expiring). */
-  expiryWarning: duration.prefault('14d'),
+  expiryWarning: duration.prefault(EXPIRY_WARNING),
 });
 export type TlsClientOptions = z.output<typeof tlsClient>;
 

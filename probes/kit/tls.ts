@@ -5,7 +5,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
-import type { TlsClientOptions } from './options.js';
+import { EXPIRY_WARNING_MS, type TlsClientOptions } from './options.js';
 import { now, ProbeAbortError, readSmallFile } from './net.js';
 import type { ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -22,10 +22,21 @@ export interface TlsMaterial {
 
 /** Degraded (cert_expiring) when the earliest expiry in the chain is within the check's expiryWarning. */
 export function certExpiring(tls: TlsMaterial, earliestExpiry: number): { reason: 'cert_expiring'; message: string } | undefined {
+  return expiryVerdict(earliestExpiry, tls.expiryWarningMs);
+}
+
+/**
+ * The one certificate-expiry verdict of every kind: degraded (cert_expiring) when the earliest
+ * expiry (Unix seconds) is within `warningMs` (the check's tls.expiryWarning, 14 days by
+ * default). `what` names the certificate in the message.
+ */
+export function expiryVerdict(
+  earliestExpiry: number,
+  warningMs: number = EXPIRY_WARNING_MS,
+  what = 'certificate',
+): { reason: 'cert_expiring'; message: string } | undefined {
   const left = earliestExpiry * 1000 - Date.now();
-  return left < tls.expiryWarningMs
-    ? { reason: 'cert_expiring', message: `certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` }
-    : undefined;
+  return left < warningMs ? { reason: 'cert_expiring', message: `${what} expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` } : undefined;
 }
 
 /**
@@ -67,7 +78,7 @@ export async function loadTlsMaterial(tls: TlsClientOptions | true | undefined, 
     key: t?.keyFile ? await readSmallFile(t.keyFile) : undefined,
     rejectUnauthorized: !(t?.insecureSkipVerify ?? false),
     minVersion: t?.minVersion,
-    expiryWarningMs: t?.expiryWarning ?? 14 * 86_400_000,
+    expiryWarningMs: t?.expiryWarning ?? EXPIRY_WARNING_MS,
   };
 }
 

@@ -51,5 +51,6 @@ export const options = z.strictObject({
   /** Largest ACK frame read; a longer one fails the run (reason protocol). */
   maxFrame: byteSize.default(1024 * 1024),
   tls: z.union([z.literal(true), tlsClient]).optional(),
+  ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),
 });
 export type MllpOptions = z.output<typeof options>;

@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from './options.js';
 import { splitHostPort } from '../../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveHost, writeAll } from '../kit/net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveRecorded, writeAll } from '../kit/net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
-import type { FailureReason, Probe, ProbeContext, ProbeResult } from '../types.js';
+import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['connect', 'tls', 'send', 'ack'] as const;
+const PHASES = ['resolve', 'connect', 'tls', 'send', 'ack'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** MLLP frame bytes: start block, end block, carriage return. */
@@ -198,7 +198,7 @@ export const mllpProbe: Probe<MllpOptions> = {
       return result;
     };
     const hp = splitHostPort(ctx.target);
-    if (!hp) return failWith('connect', 'resolve', `target "${ctx.target}" is not host:port`);
+    if (!hp) return failWith('resolve', 'resolve', `target "${ctx.target}" is not host:port`);
 
     // The run ends a little before the runner's deadline, so a missing ACK is reported as such.
     const conversation = deadlineSignal(ctx.signal, endBefore(ctx.deadline), 'run ran out of time');
@@ -212,12 +212,13 @@ export const mllpProbe: Probe<MllpOptions> = {
       let address: string;
       let family: 4 | 6;
       try {
-        const r = await resolveHost(hp.host, 'auto', signal);
-        ({ address, family } = r);
-        result.values = { ip_protocol: family };
-        if (r.seconds !== undefined) result.values.dns_lookup_time_seconds = r.seconds;
+        const values: NonNullable<ProbeResult['values']> = {};
+        const info: ProbeInfo = {};
+        ({ address, family } = await resolveRecorded(hp.host, o.ipFamily, signal, { phases, values, info }));
+        result.values = values;
+        if (Object.keys(info).length > 0) result.info = { ...result.info, ...info };
       } catch (err) {
-        return failWith('connect', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
+        return failWith('resolve', signal.aborted ? 'timeout' : classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
       }
       let tls: TlsMaterial | undefined;
       if (o.tls !== undefined) {
@@ -237,7 +238,7 @@ export const mllpProbe: Probe<MllpOptions> = {
         socket = secure;
         phases.tls = now() - start;
         const facts = certFacts(secure);
-        result.info = facts.info;
+        result.info = { ...result.info, ...facts.info };
         if (facts.earliestExpiry !== undefined) {
           result.values = { ...result.values, ssl_earliest_cert_expiry: facts.earliestExpiry };
           const expiring = certExpiring(tls, facts.earliestExpiry);

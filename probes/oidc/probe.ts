@@ -9,9 +9,9 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from './options.js';
 import { parseJson } from '../kit/json.js';
-import { classifyError, describeError, now, readBounded } from '../kit/net.js';
+import { classifyError, describeError, fail, httpTarget, now, readBounded } from '../kit/net.js';
 import { Redactor } from '../kit/redact.js';
-import { connectionPhases, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
@@ -74,6 +74,7 @@ export const oidcProbe: Probe<OidcOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<OidcOptions>): Promise<ProbeResult> {
     const o = ctx.options;
+    if (!httpTarget(ctx.target)) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not an http(s) URL`);
     // Credentials and tokens of any length: they are the run's own.
     const scrubber = new Redactor(1);
     // Every resolved secret of the check, not only the two used: the server may echo anything.
@@ -100,9 +101,8 @@ export const oidcProbe: Probe<OidcOptions> = {
       result.failure = { phase: failure.phase, reason: failure.reason, message: failure.message };
       if (failure.authCode !== undefined) info.authCode = failure.authCode;
     } else if (tls?.earliestExpiry !== undefined) {
-      const left = tls.earliestExpiry * 1000 - Date.now();
-      if (left < (o.tls?.expiryWarning ?? 14 * 86_400_000))
-        result.degraded = { reason: 'cert_expiring', message: `token endpoint certificate expires in ${Math.max(0, left / 86_400_000).toFixed(1)} days` };
+      const degraded = expiryVerdict(tls.earliestExpiry, o.tls?.expiryWarning, 'token endpoint certificate');
+      if (degraded) result.degraded = degraded;
     }
     if (Object.keys(info).length > 0) result.info = info;
     return result;
@@ -301,7 +301,9 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
         signal: run.signal,
       });
     } catch (err) {
-      const phase = kind === 'token' ? setupPhase(conn, url) : kind;
+      // A connection that never came up failed in resolve, connect or tls, as in every kind;
+      // once it was up, the exchange itself failed.
+      const phase = setupPhase(conn, url, kind);
       throw new RunFailure(phase, reasonOf(err, run.signal), run.scrubber.scrub(describeError(err)));
     }
     const read = await readBounded(res.body, run.o.maxBodySize).catch((err: unknown) => {
@@ -324,30 +326,16 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
   }
 }
 
-/** The token request failed before a response: in which step of the connection? */
-function setupPhase(c: ConnTimes | undefined, url: URL): Phase {
+/** An exchange failed before a response: in which step of its connection (or in the exchange itself)? */
+function setupPhase(c: ConnTimes | undefined, url: URL, exchange: Exchange): Phase {
   if (!c || c.connect === undefined)
-    return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : 'token';
+    return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : exchange;
   if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
-  return 'token';
+  return exchange;
 }
 
 function reasonOf(err: unknown, signal: AbortSignal): FailureReason {
-  if (signal.aborted) return 'timeout';
-  const e = err as { code?: unknown; name?: unknown; cause?: unknown } | null;
-  const code = e?.code;
-  if (
-    e?.name === 'AbortError' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT' ||
-    code === 'UND_ERR_ABORTED'
-  )
-    return 'timeout';
-  if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
-  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (typeof code === 'string' && code.startsWith('HPE_'))) return 'protocol';
-  if (e?.cause && typeof e.cause === 'object' && 'code' in e.cause) return classifyError(e.cause);
-  return classifyError(err);
+  return signal.aborted ? 'timeout' : classifyError(err);
 }
 
 /**

@@ -5,7 +5,7 @@
 // (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
 import type { QueueOptions } from './options.js';
-import { now, raceAbort } from '../kit/net.js';
+import { fail, httpTarget, now, raceAbort } from '../kit/net.js';
 import { runRedactor } from '../kit/redact.js';
 import { SOURCES, SourceError, type SourceReading } from './sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from '../types.js';
@@ -50,6 +50,11 @@ export const queueProbe: Probe<QueueOptions> = {
   phases: PHASES,
   async run(ctx: ProbeContext<QueueOptions>): Promise<ProbeResult> {
     const { options: o } = ctx;
+    // A target that is not what the source reads fails as a bad target does in every kind (this
+    // kind has no resolve phase: its first is fetch).
+    if (o.source === 'directory' ? !ctx.target.startsWith('/') : !httpTarget(ctx.target)) {
+      return fail({}, 'fetch', 'resolve', `target "${ctx.target}" is not ${o.source === 'directory' ? 'an absolute folder path' : 'an http(s) URL'}`);
+    }
     // An error page may echo the Authorization header back: its base64 is a secret too (the
     // redactor also finds each secret's own base64 inside it).
     const redactor = runRedactor(ctx.secrets);
