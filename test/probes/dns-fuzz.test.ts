@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { type DnsOptions } from '../../probes/dns/options.js';
 import { DnsProtocolError, dnsProbe, judgeReply, parseReply, recordText, recordValue, type DnsReply } from '../../probes/dns/probe.js';
-import { FAILURE_REASONS, type FailureReason, type ProbeResult } from '../../probes/types.js';
+import type { FailureReason, ProbeResult } from '../../probes/types.js';
+import { ALL_FAILURE_REASONS } from '../../probes/kinds.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { budget, quietLog } from '../helpers/peers.js';
 import { prng, type Rng } from '../helpers/prng.js';
@@ -476,7 +477,7 @@ describe('dns probe: fuzzed replies through the real probe', () => {
       if (b.length >= 2) b.writeUInt16BE(query.id, 0); // the query's id, so the probe has to look further
       return { raw: [b] };
     });
-    const allowed = new Set<FailureReason>(['protocol', 'timeout', ...FAILURE_REASONS.filter((x) => x.startsWith('dns_'))]);
+    const allowed = new Set<FailureReason>(['protocol', 'timeout', ...ALL_FAILURE_REASONS.filter((x) => x.startsWith('dns_'))]);
     const bad: string[] = [];
     const tally: Record<string, number> = {};
     for (let i = 0; i < plan.length; i += 50) {

@@ -23,7 +23,8 @@ import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { type QueueOptions } from '../../probes/queue/options.js';
 import { globMatcher } from '../../probes/queue/sources.js';
 import { queueProbe } from '../../probes/queue/probe.js';
-import { DEGRADED_REASONS, FAILURE_REASONS, type ProbeResult, type QueueReading } from '../../probes/types.js';
+import type { ProbeResult, QueueReading } from '../../probes/types.js';
+import { ALL_DEGRADED_REASONS, ALL_FAILURE_REASONS } from '../../probes/kinds.js';
 import { budget, quietLog } from '../helpers/peers.js';
 import { prng, type Rng } from '../helpers/prng.js';
 
@@ -732,8 +733,8 @@ const NUMERIC_FIELDS = [
   'undrainedSeconds',
   'errors',
 ] as const;
-const REASONS = new Set<string>(FAILURE_REASONS.filter((x) => x !== 'internal'));
-const DEGRADED = new Set<string>(DEGRADED_REASONS);
+const REASONS = new Set<string>(ALL_FAILURE_REASONS.filter((x) => x !== 'internal'));
+const DEGRADED = new Set<string>(ALL_DEGRADED_REASONS);
 
 function inspect(res: ProbeResult): { kind: Kind; problem: string }[] {
   const out: { kind: Kind; problem: string }[] = [];
