@@ -5,7 +5,7 @@ import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
 import { KINDS, type Kind, type KindOptions } from '../probes/kinds.js';
 import {
@@ -522,47 +522,47 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/** A node of the config's JSON Schema (zod's public export), as far as key lookups read it. */
+interface JsonNode {
+  type?: string;
+  properties?: Record<string, JsonNode>;
+  items?: JsonNode;
+  additionalProperties?: JsonNode | boolean;
+  oneOf?: JsonNode[];
+  anyOf?: JsonNode[];
+  const?: unknown;
+}
+
+let jsonSchema: JsonNode | undefined;
+
+/** The config schema as JSON Schema (its input side), built once, on the first error that needs it. */
+export function configJsonSchema(): JsonNode {
+  jsonSchema ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonNode;
+  return jsonSchema;
+}
+
 /** The keys the schema accepts at `path` (for "expected one of" and "did you mean"). */
 function knownKeysAt(path: readonly PropertyKey[], raw: unknown): string[] {
-  let schema: unknown = configSchema;
+  let node: JsonNode | undefined = configJsonSchema();
   let value: unknown = raw;
-  const unwrap = (s: unknown): unknown => {
-    for (let i = 0; i < 10; i++) {
-      const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
-      if (!def) return s;
-      if (def.innerType) s = def.innerType;
-      else if (def.type === 'pipe') s = def.in;
-      else return s;
-    }
-    return s;
-  };
-  const pick = (s: unknown): unknown => {
-    s = unwrap(s);
-    const def = (s as { _zod: { def: Record<string, unknown> } })._zod.def;
-    if (def.type === 'union' && Array.isArray(def.options)) {
-      const kind = (value as Record<string, unknown> | undefined)?.kind;
-      const objs = (def.options as unknown[]).map(unwrap);
-      const match = objs.find((o) => {
-        const shape = (o as { _zod: { def: { shape?: Record<string, unknown> } } })._zod.def.shape;
-        const lit = shape?.kind ? (unwrap(shape.kind) as { _zod: { def: { values?: unknown[] } } })._zod.def.values : undefined;
-        return kind !== undefined && lit?.includes(kind);
-      });
-      return match ?? objs.find((o) => (o as { _zod: { def: { type: string } } })._zod.def.type === 'object');
-    }
-    return s;
+  // A union (a check's kinds): the variant whose `kind` the value names, else the first object.
+  const pick = (n: JsonNode | undefined): JsonNode | undefined => {
+    const variants = n?.oneOf ?? n?.anyOf;
+    if (!variants) return n;
+    const kind = (value as Record<string, unknown> | undefined)?.kind;
+    return variants.find((v) => kind !== undefined && v.properties?.kind?.const === kind) ?? variants.find((v) => v.type === 'object');
   };
   for (const seg of path) {
-    const s = pick(schema) as { _zod: { def: Record<string, unknown> } } | undefined;
-    if (!s) return [];
-    const def = s._zod.def;
-    if (def.type === 'object' && typeof seg === 'string') schema = (def.shape as Record<string, unknown>)[seg];
-    else if (def.type === 'array') schema = def.element;
-    else if (def.type === 'record') schema = def.valueType;
+    const n = pick(node);
+    if (!n) return [];
+    if (n.type === 'object' && n.properties && typeof seg === 'string') node = n.properties[seg];
+    else if (n.type === 'array') node = n.items;
+    else if (n.type === 'object' && typeof n.additionalProperties === 'object') node = n.additionalProperties;
     else return [];
     value = (value as Record<PropertyKey, unknown> | undefined)?.[seg];
   }
-  const s = pick(schema) as { _zod: { def: { type: string; shape?: Record<string, unknown> } } } | undefined;
-  return s?._zod.def.type === 'object' && s._zod.def.shape ? Object.keys(s._zod.def.shape) : [];
+  const n = pick(node);
+  return n?.type === 'object' && n.properties ? Object.keys(n.properties) : [];
 }
 
 function suggest(word: string, candidates: readonly string[]): string | undefined {

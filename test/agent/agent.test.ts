@@ -42,7 +42,8 @@ async function boot(file: string, env?: Record<string, string>) {
   return { agent, http, logs: () => logText };
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 5000): Promise<T> {
+/** Polls `fn` until it gives a value; the generous default is for a busy machine, not a timing claim. */
+async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -230,7 +231,7 @@ checks:
     expect(logs()).not.toContain(secret);
   });
 
-  it('SIGTERM: stops scheduling, aborts in-flight probes and exits 0 within 5 s', async () => {
+  it('SIGTERM: stops scheduling, aborts in-flight probes and exits 0 on the clean path (not the 4.5 s forced one)', async () => {
     const hang = await tcpPeer(() => undefined);
     peers.push(hang);
     const file = configFile(`
@@ -241,15 +242,19 @@ checks:
     const child = spawnVakt(['run', '-c', file]);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(() => out.includes('vakt listening') && hang.sockets.size > 0, 10_000);
-    const t0 = Date.now();
+    await waitFor(() => out.includes('vakt listening') && hang.sockets.size > 0, 60_000);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(out).toContain('"signal":"SIGTERM"');
+    // The in-flight run was aborted and the agent stopped by itself: the 4.5 s deadline, which
+    // ends the process whatever holds it, was not needed (no wall clock measured here: on a busy
+    // machine the exit itself may take longer than the agent's own stop).
+    expect(out).toContain('"aborted":1');
+    expect(out).toContain('agent stopped');
+    expect(out).not.toContain('shutdown forced');
     await waitFor(() => hang.sockets.size === 0);
-  });
+  }, 90_000);
 
   it('SIGHUP reloads the config', async () => {
     const file = configFile(`
@@ -260,7 +265,7 @@ checks:
     const child = spawnVakt(['run', '-c', file]);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(() => out.includes('vakt listening'), 10_000);
+    await waitFor(() => out.includes('vakt listening'), 60_000);
     writeFileSync(file, file.length > 0 ? `checks:\n  - { name: b, kind: tcp, target: "127.0.0.1:9", interval: 1m }\n` : '');
     child.kill('SIGHUP');
     // Generous: on a loaded machine the child is still compiling its probe thread's code (tsx).
@@ -268,5 +273,5 @@ checks:
     expect(out).toContain('"added":["b"]');
     child.kill('SIGTERM');
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);
-  });
+  }, 90_000);
 });

@@ -3,6 +3,7 @@
 // reason added without its docs row fails here.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { Metrics } from '../../agent/metrics.js';
 import { ALL_DEGRADED_REASONS, ALL_FAILURE_REASONS, KIND_OPTIONS, PROBES } from '../../probes/kinds.js';
 import { configSchema } from '../../config/schema.js';
@@ -23,55 +24,20 @@ function documented(spans: Set<string>, name: string): boolean {
   return false;
 }
 
-interface ZodDef {
-  type: string;
-  shape?: Record<string, unknown>;
-  innerType?: unknown;
-  in?: unknown;
-  out?: unknown;
-  element?: unknown;
-  valueType?: unknown;
-  options?: unknown[];
-}
-
-function defOf(schema: unknown): ZodDef | undefined {
-  return (schema as { _zod?: { def?: ZodDef } } | null)?._zod?.def;
-}
-
-/** Every key of every object schema reachable from `schema` (through wrappers, pipes, arrays, records, unions). */
-function objectKeys(schema: unknown): Set<string> {
+/** Every property name reachable in a JSON Schema (zod's public export of the config schema). */
+function objectKeys(schema: z.ZodType): Set<string> {
   const keys = new Set<string>();
-  const seen = new Set<unknown>();
-  const visit = (s: unknown): void => {
-    const def = defOf(s);
-    if (!def || seen.has(s)) return;
-    seen.add(s);
-    switch (def.type) {
-      case 'object':
-        for (const [key, value] of Object.entries(def.shape ?? {})) {
-          keys.add(key);
-          visit(value);
-        }
-        return;
-      case 'pipe':
-        visit(def.in);
-        visit(def.out);
-        return;
-      case 'array':
-        visit(def.element);
-        return;
-      case 'record':
-        visit(def.valueType);
-        return;
-      case 'union':
-        for (const option of def.options ?? []) visit(option);
-        return;
-      default:
-        // optional, default, prefault, nullable, readonly, catch, ...: one wrapped schema.
-        if (def.innerType !== undefined) visit(def.innerType);
+  const visit = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    const n = node as Record<string, unknown>;
+    for (const [key, value] of Object.entries((n.properties as Record<string, unknown> | undefined) ?? {})) {
+      keys.add(key);
+      visit(value);
     }
+    for (const k of ['items', 'additionalProperties']) visit(n[k]);
+    for (const k of ['oneOf', 'anyOf', 'allOf']) for (const v of (n[k] as unknown[] | undefined) ?? []) visit(v);
   };
-  visit(schema);
+  visit(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }));
   return keys;
 }
 
