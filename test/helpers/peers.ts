@@ -10,6 +10,14 @@ export interface Peer {
   close(): Promise<void>;
 }
 
+/**
+ * Slack for upper bounds on elapsed time. A probe that ignores its deadline overruns by seconds
+ * (undici's 10 s connect timeout, a minute of SYN retries, forever); a busy machine delays a
+ * timer by up to a few hundred milliseconds. Bounds on how long a run took add this, so they
+ * catch the first and never fail on the second.
+ */
+export const BUSY_SLACK_MS = 3000;
+
 export const quietLog: ProbeLogger = { debug() {}, info() {}, warn() {} };
 
 /** A port that nothing listens on (bound once, then released). */

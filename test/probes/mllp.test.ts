@@ -8,7 +8,7 @@ import { parseConfig, type CheckConfig } from '../../config/loader.js';
 import { MllpReader, mllpProbe } from '../../probes/mllp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki } from '../helpers/certs.js';
-import { budget, closedPort, quietLog, tcpPeer, tlsPeer, type Peer } from '../helpers/peers.js';
+import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, tlsPeer } from '../helpers/peers.js';
 import { value } from '../helpers/prom.js';
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000): Promise<ProbeResult> {
@@ -128,7 +128,7 @@ describe('mllp probe: timing and framing', () => {
     expect(r.failure).toMatchObject({ phase: 'ack', reason: 'timeout' });
     expect(r.failure?.message).toContain('no ACK');
     expect(r.phases.send).toBeGreaterThanOrEqual(0);
-    expect(Date.now() - t0).toBeLessThan(650);
+    expect(Date.now() - t0).toBeLessThan(650 + BUSY_SLACK_MS);
   });
 
   it('a slow ACK within the deadline succeeds; beyond it times out', async () => {
@@ -181,7 +181,7 @@ describe('mllp probe: timing and framing', () => {
     const r = await run(`127.0.0.1:${p.port}`, {}, 5000);
     expect(r.failure).toMatchObject({ phase: 'ack', reason: 'protocol' });
     expect(r.failure?.message).toContain('1048576');
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(1500 + BUSY_SLACK_MS);
     const small = await run(`127.0.0.1:${p.port}`, { maxFrame: '64KiB' }, 5000);
     expect(small.failure?.message).toContain('65536');
     // The reader itself never holds more than maxFrame.
