@@ -167,13 +167,14 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
         if ((c.targets as unknown[]).indexOf(t) !== j) issues.push({ path: ['checks', i, 'targets', j], message: 'expected each target once' });
       });
     }
-    // Options that name a secret must name an entry of the check's secrets.
-    const kindOptions = def ? c[def.name] : undefined;
-    if (def && (isRecord(kindOptions) || kindOptions === undefined)) {
+    // The kind's own rules, on its options block as written (one that is not a map is the schema's to report).
+    const raw = def ? (c[def.name] ?? {}) : undefined;
+    if (def && isRecord(raw)) {
+      // Options that name a secret must name an entry of the check's secrets; a value that is not
+      // even a name is reported by the schema, once.
       const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
       for (const key of def.secretOptions) {
-        const v = isRecord(kindOptions) ? kindOptions[key] : undefined;
-        // A value that is not even a name is reported by the schema, once.
+        const v = raw[key];
         if (typeof v === 'string' && SECRET_NAME.test(v) && !names.includes(v)) {
           issues.push({
             path: ['checks', i, def.name, key],
@@ -181,12 +182,9 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
           });
         }
       }
-      // The kind's rules between target and options.
-      if (def.checkRules) {
-        const targets = (c.targets !== undefined ? (Array.isArray(c.targets) ? c.targets : []) : [c.target]).filter((t): t is string => typeof t === 'string');
-        for (const issue of def.checkRules({ targets, options: isRecord(kindOptions) ? kindOptions : {} })) {
-          issues.push({ path: issue.path[0] === 'target' ? ['checks', i, ...issue.path] : ['checks', i, def.name, ...issue.path], message: issue.message });
-        }
+      const targets = (Array.isArray(c.targets) ? c.targets : [c.target]).filter((t): t is string => typeof t === 'string');
+      for (const issue of def.checkRules?.({ targets, options: raw }) ?? []) {
+        issues.push({ path: issue.path[0] === 'target' ? ['checks', i, ...issue.path] : ['checks', i, def.name, ...issue.path], message: issue.message });
       }
     }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });

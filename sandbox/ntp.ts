@@ -61,7 +61,7 @@ export class SandboxTimeServer {
   private answer(socket: Socket, msg: Buffer, from: { address: string; port: number }): void {
     this.requests++;
     if (this.mode === 'down' || msg.length < 48 || (msg.readUInt8(0) & 7) !== 3) return;
-    const received = performance.timeOrigin + performance.now() + this.clockMs();
+    const received = this.clock();
     const version = (msg.readUInt8(0) >> 3) & 7;
     const reply = Buffer.alloc(48);
     const leap = this.mode === 'unsync' ? 3 : 0;
@@ -77,13 +77,13 @@ export class SandboxTimeServer {
     if (this.mode !== 'kod' && this.mode !== 'unsync') {
       ntpTimestamp(received - 60_000).copy(reply, 16); // reference: set a minute ago
       ntpTimestamp(received).copy(reply, 32);
-      ntpTimestamp(performance.timeOrigin + performance.now() + this.clockMs()).copy(reply, 40);
+      ntpTimestamp(this.clock()).copy(reply, 40);
     } else msg.copy(reply, 40, 40, 48);
     socket.send(reply, from.port, from.address);
   }
 
-  /** How far this server's clock is from the real one. */
-  private clockMs(): number {
-    return this.mode === 'drift' ? this.driftMs : this.mode === 'skew' ? SKEW_MS : 0;
+  /** This server's clock (wall-clock ms, sub-millisecond), as far off as its mode says. */
+  private clock(): number {
+    return performance.timeOrigin + performance.now() + (this.mode === 'drift' ? this.driftMs : this.mode === 'skew' ? SKEW_MS : 0);
   }
 }

@@ -23,7 +23,7 @@ import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
 import { splitHostPort } from '../../config/fields.js';
 import type { AmqpOptions } from './options.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
@@ -61,13 +61,9 @@ export const amqpProbe: Probe<AmqpOptions> = {
 
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    let address: string;
-    let family: 4 | 6;
-    try {
-      ({ address, family } = await resolveRecorded(hp.host, o.ipFamily, ctx.signal, { phases, values, info }));
-    } catch (err) {
-      return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
-    }
+    const resolved = await resolveStep(hp.host, o.ipFamily, ctx.signal, { phases, values, info });
+    if ('ok' in resolved) return resolved;
+    const { address, family } = resolved;
 
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {

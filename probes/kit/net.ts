@@ -199,6 +199,25 @@ export async function resolveRecorded(
   return r;
 }
 
+/** The kit's resolve step: the target's address (recorded as resolveRecorded does), or the run's failure in phase resolve. */
+export async function resolveStep(
+  host: string,
+  family: 'auto' | 'ip4' | 'ip6',
+  signal: AbortSignal,
+  into: { phases: Record<string, number>; values: Partial<Record<ValueName, number>>; info: ProbeInfo },
+): Promise<Resolved | ProbeResult> {
+  try {
+    return await resolveRecorded(host, family, signal, into);
+  } catch (err) {
+    return fail(into.phases, 'resolve', reasonAfter(err, signal), `resolving ${host}: ${describeError(err)}`);
+  }
+}
+
+/** A run's failure reason for an error: timeout once the run's signal fired (whatever the error then says), else by its code. */
+export function reasonAfter(err: unknown, signal: AbortSignal): FailureReason {
+  return signal.aborted ? 'timeout' : classifyError(err);
+}
+
 /** Maps a socket/TLS error to a failure reason, by code, never by message text. */
 export function classifyError(err: unknown): FailureReason {
   const e = err as { code?: unknown; name?: unknown; cause?: unknown } | null;

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import { parseLdapUrl, type LdapOptions } from './options.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveRecorded } from '../kit/net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
 import { runRedactor } from '../kit/redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
@@ -44,15 +44,11 @@ export const ldapProbe: Probe<LdapOptions> = {
         return fail(phases, 'bind', 'auth', `the secret "${o.password ?? ''}" is empty; an empty password would be an unauthenticated (anonymous) bind`);
     }
 
-    let address: string;
-    let family: 4 | 6;
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    try {
-      ({ address, family } = await resolveRecorded(url.host, o.ipFamily, ctx.signal, { phases, values, info }));
-    } catch (err) {
-      return fail(phases, 'resolve', classifyError(err), `resolving ${url.host}: ${describeError(err)}`);
-    }
+    const resolved = await resolveStep(url.host, o.ipFamily, ctx.signal, { phases, values, info });
+    if ('ok' in resolved) return resolved;
+    const { address, family } = resolved;
 
     let tls: TlsMaterial | undefined;
     if (url.secure || o.startTls) {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from './options.js';
 import { splitHostPort } from '../../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, resolveRecorded, writeAll } from '../kit/net.js';
+import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, reasonAfter, resolveRecorded, writeAll } from '../kit/net.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -218,7 +218,7 @@ export const mllpProbe: Probe<MllpOptions> = {
         result.values = values;
         if (Object.keys(info).length > 0) result.info = { ...result.info, ...info };
       } catch (err) {
-        return failWith('resolve', signal.aborted ? 'timeout' : classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
+        return failWith('resolve', reasonAfter(err, signal), `resolving ${hp.host}: ${describeError(err)}`);
       }
       let tls: TlsMaterial | undefined;
       if (o.tls !== undefined) {

@@ -6,7 +6,7 @@
 // notices. Only the first 48 bytes of a reply are read; a reply must echo our transmit
 // timestamp (its origin), so a stale or forged datagram is ignored, not believed.
 import { createSocket, type Socket } from 'node:dgram';
-import { classifyError, describeError, endBefore, fail, ProbeAbortError, raceAbort, resolveRecorded, sleep } from '../kit/net.js';
+import { describeError, endBefore, fail, ProbeAbortError, raceAbort, reasonAfter, resolveStep, sleep } from '../kit/net.js';
 import type { ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 import { parseNtpTarget, type NtpOptions } from './options.js';
 
@@ -15,6 +15,14 @@ const PHASES = ['resolve', 'request'] as const;
 /** Seconds from the NTP era 0 (1900-01-01) to the Unix epoch. */
 const NTP_UNIX_OFFSET = 2_208_988_800;
 const PACKET = 48;
+const NO_ANSWER = 'no answer from the NTP server before the deadline';
+
+type Into = { phases: Record<string, number>; values: NonNullable<ProbeResult['values']>; info: ProbeInfo };
+
+/** A run that failed in its request, with what it learnt so far. */
+function requestFailed(into: Into, reason: string, message: string): ProbeResult {
+  return { ok: false, ...into, failure: { phase: 'request', reason, message } };
+}
 
 /** The wall clock in milliseconds, with performance.now()'s sub-millisecond steps. */
 function wallNow(): number {
@@ -93,18 +101,13 @@ export const ntpProbe = {
   phases: PHASES,
   async run(ctx: ProbeContext<NtpOptions>): Promise<ProbeResult> {
     const o = ctx.options;
-    const phases: Record<string, number> = {};
-    const values: NonNullable<ProbeResult['values']> = {};
-    const info: ProbeInfo = {};
+    const into: Into = { phases: {}, values: {}, info: {} };
+    const { phases } = into;
     const target = parseNtpTarget(ctx.target);
     if (!target) return fail(phases, 'resolve', 'resolve', `target "${ctx.target}" is not host[:port]`);
-    let address: string;
-    let family: 4 | 6;
-    try {
-      ({ address, family } = await resolveRecorded(target.host, o.ipFamily, ctx.signal, { phases, values, info }));
-    } catch (err) {
-      return fail(phases, 'resolve', ctx.signal.aborted ? 'timeout' : classifyError(err), `resolving ${target.host}: ${describeError(err)}`);
-    }
+    const resolved = await resolveStep(target.host, o.ipFamily, ctx.signal, into);
+    if ('ok' in resolved) return resolved;
+    const { address, family } = resolved;
     const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
     const samples: Sample[] = [];
     try {
@@ -128,7 +131,7 @@ export const ntpProbe = {
         const got = await exchange(socket, o.version, ctx.signal, end);
         if (typeof got === 'string') {
           if (samples.length > 0) break;
-          return { ok: false, phases, values, info, failure: { phase: 'request', reason: 'protocol', message: got } };
+          return requestFailed(into, 'protocol', got);
         }
         if (!got) break;
         samples.push(got);
@@ -137,28 +140,14 @@ export const ntpProbe = {
       }
     } catch (err) {
       if (samples.length === 0) {
-        const reason = err instanceof ProbeAbortError || ctx.signal.aborted ? 'timeout' : classifyError(err);
-        return {
-          ok: false,
-          phases,
-          values,
-          info,
-          failure: { phase: 'request', reason, message: reason === 'timeout' ? 'no answer from the NTP server before the deadline' : describeError(err) },
-        };
+        const reason = reasonAfter(err, ctx.signal);
+        return requestFailed(into, reason, reason === 'timeout' ? NO_ANSWER : describeError(err));
       }
     } finally {
       socket.close();
     }
-    if (samples.length === 0) {
-      return {
-        ok: false,
-        phases,
-        values,
-        info,
-        failure: { phase: 'request', reason: 'timeout', message: 'no answer from the NTP server before the deadline' },
-      };
-    }
-    return judge(samples, o, { phases, values, info });
+    if (samples.length === 0) return requestFailed(into, 'timeout', NO_ANSWER);
+    return judge(samples, o, into);
   },
 };
 
@@ -207,13 +196,9 @@ async function exchange(socket: Socket, version: 3 | 4, signal: AbortSignal, end
   });
 }
 
-function judge(
-  samples: Sample[],
-  o: NtpOptions,
-  into: { phases: Record<string, number>; values: NonNullable<ProbeResult['values']>; info: ProbeInfo },
-): ProbeResult {
+function judge(samples: Sample[], o: NtpOptions, into: Into): ProbeResult {
   const { phases, values, info } = into;
-  const failed = (reason: string, message: string): ProbeResult => ({ ok: false, phases, values, info, failure: { phase: 'request', reason, message } });
+  const failed = (reason: string, message: string) => requestFailed(into, reason, message);
   const best = samples.reduce((a, b) => (b.delay < a.delay ? b : a));
   const r = best.reply;
   phases.request = best.request;
@@ -231,13 +216,7 @@ function judge(
     return failed('ntp_unsynchronised', `the server's clock is not synchronised (leap indicator ${r.leap}, stratum ${r.stratum})`);
   }
   if (r.stratum > o.maxStratum) {
-    return {
-      ok: false,
-      phases,
-      values,
-      info,
-      failure: { phase: 'request', reason: 'ntp_unsynchronised', message: `the server is at stratum ${r.stratum}, above maxStratum ${o.maxStratum}` },
-    };
+    return failed('ntp_unsynchronised', `the server is at stratum ${r.stratum}, above maxStratum ${o.maxStratum}`);
   }
   const rootDistance = r.rootDelay / 2 + r.rootDispersion;
   values.ntp_offset_seconds = best.offset;

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from './options.js';
 import { parseJson } from '../kit/json.js';
-import { classifyError, describeError, fail, httpTarget, now, readBounded } from '../kit/net.js';
+import { describeError, fail, httpTarget, now, readBounded, reasonAfter } from '../kit/net.js';
 import { Redactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
@@ -304,10 +304,10 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
       // A connection that never came up failed in resolve, connect or tls, as in every kind;
       // once it was up, the exchange itself failed.
       const phase = setupPhase(conn, url, kind);
-      throw new RunFailure(phase, reasonOf(err, run.signal), run.scrubber.scrub(describeError(err)));
+      throw new RunFailure(phase, reasonAfter(err, run.signal), run.scrubber.scrub(describeError(err)));
     }
     const read = await readBounded(res.body, run.o.maxBodySize).catch((err: unknown) => {
-      throw new RunFailure(kind, reasonOf(err, run.signal), `reading the response: ${run.scrubber.scrub(describeError(err))}`);
+      throw new RunFailure(kind, reasonAfter(err, run.signal), `reading the response: ${run.scrubber.scrub(describeError(err))}`);
     });
     if (read.tooLarge) throw new RunFailure(kind, 'body_too_large', `response body larger than ${run.o.maxBodySize} bytes (read stopped)`);
     done = now();
@@ -332,10 +332,6 @@ function setupPhase(c: ConnTimes | undefined, url: URL, exchange: Exchange): Pha
     return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : exchange;
   if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
   return exchange;
-}
-
-function reasonOf(err: unknown, signal: AbortSignal): FailureReason {
-  return signal.aborted ? 'timeout' : classifyError(err);
 }
 
 /**

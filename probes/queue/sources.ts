@@ -7,7 +7,7 @@ import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
 import type { QueueOptions, QueueSource } from './options.js';
 import { jsonPath, parseJson } from '../kit/json.js';
-import { classifyError, describeError, readBounded } from '../kit/net.js';
+import { describeError, readBounded, reasonAfter } from '../kit/net.js';
 import { tlsFileOptions } from '../kit/tls.js';
 import type { FailureReason, QueueReading } from '../types.js';
 
@@ -120,13 +120,13 @@ class Http {
         signal: sc.signal,
       });
     } catch (err) {
-      throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `${url.pathname}: ${sc.scrub(describeError(err))}`);
+      throw new SourceError(reasonAfter(err, sc.signal), `${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
     let read: Awaited<ReturnType<typeof readBounded>>;
     try {
       read = await readBounded(res.body, sc.o.maxBodySize);
     } catch (err) {
-      throw new SourceError(sc.signal.aborted ? 'timeout' : classifyError(err), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
+      throw new SourceError(reasonAfter(err, sc.signal), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
     if (read.tooLarge) throw new SourceError('body_too_large', `${url.pathname}: response larger than ${sc.o.maxBodySize} bytes (read stopped)`);
     if (res.statusCode === 401 || res.statusCode === 403)
