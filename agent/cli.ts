@@ -166,6 +166,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
         `                curl -X POST ${sandbox.controlUrl}/faults/login/slow       (Cosmic login takes ${sandbox.loginFaults.slowMs / 1000} s; also idp/invalid_client)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/ldap/locked      (the directory refuses the probe account: account locked; also ldap/slow)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/mllp/stall       (the lab orders interface stops acknowledging HL7; also mllp/error)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/amqp/blocked     (the integration broker blocks publishers: memory alarm; also amqp/stall)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
     );
   }

@@ -10,7 +10,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CheckConfig, HistogramMode } from '../config/loader.js';
 import { KIND_LIST, PROBES } from '../probes/kinds.js';
 import type { Redactor } from '../probes/kit/redact.js';
-import { RUN_RESULTS, runResult, type ProbeResult, type QueueReading, type RunResult, type TargetResult } from '../probes/types.js';
+import type { MetricSpec, ReadingField, ReadingGauges, TallySpec } from '../probes/kit/kind.js';
+import { RUN_RESULTS, runResult, type ProbeResult, type RunResult, type TargetResult } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
 import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
 import type { Incident } from './root-cause.js';
@@ -33,35 +34,6 @@ for (const kind of KIND_LIST) {
   }
 }
 
-/** Queue readings exported per check and queue (absent when the source cannot tell, or the last run read nothing). */
-const QUEUE_GAUGES: readonly { field: keyof QueueReading; name: string; help: string }[] = [
-  {
-    field: 'depth',
-    name: 'vakt_queue_depth',
-    help: 'Messages waiting in the queue at the last run (RabbitMQ: ready + unacknowledged; a folder: matching files).',
-  },
-  { field: 'unacked', name: 'vakt_queue_unacknowledged', help: 'Messages delivered to consumers and not yet acknowledged, at the last run.' },
-  {
-    field: 'oldestAgeSeconds',
-    name: 'vakt_queue_oldest_message_age_seconds',
-    help: 'Age of the oldest waiting message at the last run (when the source reports it).',
-  },
-  { field: 'consumers', name: 'vakt_queue_consumers', help: 'Consumers attached to the queue at the last run.' },
-  { field: 'arrivalRate', name: 'vakt_queue_arrival_rate', help: 'Messages per second added to the queue between the last two runs.' },
-  { field: 'drainRate', name: 'vakt_queue_drain_rate', help: 'Messages per second removed from the queue between the last two runs.' },
-  {
-    field: 'deliverRate',
-    name: 'vakt_queue_deliver_rate',
-    help: 'Messages per second handed to consumers between the last two runs, redeliveries included (RabbitMQ).',
-  },
-  {
-    field: 'undrainedSeconds',
-    name: 'vakt_queue_undrained_seconds',
-    help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).',
-  },
-  { field: 'errors', name: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
-];
-
 /** What the metrics keep of one check: enough to write all of its text again. */
 interface CheckSeries {
   config: CheckConfig;
@@ -74,7 +46,8 @@ interface CheckSeries {
   /** Tallies by reason or code, and histogram states: created with their first value (at 10,000 checks an empty Map each is ~10 MiB). */
   failures?: Map<string, number>;
   degradations?: Map<string, number>;
-  acks?: Map<string, number>;
+  /** The kind's tallies (its `tallies`), by info key. */
+  codes?: Map<string, Map<string, number>>;
   skipped: number;
   disturbed: number;
   /** Histogram state per phase ("total" included) and per step and phase. */
@@ -127,13 +100,15 @@ export class Metrics {
     'Whether the step succeeded in the last run (1) or failed (0); absent for steps the run did not reach.',
   );
   private readonly stepSeconds = this.family('vakt_step_last_duration_seconds', 'gauge', 'Seconds the step took in the last run.');
-  private readonly queueGauges = QUEUE_GAUGES.map((q) => ({ field: q.field, family: this.family(q.name, 'gauge', q.help) }));
+  /** Gauges per item of a result list (a queue check's readings), as the kinds declare them. */
+  private readonly readings = new Map(KIND_LIST.flatMap((k) => (k.readings ? [[k.name, this.readingFamilies(k.readings)] as const] : [])));
 
   // Cumulative, per check.
   private readonly runs = this.family('vakt_probe_runs_total', 'counter', 'Runs by result (ok, degraded, failed).');
   private readonly failures = this.family('vakt_probe_failures_total', 'counter', 'Failed runs by reason.');
   private readonly degradations = this.family('vakt_probe_degraded_total', 'counter', 'Degraded runs by reason.');
-  private readonly hl7Acks = this.family('vakt_hl7_acks_total', 'counter', 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).');
+  /** Counters of codes a run reports in its info (an HL7 ACK code), as the kinds declare them. */
+  private readonly tallies = new Map(KIND_LIST.map((k) => [k.name, this.tallyFamilies(k.tallies ?? {})] as const));
   private readonly skipped = this.family(
     'vakt_probe_skipped_runs_total',
     'counter',
@@ -346,14 +321,18 @@ export class Metrics {
     cs.runs[runResult(result)]++;
     this.writeRuns(cs);
     if (!result.ok && result.failure) {
-      this.writeTally(cs, this.failures, 'reason', bump(cs, 'failures', result.failure.reason));
+      this.writeTally(cs, this.failures, 'reason', (cs.failures = bump(cs.failures, result.failure.reason)));
     }
     if (result.ok && result.degraded) {
-      this.writeTally(cs, this.degradations, 'reason', bump(cs, 'degradations', result.degraded.reason));
+      this.writeTally(cs, this.degradations, 'reason', (cs.degradations = bump(cs.degradations, result.degraded.reason)));
     }
-    const ackCode = result.info?.hl7AckCode;
-    if (ackCode !== undefined) {
-      this.writeTally(cs, this.hl7Acks, 'code', bump(cs, 'acks', ackCode));
+    for (const t of this.tallies.get(check.kind) ?? []) {
+      const code = result.info?.[t.key];
+      if (typeof code !== 'string') continue;
+      const codes = (cs.codes ??= new Map());
+      const counts = bump(codes.get(t.key), t.values.has(code) ? code : 'other');
+      codes.set(t.key, counts);
+      this.writeTally(cs, t.family, t.label, counts);
     }
     if (outcome.disturbed) this.writeCount(cs, this.disturbed, ++cs.disturbed);
     const mode = cs.config.histograms ?? this.histogramDefault;
@@ -437,7 +416,7 @@ export class Metrics {
     this.writeRuns(cs);
     this.writeTally(cs, this.failures, 'reason', cs.failures);
     this.writeTally(cs, this.degradations, 'reason', cs.degradations);
-    this.writeTally(cs, this.hl7Acks, 'code', cs.acks);
+    for (const t of this.tallies.get(cs.config.kind) ?? []) this.writeTally(cs, t.family, t.label, cs.codes?.get(t.key));
     this.writeCount(cs, this.skipped, cs.skipped);
     this.writeCount(cs, this.disturbed, cs.disturbed);
   }
@@ -498,11 +477,14 @@ export class Metrics {
           add(this.stepSeconds, labels, micro(step.durationSeconds));
         }
       }
-      for (const q of result.queues ?? []) {
-        const labels = `${cs.own},queue="${this.label(q.queue)}"`;
-        for (const { field, family } of this.queueGauges) {
-          const v = q[field];
-          if (typeof v === 'number') add(family, labels, v);
+      const readings = this.readings.get(check.kind);
+      if (readings) {
+        for (const item of result[readings.list] ?? []) {
+          const labels = `${cs.own},${readings.label}="${this.label(item[readings.label])}"`;
+          for (const { field, family } of readings.gauges) {
+            const v = item[field];
+            if (typeof v === 'number') add(family, labels, v);
+          }
         }
       }
     }
@@ -660,7 +642,28 @@ export class Metrics {
     return next;
   }
 
+  /** A kind's reading gauges as families, in the order it declares them. */
+  private readingFamilies(r: ReadingGauges) {
+    const gauges = Object.entries(r.gauges) as [ReadingField, MetricSpec][];
+    return { list: r.list, label: r.label, gauges: gauges.map(([field, g]) => ({ field, family: this.family(g.metric, 'gauge', g.help) })) };
+  }
+
+  /** A kind's tallies as families, with the codes each counts by name (any other is "other"). */
+  private tallyFamilies(tallies: Readonly<Record<string, TallySpec>>) {
+    return Object.entries(tallies).map(([key, t]) => ({ key, label: t.label, values: new Set(t.values), family: this.family(t.metric, 'counter', t.help) }));
+  }
+
+  /**
+   * Registers a family once: a name declared again (two kinds' same metric) is the same family,
+   * and must be declared alike (a family has one type and one help text).
+   */
   private family(name: string, type: FamilyType, help: string): Family {
+    const known = this.families.find((f) => f.name === name);
+    if (known) {
+      if (known.type !== type || known.help !== help)
+        throw new TypeError(`metric ${name} is declared twice, differently (${known.type}: "${known.help}"; ${type}: "${help}")`);
+      return known;
+    }
     const f = new Family(name, type, help);
     this.families.push(f);
     return f;
@@ -675,7 +678,7 @@ function targetParts(check: CheckConfig, outcome: RunOutcome): TargetResult[] {
   const result: ProbeResult = outcome.result;
   if (result.targets) return result.targets;
   return check.targets.map((target) => ({
-    target: check.targets.length > 1 ? target : check.target,
+    target: check.targets.length > 1 ? target.text : check.target,
     ok: result.ok,
     durationSeconds: outcome.duration,
     phases: result.phases,
@@ -694,9 +697,9 @@ function hasSteps(check: CheckConfig): boolean {
   return Array.isArray((check.options as { steps?: unknown }).steps);
 }
 
-/** Counts one more `key` in the check's tally (created with its first count); returns the tally. */
-function bump(cs: CheckSeries, tally: 'failures' | 'degradations' | 'acks', key: string): Map<string, number> {
-  const map = (cs[tally] ??= new Map());
+/** Counts one more `key` in a tally (created with its first count); returns the tally. */
+function bump(tally: Map<string, number> | undefined, key: string): Map<string, number> {
+  const map = tally ?? new Map<string, number>();
   map.set(key, (map.get(key) ?? 0) + 1);
   return map;
 }

@@ -3,6 +3,7 @@
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
 import type { CheckConfig } from '../config/loader.js';
 import { kindNamed, PROBES } from '../probes/kinds.js';
+import { Budget } from '../probes/kit/budget.js';
 import type { Probe, ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { LoopMonitor } from './loop-monitor.js';
@@ -159,11 +160,10 @@ export class Runner {
       let mine = this.perCheck.get(check);
       if (!mine) this.perCheck.set(check, (mine = { memory: new Map<string, unknown>(), log: this.log.child({ check: check.name, kind: check.kind }) }));
       const pending = probe.run({
-        target: check.target,
+        target: check.targets[0] as never,
         targets: check.targets,
         options: check.options as never,
-        signal: ctrl.signal,
-        deadline,
+        budget: new Budget(ctrl.signal, deadline),
         log: mine.log,
         secrets: check.secrets,
         memory: mine.memory,
@@ -182,8 +182,13 @@ export class Runner {
         return finish(timeoutResult(check, 'probe did not stop after its deadline'));
       }
       // Past the deadline is a timeout, whatever the probe made of it (its timer may not have
-      // fired yet when the loop was busy, so the clock decides, not only the signal).
-      const late = (ctrl.signal.aborted && ctrl.signal.reason instanceof TimeoutError) || performance.now() > deadline;
+      // fired yet when the loop was busy, so the clock decides, not only the signal) -- unless
+      // the agent's own loop stalled at least as long as the overrun: then the lateness is the
+      // agent's, the probe's reading stands and the run is marked disturbed.
+      const pastDeadline = performance.now() - deadline;
+      const late =
+        (ctrl.signal.aborted && ctrl.signal.reason instanceof TimeoutError) ||
+        (pastDeadline > 0 && (this.loop === undefined || pastDeadline > this.loop.worstStall(t0, deadline + pastDeadline)));
       return finish(this.vet(check, settled, late));
     } catch (err) {
       this.log.error({ check: check.name, kind: check.kind, err }, 'probe threw: reported as reason internal');

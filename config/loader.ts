@@ -7,30 +7,31 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
-import { KINDS, type Kind, type KindOptions } from '../probes/kinds.js';
+import type { Kind, KindOptions, KindTarget } from '../probes/kinds.js';
 import {
+  checkSchema,
+  checkTiming,
   configSchema,
   crossCheckIssues,
-  DEFAULT_INTERVAL,
+  defaultsSchema,
   DEFAULT_RECOVER_AFTER,
   DEFAULT_RETRIES,
   DEFAULT_RETRY_INTERVAL,
-  DEFAULT_TIMEOUT,
+  type CrossIssue,
   DEFAULT_BASELINE_MIN_RUNS,
   DEFAULT_BASELINE_WINDOW,
   DEFAULT_FLAP_CHANGES,
   DEFAULT_FLAP_WINDOW,
   type ParsedConfig,
+  type Schedule,
 } from './schema.js';
 
-export type Schedule = { type: 'interval'; everyMs: number } | { type: 'cron'; expression: string; timezone?: string };
+export type { Schedule };
 
 interface CheckCommon {
   name: string;
-  /** The target, or with several targets their list joined by ","; for display and logs. */
+  /** The target as written, or with several targets their list joined by ","; for display and logs. */
   target: string;
-  /** Every target of the check (one, or several for kinds that allow `targets`). */
-  targets: string[];
   title: string;
   group: string;
   schedule: Schedule;
@@ -56,7 +57,14 @@ export interface DegradedLimits {
   baselineMinRuns: number;
 }
 
-export type CheckConfig = { [K in Kind]: CheckCommon & { kind: K; options: KindOptions[K] } }[Kind];
+export type CheckConfig = {
+  [K in Kind]: CheckCommon & {
+    kind: K;
+    options: KindOptions[K];
+    /** Every target of the check (one, or several for kinds that allow `targets`), parsed on load; each keeps its `text`. */
+    targets: KindTarget[K][];
+  };
+}[Kind];
 
 export interface AgentConfig {
   listen: { host: string; port: number };
@@ -177,7 +185,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   const parsed = configSchema.safeParse(raw);
   const errors: ConfigError[] = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, raw, file, at));
-  for (const issue of crossCheckIssues(raw)) {
+  for (const issue of crossIssues(parsed.success ? parsed.data : undefined, raw)) {
     errors.push(locate(doc, issue.path, file, at, `${issue.message}, found ${found(doc, issue.path)}`));
   }
   if (!parsed.success || errors.length > 0) throw new ConfigLoadError(sortErrors(errors));
@@ -186,6 +194,24 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   });
   if (errors.length > 0) throw new ConfigLoadError(errors);
   return config;
+}
+
+/**
+ * The rules across fields and checks, on parsed checks. When the file has schema errors, each
+ * check and the defaults block are parsed on their own, so the rules still run on every check
+ * that is valid by itself and `vakt validate` reports those errors in the same go.
+ */
+function crossIssues(parsed: ParsedConfig | undefined, raw: unknown): CrossIssue[] {
+  const root = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const list: unknown[] = Array.isArray(root.checks) ? root.checks : [];
+  const names = list.map((c) => {
+    const name = (c as Record<string, unknown> | null)?.name;
+    return typeof name === 'string' ? name : undefined;
+  });
+  if (parsed) return crossCheckIssues(names, parsed.checks, parsed.defaults);
+  const defaults = defaultsSchema.safeParse(root.defaults ?? {});
+  const checks = list.map((c) => checkSchema.safeParse(c).data);
+  return crossCheckIssues(names, checks, defaults.success ? defaults.data : undefined);
 }
 
 /** Deepest nesting of maps and lists a config may have (the deepest real one is about 8). */
@@ -270,20 +296,17 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
     }
     const options = (c as unknown as Record<string, unknown>)[c.kind] as Record<string, unknown>;
     resolveFiles(options, baseDir, ['checks', i, c.kind], fail);
-    const schedule: Schedule =
-      c.cron !== undefined
-        ? { type: 'cron', expression: c.cron, ...(c.timezone !== undefined ? { timezone: c.timezone } : {}) }
-        : { type: 'interval', everyMs: c.interval ?? d.interval ?? DEFAULT_INTERVAL };
+    const { schedule, timeoutMs } = checkTiming(c, d);
     const histograms = c.histograms ?? d.histograms;
     return {
       name: c.name,
       kind: c.kind,
-      target: c.target ?? (c.targets ?? []).join(','),
+      target: (c.targets ?? (c.target !== undefined ? [c.target] : [])).map((t) => t.text).join(','),
       targets: c.targets ?? (c.target !== undefined ? [c.target] : []),
       title: c.title ?? c.name,
       group: c.group ?? d.group ?? 'Other',
       schedule,
-      timeoutMs: c.timeout ?? d.timeout ?? DEFAULT_TIMEOUT,
+      timeoutMs,
       retries: c.retries ?? d.retries ?? DEFAULT_RETRIES,
       retryIntervalMs: c.retryInterval ?? d.retryInterval ?? DEFAULT_RETRY_INTERVAL,
       recoverAfter: c.recoverAfter ?? d.recoverAfter ?? DEFAULT_RECOVER_AFTER,
@@ -296,7 +319,7 @@ function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fa
       ...(histograms !== undefined ? { histograms } : {}),
       secrets,
       options,
-    } as CheckConfig;
+    } as unknown as CheckConfig;
   });
   return {
     file: resolvePath(file),
@@ -374,15 +397,19 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
   switch (issue.code) {
     case 'unrecognized_keys':
       return issue.keys.map((key) => {
-        const known = knownKeysAt(path, raw);
+        const { keys: known, elsewhere } = knownKeysAt(path, raw, key);
         const hint = suggest(key, known);
         const expected = known.length > 0 ? `expected one of ${known.join(', ')}` : 'expected no such key';
-        return locate(doc, [...path, key], file, at, `${expected}, found unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`, true);
+        const why = hint ? ` (did you mean "${hint}"?)` : elsewhere ? ` (only with ${elsewhere})` : '';
+        return locate(doc, [...path, key], file, at, `${expected}, found unknown key "${key}"${why}`, true);
       });
     case 'invalid_union':
       if (issue.discriminator !== undefined) {
+        // A discriminated union (a check's kind, a queue's source, an oidc grant): the values it takes.
         const p = path[path.length - 1] === issue.discriminator ? path : [...path, issue.discriminator];
-        return [locate(doc, p, file, at, `expected one of ${KINDS.join(', ')}, found ${found(doc, p)}`)];
+        const values = ((issue as { options?: unknown[] }).options ?? []).filter((v) => v !== undefined && v !== null).map(String);
+        const expected = issue.message.startsWith('expected ') ? issue.message : `expected one of ${values.join(', ')}`;
+        return [locate(doc, p, file, at, `${expected}, found ${found(doc, p)}`)];
       }
       if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
       {
@@ -419,6 +446,7 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
         ),
       ];
     case 'too_big':
+      if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
       return [
         locate(
           doc,
@@ -531,6 +559,7 @@ interface JsonNode {
   oneOf?: JsonNode[];
   anyOf?: JsonNode[];
   const?: unknown;
+  default?: unknown;
 }
 
 let jsonSchema: JsonNode | undefined;
@@ -541,28 +570,55 @@ export function configJsonSchema(): JsonNode {
   return jsonSchema;
 }
 
-/** The keys the schema accepts at `path` (for "expected one of" and "did you mean"). */
-function knownKeysAt(path: readonly PropertyKey[], raw: unknown): string[] {
+/**
+ * The keys the schema accepts at `path` (for "expected one of" and "did you mean"). Where the
+ * schema is a union of variants told apart by a constant (a check's kind, a queue's source), the
+ * variant the value names is read; `elsewhere` then says which other variants take `key`
+ * ("source rabbitmq or artemis"), when some do.
+ */
+function knownKeysAt(path: readonly PropertyKey[], raw: unknown, key?: string): { keys: string[]; elsewhere?: string } {
   let node: JsonNode | undefined = configJsonSchema();
   let value: unknown = raw;
-  // A union (a check's kinds): the variant whose `kind` the value names, else the first object.
-  const pick = (n: JsonNode | undefined): JsonNode | undefined => {
-    const variants = n?.oneOf ?? n?.anyOf;
-    if (!variants) return n;
-    const kind = (value as Record<string, unknown> | undefined)?.kind;
-    return variants.find((v) => kind !== undefined && v.properties?.kind?.const === kind) ?? variants.find((v) => v.type === 'object');
-  };
   for (const seg of path) {
-    const n = pick(node);
-    if (!n) return [];
+    const n = pickVariant(node, value);
+    if (!n) return { keys: [] };
     if (n.type === 'object' && n.properties && typeof seg === 'string') node = n.properties[seg];
     else if (n.type === 'array') node = n.items;
     else if (n.type === 'object' && typeof n.additionalProperties === 'object') node = n.additionalProperties;
-    else return [];
+    else return { keys: [] };
     value = (value as Record<PropertyKey, unknown> | undefined)?.[seg];
   }
-  const n = pick(node);
-  return n?.type === 'object' && n.properties ? Object.keys(n.properties) : [];
+  const n = pickVariant(node, value);
+  const keys = n?.type === 'object' && n.properties ? Object.keys(n.properties) : [];
+  const variants = node?.oneOf ?? node?.anyOf;
+  if (key === undefined || !variants) return { keys };
+  const taking = variants.filter((v) => v !== n && v.properties?.[key] !== undefined);
+  const tag = taking.length > 0 ? discriminatorOf(variants) : undefined;
+  if (tag === undefined) return { keys };
+  const names = taking.map((v) => String(v.properties?.[tag]?.const));
+  return { keys, elsewhere: `${tag} ${names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0]}` };
+}
+
+/** The property every variant of a union fixes to a constant (its discriminator), if there is one. */
+function discriminatorOf(variants: readonly JsonNode[]): string | undefined {
+  const first = variants[0]?.properties ?? {};
+  return Object.keys(first).find((k) => variants.every((v) => v.properties?.[k]?.const !== undefined));
+}
+
+/** Of a union, the variant `value` names by its discriminator (or by a default), else the first object; any other node as it is. */
+function pickVariant(n: JsonNode | undefined, value: unknown): JsonNode | undefined {
+  const variants = n?.oneOf ?? n?.anyOf;
+  if (!variants) return n;
+  const tag = discriminatorOf(variants);
+  const given = tag !== undefined ? (value as Record<string, unknown> | undefined)?.[tag] : undefined;
+  return (
+    (tag !== undefined &&
+      variants.find((v) => {
+        const p = v.properties?.[tag];
+        return given !== undefined ? p?.const === given : p?.default !== undefined && p.default === p.const;
+      })) ||
+    variants.find((v) => v.type === 'object')
+  );
 }
 
 function suggest(word: string, candidates: readonly string[]): string | undefined {

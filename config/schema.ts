@@ -3,9 +3,11 @@
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
-import { KIND, KIND_LIST, kindNamed, type Kind } from '../probes/kinds.js';
+import { KIND, KIND_LIST, type Kind } from '../probes/kinds.js';
+import type { KindDefinition } from '../probes/kit/kind.js';
+import type { Target } from '../probes/kit/target.js';
 import { SECRET_NAME } from '../probes/kit/options.js';
-import { formatDuration, parseDuration } from './units.js';
+import { formatDuration } from './units.js';
 
 /** Which duration histograms a check exports: none, the whole run only, or also per phase. */
 const histogramMode = z.enum(['off', 'total', 'phases']);
@@ -108,7 +110,11 @@ function checkVariant<K extends Kind>(kind: K) {
     ...(def.target.multiple ? { targets: z.array(target).min(1).max(16).optional() } : {}),
     ...checkRest,
     [kind]: (def.options as z.ZodType).prefault({}),
-  } as { kind: z.ZodLiteral<K>; target: z.ZodOptional<z.ZodType<string>>; targets: z.ZodOptional<z.ZodArray<z.ZodType<string>>> } & {
+  } as unknown as {
+    kind: z.ZodLiteral<K>;
+    target: z.ZodOptional<(typeof KIND)[K]['target']['schema']>;
+    targets: z.ZodOptional<z.ZodArray<(typeof KIND)[K]['target']['schema']>>;
+  } & {
     name: typeof checkName;
   } & typeof checkRest & {
       [P in K]: z.ZodPrefault<(typeof KIND)[K]['options']>;
@@ -128,72 +134,84 @@ export interface CrossIssue {
   message: string;
 }
 
+export type ParsedConfig = z.output<typeof configSchema>;
+export type ParsedCheck = ParsedConfig['checks'][number];
+export type ParsedDefaults = ParsedConfig['defaults'];
+/** The defaults block and one check, as the schema reads them (each on its own when the file has errors elsewhere). */
+export const defaultsSchema = defaults;
+export const checkSchema = check;
+
+export type Schedule = { type: 'interval'; everyMs: number } | { type: 'cron'; expression: string; timezone?: string };
+
+/** When a check runs and how long a run may take: the one place the defaults for both are applied. */
+export function checkTiming(c: ParsedCheck, d: ParsedDefaults): { schedule: Schedule; timeoutMs: number } {
+  const schedule: Schedule =
+    c.cron !== undefined
+      ? { type: 'cron', expression: c.cron, ...(c.timezone !== undefined ? { timezone: c.timezone } : {}) }
+      : { type: 'interval', everyMs: c.interval ?? d.interval ?? DEFAULT_INTERVAL };
+  return { schedule, timeoutMs: c.timeout ?? d.timeout ?? DEFAULT_TIMEOUT };
+}
+
 /**
- * Rules across checks: unique names, dependsOn references, cycles, schedule sanity. They run on
- * the raw document (not only after the schema passed), so `vakt validate` reports them together
- * with every other error.
+ * Rules across a check's fields and across checks, on what the schema parsed: unique names,
+ * dependsOn references and cycles, target(s), secret names, schedule sanity, and each kind's own
+ * rules. `checks[i]` is undefined for a check the schema refused (its own errors are reported;
+ * its name still counts for uniqueness and references); `defaults` undefined when the defaults
+ * block was refused (the schedule rule, which needs it, is then not applied).
  */
-export function crossCheckIssues(raw: unknown): CrossIssue[] {
+export function crossCheckIssues(
+  names: readonly (string | undefined)[],
+  checks: readonly (ParsedCheck | undefined)[],
+  defaults: ParsedDefaults | undefined,
+): CrossIssue[] {
   const issues: CrossIssue[] = [];
-  const root = isRecord(raw) ? raw : {};
-  const defaults = isRecord(root.defaults) ? root.defaults : {};
-  const list = Array.isArray(root.checks) ? root.checks : [];
-  const checks = list.map((c: unknown) => (isRecord(c) ? c : {}));
   const index = new Map<string, number>();
-  checks.forEach((c, i) => {
-    if (typeof c.name !== 'string') return;
-    if (index.has(c.name)) issues.push({ path: ['checks', i, 'name'], message: `expected a unique check name (also used by checks[${index.get(c.name)}])` });
-    else index.set(c.name, i);
+  names.forEach((name, i) => {
+    if (name === undefined) return;
+    if (index.has(name)) issues.push({ path: ['checks', i, 'name'], message: `expected a unique check name (also used by checks[${index.get(name)}])` });
+    else index.set(name, i);
   });
   const graph: { name: string; dependsOn: string[] }[] = [];
   checks.forEach((c, i) => {
-    const deps = Array.isArray(c.dependsOn) ? c.dependsOn.filter((d): d is string => typeof d === 'string') : [];
+    if (c === undefined) return;
     // A self-dependency is reported below on its own; it is not also a cycle.
-    if (typeof c.name === 'string') graph.push({ name: c.name, dependsOn: deps.filter((d) => d !== c.name) });
-    (Array.isArray(c.dependsOn) ? c.dependsOn : []).forEach((dep: unknown, j: number) => {
-      if (typeof dep !== 'string') return;
+    graph.push({ name: c.name, dependsOn: c.dependsOn.filter((d) => d !== c.name) });
+    c.dependsOn.forEach((dep, j) => {
       if (dep === c.name) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected another check (a check cannot depend on itself)' });
       else if (!index.has(dep)) issues.push({ path: ['checks', i, 'dependsOn', j], message: 'expected the name of a configured check' });
     });
-    const def = typeof c.kind === 'string' ? kindNamed(c.kind) : undefined;
-    const multi = def?.target.multiple === true;
-    if (c.target === undefined && c.targets === undefined) {
-      issues.push({ path: ['checks', i], message: multi ? 'expected target (or targets: a list) to be set' : 'expected target to be set' });
-    } else if (c.target !== undefined && c.targets !== undefined) {
+    const def = KIND[c.kind] as KindDefinition<string, z.ZodType>;
+    const own = c as { target?: Target; targets?: Target[] };
+    if (own.target === undefined && own.targets === undefined) {
+      issues.push({ path: ['checks', i], message: def.target.multiple ? 'expected target (or targets: a list) to be set' : 'expected target to be set' });
+    } else if (own.target !== undefined && own.targets !== undefined) {
       issues.push({ path: ['checks', i, 'targets'], message: 'expected either target or targets, not both' });
     }
-    if (Array.isArray(c.targets)) {
-      c.targets.forEach((t: unknown, j: number) => {
-        if ((c.targets as unknown[]).indexOf(t) !== j) issues.push({ path: ['checks', i, 'targets', j], message: 'expected each target once' });
-      });
+    own.targets?.forEach((t, j) => {
+      if (own.targets?.findIndex((x) => x.text === t.text) !== j) issues.push({ path: ['checks', i, 'targets', j], message: 'expected each target once' });
+    });
+    // Options that name a secret must name an entry of the check's secrets.
+    const options = (c as unknown as Record<string, Record<string, unknown>>)[c.kind] ?? {};
+    const secretNames = Object.keys(c.secrets);
+    for (const key of def.secretOptions) {
+      const v = options[key];
+      if (typeof v === 'string' && !secretNames.includes(v)) {
+        issues.push({
+          path: ['checks', i, c.kind, key],
+          message: `expected the name of an entry of the check's secrets (${secretNames.length > 0 ? secretNames.join(', ') : 'it has none'})`,
+        });
+      }
     }
-    // The kind's own rules, on its options block as written (one that is not a map is the schema's to report).
-    const raw = def ? (c[def.name] ?? {}) : undefined;
-    if (def && isRecord(raw)) {
-      // Options that name a secret must name an entry of the check's secrets; a value that is not
-      // even a name is reported by the schema, once.
-      const names = isRecord(c.secrets) ? Object.keys(c.secrets) : [];
-      for (const key of def.secretOptions) {
-        const v = raw[key];
-        if (typeof v === 'string' && SECRET_NAME.test(v) && !names.includes(v)) {
-          issues.push({
-            path: ['checks', i, def.name, key],
-            message: `expected the name of an entry of the check's secrets (${names.length > 0 ? names.join(', ') : 'it has none'})`,
-          });
-        }
-      }
-      const targets = (Array.isArray(c.targets) ? c.targets : [c.target]).filter((t): t is string => typeof t === 'string');
-      for (const issue of def.checkRules?.({ targets, options: raw }) ?? []) {
-        issues.push({ path: issue.path[0] === 'target' ? ['checks', i, ...issue.path] : ['checks', i, def.name, ...issue.path], message: issue.message });
-      }
+    const targets = own.targets ?? (own.target !== undefined ? [own.target] : []);
+    for (const issue of def.checkRules?.({ targets, options }) ?? []) {
+      issues.push({ path: issue.path[0] === 'target' ? ['checks', i, ...issue.path] : ['checks', i, c.kind, ...issue.path], message: issue.message });
     }
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
     if (c.timezone !== undefined && c.cron === undefined)
       issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
-    const ms = (v: unknown) => (typeof v === 'string' ? parseDuration(v) : undefined);
-    const interval = c.cron === undefined ? (ms(c.interval) ?? ms(defaults.interval) ?? DEFAULT_INTERVAL) : undefined;
-    const timeout = ms(c.timeout) ?? ms(defaults.timeout) ?? DEFAULT_TIMEOUT;
-    if (interval !== undefined && interval > 0 && timeout > interval) {
+    if (defaults === undefined) return;
+    const { schedule, timeoutMs } = checkTiming(c, defaults);
+    if (schedule.type === 'interval' && c.cron === undefined && timeoutMs > schedule.everyMs) {
       // Point at the value that is set: the check's own, else the defaults block's (once).
       const path =
         c.timeout !== undefined
@@ -203,7 +221,7 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
             : defaults.timeout !== undefined
               ? ['defaults', 'timeout']
               : ['defaults', 'interval'];
-      const message = `expected timeout (${formatDuration(timeout)}) not longer than interval (${formatDuration(interval)})`;
+      const message = `expected timeout (${formatDuration(timeoutMs)}) not longer than interval (${formatDuration(schedule.everyMs)})`;
       if (!issues.some((x) => x.message === message && x.path.join('.') === path.join('.'))) issues.push({ path, message });
     }
   });
@@ -212,10 +230,6 @@ export function crossCheckIssues(raw: unknown): CrossIssue[] {
     issues.push({ path: ['checks', i, 'dependsOn'], message: `expected no dependency cycle (${cycle.join(' -> ')})` });
   }
   return issues;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 export const DEFAULT_INTERVAL = 30_000;
@@ -227,8 +241,6 @@ export const DEFAULT_BASELINE_WINDOW = 100;
 export const DEFAULT_BASELINE_MIN_RUNS = 20;
 export const DEFAULT_FLAP_WINDOW = 30 * 60_000;
 export const DEFAULT_FLAP_CHANGES = 6;
-
-export type ParsedConfig = z.output<typeof configSchema>;
 
 function isTimeZone(tz: string): boolean {
   try {

@@ -21,6 +21,8 @@ export type Kind = AnyKind['name'];
 export type KindOf<K extends Kind> = Extract<AnyKind, { name: K }>;
 /** Each kind's parsed options. */
 export type KindOptions = { [K in Kind]: z.output<KindOf<K>['options']> };
+/** Each kind's parsed target. */
+export type KindTarget = { [K in Kind]: z.output<KindOf<K>['target']['schema']> };
 
 export const KINDS: readonly Kind[] = KIND_LIST.map((k) => k.name);
 
@@ -32,11 +34,11 @@ export const KIND_OPTIONS: { readonly [K in Kind]: KindOf<K>['options'] } = Obje
 
 /** A kind's declaration by a name read at run time (a check's `kind`); undefined for an unknown one. */
 export function kindNamed(name: string): KindDefinition<string, z.ZodType> | undefined {
-  return (KIND as Record<string, KindDefinition<string, z.ZodType> | undefined>)[name];
+  return (KIND as unknown as Record<string, KindDefinition<string, z.ZodType> | undefined>)[name];
 }
 
 /** Each kind as the runner calls it: its phases and its run. */
-export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K]> } = Object.fromEntries(
+export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K], KindTarget[K]> } = Object.fromEntries(
   KIND_LIST.map((k) => [k.name, { phases: k.phases, run: k.run }]),
 ) as never;
 

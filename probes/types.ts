@@ -2,6 +2,8 @@
 // A probe is a protocol conversation. It knows nothing of schedules, metrics or HTTP serving;
 // it gets a target, its own validated options, an AbortSignal and a logger, and resolves with a
 // result. It throws only on its own bugs (the runner reports those as reason "internal").
+import type { Budget } from './kit/budget.js';
+import type { Target } from './kit/target.js';
 
 /**
  * Why a run failed: a short snake_case word, safe as a metric label. Each kind declares the
@@ -139,19 +141,19 @@ export interface ProbeLogger {
   warn(obj: object, msg?: string): void;
 }
 
-export interface ProbeContext<Options> {
-  /** The check's target as configured (e.g. "host:port"); with several, their list joined by ",". */
-  target: string;
+export interface ProbeContext<Options, T extends Target = Target> {
+  /** The check's target, parsed when the config loaded (host and port, a URL's parts; `text` as written); with several, the first. */
+  target: T;
   /** Every target of the check (a single one for most kinds). */
-  targets: readonly string[];
+  targets: readonly T[];
   options: Options;
-  /** Aborted by the runner when the check's timeout expires or the agent stops. */
-  signal: AbortSignal;
   /**
-   * When the runner will abort (performance.now() milliseconds). A probe that makes several
-   * attempts ends each one a little before it, so it can still report what it saw.
+   * The run's time: its signal (aborted by the runner when the check's timeout expires or the
+   * agent stops), its deadline, and parts of it for attempts and conversations. A probe that
+   * makes several attempts ends each one a little before the deadline (budget.end()), so it can
+   * still report what it saw.
    */
-  deadline: number;
+  budget: Budget;
   log: ProbeLogger;
   /** Resolved secret values by name (from {env}/{file} references). */
   secrets: Readonly<Record<string, string>>;
@@ -164,8 +166,8 @@ export interface ProbeContext<Options> {
   memory: Map<string, unknown>;
 }
 
-export interface Probe<Options> {
+export interface Probe<Options, T extends Target = Target> {
   /** Phases this kind can report, in order. Used for docs, metrics and the CLI. */
   readonly phases: readonly string[];
-  run(ctx: ProbeContext<Options>): Promise<ProbeResult>;
+  run(ctx: ProbeContext<Options, T>): Promise<ProbeResult>;
 }

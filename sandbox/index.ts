@@ -10,6 +10,7 @@
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
+//   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/reset               everything back to normal
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -17,6 +18,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AMQP_MODES, DEFAULT_AMQP_SLOW_MS, SandboxAmqpBroker, type AmqpMode } from './amqp.js';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
@@ -25,7 +27,7 @@ import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
 import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
 
-/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. queue is the integration broker's management API (RabbitMQ's is 15672). */
+/** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. queue is the integration broker's management API (RabbitMQ's is 15672), amqp its AMQP 0-9-1 port (RabbitMQ's is 5672). */
 export const SANDBOX_PORTS = {
   control: 9465,
   ehr: 16443,
@@ -40,6 +42,7 @@ export const SANDBOX_PORTS = {
   mllp: 16575,
   queue: 16672,
   ntp: 16123,
+  amqp: 16567,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -63,6 +66,8 @@ export interface Sandbox {
   broker: SandboxBroker;
   /** The domain controller's time service (NTP over UDP) and its fault switch (`time.mode`). */
   time: SandboxTimeServer;
+  /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
+  amqp: SandboxAmqpBroker;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -92,6 +97,7 @@ export function sandboxCertDir(): string {
 export const SANDBOX_USER = 'svc-vakt-probe';
 export const SANDBOX_CLIENT_ID = 'vakt-probe';
 export { SANDBOX_QUEUE_USER } from './queue.js';
+export { CANARY_QUEUE, SANDBOX_AMQP_USER } from './amqp.js';
 
 /**
  * The sandbox's secrets folder (demo-only values, see sandbox/secrets/README.md): the login app
@@ -119,6 +125,8 @@ export interface SandboxOptions {
   queues?: readonly QueueSpec[];
   /** How fast lab.results drains in `slow` mode (default 1/s). */
   slowQueueDrainPerSecond?: number;
+  /** How late a message reaches its queue in the AMQP broker's `slow` mode (default 3 s). */
+  slowAmqpMs?: number;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -205,6 +213,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await time.start();
     closers.push(() => time.stop());
 
+    // The same integration broker over AMQP: the canary's way through it (publish, confirm, deliver).
+    const amqp = new SandboxAmqpBroker({
+      host,
+      port: want.amqp,
+      password: readSecret(secrets, 'canary-password'),
+      slowMs: opts.slowAmqpMs ?? DEFAULT_AMQP_SLOW_MS,
+    });
+    await amqp.start();
+    closers.push(() => amqp.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -237,6 +255,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await mllp.setMode('ok');
       await broker.setMode('ok');
       time.setMode('ok');
+      await amqp.setMode('ok');
       await setPolicy(false);
     };
 
@@ -247,6 +266,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       mllp: { modes: MLLP_MODES, get: () => mllp.mode, set: (m) => mllp.setMode(m as MllpMode) },
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
+      amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
     };
     const control = createHttpServer((req, res) => {
       void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, switches, setPolicy, reset, () => blocked !== undefined)
@@ -275,6 +295,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       mllp: mllp.address.port,
       queue: broker.address.port,
       ntp: time.address.port,
+      amqp: amqp.address.port,
     };
     return {
       host,
@@ -286,6 +307,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginTls,
       loginFaults: faults,
       time,
+      amqp,
       directory,
       mllp,
       broker,

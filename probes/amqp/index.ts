@@ -1,5 +1,5 @@
 // The amqp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { hostPort } from '../../config/fields.js';
+import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
 import { options } from './options.js';
 import { amqpProbe } from './probe.js';
@@ -7,7 +7,7 @@ import { amqpProbe } from './probe.js';
 export default defineKind({
   name: 'amqp',
   summary: 'A message broker carries a message end to end: a canary published with confirms and consumed back over AMQP 0-9-1.',
-  target: { schema: hostPort, multiple: false },
+  target: { schema: endpoint, multiple: false },
   options,
   secretOptions: ['password'],
   phases: amqpProbe.phases,

@@ -21,14 +21,17 @@ import { channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import { splitHostPort } from '../../config/fields.js';
 import type { AmqpOptions } from './options.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import type { Endpoint } from '../kit/target.js';
+import { failed, tlsFilesStep } from '../kit/step.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'channel', 'publish', 'transit'] as const;
+// connect covers the TCP connect, the TLS handshake (amqplib does both) and the AMQP open; tls is
+// reported only when the check's TLS files cannot be read (the kit's step, as every kind).
+const PHASES = ['resolve', 'connect', 'tls', 'channel', 'publish', 'transit'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** The header that marks a vakt canary; its value is the format version. */
@@ -46,13 +49,12 @@ const PROTOCOL_HEADER_BYTES = 8;
 /** Client sockets as node:net creates them; subscribed only around amqplib's synchronous connect call. */
 const netClientSocket = diagnosticsChannel('net.client.socket');
 
-export const amqpProbe: Probe<AmqpOptions> = {
+export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<AmqpOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<AmqpOptions, Endpoint>): Promise<ProbeResult> {
     const { options: o } = ctx;
     const phases: Record<string, number> = {};
-    const hp = splitHostPort(ctx.target);
-    if (!hp) return fail(phases, 'resolve', 'resolve', `target "${ctx.target}" is not host:port`);
+    const hp = ctx.target;
 
     // Without a password the login is RabbitMQ's well-known guest/guest (the schema allows that only for guest).
     const password = o.password === undefined ? (o.username === 'guest' ? 'guest' : undefined) : ctx.secrets[o.password];
@@ -61,30 +63,28 @@ export const amqpProbe: Probe<AmqpOptions> = {
 
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    const resolved = await resolveStep(hp.host, o.ipFamily, ctx.signal, { phases, values, info });
-    if ('ok' in resolved) return resolved;
+    const resolved = await resolveStep(hp.host, o.ipFamily, ctx.budget.signal, { phases, values, info });
+    if (failed(resolved)) return resolved.result;
     const { address, family } = resolved;
 
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {
-      try {
-        tls = await loadTlsMaterial(o.tls, hp.host);
-      } catch (err) {
-        return fail(phases, 'connect', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
-      }
+      const material = await tlsFilesStep({ phases, signal: ctx.budget.signal }, () => loadTlsMaterial(o.tls, hp.host));
+      if (failed(material)) return material.result;
+      tls = material;
     }
 
     // The conversation ends a little before the runner's deadline (as ldap and tcp do), so a
     // canary that never comes back is a timeout of `transit` with the earlier phases timed, and
     // the connection can still be closed properly. `socketCtrl` destroys the socket: at once when
     // the runner aborts, otherwise after the close in `finally`.
-    const endAt = endBefore(ctx.deadline);
-    const conversation = deadlineSignal(ctx.signal, endAt, 'run ran out of time');
+    const endAt = ctx.budget.end();
+    const conversation = ctx.budget.part('run ran out of time', endAt);
     const signal = conversation.signal;
     const socketCtrl = new AbortController();
-    const onParent = () => socketCtrl.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onParent, { once: true });
-    if (ctx.signal.aborted) onParent();
+    const onParent = () => socketCtrl.abort(ctx.budget.signal.reason);
+    ctx.budget.signal.addEventListener('abort', onParent, { once: true });
+    if (ctx.budget.signal.aborted) onParent();
 
     const runs = ((ctx.memory.get('amqp.runs') as number | undefined) ?? 0) + 1;
     ctx.memory.set('amqp.runs', runs);
@@ -119,7 +119,7 @@ export const amqpProbe: Probe<AmqpOptions> = {
         maxFrameSize: MAX_FRAME,
         ...(o.heartbeat !== undefined ? { heartbeat: Math.ceil(o.heartbeat / 1000) } : {}),
       };
-      const backstop = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
+      const backstop = Math.max(1, Math.ceil(ctx.budget.deadline - performance.now()));
       const socketOptions = {
         ...(tls ? tlsConnectOptions(tls) : {}),
         noDelay: true,
@@ -289,8 +289,8 @@ export const amqpProbe: Probe<AmqpOptions> = {
         failure.message += ` (${foreign} messages that are not vakt canaries were delivered from the queue instead: the canary queue must be dedicated to the canary)`;
       }
     } finally {
-      conversation.dispose();
-      ctx.signal.removeEventListener('abort', onParent);
+      conversation.done();
+      ctx.budget.signal.removeEventListener('abort', onParent);
       await close(ch, model, ctx);
       socketCtrl.abort(new ProbeAbortError('run ended'));
     }
@@ -374,9 +374,9 @@ function captureClientSocket<T>(connect: () => T, onSocket: (s: Socket) => void)
  * connection. Both waited for at most CLOSE_WAIT_MS together (never past the deadline), not at
  * all after an abort; the socket is destroyed afterwards in any case.
  */
-async function close(ch: ConfirmChannel | undefined, model: ChannelModel | undefined, ctx: ProbeContext<AmqpOptions>): Promise<void> {
-  if (!model || ctx.signal.aborted) return;
-  const wait = Math.min(CLOSE_WAIT_MS, Math.max(0, ctx.deadline - performance.now()));
+async function close(ch: ConfirmChannel | undefined, model: ChannelModel | undefined, ctx: ProbeContext<AmqpOptions, Endpoint>): Promise<void> {
+  if (!model || ctx.budget.signal.aborted) return;
+  const wait = Math.min(CLOSE_WAIT_MS, Math.max(0, ctx.budget.deadline - performance.now()));
   let timer: NodeJS.Timeout | undefined;
   const closing = (async () => {
     // A channel the broker already closed rejects at once.

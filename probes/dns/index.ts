@@ -10,7 +10,7 @@ export default defineKind({
   options,
   secretOptions: [],
   checkRules: ({ targets, options }) =>
-    targets.includes('system') && options.type !== undefined && options.type !== 'A' && options.type !== 'AAAA'
+    targets.some((t) => t.system) && options.type !== undefined && options.type !== 'A' && options.type !== 'AAAA'
       ? [{ path: ['type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' }]
       : [],
   phases: dnsProbe.phases,

@@ -1,6 +1,7 @@
 // The dns kind's options block (`dns: {...}` in a check) and the types the probe reads.
 import { z } from 'zod';
-import { regex, splitHostPort } from '../../config/fields.js';
+import { regex } from '../../config/fields.js';
+import { parseEndpoint, targetSchema, type Endpoint } from '../kit/target.js';
 
 const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'SRV', 'TXT', 'PTR', 'NS', 'SOA', 'CAA', 'DS', 'DNSKEY'] as const;
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'] as const;
@@ -69,12 +70,12 @@ export const options = z
   });
 export type DnsOptions = z.output<typeof options>;
 
+/** A dns check's target, parsed on load: the OS resolver path, or a resolver's host and port. */
+export type DnsServer = { readonly text: 'system'; readonly system: true } | (Endpoint & { readonly system: false });
+
 /** "system" (the OS resolver path) or a resolver's host[:port] (port 53 by default). */
-export const dnsServer = z
-  .string({ error: 'expected a resolver as host[:port] or "system"' })
-  .refine(
-    (s) => s === 'system' || splitHostPort(s) !== undefined || splitHostPort(`${s.includes(':') && !s.startsWith('[') ? `[${s}]` : s}:53`) !== undefined,
-    {
-      message: 'expected a resolver as host[:port] (IPv6 in brackets) or "system"',
-    },
-  );
+export const dnsServer = targetSchema<DnsServer>((s) => {
+  if (s === 'system') return { text: 'system', system: true };
+  const e = parseEndpoint(s, 53);
+  return e ? { ...e, system: false } : undefined;
+}, 'expected a resolver as host[:port] (IPv6 in brackets) or "system"');

@@ -8,9 +8,10 @@ import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
-import type { DnsOptions, DnsSectionExpect } from './options.js';
-import { splitHostPort } from '../../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, ProbeAbortError, raceAbort, resolveHost } from '../kit/net.js';
+import type { DnsOptions, DnsSectionExpect, DnsServer } from './options.js';
+import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from '../kit/net.js';
+import type { Budget } from '../kit/budget.js';
+import type { Endpoint } from '../kit/target.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, TargetResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'request'] as const;
@@ -50,13 +51,13 @@ interface TargetOutcome extends TargetResult {
   serial?: number;
 }
 
-export const dnsProbe: Probe<DnsOptions> = {
+export const dnsProbe: Probe<DnsOptions, DnsServer> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<DnsOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<DnsOptions, DnsServer>): Promise<ProbeResult> {
     // Each target's query ends a little before the run's deadline, so that one resolver that
     // does not answer still leaves time to report the others.
-    const endAt = endBefore(ctx.deadline);
-    const outcomes = await Promise.all(ctx.targets.map((t) => queryTarget(t, ctx.options, ctx.signal, endAt)));
+    const endAt = ctx.budget.end();
+    const outcomes = await Promise.all(ctx.targets.map((t) => queryTarget(t, ctx.options, ctx.budget, endAt)));
     if (outcomes.length === 1) {
       const [one] = outcomes as [TargetOutcome];
       return {
@@ -71,18 +72,18 @@ export const dnsProbe: Probe<DnsOptions> = {
   },
 };
 
-async function queryTarget(target: string, o: DnsOptions, parent: AbortSignal, endAt: number): Promise<TargetOutcome> {
-  const query = deadlineSignal(parent, endAt, 'query ran out of time');
+async function queryTarget(target: DnsServer, o: DnsOptions, run: Budget, endAt: number): Promise<TargetOutcome> {
+  const query = run.part('query ran out of time', endAt);
   const start = now();
-  const out: TargetOutcome = { target, ok: false, durationSeconds: 0, phases: {} };
+  const out: TargetOutcome = { target: target.text, ok: false, durationSeconds: 0, phases: {} };
   try {
-    if (target === 'system') await systemQuery(out, o, query.signal);
+    if (target.system) await systemQuery(out, o, query.signal);
     else await directQuery(out, target, o, query.signal);
   } catch (err) {
     // Bugs in this file surface as an internal failure of this target, not of the agent.
     out.failure = { phase: 'request', reason: 'internal', message: describeError(err) };
   } finally {
-    query.dispose();
+    query.done();
   }
   out.durationSeconds = now() - start;
   out.ok = out.failure === undefined;
@@ -121,12 +122,7 @@ async function systemQuery(out: TargetOutcome, o: DnsOptions, signal: AbortSigna
   }
 }
 
-async function directQuery(out: TargetOutcome, target: string, o: DnsOptions, signal: AbortSignal): Promise<void> {
-  const hp = splitHostPort(target) ?? splitHostPort(`${isIP(target) === 6 ? `[${target}]` : target}:53`);
-  if (!hp) {
-    out.failure = { phase: 'resolve', reason: 'resolve', message: `target "${target}" is not host[:port]` };
-    return;
-  }
+async function directQuery(out: TargetOutcome, hp: Endpoint, o: DnsOptions, signal: AbortSignal): Promise<void> {
   let server: { address: string; family: 4 | 6 };
   try {
     const r = await resolveHost(hp.host, o.ipFamily, signal);

@@ -1,5 +1,5 @@
 // The http kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { httpUrl } from '../kit/options.js';
+import { webTarget } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
 import { options } from './options.js';
 import { httpProbe } from './probe.js';
@@ -7,7 +7,7 @@ import { httpProbe } from './probe.js';
 export default defineKind({
   name: 'http',
   summary: 'A web application works: one request or a login flow of several steps with cookies, variables and assertions.',
-  target: { schema: httpUrl, multiple: false },
+  target: { schema: webTarget, multiple: false },
   options,
   secretOptions: [],
   phases: httpProbe.phases,

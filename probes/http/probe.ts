@@ -8,7 +8,9 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { HttpOptions, HttpStepOptions } from './options.js';
 import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
-import { classifyError, describeError, fail, httpTarget, now, raceAbort, readBounded } from '../kit/net.js';
+import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
+import type { WebTarget } from '../kit/target.js';
+import { failed, tlsFilesStep } from '../kit/step.js';
 import { Redactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
@@ -26,24 +28,18 @@ class StepError extends Error {
   }
 }
 
-export const httpProbe: Probe<HttpOptions> = {
+export const httpProbe: Probe<HttpOptions, WebTarget> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<HttpOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<HttpOptions, WebTarget>): Promise<ProbeResult> {
     const o = ctx.options;
-    if (!httpTarget(ctx.target)) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not an http(s) URL`);
     const steps: HttpStepOptions[] = o.steps ?? [{ ...o, name: 'request' }];
     let timing: ConnTimes | undefined;
     /** Of the run's TLS handshakes, the one whose chain expires first (any of them breaks the login). */
     let tls: ConnTimes['tls'];
-    let tlsOptions: Awaited<ReturnType<typeof tlsFileOptions>>;
-    try {
-      tlsOptions = await tlsFileOptions(o.tls);
-    } catch (err) {
-      const failure: ProbeFailure = { phase: 'tls', reason: 'tls_handshake', message: `reading TLS files: ${describeError(err)}` };
-      return { ok: false, phases: {}, failure };
-    }
+    const tlsOptions = await tlsFilesStep({ phases: {}, signal: ctx.budget.signal }, () => tlsFileOptions(o.tls));
+    if (failed(tlsOptions)) return tlsOptions.result;
     // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
-    const connectTimeout = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
+    const connectTimeout = Math.max(1, Math.ceil(ctx.budget.left()));
     const base = buildConnector({
       ...tlsOptions,
       maxCachedSessions: 0,
@@ -61,7 +57,7 @@ export const httpProbe: Probe<HttpOptions> = {
         (t) => {
           if (t.tls && (!tls || (t.tls.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity))) tls = t.tls;
         },
-        ctx.signal,
+        ctx.budget.signal,
       ),
       connections: 1,
       pipelining: 1,
@@ -127,7 +123,7 @@ interface StepOutcome {
 async function runStep(
   step: HttpStepOptions,
   o: HttpOptions,
-  ctx: ProbeContext<HttpOptions>,
+  ctx: ProbeContext<HttpOptions, WebTarget>,
   jar: CookieJar,
   vars: Record<string, string>,
   agent: Agent,
@@ -152,7 +148,7 @@ async function runStep(
   let finalUrl: string | undefined;
   let contentLength: number | undefined;
   try {
-    url = new URL(fill(step.url ?? ''), ctx.target);
+    url = new URL(fill(step.url ?? ''), ctx.target.href);
     const origin = url.origin;
     for (const [k, v] of Object.entries(step.headers ?? {})) {
       headers[k.toLowerCase()] = fill(v);
@@ -181,10 +177,10 @@ async function runStep(
           headers: hopHeaders,
           ...(body !== undefined ? { body } : {}),
           dispatcher: agent,
-          signal: ctx.signal,
+          signal: ctx.budget.signal,
         });
         pending.catch(() => undefined);
-        res = await raceAbort(pending, ctx.signal);
+        res = await raceAbort(pending, ctx.budget.signal);
       } catch (err) {
         // The phase that was under way: a new connection's first unfinished phase, or (on a
         // reused connection, or once connected) waiting for the response headers.
@@ -195,7 +191,7 @@ async function runStep(
           if (t.connect === undefined) phase = t.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : 'connect';
           else if (url.protocol === 'https:' && t.secure === undefined) phase = 'tls';
         }
-        throw stepError(err, phase, ctx.signal);
+        throw stepError(err, phase, ctx.budget.signal);
       }
       const headersAt = now();
       const t = takeTiming();
@@ -207,7 +203,7 @@ async function runStep(
         try {
           await res.body.dump({ limit: o.maxBodySize });
         } catch (err) {
-          throw stepError(err, 'transfer', ctx.signal);
+          throw stepError(err, 'transfer', ctx.budget.signal);
         }
         add('transfer', now() - headersAt);
         if (hop >= o.maxRedirects) throw new StepError('too_many_redirects', 'processing', `more than ${o.maxRedirects} redirects`);
@@ -226,7 +222,7 @@ async function runStep(
         read = await readBounded(res.body, o.maxBodySize);
       } catch (err) {
         // A phase that did not complete is absent, as everywhere (a body cut off at the limit did complete).
-        throw stepError(err, 'transfer', ctx.signal);
+        throw stepError(err, 'transfer', ctx.budget.signal);
       }
       add('transfer', now() - headersAt);
       finalUrl = url.href;
@@ -237,14 +233,14 @@ async function runStep(
       // Parsed once, and only when an expectation or an extraction asks for JSON.
       let parsed: Promise<JsonResult> | undefined;
       const text = read.text;
-      const json = () => (parsed ??= parseJson(text, { signal: ctx.signal }));
+      const json = () => (parsed ??= parseJson(text, { signal: ctx.budget.signal }));
       await checkExpect(step, res.statusCode, res.headers, text, json, elapsed, ctx.secrets);
       await extract(step, text, json, res.headers, jar, url, vars);
       break;
     }
     result.ok = true;
   } catch (err) {
-    const e = err instanceof StepError ? err : stepError(err, 'processing', ctx.signal);
+    const e = err instanceof StepError ? err : stepError(err, 'processing', ctx.budget.signal);
     result.failure = { phase: e.phase, reason: e.reason, message: `step ${step.name}: ${e.message}` };
   }
   result.durationSeconds = now() - started;

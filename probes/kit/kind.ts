@@ -3,7 +3,8 @@
 // probes/kinds.ts. The config schema, the metrics, the status page, the CLI and the docs tests
 // read kinds only through this shape; nothing in agent/ or config/ names a kind.
 import type { z } from 'zod';
-import type { DegradedReason, FailureReason, ProbeContext, ProbeResult } from '../types.js';
+import type { Target } from './target.js';
+import type { DegradedReason, FailureReason, ProbeContext, ProbeResult, QueueReading } from '../types.js';
 
 /** The status page's languages: every kind words its states in each. */
 export const LANGUAGES = ['en', 'sv', 'da'] as const;
@@ -25,6 +26,37 @@ export interface ValueSpec {
   help: string;
 }
 
+/** A metric a kind declares: its exact name and help text. */
+export interface MetricSpec {
+  readonly metric: string;
+  readonly help: string;
+}
+
+/** The numeric fields of a reading: what a reading gauge may export. */
+export type ReadingField = { [F in keyof QueueReading]-?: QueueReading[F] extends number | undefined ? F : never }[keyof QueueReading];
+
+/**
+ * Gauges per item of a result list: one series per check and item, labelled with the item's name.
+ * The one such list is a queue check's readings (`result.queues`, each named by its `queue`).
+ */
+export interface ReadingGauges {
+  /** The result's list of items. */
+  readonly list: 'queues';
+  /** The label naming the item, and the item's key that holds its name. */
+  readonly label: 'queue';
+  /** A gauge per numeric field, in this order; a field an item lacks has no series. */
+  readonly gauges: { readonly [F in ReadingField]?: MetricSpec };
+}
+
+/**
+ * A counter, per check and by one label, of a code the run reports in `result.info` (an ACK code):
+ * a series per code seen. `values` bounds its cardinality: any other code counts as "other".
+ */
+export interface TallySpec extends MetricSpec {
+  readonly label: string;
+  readonly values: readonly string[];
+}
+
 /** A rule across a parsed check's fields (its target and its options), with the key path it is about. */
 export interface CheckIssue {
   /** Path from the check: ['target'], or into the kind's options (['tls']; the kind's key is prefixed). */
@@ -32,14 +64,14 @@ export interface CheckIssue {
   message: string;
 }
 
-export interface KindDefinition<Name extends string, Schema extends z.ZodType> {
+export interface KindDefinition<Name extends string, Schema extends z.ZodType, TargetSchema extends z.ZodType<Target, string> = z.ZodType<Target, string>> {
   /** The `kind:` of a check, and the key of its options block. */
   readonly name: Name;
   /** One line: what a check of this kind proves. */
   readonly summary: string;
   readonly target: {
-    /** A target as written in the config (checked on load). */
-    readonly schema: z.ZodType<string>;
+    /** A target as written in the config, parsed on load into what the probe reads (probes/kit/target.ts). */
+    readonly schema: TargetSchema;
     /** Whether a check may name several (`targets: [...]`). */
     readonly multiple: boolean;
   };
@@ -48,11 +80,10 @@ export interface KindDefinition<Name extends string, Schema extends z.ZodType> {
   /** Options whose value names an entry of the check's `secrets`. */
   readonly secretOptions: readonly string[];
   /**
-   * Rules between a check's target and its options. They see the options as written (before
-   * defaults, possibly invalid elsewhere), so that a file's every error is reported in one go:
-   * a rule reads the keys it needs and says nothing when they are not what it expects.
+   * Rules between a check's targets and its options, on the parsed check (a check the schema
+   * refused gets these once its own errors are fixed).
    */
-  readonly checkRules?: (check: { targets: readonly string[]; options: Readonly<Record<string, unknown>> }) => CheckIssue[];
+  readonly checkRules?: (check: { targets: readonly z.output<TargetSchema>[]; options: z.output<Schema> }) => CheckIssue[];
   /** Phases a run can report, in order. */
   readonly phases: readonly string[];
   /** Failure reasons a run of this kind may report. */
@@ -63,17 +94,23 @@ export interface KindDefinition<Name extends string, Schema extends z.ZodType> {
   readonly phaseMetric?: { readonly name: string; readonly help: string };
   /** The numbers a run may report (lastResult.values), with their gauges. */
   readonly values: Readonly<Record<string, ValueSpec>>;
+  /** Gauges per item of the run's result list (a queue check's readings). */
+  readonly readings?: ReadingGauges;
+  /** Counters of codes the run reports in its info, by info key (an HL7 ACK code). */
+  readonly tallies?: Readonly<Record<string, TallySpec>>;
   /** Its words for the status page, in every language. */
   readonly words: Readonly<Record<Language, KindWords>>;
   /** State words for checks whose options change what a state means (a port that must stay blocked). */
   readonly variantWords?: (options: z.output<Schema>) => Readonly<Record<Language, Partial<Record<StateWord, string>>>> | undefined;
   /** A check of this kind as a user would write it (YAML, one list item under `checks:`), validated by the tests. */
   readonly example: string;
-  readonly run: (ctx: ProbeContext<z.output<Schema>>) => Promise<ProbeResult>;
+  readonly run: (ctx: ProbeContext<z.output<Schema>, z.output<TargetSchema>>) => Promise<ProbeResult>;
 }
 
 /** Declares a kind. The identity function: it fixes the types, so a kind that lacks a part does not compile. */
-export function defineKind<const Name extends string, Schema extends z.ZodType>(kind: KindDefinition<Name, Schema>): KindDefinition<Name, Schema> {
+export function defineKind<const Name extends string, Schema extends z.ZodType, TargetSchema extends z.ZodType<Target, string>>(
+  kind: KindDefinition<Name, Schema, TargetSchema>,
+): KindDefinition<Name, Schema, TargetSchema> {
   return kind;
 }
 

@@ -91,6 +91,15 @@ export function deadlineSignal(parent: AbortSignal, endAt: number, why: string):
   };
 }
 
+/** A kit step that failed (resolveStep, step, tlsFilesStep): the run's result, to be returned as it is. */
+export class Failed {
+  constructor(readonly result: ProbeResult) {}
+}
+
+export function failed(v: unknown): v is Failed {
+  return v instanceof Failed;
+}
+
 /** A run that failed before it got far: the phases so far and the one failure. */
 export function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
   return { ok: false, phases, failure: { phase, reason, message } };
@@ -199,17 +208,17 @@ export async function resolveRecorded(
   return r;
 }
 
-/** The kit's resolve step: the target's address (recorded as resolveRecorded does), or the run's failure in phase resolve. */
+/** The kit's resolve step: the target's address (recorded as resolveRecorded does), or the run's failure in phase resolve (see step.ts). */
 export async function resolveStep(
   host: string,
   family: 'auto' | 'ip4' | 'ip6',
   signal: AbortSignal,
   into: { phases: Record<string, number>; values: Partial<Record<ValueName, number>>; info: ProbeInfo },
-): Promise<Resolved | ProbeResult> {
+): Promise<Resolved | Failed> {
   try {
     return await resolveRecorded(host, family, signal, into);
   } catch (err) {
-    return fail(into.phases, 'resolve', reasonAfter(err, signal), `resolving ${host}: ${describeError(err)}`);
+    return new Failed(fail(into.phases, 'resolve', reasonAfter(err, signal), `resolving ${host}: ${describeError(err)}`));
   }
 }
 

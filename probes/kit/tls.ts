@@ -131,9 +131,9 @@ function noop(): void {}
  * files read (cached by mtime), SNI, minimum version, verification. Throws when a file cannot be
  * read; each caller reports that in its own phase.
  */
-export async function tlsFileOptions(
-  t: TlsClientOptions | undefined,
-): Promise<Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'minVersion' | 'rejectUnauthorized'>> {
+export type TlsFiles = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'minVersion' | 'rejectUnauthorized'>;
+
+export async function tlsFileOptions(t: TlsClientOptions | undefined): Promise<TlsFiles> {
   return {
     ...(t?.caFile ? { ca: await readSmallFile(t.caFile) } : {}),
     ...(t?.certFile ? { cert: await readSmallFile(t.certFile) } : {}),

@@ -10,7 +10,7 @@ export default defineKind({
   options,
   secretOptions: ['password'],
   checkRules: ({ targets, options }) => {
-    const ldaps = targets.some((t) => /^ldaps:/i.test(t));
+    const ldaps = targets.some((t) => t.secure);
     const issues: CheckIssue[] = [];
     if (ldaps && options.startTls === true)
       issues.push({ path: ['startTls'], message: 'expected startTls only with an ldap:// target (ldaps:// is TLS from the start)' });

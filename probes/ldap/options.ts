@@ -3,9 +3,10 @@ import { FilterParser } from 'ldapts';
 import { z } from 'zod';
 import { positiveDuration } from '../../config/fields.js';
 import { secretName, tlsClient } from '../kit/options.js';
+import { targetSchema, type Endpoint } from '../kit/target.js';
 
 /** ldap://host[:port] or ldaps://host[:port] (389 and 636 by default); no DN, query or user info. */
-export function parseLdapUrl(s: string): { secure: boolean; host: string; port: number } | undefined {
+export function parseLdapUrl(s: string): LdapTarget | undefined {
   const m = /^(ldaps?):\/\/([^\s/?#@]+?)\/?$/i.exec(s);
   if (!m || !URL.canParse(s)) return undefined;
   const u = new URL(s);
@@ -13,12 +14,15 @@ export function parseLdapUrl(s: string): { secure: boolean; host: string; port: 
   const secure = (m[1] as string).toLowerCase() === 'ldaps';
   const port = u.port === '' ? (secure ? 636 : 389) : Number(u.port);
   if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  return { secure, host, port };
+  return { text: s, secure, host, port };
 }
 
-export const ldapUrl = z
-  .string({ error: 'expected an ldap:// or ldaps:// URL' })
-  .refine((s) => parseLdapUrl(s) !== undefined, { message: 'expected ldap://host[:port] or ldaps://host[:port]' });
+/** The ldap kind's target, parsed on load: ldaps:// (TLS from the start) or ldap://, host and port. */
+export interface LdapTarget extends Endpoint {
+  readonly secure: boolean;
+}
+
+export const ldapUrl = targetSchema(parseLdapUrl, 'expected ldap://host[:port] or ldaps://host[:port]');
 
 /** An LDAP search filter (RFC 4515), checked with the parser the probe uses. */
 const ldapFilter = z.string({ error: 'expected an LDAP filter such as (objectClass=person)' }).superRefine((s, ctx) => {

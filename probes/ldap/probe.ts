@@ -13,8 +13,9 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
-import { parseLdapUrl, type LdapOptions } from './options.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import type { LdapOptions, LdapTarget } from './options.js';
+import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import { failed, tlsFilesStep } from '../kit/step.js';
 import { runRedactor } from '../kit/redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
@@ -25,13 +26,12 @@ type Phase = (typeof PHASES)[number];
 /** How long the probe waits for its unbind to be written before it destroys the socket anyway. */
 const UNBIND_WAIT_MS = 200;
 
-export const ldapProbe: Probe<LdapOptions> = {
+export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<LdapOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<LdapOptions, LdapTarget>): Promise<ProbeResult> {
     const { options: o } = ctx;
     const phases: Record<string, number> = {};
-    const url = parseLdapUrl(ctx.target);
-    if (!url) return fail(phases, 'resolve', 'resolve', `target "${ctx.target}" is not ldap://host[:port] or ldaps://host[:port]`);
+    const url = ctx.target;
 
     let password: string | undefined;
     if (o.bindDn !== undefined) {
@@ -46,23 +46,21 @@ export const ldapProbe: Probe<LdapOptions> = {
 
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    const resolved = await resolveStep(url.host, o.ipFamily, ctx.signal, { phases, values, info });
-    if ('ok' in resolved) return resolved;
+    const resolved = await resolveStep(url.host, o.ipFamily, ctx.budget.signal, { phases, values, info });
+    if (failed(resolved)) return resolved.result;
     const { address, family } = resolved;
 
     let tls: TlsMaterial | undefined;
     if (url.secure || o.startTls) {
-      try {
-        tls = await loadTlsMaterial(o.tls, url.host);
-      } catch (err) {
-        return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
-      }
+      const material = await tlsFilesStep({ phases, signal: ctx.budget.signal }, () => loadTlsMaterial(o.tls, url.host));
+      if (failed(material)) return material.result;
+      tls = material;
     }
 
     // The conversation ends a little before the runner's deadline (as tcp attempts do), so a
     // bind that hangs is reported as a timeout of the bind, with connect and tls still timed.
-    const endAt = endBefore(ctx.deadline);
-    const conversation = deadlineSignal(ctx.signal, endAt, 'run ran out of time');
+    const endAt = ctx.budget.end();
+    const conversation = ctx.budget.part('run ran out of time', endAt);
     const signal = conversation.signal;
 
     let phase: Phase = 'connect';
@@ -91,7 +89,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       // ldapts gets the open socket. Its per-operation timeout is a backstop at the run's
       // deadline (the probe's own end above comes first and destroys the socket); its
       // connectTimeout is set likewise but never arms, as the socket is already connected.
-      const backstop = Math.max(1, Math.ceil(ctx.deadline - performance.now()));
+      const backstop = Math.max(1, Math.ceil(ctx.budget.deadline - performance.now()));
       const established: Socket = secure ?? raw;
       client = new Client({
         url: `ldap://${family === 6 ? `[${address}]` : address}:${url.port}`,
@@ -152,7 +150,7 @@ export const ldapProbe: Probe<LdapOptions> = {
       failure = { phase, reason: c.reason, message: runRedactor(ctx.secrets).scrub(c.message) };
       if (c.authCode !== undefined) info.authCode = c.authCode;
     } finally {
-      conversation.dispose();
+      conversation.done();
       await close(client, raw, secure, signal.aborted);
     }
 

@@ -1,19 +1,27 @@
 // The mllp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { hostPort } from '../../config/fields.js';
+import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
+import { HL7_ACK_CODES, options } from './options.js';
 import { mllpProbe } from './probe.js';
 
 export default defineKind({
   name: 'mllp',
   summary: 'An HL7 interface accepts a message: a synthetic ADT over MLLP, answered with an accepting ACK.',
-  target: { schema: hostPort, multiple: false },
+  target: { schema: endpoint, multiple: false },
   options,
   secretOptions: [],
   phases: mllpProbe.phases,
   reasons: [...NETWORK_REASONS, 'ack_error', 'ack_reject', 'ack_mismatch', 'expect_mismatch'],
   degradedReasons: ['cert_expiring'],
   values: { ...CONNECTION_VALUES },
+  tallies: {
+    hl7AckCode: {
+      metric: 'vakt_hl7_acks_total',
+      help: 'HL7 ACKs received by mllp checks, by MSA-1 code (AA, AE, AR, CA, CE, CR, other).',
+      label: 'code',
+      values: HL7_ACK_CODES,
+    },
+  },
   words: {
     en: { notAnswering: 'not accepting messages', states: { degraded: 'Slow to accept messages', down: 'Not accepting messages' } },
     sv: { notAnswering: 'tar inte emot meddelanden', states: { degraded: 'Tar emot meddelanden långsamt', down: 'Tar inte emot meddelanden' } },

@@ -4,8 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from './options.js';
-import { splitHostPort } from '../../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, now, readUntil, reasonAfter, resolveRecorded, writeAll } from '../kit/net.js';
+import { classifyError, describeError, now, readUntil, reasonAfter, resolveRecorded, writeAll } from '../kit/net.js';
+import type { Endpoint } from '../kit/target.js';
+import { failed, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -187,9 +188,9 @@ export function frame(message: string): Buffer {
   return Buffer.concat([Buffer.of(MLLP_START), Buffer.from(message, 'latin1'), Buffer.of(MLLP_END, MLLP_CR)]);
 }
 
-export const mllpProbe: Probe<MllpOptions> = {
+export const mllpProbe: Probe<MllpOptions, Endpoint> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<MllpOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<MllpOptions, Endpoint>): Promise<ProbeResult> {
     const { options: o } = ctx;
     const phases: Record<string, number> = {};
     const result: ProbeResult = { ok: false, phases };
@@ -197,11 +198,10 @@ export const mllpProbe: Probe<MllpOptions> = {
       result.failure = { phase, reason, message };
       return result;
     };
-    const hp = splitHostPort(ctx.target);
-    if (!hp) return failWith('resolve', 'resolve', `target "${ctx.target}" is not host:port`);
+    const hp = ctx.target;
 
     // The run ends a little before the runner's deadline, so a missing ACK is reported as such.
-    const conversation = deadlineSignal(ctx.signal, endBefore(ctx.deadline), 'run ran out of time');
+    const conversation = ctx.budget.part('run ran out of time');
     const signal = conversation.signal;
 
     let socket: Socket | undefined;
@@ -222,11 +222,9 @@ export const mllpProbe: Probe<MllpOptions> = {
       }
       let tls: TlsMaterial | undefined;
       if (o.tls !== undefined) {
-        try {
-          tls = await loadTlsMaterial(o.tls, hp.host);
-        } catch (err) {
-          return failWith('tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
-        }
+        const material = await tlsFilesStep({ phases, signal }, () => loadTlsMaterial(o.tls, hp.host));
+        if (failed(material)) return failWith('tls', 'tls_handshake', material.result.failure?.message ?? 'reading TLS files');
+        tls = material;
       }
       start = now();
       socket = await connectSocket(address, hp.port, family, undefined, Number.POSITIVE_INFINITY, signal);
@@ -300,7 +298,7 @@ export const mllpProbe: Probe<MllpOptions> = {
           : describeError(err);
       return failWith(phase, reason, what);
     } finally {
-      conversation.dispose();
+      conversation.done();
       socket?.destroy();
     }
   },

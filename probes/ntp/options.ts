@@ -1,20 +1,13 @@
 // The ntp kind's target (host[:port], port 123 by default) and options block (`ntp: {...}`).
-import { isIP } from 'node:net';
 import { z } from 'zod';
-import { boundedDuration, positiveDuration, splitHostPort } from '../../config/fields.js';
+import { boundedDuration, positiveDuration } from '../../config/fields.js';
+import { parseEndpoint, targetSchema } from '../kit/target.js';
 
 /** host[:port] of an NTP server; the port defaults to 123. */
-export function parseNtpTarget(s: string): { host: string; port: number } | undefined {
-  const withPort = splitHostPort(s);
-  if (withPort) return withPort;
-  if (isIP(s) === 6) return { host: s, port: 123 };
-  const bare = /^\[([0-9a-fA-F:.]+)\]$/.exec(s)?.[1] ?? s;
-  return splitHostPort(`${isIP(bare) === 6 ? `[${bare}]` : bare}:123`);
-}
-
-export const ntpTarget = z.string({ error: 'expected an NTP server as host[:port]' }).refine((s) => parseNtpTarget(s) !== undefined, {
-  message: 'expected an NTP server as host[:port] (port 123 by default; IPv6 in brackets with a port)',
-});
+export const ntpTarget = targetSchema(
+  (s) => parseEndpoint(s, 123),
+  'expected an NTP server as host[:port] (port 123 by default; IPv6 in brackets with a port)',
+);
 
 export const options = z
   .strictObject({

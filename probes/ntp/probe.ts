@@ -6,9 +6,11 @@
 // notices. Only the first 48 bytes of a reply are read; a reply must echo our transmit
 // timestamp (its origin), so a stale or forged datagram is ignored, not believed.
 import { createSocket, type Socket } from 'node:dgram';
-import { describeError, endBefore, fail, ProbeAbortError, raceAbort, reasonAfter, resolveStep, sleep } from '../kit/net.js';
+import { describeError, ProbeAbortError, raceAbort, reasonAfter, resolveStep, sleep } from '../kit/net.js';
+import type { Endpoint } from '../kit/target.js';
+import { failed } from '../kit/step.js';
 import type { ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
-import { parseNtpTarget, type NtpOptions } from './options.js';
+import type { NtpOptions } from './options.js';
 
 const PHASES = ['resolve', 'request'] as const;
 
@@ -99,14 +101,12 @@ interface Sample {
 
 export const ntpProbe = {
   phases: PHASES,
-  async run(ctx: ProbeContext<NtpOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<NtpOptions, Endpoint>): Promise<ProbeResult> {
     const o = ctx.options;
     const into: Into = { phases: {}, values: {}, info: {} };
-    const { phases } = into;
-    const target = parseNtpTarget(ctx.target);
-    if (!target) return fail(phases, 'resolve', 'resolve', `target "${ctx.target}" is not host[:port]`);
-    const resolved = await resolveStep(target.host, o.ipFamily, ctx.signal, into);
-    if ('ok' in resolved) return resolved;
+    const { target } = ctx;
+    const resolved = await resolveStep(target.host, o.ipFamily, ctx.budget.signal, into);
+    if (failed(resolved)) return resolved.result;
     const { address, family } = resolved;
     const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
     const samples: Sample[] = [];
@@ -120,15 +120,15 @@ export const ntpProbe = {
             resolve();
           });
         }),
-        ctx.signal,
+        ctx.budget.signal,
       );
-      const end = endBefore(ctx.deadline);
+      const end = ctx.budget.end();
       for (let i = 0; i < o.samples; i++) {
         if (i > 0) {
           if (performance.now() + o.sampleSpacing >= end) break;
-          await sleep(o.sampleSpacing, ctx.signal);
+          await sleep(o.sampleSpacing, ctx.budget.signal);
         }
-        const got = await exchange(socket, o.version, ctx.signal, end);
+        const got = await exchange(socket, o.version, ctx.budget.signal, end);
         if (typeof got === 'string') {
           if (samples.length > 0) break;
           return requestFailed(into, 'protocol', got);
@@ -140,7 +140,7 @@ export const ntpProbe = {
       }
     } catch (err) {
       if (samples.length === 0) {
-        const reason = reasonAfter(err, ctx.signal);
+        const reason = reasonAfter(err, ctx.budget.signal);
         return requestFailed(into, reason, reason === 'timeout' ? NO_ANSWER : describeError(err));
       }
     } finally {

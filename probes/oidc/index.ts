@@ -1,5 +1,5 @@
 // The oidc kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { httpUrl } from '../kit/options.js';
+import { webTarget } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
 import { options } from './options.js';
 import { oidcProbe } from './probe.js';
@@ -7,7 +7,7 @@ import { oidcProbe } from './probe.js';
 export default defineKind({
   name: 'oidc',
   summary: 'An identity provider issues tokens: discovery, a client_credentials or password grant, and optionally a call with the token.',
-  target: { schema: httpUrl, multiple: false },
+  target: { schema: webTarget, multiple: false },
   options,
   secretOptions: ['clientSecret', 'password'],
   phases: oidcProbe.phases,

@@ -9,7 +9,10 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from './options.js';
 import { parseJson } from '../kit/json.js';
-import { describeError, fail, httpTarget, now, readBounded, reasonAfter } from '../kit/net.js';
+import { describeError, failed, now, readBounded, reasonAfter } from '../kit/net.js';
+import type { Budget } from '../kit/budget.js';
+import { tlsFilesStep } from '../kit/step.js';
+import type { WebTarget } from '../kit/target.js';
 import { Redactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
@@ -70,21 +73,22 @@ interface Run {
   tokenConn?: ConnTimes;
 }
 
-export const oidcProbe: Probe<OidcOptions> = {
+export const oidcProbe: Probe<OidcOptions, WebTarget> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<OidcOptions>): Promise<ProbeResult> {
+  async run(ctx: ProbeContext<OidcOptions, WebTarget>): Promise<ProbeResult> {
     const o = ctx.options;
-    if (!httpTarget(ctx.target)) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not an http(s) URL`);
     // Credentials and tokens of any length: they are the run's own.
     const scrubber = new Redactor(1);
     // Every resolved secret of the check, not only the two used: the server may echo anything.
     for (const v of Object.values(ctx.secrets)) scrubber.add(v);
     const state: Pick<Run, 'phases' | 'tokenConn'> = { phases: {} };
     const values: NonNullable<ProbeResult['values']> = {};
+    const tlsFiles = await tlsFilesStep({ phases: state.phases, signal: ctx.budget.signal }, () => tlsFileOptions(o.tls));
+    if (failed(tlsFiles)) return tlsFiles.result;
     let failure: RunFailure | undefined;
     try {
-      const run: Run = Object.assign(state, { o, signal: ctx.signal, connector: await connector(o, ctx.deadline), scrubber });
-      const { tokenUrl, userinfo } = o.discovery ? await discover(run, ctx.target) : { tokenUrl: new URL(ctx.target), userinfo: undefined };
+      const run: Run = Object.assign(state, { o, signal: ctx.budget.signal, connector: connector(o, tlsFiles, ctx.budget), scrubber });
+      const { tokenUrl, userinfo } = o.discovery ? await discover(run, ctx.target.href) : { tokenUrl: new URL(ctx.target.href), userinfo: undefined };
       const token = await requestToken(run, ctx, tokenUrl, values);
       if (o.resource) await callResource(run, o.resource.url === 'userinfo' ? (userinfo as URL) : new URL(o.resource.url), token);
     } catch (err) {
@@ -109,19 +113,13 @@ export const oidcProbe: Probe<OidcOptions> = {
   },
 };
 
-async function connector(o: OidcOptions, deadline: number): Promise<ReturnType<typeof buildConnector>> {
-  let tls: Awaited<ReturnType<typeof tlsFileOptions>>;
-  try {
-    tls = await tlsFileOptions(o.tls);
-  } catch (err) {
-    throw new RunFailure(o.discovery ? 'discovery' : 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
-  }
+function connector(o: OidcOptions, tls: Awaited<ReturnType<typeof tlsFileOptions>>, budget: Budget): ReturnType<typeof buildConnector> {
   return buildConnector({
     ...tls,
     // Cold handshakes every run: no TLS session resumption.
     maxCachedSessions: 0,
     // undici gives up on a connect after 10 s by default; a connect may take the whole run instead.
-    timeout: Math.max(1, Math.ceil(deadline - performance.now())),
+    timeout: Math.max(1, Math.ceil(budget.left())),
     ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}),
   });
 }
@@ -179,16 +177,15 @@ function endpoint(v: unknown, discoveryUrl: URL): URL | undefined {
 
 async function requestToken(run: Run, ctx: ProbeContext<OidcOptions>, url: URL, values: NonNullable<ProbeResult['values']>): Promise<string> {
   const o = run.o;
-  const secret = (key: 'clientSecret' | 'password'): string => {
-    const name = o[key];
+  const secret = (key: 'clientSecret' | 'password', name: string | undefined): string => {
     const v = name === undefined ? undefined : ctx.secrets[name];
     if (v === undefined) throw new RunFailure('token', 'internal', `the secret named by ${key} is not among the check's secrets`);
     return v;
   };
   const form = new URLSearchParams({ grant_type: o.grant });
   if (o.grant === 'password') {
-    form.set('username', o.username ?? '');
-    form.set('password', secret('password'));
+    form.set('username', o.username);
+    form.set('password', secret('password', o.password));
   }
   if (o.scope !== undefined) form.set('scope', o.scope);
   for (const [k, v] of Object.entries(o.params ?? {})) form.set(k, v);
@@ -197,12 +194,12 @@ async function requestToken(run: Run, ctx: ProbeContext<OidcOptions>, url: URL, 
   if (auth === 'basic') {
     // RFC 6749 2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
     const enc = (s: string) => new URLSearchParams({ v: s }).toString().slice(2);
-    const basic = Buffer.from(`${enc(o.clientId)}:${enc(secret('clientSecret'))}`).toString('base64');
+    const basic = Buffer.from(`${enc(o.clientId)}:${enc(secret('clientSecret', o.clientSecret))}`).toString('base64');
     run.scrubber.add(basic);
     headers.authorization = `Basic ${basic}`;
   } else {
     form.set('client_id', o.clientId);
-    if (auth === 'body') form.set('client_secret', secret('clientSecret'));
+    if (auth === 'body') form.set('client_secret', secret('clientSecret', o.clientSecret));
   }
   const reply = await exchange(run, 'token', url, 'POST', headers, form.toString());
   values.http_status_code = reply.status;

@@ -12,17 +12,46 @@ export default defineKind({
   checkRules: ({ targets, options }) => {
     const issues: CheckIssue[] = [];
     const target = targets[0];
-    if (target === undefined || typeof options.source !== 'string') return issues;
-    const folder = target.startsWith('/');
+    if (target === undefined) return issues;
+    const folder = target.folder !== undefined;
     if (options.source === 'directory' && !folder) issues.push({ path: ['target'], message: 'expected an absolute folder path with source directory' });
-    if (options.source !== 'directory' && folder) issues.push({ path: ['target'], message: `expected an http(s) URL with source ${String(options.source)}` });
-    if (options.tls !== undefined && /^http:/i.test(target)) issues.push({ path: ['tls'], message: 'expected tls only with an https:// target' });
+    if (options.source !== 'directory' && folder) issues.push({ path: ['target'], message: `expected an http(s) URL with source ${options.source}` });
+    if (options.source !== 'directory' && options.tls !== undefined && target.folder === undefined && !target.secure)
+      issues.push({ path: ['tls'], message: 'expected tls only with an https:// target' });
     return issues;
   },
   phases: queueProbe.phases,
   reasons: [...NETWORK_REASONS, 'http_status', 'auth', 'body_too_large', 'queue_missing', 'queue_stopped', 'backlog', 'consumers'],
   degradedReasons: ['backlog_growing', 'partial'],
   values: {},
+  // Per check and queue; absent when the source cannot tell, or the last run read nothing.
+  readings: {
+    list: 'queues',
+    label: 'queue',
+    gauges: {
+      depth: {
+        metric: 'vakt_queue_depth',
+        help: 'Messages waiting in the queue at the last run (RabbitMQ: ready + unacknowledged; a folder: matching files).',
+      },
+      unacked: { metric: 'vakt_queue_unacknowledged', help: 'Messages delivered to consumers and not yet acknowledged, at the last run.' },
+      oldestAgeSeconds: {
+        metric: 'vakt_queue_oldest_message_age_seconds',
+        help: 'Age of the oldest waiting message at the last run (when the source reports it).',
+      },
+      consumers: { metric: 'vakt_queue_consumers', help: 'Consumers attached to the queue at the last run.' },
+      arrivalRate: { metric: 'vakt_queue_arrival_rate', help: 'Messages per second added to the queue between the last two runs.' },
+      drainRate: { metric: 'vakt_queue_drain_rate', help: 'Messages per second removed from the queue between the last two runs.' },
+      deliverRate: {
+        metric: 'vakt_queue_deliver_rate',
+        help: 'Messages per second handed to consumers between the last two runs, redeliveries included (RabbitMQ).',
+      },
+      undrainedSeconds: {
+        metric: 'vakt_queue_undrained_seconds',
+        help: 'How long the queue has held messages with nothing drained (0 while it drains or is empty).',
+      },
+      errors: { metric: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
+    },
+  },
   words: {
     en: {
       notAnswering: 'not moving messages',

@@ -1,16 +1,20 @@
 // The queue probe: reads depth, age and consumers of integration queues from a source (see
-// queue-sources.ts), and compares each reading with the previous run's (kept in the check's
+// sources.ts), and compares each reading with the previous run's (kept in the check's
 // memory) to get arrival and drain rates. A queue that holds messages while nothing drains is
 // the Sundhedsplatformen failure: orders and results stop and nobody is told. It fails the run
 // (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
-import type { QueueOptions } from './options.js';
-import { fail, httpTarget, now, raceAbort } from '../kit/net.js';
+import type { QueueOptions, QueueTarget } from './options.js';
+import { fail, failed, now, raceAbort } from '../kit/net.js';
+import { tlsFilesStep } from '../kit/step.js';
+import { tlsFileOptions, type TlsFiles } from '../kit/tls.js';
 import { runRedactor } from '../kit/redact.js';
-import { SOURCES, SourceError, type SourceReading } from './sources.js';
+import { readSource, SourceError, type SourceReading } from './sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from '../types.js';
 
-const PHASES = ['fetch', 'assess'] as const;
+// tls is reported only when the check's TLS files cannot be read (the kit's step, as every kind);
+// the handshake itself is part of fetch.
+const PHASES = ['tls', 'fetch', 'assess'] as const;
 
 /** One sample of a queue's history, for the growth window. Cumulative counts since memory began. */
 interface Sample {
@@ -46,34 +50,43 @@ interface Issue {
   message: string;
 }
 
-export const queueProbe: Probe<QueueOptions> = {
+export const queueProbe: Probe<QueueOptions, QueueTarget> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<QueueOptions>): Promise<ProbeResult> {
-    const { options: o } = ctx;
-    // A target that is not what the source reads fails as a bad target does in every kind (this
-    // kind has no resolve phase: its first is fetch).
-    if (o.source === 'directory' ? !ctx.target.startsWith('/') : !httpTarget(ctx.target)) {
-      return fail({}, 'fetch', 'resolve', `target "${ctx.target}" is not ${o.source === 'directory' ? 'an absolute folder path' : 'an http(s) URL'}`);
+  async run(ctx: ProbeContext<QueueOptions, QueueTarget>): Promise<ProbeResult> {
+    const { options: o, target } = ctx;
+    const { signal } = ctx.budget;
+    // The loader refuses a target that is not what the source reads; this guards direct calls.
+    if ((o.source === 'directory') !== (target.folder !== undefined)) {
+      return fail({}, 'fetch', 'resolve', `target "${target.text}" is not ${o.source === 'directory' ? 'an absolute folder path' : 'an http(s) URL'}`);
     }
     // An error page may echo the Authorization header back: its base64 is a secret too (the
     // redactor also finds each secret's own base64 inside it).
     const redactor = runRedactor(ctx.secrets);
-    const password = o.password !== undefined ? ctx.secrets[o.password] : undefined;
-    if (o.username !== undefined && password !== undefined) redactor.add(Buffer.from(`${o.username}:${password}`).toString('base64'));
+    if (o.source !== 'directory') {
+      const password = o.password !== undefined ? ctx.secrets[o.password] : undefined;
+      if (o.username !== undefined && password !== undefined) redactor.add(Buffer.from(`${o.username}:${password}`).toString('base64'));
+    }
     const scrub = (text: string) => redactor.scrub(text);
     const phases: Record<string, number> = {};
+    let tlsFiles: TlsFiles | undefined;
+    if (o.source !== 'directory' && o.tls !== undefined) {
+      const read = await tlsFilesStep({ phases, signal }, () => tlsFileOptions(o.tls));
+      if (failed(read)) return read.result;
+      tlsFiles = read;
+    }
     const t0 = now();
     let readings: SourceReading[];
     try {
-      const reading = SOURCES[o.source]({ target: ctx.target, o, signal: ctx.signal, deadline: ctx.deadline, secrets: ctx.secrets, memory: ctx.memory, scrub });
-      readings = await raceAbort(reading, ctx.signal).catch((err: unknown) => {
-        if (err instanceof SourceError || !ctx.signal.aborted) throw err;
+      const source = target.folder ?? target.href;
+      const reading = readSource({ target: source, o, budget: ctx.budget, ...(tlsFiles ? { tlsFiles } : {}), secrets: ctx.secrets, memory: ctx.memory, scrub });
+      readings = await raceAbort(reading, signal).catch((err: unknown) => {
+        if (err instanceof SourceError || !signal.aborted) throw err;
         throw new SourceError('timeout', "reading the source took longer than the check's timeout");
       });
     } catch (err) {
       phases.fetch = now() - t0;
       if (err instanceof SourceError)
-        return { ok: false, phases, failure: { phase: 'fetch', reason: ctx.signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
+        return { ok: false, phases, failure: { phase: 'fetch', reason: signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
       throw err;
     }
     phases.fetch = now() - t0;
@@ -219,20 +232,23 @@ function growthOver(history: Sample[], windowStart: number, g: { minIncrease: nu
 function judgeQueue(q: QueueReading, o: QueueOptions, stopped: boolean): Issue | undefined {
   const name = q.queue;
   if (stopped) return { reason: 'queue_stopped', message: `${name}: state ${q.state}, ${q.depth} waiting` };
-  if (o.minConsumers !== undefined && q.consumers !== undefined && q.consumers < o.minConsumers) {
+  // minConsumers and maxOldestAge exist only for the sources that report consumers and ages.
+  const minConsumers = 'minConsumers' in o ? o.minConsumers : undefined;
+  const maxOldestAge = 'maxOldestAge' in o ? o.maxOldestAge : undefined;
+  if (minConsumers !== undefined && q.consumers !== undefined && q.consumers < minConsumers) {
     return {
       reason: 'consumers',
-      message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${o.minConsumers} expected), ${q.depth} waiting`,
+      message: `${name}: ${q.consumers} consumer${q.consumers === 1 ? '' : 's'} (at least ${minConsumers} expected), ${q.depth} waiting`,
     };
   }
   if (o.stalledAfter !== undefined && q.depth > 0 && (q.undrainedSeconds ?? 0) * 1000 >= o.stalledAfter) {
     return { reason: 'backlog', message: `${name}: stalled, ${q.depth} waiting and nothing drained for ${humanDuration((q.undrainedSeconds ?? 0) * 1000)}` };
   }
   if (o.maxDepth !== undefined && q.depth > o.maxDepth) return { reason: 'backlog', message: `${name}: ${q.depth} waiting (limit ${o.maxDepth})` };
-  if (o.maxOldestAge !== undefined && q.oldestAgeSeconds !== undefined && q.oldestAgeSeconds * 1000 > o.maxOldestAge) {
+  if (maxOldestAge !== undefined && q.oldestAgeSeconds !== undefined && q.oldestAgeSeconds * 1000 > maxOldestAge) {
     return {
       reason: 'backlog',
-      message: `${name}: oldest message waited ${humanDuration(q.oldestAgeSeconds * 1000)} (limit ${humanDuration(o.maxOldestAge)})`,
+      message: `${name}: oldest message waited ${humanDuration(q.oldestAgeSeconds * 1000)} (limit ${humanDuration(maxOldestAge)})`,
     };
   }
   return undefined;

@@ -5,10 +5,11 @@
 // parsed defensively, and anything unexpected is a failed run with a reason, never a throw.
 import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
-import type { QueueOptions, QueueSource } from './options.js';
+import type { QueueOptions, SourceOptions } from './options.js';
 import { jsonPath, parseJson } from '../kit/json.js';
 import { describeError, readBounded, reasonAfter } from '../kit/net.js';
-import { tlsFileOptions } from '../kit/tls.js';
+import type { Budget } from '../kit/budget.js';
+import type { TlsFiles } from '../kit/tls.js';
 import type { FailureReason, QueueReading } from '../types.js';
 
 /**
@@ -40,12 +41,15 @@ export class SourceError extends Error {
   }
 }
 
-export interface SourceContext {
+/** What a reader gets: the check's target and budget, and the options of its own source. */
+export interface SourceContext<O extends QueueOptions = QueueOptions> {
+  /** The API's base URL (href), or for source directory the folder's absolute path. */
   target: string;
-  o: QueueOptions;
-  signal: AbortSignal;
-  /** When the runner aborts (performance.now() ms): connection attempts end there too. */
-  deadline: number;
+  o: O;
+  /** The run's time: its signal, and the deadline connection attempts end at too. */
+  budget: Budget;
+  /** The `tls` block's files, read by the probe before the run (phase tls when they cannot be). */
+  tlsFiles?: TlsFiles;
   secrets: Readonly<Record<string, string>>;
   /** The check's memory (see ProbeContext.memory). */
   memory: Map<string, unknown>;
@@ -53,16 +57,27 @@ export interface SourceContext {
   scrub(text: string): string;
 }
 
-type Reader = (sc: SourceContext) => Promise<SourceReading[]>;
+/** The options of the sources read over HTTP (all but directory): they share credentials, tls and maxBodySize. */
+type ApiOptions = Exclude<QueueOptions, { source: 'directory' }>;
 
-export const SOURCES: Readonly<Record<QueueSource, Reader>> = {
-  rabbitmq: readRabbitmq,
-  activemq: readActivemq,
-  artemis: readArtemis,
-  mirth: readMirth,
-  'http-json': readHttpJson,
-  directory: readDirectory,
-};
+/** Reads the queues of `sc.o`'s source, with that source's reader. */
+export function readSource(sc: SourceContext): Promise<SourceReading[]> {
+  const { o } = sc;
+  switch (o.source) {
+    case 'rabbitmq':
+      return readRabbitmq({ ...sc, o });
+    case 'activemq':
+      return readActivemq({ ...sc, o });
+    case 'artemis':
+      return readArtemis({ ...sc, o });
+    case 'mirth':
+      return readMirth({ ...sc, o });
+    case 'http-json':
+      return readHttpJson({ ...sc, o });
+    case 'directory':
+      return readDirectory({ ...sc, o });
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP: one connection pool per run, bounded bodies, JSON only.
@@ -80,31 +95,23 @@ function base(target: string): URL {
   return u;
 }
 
-async function connectorFor(sc: SourceContext): Promise<ReturnType<typeof buildConnector>> {
+function connectorFor(sc: SourceContext<ApiOptions>): ReturnType<typeof buildConnector> {
   return buildConnector({
-    ...(await tlsFileOptions(sc.o.tls)),
+    ...sc.tlsFiles,
     // undici's own connect timeout is 10 s; a connect must not outlive the check's deadline.
-    timeout: Math.max(1, Math.ceil(sc.deadline - performance.now())),
+    timeout: Math.max(1, Math.ceil(sc.budget.left())),
   });
 }
 
 class Http {
   private agent: Agent | undefined;
 
-  constructor(private readonly sc: SourceContext) {}
+  constructor(private readonly sc: SourceContext<ApiOptions>) {}
 
   /** Sends one request; network trouble, auth refusals, non-JSON and oversized bodies become SourceErrors. 404 is returned to the caller. */
   async json(url: URL, init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
     const { sc } = this;
-    if (!this.agent) {
-      let connect: ReturnType<typeof buildConnector>;
-      try {
-        connect = await connectorFor(sc);
-      } catch (err) {
-        throw new SourceError('tls_handshake', `reading TLS files: ${describeError(err)}`);
-      }
-      this.agent = new Agent({ connect, connections: 1, pipelining: 1 });
-    }
+    this.agent ??= new Agent({ connect: connectorFor(sc), connections: 1, pipelining: 1 });
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'vakt', ...init.headers };
     if (sc.o.username !== undefined) {
       const password = sc.o.password !== undefined ? (sc.secrets[sc.o.password] ?? '') : '';
@@ -117,16 +124,16 @@ class Http {
         headers,
         ...(init.body !== undefined ? { body: init.body } : {}),
         dispatcher: this.agent,
-        signal: sc.signal,
+        signal: sc.budget.signal,
       });
     } catch (err) {
-      throw new SourceError(reasonAfter(err, sc.signal), `${url.pathname}: ${sc.scrub(describeError(err))}`);
+      throw new SourceError(reasonAfter(err, sc.budget.signal), `${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
     let read: Awaited<ReturnType<typeof readBounded>>;
     try {
       read = await readBounded(res.body, sc.o.maxBodySize);
     } catch (err) {
-      throw new SourceError(reasonAfter(err, sc.signal), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
+      throw new SourceError(reasonAfter(err, sc.budget.signal), `reading ${url.pathname}: ${sc.scrub(describeError(err))}`);
     }
     if (read.tooLarge) throw new SourceError('body_too_large', `${url.pathname}: response larger than ${sc.o.maxBodySize} bytes (read stopped)`);
     if (res.statusCode === 401 || res.statusCode === 403)
@@ -155,7 +162,7 @@ class Http {
 
   /** The body as JSON; undefined when it is not JSON. JSON beyond the limits of probes/kit/json.ts is a protocol failure. */
   private async parse(url: URL, text: string): Promise<unknown> {
-    const r = await parseJson(text, { signal: this.sc.signal });
+    const r = await parseJson(text, { signal: this.sc.budget.signal });
     if (r.ok) return r.value;
     if (r.error.code === 'syntax') return undefined;
     if (r.error.code === 'aborted') throw new SourceError('timeout', `${url.pathname}: timed out parsing the answer`);
@@ -168,14 +175,14 @@ class Http {
 }
 
 /** The start of a body, for a message: secrets removed, whitespace folded, at most 120 characters. */
-function snippet(text: string, sc: SourceContext): string {
+function snippet(text: string, sc: SourceContext<ApiOptions>): string {
   // Scrubbed whole (a cut could halve a secret), folded only at the head: a regex replace over
   // 4 MB of " a a a" takes a second.
   const t = sc.scrub(text).trimStart().slice(0, 1024).replace(/\s+/g, ' ').trim().slice(0, 120);
   return t ? `: ${t}` : '';
 }
 
-async function withHttp<T>(sc: SourceContext, fn: (http: Http) => Promise<T>): Promise<T> {
+async function withHttp<T>(sc: SourceContext<ApiOptions>, fn: (http: Http) => Promise<T>): Promise<T> {
   const http = new Http(sc);
   try {
     return await fn(http);
@@ -254,11 +261,11 @@ function rabbitDrained(stats: Record<string, unknown>): number | undefined {
 /** RabbitMQ queue states in which the queue process does not serve (a classic queue's node down, a crashed quorum queue). */
 const RABBIT_DOWN_STATES: readonly string[] = ['down', 'crashed', 'stopped', 'terminated'];
 
-async function readRabbitmq(sc: SourceContext): Promise<SourceReading[]> {
+async function readRabbitmq(sc: SourceContext<SourceOptions<'rabbitmq'>>): Promise<SourceReading[]> {
   const vhost = encodeURIComponent(sc.o.vhost);
   return withHttp(sc, async (http) => {
     const out: SourceReading[] = [];
-    for (const name of sc.o.queues ?? []) {
+    for (const name of sc.o.queues) {
       const url = new URL(`api/queues/${vhost}/${encodeURIComponent(name)}?columns=${RABBIT_COLUMNS}`, base(sc.target));
       const reply = await http.json(url);
       if (reply.status === 404) throw new SourceError('queue_missing', `queue "${name}" not found in vhost "${sc.o.vhost}" (or the vhost does not exist)`);
@@ -312,7 +319,11 @@ interface JolokiaRead {
   attribute: string[];
 }
 
-async function jolokia(sc: SourceContext, defaultPath: string, reads: JolokiaRead[]): Promise<Record<string, unknown>[]> {
+async function jolokia(
+  sc: SourceContext<SourceOptions<'activemq' | 'artemis'>>,
+  defaultPath: string,
+  reads: JolokiaRead[],
+): Promise<Record<string, unknown>[]> {
   const url = new URL((sc.o.jolokiaPath ?? defaultPath).replace(/^\//, ''), base(new URL(sc.target).origin));
   const body = JSON.stringify(reads.map((r) => ({ type: 'read', mbean: r.mbean, attribute: r.attribute })));
   return withHttp(sc, async (http) => {
@@ -355,9 +366,9 @@ export function activemqName(s: string): string {
   return s.replace(/[:,'"?=*]/g, (c) => (c === '?' ? '&qe;' : c === '=' ? '&amp;' : c === '*' ? '&ast;' : '_'));
 }
 
-async function readActivemq(sc: SourceContext): Promise<SourceReading[]> {
+async function readActivemq(sc: SourceContext<SourceOptions<'activemq'>>): Promise<SourceReading[]> {
   const broker = sc.o.broker ?? 'localhost';
-  const names = sc.o.queues ?? [];
+  const names = sc.o.queues;
   const values = await jolokia(
     sc,
     '/api/jolokia/',
@@ -386,9 +397,9 @@ function quoted(s: string): string {
   return `"${s.replace(/[\\"*?]/g, (c) => `\\${c}`)}"`;
 }
 
-async function readArtemis(sc: SourceContext): Promise<SourceReading[]> {
+async function readArtemis(sc: SourceContext<SourceOptions<'artemis'>>): Promise<SourceReading[]> {
   const broker = sc.o.broker ?? '0.0.0.0';
-  const names = sc.o.queues ?? [];
+  const names = sc.o.queues;
   const values = await jolokia(
     sc,
     '/console/jolokia/',
@@ -485,7 +496,7 @@ function text(v: unknown): string | undefined {
  * destinations while RECEIVED counts the source once, so one working destination would hide a
  * stuck one. A channel without destination statuses is read as a whole ("channel").
  */
-async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
+async function readMirth(sc: SourceContext<SourceOptions<'mirth'>>): Promise<SourceReading[]> {
   return withHttp(sc, async (http) => {
     const url = new URL('api/channels/statuses', base(sc.target));
     // NextGen Connect rejects API calls without X-Requested-With (CSRF guard).
@@ -545,7 +556,7 @@ async function readMirth(sc: SourceContext): Promise<SourceReading[]> {
 // ---------------------------------------------------------------------------------------------
 // Any JSON document: numbers at configured paths.
 
-async function readHttpJson(sc: SourceContext): Promise<SourceReading[]> {
+async function readHttpJson(sc: SourceContext<SourceOptions<'http-json'>>): Promise<SourceReading[]> {
   const { o } = sc;
   return withHttp(sc, async (http) => {
     const url = new URL(sc.target);
@@ -672,7 +683,7 @@ const DIRECTORY_NAME_LIMIT = 50_000;
  * Names are read as bytes: a sender on Latin-1 or Windows code pages writes names that are not
  * UTF-8, and decoded they could no longer be found to stat (and would go uncounted).
  */
-async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
+async function readDirectory(sc: SourceContext<SourceOptions<'directory'>>): Promise<SourceReading[]> {
   // A folder on a hung network mount blocks in the file system, where no abort reaches; a run
   // does not start another read while the last one still hangs (each would hold a libuv thread).
   if (sc.memory.get(DIRECTORY_PENDING) === true)
@@ -687,8 +698,9 @@ async function readDirectory(sc: SourceContext): Promise<SourceReading[]> {
 
 const DIRECTORY_PENDING = 'queue.directory-pending';
 
-async function walkDirectory(sc: SourceContext): Promise<SourceReading[]> {
-  const { o, signal } = sc;
+async function walkDirectory(sc: SourceContext<SourceOptions<'directory'>>): Promise<SourceReading[]> {
+  const { o } = sc;
+  const { signal } = sc.budget;
   const match = globMatcher(o.pattern);
   const names = new Set<string>();
   let depth = 0;
@@ -747,7 +759,7 @@ async function walkDirectory(sc: SourceContext): Promise<SourceReading[]> {
   }
   return [
     reading({
-      queue: o.queues?.[0] ?? sc.target,
+      queue: sc.target,
       depth,
       oldestAgeSeconds: depth > 0 ? Math.max(0, (Date.now() - oldest) / 1000) : undefined,
       names: capped || depth > DIRECTORY_NAME_LIMIT ? undefined : names,

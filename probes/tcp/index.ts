@@ -1,5 +1,5 @@
 // The tcp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { hostPort } from '../../config/fields.js';
+import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
 import { options } from './options.js';
 import { tcpProbe } from './probe.js';
@@ -8,7 +8,7 @@ export default defineKind({
   name: 'tcp',
   summary:
     'A firewall path is open (or, with expect: blocked, stays closed): TCP connect, optional TLS handshake and send/expect, over one or several attempts per run.',
-  target: { schema: hostPort, multiple: false },
+  target: { schema: endpoint, multiple: false },
   options,
   secretOptions: [],
   phases: tcpProbe.phases,

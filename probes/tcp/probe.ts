@@ -3,8 +3,10 @@
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import type { Socket } from 'node:net';
 import type { TcpOptions } from './options.js';
-import { splitHostPort } from '../../config/fields.js';
-import { classifyError, deadlineSignal, describeError, endBefore, fail, now, readUntil, resolveHost, sleep, writeAll } from '../kit/net.js';
+import { classifyError, describeError, now, readUntil, resolveStep, sleep, writeAll } from '../kit/net.js';
+import type { Budget } from '../kit/budget.js';
+import type { Endpoint } from '../kit/target.js';
+import { failed, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -21,39 +23,29 @@ interface Sample {
   bytesRead?: number;
 }
 
-export const tcpProbe: Probe<TcpOptions> = {
+export const tcpProbe: Probe<TcpOptions, Endpoint> = {
   phases: PHASES,
-  async run(ctx: ProbeContext<TcpOptions>): Promise<ProbeResult> {
-    const { options: o, signal } = ctx;
-    const hp = splitHostPort(ctx.target);
-    if (!hp) return fail({}, 'resolve', 'resolve', `target "${ctx.target}" is not host:port`);
-
+  async run(ctx: ProbeContext<TcpOptions, Endpoint>): Promise<ProbeResult> {
+    const { options: o, target, budget } = ctx;
+    const { signal } = budget;
     const phases: Record<string, number> = {};
-    let address: string;
-    let family: 4 | 6;
-    let resolvedAddress: string | undefined;
-    try {
-      const r = await resolveHost(hp.host, o.ipFamily, signal);
-      ({ address, family } = r);
-      if (r.seconds !== undefined) phases.resolve = r.seconds;
-      if (r.seconds !== undefined) resolvedAddress = address;
-    } catch (err) {
-      return fail(phases, 'resolve', classifyError(err), `resolving ${hp.host}: ${describeError(err)}`);
-    }
+    const values: NonNullable<ProbeResult['values']> = {};
+    const info: ProbeInfo = {};
+    const resolved = await resolveStep(target.host, o.ipFamily, signal, { phases, values, info });
+    if (failed(resolved)) return resolved.result;
+    const { address, family } = resolved;
 
     let tls: TlsMaterial | undefined;
     if (o.tls !== undefined) {
-      try {
-        tls = await loadTlsMaterial(o.tls, hp.host);
-      } catch (err) {
-        return fail(phases, 'tls', 'tls_handshake', `reading TLS files: ${describeError(err)}`);
-      }
+      const material = await tlsFilesStep({ phases, signal }, () => loadTlsMaterial(o.tls, target.host));
+      if (failed(material)) return material.result;
+      tls = material;
     }
 
     const connectTimeout = o.connectTimeout ?? Number.POSITIVE_INFINITY;
     // Attempts end a little before the runner's deadline, so a run in which some attempts stall
     // still reports its loss and its successful attempts instead of being cut off as a whole.
-    const attemptsEnd = endBefore(ctx.deadline);
+    const attemptsEnd = budget.end();
     const runs: Promise<Sample>[] = [];
     for (let i = 0; i < o.samples; i++) {
       if (i > 0) {
@@ -65,17 +57,16 @@ export const tcpProbe: Probe<TcpOptions> = {
         }
       }
       const end = Math.min(attemptsEnd, o.attemptTimeout !== undefined ? performance.now() + o.attemptTimeout : Number.POSITIVE_INFINITY);
-      runs.push(runSample(address, hp.port, family, o, tls, connectTimeout, signal, end));
+      runs.push(runSample(address, target.port, family, o, tls, connectTimeout, budget, end));
     }
     const samples = await Promise.all(runs);
     // Samples never started because the run was cut short count as timed out.
     while (samples.length < o.samples) {
       samples.push({ ok: false, connected: false, phases: {}, failure: { phase: 'connect', reason: 'timeout', message: 'run timed out before this attempt' } });
     }
-    const base: ProbeResult = { ok: false, phases, values: { ip_protocol: family } };
-    if (phases.resolve !== undefined) base.values!.dns_lookup_time_seconds = phases.resolve;
-    const result = o.expect === 'blocked' ? judgeBlocked(base, samples, hp.port) : judgeReachable(base, samples, tls);
-    if (resolvedAddress !== undefined) result.info = { ...result.info, resolvedAddress };
+    const base: ProbeResult = { ok: false, phases, values };
+    const result = o.expect === 'blocked' ? judgeBlocked(base, samples, target.port) : judgeReachable(base, samples, tls);
+    if (info.resolvedAddress !== undefined) result.info = { ...result.info, resolvedAddress: info.resolvedAddress };
     return result;
   },
 };
@@ -87,7 +78,7 @@ async function runSample(
   o: TcpOptions,
   tls: TlsMaterial | undefined,
   connectTimeout: number,
-  parent: AbortSignal,
+  run: Budget,
   endAt: number,
 ): Promise<Sample> {
   const s: Sample = { ok: false, connected: false, phases: {} };
@@ -97,8 +88,8 @@ async function runSample(
   // attempt's end, the sooner); one that goes on after the connect has a signal of its own: the
   // run's, or the attempt's end, whichever comes first.
   const connectOnly = o.expect === 'blocked' || (!tls && o.send === undefined && o.receive === undefined);
-  const attempt = connectOnly ? undefined : deadlineSignal(parent, endAt, 'attempt ran out of time');
-  const signal = attempt?.signal ?? parent;
+  const attempt = connectOnly ? undefined : run.part('attempt ran out of time', endAt);
+  const signal = (attempt ?? run).signal;
   try {
     let start = now();
     const untilEnd = endAt - performance.now();
@@ -141,7 +132,7 @@ async function runSample(
     s.failure = { phase, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
-    attempt?.dispose();
+    attempt?.done();
     socket?.destroy();
   }
 }

@@ -176,6 +176,49 @@ describe('metrics', () => {
     expect(samples((await m.render(false)).body, 'vakt_queue_undrained_seconds', {})).toHaveLength(0);
   });
 
+  it("a kind's tallies: only its own checks count; a code outside the declared values counts as other", async () => {
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const hl7 = parseConfig('checks:\n  - { name: h, kind: mllp, target: "10.0.0.5:6661" }\n', 't.yaml').checks[0] as CheckConfig;
+    const tcp = check('t');
+    m.addCheck(hl7);
+    let text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_hl7_acks_total')).toHaveLength(0);
+    m.observe(hl7, outcome({ ok: true, phases: {}, info: { hl7AckCode: 'CA' } }));
+    m.observe(hl7, outcome({ ok: false, phases: {}, failure: { phase: 'ack', reason: 'protocol', message: 'x' }, info: { hl7AckCode: 'ZZ' } }));
+    m.observe(hl7, outcome({ ok: false, phases: {}, failure: { phase: 'ack', reason: 'protocol', message: 'x' }, info: { hl7AckCode: 'other' } }));
+    m.observe(tcp, outcome({ ok: true, phases: {}, info: { hl7AckCode: 'AA' } }));
+    text = (await m.render(false)).body;
+    expect(value(text, 'vakt_hl7_acks_total', { check: 'h', code: 'CA' })).toBe(1);
+    expect(value(text, 'vakt_hl7_acks_total', { check: 'h', code: 'other' })).toBe(2);
+    expect(samples(text, 'vakt_hl7_acks_total').map((s) => s.labels.code)).toEqual(['CA', 'other']);
+    expect(samples(text, 'vakt_hl7_acks_total', { check: 't' })).toHaveLength(0);
+    // Counters survive a rewrite of every check's text (constant labels changed).
+    m.setConstantLabels({ site: 'north' });
+    expect(value((await m.render(false)).body, 'vakt_hl7_acks_total', { check: 'h', code: 'CA', site: 'north' })).toBe(1);
+  });
+
+  it('registers each family once, with one HELP and TYPE line each', async () => {
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const names = m.familyNames();
+    expect(names.length).toBeGreaterThan(40);
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+    const q = parseConfig('checks:\n  - { name: q, kind: queue, target: "http://10.0.0.9:15672", queue: { source: rabbitmq, queues: [a] } }\n', 't.yaml')
+      .checks[0] as CheckConfig;
+    m.observe(q, outcome({ ok: true, phases: {}, queues: [{ queue: 'a', depth: 1 }] }));
+    m.observe(check('x'), outcome(tlsResult));
+    const types = [...(await m.render(false)).body.matchAll(/^# TYPE (\S+)/gm)].map((t) => t[1]);
+    expect(types).toContain('vakt_queue_depth');
+    expect(types.filter((n, i) => types.indexOf(n) !== i)).toEqual([]);
+  });
+
   it('histograms: off by default; total or phases from the agent default; a check overrides it', async () => {
     const m = new Metrics(
       () => 0,
@@ -257,13 +300,15 @@ describe('metrics', () => {
         phases: {},
         queues: [{ queue: 'a', depth: 1 }],
         steps: [{ name: 's', ok: true, durationSeconds: 0.1, phases: {} }],
-        info: { hl7AckCode: 'AA' },
       }),
     );
+    const hl7 = parseConfig('checks:\n  - { name: h, kind: mllp, target: "10.0.0.5:6661" }\n', 't.yaml').checks[0] as CheckConfig;
+    m.observe(hl7, outcome({ ok: true, phases: {}, info: { hl7AckCode: 'AA' } }));
     const used = new Set<string>();
     for (const s of parseMetrics((await m.render(false)).body)) for (const l of Object.keys(s.labels)) if (l !== 'le') used.add(l);
     expect(used.size).toBeGreaterThan(5);
     expect(used).toContain('queue');
+    expect(used).toContain('code');
     for (const l of used) expect(RESERVED_LABELS).toContain(l);
     expect(() => parseConfig(`agent: { labels: { version: x } }\nchecks: [ { name: a, kind: tcp, target: "h:1" } ]`, 't.yaml')).toThrow(/reserved/);
   });

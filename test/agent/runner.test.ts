@@ -2,6 +2,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type CheckConfig } from '../../config/loader.js';
+import { LoopMonitor } from '../../agent/loop-monitor.js';
 import { Limiter, Runner } from '../../agent/runner.js';
 import type { Probe, ProbeResult } from '../../probes/types.js';
 import { blackholePeer, BUSY_SLACK_MS, tcpPeer } from '../helpers/peers.js';
@@ -23,7 +24,7 @@ describe('runner', () => {
     let aborted = false;
     const probe: Probe<never> = {
       phases: ['connect'],
-      run: ({ signal }) =>
+      run: ({ budget: { signal } }) =>
         new Promise<ProbeResult>((resolve) => {
           signal.addEventListener('abort', () => {
             aborted = true;
@@ -38,6 +39,32 @@ describe('runner', () => {
     expect(out?.result.failure?.reason).toBe('timeout');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
     expect(Date.now() - t0).toBeLessThan(1000 + BUSY_SLACK_MS);
+  });
+
+  it("a result late only because the agent's own loop stalled keeps its verdict and is marked disturbed; without a loop monitor it is a timeout", async () => {
+    // The probe's reply is in at 150 ms (deadline 200 ms), then the loop is blocked until 100 ms
+    // past the deadline before the result is handed over: the overrun is the agent's stall.
+    const probe: Probe<never> = {
+      phases: ['connect'],
+      run: ({ budget: { deadline } }) =>
+        new Promise<ProbeResult>((resolve) =>
+          setTimeout(() => {
+            while (performance.now() < deadline + 100) {
+              /* a synchronous stall of the agent's loop */
+            }
+            resolve({ ok: true, phases: { connect: 0.001 } });
+          }, 150),
+        ),
+    };
+    const loop = new LoopMonitor();
+    const watched = await new Runner(new AbortController().signal, new Limiter(1), log, { tcp: probe }, loop).run(base);
+    loop.stop();
+    expect(watched?.result.ok).toBe(true);
+    expect(watched?.disturbed).toBe(true);
+    const { runner } = runnerWith(probe);
+    const unwatched = await runner.run(base);
+    expect(unwatched?.result.ok).toBe(false);
+    expect(unwatched?.result.failure?.reason).toBe('timeout');
   });
 
   it('a probe that ignores its signal is abandoned after a grace period and reported as timeout', async () => {
@@ -144,7 +171,12 @@ describe('runner', () => {
     const peer = await blackholePeer();
     try {
       const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 500ms, interval: 1s, tcp: { expect: blocked } }`);
-      const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(c);
+      // With the agent's loop monitor, as the agent runs it: on a busy machine the attempt's
+      // timer (50 ms before the deadline) may fire late, and a stall that explains the overrun
+      // leaves the probe's verdict standing (the run is marked disturbed instead).
+      const loop = new LoopMonitor();
+      const out = await new Runner(new AbortController().signal, new Limiter(1), log, undefined, loop).run(c);
+      loop.stop();
       expect(out?.result.failure).toBeUndefined();
       expect(out?.result.ok).toBe(true);
     } finally {

@@ -16,6 +16,7 @@ import { httpProbe } from '../../probes/http/probe.js';
 import { ldapProbe } from '../../probes/ldap/probe.js';
 import { frame, MllpReader, mllpProbe, parseAck } from '../../probes/mllp/probe.js';
 import { oidcProbe } from '../../probes/oidc/probe.js';
+import { rabbitmqOptions, type QueueOptions, type SourceOptions } from '../../probes/queue/options.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
@@ -23,7 +24,7 @@ import { STALE_SERIAL, WRONG_ADDRESS, ZONE_SERIAL } from '../../sandbox/dns.js';
 import { SANDBOX_PEOPLE_DN } from '../../sandbox/ldap.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, sandboxSecretDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { SANDBOX_QUEUE_USER, SimulatedQueue } from '../../sandbox/queue.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { freeSandboxPorts } from '../helpers/demo-config.js';
 
 /** A `slow` login in these tests (the demo's is 4 s). */
@@ -53,8 +54,7 @@ afterAll(async () => {
 
 function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500) {
   return tcpProbe.run({
-    target: `127.0.0.1:${port}`,
-    targets: [`127.0.0.1:${port}`],
+    ...targetsOf('tcp', `127.0.0.1:${port}`),
     options: KIND_OPTIONS.tcp.parse(options),
     ...budget(timeoutMs),
     log: quietLog,
@@ -84,7 +84,7 @@ async function fault(path: string): Promise<FaultState> {
 /** The dns probe against the sandbox's resolvers (by name: ns1, ns2). */
 function dns(resolvers: string[], options: Record<string, unknown>, timeoutMs = 1000) {
   const targets = resolvers.map((r) => sb.resolvers[r]!.target);
-  return dnsProbe.run({ target: targets.join(','), targets, options: KIND_OPTIONS.dns.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
+  return dnsProbe.run({ ...targetsOf('dns', ...targets), options: KIND_OPTIONS.dns.parse(options), ...budget(timeoutMs), log: quietLog, secrets: {} });
 }
 
 const cosmic = { name: 'cosmic.region.sandbox', expect: { answer: { exactValues: ['10.20.1.5'] } } };
@@ -285,25 +285,39 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
     const l = config.checks.find((c) => c.name === 'cosmic-login');
     const i = config.checks.find((c) => c.name === 'idp-token');
     if (l?.kind !== 'http' || i?.kind !== 'oidc') throw new Error('config/default.yaml has no cosmic-login (http) and idp-token (oidc)');
-    login = { ...l, target: here(l.target), targets: [here(l.target)] };
+    login = { ...l, ...targetsOf('http', here(l.target)), target: here(l.target) };
     idp = {
       ...i,
+      ...targetsOf('oidc', here(i.target)),
       target: here(i.target),
-      targets: [here(i.target)],
       options: { ...i.options, expect: { ...i.options.expect, issuer: here(i.options.expect.issuer ?? '') } },
     };
   });
 
   const runLogin = (check = login) =>
-    httpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+    httpProbe.run({
+      target: check.targets[0]!,
+      targets: check.targets,
+      options: check.options,
+      ...budget(check.timeoutMs),
+      log: quietLog,
+      secrets: check.secrets,
+    });
   const runIdp = (check = idp) =>
-    oidcProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets: check.secrets });
+    oidcProbe.run({
+      target: check.targets[0]!,
+      targets: check.targets,
+      options: check.options,
+      ...budget(check.timeoutMs),
+      log: quietLog,
+      secrets: check.secrets,
+    });
   /** The oidc probe with options of the test's own (credentials by secret name). */
   const oidc = (
     target: string,
     options: Record<string, unknown>,
     secrets: Record<string, string> = { client_secret: sb.login.clients[SANDBOX_CLIENT_ID]!, password: sb.login.password },
-  ) => oidcProbe.run({ target, targets: [target], options: KIND_OPTIONS.oidc.parse(options), ...budget(3000), log: quietLog, secrets });
+  ) => oidcProbe.run({ ...targetsOf('oidc', target), options: KIND_OPTIONS.oidc.parse(options), ...budget(3000), log: quietLog, secrets });
   const stepNames = (r: ProbeResult) => r.steps?.map((s) => s.name);
 
   it("the demo's checks succeed: cosmic-login over HTTPS in four steps, idp-token by discovery and client_credentials", async () => {
@@ -324,7 +338,7 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
     expect(Object.keys(t.phases)).toEqual(['discovery', 'connect', 'tls', 'token']);
 
     // The same app over plain HTTP.
-    const plain = { ...login, target: sb.login.url, targets: [sb.login.url], options: { ...login.options, tls: undefined } };
+    const plain = { ...login, ...targetsOf('http', sb.login.url), target: sb.login.url, options: { ...login.options, tls: undefined } };
     expect((await runLogin(plain)).ok).toBe(true);
     expect((await oidc(sb.login.url, { clientId: SANDBOX_CLIENT_ID, clientSecret: 'client_secret', expect: { issuer: sb.login.url } })).ok).toBe(true);
   });
@@ -485,16 +499,15 @@ describe('sandbox directory (ldap)', () => {
     const c = config.checks.find((x) => x.name === 'directory-bind');
     if (c?.kind !== 'ldap') throw new Error('config/default.yaml has no directory-bind (ldap)');
     const target = c.target.replace(`:${SANDBOX_PORTS.ldap}`, `:${sb.ports.ldap}`);
-    check = { ...c, target, targets: [target] };
+    check = { ...c, ...targetsOf('ldap', target), target };
   });
 
   const runCheck = (secrets = check.secrets) =>
-    ldapProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets });
+    ldapProbe.run({ target: check.targets[0]!, targets: check.targets, options: check.options, ...budget(check.timeoutMs), log: quietLog, secrets });
   /** The ldap probe with options of the test's own (the password by secret name). */
   const ldap = (options: Record<string, unknown>, password = sb.login.password, timeoutMs = 2000) =>
     ldapProbe.run({
-      target: sb.directory.url,
-      targets: [sb.directory.url],
+      ...targetsOf('ldap', sb.directory.url),
       options: KIND_OPTIONS.ldap.parse(options),
       ...budget(timeoutMs),
       log: quietLog,
@@ -652,11 +665,11 @@ describe('sandbox HL7 interface engine (mllp)', () => {
     const c = config.checks.find((x) => x.name === 'lab-orders-hl7');
     if (c?.kind !== 'mllp') throw new Error('config/default.yaml has no lab-orders-hl7 (mllp)');
     const target = c.target.replace(`:${SANDBOX_PORTS.mllp}`, `:${sb.ports.mllp}`);
-    check = { ...c, target, targets: [target] };
+    check = { ...c, ...targetsOf('mllp', target), target };
   });
 
   const runCheck = (timeoutMs = check.timeoutMs) =>
-    mllpProbe.run({ target: check.target, targets: check.targets, options: check.options, ...budget(timeoutMs), log: quietLog, secrets: {} });
+    mllpProbe.run({ target: check.targets[0]!, targets: check.targets, options: check.options, ...budget(timeoutMs), log: quietLog, secrets: {} });
 
   /** Bytes written to the engine's port; resolves with the frames that came back within waitMs (or until it closed). */
   const exchange = (bytes: Buffer, waitMs = 300) =>
@@ -785,16 +798,16 @@ describe('sandbox integration broker (queue)', () => {
   /** The demo's lab-results-queue check from config/default.yaml, pointed at this test's sandbox. */
   let check: Extract<CheckConfig, { kind: 'queue' }>;
   /** The same queues with test-sized limits: stalled after 300 ms, growth over a 1 s window. */
-  let fast: Extract<CheckConfig, { kind: 'queue' }>['options'];
+  let fast: SourceOptions<'rabbitmq'>;
   /** One memory across runs, as the agent keeps it per check: rates and stalls need the previous run. */
   const memory = new Map<string, unknown>();
   beforeAll(async () => {
     const config = await loadConfigFile(defaultConfigFile);
     const c = config.checks.find((x) => x.name === 'lab-results-queue');
-    if (c?.kind !== 'queue') throw new Error('config/default.yaml has no lab-results-queue (queue)');
+    if (c?.kind !== 'queue' || c.options.source !== 'rabbitmq') throw new Error('config/default.yaml has no lab-results-queue (queue, source rabbitmq)');
     const target = c.target.replace(`:${SANDBOX_PORTS.queue}`, `:${sb.ports.queue}`);
-    check = { ...c, target, targets: [target] };
-    fast = KIND_OPTIONS.queue.parse({
+    check = { ...c, ...targetsOf('queue', target), target };
+    fast = rabbitmqOptions.parse({
       source: 'rabbitmq',
       queues: c.options.queues,
       username: c.options.username,
@@ -805,8 +818,8 @@ describe('sandbox integration broker (queue)', () => {
     });
   });
 
-  const run = (options = fast, secrets = check.secrets) =>
-    queueProbe.run({ target: check.target, targets: check.targets, options, ...budget(2000), memory, log: quietLog, secrets });
+  const run = (options: QueueOptions = fast, secrets = check.secrets) =>
+    queueProbe.run({ target: check.targets[0]!, targets: check.targets, options, ...budget(2000), memory, log: quietLog, secrets });
   const reading = (r: ProbeResult, queue: string) => r.queues?.find((q) => q.queue === queue);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** Runs every 150 ms until `done` says so (at most ~4 s); returns the last result. */

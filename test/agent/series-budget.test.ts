@@ -1,5 +1,5 @@
 // The series budget of docs/metrics.md, enforced from a real scrape: the demo's checks (one of
-// each kind the sandbox serves, plus an amqp check against a closed port) run in a real agent
+// each kind the sandbox serves, plus a second amqp check against a closed port) run in a real agent
 // against the sandbox; every check's series in /metrics are counted and must stay within the
 // documented budget of its kind, and every kind must have a budget row.
 import { readFileSync } from 'node:fs';
@@ -29,8 +29,8 @@ let agent: Agent;
 let http: HttpServer;
 beforeAll(async () => {
   sb = await startSandbox({ ports: freeSandboxPorts() });
-  // The demo's own config against this sandbox, histograms off (the default set), and an amqp
-  // check (the demo has none) against a closed port.
+  // The demo's own config against this sandbox, histograms off (the default set), and a second
+  // amqp check, against a closed port (a failed run's series).
   const secret = `${sandboxDirOfRepo()}/secrets/probe-password`;
   const file = demoConfigFor(
     sb,

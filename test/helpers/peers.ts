@@ -4,6 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { ProbeLogger } from '../../probes/types.js';
+import type { z } from 'zod';
+import { Budget } from '../../probes/kit/budget.js';
+import { KIND, type Kind, type KindTarget } from '../../probes/kinds.js';
 
 export interface Peer {
   port: number;
@@ -108,6 +111,13 @@ export async function blackholePeer(): Promise<Peer> {
 }
 
 /** What the runner hands a probe: a signal that aborts after `ms`, and the matching deadline. */
-export function budget(ms: number, signal?: AbortSignal): { signal: AbortSignal; deadline: number; memory: Map<string, unknown> } {
-  return { signal: signal ?? AbortSignal.timeout(ms), deadline: performance.now() + ms, memory: new Map() };
+export function budget(ms: number, signal?: AbortSignal): { budget: Budget; memory: Map<string, unknown> } {
+  return { budget: new Budget(signal ?? AbortSignal.timeout(ms), performance.now() + ms), memory: new Map() };
+}
+
+/** A probe's `target` and `targets` as the config would parse them for a check of `kind` (the kind's target schema). */
+export function targetsOf<K extends Kind>(kind: K, ...texts: string[]): { target: KindTarget[K]; targets: KindTarget[K][] } {
+  const schema = KIND[kind].target.schema as unknown as z.ZodType<KindTarget[K]>;
+  const targets = texts.map((t) => schema.parse(t));
+  return { target: targets[0] as KindTarget[K], targets };
 }

@@ -7,13 +7,13 @@
 // login, TTL clean-up) is in test/system/amqp.test.ts.
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KIND_OPTIONS } from '../../probes/kinds.js';
+import { KIND, KIND_OPTIONS } from '../../probes/kinds.js';
 import { amqpProbe, CANARY_HEADER, classifyAmqp, classifyReplyCode, isCanary, slowTransit } from '../../probes/amqp/probe.js';
 import { ProbeAbortError } from '../../probes/kit/net.js';
 import { runRedactor } from '../../probes/kit/redact.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { leaks } from '../helpers/leaks.js';
-import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer } from '../helpers/peers.js';
+import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, targetsOf } from '../helpers/peers.js';
 
 const PASSWORD = 'Canary-S3cret-pw';
 
@@ -216,8 +216,7 @@ function probe(
   signal?: AbortSignal,
 ): Promise<ProbeResult> {
   return amqpProbe.run({
-    target,
-    targets: [target],
+    ...targetsOf('amqp', target),
     options: KIND_OPTIONS.amqp.parse(options),
     ...budget(signal ? 10_000 : timeoutMs, signal),
     log: quietLog,
@@ -372,8 +371,7 @@ describe('amqp probe without a broker', () => {
 
   it('a password that names no secret is internal, nothing sent', async () => {
     const r = await amqpProbe.run({
-      target: '127.0.0.1:1',
-      targets: ['127.0.0.1:1'],
+      ...targetsOf('amqp', '127.0.0.1:1'),
       options: KIND_OPTIONS.amqp.parse({ username: 'vakt', password: 'missing' }),
       ...budget(1000),
       log: quietLog,
@@ -382,8 +380,8 @@ describe('amqp probe without a broker', () => {
     expect(r.failure).toMatchObject({ phase: 'connect', reason: 'internal' });
   });
 
-  it('a target that is not host:port is resolve', async () => {
-    const r = await probe('amqp://broker:5672');
-    expect(r.failure).toMatchObject({ phase: 'resolve', reason: 'resolve' });
+  it('a target that is not host:port is refused on load (the probe gets it parsed)', () => {
+    expect(KIND.amqp.target.schema.safeParse('amqp://broker:5672').success).toBe(false);
+    expect(KIND.amqp.target.schema.parse('broker:5672')).toEqual({ text: 'broker:5672', host: 'broker', port: 5672 });
   });
 });

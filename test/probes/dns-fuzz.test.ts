@@ -14,7 +14,7 @@ import { DnsProtocolError, dnsProbe, judgeReply, parseReply, recordText, recordV
 import type { FailureReason, ProbeResult } from '../../probes/types.js';
 import { ALL_FAILURE_REASONS } from '../../probes/kinds.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { prng, type Rng } from '../helpers/prng.js';
 
 const SEED = process.env.DNS_FUZZ_SEED !== undefined ? Number(process.env.DNS_FUZZ_SEED) : randomInt(2 ** 31);
@@ -487,8 +487,7 @@ describe('dns probe: fuzzed replies through the real probe', () => {
           let res: ProbeResult;
           try {
             res = await dnsProbe.run({
-              target: `127.0.0.1:${s!.port}`,
-              targets: [`127.0.0.1:${s!.port}`],
+              ...targetsOf('dns', `127.0.0.1:${s!.port}`),
               options: opts,
               ...budget(250),
               log: quietLog,

@@ -7,7 +7,7 @@ import { type DnsOptions, type DnsRcode } from '../../probes/dns/options.js';
 import { dnsProbe, reverseName, serialLag } from '../../probes/dns/probe.js';
 import type { FailureReason, ProbeResult } from '../../probes/types.js';
 import { startDnsServer, type DnsAnswer, type DnsQuery, type TestDnsServer } from '../helpers/dns-server.js';
-import { budget, BUSY_SLACK_MS, quietLog, tcpPeer } from '../helpers/peers.js';
+import { budget, BUSY_SLACK_MS, quietLog, tcpPeer, targetsOf } from '../helpers/peers.js';
 
 const servers: TestDnsServer[] = [];
 const closers: (() => Promise<void>)[] = [];
@@ -24,7 +24,7 @@ async function server(handler: (q: DnsQuery) => DnsAnswer): Promise<TestDnsServe
 
 function run(targets: string[], options: Record<string, unknown>, timeoutMs = 1500): Promise<ProbeResult> {
   const opts: DnsOptions = KIND_OPTIONS.dns.parse(options);
-  return dnsProbe.run({ target: targets.join(','), targets, options: opts, ...budget(timeoutMs), log: quietLog, secrets: {} });
+  return dnsProbe.run({ ...targetsOf('dns', ...targets), options: opts, ...budget(timeoutMs), log: quietLog, secrets: {} });
 }
 
 const A = (name: string, ip: string, ttl = 300) => ({ type: 'A' as const, name, ttl, class: 'IN' as const, data: ip });

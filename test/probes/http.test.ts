@@ -4,6 +4,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Budget } from '../../probes/kit/budget.js';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { type HttpOptions } from '../../probes/http/options.js';
 import { CookieJar, httpProbe, template } from '../../probes/http/probe.js';
@@ -11,11 +12,11 @@ import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, jsonPath } from '../../probes/kit/
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { startLoginApp, type LoginApp, type LoginAppOptions } from '../helpers/login-app.js';
-import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog } from '../helpers/peers.js';
+import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, targetsOf } from '../helpers/peers.js';
 
 function run(target: string, options: Record<string, unknown> = {}, opts: { timeoutMs?: number; secrets?: Record<string, string> } = {}): Promise<ProbeResult> {
   const parsed: HttpOptions = KIND_OPTIONS.http.parse(options);
-  return httpProbe.run({ target, targets: [target], options: parsed, ...budget(opts.timeoutMs ?? 3000), log: quietLog, secrets: opts.secrets ?? {} });
+  return httpProbe.run({ ...targetsOf('http', target), options: parsed, ...budget(opts.timeoutMs ?? 3000), log: quietLog, secrets: opts.secrets ?? {} });
 }
 
 const cleanup: Peer[] = [];
@@ -640,11 +641,9 @@ describe('http probe: timeouts', () => {
     const ctrl = new AbortController();
     ctrl.abort(new Error('agent stopping'));
     const r = await httpProbe.run({
-      target: a.url,
-      targets: [a.url],
+      ...targetsOf('http', a.url),
       options: KIND_OPTIONS.http.parse({}),
-      signal: ctrl.signal,
-      deadline: performance.now(),
+      budget: new Budget(ctrl.signal, performance.now()),
       memory: new Map(),
       log: quietLog,
       secrets: {},

@@ -2,12 +2,14 @@
 // `connect` for every kind that opens one (queue reads its API in one `fetch` phase, and ntp
 // asks over UDP, which has no connection: their first phase), and a run against a port that is
 // gone never takes longer than its deadline. Every kind of the list is run against a real closed
-// port on 127.0.0.1, and given a target it cannot take (the schema refuses those on load; a
-// probe called directly must still fail plainly, not throw).
+// port on 127.0.0.1; a target a kind cannot take is refused when the config loads (probes get
+// targets parsed); and a TLS file that cannot be read fails every kind that takes one the same way.
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ConfigLoadError, parseConfig } from '../../config/loader.js';
 import { KIND_LIST } from '../../probes/kinds.js';
 import { classifyError, ProbeAbortError } from '../../probes/kit/net.js';
-import { budget, closedPort, quietLog } from '../helpers/peers.js';
+import { budget, closedPort, quietLog, targetsOf } from '../helpers/peers.js';
 
 const OPTIONS: Record<string, unknown> = {
   oidc: { clientId: 'vakt', clientSecret: 's' },
@@ -22,11 +24,24 @@ const TARGET: Record<string, (port: number) => string> = {
   ldap: (p) => `ldap://127.0.0.1:${p}`,
 };
 const FIRST_PHASE: Record<string, string> = { queue: 'fetch', ntp: 'request' };
+/** Targets that make a kind use TLS (the others take tls on a host:port target). */
+const TLS_TARGET: Record<string, (port: number) => string> = {
+  http: (p) => `https://127.0.0.1:${p}/`,
+  oidc: (p) => `https://127.0.0.1:${p}/realms/x`,
+  queue: (p) => `https://127.0.0.1:${p}/`,
+  ldap: (p) => `ldaps://127.0.0.1:${p}`,
+};
+
+/** Whether a kind's options take a `tls` block (in any of its variants), read from the schema's public JSON export. */
+function takesTls(kind: (typeof KIND_LIST)[number]): boolean {
+  type Node = { properties?: Record<string, unknown>; oneOf?: Node[]; anyOf?: Node[] };
+  const root = z.toJSONSchema(kind.options, { io: 'input', unrepresentable: 'any' }) as Node;
+  return [root, ...(root.oneOf ?? []), ...(root.anyOf ?? [])].some((n) => n.properties?.tls !== undefined);
+}
 
 function run(kind: (typeof KIND_LIST)[number], target: string) {
   return kind.run({
-    target,
-    targets: [target],
+    ...(targetsOf(kind.name, target) as { target: never; targets: never[] }),
     options: kind.options.parse(OPTIONS[kind.name] ?? {}) as never,
     ...budget(3000),
     log: quietLog,
@@ -45,11 +60,35 @@ describe('the probe kit across kinds', () => {
   });
 
   it.each(KIND_LIST.map((k) => [k.name, k] as const))(
-    '%s: a target that is not what the kind takes fails in resolve (queue: fetch) with reason resolve, never a throw',
+    "%s: a target that is not what the kind takes is refused when the config loads, with the kind's own words",
+    (_name, kind) => {
+      const yaml = `checks:\n  - name: c\n    kind: ${kind.name}\n    target: "not a target"\n`;
+      let message = '';
+      try {
+        parseConfig(yaml, 'kit.yaml');
+      } catch (err) {
+        message = err instanceof ConfigLoadError ? err.errors.map((e) => `${e.path}: ${e.message}`).join('\n') : String(err);
+      }
+      expect(message).toMatch(/^checks\[0\]\.target: expected .*, found "not a target"$/m);
+    },
+  );
+
+  it.each(KIND_LIST.filter((k) => takesTls(k)).map((k) => [k.name, k] as const))(
+    '%s: a TLS file that cannot be read fails in phase tls with reason tls_handshake, before anything connects',
     async (_name, kind) => {
-      const r = await run(kind, 'not a target');
-      expect(r.failure).toMatchObject({ reason: 'resolve', phase: kind.name === 'queue' ? 'fetch' : 'resolve' });
-      expect(r.failure?.message).toContain('"not a target" is not');
+      const port = await closedPort();
+      const target = (TLS_TARGET[kind.name] ?? ((p: number) => `127.0.0.1:${p}`))(port);
+      const r = await kind.run({
+        ...(targetsOf(kind.name, target) as { target: never; targets: never[] }),
+        options: kind.options.parse({ ...(OPTIONS[kind.name] as object | undefined), tls: { caFile: '/nonexistent/vakt-ca.pem' } }) as never,
+        ...budget(3000),
+        log: quietLog,
+        secrets: { s: 'kit-secret-1234' },
+      });
+      expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ phase: 'tls', reason: 'tls_handshake' });
+      expect(r.failure?.message).toMatch(/^reading TLS files: .*\/nonexistent\/vakt-ca\.pem/);
+      // Nothing was tried on the network: no connect phase was recorded.
+      expect(r.phases.connect).toBeUndefined();
     },
   );
 

@@ -9,7 +9,7 @@ import { parseLdapUrl } from '../../probes/ldap/options.js';
 import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap/probe.js';
 import { ProbeAbortError } from '../../probes/kit/net.js';
 import type { ProbeResult } from '../../probes/types.js';
-import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer } from '../helpers/peers.js';
+import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, targetsOf } from '../helpers/peers.js';
 
 /** What Active Directory sends with result 49 (the text of a real DC's bind refusal). */
 const adDiagnostic = (data: string) => `80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data ${data}, v4563\u0000`;
@@ -136,10 +136,10 @@ describe('per-phase slow limits', () => {
 
 describe('ldap target and options', () => {
   it('accepts ldap:// and ldaps:// with the default ports, and nothing else', () => {
-    expect(parseLdapUrl('ldap://dc1.region.example')).toEqual({ secure: false, host: 'dc1.region.example', port: 389 });
-    expect(parseLdapUrl('ldaps://dc1.region.example')).toEqual({ secure: true, host: 'dc1.region.example', port: 636 });
-    expect(parseLdapUrl('LDAPS://10.1.2.3:3269/')).toEqual({ secure: true, host: '10.1.2.3', port: 3269 });
-    expect(parseLdapUrl('ldap://[fd00::10]:389')).toEqual({ secure: false, host: 'fd00::10', port: 389 });
+    expect(parseLdapUrl('ldap://dc1.region.example')).toEqual({ text: 'ldap://dc1.region.example', secure: false, host: 'dc1.region.example', port: 389 });
+    expect(parseLdapUrl('ldaps://dc1.region.example')).toEqual({ text: 'ldaps://dc1.region.example', secure: true, host: 'dc1.region.example', port: 636 });
+    expect(parseLdapUrl('LDAPS://10.1.2.3:3269/')).toEqual({ text: 'LDAPS://10.1.2.3:3269/', secure: true, host: '10.1.2.3', port: 3269 });
+    expect(parseLdapUrl('ldap://[fd00::10]:389')).toEqual({ text: 'ldap://[fd00::10]:389', secure: false, host: 'fd00::10', port: 389 });
     for (const bad of [
       'dc1:389',
       'http://dc1',
@@ -190,7 +190,7 @@ function probe(
   secrets: Record<string, string> = { pw: 'S3cret-probe-pw' },
   timeoutMs = 3000,
 ): Promise<ProbeResult> {
-  return ldapProbe.run({ target, targets: [target], options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets });
+  return ldapProbe.run({ ...targetsOf('ldap', target), options: KIND_OPTIONS.ldap.parse(options), ...budget(timeoutMs), log: quietLog, secrets });
 }
 
 const bind = { bindDn: 'uid=probe,ou=people,dc=region,dc=test', password: 'pw' };

@@ -8,12 +8,12 @@ import { parseConfig, type CheckConfig } from '../../config/loader.js';
 import { MllpReader, mllpProbe } from '../../probes/mllp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki } from '../helpers/certs.js';
-import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, tlsPeer } from '../helpers/peers.js';
+import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, tlsPeer, targetsOf } from '../helpers/peers.js';
 import { value } from '../helpers/prom.js';
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000): Promise<ProbeResult> {
   const opts: MllpOptions = KIND_OPTIONS.mllp.parse(options);
-  return mllpProbe.run({ target, targets: [target], options: opts, ...budget(timeoutMs), log: quietLog, secrets: {} });
+  return mllpProbe.run({ ...targetsOf('mllp', target), options: opts, ...budget(timeoutMs), log: quietLog, secrets: {} });
 }
 
 const cleanup: Peer[] = [];

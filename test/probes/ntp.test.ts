@@ -5,13 +5,13 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { fromNtpTimestamp, ntpProbe, ntpTimestamp, parseReply, refIdText } from '../../probes/ntp/probe.js';
-import { parseNtpTarget } from '../../probes/ntp/options.js';
+import { ntpTarget } from '../../probes/ntp/options.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { SandboxTimeServer } from '../../sandbox/ntp.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 
 function probe(target: string, options: Record<string, unknown> = {}, ms = 2000): Promise<ProbeResult> {
-  return ntpProbe.run({ target, targets: [target], options: KIND_OPTIONS.ntp.parse(options), ...budget(ms), log: quietLog, secrets: {} });
+  return ntpProbe.run({ ...targetsOf('ntp', target), options: KIND_OPTIONS.ntp.parse(options), ...budget(ms), log: quietLog, secrets: {} });
 }
 
 /** A UDP peer that answers every datagram with `reply(request)` (undefined: no answer). */
@@ -48,10 +48,11 @@ describe('ntp timestamps and targets', () => {
   });
 
   it('takes host, host:port, [v6]:port and a bare IPv6 address, port 123 by default', () => {
-    expect(parseNtpTarget('dc1.region.example')).toEqual({ host: 'dc1.region.example', port: 123 });
-    expect(parseNtpTarget('10.0.0.1:1123')).toEqual({ host: '10.0.0.1', port: 1123 });
-    expect(parseNtpTarget('[::1]:123')).toEqual({ host: '::1', port: 123 });
-    expect(parseNtpTarget('fe80::1')).toEqual({ host: 'fe80::1', port: 123 });
+    const parseNtpTarget = (s: string) => ntpTarget.safeParse(s).data;
+    expect(parseNtpTarget('dc1.region.example')).toEqual({ text: 'dc1.region.example', host: 'dc1.region.example', port: 123 });
+    expect(parseNtpTarget('10.0.0.1:1123')).toEqual({ text: '10.0.0.1:1123', host: '10.0.0.1', port: 1123 });
+    expect(parseNtpTarget('[::1]:123')).toEqual({ text: '[::1]:123', host: '::1', port: 123 });
+    expect(parseNtpTarget('fe80::1')).toEqual({ text: 'fe80::1', host: 'fe80::1', port: 123 });
     expect(parseNtpTarget('a b')).toBeUndefined();
     expect(parseNtpTarget('host:0')).toBeUndefined();
   });

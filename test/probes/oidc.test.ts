@@ -13,7 +13,7 @@ import { JSON_MAX_DEPTH } from '../../probes/kit/json.js';
 import { OAUTH_ERROR_CODES, oidcProbe } from '../../probes/oidc/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type Pem, type TestPki } from '../helpers/certs.js';
-import { budget, BUSY_SLACK_MS, closedPort, quietLog } from '../helpers/peers.js';
+import { budget, BUSY_SLACK_MS, closedPort, quietLog, targetsOf } from '../helpers/peers.js';
 
 const CLIENT_ID = 'vakt-probe';
 // Characters that form encoding, URL encoding and JSON escaping all change.
@@ -117,7 +117,7 @@ async function startIdp(pem?: Pem): Promise<Idp> {
 
 function run(target: string, options: Record<string, unknown>, timeoutMs = 3000, secrets: Record<string, string> = SECRETS): Promise<ProbeResult> {
   const opts: OidcOptions = KIND_OPTIONS.oidc.parse(options);
-  return oidcProbe.run({ target, targets: [target], options: opts, ...budget(timeoutMs), log: quietLog, secrets });
+  return oidcProbe.run({ ...targetsOf('oidc', target), options: opts, ...budget(timeoutMs), log: quietLog, secrets });
 }
 
 const CC = { clientId: CLIENT_ID, clientSecret: 'client_secret' };
@@ -610,7 +610,11 @@ describe('oidc options and config', () => {
       'username: expected username with grant: password',
       'password: expected password (a secret name) with grant: password',
     ]);
-    expect(messages({ ...CC, username: 'u' })).toEqual(['username: expected username only with grant: password']);
+    expect(messages({ clientId: 'x', grant: 'password', password: 'pw' })).toEqual(['username: expected username with grant: password']);
+    // username and password are keys of the password grant only.
+    expect(messages({ ...CC, username: 'u' })).toEqual([': Unrecognized key: "username"']);
+    expect(messages({ ...CC, password: 'pw' })).toEqual([': Unrecognized key: "password"']);
+    expect(messages({ ...CC, grant: 'implicit' })).toEqual(['grant: expected a grant: client_credentials, password']);
     expect(messages({ ...CC, clientAuth: 'none' })).toEqual(['clientAuth: expected basic or body with clientSecret (none sends no secret)']);
     expect(messages({ clientId: 'x', grant: 'password', username: 'u', password: 'pw', clientAuth: 'body' })).toEqual([
       'clientAuth: expected clientSecret with clientAuth: body',

@@ -25,7 +25,7 @@ import { globMatcher } from '../../probes/queue/sources.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
 import { ALL_DEGRADED_REASONS, ALL_FAILURE_REASONS } from '../../probes/kinds.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { prng, type Rng } from '../helpers/prng.js';
 
 const SEED = process.env.QUEUE_FUZZ_SEED !== undefined ? Number(process.env.QUEUE_FUZZ_SEED) : randomInt(2 ** 31);
@@ -840,7 +840,7 @@ async function fuzzSource(src: Source, index: number, findings: Findings): Promi
       `\n- ${src.name} case #${i} [${answer.label}] status ${answer.status}, content-type ${preview(String(answer.headers['content-type'] ?? 'none'), 60)}, ${answer.framing}; options ${opt.label}; body ${preview(answer.body, 300)}; previous body (same memory) ${previous ? preview(previous.body, 150) : 'none'}`;
     let res: ProbeResult;
     try {
-      res = await queueProbe.run({ target, targets: [target], options: opt.o, ...budget(3000), memory, log: quietLog, secrets: { pw: SECRET } });
+      res = await queueProbe.run({ ...targetsOf('queue', target), options: opt.o, ...budget(3000), memory, log: quietLog, secrets: { pw: SECRET } });
     } catch (err) {
       findings.add('rejected', `${src.name}/${blank(errText(err))}`, `${where()}: the probe rejected with ${errText(err)}`);
       previous = answer;
@@ -1147,12 +1147,13 @@ describe('queue probe fuzz: source directory', () => {
             continue;
           }
           const o = parsed.data;
+          if (o.source !== 'directory') throw new Error(`the schema read ${JSON.stringify(raw)} as source ${o.source}`);
           runs++;
           const rel = (f: DirFile) => showName(f.path.subarray(dirBuf.length + 1));
           const where = `\n- scenario ${s} run ${run}: pattern ${JSON.stringify(pattern)}, recursive ${o.recursive}, maxFiles ${maxFiles}, ${files.length} files ${preview(JSON.stringify(files.map(rel)), 300)}`;
           let res: ProbeResult;
           try {
-            res = await queueProbe.run({ target: dir, targets: [dir], options: o, ...budget(3000), memory, log: quietLog, secrets: {} });
+            res = await queueProbe.run({ ...targetsOf('queue', dir), options: o, ...budget(3000), memory, log: quietLog, secrets: {} });
           } catch (err) {
             findings.add('rejected', `dir/${blank(errText(err).replace(/\/\^.*\$\//s, '/.../'))}`, `${where}: the probe rejected with ${errText(err)}`);
             continue;
@@ -1225,7 +1226,7 @@ describe('queue probe fuzz: source directory', () => {
       let res: ProbeResult | undefined;
       let error: unknown;
       try {
-        res = await queueProbe.run({ target: dir, targets: [dir], options: o, ...budget(200), memory: new Map(), log: quietLog, secrets: {} });
+        res = await queueProbe.run({ ...targetsOf('queue', dir), options: o, ...budget(200), memory: new Map(), log: quietLog, secrets: {} });
       } catch (err) {
         error = err;
       }

@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { JSON_MAX_DEPTH } from '../../probes/kit/json.js';
+import type { QueueSource } from '../../probes/queue/options.js';
 import { activemqName, globMatcher } from '../../probes/queue/sources.js';
 import { humanDuration, queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
-import { blackholePeer, budget, closedPort, quietLog, tcpPeer } from '../helpers/peers.js';
+import { blackholePeer, budget, closedPort, quietLog, tcpPeer, targetsOf } from '../helpers/peers.js';
 
 interface Seen {
   method: string;
@@ -63,7 +64,7 @@ const SECRET = 'hunter2-queue-secret';
 
 function run(target: string, options: Record<string, unknown>, memory = new Map<string, unknown>(), timeoutMs = 3000): Promise<ProbeResult> {
   const opts = KIND_OPTIONS.queue.parse(options);
-  return queueProbe.run({ target, targets: [target], options: opts, ...budget(timeoutMs), memory, log: quietLog, secrets: { pw: SECRET } });
+  return queueProbe.run({ ...targetsOf('queue', target), options: opts, ...budget(timeoutMs), memory, log: quietLog, secrets: { pw: SECRET } });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -385,7 +386,7 @@ describe('queue: what must not look like draining (review findings)', () => {
   it('a missing caFile is tls_handshake; a deeply nested value at depthPath is protocol (no stack overflow)', async () => {
     const a = await api((_, res) => json(res, 200, `{"q":${'['.repeat(5000)}1${']'.repeat(5000)}}`));
     const missingCa = await run(a.url.replace('http:', 'https:'), { ...base, tls: { caFile: '/nonexistent/ca.pem' } });
-    expect(missingCa.failure).toMatchObject({ phase: 'fetch', reason: 'tls_handshake' });
+    expect(missingCa.failure).toMatchObject({ phase: 'tls', reason: 'tls_handshake' });
     // The files, not the handshake with a plain-HTTP server, are what failed.
     expect(missingCa.failure?.message).toMatch(/^reading TLS files: .*\/nonexistent\/ca\.pem/);
     const deep = await run(a.url, { source: 'http-json', depthPath: '$.q' });
@@ -827,23 +828,82 @@ describe('queue: recorded broker answers', () => {
 });
 
 describe('queue: config', () => {
+  const issues = (o: Record<string, unknown>) => {
+    const r = KIND_OPTIONS.queue.safeParse(o);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  /** The least each source takes. */
+  const minimal: Record<QueueSource, Record<string, unknown>> = {
+    rabbitmq: { source: 'rabbitmq', queues: ['a'] },
+    activemq: { source: 'activemq', queues: ['a'] },
+    artemis: { source: 'artemis', queues: ['a'] },
+    mirth: { source: 'mirth' },
+    'http-json': { source: 'http-json', depthPath: '$.n' },
+    directory: { source: 'directory' },
+  };
+
   it('rejects combinations that cannot work, with the field named', () => {
-    const issues = (o: Record<string, unknown>) => {
-      const r = KIND_OPTIONS.queue.safeParse(o);
-      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    };
-    expect(issues({ source: 'rabbitmq' })).toEqual(['queues: expected queues (the names to read) with source rabbitmq']);
-    expect(issues({ source: 'directory', queues: ['x'] })[0]).toMatch(/^queues: expected no queues with source directory/);
-    expect(issues({ source: 'http-json' })[0]).toMatch(/^depthPath:/);
-    expect(issues({ source: 'directory', minConsumers: 1 })[0]).toMatch(/^minConsumers: expected minConsumers only with a source that reports consumers/);
-    expect(issues({ source: 'activemq', queues: ['a'], maxOldestAge: '5m' })[0]).toMatch(/^maxOldestAge:/);
-    expect(issues({ source: 'rabbitmq', queues: ['a'], password: 'pw' })).toEqual(['username: expected username with password']);
-    expect(issues({ source: 'kafka' })[0]).toMatch(/^source: expected a source: rabbitmq, activemq, artemis, mirth, http-json, directory/);
+    for (const source of ['rabbitmq', 'activemq', 'artemis'])
+      expect(issues({ source })).toEqual([`queues: expected queues (the names to read) with source ${source}`]);
+    expect(issues({ source: 'http-json' })).toEqual(['depthPath: expected depthPath (where the queue depth is in the JSON) with source http-json']);
+    expect(issues({ ...minimal['http-json'], queues: ['a', 'b'] })).toEqual([
+      'queues: expected at most one queue name with source http-json (one URL reads one queue)',
+    ]);
+    expect(issues({ ...minimal['http-json'], minConsumers: 1 })).toEqual(['minConsumers: expected consumersPath with minConsumers']);
+    expect(issues({ ...minimal['http-json'], maxOldestAge: '5m' })).toEqual(['maxOldestAge: expected oldestAgePath with maxOldestAge']);
+    expect(issues({ ...minimal['http-json'], consumersPath: '$.c', minConsumers: 1, oldestAgePath: '$.o', maxOldestAge: '5m' })).toEqual([]);
+    for (const source of ['rabbitmq', 'activemq', 'artemis', 'mirth', 'http-json'] as const)
+      expect(issues({ ...minimal[source], password: 'pw' }), source).toEqual(['username: expected username with password']);
+    expect(issues({ source: 'kafka' })).toEqual(['source: expected a source: rabbitmq, activemq, artemis, mirth, http-json, directory']);
+    expect(issues({})).toEqual(['source: expected a source: rabbitmq, activemq, artemis, mirth, http-json, directory']);
     expect(issues({ source: 'rabbitmq', queues: ['a'], stalledAfter: '10m', maxDepth: 100, minConsumers: 1 })).toEqual([]);
     expect(issues({ source: 'rabbitmq', queues: ['a', 'a'] })).toEqual(['queues: expected each queue once']);
-    expect(issues({ source: 'mirth', maxOldestAge: '5m' })[0]).toMatch(/^maxOldestAge: expected no maxOldestAge with source mirth/);
-    expect(issues({ source: 'rabbitmq', queues: ['a'], jolokiaPath: '/j/' })[0]).toMatch(/^jolokiaPath:/);
     expect(issues({ source: 'rabbitmq', queues: ['a'], growth: { window: '25h' } })[0]).toMatch(/^growth.window: expected a window of at most 24h/);
     expect(issues({ source: 'rabbitmq', queues: ['a'], growth: false })).toEqual([]);
+  });
+
+  it('each source takes its own keys, with their defaults', () => {
+    for (const [source, o] of Object.entries(minimal)) expect(issues(o), source).toEqual([]);
+    expect(KIND_OPTIONS.queue.parse(minimal.rabbitmq)).toEqual({
+      source: 'rabbitmq',
+      queues: ['a'],
+      vhost: '/',
+      maxBodySize: 4 * 1024 * 1024,
+      growth: { window: 900_000, minIncrease: 10 },
+    });
+    expect(KIND_OPTIONS.queue.parse(minimal.artemis)).toMatchObject({ routingType: 'anycast' });
+    expect(KIND_OPTIONS.queue.parse(minimal.mirth)).toMatchObject({ runningStates: ['STARTED'] });
+    expect(KIND_OPTIONS.queue.parse(minimal['http-json'])).toMatchObject({ oldestAgeUnit: 's' });
+    expect(KIND_OPTIONS.queue.parse(minimal.directory)).toEqual({
+      source: 'directory',
+      pattern: '*',
+      recursive: false,
+      maxFiles: 100_000,
+      growth: { window: 900_000, minIncrease: 10 },
+    });
+  });
+
+  it.each([
+    ['rabbitmq', 'jolokiaPath', '/j/'],
+    ['rabbitmq', 'runningStates', ['STARTED']],
+    ['rabbitmq', 'depthPath', '$.n'],
+    ['rabbitmq', 'pattern', '*.edi'],
+    ['activemq', 'vhost', '/'],
+    ['activemq', 'address', 'a'],
+    ['activemq', 'maxOldestAge', '5m'],
+    ['artemis', 'vhost', '/'],
+    ['artemis', 'consumersPath', '$.c'],
+    ['mirth', 'broker', 'b'],
+    ['mirth', 'minConsumers', 1],
+    ['mirth', 'maxOldestAge', '5m'],
+    ['http-json', 'routingType', 'anycast'],
+    ['http-json', 'recursive', true],
+    ['directory', 'queues', ['inbox']],
+    ['directory', 'minConsumers', 1],
+    ['directory', 'username', 'monitor'],
+    ['directory', 'tls', { caFile: '/ca.pem' }],
+    ['directory', 'maxBodySize', '1MiB'],
+  ] as const)('source %s refuses %s, a key of other sources', (source, key, value) => {
+    expect(issues({ ...minimal[source], [key]: value })).toEqual([`: Unrecognized key: "${key}"`]);
   });
 });

@@ -6,11 +6,11 @@ import { type TcpOptions } from '../../probes/tcp/options.js';
 import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
-import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, tlsPeer } from '../helpers/peers.js';
+import { blackholePeer, budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, tlsPeer, targetsOf } from '../helpers/peers.js';
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000, signal?: AbortSignal): Promise<ProbeResult> {
   const opts: TcpOptions = KIND_OPTIONS.tcp.parse(options);
-  return tcpProbe.run({ target, targets: [target], options: opts, ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: {} });
+  return tcpProbe.run({ ...targetsOf('tcp', target), options: opts, ...budget(signal ? 10_000 : timeoutMs, signal), log: quietLog, secrets: {} });
 }
 
 const cleanup: Peer[] = [];

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { startActiveMQ, type ActiveMQ } from './activemq/broker.js';
 import { requireRoot } from './helpers.js';
 
@@ -24,7 +24,7 @@ function check(options: Record<string, unknown> = {}): (secrets?: Record<string,
   const parsed = KIND_OPTIONS.queue.parse({ source: 'activemq', queues: [QUEUE], username: 'admin', password: 'pw', ...options });
   const memory = new Map<string, unknown>();
   return (secrets = { pw: amq.password }) =>
-    queueProbe.run({ target: amq.url, targets: [amq.url], options: parsed, ...budget(10_000), memory, log: quietLog, secrets });
+    queueProbe.run({ ...targetsOf('queue', amq.url), options: parsed, ...budget(10_000), memory, log: quietLog, secrets });
 }
 
 function only(r: ProbeResult): QueueReading {

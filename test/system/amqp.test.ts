@@ -11,6 +11,8 @@ import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { delayingProxy, requireRoot } from './helpers.js';
 import { startRabbit, type Rabbit } from './rabbitmq.js';
+import { targetsOf } from '../helpers/peers.js';
+import { Budget } from '../../probes/kit/budget.js';
 
 interface Logged {
   level: string;
@@ -36,11 +38,9 @@ async function probe(target: string, options: Record<string, unknown>, secrets: 
   };
   try {
     const r = await amqpProbe.run({
-      target,
-      targets: [target],
+      ...targetsOf('amqp', target),
       options: KIND_OPTIONS.amqp.parse(options),
-      signal: controller.signal,
-      deadline: start + runTimeoutMs,
+      budget: new Budget(controller.signal, start + runTimeoutMs),
       memory: new Map(),
       log,
       secrets,

@@ -10,6 +10,8 @@ import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { dnsProbe } from '../../probes/dns/probe.js';
 import type { ProbeLogger, ProbeResult } from '../../probes/types.js';
 import { freePort, removeStaleUnbound, requireTool, run, startUnbound, type UnboundInstance } from './helpers.js';
+import { Budget } from '../../probes/kit/budget.js';
+import { targetsOf } from '../helpers/peers.js';
 
 const silent: ProbeLogger = { debug() {}, info() {}, warn() {} };
 
@@ -27,11 +29,9 @@ async function probeDns(targets: string | string[], options: Record<string, unkn
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
     const r = await dnsProbe.run({
-      target: list.join(','),
-      targets: list,
+      ...targetsOf('dns', ...list),
       options: KIND_OPTIONS.dns.parse(options),
-      signal: controller.signal,
-      deadline,
+      budget: new Budget(controller.signal, deadline),
       memory: new Map(),
       log: silent,
       secrets: {},

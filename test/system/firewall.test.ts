@@ -21,6 +21,8 @@ import {
   type LinkDelay,
   type NetnsLink,
 } from './helpers.js';
+import { Budget } from '../../probes/kit/budget.js';
+import { targetsOf } from '../helpers/peers.js';
 
 const silent: ProbeLogger = { debug() {}, info() {}, warn() {} };
 
@@ -31,11 +33,9 @@ async function probeTcp(target: string, options: Record<string, unknown>, runTim
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
     return await tcpProbe.run({
-      target,
-      targets: [target],
+      ...targetsOf('tcp', target),
       options: KIND_OPTIONS.tcp.parse(options),
-      signal: controller.signal,
-      deadline,
+      budget: new Budget(controller.signal, deadline),
       memory: new Map(),
       log: silent,
       secrets: {},

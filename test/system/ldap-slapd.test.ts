@@ -43,11 +43,9 @@ async function probe(
   const timer = setTimeout(() => controller.abort(new Error('check timeout')), runTimeoutMs);
   try {
     const r = await ldapProbe.run({
-      target,
-      targets: [target],
+      ...targetsOf('ldap', target),
       options: KIND_OPTIONS.ldap.parse(options),
-      signal: controller.signal,
-      deadline: start + runTimeoutMs,
+      budget: new Budget(controller.signal, start + runTimeoutMs),
       memory: new Map(),
       log: silent,
       secrets,
@@ -124,6 +122,8 @@ while True:
         pass
     c.close()
 `;
+import { targetsOf } from '../helpers/peers.js';
+import { Budget } from '../../probes/kit/budget.js';
 
 async function hash(pw: string): Promise<string> {
   return (await run('slappasswd', ['-h', '{SSHA}', '-s', pw])).trim();

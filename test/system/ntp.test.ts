@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { ntpProbe } from '../../probes/ntp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { createNetnsLink, destroyNetnsLink, freePort, removeStaleNetns, requireRoot, requireTool, spawnInNetns, waitFor, type NetnsLink } from './helpers.js';
 
 const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -25,7 +25,7 @@ const children: ChildProcess[] = [];
 let dir = '';
 
 function probe(target: string, options: Record<string, unknown> = {}, ms = 2000): Promise<ProbeResult> {
-  return ntpProbe.run({ target, targets: [target], options: KIND_OPTIONS.ntp.parse(options), ...budget(ms), log: quietLog, secrets: {} });
+  return ntpProbe.run({ ...targetsOf('ntp', target), options: KIND_OPTIONS.ntp.parse(options), ...budget(ms), log: quietLog, secrets: {} });
 }
 
 /** Whether a server answers at all (before it binds, the port is unreachable: refused, or the request times out). */

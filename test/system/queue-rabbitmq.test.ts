@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { queueProbe } from '../../probes/queue/probe.js';
 import type { ProbeResult, QueueReading } from '../../probes/types.js';
-import { budget, quietLog } from '../helpers/peers.js';
+import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { requireRoot } from './helpers.js';
 import { startRabbit, type Rabbit } from './rabbitmq.js';
 
@@ -40,7 +40,7 @@ function check(extra: Record<string, unknown> = {}): (password?: string) => Prom
   const memory = new Map<string, unknown>();
   const target = `http://127.0.0.1:${rabbit.mgmtPort}`;
   return (password = rabbit.monitoring.password) =>
-    queueProbe.run({ target, targets: [target], options, ...budget(3000), memory, log: quietLog, secrets: { pw: password } });
+    queueProbe.run({ ...targetsOf('queue', target), options, ...budget(3000), memory, log: quietLog, secrets: { pw: password } });
 }
 
 const only = (r: ProbeResult): QueueReading => {

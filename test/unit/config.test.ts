@@ -192,7 +192,7 @@ describe('valid config fixtures', () => {
         name: 'dns',
         kind: 'tcp',
         target: '10.0.0.53:53',
-        targets: ['10.0.0.53:53'],
+        targets: [{ text: '10.0.0.53:53', host: '10.0.0.53', port: 53 }],
         title: 'dns',
         group: 'Other',
         schedule: { type: 'interval', everyMs: 30_000 },

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { RESERVED_LABELS } from '../../config/fields.js';
 import { parseConfig } from '../../config/loader.js';
 import { KIND_LIST, KINDS, PROBES } from '../../probes/kinds.js';
 import { LANGUAGES } from '../../probes/kit/kind.js';
@@ -33,6 +35,22 @@ describe('the list of kinds', () => {
     for (const k of KIND_LIST) expect(PROBES[k.name].phases).toBe(k.phases);
   });
 
+  it('declares a metric that several kinds share alike in each (one family, one type and help)', () => {
+    const declared = new Map<string, string>();
+    const declare = (metric: string, type: string, help: string) => {
+      const seen = declared.get(metric);
+      expect(seen ?? `${type} ${help}`, metric).toBe(`${type} ${help}`);
+      declared.set(metric, `${type} ${help}`);
+    };
+    for (const k of KIND_LIST) {
+      for (const v of Object.values(k.values)) if (v.metric !== undefined) declare(v.metric, 'gauge', v.help);
+      if (k.phaseMetric) declare(k.phaseMetric.name, 'gauge', k.phaseMetric.help);
+      for (const g of Object.values(k.readings?.gauges ?? {})) declare(g.metric, 'gauge', g.help);
+      for (const t of Object.values(k.tallies ?? {})) declare(t.metric, 'counter', t.help);
+    }
+    expect(declared.size).toBeGreaterThan(10);
+  });
+
   for (const kind of KIND_LIST) {
     describe(kind.name, () => {
       it('has its section, phases, reasons and values in docs/configuration.md and its budget row in docs/metrics.md', () => {
@@ -43,6 +61,11 @@ describe('the list of kinds', () => {
           if (spec.metric !== undefined) expect(metrics, `gauge ${spec.metric} of value ${name}`).toContain(`\`${spec.metric}\``);
         }
         if ('phaseMetric' in kind && kind.phaseMetric) expect(metrics).toContain(`\`${kind.phaseMetric.name}\``);
+        for (const g of Object.values(kind.readings?.gauges ?? {})) expect(metrics, `reading gauge ${g.metric}`).toContain(`\`${g.metric}\``);
+        for (const t of Object.values(kind.tallies ?? {})) {
+          expect(metrics, `tally ${t.metric}`).toContain(`\`${t.metric}\``);
+          for (const v of [...t.values, 'other']) expect(metrics, `${t.metric} value ${v}`).toContain(`\`${v}\``);
+        }
         expect(metrics, 'a row in the series budget').toMatch(new RegExp(`^\\| \`${kind.name}\` \\|`, 'm'));
       });
 
@@ -64,8 +87,6 @@ describe('the list of kinds', () => {
       });
 
       it('is in the demo, against a service of the sandbox', () => {
-        // amqp's broker is a real RabbitMQ (system tests), not a sandbox service.
-        if (kind.name === 'amqp') return;
         expect(demo.checks.some((c) => c.kind === kind.name)).toBe(true);
       });
 
@@ -76,10 +97,19 @@ describe('the list of kinds', () => {
         for (const r of [...kind.reasons, ...kind.degradedReasons]) expect(r).toMatch(/^[a-z][a-z0-9_]{1,31}$/);
         expect(new Set(kind.reasons).size).toBe(kind.reasons.length);
         expect(kind.reasons).toContain('timeout');
-        const shape = (kind.options as unknown as { shape?: Record<string, unknown> }).shape;
-        expect(shape, 'options is an object schema').toBeDefined();
-        for (const key of kind.secretOptions) expect(Object.keys(shape ?? {})).toContain(key);
+        // An object schema, or a union of them (a queue's sources, an oidc grant): each secret option is a key of one.
+        const variants: unknown[] = kind.options instanceof z.ZodDiscriminatedUnion ? [...kind.options.options] : [kind.options];
+        const shapes = variants.map((v) => (v as { shape?: Record<string, unknown> }).shape);
+        for (const shape of shapes) expect(shape, 'options is an object schema, or a union of them').toBeDefined();
+        for (const key of kind.secretOptions) expect(shapes.flatMap((shape) => Object.keys(shape ?? {}))).toContain(key);
         expect(kind.summary.length).toBeGreaterThan(20);
+        // The labels of its own series are vakt's, refused as constant agent labels; a tally's values are label values.
+        const labels = [...(kind.readings ? [kind.readings.label] : []), ...Object.values(kind.tallies ?? {}).map((t) => t.label)];
+        for (const l of labels) expect(RESERVED_LABELS).toContain(l);
+        for (const t of Object.values(kind.tallies ?? {})) {
+          expect(t.metric).toMatch(/_total$/);
+          for (const v of t.values) expect(v).toMatch(/^[A-Za-z0-9_]{1,32}$/);
+        }
       });
     });
   }

@@ -1,0 +1,46 @@
+// The kit's steps: one phase of a run, timed, with what goes wrong in it turned into the run's
+// failure in that phase. Every kind reports the same things the same way through these: a name
+// that does not resolve fails in `resolve`, a TLS file that cannot be read in `tls` (reason
+// tls_handshake: the handshake cannot even be tried), and a step the run's deadline cut short
+// with reason `timeout`, whatever the error then said.
+import { describeError, fail, Failed, now, reasonAfter } from './net.js';
+import type { FailureReason } from '../types.js';
+
+export { Failed, failed } from './net.js';
+
+/** What a step records into: the run's phases so far, and the run's signal (for the reason of an error). */
+export interface StepRun {
+  phases: Record<string, number>;
+  signal: AbortSignal;
+}
+
+export interface StepOptions {
+  /** Record the step's duration as its phase (default true; reading local files is not network time). */
+  timed?: boolean;
+  /** The reason for an error (default: timeout once the run's signal fired, else by the error's code). */
+  reason?: (err: unknown) => FailureReason;
+  /** What the step does, for the failure message ("resolving ehr.example"). */
+  what?: string;
+}
+
+/**
+ * Runs one step of a run in `phase`: its value, or the run's failed result (the phases so far
+ * and one failure in `phase`). Callers tell the two apart with `failed()`.
+ */
+export async function step<T>(run: StepRun, phase: string, fn: () => Promise<T>, options: StepOptions = {}): Promise<T | Failed> {
+  const start = now();
+  try {
+    const value = await fn();
+    if (options.timed !== false) run.phases[phase] = now() - start;
+    return value;
+  } catch (err) {
+    if (options.timed !== false) run.phases[phase] = now() - start;
+    const reason = options.reason?.(err) ?? reasonAfter(err, run.signal);
+    return new Failed(fail(run.phases, phase, reason, options.what !== undefined ? `${options.what}: ${describeError(err)}` : describeError(err)));
+  }
+}
+
+/** The kit's TLS-files step: the check's TLS material, read before anything connects, or the run's failure in phase tls. */
+export function tlsFilesStep<T>(run: StepRun, load: () => Promise<T>): Promise<T | Failed> {
+  return step(run, 'tls', load, { timed: false, reason: () => 'tls_handshake', what: 'reading TLS files' });
+}
