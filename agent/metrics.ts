@@ -82,12 +82,12 @@ export class Metrics {
   private readonly connectStats = this.family('vakt_probe_connect_seconds', 'gauge', 'Connect time over the attempts of the last run: min, median, max.');
   private readonly tlsVersion = this.family('probe_tls_version_info', 'gauge', 'TLS version negotiated in the last run (value 1).');
   private readonly chainInfo = this.family('probe_ssl_last_chain_info', 'gauge', 'Leaf certificate presented in the last run (value 1).');
-  private readonly authError = this.family(
-    'vakt_auth_error_info',
-    'gauge',
-    'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.',
+  /** Last-run info gauges from a run's bounded text facts (a DNS rcode, why a login was refused), as the kinds declare them. */
+  private readonly infoLabels = new Map(
+    KIND_LIST.map(
+      (k) => [k.name, Object.entries(k.infoLabels ?? {}).map(([key, l]) => ({ key, label: l.label, family: this.family(l.metric, 'gauge', l.help) }))] as const,
+    ),
   );
-  private readonly dnsRcode = this.family('probe_dns_rcode_info', 'gauge', 'Response code of the last DNS reply from the target (value 1).');
   private readonly failureInfo = this.family(
     'vakt_probe_failure_info',
     'gauge',
@@ -527,8 +527,12 @@ export class Metrics {
       );
     }
     if (part.failure) add(this.failureInfo, `${base},phase="${this.label(part.failure.phase)}",reason="${part.failure.reason}"`, 1);
-    if (info?.authCode !== undefined) add(this.authError, `${base},code="${this.label(info.authCode)}"`, 1);
-    if (info?.dnsRcode !== undefined) add(this.dnsRcode, `${base},rcode="${this.label(info.dnsRcode)}"`, 1);
+    if (info) {
+      for (const { key, label, family } of this.infoLabels.get(cs.config.kind) ?? []) {
+        const v = info[key];
+        if (v !== undefined) add(family, `${base},${label}="${this.label(String(v))}"`, 1);
+      }
+    }
   }
 
   // ---- histograms (opt-in) --------------------------------------------------------------

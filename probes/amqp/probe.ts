@@ -24,7 +24,7 @@ import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type Co
 import type { AmqpOptions } from './options.js';
 import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
 import type { Endpoint } from '../kit/target.js';
-import { failed, tlsFilesStep } from '../kit/step.js';
+import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
@@ -98,16 +98,16 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
       broken: undefined,
     };
 
-    let phase: Phase = 'connect';
+    const line = new Timeline(phases, 'connect');
     let model: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
     let failure: ProbeFailure | undefined;
     let earliestExpiry: number | undefined;
     let foreign = 0;
     let stale = 0;
-    let start = 0;
+    let transitStart = 0;
     try {
-      start = now();
+      line.begin('connect');
       const url: Options.Connect = {
         protocol: tls ? 'amqps' : 'amqp',
         hostname: address,
@@ -148,7 +148,7 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         return m;
       });
       model = await raceAbort(connecting, signal);
-      phases.connect = now() - start;
+      line.end();
       if (tls) {
         // amqplib keeps its socket as `connection.stream` (not in its types): the TLS facts come from there.
         const stream = (model.connection as unknown as { stream?: unknown }).stream;
@@ -159,8 +159,7 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         }
       }
 
-      phase = 'channel';
-      start = now();
+      line.begin('channel');
       const channel = await raceAbort(model.createConfirmChannel(), signal);
       ch = channel;
       channel.on('error', (err: Error) => {
@@ -224,9 +223,9 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         ),
         signal,
       );
-      phases.channel = now() - start;
+      line.end();
 
-      phase = 'publish';
+      line.begin('publish');
       const exchange = o.exchange;
       const routingKey = exchange === '' ? queue : (o.routingKey ?? queue);
       const publishedAt = Date.now();
@@ -259,10 +258,9 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         );
       });
       confirmed.catch(noop);
-      start = now();
-      const transitStart = start;
-      await raceAbort(confirmed, signal);
-      phases.publish = now() - start;
+      // transit starts with the publish and overlaps it (a broker may deliver before it confirms).
+      transitStart = now();
+      await line.time('publish', () => raceAbort(confirmed, signal));
       // A mandatory message the broker could not route comes back (basic.return) before its confirm.
       if (state.returned) {
         const r = state.returned;
@@ -272,10 +270,11 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         );
       }
 
-      phase = 'transit';
+      line.begin('transit');
       await raceAbort(arrived, signal);
       phases.transit = (delivered ?? now()) - transitStart;
     } catch (err) {
+      const phase = line.current as Phase;
       const c = classifyAmqp(err, phase, state, {
         tls: tls !== undefined,
         username: o.username,
@@ -283,7 +282,8 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
         redactor: runRedactor({ ...ctx.secrets, password }),
       });
       // A refusal is the broker's answer: the phase ran to its end and is timed.
-      if (c.answered && phases[phase] === undefined) phases[phase] = now() - start;
+      if (c.answered && phase === 'transit') phases.transit ??= now() - transitStart;
+      else if (c.answered) line.stop();
       failure = { phase, reason: c.reason, message: c.message };
       if (phase === 'transit' && c.reason === 'timeout' && foreign > 0) {
         failure.message += ` (${foreign} messages that are not vakt canaries were delivered from the queue instead: the canary queue must be dedicated to the canary)`;

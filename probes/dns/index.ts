@@ -28,6 +28,7 @@ export default defineKind({
   ],
   degradedReasons: ['partial'],
   phaseMetric: { name: 'probe_dns_duration_seconds', help: 'Seconds spent in each phase of the last DNS query to the target (resolve, connect, request).' },
+  infoLabels: { dnsRcode: { metric: 'probe_dns_rcode_info', label: 'rcode', help: 'Response code of the last DNS reply from the target (value 1).' } },
   values: {
     ...CONNECTION_VALUES,
     dns_answer_rrs: { metric: 'probe_dns_answer_rrs', help: 'Records in the answer section of the last DNS reply.' },

@@ -57,6 +57,20 @@ export interface TallySpec extends MetricSpec {
   readonly values: readonly string[];
 }
 
+/** A last-run info gauge (value 1) that carries one of the run's bounded text facts (its `info`) as a label. */
+export interface InfoLabelSpec extends MetricSpec {
+  readonly label: string;
+}
+
+/** Why a login was refused, as the kinds that log in report it (info.authCode: a code from a fixed list). */
+export const AUTH_CODE_LABEL = {
+  authCode: {
+    metric: 'vakt_auth_error_info',
+    label: 'code',
+    help: 'Why the last login attempt was refused (value 1): an OAuth error, LDAP result or Active Directory reason code.',
+  },
+} as const satisfies Record<string, InfoLabelSpec>;
+
 /** A rule across a parsed check's fields (its target and its options), with the key path it is about. */
 export interface CheckIssue {
   /** Path from the check: ['target'], or into the kind's options (['tls']; the kind's key is prefixed). */
@@ -98,6 +112,8 @@ export interface KindDefinition<Name extends string, Schema extends z.ZodType, T
   readonly readings?: ReadingGauges;
   /** Counters of codes the run reports in its info, by info key (an HL7 ACK code). */
   readonly tallies?: Readonly<Record<string, TallySpec>>;
+  /** Last-run info gauges from bounded text facts of the run (a DNS rcode, why a login was refused), by info key. */
+  readonly infoLabels?: Readonly<Record<string, InfoLabelSpec>>;
   /** Its words for the status page, in every language. */
   readonly words: Readonly<Record<Language, KindWords>>;
   /** State words for checks whose options change what a state means (a port that must stay blocked). */

@@ -44,3 +44,45 @@ export async function step<T>(run: StepRun, phase: string, fn: () => Promise<T>,
 export function tlsFilesStep<T>(run: StepRun, load: () => Promise<T>): Promise<T | Failed> {
   return step(run, 'tls', load, { timed: false, reason: () => 'tls_handshake', what: 'reading TLS files' });
 }
+
+/**
+ * A conversation's phases as it goes: `time(phase, fn)` times one phase into `phases` and keeps
+ * which phase is running, so that whatever fails is reported in the phase it failed in, with its
+ * time so far when the peer's refusal ended it (`stop()`).
+ */
+export class Timeline {
+  /** The phase running, or the last one started. */
+  current: string;
+  private start = now();
+
+  constructor(
+    readonly phases: Record<string, number>,
+    first: string,
+  ) {
+    this.current = first;
+  }
+
+  /** Times `fn` as `phase`. */
+  async time<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    this.begin(phase);
+    const value = await fn();
+    this.end();
+    return value;
+  }
+
+  /** Starts `phase` (for a phase whose end is not one awaited call). */
+  begin(phase: string): void {
+    this.current = phase;
+    this.start = now();
+  }
+
+  /** Ends the running phase: its time is recorded. */
+  end(): void {
+    this.phases[this.current] = now() - this.start;
+  }
+
+  /** Records the running phase's time so far, unless it already has one (a peer's answer that ended it is timed). */
+  stop(): void {
+    if (this.phases[this.current] === undefined) this.end();
+  }
+}

@@ -1,5 +1,5 @@
 // The ldap kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
-import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, type CheckIssue } from '../kit/kind.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, type CheckIssue, AUTH_CODE_LABEL } from '../kit/kind.js';
 import { options, ldapUrl } from './options.js';
 import { ldapProbe } from './probe.js';
 
@@ -21,6 +21,7 @@ export default defineKind({
   phases: ldapProbe.phases,
   reasons: [...NETWORK_REASONS, 'auth', 'assertion'],
   degradedReasons: ['slow', 'cert_expiring'],
+  infoLabels: AUTH_CODE_LABEL,
   values: {
     ...CONNECTION_VALUES,
     ldap_search_entries: { help: 'Entries the search of the last run found.' },

@@ -14,8 +14,8 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import type { LdapOptions, LdapTarget } from './options.js';
-import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
-import { failed, tlsFilesStep } from '../kit/step.js';
+import { classifyError, describeError, fail, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { runRedactor } from '../kit/redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
@@ -63,24 +63,19 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
     const conversation = ctx.budget.part('run ran out of time', endAt);
     const signal = conversation.signal;
 
-    let phase: Phase = 'connect';
+    const line = new Timeline(phases, 'connect');
     let raw: Socket | undefined;
     let secure: TLSSocket | undefined;
     let client: Client | undefined;
     let failure: ProbeFailure | undefined;
     let entries: number | undefined;
     let earliestExpiry: number | undefined;
-    let start = 0;
     try {
-      start = now();
-      raw = await connectSocket(address, url.port, family, undefined, Number.POSITIVE_INFINITY, signal);
-      phases.connect = now() - start;
+      raw = await line.time('connect', () => connectSocket(address, url.port, family, undefined, Number.POSITIVE_INFINITY, signal));
 
       if (url.secure && tls) {
-        phase = 'tls';
-        start = now();
-        secure = await handshake(raw, tls, signal);
-        phases.tls = now() - start;
+        const socket = raw;
+        secure = await line.time('tls', () => handshake(socket, tls, signal));
         const facts = certFacts(secure);
         info = { ...info, ...facts.info };
         earliestExpiry = facts.earliestExpiry;
@@ -104,10 +99,8 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
       });
 
       if (o.startTls && !url.secure && tls) {
-        phase = 'tls';
-        start = now();
-        await raceAbort(client.startTLS(tlsConnectOptions(tls)), signal);
-        phases.tls = now() - start;
+        const c = client;
+        await line.time('tls', () => raceAbort(c.startTLS(tlsConnectOptions(tls)), signal));
         if (secure) {
           const facts = certFacts(secure);
           info = { ...info, ...facts.info };
@@ -116,23 +109,17 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
       }
 
       if (o.bindDn !== undefined && password !== undefined) {
-        phase = 'bind';
-        start = now();
-        await raceAbort(client.bind(o.bindDn, password), signal);
-        phases.bind = now() - start;
+        const [c, dn, pw] = [client, o.bindDn, password];
+        await line.time('bind', () => raceAbort(c.bind(dn, pw), signal));
       }
 
       if (o.search) {
-        const s = o.search;
-        phase = 'search';
-        start = now();
+        const [s, c] = [o.search, client];
         // The server is asked for at most minEntries entries (at least one): enough to judge,
         // and a search over a large directory never pulls it all.
-        const r = await raceAbort(
-          client.search(s.baseDn, { scope: s.scope, filter: s.filter, attributes: s.attributes, sizeLimit: Math.max(1, s.minEntries) }),
-          signal,
+        const r = await line.time('search', () =>
+          raceAbort(c.search(s.baseDn, { scope: s.scope, filter: s.filter, attributes: s.attributes, sizeLimit: Math.max(1, s.minEntries) }), signal),
         );
-        phases.search = now() - start;
         entries = r.searchEntries.length;
         values.ldap_search_entries = entries;
         if (entries < s.minEntries) {
@@ -145,7 +132,8 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
       }
     } catch (err) {
       // A result code is the server's answer: the phase ran to its end and is timed.
-      if (isResultError(err) && phases[phase] === undefined) phases[phase] = now() - start;
+      if (isResultError(err)) line.stop();
+      const phase = line.current as Phase;
       const c = classifyLdap(err, phase, raw?.errored ?? secure?.errored ?? undefined);
       failure = { phase, reason: c.reason, message: runRedactor(ctx.secrets).scrub(c.message) };
       if (c.authCode !== undefined) info.authCode = c.authCode;

@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HL7_ACK_CODES, type MllpOptions } from './options.js';
-import { classifyError, describeError, now, readUntil, reasonAfter, resolveRecorded, writeAll } from '../kit/net.js';
+import { classifyError, describeError, readUntil, resolveStep, writeAll } from '../kit/net.js';
 import type { Endpoint } from '../kit/target.js';
-import { failed, tlsFilesStep } from '../kit/step.js';
+import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -205,36 +205,29 @@ export const mllpProbe: Probe<MllpOptions, Endpoint> = {
     const signal = conversation.signal;
 
     let socket: Socket | undefined;
-    let phase: Phase = 'connect';
+    const line = new Timeline(phases, 'connect');
     let reader: MllpReader | undefined;
     try {
-      let start: number;
-      let address: string;
-      let family: 4 | 6;
-      try {
-        const values: NonNullable<ProbeResult['values']> = {};
-        const info: ProbeInfo = {};
-        ({ address, family } = await resolveRecorded(hp.host, o.ipFamily, signal, { phases, values, info }));
-        result.values = values;
-        if (Object.keys(info).length > 0) result.info = { ...result.info, ...info };
-      } catch (err) {
-        return failWith('resolve', reasonAfter(err, signal), `resolving ${hp.host}: ${describeError(err)}`);
-      }
+      const values: NonNullable<ProbeResult['values']> = {};
+      const info: ProbeInfo = {};
+      const resolved = await resolveStep(hp.host, o.ipFamily, signal, { phases, values, info });
+      if (failed(resolved)) return resolved.result;
+      result.values = values;
+      if (Object.keys(info).length > 0) result.info = { ...result.info, ...info };
+      const { address, family } = resolved;
       let tls: TlsMaterial | undefined;
       if (o.tls !== undefined) {
         const material = await tlsFilesStep({ phases, signal }, () => loadTlsMaterial(o.tls, hp.host));
-        if (failed(material)) return failWith('tls', 'tls_handshake', material.result.failure?.message ?? 'reading TLS files');
+        if (failed(material)) return material.result;
         tls = material;
       }
-      start = now();
-      socket = await connectSocket(address, hp.port, family, undefined, Number.POSITIVE_INFINITY, signal);
-      phases.connect = now() - start;
+      const plain = await line.time('connect', () => connectSocket(address, hp.port, family, undefined, Number.POSITIVE_INFINITY, signal));
+      let open: Socket = plain;
+      socket = plain;
       if (tls) {
-        phase = 'tls';
-        start = now();
-        const secure = await handshake(socket, tls, signal);
-        socket = secure;
-        phases.tls = now() - start;
+        const material = tls;
+        const secure = await line.time('tls', () => handshake(plain, material, signal));
+        open = socket = secure;
         const facts = certFacts(secure);
         result.info = { ...result.info, ...facts.info };
         if (facts.earliestExpiry !== undefined) {
@@ -246,18 +239,14 @@ export const mllpProbe: Probe<MllpOptions, Endpoint> = {
 
       const controlId = newControlId();
       const message = buildMessage(o, controlId, hl7Timestamp(new Date()));
-      phase = 'send';
-      start = now();
+      line.begin('send');
       reader = new MllpReader(o.maxFrame);
       // Listen before writing: a fast peer may answer before the write callback fires.
-      const ack = readFrame(socket, reader, signal);
+      const ack = readFrame(open, reader, signal);
       ack.catch(() => undefined);
-      await writeAll(socket, frame(message), signal);
-      phases.send = now() - start;
-      phase = 'ack';
-      start = now();
-      const payload = await ack;
-      phases.ack = now() - start;
+      await writeAll(open, frame(message), signal);
+      line.end();
+      const payload = await line.time('ack', () => ack);
 
       let parsed: ParsedAck;
       try {
@@ -284,6 +273,7 @@ export const mllpProbe: Probe<MllpOptions, Endpoint> = {
       if (parsed.ackCode === 'other') return failWith('ack', 'protocol', `unknown MSA-1 code ${JSON.stringify(parsed.code)}`);
       return failWith('ack', 'expect_mismatch', `ACK ${detail}, expected one of ${o.expectAck.join(', ')}`);
     } catch (err) {
+      const phase = line.current as Phase;
       if (err instanceof MllpError) return failWith(phase, 'protocol', err.message);
       const reason = classifyError(err);
       // Only unframed bytes before the deadline: the peer does not speak MLLP.

@@ -1,6 +1,6 @@
 // The oidc kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { webTarget } from '../kit/target.js';
-import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, AUTH_CODE_LABEL } from '../kit/kind.js';
 import { options } from './options.js';
 import { oidcProbe } from './probe.js';
 
@@ -13,6 +13,7 @@ export default defineKind({
   phases: oidcProbe.phases,
   reasons: [...NETWORK_REASONS, 'http_status', 'assertion', 'auth', 'body_too_large'],
   degradedReasons: ['cert_expiring'],
+  infoLabels: AUTH_CODE_LABEL,
   values: {
     ...CONNECTION_VALUES,
     http_status_code: { metric: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },

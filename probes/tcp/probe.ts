@@ -3,10 +3,10 @@
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import type { Socket } from 'node:net';
 import type { TcpOptions } from './options.js';
-import { classifyError, describeError, now, readUntil, resolveStep, sleep, writeAll } from '../kit/net.js';
+import { classifyError, describeError, readUntil, resolveStep, sleep, writeAll } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import type { Endpoint } from '../kit/target.js';
-import { failed, tlsFilesStep } from '../kit/step.js';
+import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
@@ -83,7 +83,7 @@ async function runSample(
 ): Promise<Sample> {
   const s: Sample = { ok: false, connected: false, phases: {} };
   let socket: Socket | undefined;
-  let phase: Phase = 'connect';
+  const line = new Timeline(s.phases, 'connect');
   // An attempt that only connects ends by connectSocket's one timer (its connect timeout or the
   // attempt's end, the sooner); one that goes on after the connect has a signal of its own: the
   // run's, or the attempt's end, whichever comes first.
@@ -91,45 +91,40 @@ async function runSample(
   const attempt = connectOnly ? undefined : run.part('attempt ran out of time', endAt);
   const signal = (attempt ?? run).signal;
   try {
-    let start = now();
     const untilEnd = endAt - performance.now();
-    socket =
+    let open = await line.time('connect', () =>
       connectOnly && untilEnd < connectTimeout
-        ? await connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
-        : await connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal);
-    s.phases.connect = now() - start;
+        ? connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
+        : connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal),
+    );
+    socket = open;
     s.connected = true;
     if (o.expect === 'blocked') return s;
     if (tls) {
-      phase = 'tls';
-      start = now();
-      const secure = await handshake(socket, tls, signal);
-      socket = secure;
-      s.phases.tls = now() - start;
+      const plain = open;
+      const secure = await line.time('tls', () => handshake(plain, tls, signal));
+      open = socket = secure;
       s.tls = certFacts(secure);
     }
+    const conn = open;
     if (o.send !== undefined) {
-      phase = 'send';
-      start = now();
-      await writeAll(socket, o.send, signal);
-      s.phases.send = now() - start;
+      const send = o.send;
+      await line.time('send', () => writeAll(conn, send, signal));
     }
     if (o.receive !== undefined) {
-      phase = 'expect';
-      start = now();
-      const r = await expectBytes(socket, new RegExp(o.receive), o.maxRead, signal);
-      s.phases.expect = now() - start;
+      const receive = o.receive;
+      const r = await line.time('expect', () => expectBytes(conn, new RegExp(receive), o.maxRead, signal));
       s.bytesRead = r.bytes;
       if (!r.matched) {
         s.regexFailed = true;
-        s.failure = { phase, reason: 'expect_mismatch', message: `no match for /${o.receive}/ in ${r.bytes} bytes (${r.why})` };
+        s.failure = { phase: 'expect', reason: 'expect_mismatch', message: `no match for /${o.receive}/ in ${r.bytes} bytes (${r.why})` };
         return s;
       }
     }
     s.ok = true;
     return s;
   } catch (err) {
-    s.failure = { phase, reason: classifyError(err), message: describeError(err) };
+    s.failure = { phase: line.current, reason: classifyError(err), message: describeError(err) };
     return s;
   } finally {
     attempt?.done();

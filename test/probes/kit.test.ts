@@ -24,6 +24,14 @@ const TARGET: Record<string, (port: number) => string> = {
   ldap: (p) => `ldap://127.0.0.1:${p}`,
 };
 const FIRST_PHASE: Record<string, string> = { queue: 'fetch', ntp: 'request' };
+/** Targets that name a host (the kinds not listed take host:port). */
+const NAME_TARGET: Record<string, (host: string) => string> = {
+  http: (h) => `http://${h}/`,
+  oidc: (h) => `http://${h}/realms/x`,
+  queue: (h) => `http://${h}/`,
+  ldap: (h) => `ldap://${h}`,
+  ntp: (h) => h,
+};
 /** Targets that make a kind use TLS (the others take tls on a host:port target). */
 const TLS_TARGET: Record<string, (port: number) => string> = {
   http: (p) => `https://127.0.0.1:${p}/`,
@@ -89,6 +97,16 @@ describe('the probe kit across kinds', () => {
       expect(r.failure?.message).toMatch(/^reading TLS files: .*\/nonexistent\/vakt-ca\.pem/);
       // Nothing was tried on the network: no connect phase was recorded.
       expect(r.phases.connect).toBeUndefined();
+    },
+  );
+
+  it.each(KIND_LIST.map((k) => [k.name, k] as const))(
+    '%s: a target name that does not resolve fails in phase resolve (queue: fetch) with reason resolve',
+    async (_name, kind) => {
+      // .invalid never resolves (RFC 6761); ntp and the host:port kinds take the name bare.
+      const target = (NAME_TARGET[kind.name] ?? ((h: string) => `${h}:1`))('no-such-host.invalid');
+      const r = await run(kind, target);
+      expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ reason: 'resolve', phase: kind.name === 'queue' ? 'fetch' : 'resolve' });
     },
   );
 

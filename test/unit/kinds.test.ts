@@ -47,6 +47,7 @@ describe('the list of kinds', () => {
       if (k.phaseMetric) declare(k.phaseMetric.name, 'gauge', k.phaseMetric.help);
       for (const g of Object.values(k.readings?.gauges ?? {})) declare(g.metric, 'gauge', g.help);
       for (const t of Object.values(k.tallies ?? {})) declare(t.metric, 'counter', t.help);
+      for (const l of Object.values(k.infoLabels ?? {})) declare(l.metric, 'gauge', l.help);
     }
     expect(declared.size).toBeGreaterThan(10);
   });
@@ -62,6 +63,7 @@ describe('the list of kinds', () => {
         }
         if ('phaseMetric' in kind && kind.phaseMetric) expect(metrics).toContain(`\`${kind.phaseMetric.name}\``);
         for (const g of Object.values(kind.readings?.gauges ?? {})) expect(metrics, `reading gauge ${g.metric}`).toContain(`\`${g.metric}\``);
+        for (const l of Object.values(kind.infoLabels ?? {})) expect(metrics, `info gauge ${l.metric}`).toContain(`\`${l.metric}\``);
         for (const t of Object.values(kind.tallies ?? {})) {
           expect(metrics, `tally ${t.metric}`).toContain(`\`${t.metric}\``);
           for (const v of [...t.values, 'other']) expect(metrics, `${t.metric} value ${v}`).toContain(`\`${v}\``);
@@ -104,7 +106,11 @@ describe('the list of kinds', () => {
         for (const key of kind.secretOptions) expect(shapes.flatMap((shape) => Object.keys(shape ?? {}))).toContain(key);
         expect(kind.summary.length).toBeGreaterThan(20);
         // The labels of its own series are vakt's, refused as constant agent labels; a tally's values are label values.
-        const labels = [...(kind.readings ? [kind.readings.label] : []), ...Object.values(kind.tallies ?? {}).map((t) => t.label)];
+        const labels = [
+          ...(kind.readings ? [kind.readings.label] : []),
+          ...Object.values(kind.tallies ?? {}).map((t) => t.label),
+          ...Object.values(kind.infoLabels ?? {}).map((l) => l.label),
+        ];
         for (const l of labels) expect(RESERVED_LABELS).toContain(l);
         for (const t of Object.values(kind.tallies ?? {})) {
           expect(t.metric).toMatch(/_total$/);
