@@ -435,27 +435,15 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
       return [locate(doc, path, file, at, `expected ${expected.replace(/, received .*$/, '')}, found ${found(doc, path)}`)];
     }
     case 'too_small':
+    case 'too_big': {
       if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
-      return [
-        locate(
-          doc,
-          path,
-          file,
-          at,
-          `expected ${issue.origin === 'array' ? `at least ${issue.minimum} item(s)` : issue.origin === 'string' ? `at least ${issue.minimum} character(s)` : `a value ${issue.inclusive === false ? '>' : '>='} ${issue.minimum}`}, found ${found(doc, path)}`,
-        ),
-      ];
-    case 'too_big':
-      if (issue.message.startsWith('expected ')) return [locate(doc, path, file, at, `${issue.message}, found ${found(doc, path)}`)];
-      return [
-        locate(
-          doc,
-          path,
-          file,
-          at,
-          `expected ${issue.origin === 'array' ? `at most ${issue.maximum} item(s)` : issue.origin === 'string' ? `at most ${issue.maximum} character(s)` : `a value ${issue.inclusive === false ? '<' : '<='} ${issue.maximum}`}, found ${found(doc, path)}`,
-        ),
-      ];
+      const small = issue.code === 'too_small';
+      const limit = String(small ? issue.minimum : issue.maximum);
+      const word = small ? 'at least' : 'at most';
+      const op = `${small ? '>' : '<'}${issue.inclusive === false ? '' : '='}`;
+      const what = issue.origin === 'array' ? `${word} ${limit} item(s)` : issue.origin === 'string' ? `${word} ${limit} character(s)` : `a value ${op} ${limit}`;
+      return [locate(doc, path, file, at, `expected ${what}, found ${found(doc, path)}`)];
+    }
     case 'invalid_value':
       return [
         locate(
