@@ -57,14 +57,17 @@ export interface DegradedLimits {
   baselineMinRuns: number;
 }
 
-export type CheckConfig = {
-  [K in Kind]: CheckCommon & {
-    kind: K;
-    options: KindOptions[K];
+/** A check of kind K, with that kind's parsed options and targets. */
+export type CheckOf<K extends Kind> = {
+  [P in K]: CheckCommon & {
+    kind: P;
+    options: KindOptions[P];
     /** Every target of the check (one, or several for kinds that allow `targets`), parsed on load; each keeps its `text`. */
-    targets: KindTarget[K][];
+    targets: KindTarget[P][];
   };
-}[Kind];
+}[K];
+
+export type CheckConfig = CheckOf<Kind>;
 
 export interface AgentConfig {
   listen: { host: string; port: number };
@@ -441,7 +444,8 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
       const limit = String(small ? issue.minimum : issue.maximum);
       const word = small ? 'at least' : 'at most';
       const op = `${small ? '>' : '<'}${issue.inclusive === false ? '' : '='}`;
-      const what = issue.origin === 'array' ? `${word} ${limit} item(s)` : issue.origin === 'string' ? `${word} ${limit} character(s)` : `a value ${op} ${limit}`;
+      const what =
+        issue.origin === 'array' ? `${word} ${limit} item(s)` : issue.origin === 'string' ? `${word} ${limit} character(s)` : `a value ${op} ${limit}`;
       return [locate(doc, path, file, at, `expected ${what}, found ${found(doc, path)}`)];
     }
     case 'invalid_value':
