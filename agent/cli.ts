@@ -153,25 +153,9 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     await sandbox?.stop();
     return 1;
   }
-  setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
-  agent.log.info(
-    { url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) },
-    'vakt listening',
-  );
-  if (sandbox) {
-    process.stderr.write(
-      `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
-        `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/overload   (firewall path A overloaded)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/ns1/timeout      (internal DNS ns1 stops answering)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/login/slow       (Cosmic login takes ${sandbox.loginFaults.slowMs / 1000} s; also idp/invalid_client)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/ldap/locked      (the directory refuses the probe account: account locked; also ldap/slow)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/mllp/stall       (the lab orders interface stops acknowledging HL7; also mllp/error)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/amqp/blocked     (the integration broker blocks publishers: memory alarm; also amqp/stall)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
-    );
-  }
-
-  return new Promise<number>((resolve) => {
+  // The signal handlers go on before the agent says it is listening: a supervisor (or a test)
+  // that sends SIGHUP as soon as it reads that line must not find the default action (exit).
+  const stopped = new Promise<number>((resolve) => {
     // Once stopped, the process ends: a socket some library still holds open (a connection
     // attempt to a host that drops packets) must not keep it alive for its own timeout. The
     // timer is unref'd, so it only fires when something does.
@@ -204,6 +188,25 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
+  setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
+  agent.log.info(
+    { url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) },
+    'vakt listening',
+  );
+  if (sandbox) {
+    process.stderr.write(
+      `\nvakt demo: status page ${http.url}/  metrics ${http.url}/metrics\n` +
+        `sandbox faults: curl -X POST ${sandbox.controlUrl}/faults/fw-a/overload   (firewall path A overloaded)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/ns1/timeout      (internal DNS ns1 stops answering)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/login/slow       (Cosmic login takes ${sandbox.loginFaults.slowMs / 1000} s; also idp/invalid_client)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/ldap/locked      (the directory refuses the probe account: account locked; also ldap/slow)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/mllp/stall       (the lab orders interface stops acknowledging HL7; also mllp/error)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/amqp/blocked     (the integration broker blocks publishers: memory alarm; also amqp/stall)\n` +
+        `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
+    );
+  }
+
+  return stopped;
 }
 
 async function cmdValidate(args: string[]): Promise<number> {

@@ -12,7 +12,7 @@ import { classifyError, describeError, now, raceAbort, readBounded } from '../ki
 import type { WebTarget } from '../kit/target.js';
 import { failed, tlsFilesStep } from '../kit/step.js';
 import { Redactor } from '../kit/redact.js';
-import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
@@ -185,13 +185,8 @@ async function runStep(
         // The phase that was under way: a new connection's first unfinished phase, or (on a
         // reused connection, or once connected) waiting for the response headers.
         const t = takeTiming();
-        let phase: Phase = 'processing';
-        if (t) {
-          addConnection(t);
-          if (t.connect === undefined) phase = t.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : 'connect';
-          else if (url.protocol === 'https:' && t.secure === undefined) phase = 'tls';
-        }
-        throw stepError(err, phase, ctx.budget.signal);
+        if (t) addConnection(t);
+        throw stepError(err, setupPhase(t, url) ?? 'processing', ctx.budget.signal);
       }
       const headersAt = now();
       const t = takeTiming();

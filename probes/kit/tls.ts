@@ -233,6 +233,18 @@ export function timedConnector(
   };
 }
 
+/**
+ * The set-up phase a new connection to `url` failed in (resolve, connect or tls), from its times;
+ * undefined when it had none under way (a reused connection) or completed them all. The same rule
+ * for every kind that speaks HTTP through undici (http, oidc, queue).
+ */
+export function setupPhase(c: ConnTimes | undefined, url: URL): 'resolve' | 'connect' | 'tls' | undefined {
+  if (!c) return undefined;
+  if (c.connect === undefined) return c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : 'connect';
+  if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
+  return undefined;
+}
+
 /** The set-up phases a connection completed (seconds; a phase not reached is absent). */
 export function connectionPhases(t: ConnTimes): { resolve?: number; connect?: number; tls?: number } {
   return {

@@ -5,7 +5,6 @@
 // token. A refused login is reason "auth" with the OAuth error as a bounded code (info.authCode,
 // exported as vakt_auth_error_info{code}). Client secret, password and tokens never reach a
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
-import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from './options.js';
 import { parseJson } from '../kit/json.js';
@@ -14,7 +13,7 @@ import type { Budget } from '../kit/budget.js';
 import { tlsFilesStep } from '../kit/step.js';
 import type { WebTarget } from '../kit/target.js';
 import { Redactor } from '../kit/redact.js';
-import { connectionPhases, expiryVerdict, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
@@ -300,7 +299,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
     } catch (err) {
       // A connection that never came up failed in resolve, connect or tls, as in every kind;
       // once it was up, the exchange itself failed.
-      const phase = setupPhase(conn, url, kind);
+      const phase: Phase = setupPhase(conn, url) ?? kind;
       throw new RunFailure(phase, reasonAfter(err, run.signal), run.scrubber.scrub(describeError(err)));
     }
     const read = await readBounded(res.body, run.o.maxBodySize).catch((err: unknown) => {
@@ -324,12 +323,6 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
 }
 
 /** An exchange failed before a response: in which step of its connection (or in the exchange itself)? */
-function setupPhase(c: ConnTimes | undefined, url: URL, exchange: Exchange): Phase {
-  if (!c || c.connect === undefined)
-    return c && c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : c ? 'connect' : exchange;
-  if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
-  return exchange;
-}
 
 /**
  * A body as a JSON object; undefined when it is not JSON or not an object (the caller says what it

@@ -7,14 +7,14 @@
 import type { QueueOptions, QueueTarget } from './options.js';
 import { fail, failed, now, raceAbort } from '../kit/net.js';
 import { tlsFilesStep } from '../kit/step.js';
-import { tlsFileOptions, type TlsFiles } from '../kit/tls.js';
+import { setupPhase, tlsFileOptions, type ConnTimes, type TlsFiles } from '../kit/tls.js';
 import { runRedactor } from '../kit/redact.js';
 import { readSource, SourceError, type SourceReading } from './sources.js';
 import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } from '../types.js';
 
-// tls is reported only when the check's TLS files cannot be read (the kit's step, as every kind);
-// the handshake itself is part of fetch.
-const PHASES = ['tls', 'fetch', 'assess'] as const;
+// fetch covers setting up the connection and the requests; a run that fails while setting it up
+// (or reading the check's TLS files) reports resolve, connect or tls, as every kind does.
+const PHASES = ['resolve', 'connect', 'tls', 'fetch', 'assess'] as const;
 
 /** One sample of a queue's history, for the growth window. Cumulative counts since memory began. */
 interface Sample {
@@ -75,18 +75,32 @@ export const queueProbe: Probe<QueueOptions, QueueTarget> = {
       tlsFiles = read;
     }
     const t0 = now();
+    const progress: { conn?: ConnTimes; url?: URL } = {};
     let readings: SourceReading[];
     try {
       const source = target.folder ?? target.href;
-      const reading = readSource({ target: source, o, budget: ctx.budget, ...(tlsFiles ? { tlsFiles } : {}), secrets: ctx.secrets, memory: ctx.memory, scrub });
+      const reading = readSource({
+        target: source,
+        o,
+        budget: ctx.budget,
+        ...(tlsFiles ? { tlsFiles } : {}),
+        progress,
+        secrets: ctx.secrets,
+        memory: ctx.memory,
+        scrub,
+      });
       readings = await raceAbort(reading, signal).catch((err: unknown) => {
         if (err instanceof SourceError || !signal.aborted) throw err;
-        throw new SourceError('timeout', "reading the source took longer than the check's timeout");
+        const setup = progress.url ? setupPhase(progress.conn, progress.url) : undefined;
+        throw new SourceError('timeout', "reading the source took longer than the check's timeout", setup);
       });
     } catch (err) {
+      if (err instanceof SourceError) {
+        // Setting up the connection failed: in that phase (resolve, connect, tls), as every kind reports it.
+        if (err.phase === 'fetch') phases.fetch = now() - t0;
+        return { ok: false, phases, failure: { phase: err.phase, reason: signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
+      }
       phases.fetch = now() - t0;
-      if (err instanceof SourceError)
-        return { ok: false, phases, failure: { phase: 'fetch', reason: signal.aborted ? 'timeout' : err.reason, message: scrub(err.message) } };
       throw err;
     }
     phases.fetch = now() - t0;

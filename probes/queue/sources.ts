@@ -9,7 +9,7 @@ import type { QueueOptions, SourceOptions } from './options.js';
 import { jsonPath, parseJson } from '../kit/json.js';
 import { describeError, readBounded, reasonAfter } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
-import type { TlsFiles } from '../kit/tls.js';
+import { setupPhase, timedConnector, type ConnTimes, type TlsFiles } from '../kit/tls.js';
 import type { FailureReason, QueueReading } from '../types.js';
 
 /**
@@ -36,6 +36,8 @@ export class SourceError extends Error {
   constructor(
     readonly reason: FailureReason,
     message: string,
+    /** Where it failed: fetch, unless setting up the connection failed (resolve, connect, tls). */
+    readonly phase: 'resolve' | 'connect' | 'tls' | 'fetch' = 'fetch',
   ) {
     super(message);
   }
@@ -50,6 +52,8 @@ export interface SourceContext<O extends QueueOptions = QueueOptions> {
   budget: Budget;
   /** The `tls` block's files, read by the probe before the run (phase tls when they cannot be). */
   tlsFiles?: TlsFiles;
+  /** Where the request under way stands (written by the HTTP sources): the phase a run cut off by its deadline was in. */
+  progress: { conn?: ConnTimes; url?: URL };
   secrets: Readonly<Record<string, string>>;
   /** The check's memory (see ProbeContext.memory). */
   memory: Map<string, unknown>;
@@ -111,13 +115,18 @@ class Http {
   /** Sends one request; network trouble, auth refusals, non-JSON and oversized bodies become SourceErrors. 404 is returned to the caller. */
   async json(url: URL, init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
     const { sc } = this;
-    this.agent ??= new Agent({ connect: connectorFor(sc), connections: 1, pipelining: 1 });
+    this.agent ??= new Agent({
+      connect: timedConnector(connectorFor(sc), (t) => (sc.progress.conn = t), undefined, sc.budget.signal),
+      connections: 1,
+      pipelining: 1,
+    });
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'vakt', ...init.headers };
     if (sc.o.username !== undefined) {
       const password = sc.o.password !== undefined ? (sc.secrets[sc.o.password] ?? '') : '';
       headers.authorization = `Basic ${Buffer.from(`${sc.o.username}:${password}`).toString('base64')}`;
     }
     let res: Awaited<ReturnType<typeof request>>;
+    sc.progress.url = url;
     try {
       res = await request(url, {
         method: init.method ?? 'GET',
@@ -127,7 +136,8 @@ class Http {
         signal: sc.budget.signal,
       });
     } catch (err) {
-      throw new SourceError(reasonAfter(err, sc.budget.signal), `${url.pathname}: ${sc.scrub(describeError(err))}`);
+      const phase = setupPhase(sc.progress.conn, url) ?? 'fetch';
+      throw new SourceError(reasonAfter(err, sc.budget.signal), `${url.pathname}: ${sc.scrub(describeError(err))}`, phase);
     }
     let read: Awaited<ReturnType<typeof readBounded>>;
     try {

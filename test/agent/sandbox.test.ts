@@ -944,7 +944,7 @@ describe('sandbox integration broker (queue)', () => {
     expect(html.failure?.message).toContain('HTML');
 
     expect((await fault('queue/down')).queue).toBe('down');
-    expect((await run()).failure).toMatchObject({ phase: 'fetch', reason: 'refused' });
+    expect((await run()).failure).toMatchObject({ phase: 'connect', reason: 'refused' });
     // The rest of the sandbox is another switch: the HL7 engine still listens.
     expect(sb.mllp.mode).toBe('ok');
 

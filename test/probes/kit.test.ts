@@ -1,6 +1,6 @@
 // The probe kit makes the kinds agree: a refused connection is reason `refused` in phase
-// `connect` for every kind that opens one (queue reads its API in one `fetch` phase, and ntp
-// asks over UDP, which has no connection: their first phase), and a run against a port that is
+// `connect` for every kind that opens one (ntp asks over UDP, which has no connection: its
+// first phase, request), and a run against a port that is
 // gone never takes longer than its deadline. Every kind of the list is run against a real closed
 // port on 127.0.0.1; a target a kind cannot take is refused when the config loads (probes get
 // targets parsed); and a TLS file that cannot be read fails every kind that takes one the same way.
@@ -23,7 +23,7 @@ const TARGET: Record<string, (port: number) => string> = {
   queue: (p) => `http://127.0.0.1:${p}/`,
   ldap: (p) => `ldap://127.0.0.1:${p}`,
 };
-const FIRST_PHASE: Record<string, string> = { queue: 'fetch', ntp: 'request' };
+const FIRST_PHASE: Record<string, string> = { ntp: 'request' };
 /** Targets that name a host (the kinds not listed take host:port). */
 const NAME_TARGET: Record<string, (host: string) => string> = {
   http: (h) => `http://${h}/`,
@@ -101,12 +101,12 @@ describe('the probe kit across kinds', () => {
   );
 
   it.each(KIND_LIST.map((k) => [k.name, k] as const))(
-    '%s: a target name that does not resolve fails in phase resolve (queue: fetch) with reason resolve',
+    '%s: a target name that does not resolve fails in phase resolve with reason resolve',
     async (_name, kind) => {
       // .invalid never resolves (RFC 6761); ntp and the host:port kinds take the name bare.
       const target = (NAME_TARGET[kind.name] ?? ((h: string) => `${h}:1`))('no-such-host.invalid');
       const r = await run(kind, target);
-      expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ reason: 'resolve', phase: kind.name === 'queue' ? 'fetch' : 'resolve' });
+      expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ reason: 'resolve', phase: 'resolve' });
     },
   );
 

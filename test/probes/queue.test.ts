@@ -478,7 +478,7 @@ describe('queue: bad answers fail with a reason', () => {
 
   it('nothing listening → refused', async () => {
     const r = await run(`http://127.0.0.1:${await closedPort()}`, base);
-    expect(r.failure).toMatchObject({ phase: 'fetch', reason: 'refused' });
+    expect(r.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
   });
 });
 

@@ -177,6 +177,6 @@ describe('queue probe against ActiveMQ Classic over Jolokia', () => {
     expect(amq.running()).toBe(false);
     const r = await main();
     expect(r.ok).toBe(false);
-    expect(r.failure).toMatchObject({ phase: 'fetch', reason: 'refused' });
+    expect(r.failure).toMatchObject({ phase: 'connect', reason: 'refused' });
   });
 });
