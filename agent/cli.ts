@@ -19,7 +19,7 @@ Usage: vakt <command> [options]
 
 Commands:
   run -c FILE        run the agent with a config file
-  validate FILE...   check config files; print every error; exit 1 if any
+  validate FILE...   check config files (secrets need not be present); print every error; exit 1 if any
   probe -c FILE NAME run one check once and print every phase and the verdict
   demo               run the agent on the built-in sandbox (simulated hospital services)
 
@@ -38,10 +38,13 @@ Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/check
   --log-level LEVEL     trace|debug|info|warn|error|fatal (overrides agent.logLevel)
 
 Signals: SIGHUP reloads the config (like POST /-/reload); SIGTERM/SIGINT stop cleanly.`,
-  validate: `Usage: vakt validate FILE...
+  validate: `Usage: vakt validate [--require-secrets] FILE...
 
 Checks config files: YAML syntax, schema, defaults, check names, dependsOn references and
 cycles, secret references. Prints each error as FILE:LINE:COLUMN: KEY.PATH: expected ..., found ...
+A secret whose value is not present here (its environment variable unset, its file missing) is
+listed as such, not as an error: production config validates in CI without production secrets.
+  --require-secrets   a secret that cannot be read is an error (on the host the agent runs on)
 Exit status: 0 when every file is valid, 1 otherwise.`,
   probe: `Usage: vakt probe -c FILE CHECK [--json]
 
@@ -210,13 +213,16 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
 }
 
 async function cmdValidate(args: string[]): Promise<number> {
-  const { positionals } = parse(args, {});
+  const { values, positionals } = parse(args, { 'require-secrets': { type: 'boolean' } });
   if (positionals.length === 0) throw new UsageError('validate needs at least one FILE');
   let failed = 0;
   for (const file of positionals) {
     try {
-      const cfg = await loadConfigFile(file);
-      process.stdout.write(`${file}: ok (${cfg.checks.length} checks)\n`);
+      const cfg = await loadConfigFile(file, process.env, { secrets: values['require-secrets'] === true ? 'require' : 'report' });
+      for (const e of cfg.missingSecrets) process.stdout.write(`${formatConfigError({ ...e, message: `not present here (${e.message})` })}\n`);
+      const missing = cfg.missingSecrets.length;
+      const note = missing > 0 ? `; ${missing} secret${missing === 1 ? '' : 's'} not present here, read when the agent starts` : '';
+      process.stdout.write(`${file}: ok (${cfg.checks.length} checks${note})\n`);
     } catch (err) {
       if (!(err instanceof ConfigLoadError)) throw err;
       failed++;

@@ -91,6 +91,17 @@ export interface Config {
   file: string;
   agent: AgentConfig;
   checks: CheckConfig[];
+  /**
+   * Secrets that could not be read, when the config was loaded with `secrets: 'report'` (vakt
+   * validate): the config is valid, these values are just not present here. Empty otherwise (a
+   * missing secret is then an error).
+   */
+  missingSecrets: ConfigError[];
+}
+
+/** How a load treats a secret it cannot read: an error (the agent), or a fact it reports (vakt validate, where production secrets are absent). */
+export interface LoadOptions {
+  secrets?: 'require' | 'report';
 }
 
 export interface ConfigError {
@@ -113,7 +124,7 @@ export function formatConfigError(e: ConfigError): string {
   return `${e.file}:${e.line}:${e.column}: ${e.path === '' ? '(document)' : e.path}: ${e.message}`;
 }
 
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -122,11 +133,11 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
       { file, line: 0, column: 0, path: '', message: `expected a readable config file, found ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
     ]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, options);
 }
 
 /** Parses config text; `file` names it in errors and anchors relative paths. Throws ConfigLoadError. */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
   const lineCounter = new LineCounter();
   const at = (offset: number) => lineCounter.linePos(offset);
   const deep = nestingExceeded(text, MAX_DEPTH);
@@ -192,11 +203,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     errors.push(locate(doc, issue.path, file, at, `${issue.message}, found ${found(doc, issue.path)}`));
   }
   if (!parsed.success || errors.length > 0) throw new ConfigLoadError(sortErrors(errors));
+  const missingSecrets: ConfigError[] = [];
   const config = resolveConfig(parsed.data, file, env, (path, message) => {
-    errors.push(locate(doc, path, file, at, message));
+    const e = locate(doc, path, file, at, message);
+    if (options.secrets === 'report' && path.includes('secrets')) missingSecrets.push(e);
+    else errors.push(e);
   });
   if (errors.length > 0) throw new ConfigLoadError(errors);
-  return config;
+  return { ...config, missingSecrets };
 }
 
 /**
@@ -286,7 +300,12 @@ function unsafeNodes(doc: Document.Parsed): { offset: number; path: PropertyKey[
   return out.sort((a, b) => a.offset - b.offset);
 }
 
-function resolveConfig(p: ParsedConfig, file: string, env: NodeJS.ProcessEnv, fail: (path: PropertyKey[], message: string) => void): Config {
+function resolveConfig(
+  p: ParsedConfig,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  fail: (path: PropertyKey[], message: string) => void,
+): Omit<Config, 'missingSecrets'> {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   const d = p.defaults;

@@ -158,8 +158,8 @@ describe('invalid config fixtures', () => {
     expect(parseConfig(quoted, 'quoted.yaml', {}).checks).toHaveLength(1);
   });
 
-  it('vakt validate prints every expected error and exits 1', async () => {
-    const r = await runVakt(['validate', ...fixtures.map((f) => f.file)]);
+  it('vakt validate --require-secrets prints every expected error and exits 1', async () => {
+    const r = await runVakt(['validate', '--require-secrets', ...fixtures.map((f) => f.file)]);
     expect(r.code).toBe(1);
     const lines = r.stdout.split('\n');
     for (const f of fixtures) {
@@ -169,6 +169,42 @@ describe('invalid config fixtures', () => {
     expect(r.stdout).not.toContain('hunter2');
     expect(r.stderr).toBe('');
   }, 60_000);
+});
+
+describe('vakt validate without the secrets at hand', () => {
+  it('reports a secret that cannot be read here as not present, not as an error: the file is valid (exit 0)', async () => {
+    const files = ['secret-env-unset.yaml', 'secret-file-missing.yaml'].map((f) => join(INVALID, f));
+    const r = await runVakt(['validate', ...files]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `${files[0]}:7:17: checks[0].secrets.password: not present here (expected environment variable VAKT_FIXTURE_UNSET_VARIABLE to be set, found it unset or empty)`,
+    );
+    expect(r.stdout).toMatch(
+      /secret-file-missing\.yaml:7:17: checks\[0\]\.secrets\.password: not present here \(expected a readable secret file .*does-not-exist\.secret, found ENOENT\)/,
+    );
+    for (const f of files) expect(r.stdout).toContain(`${f}: ok (1 checks; 1 secret not present here, read when the agent starts)`);
+    expect(r.stderr).toBe('');
+  }, 60_000);
+
+  it('the shipped examples validate in a pipeline without their secrets', async () => {
+    const dir = join(ROOT, 'config', 'examples');
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => join(dir, f));
+    const r = await runVakt(['validate', ...files]);
+    expect(r.stdout, r.stdout).not.toMatch(/: \d+ errors?$/m);
+    expect(r.code).toBe(0);
+    for (const f of files) expect(r.stdout).toContain(`${f}: ok (`);
+  }, 60_000);
+
+  it('the loader keeps the rest of the config valid: other errors still fail, and a missing secret is an error for the agent', () => {
+    const yaml = `checks:\n  - name: c\n    kind: tcp\n    target: "127.0.0.1:1"\n    secrets: { s: { env: VAKT_TEST_NEVER_SET } }\n`;
+    const c = parseConfig(yaml, 'x.yaml', {}, { secrets: 'report' });
+    expect(c.missingSecrets.map((e) => e.path)).toEqual(['checks[0].secrets.s']);
+    expect(c.checks[0]?.secrets).toEqual({});
+    expect(() => parseConfig(yaml, 'x.yaml', {})).toThrow(ConfigLoadError);
+    expect(() => parseConfig(`${yaml}    interval: soon\n`, 'x.yaml', {}, { secrets: 'report' })).toThrow(/interval: expected a duration/);
+  });
 });
 
 describe('valid config fixtures', () => {
