@@ -130,6 +130,11 @@ export class Agent {
     return this.options.listen ?? this.config.agent.listen;
   }
 
+  /** The agent's HTTP server's connection cap (agent.maxConnections; read when the server starts). */
+  get maxConnections(): number {
+    return this.config.agent.maxConnections;
+  }
+
   get ready(): boolean {
     return !this.stopping && this.scheduler.size === this.checks.size;
   }
@@ -247,6 +252,12 @@ export class Agent {
     this.metrics.setHistogramDefault(next.agent.histograms);
     this.runner.maxLoopDelayMs = next.agent.maxLoopDelayMs;
     this.threads?.update({ maxLoopDelayMs: next.agent.maxLoopDelayMs, logLevel: this.log.level });
+    if (old.agent.maxConnections !== next.agent.maxConnections) {
+      this.log.warn(
+        { maxConnections: next.agent.maxConnections, running: old.agent.maxConnections },
+        'agent.maxConnections changed: takes effect after a restart',
+      );
+    }
     if (old.agent.probeThreads !== next.agent.probeThreads) {
       this.log.warn({ probeThreads: next.agent.probeThreads, running: old.agent.probeThreads }, 'agent.probeThreads changed: takes effect after a restart');
     }

@@ -28,6 +28,20 @@ export async function startServer(agent: Agent, host: string, port: number): Pro
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
+  // A cap on connections: past it, new ones are closed as they arrive (a scanner or a client
+  // that opens thousands and sends nothing must not take the agent's file descriptors, which its
+  // probes need). Said in the log at most once a minute, with how many were refused.
+  server.maxConnections = agent.maxConnections;
+  let dropped = 0;
+  let warnedAt = 0;
+  server.on('drop', () => {
+    dropped++;
+    const now = Date.now();
+    if (now - warnedAt < 60_000) return;
+    warnedAt = now;
+    agent.log.warn({ maxConnections: server.maxConnections, refused: dropped }, 'connection refused: agent.maxConnections reached');
+    dropped = 0;
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

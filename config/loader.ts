@@ -82,6 +82,8 @@ export interface AgentConfig {
   histograms: HistogramMode;
   /** Event-loop stall above which a run is marked disturbed (agent.maxLoopDelay). */
   maxLoopDelayMs: number;
+  /** Connections the agent's HTTP server holds at most (agent.maxConnections). */
+  maxConnections: number;
   /** Absolute path of the state file, when configured. */
   stateFile?: string;
   statusPage: { title: string; language: 'auto' | 'en' | 'sv' | 'da'; refresh: number };
@@ -355,6 +357,7 @@ function resolveConfig(
       startSpreadMs: p.agent.startSpread,
       histograms: p.agent.histograms ?? (p.agent.phaseHistograms === undefined ? 'off' : p.agent.phaseHistograms ? 'phases' : 'total'),
       maxLoopDelayMs: p.agent.maxLoopDelay,
+      maxConnections: p.agent.maxConnections,
       statusPage: p.agent.statusPage,
       ...(p.agent.stateFile !== undefined ? { stateFile: isAbsolute(p.agent.stateFile) ? p.agent.stateFile : resolvePath(baseDir, p.agent.stateFile) } : {}),
     },

@@ -25,6 +25,8 @@ const agent = z.strictObject({
   jitter: z.number().min(0).max(0.5).default(0.01),
   /** Where learnt baselines are kept across restarts (JSON; written atomically). */
   stateFile: z.string().min(1).optional(),
+  /** Connections the agent's own HTTP server holds at most; more are closed as they arrive. */
+  maxConnections: z.int().min(8).max(65_536).default(512),
   statusPage: z
     .strictObject({
       title: z.string().min(1).max(120).default('System status'),

@@ -1,6 +1,7 @@
 // The agent booted for real on port 0: scraped, queried, reloaded, stopped.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +255,40 @@ checks:
     expect(out).toContain('agent stopped');
     expect(out).not.toContain('shutdown forced');
     await waitFor(() => hang.sockets.size === 0);
+  }, 90_000);
+
+  it('the server holds at most agent.maxConnections: one more is closed on arrival (and logged), and requests work again once the idle ones go', async () => {
+    const file = configFile(`
+agent: { listen: "127.0.0.1:0", maxConnections: 8, startSpread: 10ms }
+checks:
+  - { name: a, kind: tcp, target: "127.0.0.1:9", interval: 1m }
+`);
+    const { http, logs } = await boot(file);
+    const { hostname, port } = new URL(http.url);
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect(Number(port), hostname, () => resolve(s));
+        s.once('error', reject);
+      });
+    const connections = () => new Promise<number>((resolve) => http.server.getConnections((_err, n) => resolve(n)));
+    // Eight connections that send nothing hold every slot.
+    const idle: Socket[] = [];
+    for (let i = 0; i < 8; i++) idle.push(await open());
+    await waitFor(async () => (await connections()) >= 8 || undefined);
+    const extra = await open();
+    // The ninth is accepted by the kernel and closed by the server without an answer.
+    const got = await new Promise<string>((resolve) => {
+      let data = '';
+      extra.on('data', (d: Buffer) => (data += d.toString()));
+      extra.on('close', () => resolve(data));
+      extra.on('error', () => undefined);
+      extra.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    expect(got).toBe('');
+    await waitFor(() => logs().includes('agent.maxConnections reached') || undefined);
+    for (const s of idle) s.destroy();
+    await waitFor(async () => (await connections()) === 0 || undefined);
+    expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
   }, 90_000);
 
   it('SIGHUP reloads the config', async () => {

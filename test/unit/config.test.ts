@@ -221,6 +221,7 @@ describe('valid config fixtures', () => {
       startSpreadMs: 10_000,
       histograms: 'off',
       maxLoopDelayMs: 20,
+      maxConnections: 512,
       statusPage: { title: 'System status', language: 'auto', refresh: 15 },
     });
     expect(c.checks).toEqual([
@@ -291,6 +292,7 @@ describe('valid config fixtures', () => {
       startSpreadMs: 2_000,
       histograms: 'off',
       maxLoopDelayMs: 20,
+      maxConnections: 512,
       statusPage: { title: 'System status', language: 'auto', refresh: 15 },
     });
     expect(c.checks[1]?.options).toEqual({
