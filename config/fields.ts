@@ -32,11 +32,6 @@ export const byteSize = z.union([z.string(), z.number()], { error: 'expected a s
   return n;
 });
 
-/** "host:port", "[v6]:port"; host may be a name or an address. */
-export const hostPort = z.string({ error: 'expected host:port' }).refine((s) => splitHostPort(s) !== undefined, {
-  message: 'expected host:port (IPv6 in brackets, e.g. [::1]:443) with a port from 1 to 65535',
-});
-
 /** Where the agent listens: like hostPort, but port 0 (any free port) is allowed. */
 export const listenAddress = z.string({ error: 'expected host:port' }).refine((s) => splitHostPort(s, true) !== undefined, {
   message: 'expected host:port to listen on (IPv6 in brackets, e.g. [::]:9464; port 0 picks a free port)',

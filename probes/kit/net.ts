@@ -63,34 +63,6 @@ export function readUntil<T>(socket: Socket, signal: AbortSignal, step: (chunk: 
   });
 }
 
-/**
- * When a probe's own work ends: a little (a tenth of what is left, at most 100 ms) before the
- * runner's deadline, so a run whose conversation hangs still reports the phases that ran and
- * times out in the phase that hung, instead of being cut off whole.
- */
-export function endBefore(deadline: number): number {
-  return deadline - Math.min(100, Math.max(0, (deadline - performance.now()) * 0.1));
-}
-
-/**
- * A signal for a piece of a run (an attempt, a query, the conversation): it aborts when `parent`
- * does (with its reason), or at `endAt` with a ProbeAbortError saying `why`. `dispose()` when done.
- */
-export function deadlineSignal(parent: AbortSignal, endAt: number, why: string): { signal: AbortSignal; dispose(): void } {
-  const ctrl = new AbortController();
-  const onParent = () => ctrl.abort(parent.reason);
-  parent.addEventListener('abort', onParent, { once: true });
-  const timer = setTimeout(() => ctrl.abort(new ProbeAbortError(why)), Math.max(0, endAt - performance.now()));
-  if (parent.aborted) ctrl.abort(parent.reason);
-  return {
-    signal: ctrl.signal,
-    dispose: () => {
-      clearTimeout(timer);
-      parent.removeEventListener('abort', onParent);
-    },
-  };
-}
-
 /** A kit step that failed (resolveStep, step, tlsFilesStep): the run's result, to be returned as it is. */
 export class Failed {
   constructor(readonly result: ProbeResult) {}
@@ -103,13 +75,6 @@ export function failed(v: unknown): v is Failed {
 /** A run that failed before it got far: the phases so far and the one failure. */
 export function fail(phases: Record<string, number>, phase: string, reason: FailureReason, message: string): ProbeResult {
   return { ok: false, phases, failure: { phase, reason, message } };
-}
-
-/** A target that must be an http(s) URL; undefined when it is not (the run then fails in resolve, as a bad host:port does). */
-export function httpTarget(target: string): URL | undefined {
-  if (!URL.canParse(target)) return undefined;
-  const u = new URL(target);
-  return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
 }
 
 /** Monotonic seconds. */
@@ -189,16 +154,22 @@ const TLS_EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 const UNDICI_TIMEOUT = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED']);
 
 /**
- * Resolves a probe's target host and records what the run learnt: ip_protocol always; the resolve
- * phase, dns_lookup_time_seconds and the address only when a name was actually resolved.
+ * The kit's resolve step: the target's address, or the run's failure in phase resolve (see
+ * step.ts). Records what the run learnt: ip_protocol always; the resolve phase,
+ * dns_lookup_time_seconds and the address only when a name was actually resolved.
  */
-export async function resolveRecorded(
+export async function resolveStep(
   host: string,
   family: 'auto' | 'ip4' | 'ip6',
   signal: AbortSignal,
   into: { phases: Record<string, number>; values: Partial<Record<ValueName, number>>; info: ProbeInfo },
-): Promise<Resolved> {
-  const r = await resolveHost(host, family, signal);
+): Promise<Resolved | Failed> {
+  let r: Resolved;
+  try {
+    r = await resolveHost(host, family, signal);
+  } catch (err) {
+    return new Failed(fail(into.phases, 'resolve', reasonAfter(err, signal), `resolving ${host}: ${describeError(err)}`));
+  }
   into.values.ip_protocol = r.family;
   if (r.seconds !== undefined) {
     into.phases.resolve = r.seconds;
@@ -206,20 +177,6 @@ export async function resolveRecorded(
     into.info.resolvedAddress = r.address;
   }
   return r;
-}
-
-/** The kit's resolve step: the target's address (recorded as resolveRecorded does), or the run's failure in phase resolve (see step.ts). */
-export async function resolveStep(
-  host: string,
-  family: 'auto' | 'ip4' | 'ip6',
-  signal: AbortSignal,
-  into: { phases: Record<string, number>; values: Partial<Record<ValueName, number>>; info: ProbeInfo },
-): Promise<Resolved | Failed> {
-  try {
-    return await resolveRecorded(host, family, signal, into);
-  } catch (err) {
-    return new Failed(fail(into.phases, 'resolve', reasonAfter(err, signal), `resolving ${host}: ${describeError(err)}`));
-  }
 }
 
 /** A run's failure reason for an error: timeout once the run's signal fired (whatever the error then says), else by its code. */

@@ -27,7 +27,5 @@ export const secretName = z
   .string({ error: "expected the name of an entry of the check's secrets" })
   .regex(SECRET_NAME, { message: "expected the name of an entry of the check's secrets ([A-Za-z_][A-Za-z0-9_]*)" });
 
-/** An http(s) URL. */
-export const httpUrl = z
-  .string({ error: 'expected an http(s) URL' })
-  .refine((s) => /^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s), { message: 'expected an http:// or https:// URL' });
+/** A zod error option: `message` when the key is missing, zod's own message otherwise (a required key of one variant). */
+export const whenMissing = (message: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? message : undefined) });

@@ -2,7 +2,8 @@
 // variant per grant (client_credentials, password), the keys both take spread from one object.
 import { z } from 'zod';
 import { byteSize, duration } from '../../config/fields.js';
-import { SECRET_NAME, secretName, tlsClient } from '../kit/options.js';
+import { SECRET_NAME, secretName, tlsClient, whenMissing } from '../kit/options.js';
+import { parseWebTarget } from '../kit/target.js';
 
 /** Form parameters the oidc probe sets itself; `params` may not override them. */
 const OIDC_OWN_PARAMS = ['grant_type', 'client_id', 'client_secret', 'username', 'password', 'scope'];
@@ -40,7 +41,7 @@ const shared = {
   resource: z
     .strictObject({
       /** An http(s) URL, or `userinfo` for the discovery document's userinfo_endpoint. */
-      url: z.string({ error: 'expected an http(s) URL or userinfo' }).refine((s) => s === 'userinfo' || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s)), {
+      url: z.string({ error: 'expected an http(s) URL or userinfo' }).refine((s) => s === 'userinfo' || parseWebTarget(s) !== undefined, {
         message: 'expected an http:// or https:// URL, or userinfo',
       }),
       /** Accepted statuses; default any 2xx. */
@@ -66,9 +67,6 @@ function sharedRules(o: z.output<z.ZodObject<typeof shared>>, ctx: z.RefinementC
   if (!o.discovery && o.expect.issuer !== undefined) issue(['expect', 'issuer'], 'expected expect.issuer only with discovery: true');
   if (!o.discovery && o.resource?.url === 'userinfo') issue(['resource', 'url'], 'expected an http(s) URL (userinfo needs discovery: true)');
 }
-
-/** A required key's message when it is missing (other type errors keep zod's, which the loader words). */
-const whenMissing = (message: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? message : undefined) });
 
 /** The application logs in as itself: the default grant. */
 export const clientCredentialsOptions = z

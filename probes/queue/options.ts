@@ -2,11 +2,8 @@
 // variant per source, each holding only the keys that source uses.
 import { z } from 'zod';
 import { byteSize, positiveDuration } from '../../config/fields.js';
-import { secretName, tlsClient } from '../kit/options.js';
+import { secretName, tlsClient, whenMissing } from '../kit/options.js';
 import { parseWebTarget, targetSchema, type WebTarget } from '../kit/target.js';
-
-/** A required key's message when it is missing (other type errors keep zod's, which the loader words). */
-const whenMissing = (message: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? message : undefined) });
 
 /** A JSON path as the http kind's assertions take it: `$.a.b[0].c`. */
 const jsonPathText = z.string().min(1).max(512);
