@@ -4,7 +4,8 @@
 // bad file keeps the running config; unchanged checks keep their schedule and state) and stops
 // cleanly (no new runs, in-flight probes aborted).
 import { isDeepStrictEqual } from 'node:util';
-import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config } from '../config/loader.js';
+import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config, type LoadOptions } from '../config/loader.js';
+import type { WebConfig } from '../config/web.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { RunHistory } from './history.js';
 import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
@@ -28,6 +29,10 @@ export interface CheckView {
   cause?: string;
 }
 
+function loadOptions(o: AgentOptions): LoadOptions {
+  return o.webConfigFile !== undefined ? { webConfigFile: o.webConfigFile } : {};
+}
+
 /** How often learnt baselines are written to agent.stateFile. */
 const STATE_SAVE_MS = 5 * 60_000;
 
@@ -36,6 +41,8 @@ export interface AgentOptions {
   /** Overrides agent.listen (host:port already split). */
   listen?: { host: string; port: number };
   logLevel?: string;
+  /** Overrides agent.web.config (vakt run --web.config.file). */
+  webConfigFile?: string;
   /** Log destination (tests capture it). */
   logStream?: NodeJS.WritableStream;
 }
@@ -115,7 +122,7 @@ export class Agent {
 
   /** Loads the config file and starts scheduling. Throws ConfigLoadError on a bad file. */
   static async start(options: AgentOptions): Promise<Agent> {
-    const config = await loadConfigFile(options.configFile);
+    const config = await loadConfigFile(options.configFile, process.env, loadOptions(options));
     const agent = new Agent(config, options);
     agent.metrics.configLoaded(true, config.checks, false);
     await agent.loadState();
@@ -128,6 +135,11 @@ export class Agent {
 
   get listen(): { host: string; port: number } {
     return this.options.listen ?? this.config.agent.listen;
+  }
+
+  /** Endpoint security as the running config has it (the server takes users, tokens and access rules from it on every request). */
+  get web(): WebConfig {
+    return this.config.agent.web;
   }
 
   /** The agent's HTTP server's connection cap (agent.maxConnections; read when the server starts). */
@@ -229,7 +241,7 @@ export class Agent {
   private async doReload(): Promise<ReloadResult> {
     let next: Config;
     try {
-      next = await loadConfigFile(this.options.configFile);
+      next = await loadConfigFile(this.options.configFile, process.env, loadOptions(this.options));
     } catch (err) {
       const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String(err)];
       this.metrics.configLoaded(false, undefined, true);
@@ -257,6 +269,11 @@ export class Agent {
         { maxConnections: next.agent.maxConnections, running: old.agent.maxConnections },
         'agent.maxConnections changed: takes effect after a restart',
       );
+    }
+    const [tlsBefore, tlsAfter] = [old.agent.web.tls !== undefined, next.agent.web.tls !== undefined];
+    if (tlsBefore !== tlsAfter) this.log.warn({ tls: tlsAfter }, `TLS ${tlsAfter ? 'enabled' : 'disabled'} in the web config: takes effect after a restart`);
+    if (!isDeepStrictEqual(old.agent.web.statusListen, next.agent.web.statusListen)) {
+      this.log.warn({ statusListen: next.agent.web.statusListen ?? null }, 'agent.web.statusListen changed: takes effect after a restart');
     }
     if (old.agent.probeThreads !== next.agent.probeThreads) {
       this.log.warn({ probeThreads: next.agent.probeThreads, running: old.agent.probeThreads }, 'agent.probeThreads changed: takes effect after a restart');
@@ -414,7 +431,7 @@ export class Agent {
 }
 
 function secretValues(config: Config): string[] {
-  return config.checks.flatMap((c) => Object.values(c.secrets));
+  return [...config.checks.flatMap((c) => Object.values(c.secrets)), ...Object.values(config.agent.web.tokens)];
 }
 
 function round(x: number): number {

@@ -28,7 +28,7 @@ Options:
   --version          print the version
 
 Docs: README.md, docs/configuration.md, docs/metrics.md`,
-  run: `Usage: vakt run -c FILE [--listen HOST:PORT] [--log-level LEVEL]
+  run: `Usage: vakt run -c FILE [--listen HOST:PORT] [--log-level LEVEL] [--web.config.file FILE]
 
 Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/checks,
 /healthz, /readyz, POST /-/reload and the status page.
@@ -36,6 +36,7 @@ Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/check
   -c, --config FILE     the config file (required)
   --listen HOST:PORT    overrides agent.listen (e.g. 127.0.0.1:9464, [::]:9464)
   --log-level LEVEL     trace|debug|info|warn|error|fatal (overrides agent.logLevel)
+  --web.config.file F   TLS and basic auth in the exporter-toolkit format (overrides agent.web.config)
 
 Signals: SIGHUP reloads the config (like POST /-/reload); SIGTERM/SIGINT stop cleanly.`,
   validate: `Usage: vakt validate [--require-secrets] FILE...
@@ -116,7 +117,9 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     config: { type: 'string', short: 'c' },
     listen: { type: 'string' },
     'log-level': { type: 'string' },
+    'web.config.file': { type: 'string' },
   });
+  const webConfigFile = typeof values['web.config.file'] === 'string' ? values['web.config.file'] : undefined;
   const configFile = typeof values.config === 'string' ? values.config : demo ? defaultConfigFile : undefined;
   if (!configFile) throw new UsageError('run needs -c FILE');
   let listen: { host: string; port: number } | undefined;
@@ -138,7 +141,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   const sandbox = demo ? await (await import('../sandbox/index.js')).startSandbox() : undefined;
   let agent: Agent;
   try {
-    agent = await Agent.start({ configFile, ...(listen ? { listen } : {}), ...(logLevel ? { logLevel } : {}) });
+    agent = await Agent.start({ configFile, ...(listen ? { listen } : {}), ...(logLevel ? { logLevel } : {}), ...(webConfigFile ? { webConfigFile } : {}) });
   } catch (err) {
     await sandbox?.stop();
     if (err instanceof ConfigLoadError) {
@@ -193,7 +196,13 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   });
   setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
   agent.log.info(
-    { url: http.url, heap: heap.setting, nodeFlags: nodeFlagsSetting(), ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}) },
+    {
+      url: http.url,
+      ...(http.statusUrl ? { statusUrl: http.statusUrl } : {}),
+      heap: heap.setting,
+      nodeFlags: nodeFlagsSetting(),
+      ...(sandbox ? { sandboxControl: sandbox.controlUrl } : {}),
+    },
     'vakt listening',
   );
   if (sandbox) {

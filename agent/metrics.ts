@@ -59,6 +59,13 @@ interface CheckSeries {
   cause?: string;
 }
 
+/** The agent's own server, as its metrics see it. */
+export interface WebServerFigures {
+  refused: { unauthenticated: number; forbidden: number; throttled: number };
+  /** The served certificate's notAfter (Unix seconds), with TLS. */
+  certificateNotAfter?: number;
+}
+
 export class Metrics {
   /** The Node.js process metrics (prom-client's default collectors) and nothing else. */
   readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
@@ -190,6 +197,16 @@ export class Metrics {
   );
   private readonly reloads = this.family('vakt_config_reloads_total', 'counter', 'Configuration reloads by result.');
   private readonly checksConfigured = this.family('vakt_checks_configured', 'gauge', 'Configured checks by kind.');
+  private readonly webRefusedFamily = this.family(
+    'vakt_web_requests_refused_total',
+    'counter',
+    "Requests to the agent's own server refused by agent.web, by reason: unauthenticated (401), forbidden (403), throttled (429).",
+  );
+  private readonly webCertFamily = this.family(
+    'vakt_web_tls_certificate_not_after_timestamp_seconds',
+    'gauge',
+    "When the certificate the agent's own server presents expires (Unix seconds); only with tls_server_config.",
+  );
 
   private readonly lagState = new HistogramState(LAG_BUCKETS);
   private readonly queueWaitState = new HistogramState(LAG_BUCKETS);
@@ -199,6 +216,7 @@ export class Metrics {
   private configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
   private openIncidents: readonly Incident[] = [];
   private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
+  private webServer: () => WebServerFigures = () => ({ refused: { unauthenticated: 0, forbidden: 0, throttled: 0 } });
 
   constructor(
     private readonly inFlight: () => number,
@@ -625,6 +643,20 @@ export class Metrics {
     this.threadRestartsFamily.set(AGENT, line('vakt_probe_thread_restarts_total', k, threads.restarts));
     this.lagFamily.set(AGENT, this.lagState.render('vakt_scheduler_lag_seconds', k, LAG_LE));
     this.queueWaitFamily.set(AGENT, this.queueWaitState.render('vakt_scheduler_queue_wait_seconds', k, LAG_LE));
+    const web = this.webServer();
+    const own = (extra: string) => (k === '' ? extra : `${extra},${k}`);
+    let refused = '';
+    for (const [reason, n] of Object.entries(web.refused)) refused += line('vakt_web_requests_refused_total', own(`reason="${reason}"`), n);
+    this.webRefusedFamily.set(AGENT, refused);
+    this.webCertFamily.set(
+      AGENT,
+      web.certificateNotAfter === undefined ? '' : line('vakt_web_tls_certificate_not_after_timestamp_seconds', k, web.certificateNotAfter),
+    );
+  }
+
+  /** Where the figures of the agent's own server come from (its refusals, its certificate). */
+  setWebServer(figures: () => WebServerFigures): void {
+    this.webServer = figures;
   }
 
   /** prom-client's process metrics, rendered in the asked format without its closing "# EOF". Serialised: see below. */

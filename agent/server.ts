@@ -1,7 +1,14 @@
 // The agent's HTTP face: /metrics, /healthz, /readyz, /api/v1/checks[/NAME], POST /-/reload,
-// and / (a page for people). Every body goes through the redactor; errors never carry stacks.
+// and / (a page for people), in three route classes (status, read, admin) that agent.web opens
+// to anyone, to this host, or to credentials; over TLS when the web config says so, and on a
+// second listener for the status page alone when asked. Every body goes through the redactor;
+// errors never carry stacks.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createSecureContext, type Server as TlsServer, type TlsOptions as TlsServerOptions, type TLSSocket } from 'node:tls';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
@@ -9,64 +16,317 @@ import type { Agent, CheckView } from './agent.js';
 import type { Incident } from './root-cause.js';
 import { acceptsGzip } from './accept.js';
 import { pickLanguage, statusPage } from './status-page.js';
+import { routeClass, WebAuth } from './web-auth.js';
+import { isLoopbackHost, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
 import { runResult } from '../probes/types.js';
 
 export interface HttpServer {
   server: Server;
+  /** The main listener's base URL (https:// with tls_server_config). */
   url: string;
+  /** The status listener's base URL, when agent.web.statusListen is set. */
+  statusUrl?: string;
   close(): Promise<void>;
 }
 
-export async function startServer(agent: Agent, host: string, port: number): Promise<HttpServer> {
-  const server = createServer((req, res) => {
-    handle(agent, req, res).catch((err: unknown) => {
+/** How often the served certificate, key and client CA files are looked at for a renewal. */
+const CERT_POLL_MS = 10_000;
+
+/** What Go's HTTPS servers answer plain HTTP on a TLS port; said here too, so a curl without https:// gets a reason. */
+const PLAIN_HTTP_ON_TLS =
+  'HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n';
+
+/**
+ * Starts the agent's server on host:port, and the status listener when agent.web.statusListen
+ * is set. With tls_server_config both speak TLS (the status listener never asks for a client
+ * certificate); the certificate files are read again when they change, without a restart.
+ */
+export async function startServer(agent: Agent, host: string, port: number, opts: { certPollMs?: number } = {}): Promise<HttpServer> {
+  const web = agent.web;
+  const auth = new WebAuth(web);
+  let seen = web;
+  const current = () => {
+    if (agent.web !== seen) {
+      seen = agent.web;
+      auth.update(seen);
+    }
+    return seen;
+  };
+  const tlsFiles = web.tls ? new ServedCertificate(agent, web.tls) : undefined;
+  agent.metrics.setWebServer(() => ({ refused: { ...auth.refused }, ...(tlsFiles?.notAfter !== undefined ? { certificateNotAfter: tlsFiles.notAfter } : {}) }));
+  const handler = (only: RouteClass | undefined) => (req: IncomingMessage, res: ServerResponse) => {
+    handle(agent, current(), auth, only, req, res).catch((err: unknown) => {
       agent.log.error({ err, url: req.url }, 'request failed');
       if (!res.headersSent) send(agent, res, 500, 'application/json', JSON.stringify({ error: 'internal error' }));
       else res.destroy();
     });
-  });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
+  };
+  const main = await listen(agent, host, port, handler(undefined), tlsFiles, true);
+  let status: Listening | undefined;
+  if (web.statusListen) {
+    try {
+      status = await listen(agent, web.statusListen.host, web.statusListen.port, handler('status'), tlsFiles, false);
+    } catch (err) {
+      await main.close();
+      throw err;
+    }
+  }
+  warnOpenRoutes(agent, host, auth, web.statusListen);
+  tlsFiles?.watch(
+    [main, status].flatMap((l) => (l?.secure ? [l.secure] : [])),
+    opts.certPollMs ?? CERT_POLL_MS,
+  );
+  return {
+    server: main.http,
+    url: main.url,
+    ...(status ? { statusUrl: status.url } : {}),
+    close: async () => {
+      tlsFiles?.stop();
+      await Promise.all([main.close(), status?.close(), auth.close()]);
+    },
+  };
+}
+
+interface Listening {
+  http: Server;
+  /** The TLS server behind the listener, when it speaks TLS (its context is renewed in place). */
+  secure?: TlsServer;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * One listener. With TLS a plain TCP server takes the connections and looks at the first byte:
+ * a TLS handshake goes to the HTTPS server, anything else gets Go's "HTTP request to an HTTPS
+ * server" answer. Header, request and keep-alive timeouts and the connection cap hold for both.
+ */
+async function listen(
+  agent: Agent,
+  host: string,
+  port: number,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  tlsFiles: ServedCertificate | undefined,
+  clientCerts: boolean,
+): Promise<Listening> {
+  const secure = tlsFiles ? createHttpsServer(tlsFiles.options(clientCerts), handler) : undefined;
+  const http: Server = secure ?? createServer(handler);
+  http.requestTimeout = 30_000;
+  http.headersTimeout = 10_000;
+  http.keepAliveTimeout = 5_000;
+  let front: NetServer = http;
+  if (tlsFiles && secure) {
+    if (clientCerts) secure.on('secureConnection', (socket: TLSSocket) => tlsFiles.admit(socket));
+    secure.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      agent.log.debug({ err: err.code ?? err.message, peer: socket.remoteAddress }, 'TLS handshake failed');
+      socket.destroy();
+    });
+    front = createNetServer({ pauseOnConnect: true }, (socket) => {
+      // A client that connects and says nothing is dropped like one that sends no headers.
+      socket.setTimeout(http.headersTimeout, () => socket.destroy());
+      socket.once('error', () => socket.destroy());
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        socket.setTimeout(0);
+        if (first[0] !== 0x16) {
+          socket.end(PLAIN_HTTP_ON_TLS);
+          return;
+        }
+        socket.unshift(first);
+        http.emit('connection', socket);
+        process.nextTick(() => socket.resume());
+      });
+      socket.resume();
+    });
+  }
   // A cap on connections: past it, new ones are closed as they arrive (a scanner or a client
   // that opens thousands and sends nothing must not take the agent's file descriptors, which its
   // probes need). Said in the log at most once a minute, with how many were refused.
-  server.maxConnections = agent.maxConnections;
+  front.maxConnections = agent.maxConnections;
   let dropped = 0;
   let warnedAt = 0;
-  server.on('drop', () => {
+  front.on('drop', () => {
     dropped++;
     const now = Date.now();
     if (now - warnedAt < 60_000) return;
     warnedAt = now;
-    agent.log.warn({ maxConnections: server.maxConnections, refused: dropped }, 'connection refused: agent.maxConnections reached');
+    agent.log.warn({ maxConnections: front.maxConnections, refused: dropped }, 'connection refused: agent.maxConnections reached');
     dropped = 0;
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
+    front.once('error', reject);
+    front.listen(port, host, () => {
+      front.removeListener('error', reject);
       resolve();
     });
   });
-  const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const addr = front.address() as AddressInfo;
+  const url = `${tlsFiles ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   return {
-    server,
+    http,
+    ...(secure ? { secure } : {}),
     url,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        if (front !== http) front.close();
+        http.close(() => resolve());
+        http.closeAllConnections();
+        if (front !== http) resolve();
       }),
   };
 }
 
-async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Says when routes are open to every host that can reach the listener. */
+function warnOpenRoutes(agent: Agent, host: string, auth: WebAuth, statusListen: { host: string } | undefined): void {
+  if (isLoopbackHost(host)) return;
+  if (auth.rule('read') === 'open') {
+    agent.log.warn(
+      { listen: host, routes: '/metrics, /api/v1/*' },
+      'read routes are open to anyone who can reach this address: set agent.web.access.read and credentials (docs/operations.md, "Securing the endpoints")',
+    );
+  }
+  if (auth.rule('admin') === 'open')
+    agent.log.warn({ listen: host, routes: '/-/reload' }, 'admin routes are open to anyone who can reach this address (agent.web.access.admin: open)');
+  if (statusListen && auth.rule('status') !== 'open') agent.log.info('agent.web.statusListen serves the status routes with agent.web.access.status as set');
+}
+
+/**
+ * The certificate the server presents: its files are read at start, and again whenever one of
+ * them changes (looked at every 10 s, and on a config reload that names other files); a renewal
+ * that does not load (key does not match, half-written file) keeps the running one and says why.
+ */
+class ServedCertificate {
+  notAfter: number | undefined;
+  private tls: WebTls;
+  private stamp = '';
+  private timer: NodeJS.Timeout | undefined;
+  private servers: TlsServer[] = [];
+  private context: { cert: Buffer; key: Buffer; ca?: Buffer };
+
+  constructor(
+    private readonly agent: Agent,
+    tls: WebTls,
+  ) {
+    this.tls = tls;
+    this.context = this.read(tls);
+    this.stamp = stampOf(tls);
+    this.judge();
+  }
+
+  options(clientCerts: boolean): TlsServerOptions {
+    const t = this.tls;
+    const ask = clientCerts && t.clientAuth !== 'NoClientCert';
+    return {
+      ...this.context,
+      minVersion: t.minVersion,
+      ...(t.maxVersion ? { maxVersion: t.maxVersion } : {}),
+      honorCipherOrder: t.honorCipherOrder,
+      requestCert: ask,
+      rejectUnauthorized: clientCerts && t.clientAuth === 'RequireAndVerifyClientCert',
+    };
+  }
+
+  /** Client certificate rules the TLS layer cannot apply by itself (exporter-toolkit's semantics). */
+  admit(socket: TLSSocket): void {
+    const t = this.tls;
+    const cert = socket.getPeerCertificate();
+    const given = cert !== null && Object.keys(cert).length > 0;
+    const verifying = t.clientAuth === 'VerifyClientCertIfGiven' || t.clientAuth === 'RequireAndVerifyClientCert';
+    let why: string | undefined;
+    if (t.clientAuth === 'RequireAnyClientCert' && !given) why = 'no client certificate';
+    else if (verifying && given && !socket.authorized) why = `client certificate not verified (${String(socket.authorizationError)})`;
+    else if (verifying && given && t.clientAllowedSans && !sansOf(cert.subjectaltname).some((san) => t.clientAllowedSans?.includes(san))) {
+      why = 'client certificate has none of client_allowed_sans';
+    }
+    if (why === undefined) return;
+    this.agent.log.debug({ peer: socket.remoteAddress, why }, 'TLS client refused');
+    socket.destroy();
+  }
+
+  watch(servers: TlsServer[], everyMs: number): void {
+    this.servers = servers;
+    this.timer = setInterval(() => this.poll(), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Loads the files again when they (or the files the running config names) changed. */
+  private poll(): void {
+    const tls = this.agent.web.tls ?? this.tls;
+    let stamp: string;
+    try {
+      stamp = stampOf(tls);
+    } catch {
+      return; // a file being replaced right now; looked at again next time
+    }
+    if (stamp === this.stamp && tls === this.tls) return;
+    this.stamp = stamp;
+    try {
+      const context = this.read(tls);
+      for (const s of this.servers) s.setSecureContext({ ...context, minVersion: tls.minVersion, ...(tls.maxVersion ? { maxVersion: tls.maxVersion } : {}) });
+      this.context = context;
+      this.tls = tls;
+      this.judge();
+      this.agent.log.info({ certFile: tls.certFile, notAfter: new Date((this.notAfter ?? 0) * 1000).toISOString() }, 'TLS certificate loaded again');
+    } catch (err) {
+      this.agent.log.error({ certFile: tls.certFile, err: (err as Error).message }, 'TLS certificate changed but does not load: keeping the one in use');
+    }
+  }
+
+  private read(tls: WebTls): { cert: Buffer; key: Buffer; ca?: Buffer } {
+    const context = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), ...(tls.clientCaFile ? { ca: readFileSync(tls.clientCaFile) } : {}) };
+    createSecureContext(context); // throws when the key does not match or a file is not PEM
+    return context;
+  }
+
+  /** Records the certificate's expiry and says when it is past or near. */
+  private judge(): void {
+    const cert = new X509Certificate(this.context.cert);
+    const notAfter = Date.parse(cert.validTo);
+    this.notAfter = notAfter / 1000;
+    const left = notAfter - Date.now();
+    if (left <= 0)
+      this.agent.log.error(
+        { certFile: this.tls.certFile, notAfter: cert.validTo },
+        "the agent's own TLS certificate has expired: clients that verify it refuse to connect",
+      );
+    else if (left < 14 * 86_400_000)
+      this.agent.log.warn({ certFile: this.tls.certFile, notAfter: cert.validTo }, "the agent's own TLS certificate expires within 14 days");
+  }
+}
+
+function stampOf(tls: WebTls): string {
+  return [tls.certFile, tls.keyFile, tls.clientCaFile]
+    .filter((f): f is string => f !== undefined)
+    .map((f) => {
+      const st = statSync(f);
+      return `${f}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
+}
+
+/** "DNS:a.example, IP Address:10.0.0.1" → ["a.example", "10.0.0.1"]. */
+function sansOf(text: string | undefined): string[] {
+  return (text ?? '').split(', ').map((s) => s.slice(s.indexOf(':') + 1));
+}
+
+async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteClass | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  for (const [name, value] of Object.entries(web.headers)) res.setHeader(name, value);
   const url = new URL(req.url ?? '/', 'http://vakt.invalid');
   const path = url.pathname;
   const method = req.method ?? 'GET';
   const json = (status: number, body: unknown) => send(agent, res, status, 'application/json; charset=utf-8', JSON.stringify(body, null, 2));
+  const cls = routeClass(method, path);
+  if (cls === undefined || (only !== undefined && cls !== only)) return json(404, { error: 'not found' });
+  const decision = await auth.decide(cls, req);
+  if (!decision.allow) {
+    if (decision.status === 401)
+      res.setHeader('WWW-Authenticate', Object.keys(web.users).length > 0 ? 'Basic realm="vakt", charset="UTF-8"' : 'Bearer realm="vakt"');
+    if (decision.status === 429) res.setHeader('Retry-After', '1');
+    return json(decision.status, { error: decision.why });
+  }
 
   if (path === '/-/reload') {
     if (method !== 'POST' && method !== 'PUT') return methodNotAllowed(agent, res, 'POST, PUT');

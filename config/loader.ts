@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { splitHostPort, type SecretRef } from './fields.js';
+import { resolveWeb, type WebConfig } from './web.js';
 import type { Kind, KindOptions, KindTarget } from '../probes/kinds.js';
 import {
   checkSchema,
@@ -87,6 +88,8 @@ export interface AgentConfig {
   /** Absolute path of the state file, when configured. */
   stateFile?: string;
   statusPage: { title: string; language: 'auto' | 'en' | 'sv' | 'da'; refresh: number };
+  /** Endpoint security (agent.web and its web config file). */
+  web: WebConfig;
 }
 
 export interface Config {
@@ -104,6 +107,8 @@ export interface Config {
 /** How a load treats a secret it cannot read: an error (the agent), or a fact it reports (vakt validate, where production secrets are absent). */
 export interface LoadOptions {
   secrets?: 'require' | 'report';
+  /** A web config file that overrides agent.web.config (vakt run --web.config.file). */
+  webConfigFile?: string;
 }
 
 export interface ConfigError {
@@ -211,8 +216,21 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (options.secrets === 'report' && path.includes('secrets')) missingSecrets.push(e);
     else errors.push(e);
   });
+  const web = resolveWeb(
+    parsed.data.agent.web,
+    dirname(resolvePath(file)),
+    options.webConfigFile,
+    (ref: SecretRef) => resolveSecret(ref, dirname(resolvePath(file)), env),
+    (path, message) => {
+      const e = locate(doc, path, file, at, message);
+      if (options.secrets === 'report' && path.includes('tokens')) missingSecrets.push(e);
+      else errors.push(e);
+    },
+    (e) => errors.push(e),
+    (text) => splitHostPort(text, true) as { host: string; port: number },
+  );
   if (errors.length > 0) throw new ConfigLoadError(errors);
-  return { ...config, missingSecrets };
+  return { ...config, agent: { ...config.agent, web }, missingSecrets };
 }
 
 /**
@@ -307,7 +325,7 @@ function resolveConfig(
   file: string,
   env: NodeJS.ProcessEnv,
   fail: (path: PropertyKey[], message: string) => void,
-): Omit<Config, 'missingSecrets'> {
+): Omit<Config, 'missingSecrets' | 'agent'> & { agent: Omit<AgentConfig, 'web'> } {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   const d = p.defaults;

@@ -8,6 +8,12 @@ import type { KindDefinition } from '../probes/kit/kind.js';
 import type { Target } from '../probes/kit/target.js';
 import { SECRET_NAME } from '../probes/kit/options.js';
 import { formatDuration } from './units.js';
+import { credentialName } from './web.js';
+
+/** Who may use a route class: open, loopback (clients on this host), authenticated (any valid credential) or a list of credential names. */
+const accessRule = z.union([z.enum(['open', 'loopback', 'authenticated']), z.array(credentialName).min(1)], {
+  error: 'expected open, loopback, authenticated or a list of user and token names',
+});
 
 /** Which duration histograms a check exports: none, the whole run only, or also per phase. */
 const histogramMode = z.enum(['off', 'total', 'phases']);
@@ -27,6 +33,24 @@ const agent = z.strictObject({
   stateFile: z.string().min(1).optional(),
   /** Connections the agent's own HTTP server holds at most; more are closed as they arrive. */
   maxConnections: z.int().min(8).max(65_536).default(512),
+  /** Endpoint security: TLS and basic auth from a web config file, bearer tokens, who may use which routes. */
+  web: z
+    .strictObject({
+      /** A web config file in the exporter-toolkit format (tls_server_config, basic_auth_users, http_server_config). */
+      config: z.string().min(1).optional(),
+      /** Bearer tokens by name, each from a secret reference. */
+      tokens: z.record(credentialName, secretRef).default({}),
+      access: z
+        .strictObject({
+          status: accessRule.optional(),
+          read: accessRule.optional(),
+          admin: accessRule.optional(),
+        })
+        .prefault({}),
+      /** A second listener serving the status page (and /healthz, /readyz) alone. */
+      statusListen: listenAddress.optional(),
+    })
+    .prefault({}),
   statusPage: z
     .strictObject({
       title: z.string().min(1).max(120).default('System status'),

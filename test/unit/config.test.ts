@@ -223,6 +223,7 @@ describe('valid config fixtures', () => {
       maxLoopDelayMs: 20,
       maxConnections: 512,
       statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+      web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
     });
     expect(c.checks).toEqual([
       {
@@ -294,6 +295,7 @@ describe('valid config fixtures', () => {
       maxLoopDelayMs: 20,
       maxConnections: 512,
       statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+      web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
     });
     expect(c.checks[1]?.options).toEqual({
       ipFamily: 'auto',
