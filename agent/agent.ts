@@ -6,6 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig, type Config, type LoadOptions } from '../config/loader.js';
 import type { WebConfig } from '../config/web.js';
+import { placeChecks, type RemoteDependency } from '../config/placement.js';
+import { formatShard, type Shard } from '../config/shard.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { RunHistory } from './history.js';
 import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
@@ -30,7 +32,14 @@ export interface CheckView {
 }
 
 function loadOptions(o: AgentOptions): LoadOptions {
-  return o.webConfigFile !== undefined ? { webConfigFile: o.webConfigFile } : {};
+  return { ...(o.webConfigFile !== undefined ? { webConfigFile: o.webConfigFile } : {}), ...(o.site !== undefined ? { site: o.site } : {}) };
+}
+
+/** The config as this agent runs it: only the checks placed here (config/placement.ts); `elsewhere` counts the others. */
+function placedHere(config: Config, o: AgentOptions): { config: Config; elsewhere: number; remote: RemoteDependency[] } {
+  const placed = placeChecks(config, { site: config.site?.name, shard: o.shard });
+  const agent = o.replica === undefined ? config.agent : { ...config.agent, labels: { ...config.agent.labels, replica: o.replica } };
+  return { config: { ...config, agent, checks: placed.checks }, elsewhere: placed.elsewhere.length, remote: placed.remote };
 }
 
 /** How often learnt baselines are written to agent.stateFile. */
@@ -43,6 +52,12 @@ export interface AgentOptions {
   logLevel?: string;
   /** Overrides agent.web.config (vakt run --web.config.file). */
   webConfigFile?: string;
+  /** The agent's site (vakt run --site): over VAKT_SITE and agent.labels.site; kept across reloads. */
+  site?: string;
+  /** This agent's shard of its site's checks (vakt run --shard i/n, VAKT_SHARD, VAKT_SHARDS); kept across reloads. */
+  shard?: Shard;
+  /** The `replica` label of an agent in an HA pair (vakt run --replica, VAKT_REPLICA). */
+  replica?: string;
   /** Log destination (tests capture it). */
   logStream?: NodeJS.WritableStream;
 }
@@ -122,12 +137,24 @@ export class Agent {
 
   /** Loads the config file and starts scheduling. Throws ConfigLoadError on a bad file. */
   static async start(options: AgentOptions): Promise<Agent> {
-    const config = await loadConfigFile(options.configFile, process.env, loadOptions(options));
+    const { config, elsewhere, remote } = placedHere(await loadConfigFile(options.configFile, process.env, loadOptions(options)), options);
     const agent = new Agent(config, options);
+    agent.placed(elsewhere, remote);
+    agent.logSite(undefined);
     agent.metrics.configLoaded(true, config.checks, false);
     await agent.loadState();
     for (const c of config.checks) agent.addCheck(c);
-    agent.log.info({ file: config.file, checks: config.checks.length }, 'config loaded, scheduling checks');
+    agent.log.info(
+      {
+        file: config.file,
+        files: config.files.length,
+        checks: config.checks.length,
+        ...(config.site ? { site: config.site.name } : {}),
+        ...(options.shard ? { shard: formatShard(options.shard) } : {}),
+        ...(config.site || options.shard ? { elsewhere } : {}),
+      },
+      'config loaded, scheduling checks',
+    );
     agent.stateTimer = setInterval(() => void agent.saveState(), STATE_SAVE_MS);
     agent.stateTimer.unref();
     return agent;
@@ -181,6 +208,24 @@ export class Agent {
       this.reloading = undefined;
     });
     return this.reloading;
+  }
+
+  /** What this agent runs of the config, for the API and the metrics. */
+  placement = { shard: { index: 0, count: 1 }, owned: 0, elsewhere: 0, remote: [] as RemoteDependency[] };
+
+  private placed(elsewhere: number, remote: RemoteDependency[]): void {
+    this.placement = { shard: this.options.shard ?? { index: 0, count: 1 }, owned: this.config.checks.length, elsewhere, remote };
+    this.metrics.setPlacement(this.placement);
+  }
+
+  /** Says so when the site from --site or VAKT_SITE replaces the file's agent.labels.site (at start, and when a reload changes that). */
+  private logSite(before: Config['site']): void {
+    const site = this.config.site;
+    if (site?.replaces === undefined || (before?.name === site.name && before.replaces === site.replaces)) return;
+    this.log.info(
+      { site: site.name, from: site.from, fileSite: site.replaces },
+      `site ${site.name} (${site.from}) replaces agent.labels.site "${site.replaces}" as this agent's site label`,
+    );
   }
 
   /** Stops scheduling, aborts in-flight probes and waits (bounded) for them to settle. */
@@ -240,8 +285,11 @@ export class Agent {
 
   private async doReload(): Promise<ReloadResult> {
     let next: Config;
+    let placement: { elsewhere: number; remote: RemoteDependency[] };
     try {
-      next = await loadConfigFile(this.options.configFile, process.env, loadOptions(this.options));
+      const placed = placedHere(await loadConfigFile(this.options.configFile, process.env, loadOptions(this.options)), this.options);
+      next = placed.config;
+      placement = placed;
     } catch (err) {
       const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String(err)];
       this.metrics.configLoaded(false, undefined, true);
@@ -251,6 +299,8 @@ export class Agent {
     if (this.stopping) return { ok: false, errors: ['agent is stopping'] };
     const old = this.config;
     this.config = next;
+    this.placed(placement.elsewhere, placement.remote);
+    this.logSite(old.site);
     const secrets = secretValues(next);
     this.redactor.setSecrets(secrets);
     // Rewriting every check's text is synchronous work on the measuring loop (a few hundred ms

@@ -1,7 +1,10 @@
 // The command line: vakt run | validate | probe | demo. Each has --help.
 import { parseArgs } from 'node:util';
-import { splitHostPort } from '../config/fields.js';
-import { ConfigLoadError, formatConfigError, loadConfigFile } from '../config/loader.js';
+import { SITE_NAME, splitHostPort } from '../config/fields.js';
+import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig } from '../config/loader.js';
+import { placeChecks } from '../config/placement.js';
+import { parseShard, shardFromEnv, type Shard } from '../config/shard.js';
+import { formatDuration } from '../config/units.js';
 import { PROBES } from '../probes/kinds.js';
 import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
@@ -18,8 +21,9 @@ const HELP: Record<string, string> = {
 Usage: vakt <command> [options]
 
 Commands:
-  run -c FILE        run the agent with a config file
-  validate FILE...   check config files (secrets need not be present); print every error; exit 1 if any
+  run -c FILE        run the agent with a config file (and the files it includes)
+  validate FILE...   check config files (secrets need not be present); print every error; exit 1 if any;
+                     with --site NAME, list the checks that run at that site
   probe -c FILE NAME run one check once and print every phase and the verdict
   demo               run the agent on the built-in sandbox (simulated hospital services)
 
@@ -37,23 +41,37 @@ Runs the agent: schedules every check in FILE and serves /metrics, /api/v1/check
   --listen HOST:PORT    overrides agent.listen (e.g. 127.0.0.1:9464, [::]:9464)
   --log-level LEVEL     trace|debug|info|warn|error|fatal (overrides agent.logLevel)
   --web.config.file F   TLS and basic auth in the exporter-toolkit format (overrides agent.web.config)
+  --site NAME           the site this agent runs at: it runs the checks without sites: and those
+                        whose sites: name it; also its site label (default: VAKT_SITE, else
+                        agent.labels.site)
+  --shard I/N           run shard I (from 0) of N of the site's checks, by rendezvous hashing of
+                        their names (default: VAKT_SHARD=I/N, or VAKT_SHARDS=N with I from the
+                        StatefulSet ordinal at the end of HOSTNAME)
+  --replica NAME        the replica label of an HA pair (two agents, same shard; default VAKT_REPLICA)
 
 Signals: SIGHUP reloads the config (like POST /-/reload); SIGTERM/SIGINT stop cleanly.`,
-  validate: `Usage: vakt validate [--require-secrets] FILE...
+  validate: `Usage: vakt validate [--require-secrets] [--site NAME] FILE...
 
-Checks config files: YAML syntax, schema, defaults, check names, dependsOn references and
-cycles, secret references. Prints each error as FILE:LINE:COLUMN: KEY.PATH: expected ..., found ...
+Checks config files and the files they include: YAML syntax, schema, defaults, check names,
+dependsOn references and cycles, sites, secret references. Prints each error as
+FILE:LINE:COLUMN: KEY.PATH: expected ..., found ...
 A secret whose value is not present here (its environment variable unset, its file missing) is
 listed as such, not as an error: production config validates in CI without production secrets.
+Without a site, a check's dependsOn must run wherever the check runs, at every site the config
+names.
   --require-secrets   a secret that cannot be read is an error (on the host the agent runs on)
+  --site NAME         validate as the agent at site NAME runs the config (default: VAKT_SITE), and
+                      list the checks that run there: name, kind, target, interval, group
 Exit status: 0 when every file is valid, 1 otherwise.`,
-  probe: `Usage: vakt probe -c FILE CHECK [--json]
+  probe: `Usage: vakt probe -c FILE CHECK [--json] [--site NAME]
 
 Runs one check once, with its timeout, and prints every phase, the values and the verdict.
   -c, --config FILE   the config file (required)
   --json              print the result as JSON
+  --site NAME         the site this host is at (default: VAKT_SITE, else agent.labels.site):
+                      the check must run there
 Exit status: 0 when the check succeeded (also when degraded), 1 when it failed, 2 on usage errors.`,
-  demo: `Usage: vakt demo [--listen HOST:PORT] [--log-level LEVEL]
+  demo: `Usage: vakt demo [--listen HOST:PORT] [--log-level LEVEL] [--site NAME]
 
 Starts the sandbox (simulated hospital services on 127.0.0.1 with fault switches) and the
 agent monitoring it with config/default.yaml. The sandbox's control API on 127.0.0.1:9465
@@ -118,8 +136,16 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     listen: { type: 'string' },
     'log-level': { type: 'string' },
     'web.config.file': { type: 'string' },
+    site: { type: 'string' },
+    shard: { type: 'string' },
+    replica: { type: 'string' },
   });
   const webConfigFile = typeof values['web.config.file'] === 'string' ? values['web.config.file'] : undefined;
+  const site = siteOption(values.site);
+  const shard = shardOption(values.shard);
+  const replica = typeof values.replica === 'string' ? values.replica : process.env.VAKT_REPLICA || undefined;
+  if (replica !== undefined && !REPLICA_NAME.test(replica))
+    throw new UsageError(`--replica (or VAKT_REPLICA) expects a short name such as a or b, got ${JSON.stringify(replica)}`);
   const configFile = typeof values.config === 'string' ? values.config : demo ? defaultConfigFile : undefined;
   if (!configFile) throw new UsageError('run needs -c FILE');
   let listen: { host: string; port: number } | undefined;
@@ -141,7 +167,15 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
   const sandbox = demo ? await (await import('../sandbox/index.js')).startSandbox() : undefined;
   let agent: Agent;
   try {
-    agent = await Agent.start({ configFile, ...(listen ? { listen } : {}), ...(logLevel ? { logLevel } : {}), ...(webConfigFile ? { webConfigFile } : {}) });
+    agent = await Agent.start({
+      configFile,
+      ...(listen ? { listen } : {}),
+      ...(logLevel ? { logLevel } : {}),
+      ...(webConfigFile ? { webConfigFile } : {}),
+      ...(site ? { site } : {}),
+      ...(shard ? { shard } : {}),
+      ...(replica ? { replica } : {}),
+    });
   } catch (err) {
     await sandbox?.stop();
     if (err instanceof ConfigLoadError) {
@@ -222,16 +256,27 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
 }
 
 async function cmdValidate(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { 'require-secrets': { type: 'boolean' } });
+  const { values, positionals } = parse(args, { 'require-secrets': { type: 'boolean' }, site: { type: 'string' } });
   if (positionals.length === 0) throw new UsageError('validate needs at least one FILE');
+  const site = siteOption(values.site);
   let failed = 0;
   for (const file of positionals) {
     try {
-      const cfg = await loadConfigFile(file, process.env, { secrets: values['require-secrets'] === true ? 'require' : 'report' });
+      const cfg = await loadConfigFile(file, process.env, {
+        secrets: values['require-secrets'] === true ? 'require' : 'report',
+        everySite: true,
+        ...(site ? { site } : {}),
+      });
       for (const e of cfg.missingSecrets) process.stdout.write(`${formatConfigError({ ...e, message: `not present here (${e.message})` })}\n`);
+      if (cfg.site && cfg.site.from !== 'agent.labels.site') {
+        const placed = placeChecks(cfg, { site: cfg.site.name }).checks;
+        process.stdout.write(checkTable(placed));
+        process.stdout.write(`${placed.length} of ${cfg.checks.length} checks run at site ${cfg.site.name}\n`);
+      }
       const missing = cfg.missingSecrets.length;
       const note = missing > 0 ? `; ${missing} secret${missing === 1 ? '' : 's'} not present here, read when the agent starts` : '';
-      process.stdout.write(`${file}: ok (${cfg.checks.length} checks${note})\n`);
+      const files = cfg.files.length > 1 ? ` in ${cfg.files.length} files` : '';
+      process.stdout.write(`${file}: ok (${cfg.checks.length} checks${files}${note})\n`);
     } catch (err) {
       if (!(err instanceof ConfigLoadError)) throw err;
       failed++;
@@ -242,25 +287,64 @@ async function cmdValidate(args: string[]): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/** One line per check in aligned columns: name, kind, target, interval (or cron), group. */
+function checkTable(checks: readonly CheckConfig[]): string {
+  const rows = checks.map((c) => [
+    c.name,
+    c.kind,
+    c.target,
+    c.schedule.type === 'interval'
+      ? `every ${formatDuration(c.schedule.everyMs)}`
+      : `cron ${c.schedule.expression}${c.schedule.timezone !== undefined ? ` (${c.schedule.timezone})` : ''}`,
+    c.group,
+  ]);
+  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), []);
+  return rows.map((row) => `${row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ')}\n`).join('');
+}
+
+/** A replica's name (the `replica` label of an HA pair). */
+const REPLICA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+/** The shard from --shard i/n, else from VAKT_SHARD or VAKT_SHARDS and the pod's ordinal; undefined: not sharded. */
+function shardOption(value: string | boolean | undefined): Shard | undefined {
+  const s = typeof value === 'string' ? parseShard(value) : shardFromEnv(process.env);
+  if (s !== undefined && 'error' in s) throw new UsageError(typeof value === 'string' ? `--shard: ${s.error}` : s.error);
+  return s;
+}
+
+/** The value of --site, which must be a site name. */
+function siteOption(value: string | boolean | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (!SITE_NAME.test(value)) throw new UsageError(`--site expects a site name (letters, digits, "-", "_" and "."; at most 63), got ${JSON.stringify(value)}`);
+  return value;
+}
+
 async function cmdProbe(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, site: { type: 'string' } });
   if (typeof values.config !== 'string' || positionals.length !== 1) throw new UsageError('probe needs -c FILE and one CHECK name');
   const name = positionals[0] as string;
+  const site = siteOption(values.site);
   let config;
   try {
-    config = await loadConfigFile(values.config);
+    config = await loadConfigFile(values.config, process.env, site ? { site } : {});
   } catch (err) {
     if (!(err instanceof ConfigLoadError)) throw err;
     process.stderr.write(`${err.message}\n`);
     return 2;
   }
-  const check = config.checks.find((c) => c.name === name);
+  const placed = placeChecks(config, { site: config.site?.name });
+  const check = placed.checks.find((c) => c.name === name);
   if (!check) {
-    process.stderr.write(`vakt: no check named "${name}" in ${values.config} (checks: ${config.checks.map((c) => c.name).join(', ')})\n`);
+    const elsewhere = placed.elsewhere.find((c) => c.name === name);
+    process.stderr.write(
+      elsewhere
+        ? `vakt: check "${name}" does not run at site ${config.site?.name ?? '(none)'} (sites: ${elsewhere.sites?.join(', ') ?? ''})\n`
+        : `vakt: no check named "${name}" in ${values.config} (checks: ${config.checks.map((c) => c.name).join(', ')})\n`,
+    );
     return 2;
   }
   const redactor = new Redactor();
-  redactor.setSecrets(config.checks.flatMap((c) => Object.values(c.secrets)));
+  redactor.setSecrets(placed.checks.flatMap((c) => Object.values(c.secrets)));
   const log = createLogger('warn', redactor, process.stderr);
   const ctrl = new AbortController();
   const onInt = () => ctrl.abort(new Error('interrupted'));

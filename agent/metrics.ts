@@ -59,6 +59,13 @@ interface CheckSeries {
   cause?: string;
 }
 
+/** What an agent runs of its config (agent/agent.ts from config/placement.ts). */
+export interface Placement {
+  shard: { index: number; count: number };
+  owned: number;
+  remote: readonly { check: string; dependsOn: string }[];
+}
+
 /** The agent's own server, as its metrics see it. */
 export interface WebServerFigures {
   refused: { unauthenticated: number; forbidden: number; throttled: number };
@@ -197,6 +204,18 @@ export class Metrics {
   );
   private readonly reloads = this.family('vakt_config_reloads_total', 'counter', 'Configuration reloads by result.');
   private readonly checksConfigured = this.family('vakt_checks_configured', 'gauge', 'Configured checks by kind.');
+  private readonly ownedFamily = this.family('vakt_agent_checks_owned', 'gauge', 'Checks this agent runs, after its site and its shard.');
+  private readonly shardFamily = this.family('vakt_agent_shard', 'gauge', "This agent's shard: its index, from 0 (--shard i/n; 0 when not sharded).");
+  private readonly shardsFamily = this.family(
+    'vakt_agent_shards',
+    'gauge',
+    'The number of shards the checks are spread over (--shard i/n; 1 when not sharded).',
+  );
+  private readonly remoteDependencyFamily = this.family(
+    'vakt_check_remote_dependency',
+    'gauge',
+    'A dependsOn edge from a check this agent runs to a check another shard runs (value 1): the shipped rules resolve the root cause across shards with it.',
+  );
   private readonly webRefusedFamily = this.family(
     'vakt_web_requests_refused_total',
     'counter',
@@ -216,6 +235,7 @@ export class Metrics {
   private configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
   private openIncidents: readonly Incident[] = [];
   private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
+  private placement: Placement = { shard: { index: 0, count: 1 }, owned: 0, remote: [] };
   private webServer: () => WebServerFigures = () => ({ refused: { unauthenticated: 0, forbidden: 0, throttled: 0 } });
 
   constructor(
@@ -620,6 +640,14 @@ export class Metrics {
     let kinds = '';
     for (const [kind, n] of this.configuredByKind) kinds += line('vakt_checks_configured', own(`kind="${kind}"`), n);
     this.checksConfigured.set(AGENT, kinds);
+    const p = this.placement;
+    this.ownedFamily.set(AGENT, line('vakt_agent_checks_owned', k, p.owned));
+    this.shardFamily.set(AGENT, line('vakt_agent_shard', k, p.shard.index));
+    this.shardsFamily.set(AGENT, line('vakt_agent_shards', k, p.shard.count));
+    let remote = '';
+    for (const r of p.remote)
+      remote += line('vakt_check_remote_dependency', own(`check="${escapeLabel(r.check)}",depends_on="${escapeLabel(r.dependsOn)}"`), 1);
+    this.remoteDependencyFamily.set(AGENT, remote);
     this.incidentsOpen.set(AGENT, line('vakt_incidents_open', own(''), this.openIncidents.length));
     let affected = '';
     let since = '';
@@ -652,6 +680,12 @@ export class Metrics {
       AGENT,
       web.certificateNotAfter === undefined ? '' : line('vakt_web_tls_certificate_not_after_timestamp_seconds', k, web.certificateNotAfter),
     );
+  }
+
+  /** What this agent runs of its config: its shard, how many checks, and its dependsOn edges to checks other shards run. */
+  setPlacement(p: Placement): void {
+    this.placement = p;
+    this.writeAgent();
   }
 
   /** Where the figures of the agent's own server come from (its refusals, its certificate). */

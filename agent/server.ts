@@ -342,7 +342,7 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
     case '/readyz':
       return agent.ready ? send(agent, res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(agent, res, 503, 'text/plain; charset=utf-8', 'not ready\n');
     case '/api/v1/checks':
-      return json(200, { labels: agent.labels, checks: agent.list().map(checkJson) });
+      return json(200, { labels: agent.labels, placement: placementJson(agent), checks: agent.list().map(checkJson) });
     case '/api/v1/incidents':
       return json(200, { labels: agent.labels, incidents: agent.incidents().map((i) => incidentJson(agent, i)) });
     case '/': {
@@ -366,6 +366,18 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
     return view ? json(200, checkJson(view)) : json(404, { error: `no check named ${m[1]}` });
   }
   return json(404, { error: 'not found' });
+}
+
+/** What this agent runs of its config: its site and shard, how many checks, and its dependsOn edges to other shards. Documented in docs/api.md. */
+function placementJson(agent: Agent): unknown {
+  const p = agent.placement;
+  return {
+    site: agent.labels.site ?? null,
+    shard: `${p.shard.index}/${p.shard.count}`,
+    owned: p.owned,
+    elsewhere: p.elsewhere,
+    remoteDependencies: p.remote,
+  };
 }
 
 /** The API's view of a check. Documented in docs/api.md. */

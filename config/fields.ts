@@ -86,6 +86,13 @@ export const checkName = z
   .string({ error: 'expected a check name' })
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'expected a name of lowercase letters, digits, "-" and "_" (at most 63)' });
 
+/** A site (vantage point) name: safe as a label value, in a file name and on a command line. */
+export const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export const siteName = z
+  .string({ error: 'expected a site name' })
+  .regex(SITE_NAME, { message: 'expected a site name of letters, digits, "-", "_" and "." (at most 63, starting with a letter or digit)' });
+
 /**
  * Label names vakt's own series use (and Prometheus' target labels): a constant label of the same
  * name would be silently dropped from those series, so it is refused. test/agent/metrics.test.ts
@@ -123,6 +130,7 @@ export const RESERVED_LABELS = [
   'patch',
   'job',
   'instance',
+  'depends_on',
 ] as const;
 
 export const labelName = z

@@ -1,12 +1,15 @@
-// Loads a YAML config file: parse, validate against the schema, apply defaults, resolve secret
-// references and relative file paths. Every error names file, line:column, key path, what was
-// expected and what was found. The only place that reads config files.
+// Loads a YAML config: the main file and the files it includes (config/include.ts finds and
+// reads them); parse, validate against the schema, apply defaults, check the site rules
+// (config/placement.ts), resolve secret references and relative file paths. Every error names
+// the file it is in, line:column, key path, what was expected and what was found. The only place
+// that reads config files.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
-import { splitHostPort, type SecretRef } from './fields.js';
+import { SITE_NAME, splitHostPort, type SecretRef } from './fields.js';
+import { findConfigFile, includeTargets, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, readConfigFile } from './include.js';
+import { ANY_OTHER_SITE, runsAt, splitDependencies } from './placement.js';
 import { resolveWeb, type WebConfig } from './web.js';
 import type { Kind, KindOptions, KindTarget } from '../probes/kinds.js';
 import {
@@ -18,12 +21,14 @@ import {
   DEFAULT_RECOVER_AFTER,
   DEFAULT_RETRIES,
   DEFAULT_RETRY_INTERVAL,
-  type CrossIssue,
   DEFAULT_BASELINE_MIN_RUNS,
   DEFAULT_BASELINE_WINDOW,
   DEFAULT_FLAP_CHANGES,
   DEFAULT_FLAP_WINDOW,
+  includedFileSchema,
+  type ParsedCheck,
   type ParsedConfig,
+  type ParsedDefaults,
   type Schedule,
 } from './schema.js';
 
@@ -47,6 +52,8 @@ interface CheckCommon {
   histograms?: HistogramMode;
   /** Resolved secret values by name. Never logged: the agent registers them with its redactor. */
   secrets: Record<string, string>;
+  /** The sites the check runs at (config/placement.ts); absent: every site. */
+  sites?: string[];
 }
 
 export type HistogramMode = 'off' | 'total' | 'phases';
@@ -94,8 +101,13 @@ export interface AgentConfig {
 
 export interface Config {
   file: string;
+  /** Every file the config was read from (absolute): the main file first, then the included ones in the order read. */
+  files: string[];
   agent: AgentConfig;
+  /** Every check of the config, whatever its sites: placeChecks (config/placement.ts) picks the ones an agent runs. */
   checks: CheckConfig[];
+  /** This agent's site, when it has one: also its `site` label (agent.labels.site). */
+  site?: SiteChoice;
   /**
    * Secrets that could not be read, when the config was loaded with `secrets: 'report'` (vakt
    * validate): the config is valid, these values are just not present here. Empty otherwise (a
@@ -109,6 +121,22 @@ export interface LoadOptions {
   secrets?: 'require' | 'report';
   /** A web config file that overrides agent.web.config (vakt run --web.config.file). */
   webConfigFile?: string;
+  /** The agent's site from the command line (--site): over VAKT_SITE and agent.labels.site. */
+  site?: string;
+  /**
+   * vakt validate: when no site is given (--site, VAKT_SITE), the site rules are checked for every
+   * site the config names and no site is needed; otherwise the config is read as the agent at its
+   * site runs it.
+   */
+  everySite?: boolean;
+}
+
+/** An agent's site: --site, else VAKT_SITE, else agent.labels.site. */
+export interface SiteChoice {
+  name: string;
+  from: '--site' | 'VAKT_SITE' | 'agent.labels.site';
+  /** The file's agent.labels.site that the site from --site or VAKT_SITE replaced, when they differ. */
+  replaces?: string;
 }
 
 export interface ConfigError {
@@ -131,91 +159,49 @@ export function formatConfigError(e: ConfigError): string {
   return `${e.file}:${e.line}:${e.column}: ${e.path === '' ? '(document)' : e.path}: ${e.message}`;
 }
 
+/** Reads and parses a config file and the files it includes (see parseConfig). Throws ConfigLoadError. */
+// eslint-disable-next-line @typescript-eslint/require-await -- async for its callers: reading stays synchronous and bounded (config/include.ts)
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<Config> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigLoadError([
-      { file, line: 0, column: 0, path: '', message: `expected a readable config file, found ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
-    ]);
-  }
+  const found = findConfigFile(file, '');
+  const text = 'error' in found ? found : readConfigFile(file, found, '');
+  if (typeof text !== 'string') throw new ConfigLoadError([{ file, line: 0, column: 0, path: '', message: text.error }]);
   return parseConfig(text, file, env, options);
 }
 
-/** Parses config text; `file` names it in errors and anchors relative paths. Throws ConfigLoadError. */
+/**
+ * Parses config text, and reads the files it includes; `file` names it in errors and anchors
+ * relative paths. Throws ConfigLoadError.
+ */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
-  const lineCounter = new LineCounter();
-  const at = (offset: number) => lineCounter.linePos(offset);
-  const deep = nestingExceeded(text, MAX_DEPTH);
-  if (deep !== undefined) {
-    // Nothing was composed, so the line counter is empty: count the lines up to the offset.
-    const before = text.slice(0, deep);
-    throw new ConfigLoadError([
-      {
-        file,
-        line: before.split('\n').length,
-        column: deep - before.lastIndexOf('\n'),
-        path: '',
-        message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper`,
-      },
-    ]);
-  }
-  let doc: Document.Parsed;
-  try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  } catch (err) {
-    if (err instanceof RangeError)
-      throw new ConfigLoadError([{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }]);
-    throw err;
-  }
-  if (doc.errors.length > 0) {
-    throw new ConfigLoadError(
-      doc.errors.map((e) => {
-        const { line, col } = at(e.pos[0]);
-        return { file, line, column: col, path: '', message: `expected valid YAML, found ${e.message.split('\n')[0] ?? 'a syntax error'}` };
-      }),
-    );
-  }
-  const unsafe = unsafeNodes(doc);
-  if (unsafe.length > 0) {
-    throw new ConfigLoadError(
-      unsafe.map((u) => {
-        const { line, col } = at(u.offset);
-        return { file, line, column: col, path: formatPath(u.path), message: u.message };
-      }),
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (err) {
-    // An alias without its anchor, or an alias bomb, only surfaces here (yaml throws ReferenceError).
-    let pos = 0;
-    visit(doc, {
-      Alias(_, node) {
-        if (node.resolve(doc) === undefined) {
-          pos = node.range?.[0] ?? 0;
-          return visit.BREAK;
-        }
-        return undefined;
-      },
-    });
-    const { line, col } = at(pos);
-    throw new ConfigLoadError([{ file, line, column: col, path: '', message: `expected valid YAML, found ${(err as Error).message}` }]);
-  }
+  const read = readDocument(text, file);
+  if (!('doc' in read)) throw new ConfigLoadError(read);
+  const { doc, at, raw } = read;
+  const main: Source = { file, dir: dirname(resolvePath(file)), doc, at, raw, chain: [file] };
+  const errors: ConfigError[] = [];
+  const mainFound = findConfigFile(resolvePath(file), '');
+  const sources = readIncludes(main, 'error' in mainFound ? undefined : mainFound.id, Buffer.byteLength(text), errors);
+  if (errors.length > 0) throw new ConfigLoadError(sortErrors(errors, sources));
   const parsed = configSchema.safeParse(raw);
-  const errors: ConfigError[] = parsed.success ? [] : parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, raw, file, at));
-  for (const issue of crossIssues(parsed.success ? parsed.data : undefined, raw)) {
-    errors.push(locate(doc, issue.path, file, at, `${issue.message}, found ${found(doc, issue.path)}`));
-  }
-  if (!parsed.success || errors.length > 0) throw new ConfigLoadError(sortErrors(errors));
+  if (!parsed.success) errors.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, raw, file, at)));
+  const parts = sources.map((src, i) => (i === 0 ? fileParts(parsed.data, raw) : includedParts(src, main, errors)));
+  const entries = checkEntries(sources, parts);
+  errors.push(...crossErrors(main, entries));
+  const site = siteChoice(options, env, parsed.data?.agent.labels.site, main, errors);
+  // vakt validate without a site: every site the config names, and the checks of all of them resolved.
+  const everySite = options.everySite === true && site?.from !== '--site' && site?.from !== 'VAKT_SITE';
+  if (parsed.success) errors.push(...siteErrors(main, entries, parsed.data.sites, site, everySite));
+  if (!parsed.success || errors.length > 0) throw new ConfigLoadError(sortErrors(dedupe(errors), sources));
   const missingSecrets: ConfigError[] = [];
-  const config = resolveConfig(parsed.data, file, env, (path, message) => {
-    const e = locate(doc, path, file, at, message);
-    if (options.secrets === 'report' && path.includes('secrets')) missingSecrets.push(e);
-    else errors.push(e);
-  });
+  const checks = entries.map((e) =>
+    resolveCheck(e.check as ParsedCheck, e.defaults as ParsedDefaults, e.src.dir, env, (path, message) => {
+      // A check that runs only at other sites need not have its secrets and files on this host.
+      if (!everySite && !runsAt(e.check as ParsedCheck, site?.name)) return;
+      const err = locate(e.src.doc, ['checks', e.index, ...path], e.src.file, e.src.at, message);
+      if (options.secrets === 'report' && path.includes('secrets')) missingSecrets.push(err);
+      else errors.push(err);
+    }),
+  );
+  const config = resolveConfig(parsed.data, { file, checks, files: sources.map((s) => resolvePath(s.file)), ...(site ? { site } : {}) });
   const web = resolveWeb(
     parsed.data.agent.web,
     dirname(resolvePath(file)),
@@ -233,22 +219,357 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   return { ...config, agent: { ...config.agent, web }, missingSecrets };
 }
 
+/** One file of the config: the main file or an included one, read up to plain JavaScript. */
+interface Source {
+  /** As errors name it: the main file as given; an included one joined to its includer's folder (or absolute, as written). */
+  file: string;
+  /** Its folder, absolute: relative paths written in the file are resolved against it. */
+  dir: string;
+  doc: Document.Parsed;
+  at: At;
+  raw: unknown;
+  /** The files that led to it, the main file first (for messages about cycles and files included twice). */
+  chain: string[];
+}
+
 /**
- * The rules across fields and checks, on parsed checks. When the file has schema errors, each
- * check and the defaults block are parsed on their own, so the rules still run on every check
- * that is valid by itself and `vakt validate` reports those errors in the same go.
+ * YAML text to a document and plain JavaScript, refusing what a config never holds: nesting past
+ * MAX_DEPTH, syntax errors, tags outside the core schema, __proto__ keys, unresolved aliases and
+ * alias bombs. Every file of a config goes through here.
  */
-function crossIssues(parsed: ParsedConfig | undefined, raw: unknown): CrossIssue[] {
-  const root = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const list: unknown[] = Array.isArray(root.checks) ? root.checks : [];
+function readDocument(text: string, file: string): { doc: Document.Parsed; at: At; raw: unknown } | ConfigError[] {
+  const lineCounter = new LineCounter();
+  const at = (offset: number) => lineCounter.linePos(offset);
+  const deep = nestingExceeded(text, MAX_DEPTH);
+  if (deep !== undefined) {
+    // Nothing was composed, so the line counter is empty: count the lines up to the offset.
+    const before = text.slice(0, deep);
+    return [
+      {
+        file,
+        line: before.split('\n').length,
+        column: deep - before.lastIndexOf('\n'),
+        path: '',
+        message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper`,
+      },
+    ];
+  }
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof RangeError)
+      return [{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }];
+    throw err;
+  }
+  if (doc.errors.length > 0) {
+    return doc.errors.map((e) => {
+      const { line, col } = at(e.pos[0]);
+      return { file, line, column: col, path: '', message: `expected valid YAML, found ${e.message.split('\n')[0] ?? 'a syntax error'}` };
+    });
+  }
+  const unsafe = unsafeNodes(doc);
+  if (unsafe.length > 0) {
+    return unsafe.map((u) => {
+      const { line, col } = at(u.offset);
+      return { file, line, column: col, path: formatPath(u.path), message: u.message };
+    });
+  }
+  try {
+    return { doc, at, raw: doc.toJS({ maxAliasCount: 100 }) ?? {} };
+  } catch (err) {
+    // An alias without its anchor, or an alias bomb, only surfaces here (yaml throws ReferenceError).
+    let pos = 0;
+    visit(doc, {
+      Alias(_, node) {
+        if (node.resolve(doc) === undefined) {
+          pos = node.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const { line, col } = at(pos);
+    return [{ file, line, column: col, path: '', message: `expected valid YAML, found ${(err as Error).message}` }];
+  }
+}
+
+/** Errors past which the files an include names are no longer read (a list of 1,000 missing files says enough with 100). */
+const MAX_INCLUDE_ERRORS = 100;
+
+/**
+ * The main file and every file it includes, depth first in the order written (a glob's matches
+ * sorted by name), each read through readDocument. An error goes to `errors` at the include entry
+ * that named the file, or into the file itself; the walk stops at the first limit reached
+ * (MAX_FILES, MAX_TOTAL_BYTES), so hostile input costs bounded time and memory.
+ */
+function readIncludes(main: Source, mainId: string | undefined, mainBytes: number, errors: ConfigError[]): Source[] {
+  const sources = [main];
+  const firstChain = new Map<string, string[]>(mainId !== undefined ? [[mainId, main.chain]] : []);
+  let bytes = mainBytes;
+  let stopped = false;
+  const walk = (src: Source, ids: readonly (string | undefined)[]): void => {
+    const list = isRecord(src.raw) ? src.raw.include : undefined;
+    const fail = (path: PropertyKey[], message: string, stop = false) => {
+      errors.push(locate(src.doc, path, src.file, src.at, message));
+      stopped ||= stop || errors.length >= MAX_INCLUDE_ERRORS;
+    };
+    if (list === undefined) return;
+    if (!Array.isArray(list)) return fail(['include'], `expected a list of file paths or globs, found ${found(src.doc, ['include'])}`);
+    if (list.length > MAX_FILES) return fail(['include'], `expected at most ${MAX_FILES} entries, found ${list.length}`);
+    for (const [i, entry] of list.entries()) {
+      if (stopped) return;
+      const here = ['include', i];
+      if (typeof entry !== 'string' || entry === '' || entry.includes('\0')) {
+        fail(here, `expected a file path or glob, found ${found(src.doc, here)}`);
+        continue;
+      }
+      if (src.chain.length > MAX_INCLUDE_DEPTH) {
+        fail(here, `expected at most ${MAX_INCLUDE_DEPTH} levels of include, found more (${[...src.chain, entry].join(' -> ')})`);
+        continue;
+      }
+      const targets = includeTargets(entry, src.dir, dirname(src.file), MAX_FILES - sources.length);
+      if (!Array.isArray(targets)) {
+        fail(here, targets.error);
+        continue;
+      }
+      for (const t of targets) {
+        if (stopped) return;
+        if (sources.length >= MAX_FILES) return fail(here, `expected at most ${MAX_FILES} config files in all, found more`, true);
+        const file = findConfigFile(t.path, t.shown);
+        if ('error' in file) {
+          fail(here, file.error);
+          continue;
+        }
+        const chain = [...src.chain, t.shown];
+        const before = firstChain.get(file.id);
+        if (ids.includes(file.id)) fail(here, `expected no include cycle, found ${JSON.stringify(t.shown)} (${chain.join(' -> ')})`);
+        else if (before) fail(here, `expected each file included once, found ${JSON.stringify(t.shown)} again (${before.join(' -> ')}; ${chain.join(' -> ')})`);
+        else if (bytes + file.size > MAX_TOTAL_BYTES)
+          fail(here, `expected at most ${MAX_TOTAL_BYTES / 1024 / 1024} MiB of config files in all, found more`, true);
+        if (ids.includes(file.id) || before || stopped) continue;
+        const text = readConfigFile(t.path, file, t.shown);
+        if (typeof text !== 'string') {
+          fail(here, text.error);
+          continue;
+        }
+        bytes += file.size;
+        firstChain.set(file.id, chain);
+        const read = readDocument(text, t.shown);
+        if (!('doc' in read)) {
+          errors.push(...read);
+          continue;
+        }
+        const child: Source = { file: t.shown, dir: dirname(t.path), ...read, chain };
+        sources.push(child);
+        walk(child, [...ids, file.id]);
+      }
+    }
+  };
+  walk(main, [mainId]);
+  return sources;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** What the rules read of one file: its checks' names, and its checks and defaults as parsed (undefined where refused). */
+interface FileParts {
+  names: (string | undefined)[];
+  checks: (ParsedCheck | undefined)[];
+  defaults: ParsedDefaults | undefined;
+}
+
+/**
+ * A file's checks and defaults. When the file has schema errors, each check and the defaults
+ * block are parsed on their own, so the rules across checks still run on every check that is
+ * valid by itself and `vakt validate` reports those errors in the same go.
+ */
+function fileParts(parsed: { checks: ParsedCheck[]; defaults: ParsedDefaults } | undefined, raw: unknown): FileParts {
+  const list: unknown[] = isRecord(raw) && Array.isArray(raw.checks) ? raw.checks : [];
   const names = list.map((c) => {
-    const name = (c as Record<string, unknown> | null)?.name;
+    const name = isRecord(c) ? c.name : undefined;
     return typeof name === 'string' ? name : undefined;
   });
-  if (parsed) return crossCheckIssues(names, parsed.checks, parsed.defaults);
-  const defaults = defaultsSchema.safeParse(root.defaults ?? {});
-  const checks = list.map((c) => checkSchema.safeParse(c).data);
-  return crossCheckIssues(names, checks, defaults.success ? defaults.data : undefined);
+  if (parsed) return { names, checks: parsed.checks, defaults: parsed.defaults };
+  const defaults = defaultsSchema.safeParse(isRecord(raw) ? (raw.defaults ?? {}) : {});
+  return { names, checks: list.map((c) => checkSchema.safeParse(c).data), defaults: defaults.success ? defaults.data : undefined };
+}
+
+/** An included file's parts; agent settings and declared sites in it are errors (they belong to the main file). */
+function includedParts(src: Source, main: Source, errors: ConfigError[]): FileParts {
+  const raw = isRecord(src.raw) ? { ...src.raw } : src.raw;
+  if (isRecord(raw)) {
+    for (const [key, what] of [
+      ['agent', 'agent settings'],
+      ['sites', 'the declared sites'],
+    ] as const) {
+      if (!(key in raw)) continue;
+      errors.push(locate(src.doc, [key], src.file, src.at, `expected ${what} only in the main file (${main.file}), found ${found(src.doc, [key])}`, true));
+      delete raw[key];
+    }
+  }
+  const parsed = includedFileSchema.safeParse(raw);
+  if (!parsed.success) errors.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, src.doc, raw, src.file, src.at, includedJsonSchema())));
+  return fileParts(parsed.data, raw);
+}
+
+/** A check of the config, with the file it is in and the defaults it inherits. */
+interface Entry {
+  src: Source;
+  /** Its index in its file's checks. */
+  index: number;
+  name: string | undefined;
+  check: ParsedCheck | undefined;
+  /** Its file's defaults over the main file's; undefined when either block was refused. */
+  defaults: ParsedDefaults | undefined;
+  /** Its file's own defaults block. */
+  own: ParsedDefaults | undefined;
+}
+
+function checkEntries(sources: readonly Source[], parts: readonly FileParts[]): Entry[] {
+  const base = parts[0]?.defaults;
+  return sources.flatMap((src, f) => {
+    const p = parts[f] as FileParts;
+    const defaults = f === 0 ? base : base && p.defaults ? mergeDefaults(base, p.defaults) : undefined;
+    return p.names.map((name, index) => ({ src, index, name, check: p.checks[index], defaults, own: p.defaults }));
+  });
+}
+
+/** An included file's defaults over the main file's, key by key (inside degraded and flapping too). */
+function mergeDefaults(main: ParsedDefaults, own: ParsedDefaults): ParsedDefaults {
+  const degraded = main.degraded || own.degraded ? { degraded: { ...main.degraded, ...definedOnly(own.degraded ?? {}) } } : {};
+  const flapping = main.flapping || own.flapping ? { flapping: { ...main.flapping, ...definedOnly(own.flapping ?? {}) } } : {};
+  return { ...main, ...definedOnly(own), ...degraded, ...flapping };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The rules across checks (schema.ts's crossCheckIssues) over the checks of every file, each issue located in the file it is about. */
+function crossErrors(main: Source, entries: readonly Entry[]): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const located = (src: Source, path: PropertyKey[], message: string) => locate(src.doc, path, src.file, src.at, `${message}, found ${found(src.doc, path)}`);
+  if (entries.length === 0 && isRecord(main.raw) && (main.raw.checks === undefined || Array.isArray(main.raw.checks))) {
+    errors.push(located(main, ['checks'], 'expected at least one check'));
+  }
+  const where = (first: number, duplicate: number): string => {
+    const a = entries[first] as Entry;
+    if (a.src === (entries[duplicate] as Entry).src) return `checks[${a.index}]`;
+    const e = locate(a.src.doc, ['checks', a.index, 'name'], a.src.file, a.src.at, '');
+    return `checks[${a.index}] at ${e.file}:${e.line}`;
+  };
+  const issues = crossCheckIssues(
+    entries.map((e) => e.name),
+    entries.map((e) => e.check),
+    (g) => entries[g]?.defaults,
+    where,
+  );
+  for (const issue of issues) {
+    const [head, g, ...rest] = issue.path;
+    const e = typeof g === 'number' ? entries[g] : issue.check !== undefined ? entries[issue.check] : undefined;
+    if (head === 'checks' && e) errors.push(located(e.src, ['checks', e.index, ...rest], issue.message));
+    else if (head === 'defaults' && e && e.src !== main && (e.own?.timeout !== undefined || e.own?.interval !== undefined)) {
+      // The value the check's own file sets, where it sets timeout or interval; else the main file's.
+      errors.push(located(e.src, ['defaults', e.own.timeout !== undefined ? 'timeout' : 'interval'], issue.message));
+    } else errors.push(located(main, issue.path, issue.message));
+  }
+  return errors;
+}
+
+/** The agent's site: --site, else VAKT_SITE, else agent.labels.site; a site given that is no site name is an error. */
+function siteChoice(options: LoadOptions, env: NodeJS.ProcessEnv, fileSite: string | undefined, main: Source, errors: ConfigError[]): SiteChoice | undefined {
+  const fromEnv = env.VAKT_SITE !== undefined && env.VAKT_SITE !== '' ? env.VAKT_SITE : undefined;
+  const given = options.site ?? fromEnv;
+  if (given === undefined) return fileSite !== undefined ? { name: fileSite, from: 'agent.labels.site' } : undefined;
+  const from = options.site !== undefined ? '--site' : 'VAKT_SITE';
+  if (!SITE_NAME.test(given)) {
+    errors.push({
+      file: main.file,
+      line: 0,
+      column: 0,
+      path: from,
+      message: `expected a site name (letters, digits, "-", "_", "."; at most 63), found ${JSON.stringify(given)}`,
+    });
+  }
+  return { name: given, from, ...(fileSite !== undefined && fileSite !== given ? { replaces: fileSite } : {}) };
+}
+
+/**
+ * The site rules: declared sites (the main file's `sites:`) name every site used; a config with
+ * checks for some sites only needs the agent's site; a check's dependsOn runs wherever the check
+ * runs (at the agent's site, or with `everySite` at every site the config names).
+ */
+function siteErrors(
+  main: Source,
+  entries: readonly Entry[],
+  declared: readonly string[] | undefined,
+  site: SiteChoice | undefined,
+  everySite: boolean,
+): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const err = (src: Source, path: PropertyKey[], message: string) => errors.push(locate(src.doc, path, src.file, src.at, message));
+  const known = declared !== undefined ? `one of the declared sites (${declared.join(', ')})` : '';
+  const hint = (name: string) => {
+    const h = suggest(name, declared ?? []);
+    return h !== undefined ? ` (did you mean "${h}"?)` : '';
+  };
+  declared?.forEach((s, j) => {
+    if (declared.indexOf(s) !== j) err(main, ['sites', j], `expected each site once, found ${JSON.stringify(s)} again`);
+  });
+  for (const e of entries) {
+    e.check?.sites?.forEach((s, j, list) => {
+      const path = ['checks', e.index, 'sites', j];
+      if (list.indexOf(s) !== j) err(e.src, path, `expected each site once, found ${JSON.stringify(s)} again`);
+      else if (declared && !declared.includes(s)) err(e.src, path, `expected ${known}, found ${JSON.stringify(s)}${hint(s)}`);
+    });
+  }
+  if (site && declared && !declared.includes(site.name)) {
+    if (site.from === 'agent.labels.site') err(main, ['agent', 'labels', 'site'], `expected ${known}, found ${JSON.stringify(site.name)}${hint(site.name)}`);
+    else err(main, ['sites'], `expected the agent's site (${site.from}) to be ${known}, found ${JSON.stringify(site.name)}${hint(site.name)}`);
+  }
+  const limited = entries.filter((e) => e.check?.sites !== undefined);
+  if (!everySite && site === undefined && limited.length > 0) {
+    const first = limited[0] as Entry;
+    const names = limited.slice(0, 5).map((e) => e.name);
+    const more = limited.length > 5 ? ` and ${limited.length - 5} more` : '';
+    err(
+      first.src,
+      ['checks', first.index, 'sites'],
+      `expected a site for this agent (give --site NAME, VAKT_SITE or agent.labels.site), found none: checks ${names.join(', ')}${more} run only at some sites (sites:)`,
+    );
+  }
+  // The sites whose agents are checked: this agent's, or (vakt validate) every site named, and
+  // where no sites are declared any other site too (an agent there runs the checks without sites).
+  const named = new Set(limited.flatMap((e) => e.check?.sites ?? []));
+  if (site && SITE_NAME.test(site.name)) named.add(site.name);
+  const sites = !everySite ? (site ? [site.name] : []) : (declared ?? [...named, ...(limited.length > 0 ? [ANY_OTHER_SITE] : [])]);
+  const checks = entries.map((e) => e.check);
+  for (const split of splitDependencies(checks, sites)) {
+    const e = entries[split.check] as Entry;
+    const depName = e.check?.dependsOn[split.dep] as string;
+    const depSites = checks.find((c) => c?.name === depName)?.sites ?? [];
+    const at = split.sites.length === 1 ? `site ${split.sites[0]}` : `sites ${split.sites.slice(0, -1).join(', ')} and ${split.sites[split.sites.length - 1]}`;
+    err(
+      e.src,
+      ['checks', e.index, 'dependsOn', split.dep],
+      `expected a check that also runs at ${at}, where ${e.name} runs, found ${JSON.stringify(depName)} (it runs only at ${depSites.join(', ')})`,
+    );
+  }
+  return errors;
+}
+
+/** Each error once (a defaults value many checks inherit is reported once). */
+function dedupe(errors: readonly ConfigError[]): ConfigError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = formatConfigError(e);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Deepest nesting of maps and lists a config may have (the deepest real one is about 8). */
@@ -320,54 +641,67 @@ function unsafeNodes(doc: Document.Parsed): { offset: number; path: PropertyKey[
   return out.sort((a, b) => a.offset - b.offset);
 }
 
-function resolveConfig(
-  p: ParsedConfig,
-  file: string,
+/**
+ * A check as the agent runs it: the defaults it inherits applied (`d`: its file's over the main
+ * file's), secrets read and file options made absolute against `baseDir`, the folder of the file
+ * it is written in. `fail` gets what cannot be read, at a path within the check.
+ */
+function resolveCheck(
+  c: ParsedCheck,
+  d: ParsedDefaults,
+  baseDir: string,
   env: NodeJS.ProcessEnv,
   fail: (path: PropertyKey[], message: string) => void,
+): CheckConfig {
+  const secrets: Record<string, string> = {};
+  for (const [key, ref] of Object.entries(c.secrets)) {
+    const value = resolveSecret(ref, baseDir, env);
+    if (typeof value === 'string') secrets[key] = value;
+    else fail(['secrets', key], value.error);
+  }
+  const options = (c as unknown as Record<string, unknown>)[c.kind] as Record<string, unknown>;
+  resolveFiles(options, baseDir, [c.kind], fail);
+  const { schedule, timeoutMs } = checkTiming(c, d);
+  const histograms = c.histograms ?? d.histograms;
+  return {
+    name: c.name,
+    kind: c.kind,
+    target: (c.targets ?? (c.target !== undefined ? [c.target] : [])).map((t) => t.text).join(','),
+    targets: c.targets ?? (c.target !== undefined ? [c.target] : []),
+    title: c.title ?? c.name,
+    group: c.group ?? d.group ?? 'Other',
+    schedule,
+    timeoutMs,
+    retries: c.retries ?? d.retries ?? DEFAULT_RETRIES,
+    retryIntervalMs: c.retryInterval ?? d.retryInterval ?? DEFAULT_RETRY_INTERVAL,
+    recoverAfter: c.recoverAfter ?? d.recoverAfter ?? DEFAULT_RECOVER_AFTER,
+    dependsOn: c.dependsOn,
+    degraded: degradedFor(c.degraded, d.degraded),
+    flapping: {
+      windowMs: c.flapping?.window ?? d.flapping?.window ?? DEFAULT_FLAP_WINDOW,
+      changes: c.flapping?.changes ?? d.flapping?.changes ?? DEFAULT_FLAP_CHANGES,
+    },
+    ...(histograms !== undefined ? { histograms } : {}),
+    secrets,
+    ...(c.sites !== undefined ? { sites: c.sites } : {}),
+    options,
+  } as unknown as CheckConfig;
+}
+
+/** The config's agent block as the agent runs it (the main file's), with the checks resolved; a site given on the command line or in VAKT_SITE is the `site` label. */
+function resolveConfig(
+  p: ParsedConfig,
+  { file, files, checks, site }: { file: string; files: string[]; checks: CheckConfig[]; site?: SiteChoice },
 ): Omit<Config, 'missingSecrets' | 'agent'> & { agent: Omit<AgentConfig, 'web'> } {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
-  const d = p.defaults;
-  const checks = p.checks.map((c, i): CheckConfig => {
-    const secrets: Record<string, string> = {};
-    for (const [key, ref] of Object.entries(c.secrets)) {
-      const value = resolveSecret(ref, baseDir, env);
-      if (typeof value === 'string') secrets[key] = value;
-      else fail(['checks', i, 'secrets', key], value.error);
-    }
-    const options = (c as unknown as Record<string, unknown>)[c.kind] as Record<string, unknown>;
-    resolveFiles(options, baseDir, ['checks', i, c.kind], fail);
-    const { schedule, timeoutMs } = checkTiming(c, d);
-    const histograms = c.histograms ?? d.histograms;
-    return {
-      name: c.name,
-      kind: c.kind,
-      target: (c.targets ?? (c.target !== undefined ? [c.target] : [])).map((t) => t.text).join(','),
-      targets: c.targets ?? (c.target !== undefined ? [c.target] : []),
-      title: c.title ?? c.name,
-      group: c.group ?? d.group ?? 'Other',
-      schedule,
-      timeoutMs,
-      retries: c.retries ?? d.retries ?? DEFAULT_RETRIES,
-      retryIntervalMs: c.retryInterval ?? d.retryInterval ?? DEFAULT_RETRY_INTERVAL,
-      recoverAfter: c.recoverAfter ?? d.recoverAfter ?? DEFAULT_RECOVER_AFTER,
-      dependsOn: c.dependsOn,
-      degraded: degradedFor(c.degraded, d.degraded),
-      flapping: {
-        windowMs: c.flapping?.window ?? d.flapping?.window ?? DEFAULT_FLAP_WINDOW,
-        changes: c.flapping?.changes ?? d.flapping?.changes ?? DEFAULT_FLAP_CHANGES,
-      },
-      ...(histograms !== undefined ? { histograms } : {}),
-      secrets,
-      options,
-    } as unknown as CheckConfig;
-  });
   return {
     file: resolvePath(file),
+    files,
+    ...(site ? { site } : {}),
     agent: {
       listen: { host, port },
-      labels: p.agent.labels,
+      labels: site && site.from !== 'agent.labels.site' ? { ...p.agent.labels, site: site.name } : p.agent.labels,
       concurrency: p.agent.concurrency,
       probeThreads: p.agent.probeThreads,
       logLevel: p.agent.logLevel,
@@ -428,19 +762,22 @@ function resolveFiles(obj: Record<string, unknown>, baseDir: string, path: Prope
 
 // ---- error reporting -------------------------------------------------------------------
 
-function sortErrors(errors: ConfigError[]): ConfigError[] {
-  return errors.sort((a, b) => a.line - b.line || a.column - b.column);
+/** Errors in the order of the files (main first, then as read; a file that could not be read where its errors first are), each file's by line and column. */
+function sortErrors(errors: ConfigError[], sources: readonly Source[]): ConfigError[] {
+  const files = [...new Set([...sources.map((s) => s.file), ...errors.map((e) => e.file)])];
+  return errors.sort((a, b) => files.indexOf(a.file) - files.indexOf(b.file) || a.line - b.line || a.column - b.column);
 }
 
 type Issue = z.core.$ZodIssue;
 type At = (offset: number) => { line: number; col: number };
 
-function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, at: At): ConfigError[] {
+/** A schema issue as config errors; `root` is the JSON Schema of the file's kind (main or included), for "expected one of" and "did you mean". */
+function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, at: At, root: JsonNode = configJsonSchema()): ConfigError[] {
   const path = issue.path;
   switch (issue.code) {
     case 'unrecognized_keys':
       return issue.keys.map((key) => {
-        const { keys: known, elsewhere } = knownKeysAt(path, raw, key);
+        const { keys: known, elsewhere } = knownKeysAt(path, raw, root, key);
         const hint = suggest(key, known);
         const expected = known.length > 0 ? `expected one of ${known.join(', ')}` : 'expected no such key';
         const why = hint ? ` (did you mean "${hint}"?)` : elsewhere ? ` (only with ${elsewhere})` : '';
@@ -461,7 +798,7 @@ function describeIssue(issue: Issue, doc: Document, raw: unknown, file: string, 
         // alternative's issues at their own paths; otherwise list what each alternative accepts.
         const atUnion = (i: Issue) => i.path.length === 0 && (i.code === 'invalid_type' || i.code === 'invalid_value');
         const branch = issue.errors.find((b) => b.length > 0 && !b.some(atUnion));
-        if (branch) return branch.flatMap((sub) => describeIssue({ ...sub, path: [...path, ...sub.path] }, doc, raw, file, at));
+        if (branch) return branch.flatMap((sub) => describeIssue({ ...sub, path: [...path, ...sub.path] }, doc, raw, file, at, root));
         const alternatives = issue.errors.map((b) => {
           const s = b[0];
           return s?.code === 'invalid_value'
@@ -595,11 +932,18 @@ interface JsonNode {
 }
 
 let jsonSchema: JsonNode | undefined;
+let includedJson: JsonNode | undefined;
 
 /** The config schema as JSON Schema (its input side), built once, on the first error that needs it. */
 export function configJsonSchema(): JsonNode {
   jsonSchema ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonNode;
   return jsonSchema;
+}
+
+/** The schema of an included file as JSON Schema, likewise. */
+function includedJsonSchema(): JsonNode {
+  includedJson ??= z.toJSONSchema(includedFileSchema, { io: 'input', unrepresentable: 'any' }) as JsonNode;
+  return includedJson;
 }
 
 /**
@@ -608,8 +952,8 @@ export function configJsonSchema(): JsonNode {
  * variant the value names is read; `elsewhere` then says which other variants take `key`
  * ("source rabbitmq or artemis"), when some do.
  */
-function knownKeysAt(path: readonly PropertyKey[], raw: unknown, key?: string): { keys: string[]; elsewhere?: string } {
-  let node: JsonNode | undefined = configJsonSchema();
+function knownKeysAt(path: readonly PropertyKey[], raw: unknown, root: JsonNode, key?: string): { keys: string[]; elsewhere?: string } {
+  let node: JsonNode | undefined = root;
   let value: unknown = raw;
   for (const seg of path) {
     const n = pickVariant(node, value);

@@ -2,7 +2,7 @@
 // (unique names, dependsOn references without cycles, schedule sanity).
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef } from './fields.js';
+import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
 import { KIND, KIND_LIST, type Kind } from '../probes/kinds.js';
 import type { KindDefinition } from '../probes/kit/kind.js';
 import type { Target } from '../probes/kit/target.js';
@@ -124,6 +124,8 @@ const checkRest = {
   /** Duration histograms for this check (overrides defaults and agent.histograms). */
   histograms: histogramMode.optional(),
   secrets: z.record(z.string().regex(SECRET_NAME, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
+  /** The sites this check runs at (config/placement.ts); without it, every site. */
+  sites: z.array(siteName).min(1).max(1000).optional(),
 };
 
 function checkVariant<K extends Kind>(kind: K) {
@@ -149,15 +151,29 @@ function checkVariant<K extends Kind>(kind: K) {
 
 const check = z.discriminatedUnion('kind', KIND_LIST.map((k) => checkVariant(k.name)) as unknown as [ReturnType<typeof checkVariant<Kind>>]);
 
+/** What every config file may hold: defaults, checks, and further files to read (the loader reads them). */
+const fileParts = {
+  defaults: defaults.prefault({}),
+  /** At least one check in all the files together (the loader counts them). */
+  checks: z.array(check).default([]),
+  include: z.array(z.string()).optional(),
+};
+
 export const configSchema = z.strictObject({
   agent: agent.prefault({}),
-  defaults: defaults.prefault({}),
-  checks: z.array(check).min(1, { message: 'expected at least one check' }),
+  ...fileParts,
+  /** The sites agents of this config run at: when set, every site named anywhere must be one of them. */
+  sites: z.array(siteName).min(1).max(1000).optional(),
 });
+
+/** An included file: agent settings and the declared sites belong to the main file only. */
+export const includedFileSchema = z.strictObject(fileParts);
 
 export interface CrossIssue {
   path: (string | number)[];
   message: string;
+  /** For an issue at a defaults key: the check it was found on (the loader tells which file's defaults set the value). */
+  check?: number;
 }
 
 export type ParsedConfig = z.output<typeof configSchema>;
@@ -182,19 +198,22 @@ export function checkTiming(c: ParsedCheck, d: ParsedDefaults): { schedule: Sche
  * Rules across a check's fields and across checks, on what the schema parsed: unique names,
  * dependsOn references and cycles, target(s), secret names, schedule sanity, and each kind's own
  * rules. `checks[i]` is undefined for a check the schema refused (its own errors are reported;
- * its name still counts for uniqueness and references); `defaults` undefined when the defaults
- * block was refused (the schedule rule, which needs it, is then not applied).
+ * its name still counts for uniqueness and references); `defaultsOf(i)` gives the defaults check
+ * i inherits, undefined when a defaults block was refused (the schedule rule, which needs them,
+ * is then not applied to it). `where(first, duplicate)` names the first check of a duplicate name.
  */
 export function crossCheckIssues(
   names: readonly (string | undefined)[],
   checks: readonly (ParsedCheck | undefined)[],
-  defaults: ParsedDefaults | undefined,
+  defaultsOf: (i: number) => ParsedDefaults | undefined,
+  where: (first: number, duplicate: number) => string = (first) => `checks[${first}]`,
 ): CrossIssue[] {
   const issues: CrossIssue[] = [];
   const index = new Map<string, number>();
   names.forEach((name, i) => {
     if (name === undefined) return;
-    if (index.has(name)) issues.push({ path: ['checks', i, 'name'], message: `expected a unique check name (also used by checks[${index.get(name)}])` });
+    const first = index.get(name);
+    if (first !== undefined) issues.push({ path: ['checks', i, 'name'], message: `expected a unique check name (also used by ${where(first, i)})` });
     else index.set(name, i);
   });
   const graph: { name: string; dependsOn: string[] }[] = [];
@@ -235,20 +254,16 @@ export function crossCheckIssues(
     if (c.interval !== undefined && c.cron !== undefined) issues.push({ path: ['checks', i, 'cron'], message: 'expected either interval or cron, not both' });
     if (c.timezone !== undefined && c.cron === undefined)
       issues.push({ path: ['checks', i, 'timezone'], message: 'expected timezone only together with cron' });
+    const defaults = defaultsOf(i);
     if (defaults === undefined) return;
     const { schedule, timeoutMs } = checkTiming(c, defaults);
     if (schedule.type === 'interval' && c.cron === undefined && timeoutMs > schedule.everyMs) {
-      // Point at the value that is set: the check's own, else the defaults block's (once).
-      const path =
-        c.timeout !== undefined
-          ? ['checks', i, 'timeout']
-          : c.interval !== undefined
-            ? ['checks', i, 'interval']
-            : defaults.timeout !== undefined
-              ? ['defaults', 'timeout']
-              : ['defaults', 'interval'];
+      // Point at the value that is set: the check's own, else the defaults block's (the loader
+      // reports that one once, however many checks inherit it).
       const message = `expected timeout (${formatDuration(timeoutMs)}) not longer than interval (${formatDuration(schedule.everyMs)})`;
-      if (!issues.some((x) => x.message === message && x.path.join('.') === path.join('.'))) issues.push({ path, message });
+      if (c.timeout !== undefined) issues.push({ path: ['checks', i, 'timeout'], message });
+      else if (c.interval !== undefined) issues.push({ path: ['checks', i, 'interval'], message });
+      else issues.push({ path: ['defaults', defaults.timeout !== undefined ? 'timeout' : 'interval'], message, check: i });
     }
   });
   for (const cycle of findCycles(graph)) {

@@ -85,7 +85,14 @@ function sandboxDir(sub: string, marker: string, what: string): string {
       // try the next location
     }
   }
-  throw new Error(`sandbox ${what} not found (looked in ${candidates.join(', ')})`);
+  // The production container image leaves the demo's certificates and secrets out on purpose
+  // (Dockerfile, target `demo`): say where the demo is instead of a bare "not found".
+  throw new Error(
+    `vakt demo: the sandbox's ${what} are not part of this install (looked in ${candidates.join(', ')}). ` +
+      'The production image carries no demo certificates or secrets; run the demo image instead: ' +
+      'docker build --target demo -t vakt:demo . && docker run --rm -p 9464:9464 vakt:demo ' +
+      '(or `npm start` in a clone of the repository).',
+  );
 }
 
 /** The sandbox's certificate folder. */

@@ -5,8 +5,7 @@
 // every panel (and every template variable) of every dashboard must return data, and every
 // label its legend names. No panel is excluded: a panel without data in this setup is either a
 // wrong query or a missing fault here.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,7 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { Agent } from '../../agent/agent.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { sandboxCertDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
-import { freePort, requireTool, waitFor } from './helpers.js';
+import { startPrometheus as startPrometheusProcess, waitFor, type PrometheusProcess } from './helpers.js';
 import { freeSandboxPorts } from '../helpers/demo-config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -220,9 +219,8 @@ interface PromResponse {
 let sandbox: Sandbox | undefined;
 let agent: Agent | undefined;
 let http: HttpServer | undefined;
-let prometheus: ChildProcess | undefined;
+let prometheus: PrometheusProcess | undefined;
 let promUrl = '';
-let promLog = '';
 let agentLog = '';
 const dirs: string[] = [];
 let configFile = '';
@@ -371,93 +369,20 @@ async function promApi(path: string, params: Record<string, string>): Promise<Pr
   return (await res.json()) as PromResponse;
 }
 
-const PROM_DIR_PREFIX = `vakt-test-${process.pid}-prometheus-`;
-const PROM_DIR_RE = /^vakt-test-(\d+)-prometheus-/;
-
-/**
- * Kills a Prometheus left by an earlier test process that is gone (killed before its cleanup
- * ran) and removes its directory. Only a process whose command line names the configuration file
- * in such a directory is killed.
- */
-function removeStalePrometheus(): void {
-  for (const name of readdirSync(tmpdir())) {
-    const m = PROM_DIR_RE.exec(name);
-    if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
-    const dir = join(tmpdir(), name);
-    const arg = `--config.file=${join(dir, 'prometheus.yml')}`;
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(arg)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone meanwhile, or not ours to read
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** Starts Prometheus on a free port of 127.0.0.1 scraping `scrapeTarget` every second. */
 async function startPrometheus(scrapeTarget: string): Promise<void> {
-  await requireTool('prometheus', ['--version'], 'prometheus');
-  removeStalePrometheus();
-  const dir = mkdtempSync(join(tmpdir(), PROM_DIR_PREFIX));
-  dirs.push(dir);
-  const conf = join(dir, 'prometheus.yml');
-  writeFileSync(
-    conf,
-    `global: { scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }
+  prometheus = await startPrometheusProcess(`global: { scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }
 scrape_configs:
   - job_name: vakt
     static_configs: [{ targets: ["${scrapeTarget}"] }]
-`,
-  );
-  // A port found free may be taken before Prometheus binds it; then try another.
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    promLog = '';
-    const child = spawn(
-      'prometheus',
-      [
-        `--config.file=${conf}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-        '--storage.tsdb.retention.time=1h',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout.on('data', (d: Buffer) => (promLog += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (promLog += d.toString()));
-    let exited = false;
-    child.once('exit', () => (exited = true));
-    prometheus = child;
-    promUrl = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(
-        'Prometheus ready',
-        async () => {
-          if (exited) throw new Error(`prometheus exited: ${promLog}`);
-          return (await fetch(`${promUrl}/-/ready`).catch(() => undefined))?.status === 200;
-        },
-        20_000,
-      );
-      return;
-    } catch (err) {
-      await stopPrometheus();
-      if (attempt >= 2 || !/address already in use/i.test(promLog)) throw err;
-    }
-  }
+`);
+  promUrl = prometheus.url;
 }
 
 async function stopPrometheus(): Promise<void> {
-  const child = prometheus;
+  const p = prometheus;
   prometheus = undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exit = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exit;
-  clearTimeout(timer);
+  await p?.stop();
 }
 
 /** One query of a panel (or variable), ready to evaluate. */
@@ -584,7 +509,7 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
       2000,
     ).catch(() => undefined);
     mark('all panel queries have data');
-    expect(failures, `queries without data:\n${failures.join('\n')}\nprometheus: ${promLog.slice(-2000)}`).toEqual([]);
+    expect(failures, `queries without data:\n${failures.join('\n')}\nprometheus: ${prometheus?.log().slice(-2000) ?? ''}`).toEqual([]);
   }, 120_000);
 
   it('every template variable lists values', async () => {

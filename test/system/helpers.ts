@@ -680,3 +680,98 @@ export function removeStaleUnbound(): number {
   }
   return killed;
 }
+
+/** A Prometheus a test started (startPrometheus). */
+export interface PrometheusProcess {
+  url: string;
+  /** Its folder: prometheus.yml and data/. */
+  dir: string;
+  /** What it printed so far. */
+  log(): string;
+  /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its folder. */
+  stop(): Promise<void>;
+}
+
+const PROM_DIR_PREFIX = `vakt-test-${process.pid}-prometheus-`;
+const PROM_DIR_RE = /^vakt-test-(\d+)-prometheus-/;
+
+/**
+ * Kills a Prometheus left by an earlier test process that is gone (killed before its cleanup
+ * ran) and removes its directory. Only a process whose command line names the configuration file
+ * in such a directory is killed.
+ */
+function removeStalePrometheus(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const m = PROM_DIR_RE.exec(name);
+    if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
+    const dir = join(tmpdir(), name);
+    const arg = `--config.file=${join(dir, 'prometheus.yml')}`;
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(arg)) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile, or not ours to read
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Starts a real Prometheus (Debian `prometheus`) on a free port of 127.0.0.1 with `config` as its
+ * prometheus.yml, and waits until it is ready. A port found free may be taken before Prometheus
+ * binds it; then another is tried.
+ */
+export async function startPrometheus(config: string, extraArgs: readonly string[] = []): Promise<PrometheusProcess> {
+  await requireTool('prometheus', ['--version'], 'prometheus');
+  removeStalePrometheus();
+  const dir = mkdtempSync(join(tmpdir(), PROM_DIR_PREFIX));
+  const conf = join(dir, 'prometheus.yml');
+  writeFileSync(conf, config);
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    let log = '';
+    const child = spawn(
+      'prometheus',
+      [
+        `--config.file=${conf}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+        '--storage.tsdb.retention.time=1h',
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const stop = async (): Promise<void> => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exit = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exit;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(
+        'Prometheus ready',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
+          return (await fetch(`${url}/-/ready`).catch(() => undefined))?.status === 200;
+        },
+        30_000,
+      );
+      return { url, dir, log: () => log, stop };
+    } catch (err) {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      if (attempt >= 2 || !/address already in use/i.test(log)) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+}

@@ -1,176 +1,81 @@
 // The container image's contract, checked on the Dockerfile text (CI has no Docker engine):
-// two node:24-slim stages, production dependencies only, a non-root user, port 9464, a health
-// check without curl/wget, `vakt run -c /etc/vakt/vakt.yaml` as the default command, and every
-// file the build copies present in the repository and not hidden by .dockerignore.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// stages on one pinned Node 24 slim base; a build stage; the production image as the last stage
+// (the default target) with production dependencies only, no package manager, no sandbox
+// certificates or demo secrets, a fixed non-root uid, port 9464, a health check without
+// curl/wget and `vakt run -c /etc/vakt/vakt.yaml` as the default command; a `demo` target that
+// adds the sandbox's material and runs `vakt demo`; and every file the build copies present in the
+// repository and not hidden by .dockerignore. test/system/production-install.test.ts runs the
+// production stage's install as that uid on a read-only tree.
+import { readFileSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NODE_FLAGS } from '../../agent/heap.js';
+import {
+  chainInstructions,
+  contextFiles,
+  contextFilesAt,
+  copyArgs,
+  copyLanding,
+  execForm,
+  expandSource,
+  repositoryDockerfile,
+  ROOT,
+  stageChain,
+  workdirAt,
+  type Instruction,
+  type Stage,
+} from '../helpers/dockerfile.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** A Node 24 slim image pinned to one release (24.x.y), optionally also by digest. */
+const PINNED_NODE_24 = /^node:24\.\d+\.\d+-slim(?:@sha256:[0-9a-f]{64})?$/;
+/** What the production image must never hold (the demo target adds them). */
+const DEMO_ONLY = ['sandbox/certs', 'sandbox/secrets'];
 
-interface Instruction {
-  keyword: string;
-  /** Flags such as --from=build, --chown=..., --interval=30s. */
-  flags: Record<string, string>;
-  /** The rest after the flags, as written. */
-  rest: string;
-  line: number;
+const { stages, build, production, isIgnored } = repositoryDockerfile();
+const demo = stages.find((s) => s.name === 'demo');
+
+/** Every instruction that makes the stage's image (its parents' first). */
+const made = (stage: Stage) => chainInstructions(stages, stage);
+const runs = (stage: Stage) =>
+  made(stage)
+    .filter((i) => i.keyword === 'RUN')
+    .map((i) => i.rest);
+const last = (stage: Stage, keyword: string) =>
+  made(stage)
+    .filter((i) => i.keyword === keyword)
+    .at(-1);
+const demoOnly = (path: string) => DEMO_ONLY.some((d) => path === d || path.startsWith(`${d}/`));
+
+/** Context files a COPY instruction of a stage's chain brings into the image (from the context or another stage). */
+function copiedFiles(stage: Stage, ins: Instruction): string[] {
+  const { sources } = copyArgs(ins);
+  if (ins.flags.from === undefined) return sources.flatMap(expandSource).flatMap((s) => contextFiles(s, isIgnored));
+  const from = stages.find((s) => s.name === ins.flags.from);
+  if (!from) return [];
+  return sources.flatMap((s) => contextFilesAt(stages, from, posix.resolve('/', s), isIgnored));
 }
-
-interface Stage {
-  image: string;
-  name: string | undefined;
-  instructions: Instruction[];
-}
-
-/** Parses a Dockerfile: comments dropped, continuation lines joined, instructions grouped by stage. */
-function parseDockerfile(text: string): Stage[] {
-  const stages: Stage[] = [];
-  let pending = '';
-  let startLine = 0;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.replace(/\r$/, '');
-    if (/^\s*#/.test(raw)) continue; // comments, also inside a continued instruction
-    if (pending === '') {
-      if (raw.trim() === '') continue;
-      startLine = i + 1;
-    }
-    if (/\\\s*$/.test(raw)) {
-      pending += raw.replace(/\\\s*$/, '') + ' ';
-      continue;
-    }
-    pending += raw;
-    const m = /^\s*(\w+)\s+([\s\S]*)$/.exec(pending);
-    pending = '';
-    if (!m) throw new Error(`Dockerfile line ${startLine}: cannot parse`);
-    let rest = m[2]!.trim();
-    const flags: Record<string, string> = {};
-    for (let f = /^--([\w-]+)(?:=(\S*))?\s*/.exec(rest); f; f = /^--([\w-]+)(?:=(\S*))?\s*/.exec(rest)) {
-      flags[f[1]!] = f[2] ?? 'true';
-      rest = rest.slice(f[0].length);
-    }
-    const ins: Instruction = { keyword: m[1]!.toUpperCase(), flags, rest, line: startLine };
-    if (ins.keyword === 'FROM') {
-      const from = /^(\S+)(?:\s+as\s+(\S+))?$/i.exec(rest);
-      if (!from) throw new Error(`Dockerfile line ${startLine}: cannot parse FROM ${rest}`);
-      stages.push({ image: from[1]!, name: from[2], instructions: [] });
-    } else if (stages.length === 0) {
-      if (ins.keyword !== 'ARG') throw new Error(`Dockerfile line ${startLine}: ${ins.keyword} before the first FROM`);
-    } else {
-      stages.at(-1)!.instructions.push(ins);
-    }
-  }
-  return stages;
-}
-
-/** The exec (JSON array) form of ENTRYPOINT/CMD; the shell form is refused (signals would go to sh). */
-function execForm(ins: Instruction | undefined): string[] {
-  if (!ins) return [];
-  const parsed: unknown = JSON.parse(ins.rest);
-  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new Error(`line ${ins.line}: ${ins.keyword} is not in exec form`);
-  return parsed;
-}
-
-function last(stage: Stage, keyword: string): Instruction | undefined {
-  return stage.instructions.filter((i) => i.keyword === keyword).at(-1);
-}
-
-/** COPY sources and destination, exec or shell form. */
-function copyArgs(ins: Instruction): { sources: string[]; dest: string } {
-  const parts = ins.rest.startsWith('[') ? (JSON.parse(ins.rest) as string[]) : ins.rest.split(/\s+/);
-  return { sources: parts.slice(0, -1), dest: parts.at(-1)! };
-}
-
-/** The absolute path a relative path names in a stage at a given instruction (WORKDIR applied). */
-function workdirAt(stage: Stage, ins: Instruction): string {
-  let dir = '/';
-  for (const i of stage.instructions) {
-    if (i === ins) break;
-    if (i.keyword === 'WORKDIR') dir = posix.resolve(dir, i.rest);
-  }
-  return dir;
-}
-
-function globToRegExp(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*' && pattern[i + 1] === '*') {
-      re += '.*';
-      i++;
-      if (pattern[i + 1] === '/') i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/** .dockerignore semantics: patterns in order, `!` re-includes, a match on a folder covers its content. */
-function dockerIgnore(text: string): (path: string) => boolean {
-  const rules = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'))
-    .map((l) => {
-      const negate = l.startsWith('!');
-      const p = posix.normalize((negate ? l.slice(1) : l).trim()).replace(/^\/+|\/+$/g, '');
-      return { negate, re: globToRegExp(p) };
-    });
-  return (path) => {
-    const segments = path.split('/');
-    let ignored = false;
-    for (const r of rules) {
-      for (let n = 1; n <= segments.length; n++) {
-        if (r.re.test(segments.slice(0, n).join('/'))) {
-          ignored = !r.negate;
-          break;
-        }
-      }
-    }
-    return ignored;
-  };
-}
-
-/** Files (recursively) under a repository path that the build context holds. */
-function contextFiles(rel: string, ignored: (p: string) => boolean): string[] {
-  const abs = resolve(ROOT, rel);
-  if (!existsSync(abs) || ignored(rel)) return [];
-  if (!statSync(abs).isDirectory()) return [rel];
-  return readdirSync(abs).flatMap((e) => contextFiles(posix.join(rel, e), ignored));
-}
-
-/** Context paths a COPY source names, with its glob expanded (Docker globs only the last parts here). */
-function expandSource(source: string): string[] {
-  const rel = posix.normalize(source).replace(/^\/+|\/+$/g, '');
-  if (!/[*?[]/.test(rel)) return [rel];
-  const dir = posix.dirname(rel);
-  const re = globToRegExp(posix.basename(rel));
-  const abs = resolve(ROOT, dir);
-  return existsSync(abs)
-    ? readdirSync(abs)
-        .filter((e) => re.test(e))
-        .map((e) => (dir === '.' ? e : `${dir}/${e}`))
-    : [];
-}
-
-const dockerfile = readFileSync(resolve(ROOT, 'Dockerfile'), 'utf8');
-const stages = parseDockerfile(dockerfile);
-const build = stages[0]!;
-const runtime = stages.at(-1)!;
-const ignoreFile = resolve(ROOT, '.dockerignore');
-const isIgnored = dockerIgnore(existsSync(ignoreFile) ? readFileSync(ignoreFile, 'utf8') : '');
-const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.rest);
 
 describe('Dockerfile', () => {
-  it('builds in a separate stage, every stage on node:24-slim', () => {
-    expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of stages) expect(s.image, `FROM ${s.image}`).toMatch(/^node:24(?:\.\d+){0,2}-slim(?:@sha256:[0-9a-f]{64})?$/);
+  it('builds every stage on one Node 24 slim release, pinned, or on an earlier stage', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(3);
+    for (const s of stages) {
+      const onStage = stages.slice(0, stages.indexOf(s)).some((p) => p.name === s.image);
+      if (!onStage) expect(s.image, `FROM ${s.image}`).toMatch(PINNED_NODE_24);
+    }
+    const images = [...new Set(stages.filter((s) => PINNED_NODE_24.test(s.image)).map((s) => s.image))];
+    expect(images, 'one pinned base for every stage').toHaveLength(1);
+    // The label names the same base as the FROM lines.
+    const labels = made(production)
+      .filter((i) => i.keyword === 'LABEL')
+      .map((i) => i.rest)
+      .join(' ');
+    expect(labels).toContain(`org.opencontainers.image.base.name="docker.io/library/${images[0]!.replace(/@.*$/, '')}"`);
+  });
+
+  it('compiles in a build stage that the production image does not descend from', () => {
     expect(runs(build).some((r) => /\bnpm ci\b/.test(r))).toBe(true);
     expect(runs(build).some((r) => /\bnpm run build\b/.test(r))).toBe(true);
+    expect(stageChain(stages, production)).not.toContain(build);
   });
 
   it('gives the build stage everything tsconfig.build.json compiles, at the same relative paths', () => {
@@ -182,51 +87,81 @@ describe('Dockerfile', () => {
       ...(tsBuild.extends ? [posix.normalize(tsBuild.extends)] : []),
       ...tsBuild.include,
     ];
+    const instructions = made(build);
     const buildAt = workdirAt(
-      build,
-      build.instructions.find((i) => /\bnpm run build\b/.test(i.rest))!,
+      instructions,
+      instructions.find((i) => /\bnpm run build\b/.test(i.rest))!,
     );
     const copied = new Set<string>();
-    for (const ins of build.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from === undefined)) {
-      const { sources, dest } = copyArgs(ins);
-      const to = posix.resolve(workdirAt(build, ins), dest);
-      for (const s of sources.flatMap(expandSource)) {
-        const isDir = existsSync(resolve(ROOT, s)) && statSync(resolve(ROOT, s)).isDirectory();
-        const landed = !isDir && dest.endsWith('/') ? posix.join(to, posix.basename(s)) : to;
-        if (landed === posix.resolve(buildAt, s)) copied.add(s);
+    for (const ins of instructions.filter((i) => i.keyword === 'COPY' && i.flags.from === undefined)) {
+      for (const s of copyArgs(ins).sources.flatMap(expandSource)) {
+        if (copyLanding(instructions, ins, s) === posix.resolve(buildAt, s)) copied.add(s);
       }
     }
     expect(needed.filter((n) => !copied.has(n))).toEqual([]);
   });
 
-  it('installs production dependencies only in the runtime image, without running scripts', () => {
-    const install = runs(runtime).filter((r) => /\bnpm (ci|install|i)\b/.test(r));
+  it('installs production dependencies only in the production image, without running scripts, and drops the package managers', () => {
+    const install = runs(production).filter((r) => /\bnpm (ci|install|i)\b/.test(r));
     expect(install).toHaveLength(1);
     expect(install[0]).toMatch(/\bnpm ci\b/);
     expect(install[0]).toMatch(/--omit=dev\b/);
     expect(install[0]).toMatch(/--ignore-scripts\b/);
-    expect(runs(runtime).some((r) => /\bnpm run build\b|\btsc\b/.test(r))).toBe(false);
+    expect(runs(production).some((r) => /\bnpm run build\b|\btsc\b/.test(r))).toBe(false);
+    // Nothing runs npm once the image is built: the entrypoint is node, and npm itself is removed.
+    const removal = runs(production).find((r) => /\brm -rf\b[^&;|]*\/usr\/local\/lib\/node_modules\/npm\b/.test(r));
+    expect(removal, 'a RUN that removes npm').toBeDefined();
+    expect(runs(production).indexOf(removal!)).toBeGreaterThanOrEqual(runs(production).indexOf(install[0]!));
   });
 
-  it('runs as a non-root user', () => {
-    const user = last(runtime, 'USER');
-    expect(user, 'USER in the runtime stage').toBeDefined();
-    const [name, group] = user!.rest.split(':');
-    expect(['root', '0']).not.toContain(name);
-    if (group !== undefined) expect(['root', '0']).not.toContain(group);
+  it('keeps the sandbox certificates and demo secrets out of the production image', () => {
+    const problems: string[] = [];
+    for (const ins of made(production).filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')) {
+      for (const f of copiedFiles(production, ins).filter(demoOnly)) problems.push(`line ${ins.line}: ${ins.keyword} ${ins.rest} brings ${f}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('has a demo target that adds the sandbox material to the same app and runs `vakt demo`', () => {
+    expect(demo, 'a stage named demo (docker build --target demo)').toBeDefined();
+    // The demo is the production app plus the sandbox's files, not a second build of it.
+    const shared = stageChain(stages, demo!).filter((s) => stageChain(stages, production).includes(s));
+    expect(shared.some((s) => s.instructions.some((i) => i.keyword === 'ENTRYPOINT'))).toBe(true);
+    const copied = made(demo!)
+      .filter((i) => i.keyword === 'COPY')
+      .flatMap((i) => copiedFiles(demo!, i));
+    for (const d of DEMO_ONLY)
+      expect(
+        copied.some((f) => f.startsWith(`${d}/`)),
+        d,
+      ).toBe(true);
+    expect(execForm(last(demo!, 'CMD'))[0]).toBe('demo');
+    expect(stages.indexOf(demo!)).toBeLessThan(stages.length - 1);
+  });
+
+  it('runs as a fixed, numeric, non-root uid and gid', () => {
+    const user = last(production, 'USER');
+    expect(user, 'USER in the production image').toBeDefined();
+    // Numeric, so that Kubernetes can verify runAsNonRoot against it (deploy/kubernetes).
+    const m = /^(\d+):(\d+)$/.exec(user!.rest);
+    expect(m, `USER ${user!.rest} as uid:gid`).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(Number(m![2])).toBeGreaterThan(0);
     // Nothing after USER switches back.
-    const after = runtime.instructions.slice(runtime.instructions.indexOf(user!) + 1);
+    const after = made(production).slice(made(production).indexOf(user!) + 1);
     expect(after.filter((i) => i.keyword === 'USER')).toEqual([]);
   });
 
   it('exposes the metrics port 9464', () => {
-    const ports = runtime.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.rest.split(/\s+/));
+    const ports = made(production)
+      .filter((i) => i.keyword === 'EXPOSE')
+      .flatMap((i) => i.rest.split(/\s+/));
     expect(ports.map((p) => p.replace(/\/tcp$/, ''))).toContain('9464');
   });
 
   it('has a health check on /healthz that needs neither curl nor wget', () => {
-    const hc = last(runtime, 'HEALTHCHECK');
-    expect(hc, 'HEALTHCHECK in the runtime stage').toBeDefined();
+    const hc = last(production, 'HEALTHCHECK');
+    expect(hc, 'HEALTHCHECK in the production image').toBeDefined();
     expect(hc!.rest).toMatch(/^CMD\s/);
     expect(hc!.rest).not.toMatch(/\b(curl|wget)\b/);
     expect(hc!.rest).toMatch(/\bnode\b/);
@@ -234,28 +169,27 @@ describe('Dockerfile', () => {
   });
 
   it('runs `vakt run -c /etc/vakt/vakt.yaml` by default, through the package bin script', () => {
-    const entrypoint = execForm(last(runtime, 'ENTRYPOINT'));
-    const cmd = execForm(last(runtime, 'CMD'));
+    const entrypoint = execForm(last(production, 'ENTRYPOINT'));
+    const cmd = execForm(last(production, 'CMD'));
     // node starts with the flags every entry point gives it (agent/heap.ts NODE_FLAGS).
     expect([...entrypoint, ...cmd]).toEqual(['node', ...NODE_FLAGS, expect.any(String), 'run', '-c', '/etc/vakt/vakt.yaml']);
-    // The script node runs is where the runtime stage put package.json's `vakt` bin.
+    // The script node runs is where the production image put package.json's `vakt` bin.
     const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     const binRel = posix.normalize(pkg.bin.vakt!);
-    const landed = runtime.instructions
+    const instructions = made(production);
+    const landed = instructions
       .filter((i) => i.keyword === 'COPY' && i.flags.from === undefined)
-      .flatMap((i) => {
-        const { sources, dest } = copyArgs(i);
-        const to = posix.resolve(workdirAt(runtime, i), dest);
-        return sources
-          .map((s) => posix.normalize(s).replace(/\/+$/, ''))
+      .flatMap((i) =>
+        copyArgs(i)
+          .sources.map((s) => posix.normalize(s).replace(/\/+$/, ''))
           .filter((s) => binRel === s || binRel.startsWith(`${s}/`))
-          .map((s) => (binRel === s ? (dest.endsWith('/') ? posix.join(to, posix.basename(s)) : to) : posix.join(to, binRel.slice(s.length + 1))));
-      });
+          .map((s) => (binRel === s ? copyLanding(instructions, i, s) : posix.join(copyLanding(instructions, i, s), binRel.slice(s.length + 1)))),
+      );
     expect(landed).toContain(entrypoint[1 + NODE_FLAGS.length]);
   });
 
   it('has OCI labels', () => {
-    const labels = runtime.instructions
+    const labels = made(production)
       .filter((i) => i.keyword === 'LABEL')
       .map((i) => i.rest)
       .join(' ');
@@ -282,38 +216,29 @@ describe('Dockerfile', () => {
     expect(problems).toEqual([]);
   });
 
-  it('copies from the build stage only what that stage has or makes', () => {
+  it('copies from another stage only what that stage has or makes', () => {
     const problems: string[] = [];
     const outDir = (JSON.parse(readFileSync(resolve(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string } }).compilerOptions.outDir;
-    for (const ins of runtime.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from !== undefined)) {
-      const from = stages.find((s) => s.name === ins.flags.from);
-      if (!from) {
-        problems.push(`line ${ins.line}: --from=${ins.flags.from} is not a stage of this Dockerfile`);
-        continue;
-      }
-      for (const source of copyArgs(ins).sources) {
-        const abs = posix.resolve('/', source).replace(/\/+$/, '');
-        const made = from.instructions.some((i) => {
-          const dir = workdirAt(from, i);
-          if (i.keyword === 'RUN') {
-            const rel = posix.relative(dir, abs);
+    for (const stage of stages) {
+      for (const ins of stage.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from !== undefined)) {
+        const from = stages.find((s) => s.name === ins.flags.from);
+        if (!from) {
+          problems.push(`line ${ins.line}: --from=${ins.flags.from} is not a stage of this Dockerfile`);
+          continue;
+        }
+        const instructions = made(from);
+        for (const source of copyArgs(ins).sources) {
+          const abs = posix.resolve('/', source).replace(/\/+$/, '');
+          const byRun = instructions.some((i) => {
+            if (i.keyword !== 'RUN') return false;
+            const rel = posix.relative(workdirAt(instructions, i), abs);
             if (rel === posix.normalize(outDir) && /\bnpm run build\b/.test(i.rest)) return true;
             return new RegExp(`\\bmkdir -p\\b[^&;|]*\\s${rel.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\s|/|$)`).test(i.rest);
-          }
-          if (i.keyword !== 'COPY' || i.flags.from !== undefined) return false;
-          const { sources, dest } = copyArgs(i);
-          const to = posix.resolve(dir, dest);
-          // The path lies under a folder this stage copied from the context, and the context has it.
-          return sources.some((s) => {
-            const inRepo = posix.normalize(s).replace(/\/+$/, '');
-            // A folder's content lands in the destination; a file lands in it when it ends in '/'.
-            const isDir = existsSync(resolve(ROOT, inRepo)) && statSync(resolve(ROOT, inRepo)).isDirectory();
-            const landed = !isDir && dest.endsWith('/') ? posix.join(to, posix.basename(inRepo)) : to;
-            if (abs !== landed && !abs.startsWith(`${landed}/`)) return false;
-            return contextFiles(posix.join(inRepo, posix.relative(landed, abs)), isIgnored).length > 0;
           });
-        });
-        if (!made) problems.push(`line ${ins.line}: ${source} is neither copied into nor made by stage ${from.name}`);
+          if (!byRun && contextFilesAt(stages, from, abs, isIgnored).length === 0) {
+            problems.push(`line ${ins.line}: ${source} is neither copied into nor made by stage ${from.name}`);
+          }
+        }
       }
     }
     expect(problems).toEqual([]);
@@ -325,6 +250,7 @@ describe('.dockerignore', () => {
     for (const p of ['node_modules', 'node_modules/zod/package.json', 'dist/agent/cli.js', '.git/HEAD', 'test-artifacts/x', 'coverage/index.html']) {
       expect(isIgnored(p), p).toBe(true);
     }
+    // The demo target needs the sandbox's material in the context; only the production stage leaves it out.
     for (const p of ['package.json', 'agent/cli.ts', 'bin/vakt.js', 'config/default.yaml', 'sandbox/certs/ca.pem', 'sandbox/secrets/probe-password']) {
       expect(isIgnored(p), p).toBe(false);
     }
