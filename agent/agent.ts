@@ -10,6 +10,7 @@ import { placeChecks, type RemoteDependency } from '../config/placement.js';
 import { formatShard, type Shard } from '../config/shard.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { RunHistory } from './history.js';
+import { Journal } from './journal.js';
 import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
 import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
@@ -35,11 +36,11 @@ function loadOptions(o: AgentOptions): LoadOptions {
   return { ...(o.webConfigFile !== undefined ? { webConfigFile: o.webConfigFile } : {}), ...(o.site !== undefined ? { site: o.site } : {}) };
 }
 
-/** The config as this agent runs it: only the checks placed here (config/placement.ts); `elsewhere` counts the others. */
-function placedHere(config: Config, o: AgentOptions): { config: Config; elsewhere: number; remote: RemoteDependency[] } {
+/** The config as this agent runs it: only the checks placed here (config/placement.ts); `elsewhere` counts the others, `disabled` holds those placed here but switched off. */
+function placedHere(config: Config, o: AgentOptions): { config: Config; elsewhere: number; remote: RemoteDependency[]; disabled: CheckConfig[] } {
   const placed = placeChecks(config, { site: config.site?.name, shard: o.shard });
   const agent = o.replica === undefined ? config.agent : { ...config.agent, labels: { ...config.agent.labels, replica: o.replica } };
-  return { config: { ...config, agent, checks: placed.checks }, elsewhere: placed.elsewhere.length, remote: placed.remote };
+  return { config: { ...config, agent, checks: placed.checks }, elsewhere: placed.elsewhere.length, remote: placed.remote, disabled: placed.disabled };
 }
 
 /** How often learnt baselines are written to agent.stateFile. */
@@ -69,6 +70,8 @@ export interface ReloadResult {
   removed?: string[];
   changed?: string[];
   unchanged?: number;
+  /** The checks the new config has with `enabled: false` (not run; a check switched off is also in `removed`). */
+  disabled?: string[];
 }
 
 export class Agent {
@@ -83,6 +86,8 @@ export class Agent {
   private readonly threads: ProbeThreads | undefined;
   private readonly scheduler: Scheduler;
   private readonly detector = new Detector();
+  /** State changes and incidents, on the state volume (agent.journal). */
+  readonly journal: Journal;
   private readonly checks = new Map<string, CheckView>();
   private readonly inFlight = new Set<Promise<void>>();
   private reloading: Promise<ReloadResult> | undefined;
@@ -97,6 +102,8 @@ export class Agent {
   ) {
     this.redactor.setSecrets(secretValues(config));
     this.log = createLogger(options.logLevel ?? config.agent.logLevel, this.redactor, options.logStream);
+    this.journal = new Journal(config.agent.journal, this.log);
+    const journal = this.journal;
     this.limiter = new Limiter(config.agent.concurrency);
     this.metrics = new Metrics(
       () => this.limiter.inFlight,
@@ -104,6 +111,7 @@ export class Agent {
       () => this.config.agent.concurrency,
       this.redactor,
     );
+    this.metrics.setJournal(() => ({ lost: journal.dropped, errors: journal.writeErrors }));
     this.metrics.setConstantLabels(config.agent.labels);
     this.metrics.setHistogramDefault(config.agent.histograms);
     this.runner = new Runner(this.root.signal, this.limiter, this.log, undefined, this.loop);
@@ -137,12 +145,14 @@ export class Agent {
 
   /** Loads the config file and starts scheduling. Throws ConfigLoadError on a bad file. */
   static async start(options: AgentOptions): Promise<Agent> {
-    const { config, elsewhere, remote } = placedHere(await loadConfigFile(options.configFile, process.env, loadOptions(options)), options);
+    const { config, elsewhere, remote, disabled } = placedHere(await loadConfigFile(options.configFile, process.env, loadOptions(options)), options);
     const agent = new Agent(config, options);
-    agent.placed(elsewhere, remote);
+    agent.placed(elsewhere, remote, disabled);
     agent.logSite(undefined);
     agent.metrics.configLoaded(true, config.checks, false);
     await agent.loadState();
+    await agent.journal.open();
+    agent.journal.append({ t: Date.now(), type: 'agent', event: 'started' });
     for (const c of config.checks) agent.addCheck(c);
     agent.log.info(
       {
@@ -152,6 +162,7 @@ export class Agent {
         ...(config.site ? { site: config.site.name } : {}),
         ...(options.shard ? { shard: formatShard(options.shard) } : {}),
         ...(config.site || options.shard ? { elsewhere } : {}),
+        ...(disabled.length > 0 ? { disabled: disabled.map((c) => c.name) } : {}),
       },
       'config loaded, scheduling checks',
     );
@@ -211,10 +222,19 @@ export class Agent {
   }
 
   /** What this agent runs of the config, for the API and the metrics. */
-  placement = { shard: { index: 0, count: 1 }, owned: 0, elsewhere: 0, remote: [] as RemoteDependency[] };
+  placement = { shard: { index: 0, count: 1 }, owned: 0, elsewhere: 0, disabled: 0, remote: [] as RemoteDependency[] };
 
-  private placed(elsewhere: number, remote: RemoteDependency[]): void {
-    this.placement = { shard: this.options.shard ?? { index: 0, count: 1 }, owned: this.config.checks.length, elsewhere, remote };
+  /** The checks placed here with `enabled: false`: configured, not run (no state, no series). */
+  private disabled: CheckConfig[] = [];
+
+  /** The disabled checks placed here, in config order (the API lists them as such). */
+  disabledChecks(): readonly CheckConfig[] {
+    return this.disabled;
+  }
+
+  private placed(elsewhere: number, remote: RemoteDependency[], disabled: CheckConfig[]): void {
+    this.disabled = disabled;
+    this.placement = { shard: this.options.shard ?? { index: 0, count: 1 }, owned: this.config.checks.length, elsewhere, disabled: disabled.length, remote };
     this.metrics.setPlacement(this.placement);
   }
 
@@ -244,6 +264,8 @@ export class Agent {
     }
     await this.threads?.terminate();
     await this.saveState();
+    this.journal.append({ t: Date.now(), type: 'agent', event: 'stopped' });
+    await this.journal.close();
     this.log.info({ aborted: pending.length }, 'agent stopped');
   }
 
@@ -285,7 +307,7 @@ export class Agent {
 
   private async doReload(): Promise<ReloadResult> {
     let next: Config;
-    let placement: { elsewhere: number; remote: RemoteDependency[] };
+    let placement: { elsewhere: number; remote: RemoteDependency[]; disabled: CheckConfig[] };
     try {
       const placed = placedHere(await loadConfigFile(this.options.configFile, process.env, loadOptions(this.options)), this.options);
       next = placed.config;
@@ -299,7 +321,7 @@ export class Agent {
     if (this.stopping) return { ok: false, errors: ['agent is stopping'] };
     const old = this.config;
     this.config = next;
-    this.placed(placement.elsewhere, placement.remote);
+    this.placed(placement.elsewhere, placement.remote, placement.disabled);
     this.logSite(old.site);
     const secrets = secretValues(next);
     this.redactor.setSecrets(secrets);
@@ -325,6 +347,12 @@ export class Agent {
     if (!isDeepStrictEqual(old.agent.web.statusListen, next.agent.web.statusListen)) {
       this.log.warn({ statusListen: next.agent.web.statusListen ?? null }, 'agent.web.statusListen changed: takes effect after a restart');
     }
+    if (!isDeepStrictEqual(old.agent.journal, next.agent.journal)) {
+      this.log.warn(
+        { journal: next.agent.journal.file ?? null, running: old.agent.journal.file ?? null },
+        'agent.journal changed: takes effect after a restart',
+      );
+    }
     if (old.agent.probeThreads !== next.agent.probeThreads) {
       this.log.warn({ probeThreads: next.agent.probeThreads, running: old.agent.probeThreads }, 'agent.probeThreads changed: takes effect after a restart');
     }
@@ -332,7 +360,14 @@ export class Agent {
     this.scheduler.setTiming(next.agent.jitter, next.agent.startSpreadMs);
 
     const wanted = new Map(next.checks.map((c) => [c.name, c]));
-    const result: Required<Omit<ReloadResult, 'errors'>> = { ok: true, added: [], removed: [], changed: [], unchanged: 0 };
+    const result: Required<Omit<ReloadResult, 'errors'>> = {
+      ok: true,
+      added: [],
+      removed: [],
+      changed: [],
+      unchanged: 0,
+      disabled: placement.disabled.map((c) => c.name),
+    };
     for (const name of [...this.checks.keys()]) {
       if (!wanted.has(name)) {
         this.removeCheck(name);
@@ -353,7 +388,10 @@ export class Agent {
     }
     this.updateCauses();
     this.metrics.configLoaded(true, next.checks, true);
-    this.log.info({ added: result.added, removed: result.removed, changed: result.changed, unchanged: result.unchanged }, 'config reloaded');
+    this.log.info(
+      { added: result.added, removed: result.removed, changed: result.changed, unchanged: result.unchanged, disabled: result.disabled },
+      'config reloaded',
+    );
     return result;
   }
 
@@ -371,6 +409,7 @@ export class Agent {
     this.threads?.remove(name);
     this.checks.get(name)?.history.clear();
     this.detector.forget(name);
+    this.journal.forget(name);
     this.metrics.removeCheck(name);
     this.checks.delete(name);
   }
@@ -429,6 +468,15 @@ export class Agent {
       const broken = (st: string) => st === 'down' || st === 'failing';
       if (broken(verdict.previous) || broken(verdict.status.state)) this.causesSoon();
       const line = { ...detail, from: verdict.previous, to: verdict.status.state, ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}) };
+      const reason = r.failure?.reason ?? r.degraded?.reason;
+      this.journal.append({
+        t: outcome.startedAt,
+        type: 'state',
+        check: c.name,
+        from: verdict.previous,
+        to: verdict.status.state,
+        ...(reason !== undefined && verdict.status.state !== 'ok' ? { reason } : {}),
+      });
       if (verdict.status.state === 'ok' || (verdict.previous === 'unknown' && verdict.status.state !== 'down' && verdict.status.state !== 'failing')) {
         this.log.info(line, `check ${c.name} is ${verdict.status.state}`);
       } else this.log.warn(line, `check ${c.name} is ${verdict.status.state}`);
@@ -468,15 +516,26 @@ export class Agent {
       else v.cause = cause;
       this.metrics.setRootCause(v.config.name, cause);
     }
-    const before = new Set(this.openIncidents.map((i) => i.cause));
+    const before = new Map(this.openIncidents.map((i) => [i.cause, i]));
     this.openIncidents = incidents(nodes, causes);
     this.metrics.setIncidents(this.openIncidents);
+    const t = Date.now();
     for (const i of this.openIncidents) {
-      if (!before.has(i.cause))
+      const was = before.get(i.cause);
+      if (!was || was.since !== i.since) {
         this.log.warn({ cause: i.cause, affected: i.affected, since: new Date(i.since).toISOString() }, `incident opened: ${i.cause} is down`);
+        const reason = this.checks.get(i.cause)?.last?.result.failure?.reason;
+        this.journal.append({ t, type: 'incident', event: 'opened', cause: i.cause, since: i.since, affected: i.affected, ...(reason ? { reason } : {}) });
+      } else if (!isDeepStrictEqual(was.affected, i.affected)) {
+        this.journal.append({ t, type: 'incident', event: 'updated', cause: i.cause, since: i.since, affected: i.affected });
+      }
     }
-    const now = new Set(this.openIncidents.map((i) => i.cause));
-    for (const c of before) if (!now.has(c)) this.log.info({ cause: c }, `incident closed: ${c}`);
+    const now = new Map(this.openIncidents.map((i) => [i.cause, i]));
+    for (const [c, was] of before) {
+      if (now.get(c)?.since === was.since) continue;
+      this.log.info({ cause: c }, `incident closed: ${c}`);
+      this.journal.append({ t, type: 'incident', event: 'closed', cause: c, since: was.since, affected: was.affected });
+    }
   }
 }
 

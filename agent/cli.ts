@@ -1,11 +1,14 @@
 // The command line: vakt run | validate | probe | demo. Each has --help.
 import { parseArgs } from 'node:util';
 import { SITE_NAME, splitHostPort } from '../config/fields.js';
-import { ConfigLoadError, formatConfigError, loadConfigFile, type CheckConfig } from '../config/loader.js';
-import { placeChecks } from '../config/placement.js';
+import { ConfigLoadError, formatConfigError, loadConfigFile, parseConfig, type CheckConfig } from '../config/loader.js';
+import { placeChecks, runsAt } from '../config/placement.js';
 import { parseShard, shardFromEnv, type Shard } from '../config/shard.js';
 import { formatDuration } from '../config/units.js';
-import { PROBES } from '../probes/kinds.js';
+import { KINDS, PROBES } from '../probes/kinds.js';
+import type { CONNECTION_VALUES } from '../probes/kit/kind.js';
+import type { TargetResult } from '../probes/types.js';
+import { AdHocError, adHocProbe, optionFlags } from './adhoc.js';
 import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
@@ -25,6 +28,7 @@ Commands:
   validate FILE...   check config files (secrets need not be present); print every error; exit 1 if any;
                      with --site NAME, list the checks that run at that site
   probe -c FILE NAME run one check once and print every phase and the verdict
+  probe KIND TARGET  probe once without a config file, like dig or curl (vakt probe --help)
   demo               run the agent on the built-in sandbox (simulated hospital services)
 
 Options:
@@ -63,14 +67,55 @@ names.
   --site NAME         validate as the agent at site NAME runs the config (default: VAKT_SITE), and
                       list the checks that run there: name, kind, target, interval, group
 Exit status: 0 when every file is valid, 1 otherwise.`,
-  probe: `Usage: vakt probe -c FILE CHECK [--json] [--site NAME]
+  get probe() {
+    return `Usage: vakt probe -c FILE CHECK [--json] [--site NAME]
+       vakt probe KIND TARGET... [--KEY VALUE]... [--opt KEY=VALUE]... [--options YAML]
+                  [--secret NAME=env:VAR|NAME=file:PATH]... [--timeout DURATION] [--json]
 
-Runs one check once, with its timeout, and prints every phase, the values and the verdict.
-  -c, --config FILE   the config file (required)
-  --json              print the result as JSON
+Runs one check once, with its timeout, and prints every phase, the values (a certificate's
+expiry also as a date), a DNS reply's records as dig shows them, and the verdict.
+
+A check of a config file:
+  -c, --config FILE   the config file (required); a check with enabled: false runs too
   --site NAME         the site this host is at (default: VAKT_SITE, else agent.labels.site):
                       the check must run there
-Exit status: 0 when the check succeeded (also when degraded), 1 when it failed, 2 on usage errors.`,
+  --json              print the result as JSON
+
+Ad hoc, without a config file: KIND and TARGET as in a check (several TARGETs for dns), and
+the kind's options as in its options block (docs/configuration.md), validated the same way:
+  --KEY VALUE         an option: --bind-dn is bindDn, --tls.server-name is tls.serverName; a
+                      key that takes true is a flag (--tls); a list key repeats (--queues a
+                      --queues b) or takes [a, b]; "..." and [..] and {..} are read as YAML
+  -o, --opt KEY=VALUE the same (--opt expect.answer.values=10.20.1.5)
+  --options YAML      the whole options block ('{name: ehr.local, type: A}'); keys add to it
+  --KEY env:VAR, --KEY-env VAR, --KEY-file PATH
+                      an option that names a secret (password, clientSecret): its value from
+                      an environment variable or a file, never from the command line
+  --secret NAME=env:VAR, --secret NAME=file:PATH
+                      a secret for templates (http: \${secret.NAME}) or for --KEY NAME
+  --timeout DURATION  the run's deadline (default 5s)
+  --json              print the result as JSON (http's own json option: --opt json=...)
+
+Examples:
+  vakt probe tcp ehr.region.example:443 --tls --samples 5
+  vakt probe tcp 10.50.1.10:3389 --expect blocked --connect-timeout 2s
+  vakt probe dns 10.40.0.53 --name ehr.region.local --type A
+  vakt probe dns 10.40.0.53 10.40.0.54 --name region.local --type SOA --consistency
+  vakt probe http https://ehr.region.example/health --expect.status 200 --timeout 10s
+  vakt probe http https://ehr.region.example/api -o headers.Accept=application/json --json
+  vakt probe oidc https://login.region.example/realms/clinical --client-id vakt-probe --client-secret-env VAKT_IDP_SECRET
+  vakt probe ldap ldaps://dc1.region.example --bind-dn CN=vakt-probe,OU=Service,DC=region,DC=example --password-env VAKT_AD_PASSWORD
+  vakt probe mllp hl7.region.example:6661 --receiving-application LAB
+  vakt probe queue https://mq.region.example:15671 --source rabbitmq --queues lab.results --username vakt --password env:VAKT_MQ_PASSWORD
+  vakt probe amqp mq.region.example:5672 --vhost integration --username vakt --password-env VAKT_MQ_PASSWORD
+  vakt probe ntp dc1.region.example --samples 3 --max-offset 1m
+
+Options of each kind:
+${KINDS.map((k) => wrap(`  ${k.padEnd(6)} `, optionFlags(k))).join('\n')}
+
+Exit status: 0 when the check succeeded (also when degraded), 1 when it failed, 2 on usage or
+config errors.`;
+  },
   demo: `Usage: vakt demo [--listen HOST:PORT] [--log-level LEVEL] [--site NAME]
 
 Starts the sandbox (simulated hospital services on 127.0.0.1 with fault switches) and the
@@ -269,12 +314,17 @@ async function cmdValidate(args: string[]): Promise<number> {
       });
       for (const e of cfg.missingSecrets) process.stdout.write(`${formatConfigError({ ...e, message: `not present here (${e.message})` })}\n`);
       if (cfg.site && cfg.site.from !== 'agent.labels.site') {
-        const placed = placeChecks(cfg, { site: cfg.site.name }).checks;
-        process.stdout.write(checkTable(placed));
-        process.stdout.write(`${placed.length} of ${cfg.checks.length} checks run at site ${cfg.site.name}\n`);
+        const placed = placeChecks(cfg, { site: cfg.site.name });
+        const here = cfg.checks.filter((c) => placed.checks.includes(c) || placed.disabled.includes(c));
+        process.stdout.write(checkTable(here));
+        const off = placed.disabled.length > 0 ? ` (and ${placed.disabled.length} disabled)` : '';
+        process.stdout.write(`${placed.checks.length} of ${cfg.checks.length} checks run at site ${cfg.site.name}${off}\n`);
       }
       const missing = cfg.missingSecrets.length;
-      const note = missing > 0 ? `; ${missing} secret${missing === 1 ? '' : 's'} not present here, read when the agent starts` : '';
+      const disabled = cfg.checks.filter((c) => c.enabled === false).length;
+      const note =
+        (disabled > 0 ? `; ${disabled} disabled` : '') +
+        (missing > 0 ? `; ${missing} secret${missing === 1 ? '' : 's'} not present here, read when the agent starts` : '');
       const files = cfg.files.length > 1 ? ` in ${cfg.files.length} files` : '';
       process.stdout.write(`${file}: ok (${cfg.checks.length} checks${files}${note})\n`);
     } catch (err) {
@@ -287,10 +337,12 @@ async function cmdValidate(args: string[]): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-/** One line per check in aligned columns: name, kind, target, interval (or cron), group. */
+/** One line per check in aligned columns: name, kind, target, interval (or cron), group; a disabled check says so first. */
 function checkTable(checks: readonly CheckConfig[]): string {
+  const anyDisabled = checks.some((c) => c.enabled === false);
   const rows = checks.map((c) => [
     c.name,
+    ...(anyDisabled ? [c.enabled === false ? 'disabled' : ''] : []),
     c.kind,
     c.target,
     c.schedule.type === 'interval'
@@ -320,8 +372,11 @@ function siteOption(value: string | boolean | undefined): string | undefined {
 }
 
 async function cmdProbe(args: string[]): Promise<number> {
+  // With -c, a check of a config file; without, an ad-hoc probe: vakt probe KIND TARGET [options].
+  if (!args.some((a) => /^-c/.test(a) || /^--config(=|$)/.test(a))) return cmdProbeAdHoc(args);
   const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, site: { type: 'string' } });
-  if (typeof values.config !== 'string' || positionals.length !== 1) throw new UsageError('probe needs -c FILE and one CHECK name');
+  if (typeof values.config !== 'string' || positionals.length !== 1)
+    throw new UsageError('probe needs -c FILE and one CHECK name (or KIND TARGET: vakt probe --help)');
   const name = positionals[0] as string;
   const site = siteOption(values.site);
   let config;
@@ -332,20 +387,48 @@ async function cmdProbe(args: string[]): Promise<number> {
     process.stderr.write(`${err.message}\n`);
     return 2;
   }
-  const placed = placeChecks(config, { site: config.site?.name });
-  const check = placed.checks.find((c) => c.name === name);
+  const check = config.checks.find((c) => c.name === name);
   if (!check) {
-    const elsewhere = placed.elsewhere.find((c) => c.name === name);
-    process.stderr.write(
-      elsewhere
-        ? `vakt: check "${name}" does not run at site ${config.site?.name ?? '(none)'} (sites: ${elsewhere.sites?.join(', ') ?? ''})\n`
-        : `vakt: no check named "${name}" in ${values.config} (checks: ${config.checks.map((c) => c.name).join(', ')})\n`,
-    );
+    process.stderr.write(`vakt: no check named "${name}" in ${values.config} (checks: ${config.checks.map((c) => c.name).join(', ')})\n`);
     return 2;
   }
+  if (!runsAt(check, config.site?.name)) {
+    process.stderr.write(`vakt: check "${name}" does not run at site ${config.site?.name ?? '(none)'} (sites: ${check.sites?.join(', ') ?? ''})\n`);
+    return 2;
+  }
+  return probeOnce(check, config.checks, { json: values.json === true, adHoc: false });
+}
+
+/** vakt probe KIND TARGET [options]: a check built from the command line (agent/adhoc.ts), validated by the loader as a file is. */
+async function cmdProbeAdHoc(args: string[]): Promise<number> {
+  const [kind, ...words] = args;
+  if (kind === undefined || kind.startsWith('-'))
+    throw new UsageError('probe needs KIND first: vakt probe KIND TARGET [options], or vakt probe -c FILE CHECK (vakt probe --help)');
+  let adHoc;
+  try {
+    adHoc = adHocProbe(kind, words);
+  } catch (err) {
+    if (err instanceof AdHocError) throw new UsageError(err.message);
+    throw err;
+  }
+  let config;
+  try {
+    config = parseConfig(JSON.stringify(adHoc.config), '(command line)', process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigLoadError)) throw err;
+    for (const e of err.errors) process.stderr.write(`vakt: probe ${kind}: ${adHoc.flagOf(e.path)}: ${e.message}\n`);
+    return 2;
+  }
+  return probeOnce(config.checks[0] as CheckConfig, config.checks, { json: adHoc.json, adHoc: true });
+}
+
+/** Runs `check` once, with its timeout, and prints every phase, value, record and the verdict (or JSON); the exit status. */
+async function probeOnce(check: CheckConfig, all: readonly CheckConfig[], how: { json: boolean; adHoc: boolean }): Promise<number> {
   const redactor = new Redactor();
-  redactor.setSecrets(placed.checks.flatMap((c) => Object.values(c.secrets)));
+  redactor.setSecrets(all.flatMap((c) => Object.values(c.secrets)));
   const log = createLogger('warn', redactor, process.stderr);
+  const disabled = check.enabled === false;
+  if (disabled && how.json) process.stderr.write(`vakt: check "${check.name}" is disabled (enabled: false): run once here, the agent does not run it\n`);
   const ctrl = new AbortController();
   const onInt = () => ctrl.abort(new Error('interrupted'));
   process.once('SIGINT', onInt);
@@ -353,22 +436,25 @@ async function cmdProbe(args: string[]): Promise<number> {
   process.removeListener('SIGINT', onInt);
   if (!outcome) return 1;
   const r = outcome.result;
-  if (values.json) {
+  if (how.json) {
+    const head = how.adHoc ? {} : { check: check.name, ...(disabled ? { enabled: false } : {}) };
     process.stdout.write(
-      `${redactor.scrub(JSON.stringify({ check: check.name, kind: check.kind, target: check.target, durationSeconds: outcome.duration, ...r }, null, 2))}\n`,
+      `${redactor.scrub(JSON.stringify({ ...head, kind: check.kind, target: check.target, durationSeconds: outcome.duration, ...r }, null, 2))}\n`,
     );
     return r.ok ? 0 : 1;
   }
   const lines: string[] = [];
-  lines.push(`check     ${check.name} (${check.kind}) -> ${check.target}`);
+  lines.push(how.adHoc ? `probe     ${check.kind} -> ${check.target}` : `check     ${check.name} (${check.kind}) -> ${check.target}`);
+  if (disabled) lines.push('note      disabled (enabled: false): the agent does not run it; run once here');
   const phases = PROBES[check.kind].phases;
-  const describe = (p: { phases: Record<string, number>; values?: Partial<Record<string, number>>; info?: object }, indent: string) => {
+  const describe = (p: ProbePart, indent: string) => {
     for (const ph of phases) {
       const v = p.phases[ph];
       lines.push(`${indent}${ph.padEnd(11)} ${v === undefined ? '-' : `${(v * 1000).toFixed(3)} ms`}`);
     }
-    for (const [k, v] of Object.entries(p.values ?? {})) if (v !== undefined) lines.push(`${indent}${k.padEnd(26)} ${Number.isInteger(v) ? v : v.toFixed(6)}`);
+    for (const [k, v] of Object.entries(p.values ?? {})) if (v !== undefined) lines.push(`${indent}${k.padEnd(26)} ${valueText(k, v)}`);
     for (const [k, v] of Object.entries(p.info ?? {})) lines.push(`${indent}${k.padEnd(26)} ${String(v)}`);
+    lines.push(...recordLines(p, indent));
   };
   if (r.steps) {
     for (const st of r.steps) {
@@ -406,4 +492,51 @@ async function cmdProbe(args: string[]): Promise<number> {
   else lines.push('result    OK');
   process.stdout.write(`${redactor.scrub(lines.join('\n'))}\n`);
   return r.ok ? 0 : 1;
+}
+
+/** What the output shows of a run, or of one target of it. */
+type ProbePart = Pick<TargetResult, 'phases' | 'values' | 'info' | 'records'>;
+
+/** A value as printed; a certificate's expiry (Unix seconds) also as a date and how far off it is. */
+function valueText(name: string, v: number): string {
+  const text = String(Number.isInteger(v) ? v : v.toFixed(6));
+  if (name !== EXPIRY_VALUE) return text;
+  const date = new Date(v * 1000)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
+  const days = (v * 1000 - Date.now()) / 86_400_000;
+  const span = (d: number) => (d >= 2 ? `${Math.floor(d)} days` : `${Math.max(0, Math.floor(d * 24))} hours`);
+  return `${text} (${date}, ${days >= 0 ? `expires in ${span(days)}` : `expired ${span(-days)} ago`})`;
+}
+
+/** Earliest expiry of the certificates the peer presented: every kind that speaks TLS reports it under this name. */
+const EXPIRY_VALUE: keyof typeof CONNECTION_VALUES = 'ssl_earliest_cert_expiry';
+
+/** A DNS reply's records as dig prints them (name, TTL, class, type, data in columns), and how many the result left out. */
+function recordLines(p: ProbePart, indent: string): string[] {
+  const records = p.records ?? [];
+  if (records.length === 0) return [];
+  const rows = records.map((r) => [`${r.section}`, r.name, r.ttl === undefined ? '-' : String(r.ttl), r.class ?? 'IN', r.type, r.data]);
+  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), [9]);
+  const lines = rows.map((row) => `${indent}${row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell)).join(' ')}`);
+  const v = p.values ?? {};
+  const total = (v.dns_answer_rrs ?? 0) + (v.dns_authority_rrs ?? 0) + (v.dns_additional_rrs ?? 0);
+  if (total > records.length) lines.push(`${indent}${''.padEnd(widths[0] ?? 0)} ... ${total - records.length} more record(s) not shown`);
+  return lines;
+}
+
+/** Words after a lead, wrapped at 100 columns under it. */
+function wrap(lead: string, words: readonly string[]): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line !== '' && lead.length + line.length + 1 + w.length > 100) {
+      lines.push(line);
+      line = '';
+    }
+    line += line === '' ? w : ` ${w}`;
+  }
+  lines.push(line);
+  return lines.map((l, i) => `${i === 0 ? lead : ' '.repeat(lead.length)}${l}`).join('\n');
 }

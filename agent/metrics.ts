@@ -216,6 +216,12 @@ export class Metrics {
     'gauge',
     'A dependsOn edge from a check this agent runs to a check another shard runs (value 1): the shipped rules resolve the root cause across shards with it.',
   );
+  private readonly journalLostFamily = this.family(
+    'vakt_journal_records_lost_total',
+    'counter',
+    'Journal records (state changes, incidents) that could not be written: the disk refused them, or too many waited.',
+  );
+  private readonly journalErrorsFamily = this.family('vakt_journal_write_errors_total', 'counter', 'Failed writes, syncs or opens of the journal file.');
   private readonly webRefusedFamily = this.family(
     'vakt_web_requests_refused_total',
     'counter',
@@ -236,6 +242,7 @@ export class Metrics {
   private openIncidents: readonly Incident[] = [];
   private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
   private placement: Placement = { shard: { index: 0, count: 1 }, owned: 0, remote: [] };
+  private journal: () => { lost: number; errors: number } = () => ({ lost: 0, errors: 0 });
   private webServer: () => WebServerFigures = () => ({ refused: { unauthenticated: 0, forbidden: 0, throttled: 0 } });
 
   constructor(
@@ -671,6 +678,9 @@ export class Metrics {
     this.threadRestartsFamily.set(AGENT, line('vakt_probe_thread_restarts_total', k, threads.restarts));
     this.lagFamily.set(AGENT, this.lagState.render('vakt_scheduler_lag_seconds', k, LAG_LE));
     this.queueWaitFamily.set(AGENT, this.queueWaitState.render('vakt_scheduler_queue_wait_seconds', k, LAG_LE));
+    const journal = this.journal();
+    this.journalLostFamily.set(AGENT, line('vakt_journal_records_lost_total', k, journal.lost));
+    this.journalErrorsFamily.set(AGENT, line('vakt_journal_write_errors_total', k, journal.errors));
     const web = this.webServer();
     const own = (extra: string) => (k === '' ? extra : `${extra},${k}`);
     let refused = '';
@@ -686,6 +696,11 @@ export class Metrics {
   setPlacement(p: Placement): void {
     this.placement = p;
     this.writeAgent();
+  }
+
+  /** Where the journal's loss and error counts come from. */
+  setJournal(figures: () => { lost: number; errors: number }): void {
+    this.journal = figures;
   }
 
   /** Where the figures of the agent's own server come from (its refusals, its certificate). */

@@ -13,12 +13,15 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
 import type { Agent, CheckView } from './agent.js';
+import type { CheckConfig } from '../config/loader.js';
 import type { Incident } from './root-cause.js';
 import { acceptsGzip } from './accept.js';
-import { pickLanguage, statusPage } from './status-page.js';
+import { pickLanguage, statusPage, type EarlierIncident } from './status-page.js';
 import { routeClass, WebAuth } from './web-auth.js';
 import { isLoopbackHost, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
 import { runResult } from '../probes/types.js';
+import { parseDuration } from '../config/units.js';
+import { AVAILABILITY_WINDOWS, JOURNAL_MEMORY_MS, type JournalIncident } from './journal.js';
 
 export interface HttpServer {
   server: Server;
@@ -342,13 +345,28 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
     case '/readyz':
       return agent.ready ? send(agent, res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(agent, res, 503, 'text/plain; charset=utf-8', 'not ready\n');
     case '/api/v1/checks':
-      return json(200, { labels: agent.labels, placement: placementJson(agent), checks: agent.list().map(checkJson) });
-    case '/api/v1/incidents':
-      return json(200, { labels: agent.labels, incidents: agent.incidents().map((i) => incidentJson(agent, i)) });
+      return json(200, {
+        labels: agent.labels,
+        placement: placementJson(agent),
+        checks: [...agent.list().map(checkJson), ...agent.disabledChecks().map(disabledCheckJson)],
+      });
+    case '/api/v1/availability':
+      return json(200, { labels: agent.labels, journal: agent.journal.file ?? null, ...availabilityJson(agent, Date.now()) });
+    case '/api/v1/incidents': {
+      const sinceText = url.searchParams.get('since');
+      if (sinceText === null) return json(200, { labels: agent.labels, incidents: agent.incidents().map((i) => incidentJson(agent, i)) });
+      const since = parseSince(sinceText, Date.now());
+      if (since === undefined) return json(400, { error: 'since: expected an ISO 8601 time (2026-12-01T03:00:00Z) or a duration back from now (24h, 7d)' });
+      return json(200, {
+        labels: agent.labels,
+        since: new Date(since).toISOString(),
+        journal: agent.journal.file ?? null,
+        incidents: agent.journal.incidents(since).map((i) => journalIncidentJson(agent, i)),
+      });
+    }
     case '/': {
       const sp = agent.statusPage;
-      const asked = url.searchParams.get('lang');
-      const language = pickLanguage(asked === 'en' || asked === 'sv' || asked === 'da' ? asked : sp.language, req.headers['accept-language']);
+      const language = pickLanguage(sp.language, req.headers['accept-language'], url.searchParams.get('lang'));
       res.setHeader('Content-Language', language);
       res.setHeader('Vary', 'Accept-Language');
       return send(
@@ -356,13 +374,23 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
         res,
         200,
         'text/html; charset=utf-8',
-        statusPage({ checks: agent.list(), incidents: agent.incidents(), labels: agent.labels, title: sp.title, language, refreshSeconds: sp.refresh }),
+        statusPage({
+          ...sp,
+          checks: agent.list(),
+          incidents: agent.incidents(),
+          labels: agent.labels,
+          language,
+          refreshSeconds: sp.refresh,
+          ...pageHistory(agent, Date.now()),
+        }),
       );
     }
   }
   const m = /^\/api\/v1\/checks\/([a-z0-9_-]+)$/.exec(path);
   if (m) {
     const view = agent.get(m[1] as string);
+    const disabled = view ? undefined : agent.disabledChecks().find((c) => c.name === m[1]);
+    if (disabled) return json(200, disabledCheckJson(disabled));
     return view ? json(200, checkJson(view)) : json(404, { error: `no check named ${m[1]}` });
   }
   return json(404, { error: 'not found' });
@@ -376,6 +404,7 @@ function placementJson(agent: Agent): unknown {
     shard: `${p.shard.index}/${p.shard.count}`,
     owned: p.owned,
     elsewhere: p.elsewhere,
+    disabled: p.disabled,
     remoteDependencies: p.remote,
   };
 }
@@ -385,14 +414,8 @@ export function checkJson(v: CheckView): unknown {
   const c = v.config;
   const last = v.last;
   return {
-    name: c.name,
-    title: c.title,
-    kind: c.kind,
-    target: c.target,
-    group: c.group,
-    dependsOn: c.dependsOn,
-    schedule: c.schedule,
-    timeoutSeconds: c.timeoutMs / 1000,
+    ...checkIdentity(c),
+    enabled: true,
     state: v.status.state,
     since: new Date(v.status.since).toISOString(),
     cause: v.cause ?? null,
@@ -414,6 +437,7 @@ export function checkJson(v: CheckView): unknown {
           ...(last.result.targets ? { targets: last.result.targets } : {}),
           ...(last.result.steps ? { steps: last.result.steps } : {}),
           ...(last.result.queues ? { queues: last.result.queues } : {}),
+          ...(last.result.records ? { records: last.result.records } : {}),
         }
       : null,
     history: v.history.records().map((h) => ({
@@ -427,16 +451,122 @@ export function checkJson(v: CheckView): unknown {
   };
 }
 
-export function incidentJson(agent: Agent, i: Incident): unknown {
-  const cause = agent.get(i.cause);
+/** What a check is, enabled or not: the first fields of both check objects. */
+function checkIdentity(c: CheckConfig) {
   return {
-    cause: i.cause,
-    title: cause?.config.title ?? i.cause,
-    group: cause?.config.group ?? null,
-    since: new Date(i.since).toISOString(),
-    reason: cause?.last?.result.failure?.reason ?? null,
-    affected: i.affected.map((name) => ({ name, title: agent.get(name)?.config.title ?? name, group: agent.get(name)?.config.group ?? null })),
+    name: c.name,
+    title: c.title,
+    kind: c.kind,
+    target: c.target,
+    group: c.group,
+    dependsOn: c.dependsOn,
+    schedule: c.schedule,
+    timeoutSeconds: c.timeoutMs / 1000,
   };
+}
+
+/** A check with `enabled: false`: what it is, and no state (it does not run). Documented in docs/api.md. */
+export function disabledCheckJson(c: CheckConfig): unknown {
+  return {
+    ...checkIdentity(c),
+    enabled: false,
+    state: null,
+    lastResult: null,
+  };
+}
+
+/** A check named by an incident: its name, title and group (the name alone for a check no longer configured). */
+function named(agent: Agent, name: string): { name: string; title: string; group: string | null } {
+  const v = agent.get(name);
+  return { name, title: v?.config.title ?? name, group: v?.config.group ?? null };
+}
+
+/** What every incident object starts with: the cause named, since when, and the checks it takes down. */
+function incidentBase(agent: Agent, cause: string, since: number, affected: readonly string[]) {
+  const { title, group } = named(agent, cause);
+  return { cause, title, group, since: new Date(since).toISOString(), affected: affected.map((name) => named(agent, name)) };
+}
+
+export function incidentJson(agent: Agent, i: Incident): unknown {
+  return { ...incidentBase(agent, i.cause, i.since, i.affected), reason: agent.get(i.cause)?.last?.result.failure?.reason ?? null };
+}
+
+/** An incident from the journal, open or closed. Documented in docs/api.md. */
+export function journalIncidentJson(agent: Agent, i: JournalIncident): unknown {
+  return {
+    ...incidentBase(agent, i.cause, i.since, i.affected),
+    until: i.until === undefined ? null : new Date(i.until).toISOString(),
+    open: i.until === undefined,
+    interrupted: i.interrupted ?? false,
+    reason: i.reason ?? null,
+    peakAffected: i.peakAffected,
+  };
+}
+
+/**
+ * Availability per check and per group over 24 h, 7 d and 30 d, from the journal. A group's is
+ * its checks' up time over their known time, summed: the share of check-time its systems were up.
+ * Documented in docs/api.md.
+ */
+export function availabilityJson(agent: Agent, now: number): { windows: string[]; groups: unknown[]; checks: unknown[] } {
+  const windows = Object.keys(AVAILABILITY_WINDOWS) as (keyof typeof AVAILABILITY_WINDOWS)[];
+  const groups = new Map<string, Record<string, { up: number; known: number }>>();
+  const checks = agent.list().map((v) => {
+    const per: Record<string, unknown> = {};
+    const g = groups.get(v.config.group) ?? Object.fromEntries(windows.map((w) => [w, { up: 0, known: 0 }]));
+    groups.set(v.config.group, g);
+    for (const w of windows) {
+      const a = agent.journal.availability(v.config.name, AVAILABILITY_WINDOWS[w], now);
+      per[w] = a === undefined ? null : { ratio: round6(a.ratio), downSeconds: Math.round(a.downMs / 1000), knownSeconds: Math.round(a.knownMs / 1000) };
+      if (a) {
+        (g[w] as { up: number; known: number }).up += a.knownMs - a.downMs;
+        (g[w] as { up: number; known: number }).known += a.knownMs;
+      }
+    }
+    return { name: v.config.name, title: v.config.title, group: v.config.group, availability: per };
+  });
+  return {
+    windows,
+    groups: [...groups].map(([group, per]) => ({
+      group,
+      availability: Object.fromEntries(
+        windows.map((w) => {
+          const x = per[w] as { up: number; known: number };
+          return [w, x.known === 0 ? null : round6(x.up / x.known)];
+        }),
+      ),
+    })),
+    checks,
+  };
+}
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** What the status page shows of the journal: incidents that ended in the last 7 days, and each group's availability over 30 days. */
+function pageHistory(agent: Agent, now: number): { earlier: EarlierIncident[]; availability: Map<string, number> } {
+  const earlier = agent.journal
+    .incidents(now - 7 * 86_400_000)
+    .filter((i): i is JournalIncident & { until: number } => i.until !== undefined)
+    .slice(-20)
+    .map((i) => ({ cause: i.cause, since: i.since, until: i.until, peakAffected: i.peakAffected, interrupted: i.interrupted }));
+  const sums = new Map<string, { up: number; known: number }>();
+  for (const v of agent.list()) {
+    const a = agent.journal.availability(v.config.name, AVAILABILITY_WINDOWS['30d'], now);
+    if (!a) continue;
+    const g = sums.get(v.config.group) ?? { up: 0, known: 0 };
+    g.up += a.knownMs - a.downMs;
+    g.known += a.knownMs;
+    sums.set(v.config.group, g);
+  }
+  return { earlier, availability: new Map([...sums].map(([g, x]) => [g, x.up / x.known])) };
+}
+
+/** `since` of /api/v1/incidents: an ISO 8601 time, or a duration back from `now` (7d); at most the journal's 30 days back. */
+export function parseSince(text: string, now: number): number | undefined {
+  const back = parseDuration(text);
+  const t = back !== undefined ? now - back : /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(t)) return undefined;
+  return Math.max(t, now - JOURNAL_MEMORY_MS);
 }
 
 function methodNotAllowed(agent: Agent, res: ServerResponse, allow: string): void {

@@ -1,29 +1,51 @@
 // The status page at "/": the situation picture ("lägesbild") for clinical departments, not
 // engineers. Systems grouped by `group`, each in plain words with an icon (colour is never the
-// only signal), since when, a latency sparkline; open incidents as one sentence each ("Internal
-// DNS (ns1) not answering since 03:02 — 14 systems affected"). Plain HTML that refreshes itself
-// and needs no JavaScript; English, Swedish and Danish. No targets, messages or stack traces:
-// only titles, states and times.
+// only signal), since when, a latency sparkline; every current problem as one sentence
+// ("Internal DNS (ns1) not answering since 03:02 — 14 systems affected"), exactly as many as the
+// banner counts. Plain HTML that refreshes itself and needs no JavaScript; in English, Swedish,
+// Danish, Norwegian (bokmål) and Finnish, with the titles and group names the config translates.
+// It says only what is true: a reason's own words where the state word would mislead (a port
+// that must stay blocked answers: "Reachable — should be blocked"; a refused login, with why; a
+// certificate about to expire, with its date). No targets, messages or stack traces: only
+// titles, states, reasons in plain words, and times.
 import { weighted } from './accept.js';
 import type { CheckView } from './agent.js';
 import type { RunRecord } from './history.js';
 import { kindNamed } from '../probes/kinds.js';
-import type { Language } from '../probes/kit/kind.js';
+import { LANGUAGES, NETWORK_REASONS, type Language } from '../probes/kit/kind.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
 
 export type { Language };
 
+/** A text in the config for people to read: one string, or one per language (the first is the plain one). */
+export type PageText = string | Readonly<Partial<Record<Language, string>>>;
+
 interface Texts {
+  /** The page's heading when agent.statusPage.title is not set. */
+  title: string;
+  /** The line under the heading, when the agent has a site label and agent.statusPage.subtitle is not set. */
+  checkedFrom: (site: string) => string;
   states: Record<CheckState, string>;
-  since: string;
+  /** "since <time>", the time already marked up. */
+  since: (time: string) => string;
+  /** The (visually hidden) heading of the "since" column. */
+  sinceColumn: string;
   updated: string;
   refresh: (s: number) => string;
   allWell: string;
-  /** The summary line: n problems (incidents and other impaired checks), m systems affected in all. */
+  /** The summary line: n problems (each listed below it), m systems affected in all. */
   problems: (n: number, systems: number) => string;
   /** "<title> <verb> since <time>" for the root cause of an incident, when its kind has no words of its own. */
   notAnswering: string;
+  /** A down check whose failure is not the network's (an error page, a wrong answer): it answers, so it is not "Not reachable". */
+  notWorking: string;
+  /** A refused login (reason auth), with why in plain words when the kind knows the code. */
+  loginRefused: (why: string | undefined) => string;
+  /** A certificate inside its expiry warning (degraded: cert_expiring), with its date when the run reported it. */
+  certExpires: (date: string | undefined) => string;
+  /** A certificate that has expired (reason tls_expired). */
+  certExpired: string;
   affected: (n: number) => string;
   system: string;
   status: string;
@@ -35,17 +57,32 @@ interface Texts {
   cause: (title: string) => string;
   /** For an impaired queue check: how many messages wait, and for how long the oldest. */
   waiting: (n: number, oldest: string | undefined) => string;
+  /** The heading of the incidents that ended in the last 7 days (from the journal). */
+  earlier: string;
+  /** How many checks an ended incident took down at most. */
+  wereAffected: (n: number) => string;
+  /** An incident that was still open when the agent stopped watching. */
+  interrupted: string;
+  /** A group's availability over the last 30 days, the percentage already formatted. */
+  available: (percent: string) => string;
 }
 
 const TEXT: Record<Language, Texts> = {
   en: {
+    title: 'System status',
+    checkedFrom: (site) => `Checked from ${site}`,
     states: { unknown: 'Not checked yet', ok: 'Working', degraded: 'Slow', failing: 'Problems, being checked', down: 'Not reachable' },
-    since: 'since',
+    since: (time) => `since ${time}`,
+    sinceColumn: 'Since',
     updated: 'Last updated',
     refresh: (s) => `This page updates itself every ${s} seconds.`,
     allWell: 'All systems are working.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problems`} right now${m > n ? ` — ${m} systems affected` : ''}.`,
     notAnswering: 'not working',
+    notWorking: 'Not working',
+    loginRefused: (why) => `Login refused${why ? ` (${why})` : ''}`,
+    certExpires: (date) => (date ? `Certificate expires ${date}` : 'Certificate expires soon'),
+    certExpired: 'Certificate expired',
     affected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     system: 'System',
     status: 'Status',
@@ -53,18 +90,29 @@ const TEXT: Record<Language, Texts> = {
     sparkline: (n, min, max, failed) => `Response times of the last ${n} checks, ${min} to ${max}${failed > 0 ? `, ${failed} failed` : ''}`,
     noData: 'no data yet',
     incidents: 'Current problems',
+    earlier: 'Earlier (last 7 days)',
+    wereAffected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
+    interrupted: 'monitoring stopped before it ended',
+    available: (p) => `${p} % available, last 30 days`,
     flapping: 'unstable',
     cause: (t) => `because ${t} is not working`,
     waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
   },
   sv: {
+    title: 'Driftstatus',
+    checkedFrom: (site) => `Kontrolleras från ${site}`,
     states: { unknown: 'Inte kontrollerad än', ok: 'Fungerar', degraded: 'Långsam', failing: 'Problem, kontrolleras', down: 'Går inte att nå' },
-    since: 'sedan',
+    since: (time) => `sedan ${time}`,
+    sinceColumn: 'Sedan',
     updated: 'Senast uppdaterad',
     refresh: (s) => `Sidan uppdateras automatiskt var ${s}:e sekund.`,
     allWell: 'Alla system fungerar.',
     problems: (n, m) => `${n} problem just nu${m > n ? ` — ${m} system påverkas` : ''}.`,
     notAnswering: 'fungerar inte',
+    notWorking: 'Fungerar inte',
+    loginRefused: (why) => `Inloggningen nekades${why ? ` (${why})` : ''}`,
+    certExpires: (date) => (date ? `Certifikatet går ut ${date}` : 'Certifikatet går snart ut'),
+    certExpired: 'Certifikatet har gått ut',
     affected: (n) => (n === 0 ? 'inga andra system påverkas' : n === 1 ? '1 system påverkas' : `${n} system påverkas`),
     system: 'System',
     status: 'Status',
@@ -72,18 +120,29 @@ const TEXT: Record<Language, Texts> = {
     sparkline: (n, min, max, failed) => `Svarstider för de senaste ${n} kontrollerna, ${min} till ${max}${failed > 0 ? `, ${failed} misslyckades` : ''}`,
     noData: 'inga data än',
     incidents: 'Aktuella problem',
+    earlier: 'Tidigare (senaste 7 dagarna)',
+    wereAffected: (n) => (n === 0 ? 'inga andra system påverkades' : n === 1 ? '1 system påverkades' : `${n} system påverkades`),
+    interrupted: 'övervakningen stoppades innan det var över',
+    available: (p) => `${p} % tillgängligt senaste 30 dagarna`,
     flapping: 'instabil',
     cause: (t) => `eftersom ${t} inte fungerar`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
   },
   da: {
+    title: 'Driftstatus',
+    checkedFrom: (site) => `Kontrolleres fra ${site}`,
     states: { unknown: 'Ikke kontrolleret endnu', ok: 'Virker', degraded: 'Langsom', failing: 'Problemer, kontrolleres', down: 'Kan ikke nås' },
-    since: 'siden',
+    since: (time) => `siden ${time}`,
+    sinceColumn: 'Siden',
     updated: 'Senest opdateret',
     refresh: (s) => `Siden opdaterer sig selv hvert ${s}. sekund.`,
     allWell: 'Alle systemer virker.',
     problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} lige nu${m > n ? ` — ${m} systemer berørt` : ''}.`,
     notAnswering: 'virker ikke',
+    notWorking: 'Virker ikke',
+    loginRefused: (why) => `Login afvist${why ? ` (${why})` : ''}`,
+    certExpires: (date) => (date ? `Certifikatet udløber ${date}` : 'Certifikatet udløber snart'),
+    certExpired: 'Certifikatet er udløbet',
     affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
     system: 'System',
     status: 'Status',
@@ -91,84 +150,214 @@ const TEXT: Record<Language, Texts> = {
     sparkline: (n, min, max, failed) => `Svartider for de seneste ${n} kontroller, ${min} til ${max}${failed > 0 ? `, ${failed} fejlede` : ''}`,
     noData: 'ingen data endnu',
     incidents: 'Aktuelle problemer',
+    earlier: 'Tidligere (de seneste 7 dage)',
+    wereAffected: (n) => (n === 0 ? 'ingen andre systemer blev berørt' : n === 1 ? '1 system blev berørt' : `${n} systemer blev berørt`),
+    interrupted: 'overvågningen stoppede, før det var slut',
+    available: (p) => `${p} % tilgængeligt de seneste 30 dage`,
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke virker`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
   },
+  nb: {
+    title: 'Driftsstatus',
+    checkedFrom: (site) => `Kontrolleres fra ${site}`,
+    states: { unknown: 'Ikke kontrollert ennå', ok: 'Fungerer', degraded: 'Treg', failing: 'Problemer, undersøkes', down: 'Ikke tilgjengelig' },
+    since: (time) => `siden ${time}`,
+    sinceColumn: 'Siden',
+    updated: 'Sist oppdatert',
+    refresh: (s) => `Siden oppdaterer seg selv hvert ${s}. sekund.`,
+    allWell: 'Alle systemer fungerer.',
+    problems: (n, m) => `${n === 1 ? '1 problem' : `${n} problemer`} akkurat nå${m > n ? ` — ${m} systemer berørt` : ''}.`,
+    notAnswering: 'fungerer ikke',
+    notWorking: 'Fungerer ikke',
+    loginRefused: (why) => `Innlogging avvist${why ? ` (${why})` : ''}`,
+    certExpires: (date) => (date ? `Sertifikatet utløper ${date}` : 'Sertifikatet utløper snart'),
+    certExpired: 'Sertifikatet er utløpt',
+    affected: (n) => (n === 0 ? 'ingen andre systemer berørt' : n === 1 ? '1 system berørt' : `${n} systemer berørt`),
+    system: 'System',
+    status: 'Status',
+    recent: 'Svartider siste tiden',
+    sparkline: (n, min, max, failed) => `Svartider for de siste ${n} kontrollene, ${min} til ${max}${failed > 0 ? `, ${failed} feilet` : ''}`,
+    noData: 'ingen data ennå',
+    incidents: 'Aktuelle problemer',
+    earlier: 'Tidligere (siste 7 dager)',
+    wereAffected: (n) => (n === 0 ? 'ingen andre systemer ble berørt' : n === 1 ? '1 system ble berørt' : `${n} systemer ble berørt`),
+    interrupted: 'overvåkingen stoppet før det var over',
+    available: (p) => `${p} % tilgjengelig siste 30 dager`,
+    flapping: 'ustabil',
+    cause: (t) => `fordi ${t} ikke fungerer`,
+    waiting: (n, oldest) => `${n} ${n === 1 ? 'melding venter' : 'meldinger venter'}${oldest ? `, den eldste har ventet i ${oldest}` : ''}`,
+  },
+  fi: {
+    title: 'Järjestelmien tila',
+    checkedFrom: (site) => `Tarkistuspaikka: ${site}`,
+    states: { unknown: 'Ei vielä tarkistettu', ok: 'Toimii', degraded: 'Hidas', failing: 'Ongelmia, tarkistetaan', down: 'Ei tavoitettavissa' },
+    // Finnish puts it after the time: "03.02 alkaen".
+    since: (time) => `${time} alkaen`,
+    sinceColumn: 'Alkaen',
+    updated: 'Päivitetty',
+    refresh: (s) => `Sivu päivittyy itsestään ${s} sekunnin välein.`,
+    allWell: 'Kaikki järjestelmät toimivat.',
+    problems: (n, m) => `${n === 1 ? '1 häiriö' : `${n} häiriötä`} juuri nyt${m > n ? ` — ${n === 1 ? 'koskee' : 'koskevat'} ${m} järjestelmää` : ''}.`,
+    notAnswering: 'ei toimi',
+    notWorking: 'Ei toimi',
+    loginRefused: (why) => `Kirjautuminen hylättiin${why ? ` (${why})` : ''}`,
+    certExpires: (date) => (date ? `Varmenne vanhenee ${date}` : 'Varmenne vanhenee pian'),
+    certExpired: 'Varmenne on vanhentunut',
+    affected: (n) => (n === 0 ? 'ei vaikuta muihin järjestelmiin' : `koskee myös ${n} järjestelmää`),
+    system: 'Järjestelmä',
+    status: 'Tila',
+    recent: 'Viimeaikaiset vasteajat',
+    sparkline: (n, min, max, failed) => `Viimeisten ${n} tarkistuksen vasteajat, ${min}–${max}${failed > 0 ? `, ${failed} epäonnistui` : ''}`,
+    noData: 'ei vielä tietoja',
+    incidents: 'Ajankohtaiset häiriöt',
+    earlier: 'Aiemmin (viimeiset 7 päivää)',
+    wereAffected: (n) => (n === 0 ? 'ei vaikuttanut muihin järjestelmiin' : `vaikutti myös ${n} järjestelmään`),
+    interrupted: 'valvonta keskeytyi ennen häiriön päättymistä',
+    available: (p) => `${p} % käytettävissä viimeisten 30 päivän aikana`,
+    flapping: 'epävakaa',
+    cause: (t) => `koska ${t} ei toimi`,
+    waiting: (n, oldest) => `${n} ${n === 1 ? 'viesti odottaa' : 'viestiä odottaa'}${oldest ? `, vanhin on odottanut ${oldest}` : ''}`,
+  },
 };
+
+/** Each language's locale, for times and sorting. */
+const LOCALE: Record<Language, string> = { en: 'en-GB', sv: 'sv-SE', da: 'da-DK', nb: 'nb-NO', fi: 'fi-FI' };
+
+/** Language tags (their first subtag) the page speaks: Norwegian in any form (nb, nn, no) reads bokmål. */
+const TAGS: ReadonlyMap<string, Language> = new Map([...LANGUAGES.map((l) => [l, l] as const), ['nn', 'nb'], ['no', 'nb']]);
 
 const ICON: Record<CheckState, string> = { unknown: '○', ok: '✓', degraded: '◐', failing: '!', down: '✕' };
 
-/** The language for a request: the configured one, or the best match of Accept-Language. */
-export function pickLanguage(configured: 'auto' | Language, acceptLanguage: string | undefined): Language {
+/**
+ * The language for a request: `?lang=` when it names one, else the configured one, else the best
+ * match of Accept-Language (English when none matches).
+ */
+export function pickLanguage(configured: 'auto' | Language, acceptLanguage: string | undefined, asked?: string | null): Language {
+  const own = asked ? TAGS.get(asked.toLowerCase()) : undefined;
+  if (own) return own;
   if (configured !== 'auto') return configured;
   const prefs = weighted(acceptLanguage)
     .filter((p) => p.q > 0)
     .sort((a, b) => b.q - a.q);
   for (const { value: tag } of prefs) {
-    const base = tag.split('-')[0];
-    if (base === 'sv' || base === 'da' || base === 'en') return base;
-    // Norwegian readers get Danish, the closer written language.
-    if (base === 'nb' || base === 'no' || base === 'nn') return 'da';
+    const language = TAGS.get(tag.split('-')[0] ?? '');
+    if (language) return language;
   }
   return 'en';
+}
+
+/** A page text in a language: its own entry, else the plain text (a string, or a map's first entry). */
+export function inLanguage(text: PageText, language: Language): string {
+  return typeof text === 'string' ? text : (text[language] ?? Object.values(text)[0] ?? '');
 }
 
 export interface StatusPageInput {
   checks: readonly CheckView[];
   incidents: readonly Incident[];
   labels: Record<string, string>;
-  title: string;
+  /** agent.statusPage.title; absent: "System status" in the page's language. */
+  title?: PageText | undefined;
+  /** agent.statusPage.subtitle; absent: the site the checks run from, when the agent has one. */
+  subtitle?: PageText | undefined;
+  /** agent.statusPage.groups: group names in other languages, by the name the checks use. */
+  groups?: Readonly<Record<string, Readonly<Partial<Record<Language, string>>>>> | undefined;
   language: Language;
   refreshSeconds: number;
+  /** Incidents that ended in the last 7 days (the journal's), oldest first. */
+  earlier?: readonly EarlierIncident[] | undefined;
+  /** Availability over the last 30 days by group (0…1), from the journal; a group without a figure shows none. */
+  availability?: ReadonlyMap<string, number> | undefined;
   now?: number;
   timeZone?: string;
 }
 
+/** An incident that ended, as the page tells it: "Internal DNS not answering 03:02–06:40, 41 systems affected". */
+export interface EarlierIncident {
+  cause: string;
+  since: number;
+  until: number;
+  peakAffected: number;
+  interrupted?: boolean | undefined;
+}
+
+/** What the page says of one check: its state in words, and whether those are a reason's own (not the bare state's). */
+interface Said {
+  word: string;
+  reason: boolean;
+}
+
 export function statusPage(input: StatusPageInput): string {
-  const t = TEXT[input.language];
+  const lang = input.language;
+  const t = TEXT[lang];
   const now = input.now ?? Date.now();
-  const time = (ms: number) => formatTime(ms, now, input.language, input.timeZone);
+  const time = (ms: number) => `<time datetime="${iso(ms)}">${formatTime(ms, now, lang, input.timeZone)}</time>`;
   const byName = new Map(input.checks.map((v) => [v.config.name, v]));
+  const title = (name: string) => {
+    const v = byName.get(name);
+    return v ? (v.config.titles?.[lang] ?? v.config.title) : name;
+  };
+  const said = (v: CheckView): Said => say(v, lang, input.timeZone);
+  const groupName = (group: string) => (input.groups && Object.hasOwn(input.groups, group) ? input.groups[group]?.[lang] : undefined) ?? group;
   const groups = new Map<string, CheckView[]>();
   for (const v of input.checks) groups.set(v.config.group, [...(groups.get(v.config.group) ?? []), v]);
-  // One problem per incident (however many checks it takes down), plus every other impaired
-  // check: "one alert, not a hundred" holds for people too.
+
+  // Every problem is listed, and the banner counts the list: one per incident (however many
+  // checks it takes down: "one alert, not a hundred" holds for people too), then every other
+  // impaired check (failing, degraded, or down for a cause no incident names).
   const impaired = input.checks.filter((v) => v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded');
   const incidentCauses = new Set(input.incidents.map((i) => i.cause));
-  const problems = input.incidents.length + impaired.filter((v) => !(v.cause !== undefined && incidentCauses.has(v.cause))).length;
+  const others = impaired
+    .filter((v) => !(v.cause !== undefined && incidentCauses.has(v.cause)))
+    .sort((a, b) => SEVERITY[b.status.state] - SEVERITY[a.status.state] || title(a.config.name).localeCompare(title(b.config.name), LOCALE[lang]));
+  const problems = input.incidents.length + others.length;
 
-  const incidents = input.incidents.map((i) => {
+  const affected = (names: readonly string[]) => `${t.affected(names.length)}${names.length > 0 ? `: ${names.map((a) => esc(title(a))).join(', ')}` : ''}`;
+  const listed = [
+    ...input.incidents.map((i) => {
+      const cause = byName.get(i.cause);
+      const s = cause ? said(cause) : undefined;
+      // A reason's own words ("Reachable — should be blocked") say it better than the kind's verb.
+      if (s?.reason)
+        return `<li><strong>${esc(title(i.cause))}</strong>: ${esc(lowerFirst(s.word, lang))} (${t.since(time(i.since))}) — ${affected(i.affected)}.</li>`;
+      const verb = (cause ? kindNamed(cause.config.kind)?.words[lang].notAnswering : undefined) ?? t.notAnswering;
+      return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${t.since(time(i.since))} — ${affected(i.affected)}.</li>`;
+    }),
+    ...others.map((v) => `<li><strong>${esc(title(v.config.name))}</strong>: ${esc(lowerFirst(said(v).word, lang))} (${t.since(time(v.status.since))}).</li>`),
+  ];
+
+  const earlier = (input.earlier ?? []).map((i) => {
     const cause = byName.get(i.cause);
-    const title = cause?.config.title ?? i.cause;
-    const verb = (cause ? kindNamed(cause.config.kind)?.words[input.language].notAnswering : undefined) ?? t.notAnswering;
-    return `<li><strong>${esc(title)}</strong> ${esc(verb)} ${t.since} <time datetime="${iso(i.since)}">${time(i.since)}</time> — ${t.affected(i.affected.length)}${
-      i.affected.length > 0 ? `: ${i.affected.map((a) => esc(byName.get(a)?.config.title ?? a)).join(', ')}` : ''
-    }.</li>`;
+    const verb = (cause ? kindNamed(cause.config.kind)?.words[lang].notAnswering : undefined) ?? t.notAnswering;
+    return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${time(i.since)}–${time(i.until)}, ${esc(t.wereAffected(i.peakAffected))}${i.interrupted ? ` (${esc(t.interrupted)})` : ''}.</li>`;
   });
+  const percent = (ratio: number) =>
+    new Intl.NumberFormat(LOCALE[lang], { minimumFractionDigits: ratio >= 1 ? 0 : 2, maximumFractionDigits: 2 }).format(Math.floor(ratio * 10_000) / 100);
 
   const sections = [...groups.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([group, list]) => {
+    .map(([group, list]) => ({ group, name: groupName(group), list }))
+    .sort((a, b) => a.name.localeCompare(b.name, LOCALE[lang]))
+    .map(({ group, name, list }) => {
       const id = `g-${slug(group)}`;
       const rows = list
-        .sort((a, b) => a.config.title.localeCompare(b.config.title))
-        .map((v) => {
+        .map((v) => ({ v, title: title(v.config.name) }))
+        .sort((a, b) => a.title.localeCompare(b.title, LOCALE[lang]))
+        .map(({ v, title: shown }) => {
           const state = v.status.state;
-          const cause = v.cause && v.cause !== v.config.name ? (byName.get(v.cause)?.config.title ?? v.cause) : undefined;
+          const cause = v.cause && v.cause !== v.config.name ? title(v.cause) : undefined;
           const extra = [cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           return `<tr class="s-${state}">
-<th scope="row">${esc(v.config.title)}</th>
-<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${stateWord(v, state, input.language) ?? t.states[state]}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
-<td>${state === 'unknown' ? '' : `${t.since} <time datetime="${iso(v.status.since)}">${time(v.status.since)}</time>`}</td>
+<th scope="row">${esc(shown)}</th>
+<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${esc(said(v).word)}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td>${state === 'unknown' ? '' : t.since(time(v.status.since))}</td>
 <td>${sparkline(v.history.records(), t)}</td>
 </tr>`;
         })
         .join('\n');
       return `<section aria-labelledby="${id}">
-<h2 id="${id}">${esc(group)}</h2>
+<h2 id="${id}">${esc(name)}</h2>${input.availability?.has(group) ? `\n<p class="availability">${esc(t.available(percent(input.availability.get(group) as number)))}</p>` : ''}
 <table>
-<thead><tr><th scope="col">${t.system}</th><th scope="col">${t.status}</th><th scope="col"><span class="visually-hidden">${t.since}</span></th><th scope="col">${t.recent}</th></tr></thead>
+<thead><tr><th scope="col">${t.system}</th><th scope="col">${t.status}</th><th scope="col"><span class="visually-hidden">${t.sinceColumn}</span></th><th scope="col">${t.recent}</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
@@ -177,19 +366,23 @@ ${rows}
     })
     .join('\n');
 
-  const site = input.labels.site ? ` — ${esc(input.labels.site)}` : '';
+  const heading = input.title !== undefined ? inLanguage(input.title, lang) : t.title;
+  const subtitle = input.subtitle !== undefined ? inLanguage(input.subtitle, lang) : input.labels.site ? t.checkedFrom(input.labels.site) : undefined;
+  // Red while anything is down or failing; amber when all that is wrong is degraded.
+  const tone = problems === 0 ? 'ok' : impaired.some((v) => v.status.state !== 'degraded') ? 'bad' : 'warn';
   return `<!doctype html>
-<html lang="${input.language}">
+<html lang="${lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="${input.refreshSeconds}">
-<title>${problems > 0 ? `(${problems}) ` : ''}${esc(input.title)}${site}</title>
+<title>${problems > 0 ? `(${problems}) ` : ''}${esc(heading)}</title>
 <style>
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1rem 1.5rem;color:#1b1b1b;max-width:64rem;line-height:1.4}
 h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
+.subtitle{margin:-.25rem 0 .75rem;color:#444}
 .summary{font-size:1.15rem;padding:.75rem 1rem;border-radius:.4rem;border:2px solid}
-.summary.ok{background:#e8f5ec;border-color:#0a6b2d}.summary.bad{background:#fdecea;border-color:#b00020}
+.summary.ok{background:#e8f5ec;border-color:#0a6b2d}.summary.bad{background:#fdecea;border-color:#b00020}.summary.warn{background:#fff4e0;border-color:#8a4b00}
 .incidents li{margin:.4rem 0}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
 thead th:nth-child(1){width:38%}thead th:nth-child(2){width:30%}thead th:nth-child(3){width:12%}thead th:nth-child(4){width:140px}
@@ -203,6 +396,8 @@ thead th{font-size:.85rem;color:#444}
 .s-down .icon,.s-down .word{color:#b00020;font-weight:700}
 .s-unknown .word{color:#555}
 .note{color:#444;font-size:.9rem}
+.availability{margin:-.4rem 0 .4rem;color:#444;font-size:.9rem}
+.earlier li{margin:.3rem 0;color:#333}
 svg.spark{vertical-align:middle}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 footer{margin-top:2rem;color:#444;font-size:.9rem}
@@ -210,18 +405,22 @@ footer{margin-top:2rem;color:#444;font-size:.9rem}
 </head>
 <body>
 <header>
-<h1>${esc(input.title)}${site}</h1>
-<p class="summary ${problems > 0 ? 'bad' : 'ok'}" role="status">${problems > 0 ? t.problems(problems, impaired.length) : t.allWell}</p>
+<h1>${esc(heading)}</h1>
+${subtitle ? `<p class="subtitle">${esc(subtitle)}</p>\n` : ''}<p class="summary ${tone}" role="status">${problems > 0 ? t.problems(problems, impaired.length) : t.allWell}</p>
 </header>
 <main>
-${incidents.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${incidents.join('\n')}\n</ul></section>` : ''}
+${listed.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${listed.join('\n')}\n</ul></section>` : ''}
 ${sections}
+${earlier.length > 0 ? `<section aria-labelledby="earlier"><h2 id="earlier">${t.earlier}</h2><ul class="earlier">\n${earlier.join('\n')}\n</ul></section>` : ''}
 </main>
-<footer><p>${t.updated} <time datetime="${iso(now)}">${time(now)}</time>. ${t.refresh(input.refreshSeconds)}</p></footer>
+<footer><p>${t.updated} ${time(now)}. ${t.refresh(input.refreshSeconds)}</p></footer>
 </body>
 </html>
 `;
 }
+
+/** Problems listed worst first. */
+const SEVERITY: Record<CheckState, number> = { unknown: 0, ok: 0, degraded: 1, failing: 2, down: 3 };
 
 /**
  * Inline SVG of recent run durations. Failed runs are full-height translucent red bars and break
@@ -280,12 +479,53 @@ function age(seconds: number): string {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
-/** A kind's own word for a check's state (its variant's first: a port that must stay blocked reads "Blocked as intended"). */
-function stateWord(v: CheckView, state: CheckState, language: Language): string | undefined {
-  if (state === 'unknown') return undefined;
+/**
+ * What the page says of a check's state. Down or degraded for a reason whose own words differ
+ * from the state's: the kind's words for that reason (a port that must stay blocked answering),
+ * a refused login with why, a certificate expired or about to, with its date. Else the kind's
+ * word for the state (a variant's first), else the page's; a down check that answers (an error
+ * page, a wrong answer) is "Not working", not "Not reachable".
+ */
+function say(v: CheckView, language: Language, timeZone: string | undefined): Said {
+  const t = TEXT[language];
+  const state = v.status.state;
+  if (state === 'unknown') return { word: t.states.unknown, reason: false };
   const kind = kindNamed(v.config.kind);
-  if (!kind) return undefined;
-  return kind.variantWords?.(v.config.options)?.[language][state] ?? kind.words[language].states?.[state];
+  const words = kind?.words[language];
+  const result = v.last?.result;
+  const failure = state === 'down' ? result?.failure?.reason : undefined;
+  const degraded = state === 'degraded' ? result?.degraded?.reason : undefined;
+  const reason = failure ?? degraded;
+  const own = entry(words?.reasons, reason);
+  if (own !== undefined) return { word: own, reason: true };
+  if (failure === 'auth') {
+    return { word: t.loginRefused(entry(words?.refusals, result?.info?.authCode)), reason: true };
+  }
+  if (failure === 'tls_expired') return { word: t.certExpired, reason: true };
+  if (degraded === 'cert_expiring') {
+    const expiry = result?.values?.ssl_earliest_cert_expiry;
+    return { word: t.certExpires(expiry !== undefined ? isoDate(expiry * 1000, timeZone) : undefined), reason: true };
+  }
+  const word = kind?.variantWords?.(v.config.options)?.[language][state] ?? words?.states?.[state];
+  if (word !== undefined) return { word, reason: false };
+  if (state === 'down' && failure !== undefined && !(NETWORK_REASONS as readonly string[]).includes(failure)) return { word: t.notWorking, reason: false };
+  return { word: t.states[state], reason: false };
+}
+
+/** A word by a key a run reported (never one of Object.prototype's names). */
+function entry(words: Readonly<Record<string, string>> | undefined, key: string | undefined): string | undefined {
+  return words && key !== undefined && Object.hasOwn(words, key) ? words[key] : undefined;
+}
+
+/** "Reachable — should be blocked" inside a sentence; a word that starts with an abbreviation ("DNS") keeps it. */
+function lowerFirst(s: string, language: Language): string {
+  const [first = '', second = ''] = s;
+  return second !== second.toLocaleUpperCase(LOCALE[language]) ? first.toLocaleLowerCase(LOCALE[language]) + s.slice(first.length) : s;
+}
+
+/** A day as YYYY-MM-DD (in the page's time zone): read alike in every language of the page. */
+function isoDate(ms: number, timeZone: string | undefined): string {
+  return new Intl.DateTimeFormat('sv-SE', { year: 'numeric', month: '2-digit', day: '2-digit', ...(timeZone ? { timeZone } : {}) }).format(ms);
 }
 
 function ms(seconds: number): string {
@@ -293,7 +533,7 @@ function ms(seconds: number): string {
 }
 
 function formatTime(ms: number, now: number, lang: Language, timeZone: string | undefined): string {
-  const locale = lang === 'en' ? 'en-GB' : lang === 'sv' ? 'sv-SE' : 'da-DK';
+  const locale = LOCALE[lang];
   const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', ...(timeZone ? { timeZone } : {}) };
   const sameDay = new Date(ms).toDateString() === new Date(now).toDateString();
   if (!sameDay) Object.assign(opts, { day: 'numeric', month: 'short' });

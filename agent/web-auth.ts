@@ -16,7 +16,14 @@ import type { AccessRule, RouteClass, WebConfig } from '../config/web.js';
 export function routeClass(method: string, path: string): RouteClass | undefined {
   if (path === '/' || path === '/healthz' || path === '/readyz') return 'status';
   if (path === '/-/reload') return 'admin';
-  if (path === '/metrics' || path === '/api/v1/checks' || path === '/api/v1/incidents' || /^\/api\/v1\/checks\/[^/]+$/.test(path)) return 'read';
+  if (
+    path === '/metrics' ||
+    path === '/api/v1/checks' ||
+    path === '/api/v1/incidents' ||
+    path === '/api/v1/availability' ||
+    /^\/api\/v1\/checks\/[^/]+$/.test(path)
+  )
+    return 'read';
   void method;
   return undefined;
 }

@@ -12,6 +12,7 @@ import { findConfigFile, includeTargets, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL
 import { ANY_OTHER_SITE, runsAt, splitDependencies } from './placement.js';
 import { resolveWeb, type WebConfig } from './web.js';
 import type { Kind, KindOptions, KindTarget } from '../probes/kinds.js';
+import type { Language } from '../probes/kit/kind.js';
 import {
   checkSchema,
   checkTiming,
@@ -26,6 +27,7 @@ import {
   DEFAULT_FLAP_CHANGES,
   DEFAULT_FLAP_WINDOW,
   includedFileSchema,
+  plainText,
   type ParsedCheck,
   type ParsedConfig,
   type ParsedDefaults,
@@ -38,7 +40,10 @@ interface CheckCommon {
   name: string;
   /** The target as written, or with several targets their list joined by ","; for display and logs. */
   target: string;
+  /** The plain title (the API's): as written, the first of a map of languages, or the name. */
   title: string;
+  /** The title per language, when written as a map (the status page's). */
+  titles?: Partial<Record<Language, string>>;
   group: string;
   schedule: Schedule;
   timeoutMs: number;
@@ -54,6 +59,8 @@ interface CheckCommon {
   secrets: Record<string, string>;
   /** The sites the check runs at (config/placement.ts); absent: every site. */
   sites?: string[];
+  /** false: configured and validated, but not run (`enabled: false`, or `defaults.enabled`); absent: it runs. */
+  enabled?: false;
 }
 
 export type HistogramMode = 'off' | 'total' | 'phases';
@@ -92,9 +99,11 @@ export interface AgentConfig {
   maxLoopDelayMs: number;
   /** Connections the agent's HTTP server holds at most (agent.maxConnections). */
   maxConnections: number;
+  /** The incident journal (agent.journal): its file (absolute; absent: memory only), rotation size and files kept. */
+  journal: { file?: string; maxBytes: number; keep: number };
   /** Absolute path of the state file, when configured. */
   stateFile?: string;
-  statusPage: { title: string; language: 'auto' | 'en' | 'sv' | 'da'; refresh: number };
+  statusPage: ParsedConfig['agent']['statusPage'];
   /** Endpoint security (agent.web and its web config file). */
   web: WebConfig;
 }
@@ -663,12 +672,14 @@ function resolveCheck(
   resolveFiles(options, baseDir, [c.kind], fail);
   const { schedule, timeoutMs } = checkTiming(c, d);
   const histograms = c.histograms ?? d.histograms;
+  const enabled = c.enabled ?? d.enabled ?? true;
   return {
     name: c.name,
     kind: c.kind,
     target: (c.targets ?? (c.target !== undefined ? [c.target] : [])).map((t) => t.text).join(','),
     targets: c.targets ?? (c.target !== undefined ? [c.target] : []),
-    title: c.title ?? c.name,
+    title: c.title !== undefined ? plainText(c.title) : c.name,
+    ...(typeof c.title === 'object' ? { titles: c.title } : {}),
     group: c.group ?? d.group ?? 'Other',
     schedule,
     timeoutMs,
@@ -684,6 +695,7 @@ function resolveCheck(
     ...(histograms !== undefined ? { histograms } : {}),
     secrets,
     ...(c.sites !== undefined ? { sites: c.sites } : {}),
+    ...(enabled ? {} : { enabled: false }),
     options,
   } as unknown as CheckConfig;
 }
@@ -710,11 +722,20 @@ function resolveConfig(
       histograms: p.agent.histograms ?? (p.agent.phaseHistograms === undefined ? 'off' : p.agent.phaseHistograms ? 'phases' : 'total'),
       maxLoopDelayMs: p.agent.maxLoopDelay,
       maxConnections: p.agent.maxConnections,
+      journal: journalFor(p.agent, baseDir),
       statusPage: p.agent.statusPage,
       ...(p.agent.stateFile !== undefined ? { stateFile: isAbsolute(p.agent.stateFile) ? p.agent.stateFile : resolvePath(baseDir, p.agent.stateFile) } : {}),
     },
     checks,
   };
+}
+
+/** agent.journal with its file made absolute: as written, or journal.jsonl beside agent.stateFile. */
+function journalFor(a: ParsedConfig['agent'], baseDir: string): AgentConfig['journal'] {
+  const abs = (f: string) => (isAbsolute(f) ? f : resolvePath(baseDir, f));
+  const file =
+    a.journal.file !== undefined ? abs(a.journal.file) : a.stateFile !== undefined ? resolvePath(dirname(abs(a.stateFile)), 'journal.jsonl') : undefined;
+  return { ...(file !== undefined ? { file } : {}), maxBytes: a.journal.maxSize, keep: a.journal.keep };
 }
 
 type DegradedInput = ParsedConfig['defaults']['degraded'];

@@ -3,7 +3,8 @@
 // returns; the loader uses the same rules to refuse a selection that would not hold together
 // (a check whose dependsOn names a check that does not run where it runs). Within a site, the
 // checks are spread over shards (config/shard.ts); a dependsOn across shards is allowed: the
-// agent exports it (vakt_check_remote_dependency) and the shipped rules resolve it.
+// agent exports it (vakt_check_remote_dependency) and the shipped rules resolve it. A disabled
+// check (`enabled: false`) runs nowhere: the agent it would be placed on lists it as disabled.
 import { shardOf, type Shard } from './shard.js';
 
 /** What placement reads of a check. */
@@ -12,6 +13,8 @@ export interface Placeable {
   /** The sites the check runs at; absent: every site. */
   sites?: readonly string[] | undefined;
   dependsOn: readonly string[];
+  /** false: the check is configured but runs nowhere. */
+  enabled?: boolean | undefined;
 }
 
 /** A check placed here depends on a check another shard runs. */
@@ -32,6 +35,8 @@ export interface Placement<C extends Placeable> {
   checks: C[];
   /** The checks of the config that run elsewhere, not at this agent (at other sites, or on other shards of this one). */
   elsewhere: C[];
+  /** The disabled checks that would be placed here: not run, not counted as owned; the agent lists them as disabled. */
+  disabled: C[];
   /** dependsOn entries of the checks placed here that name a check another shard of this site runs. */
   remote: RemoteDependency[];
 }
@@ -43,13 +48,19 @@ export interface Placement<C extends Placeable> {
  * @example placeChecks(config, { site: 'clinic-vejle', shard: { index: 1, count: 3 } }).checks
  */
 export function placeChecks<C extends Placeable>(config: { readonly checks: readonly C[] }, options: PlacementOptions): Placement<C> {
-  const placed: Placement<C> = { checks: [], elsewhere: [], remote: [] };
+  const placed: Placement<C> = { checks: [], elsewhere: [], disabled: [], remote: [] };
   const shard = options.shard && options.shard.count > 1 ? options.shard : undefined;
   const atSite = new Set<string>();
   for (const c of config.checks) {
     const here = runsAt(c, options.site);
+    const mine = here && (shard === undefined || shardOf(c.name, shard.count) === shard.index);
+    if (c.enabled === false) {
+      // A dependsOn naming it is no remote dependency: nothing runs it.
+      if (mine) placed.disabled.push(c);
+      continue;
+    }
     if (here) atSite.add(c.name);
-    (here && (shard === undefined || shardOf(c.name, shard.count) === shard.index) ? placed.checks : placed.elsewhere).push(c);
+    (mine ? placed.checks : placed.elsewhere).push(c);
   }
   if (shard !== undefined) {
     const local = new Set(placed.checks.map((c) => c.name));

@@ -2,13 +2,36 @@
 // (unique names, dependsOn references without cycles, schedule sanity).
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { checkName, duration, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
+import { byteSize, checkName, duration, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
 import { KIND, KIND_LIST, type Kind } from '../probes/kinds.js';
-import type { KindDefinition } from '../probes/kit/kind.js';
+import { LANGUAGES, type KindDefinition, type Language } from '../probes/kit/kind.js';
 import type { Target } from '../probes/kit/target.js';
 import { SECRET_NAME } from '../probes/kit/options.js';
 import { formatDuration } from './units.js';
 import { credentialName } from './web.js';
+
+/** A text in some of the status page's languages (`{sv: Patientjournal, fi: Potilaskertomus}`). */
+function translations(max: number) {
+  const languages = LANGUAGES.join(', ');
+  return z
+    .partialRecord(z.enum(LANGUAGES), z.string().min(1).max(max), { error: `expected a map of language (${languages}) to string` })
+    .refine((m) => Object.keys(m).length > 0, { message: `expected at least one language (${languages})`, when: (p) => p.issues.length === 0 });
+}
+
+/**
+ * A text people read on the status page: one string, or one per language. In a map the first
+ * entry is the plain text (the API's, and the page's in a language the map lacks).
+ */
+function pageText(max: number) {
+  return z.union([z.string().min(1).max(max), translations(max)], {
+    error: `expected a string, or a map of language (${LANGUAGES.join(', ')}) to string`,
+  });
+}
+
+/** The plain text of a page text: the string, or a map's first entry. */
+export function plainText(text: string | Partial<Record<Language, string>>): string {
+  return typeof text === 'string' ? text : (Object.values(text)[0] ?? '');
+}
 
 /** Who may use a route class: open, loopback (clients on this host), authenticated (any valid credential) or a list of credential names. */
 const accessRule = z.union([z.enum(['open', 'loopback', 'authenticated']), z.array(credentialName).min(1)], {
@@ -33,6 +56,17 @@ const agent = z.strictObject({
   stateFile: z.string().min(1).optional(),
   /** Connections the agent's own HTTP server holds at most; more are closed as they arrive. */
   maxConnections: z.int().min(8).max(65_536).default(512),
+  /** The incident journal: every state change and incident, appended to a file on the state volume. */
+  journal: z
+    .strictObject({
+      /** Default: journal.jsonl beside agent.stateFile; without either, the journal is kept in memory only. */
+      file: z.string().min(1).optional(),
+      /** Size at which the file is rotated. */
+      maxSize: byteSize.prefault('16MiB').refine((n) => n >= 65_536 && n <= 1 << 30, { message: 'expected a size from 64KiB to 1GiB' }),
+      /** Rotated files kept beside the current one. */
+      keep: z.int().min(0).max(20).default(3),
+    })
+    .prefault({}),
   /** Endpoint security: TLS and basic auth from a web config file, bearer tokens, who may use which routes. */
   web: z
     .strictObject({
@@ -53,11 +87,16 @@ const agent = z.strictObject({
     .prefault({}),
   statusPage: z
     .strictObject({
-      title: z.string().min(1).max(120).default('System status'),
-      /** Interface language; `auto` follows the browser's Accept-Language (en, sv, da). */
-      language: z.enum(['auto', 'en', 'sv', 'da']).default('auto'),
+      /** The page's heading; absent: "System status" in the page's language. */
+      title: pageText(120).optional(),
+      /** A line under the heading; absent: where the checks run from (the site label), when there is one. */
+      subtitle: pageText(200).optional(),
+      /** Interface language; `auto` follows the browser's Accept-Language. */
+      language: z.enum(['auto', ...LANGUAGES]).default('auto'),
       /** Seconds between automatic refreshes of the page. */
       refresh: z.int().min(5).max(3600).default(15),
+      /** Group names in other languages, by the name the checks' `group` uses. */
+      groups: z.record(z.string().min(1).max(120), translations(120)).optional(),
     })
     .prefault({}),
   /** Duration histograms of checks that do not set their own: off (the lean default), total, phases. */
@@ -98,12 +137,14 @@ const defaults = z.strictObject({
   degraded: degradedLimits.optional(),
   flapping: flapping.optional(),
   histograms: histogramMode.optional(),
+  /** false: the checks that inherit it stay in the config but do not run (an included file's checks under construction). */
+  enabled: z.boolean().optional(),
 });
 
 /** The fields every check has besides name, kind and target(s), whatever its kind. */
 const checkRest = {
-  /** Display name on the status page. */
-  title: z.string().min(1).max(120).optional(),
+  /** Display name on the status page: one, or one per language. */
+  title: pageText(120).optional(),
   group: z.string().min(1).max(120).optional(),
   interval: positiveDuration.optional(),
   cron: z
@@ -126,6 +167,8 @@ const checkRest = {
   secrets: z.record(z.string().regex(SECRET_NAME, { message: 'expected a secret name ([A-Za-z_][A-Za-z0-9_]*)' }), secretRef).default({}),
   /** The sites this check runs at (config/placement.ts); without it, every site. */
   sites: z.array(siteName).min(1).max(1000).optional(),
+  /** false: the check stays in the config, validated, but is not run (config/placement.ts); default defaults.enabled, else true. */
+  enabled: z.boolean().optional(),
 };
 
 function checkVariant<K extends Kind>(kind: K) {

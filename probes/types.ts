@@ -69,6 +69,23 @@ export interface TargetResult {
   failure?: ProbeFailure;
   values?: Partial<Record<ValueName, number>>;
   info?: ProbeInfo;
+  /** For dns checks: the records of this target's reply. */
+  records?: ReplyRecord[];
+}
+
+/**
+ * A record of a DNS reply, in presentation form as dig prints it (the dns kind's `records`). A
+ * reply's first few only, each field cut to a bounded length: for `vakt probe` and the API,
+ * never a metric label.
+ */
+export interface ReplyRecord {
+  section: 'answer' | 'authority' | 'additional';
+  name: string;
+  /** Absent where the source does not tell (the host's own resolver). */
+  ttl?: number;
+  class?: string;
+  type: string;
+  data: string;
 }
 
 /** One step of a multi-step conversation (an HTTP login flow). */
@@ -112,6 +129,8 @@ export interface ProbeResult {
   ok: boolean;
   /** For queue checks: one reading per queue, in the configured order. */
   queues?: QueueReading[];
+  /** For dns checks with one target: the records of the reply (answer, authority, additional; bounded). */
+  records?: ReplyRecord[];
   /** For kinds with steps: each step's outcome, in order (steps after a failed one are absent). */
   steps?: StepResult[];
   /**

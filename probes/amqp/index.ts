@@ -18,6 +18,8 @@ export default defineKind({
     en: { notAnswering: 'not working' },
     sv: { notAnswering: 'fungerar inte' },
     da: { notAnswering: 'virker ikke' },
+    nb: { notAnswering: 'fungerer ikke' },
+    fi: { notAnswering: 'ei toimi' },
   },
   example: `- name: broker-canary
   title: Integration broker

@@ -42,10 +42,13 @@ export default defineKind({
     dns_serial_lag: { metric: 'vakt_dns_serial_lag', help: "How far (RFC 1982) the target's SOA serial is behind the newest among the check's targets." },
     dns_tcp_fallback: { metric: 'vakt_dns_tcp_fallback', help: '1 when the last query was retried over TCP after a truncated UDP reply.' },
   },
+  // One resolver of several failing (partial) is not "Slow".
   words: {
-    en: { notAnswering: 'not answering' },
-    sv: { notAnswering: 'svarar inte' },
-    da: { notAnswering: 'svarer ikke' },
+    en: { notAnswering: 'not answering', reasons: { partial: 'One or more name servers not answering' } },
+    sv: { notAnswering: 'svarar inte', reasons: { partial: 'En eller flera namnservrar svarar inte' } },
+    da: { notAnswering: 'svarer ikke', reasons: { partial: 'En eller flere navneservere svarer ikke' } },
+    nb: { notAnswering: 'svarer ikke', reasons: { partial: 'En eller flere navnetjenere svarer ikke' } },
+    fi: { notAnswering: 'ei vastaa', reasons: { partial: 'Yksi tai useampi nimipalvelin ei vastaa' } },
   },
   example: `- name: dns-ehr
   title: Name lookup of the patient record system

@@ -12,11 +12,14 @@ import type { DnsOptions, DnsSectionExpect, DnsServer } from './options.js';
 import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import type { Endpoint } from '../kit/target.js';
-import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, TargetResult } from '../types.js';
+import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, ReplyRecord, TargetResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'request'] as const;
 /** Largest DNS message over TCP (the 2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65535;
+/** Records of a reply carried in the result (`records`), and the longest text of each field: a reply of 100 addresses or a 64 KiB TXT stays small. */
+export const MAX_REPLY_RECORDS = 16;
+const MAX_RECORD_TEXT = 256;
 
 /** The parts of a decoded reply the probe reads (dns-packet's types omit rcode and flags). */
 export interface DnsReply {
@@ -66,6 +69,7 @@ export const dnsProbe: Probe<DnsOptions, DnsServer> = {
         ...(one.failure ? { failure: one.failure } : {}),
         ...(one.values ? { values: one.values } : {}),
         ...(one.info ? { info: one.info } : {}),
+        ...(one.records ? { records: one.records } : {}),
       };
     }
     return judgeTargets(outcomes, ctx.options);
@@ -100,6 +104,7 @@ async function systemQuery(out: TargetOutcome, o: DnsOptions, signal: AbortSigna
     out.phases.resolve = now() - start;
     const records: DnsRecord[] = addrs.map((a) => ({ name: o.name, type: family === 6 ? 'AAAA' : 'A', class: 'IN', ttl: 0, data: a.address }));
     out.values = { dns_query_succeeded: 1, dns_answer_rrs: records.length };
+    out.records = replyRecords({ answers: records, authorities: [], additionals: [] }).map(({ ttl: _unknown, ...r }) => r);
     const failure = checkSection('answer', records, o.expect.answer);
     if (failure) {
       out.failure = failure;
@@ -148,6 +153,7 @@ async function directQuery(out: TargetOutcome, hp: Endpoint, o: DnsOptions, sign
       if (reply.flag_tc && o.transport === 'udp') {
         out.values = { ...out.values, ...sectionCounts(reply), dns_query_succeeded: 1 };
         out.info = { dnsRcode: reply.rcode, dnsTransport: 'udp' };
+        out.records = replyRecords(reply);
         out.failure = { phase: 'request', reason: 'truncated', message: 'reply truncated (TC) and transport is udp only' };
         return;
       }
@@ -177,6 +183,7 @@ async function directQuery(out: TargetOutcome, hp: Endpoint, o: DnsOptions, sign
   if (!reply) throw new Error('no reply and no error');
   out.info = { dnsRcode: reply.rcode, dnsTransport: transport };
   out.values = { ...out.values, ...sectionCounts(reply), dns_query_succeeded: 1 };
+  out.records = replyRecords(reply);
   const serial = reply.answers.find((a) => a.type === 'SOA')?.data as { serial?: unknown } | undefined;
   if (typeof serial?.serial === 'number') {
     out.serial = serial.serial;
@@ -409,6 +416,27 @@ function sectionCounts(r: DnsReply): { dns_answer_rrs: number; dns_authority_rrs
     // The OPT pseudo-record is not counted (blackbox_exporter does not count it either).
     dns_additional_rrs: r.additionals.filter((a) => a.type !== 'OPT').length,
   };
+}
+
+/** The first MAX_REPLY_RECORDS records of a reply, section by section (no OPT), each field cut to MAX_RECORD_TEXT. */
+function replyRecords(r: Pick<DnsReply, 'answers' | 'authorities' | 'additionals'>): ReplyRecord[] {
+  const cut = (s: string) => (s.length > MAX_RECORD_TEXT ? `${s.slice(0, MAX_RECORD_TEXT - 3)}...` : s);
+  const sections = [
+    ['answer', r.answers],
+    ['authority', r.authorities],
+    ['additional', r.additionals.filter((a) => a.type !== 'OPT')],
+  ] as const;
+  return sections
+    .flatMap(([section, records]) => records.slice(0, MAX_REPLY_RECORDS).map((rec) => ({ section, rec })))
+    .slice(0, MAX_REPLY_RECORDS)
+    .map(({ section, rec }) => ({
+      section,
+      name: cut(fqdn(rec.name)),
+      ...(typeof rec.ttl === 'number' ? { ttl: rec.ttl } : {}),
+      ...(typeof rec.class === 'string' ? { class: cut(rec.class) } : {}),
+      type: cut(String(rec.type)),
+      data: cut(recordValue(rec)),
+    }));
 }
 
 const RCODE_REASON: Record<string, FailureReason> = { NXDOMAIN: 'dns_nxdomain', SERVFAIL: 'dns_servfail', REFUSED: 'dns_refused' };

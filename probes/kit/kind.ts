@@ -6,8 +6,8 @@ import type { z } from 'zod';
 import type { Target } from './target.js';
 import type { DegradedReason, FailureReason, ProbeContext, ProbeResult, QueueReading } from '../types.js';
 
-/** The status page's languages: every kind words its states in each. */
-export const LANGUAGES = ['en', 'sv', 'da'] as const;
+/** The status page's languages (English, Swedish, Danish, Norwegian bokmål, Finnish): every kind words its states in each. */
+export const LANGUAGES = ['en', 'sv', 'da', 'nb', 'fi'] as const;
 export type Language = (typeof LANGUAGES)[number];
 
 /** The check states a kind may word differently from the generic ones. */
@@ -18,6 +18,14 @@ export interface KindWords {
   notAnswering: string;
   /** State words where the generic ones mislead (a queue is not "slow", it backs up). */
   states?: Partial<Record<StateWord, string>>;
+  /**
+   * What a down or degraded check reads for one of its failure or degraded reasons, where the
+   * state word would say something untrue (a port that must stay blocked and answers is not
+   * "Not reachable"; one resolver of two failing is not "Slow").
+   */
+  reasons?: Readonly<Record<string, string>>;
+  /** Why a login was refused, in plain words, by the code the run reports in `info.authCode` ("account locked"). */
+  refusals?: Readonly<Record<string, string>>;
 }
 
 /** A number a kind may report besides its phases; exported as a gauge when `metric` is set. */

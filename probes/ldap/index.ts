@@ -1,4 +1,5 @@
 // The ldap kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
+import { LOGIN_WORDS } from '../kit/words.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, type CheckIssue, AUTH_CODE_LABEL } from '../kit/kind.js';
 import { options, ldapUrl } from './options.js';
 import { ldapProbe } from './probe.js';
@@ -26,11 +27,7 @@ export default defineKind({
     ...CONNECTION_VALUES,
     ldap_search_entries: { help: 'Entries the search of the last run found.' },
   },
-  words: {
-    en: { notAnswering: 'not accepting logins' },
-    sv: { notAnswering: 'tar inte emot inloggningar' },
-    da: { notAnswering: 'tager ikke imod login' },
-  },
+  words: LOGIN_WORDS,
   example: `- name: ad-login
   title: Windows login (directory)
   kind: ldap

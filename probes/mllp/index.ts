@@ -26,6 +26,8 @@ export default defineKind({
     en: { notAnswering: 'not accepting messages', states: { degraded: 'Slow to accept messages', down: 'Not accepting messages' } },
     sv: { notAnswering: 'tar inte emot meddelanden', states: { degraded: 'Tar emot meddelanden långsamt', down: 'Tar inte emot meddelanden' } },
     da: { notAnswering: 'tager ikke imod beskeder', states: { degraded: 'Modtager beskeder langsomt', down: 'Modtager ikke beskeder' } },
+    nb: { notAnswering: 'tar ikke imot meldinger', states: { degraded: 'Tar imot meldinger sakte', down: 'Tar ikke imot meldinger' } },
+    fi: { notAnswering: 'ei ota vastaan viestejä', states: { degraded: 'Ottaa viestejä vastaan hitaasti', down: 'Ei ota vastaan viestejä' } },
   },
   example: `- name: lab-orders-hl7
   title: Lab orders interface

@@ -28,10 +28,13 @@ export default defineKind({
       help: "The time server's root delay / 2 + root dispersion in the last answer: how uncertain its own time is.",
     },
   },
+  // A clock drifting is clock_offset; a slow answer (degraded: slow) stays "Slow".
   words: {
-    en: { notAnswering: 'not giving the right time', states: { degraded: 'Clock drifting', down: 'Wrong time' } },
-    sv: { notAnswering: 'ger inte rätt tid', states: { degraded: 'Klockan glider', down: 'Fel tid' } },
-    da: { notAnswering: 'giver ikke den rigtige tid', states: { degraded: 'Uret driver', down: 'Forkert tid' } },
+    en: { notAnswering: 'not giving the right time', states: { down: 'Wrong time' }, reasons: { clock_offset: 'Clock drifting' } },
+    sv: { notAnswering: 'ger inte rätt tid', states: { down: 'Fel tid' }, reasons: { clock_offset: 'Klockan glider' } },
+    da: { notAnswering: 'giver ikke den rigtige tid', states: { down: 'Forkert tid' }, reasons: { clock_offset: 'Uret driver' } },
+    nb: { notAnswering: 'gir ikke riktig tid', states: { down: 'Feil tid' }, reasons: { clock_offset: 'Klokken avviker' } },
+    fi: { notAnswering: 'ei anna oikeaa aikaa', states: { down: 'Väärä aika' }, reasons: { clock_offset: 'Kello heittää' } },
   },
   example: `- name: time-dc1
   title: Time service (domain controller 1)

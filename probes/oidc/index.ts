@@ -1,5 +1,6 @@
 // The oidc kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { webTarget } from '../kit/target.js';
+import { LOGIN_WORDS } from '../kit/words.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, AUTH_CODE_LABEL } from '../kit/kind.js';
 import { options } from './options.js';
 import { oidcProbe } from './probe.js';
@@ -18,11 +19,7 @@ export default defineKind({
     ...CONNECTION_VALUES,
     http_status_code: { metric: 'probe_http_status_code', help: 'HTTP status of the final response of the last step that got one.' },
   },
-  words: {
-    en: { notAnswering: 'not accepting logins' },
-    sv: { notAnswering: 'tar inte emot inloggningar' },
-    da: { notAnswering: 'tager ikke imod login' },
-  },
+  words: LOGIN_WORDS,
   example: `- name: idp-service-token
   title: Single sign-on for integrations
   kind: oidc

@@ -52,18 +52,33 @@ export default defineKind({
       errors: { metric: 'vakt_queue_errored_messages', help: 'Messages the source counts as errored (Mirth channel ERROR statistic).' },
     },
   },
+  // A queue backs up (backlog_growing); a read that stopped short (partial) or a refused login to
+  // the source (auth) says nothing about the messages.
   words: {
     en: {
       notAnswering: 'not moving messages',
-      states: { degraded: 'Messages piling up', failing: 'Messages delayed, being checked', down: 'Messages not getting through' },
+      states: { failing: 'Messages delayed, being checked', down: 'Messages not getting through' },
+      reasons: { backlog_growing: 'Messages piling up', partial: 'Only partly checked', auth: 'Cannot be checked: access refused' },
     },
     sv: {
       notAnswering: 'för inte meddelanden vidare',
-      states: { degraded: 'Meddelanden hopar sig', failing: 'Meddelanden försenade, kontrolleras', down: 'Meddelanden kommer inte fram' },
+      states: { failing: 'Meddelanden försenade, kontrolleras', down: 'Meddelanden kommer inte fram' },
+      reasons: { backlog_growing: 'Meddelanden hopar sig', partial: 'Bara delvis kontrollerad', auth: 'Kan inte kontrolleras: åtkomst nekad' },
     },
     da: {
       notAnswering: 'sender ikke beskeder videre',
-      states: { degraded: 'Beskeder hober sig op', failing: 'Beskeder forsinket, kontrolleres', down: 'Beskeder kommer ikke igennem' },
+      states: { failing: 'Beskeder forsinket, kontrolleres', down: 'Beskeder kommer ikke igennem' },
+      reasons: { backlog_growing: 'Beskeder hober sig op', partial: 'Kun delvist kontrolleret', auth: 'Kan ikke kontrolleres: adgang nægtet' },
+    },
+    nb: {
+      notAnswering: 'sender ikke meldinger videre',
+      states: { failing: 'Meldinger forsinket, undersøkes', down: 'Meldinger kommer ikke fram' },
+      reasons: { backlog_growing: 'Meldinger hoper seg opp', partial: 'Bare delvis kontrollert', auth: 'Kan ikke kontrolleres: tilgang nektet' },
+    },
+    fi: {
+      notAnswering: 'ei välitä viestejä eteenpäin',
+      states: { failing: 'Viestit viivästyvät, tarkistetaan', down: 'Viestit eivät mene perille' },
+      reasons: { backlog_growing: 'Viestejä kasautuu', partial: 'Tarkistettu vain osittain', auth: 'Ei voida tarkistaa: pääsy evätty' },
     },
   },
   example: `- name: lab-results-queue

@@ -24,14 +24,29 @@ export default defineKind({
     connect_median_seconds: { help: 'Median connect of the last run, over its samples.' },
     connect_max_seconds: { help: 'Slowest connect of the last run, over its samples.' },
   },
+  // A port that must stay closed and answers (policy_open) is open, not "Not reachable"; some
+  // attempts of a run failing (sample_loss) is not "Slow".
   words: {
-    en: { notAnswering: 'not reachable' },
-    sv: { notAnswering: 'går inte att nå' },
-    da: { notAnswering: 'kan ikke nås' },
+    en: { notAnswering: 'not reachable', reasons: { policy_open: 'Reachable — should be blocked', sample_loss: 'Some connections fail' } },
+    sv: { notAnswering: 'går inte att nå', reasons: { policy_open: 'Går att nå — ska vara blockerad', sample_loss: 'Vissa anslutningar misslyckas' } },
+    da: { notAnswering: 'kan ikke nås', reasons: { policy_open: 'Kan nås — skal være blokeret', sample_loss: 'Nogle forbindelser fejler' } },
+    nb: { notAnswering: 'er ikke tilgjengelig', reasons: { policy_open: 'Kan nås — skal være blokkert', sample_loss: 'Noen tilkoblinger feiler' } },
+    fi: {
+      notAnswering: 'ei ole tavoitettavissa',
+      reasons: { policy_open: 'Tavoitettavissa — pitäisi olla estetty', sample_loss: 'Osa yhteyksistä epäonnistuu' },
+    },
   },
   // A port that must stay closed: "ok" means it is, and the page says so.
   variantWords: (o) =>
-    o.expect === 'blocked' ? { en: { ok: 'Blocked as intended' }, sv: { ok: 'Blockerad som avsett' }, da: { ok: 'Blokeret som tilsigtet' } } : undefined,
+    o.expect === 'blocked'
+      ? {
+          en: { ok: 'Blocked as intended' },
+          sv: { ok: 'Blockerad som avsett' },
+          da: { ok: 'Blokeret som tilsigtet' },
+          nb: { ok: 'Blokkert som tiltenkt' },
+          fi: { ok: 'Estetty, kuten kuuluu' },
+        }
+      : undefined,
   example: `- name: ehr-via-fw-a
   title: Patient records (firewall path A)
   kind: tcp

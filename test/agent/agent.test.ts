@@ -310,3 +310,74 @@ checks:
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);
   }, 90_000);
 });
+
+describe('enabled: false', () => {
+  /** A listener that counts the connections it gets. */
+  const countingPeer = async () => {
+    let count = 0;
+    const p = await tcpPeer((s) => {
+      count++;
+      s.end();
+    });
+    peers.push(p);
+    return { port: p.port, connections: () => count };
+  };
+
+  it('is not scheduled, not probed and has no series; the API lists it as disabled; a reload switches it on, off and on', async () => {
+    const on = await countingPeer();
+    const off = await countingPeer();
+    const text = (enabled: string) => `
+agent: { startSpread: 50ms }
+defaults: { interval: 200ms, timeout: 150ms, retries: 0 }
+checks:
+  - { name: on, kind: tcp, target: "127.0.0.1:${on.port}", dependsOn: [off] }
+  - { name: off, kind: tcp, target: "127.0.0.1:${off.port}", title: Switched off${enabled} }
+`;
+    const file = configFile(text(', enabled: false'));
+    const { agent, http } = await boot(file);
+    const metrics = async () => (await get(`${http.url}/metrics`)).body;
+    const api = async (path: string) => JSON.parse((await get(`${http.url}/api/v1/checks${path}`)).body) as Record<string, unknown>;
+
+    // Several runs of `on` and none of `off`.
+    await waitFor(() => on.connections() >= 3);
+    expect(off.connections()).toBe(0);
+    expect(agent.get('off')).toBeUndefined();
+    expect(agent.ready).toBe(true);
+    let m = await metrics();
+    expect(samples(m, 'probe_success', { check: 'on' })).toHaveLength(1);
+    expect(m).not.toContain('check="off"');
+    expect(value(m, 'vakt_checks_configured', { kind: 'tcp' })).toBe(1);
+    const list = (await api('')) as { placement: unknown; checks: { name: string }[] };
+    expect(list.placement).toMatchObject({ owned: 1, disabled: 1, elsewhere: 0 });
+    expect(list.checks.find((c) => c.name === 'on')).toMatchObject({ enabled: true, state: 'ok' });
+    const disabled = { name: 'off', title: 'Switched off', kind: 'tcp', enabled: false, state: null, lastResult: null };
+    expect(list.checks.find((c) => c.name === 'off')).toEqual(expect.objectContaining(disabled));
+    expect(await api('/off')).toEqual(expect.objectContaining(disabled));
+    // The status page is for the people the checks serve: a check nobody runs is not on it.
+    expect((await get(`${http.url}/`)).body).not.toContain('Switched off');
+
+    // On: it starts (added), is probed and gets its series.
+    writeFileSync(file, text(''));
+    expect(await agent.reload()).toMatchObject({ ok: true, added: ['off'], removed: [], disabled: [] });
+    await waitFor(() => off.connections() >= 1);
+    await waitFor(async () => samples(await metrics(), 'probe_success', { check: 'off' }).length === 1);
+    expect(await api('/off')).toMatchObject({ enabled: true });
+
+    // Off again: it stops (removed), its series go, no more connections.
+    writeFileSync(file, text(', enabled: false'));
+    expect(await agent.reload()).toMatchObject({ ok: true, added: [], removed: ['off'], disabled: ['off'], unchanged: 1 });
+    m = await metrics();
+    expect(m).not.toContain('check="off"');
+    const after = off.connections();
+    const onBefore = on.connections();
+    await waitFor(() => on.connections() >= onBefore + 3);
+    expect(off.connections()).toBe(after);
+    expect(await api('/off')).toMatchObject({ enabled: false, state: null });
+
+    // And on once more: a fresh start.
+    writeFileSync(file, text(''));
+    expect(await agent.reload()).toMatchObject({ ok: true, added: ['off'] });
+    await waitFor(() => off.connections() > after);
+    expect(agent.get('off')?.config.enabled).toBeUndefined();
+  });
+});

@@ -69,6 +69,7 @@ describe('a sharded agent', () => {
       shard: `${index}/3`,
       owned: mine.length,
       elsewhere: 25 - mine.length,
+      disabled: 0,
       remoteDependencies: mine.map((check) => ({ check, dependsOn: 'dns' })),
     });
     const metrics = await (await fetch(`${http.url}/metrics`)).text();

@@ -1,9 +1,19 @@
-// The status page as HTML: words in three languages, the incident sentence, sparklines, no secrets.
+// The status page as HTML: words in five languages, the incident sentence, sparklines, no
+// secrets; and its rules of truth: a reason's own words where the state word would mislead
+// (policy open, a refused login and why, a certificate about to expire and when), a banner that
+// counts what the page lists, the configured title, translated titles and group names.
 import { describe, expect, it } from 'vitest';
 import type { CheckView } from '../../agent/agent.js';
+import type { CheckState } from '../../agent/detector.js';
 import { RunHistory } from '../../agent/history.js';
-import { pickLanguage, statusPage } from '../../agent/status-page.js';
+import type { RunOutcome } from '../../agent/runner.js';
+import { inLanguage, pickLanguage, statusPage, type Language, type StatusPageInput } from '../../agent/status-page.js';
 import { parseConfig } from '../../config/loader.js';
+import { LDAP_AUTH_CODES } from '../../probes/ldap/probe.js';
+import { OAUTH_ERROR_CODES } from '../../probes/oidc/probe.js';
+import { kindNamed } from '../../probes/kinds.js';
+import { LANGUAGES } from '../../probes/kit/kind.js';
+import type { ProbeResult } from '../../probes/types.js';
 
 const cfg = parseConfig(
   `checks:
@@ -38,7 +48,7 @@ const views = (): CheckView[] => {
 };
 const incidents = [{ cause: 'dns-ns1', since: at, affected: ['ehr', 'lab'] }];
 
-function render(language: 'en' | 'sv' | 'da') {
+function render(language: Language) {
   return statusPage({
     checks: views(),
     incidents,
@@ -70,6 +80,31 @@ describe('status page', () => {
     expect(html).not.toContain('10.0.0.1');
   });
 
+  it('remembers the last 7 days and each group’s availability (from the journal), in the page’s language', () => {
+    const night = { cause: 'dns-ns1', since: at - 86_400_000, until: at - 86_400_000 + 218 * 60_000, peakAffected: 41 };
+    const base = { checks: views(), incidents: [], labels: {}, refreshSeconds: 15, now: at + 60_000, timeZone: 'Europe/Stockholm' };
+    const availability = new Map([
+      ['Core network', 0.99497],
+      ['Clinical systems', 1],
+    ]);
+    const en = statusPage({ ...base, language: 'en', earlier: [night, { ...night, cause: 'pacs', peakAffected: 0, interrupted: true }], availability });
+    expect(en).toContain('<h2 id="earlier">Earlier (last 7 days)</h2>');
+    expect(en).toMatch(
+      /<strong>Internal DNS \(ns1\)<\/strong> not answering <time datetime="2026-11-22T02:02:00.000Z">[^<]*03:02<\/time>–<time datetime="2026-11-22T05:40:00.000Z">[^<]*06:40<\/time>, 41 systems affected\./,
+    );
+    expect(en).toContain('no other systems affected (monitoring stopped before it ended).');
+    expect(en).toContain('<p class="availability">99.49 % available, last 30 days</p>');
+    expect(en).toContain('<p class="availability">100 % available, last 30 days</p>');
+    const sv = statusPage({ ...base, language: 'sv', earlier: [night], availability });
+    expect(sv).toContain('Tidigare (senaste 7 dagarna)');
+    expect(sv).toContain('41 system påverkades.');
+    expect(sv).toContain('99,49 % tillgängligt senaste 30 dagarna');
+    // Nothing ended and nothing known: neither section.
+    const none = statusPage({ ...base, language: 'en' });
+    expect(none).not.toContain('id="earlier"');
+    expect(none).not.toContain('class="availability"');
+  });
+
   it('draws a sparkline with an accessible description, failed runs marked', () => {
     const html = render('en');
     // The failed run (30 ms) is drawn as a red bar and left out of the range and the line.
@@ -81,7 +116,7 @@ describe('status page', () => {
     expect(html).toContain('<circle');
   });
 
-  it('speaks Swedish and Danish', () => {
+  it('speaks Swedish, Danish, Norwegian and Finnish', () => {
     const sv = render('sv');
     expect(sv).toContain('<html lang="sv">');
     expect(sv).toContain('svarar inte sedan');
@@ -92,6 +127,29 @@ describe('status page', () => {
     expect(da).toContain('svarer ikke siden');
     expect(da).toContain('2 systemer berørt');
     expect(da).toContain('Kan ikke nås');
+    // Norwegian and Finnish say the same in their words (Finnish puts "since" after the time: "03.02 alkaen").
+    const says: Record<'nb' | 'fi', string[]> = {
+      nb: [
+        '<html lang="nb">',
+        'svarer ikke siden',
+        '1 problem akkurat nå — 3 systemer berørt.',
+        'Ikke tilgjengelig',
+        'Fungerer',
+        'fordi Internal DNS (ns1) ikke fungerer',
+      ],
+      fi: [
+        '<html lang="fi">',
+        '<strong>Internal DNS (ns1)</strong> ei vastaa <time datetime="2026-11-23T02:02:00.000Z">03.02</time> alkaen — koskee myös 2 järjestelmää',
+        '1 häiriö juuri nyt — koskee 3 järjestelmää.',
+        'Ei tavoitettavissa',
+        'Toimii',
+        'Viimeisten 4 tarkistuksen vasteajat, 11 ms–15 ms, 1 epäonnistui',
+      ],
+    };
+    for (const [lang, phrases] of Object.entries(says)) {
+      const html = render(lang as Language);
+      for (const phrase of phrases) expect(html, lang).toContain(phrase);
+    }
   });
 
   it('says what a stuck queue means for the ward: messages not getting through, how many wait and for how long', () => {
@@ -121,7 +179,7 @@ describe('status page', () => {
       },
       { config: adt, status: { state: 'degraded', since: at, consecutiveFailures: 0, consecutiveSuccesses: 3, flapping: false }, history: new RunHistory() },
     ];
-    const page = (language: 'en' | 'sv' | 'da') =>
+    const page = (language: Language) =>
       statusPage({
         checks,
         incidents: [{ cause: 'lab-q', since: at, affected: [] }],
@@ -145,9 +203,301 @@ describe('status page', () => {
   it('picks the language from config or Accept-Language', () => {
     expect(pickLanguage('auto', 'sv-SE,sv;q=0.9,en;q=0.5')).toBe('sv');
     expect(pickLanguage('auto', 'en;q=0.4, da;q=0.8')).toBe('da');
-    expect(pickLanguage('auto', 'nb-NO')).toBe('da');
+    // Norwegian in any of its tags reads bokmål; Finnish reads Finnish.
+    expect(pickLanguage('auto', 'nb-NO')).toBe('nb');
+    expect(pickLanguage('auto', 'nn-NO,nn;q=0.9')).toBe('nb');
+    expect(pickLanguage('auto', 'no')).toBe('nb');
+    expect(pickLanguage('auto', 'fi-FI,fi;q=0.9,en;q=0.8')).toBe('fi');
     expect(pickLanguage('auto', 'de-DE')).toBe('en');
+    expect(pickLanguage('auto', 'de-DE, fi;q=0.5')).toBe('fi');
     expect(pickLanguage('auto', undefined)).toBe('en');
     expect(pickLanguage('sv', 'da')).toBe('sv');
+    // ?lang= wins when it names a language the page speaks, and is ignored otherwise.
+    expect(pickLanguage('sv', 'da', 'fi')).toBe('fi');
+    expect(pickLanguage('auto', 'da', 'NB')).toBe('nb');
+    expect(pickLanguage('sv', 'da', 'xx')).toBe('sv');
+    expect(pickLanguage('auto', 'da', null)).toBe('da');
+    // Names of Object.prototype are no languages.
+    expect(pickLanguage('auto', 'constructor, __proto__;q=0.9', 'toString')).toBe('en');
+  });
+});
+
+/** A view of `config` in `state`, its last run `result` (epoch `at`). */
+function viewOf(config: CheckView['config'], state: CheckState, result?: ProbeResult, cause?: string): CheckView {
+  const failed = state === 'down' || state === 'failing';
+  const last: RunOutcome | undefined = result && { result, startedAt: at, duration: 0.02, queueWait: 0, loopStall: 0, disturbed: false };
+  return {
+    config,
+    status: { state, since: at, consecutiveFailures: failed ? 3 : 0, consecutiveSuccesses: failed ? 0 : 3, flapping: false },
+    history: new RunHistory(),
+    ...(last ? { last } : {}),
+    ...(cause ? { cause } : {}),
+  };
+}
+
+const failed = (reason: string, info?: ProbeResult['info']): ProbeResult => ({
+  ok: false,
+  phases: {},
+  failure: { phase: 'connect', reason, message: 'engineers only' },
+  ...(info ? { info } : {}),
+});
+const degraded = (reason: string, values?: ProbeResult['values']): ProbeResult => ({
+  ok: true,
+  phases: {},
+  degraded: { reason, message: 'engineers only' },
+  ...(values ? { values } : {}),
+});
+
+const truth = parseConfig(
+  `agent:
+  labels: { site: odense-dc1 }
+  statusPage:
+    title: { en: Region Syddanmark IT status, da: Region Syddanmarks IT-driftstatus, sv: IT-driftstatus }
+    groups:
+      Patient records: { sv: Patientjournal, da: Patientjournal, nb: Pasientjournal, fi: Potilaskertomus }
+      Firewall policy: { da: Firewallregler }
+checks:
+  - name: rdp-blocked
+    title: { en: Remote desktop to EHR servers stays blocked, da: Fjernskrivebord til EPJ-servere forbliver blokeret }
+    group: Firewall policy
+    kind: tcp
+    target: "10.0.0.10:3389"
+    tcp: { expect: blocked }
+  - { name: ehr-a, title: Patient records through firewall A, group: Patient records, kind: tcp, target: "10.0.0.1:443" }
+  - { name: ehr-web, title: Patient records (web), group: Patient records, kind: http, target: "https://ehr.region.example/" }
+  - name: idp
+    title: Single sign-on
+    group: Login
+    kind: oidc
+    target: https://login.region.example/
+    secrets: { s: { env: IDP_SECRET } }
+    oidc: { clientId: vakt, clientSecret: s }
+  - name: ad
+    title: Windows login
+    group: Login
+    kind: ldap
+    target: ldaps://dc1.region.example
+    secrets: { p: { env: AD_PASSWORD } }
+    ldap: { bindDn: "CN=vakt,DC=region,DC=example", password: p }
+  - { name: ns, title: Name lookup, group: Core network, kind: dns, targets: ["10.0.0.53", "10.0.0.54"], dns: { name: ehr.region.example, quorum: 1 } }
+`,
+  'truth.yaml',
+  { IDP_SECRET: 'x', AD_PASSWORD: 'y' },
+);
+const cfgOf = (name: string) => truth.checks.find((c) => c.name === name)!;
+// 2027-01-04 12:00 UTC, the expiry of the certificate ehr-web presents.
+const EXPIRY = Date.UTC(2027, 0, 4, 12) / 1000;
+
+function page(checks: CheckView[], incidents: StatusPageInput['incidents'], language: Language = 'en', extra: Partial<StatusPageInput> = {}): string {
+  return statusPage({
+    ...truth.agent.statusPage,
+    checks,
+    incidents,
+    labels: truth.agent.labels,
+    language,
+    refreshSeconds: 15,
+    now: at + 60_000,
+    timeZone: 'Europe/Stockholm',
+    ...extra,
+  });
+}
+
+/** Each down check that is its own root cause, as its incident (nothing else affected). */
+function incidentsOf(checks: readonly CheckView[]): StatusPageInput['incidents'] {
+  return checks.filter((v) => v.status.state === 'down' && v.cause === v.config.name).map((v) => ({ cause: v.config.name, since: at, affected: [] }));
+}
+
+/** The text of the row of `title`: its state word and note. */
+function row(html: string, title: string): string {
+  const m = new RegExp(`<th scope="row">${title.replace(/[()]/g, '\\$&')}</th>\n<td>(.*?)</td>`).exec(html);
+  return (m?.[1] ?? '').replace(/<[^>]+>/g, '').trim();
+}
+
+/** The list of current problems, as text. */
+function listed(html: string): string[] {
+  return [...html.matchAll(/<ul class="incidents">\n([\s\S]*?)\n<\/ul>/g)].flatMap((m) => m[1]!.split('\n').map((li) => li.replace(/<[^>]+>/g, '')));
+}
+
+describe('status page truth', () => {
+  it('reads a port that must stay blocked and answers as open, not "Not reachable"', () => {
+    const checks = [viewOf(cfgOf('rdp-blocked'), 'down', failed('policy_open'), 'rdp-blocked'), viewOf(cfgOf('ehr-a'), 'down', failed('timeout'), 'ehr-a')];
+    const incidents = incidentsOf(checks);
+    const en = page(checks, incidents);
+    expect(row(en, 'Remote desktop to EHR servers stays blocked')).toBe('✕ Reachable — should be blocked');
+    // A path that times out is still "Not reachable": the words follow the reason, not the kind.
+    expect(row(en, 'Patient records through firewall A')).toBe('✕ Not reachable');
+    expect(listed(en)).toEqual([
+      'Remote desktop to EHR servers stays blocked: reachable — should be blocked (since 03:02) — no other systems affected.',
+      'Patient records through firewall A not reachable since 03:02 — no other systems affected.',
+    ]);
+    const words: Record<Language, string> = {
+      en: 'Reachable — should be blocked',
+      sv: 'Går att nå — ska vara blockerad',
+      da: 'Kan nås — skal være blokeret',
+      nb: 'Kan nås — skal være blokkert',
+      fi: 'Tavoitettavissa — pitäisi olla estetty',
+    };
+    for (const lang of LANGUAGES) {
+      const html = page(checks, incidents, lang);
+      expect(html).toContain(`<span class="word">${words[lang]}</span>`);
+      expect(html).not.toContain(`<span class="word">${kindNamed('tcp')!.words[lang].notAnswering}</span>`);
+    }
+    // The same check while the port stays closed.
+    expect(row(page([viewOf(cfgOf('rdp-blocked'), 'ok')], [], 'nb'), 'Remote desktop to EHR servers stays blocked')).toBe('✓ Blokkert som tiltenkt');
+  });
+
+  it('reads a refused login as refused, with its reason in plain words', () => {
+    const checks = [
+      viewOf(cfgOf('idp'), 'down', failed('auth', { authCode: 'invalid_client' }), 'idp'),
+      viewOf(cfgOf('ad'), 'down', failed('auth', { authCode: 'account_locked' }), 'ad'),
+    ];
+    const incidents = incidentsOf(checks);
+    const en = page(checks, incidents);
+    expect(row(en, 'Single sign-on')).toBe('✕ Login refused (application credentials not accepted)');
+    expect(row(en, 'Windows login')).toBe('✕ Login refused (account locked)');
+    expect(en).not.toContain('Not reachable');
+    expect(listed(en)).toContain('Windows login: login refused (account locked) (since 03:02) — no other systems affected.');
+    const sv = page(checks, incidents, 'sv');
+    expect(row(sv, 'Windows login')).toBe('✕ Inloggningen nekades (kontot är låst)');
+    expect(row(page(checks, incidents, 'da'), 'Windows login')).toBe('✕ Login afvist (kontoen er låst)');
+    expect(row(page(checks, incidents, 'nb'), 'Single sign-on')).toBe('✕ Innlogging avvist (applikasjonens innloggingsopplysninger godtas ikke)');
+    expect(row(page(checks, incidents, 'fi'), 'Windows login')).toBe('✕ Kirjautuminen hylättiin (tili on lukittu)');
+    // A code without words of its own (OAuth's "other"), or none: the refusal alone.
+    const other = page([viewOf(cfgOf('idp'), 'down', failed('auth', { authCode: 'other' }), 'idp')], []);
+    expect(row(other, 'Single sign-on')).toBe('✕ Login refused');
+  });
+
+  it('has words for every refusal code the ldap and oidc kinds report, in every language', () => {
+    const codes = [...LDAP_AUTH_CODES, ...OAUTH_ERROR_CODES];
+    expect(codes).toEqual(expect.arrayContaining(['account_locked', 'password_expired', 'invalid_client', 'invalid_grant']));
+    for (const kind of ['ldap', 'oidc'])
+      for (const lang of LANGUAGES) {
+        const refusals = kindNamed(kind)!.words[lang].refusals ?? {};
+        expect(
+          codes.filter((c) => !refusals[c]?.trim()),
+          `${kind} ${lang}`,
+        ).toEqual([]);
+      }
+  });
+
+  it('reads a certificate inside its expiry warning as such, with its date, not "Slow"', () => {
+    const checks = [viewOf(cfgOf('ehr-web'), 'degraded', degraded('cert_expiring', { ssl_earliest_cert_expiry: EXPIRY }))];
+    const en = page(checks, []);
+    expect(row(en, 'Patient records (web)')).toBe('◐ Certificate expires 2027-01-04');
+    expect(en).not.toContain('Slow');
+    expect(row(page(checks, [], 'sv'), 'Patient records (web)')).toBe('◐ Certifikatet går ut 2027-01-04');
+    expect(row(page(checks, [], 'fi'), 'Patient records (web)')).toBe('◐ Varmenne vanhenee 2027-01-04');
+    // No expiry reported: still the certificate, not "Slow".
+    expect(row(page([viewOf(cfgOf('ehr-web'), 'degraded', degraded('cert_expiring'))], []), 'Patient records (web)')).toBe('◐ Certificate expires soon');
+    // Slow is slow.
+    expect(row(page([viewOf(cfgOf('ehr-web'), 'degraded', degraded('slow'))], []), 'Patient records (web)')).toBe('◐ Slow');
+    // An expired one fails the run (tls_expired).
+    expect(row(page([viewOf(cfgOf('ehr-web'), 'down', failed('tls_expired'), 'ehr-web')], []), 'Patient records (web)')).toBe('✕ Certificate expired');
+  });
+
+  it('words the other reasons the state word would get wrong: one resolver of two, an error page', () => {
+    const html = page(
+      [viewOf(cfgOf('ns'), 'degraded', degraded('partial')), viewOf(cfgOf('ehr-web'), 'down', failed('http_status'), 'ehr-web')],
+      [{ cause: 'ehr-web', since: at, affected: [] }],
+    );
+    expect(row(html, 'Name lookup')).toBe('◐ One or more name servers not answering');
+    // It answered, with an error: working it is not, unreachable neither.
+    expect(row(html, 'Patient records (web)')).toBe('✕ Not working');
+  });
+
+  it('counts in the banner exactly what it lists, degraded and failing checks included', () => {
+    const checks = [
+      viewOf(cfgOf('ehr-a'), 'down', failed('timeout'), 'ehr-a'),
+      viewOf(cfgOf('rdp-blocked'), 'down', failed('timeout'), 'ehr-a'),
+      viewOf(cfgOf('ehr-web'), 'degraded', degraded('cert_expiring', { ssl_earliest_cert_expiry: EXPIRY })),
+      viewOf(cfgOf('idp'), 'failing', failed('timeout')),
+      viewOf(cfgOf('ns'), 'ok'),
+    ];
+    const html = page(checks, [{ cause: 'ehr-a', since: at, affected: ['rdp-blocked'] }]);
+    expect(html).toContain('<p class="summary bad" role="status">3 problems right now — 4 systems affected.</p>');
+    expect(html).toContain('<title>(3) Region Syddanmark IT status</title>');
+    expect(listed(html)).toEqual([
+      'Patient records through firewall A not reachable since 03:02 — 1 system affected: Remote desktop to EHR servers stays blocked.',
+      'Single sign-on: problems, being checked (since 03:02).',
+      'Patient records (web): certificate expires 2027-01-04 (since 03:02).',
+    ]);
+    // Only a degraded check: listed, counted, and the banner amber rather than red.
+    const one = page([viewOf(cfgOf('ehr-web'), 'degraded', degraded('slow')), viewOf(cfgOf('ns'), 'ok')], []);
+    expect(one).toContain('<p class="summary warn" role="status">1 problem right now.</p>');
+    expect(listed(one)).toEqual(['Patient records (web): slow (since 03:02).']);
+    for (const lang of LANGUAGES) {
+      const n = listed(page(checks, [{ cause: 'ehr-a', since: at, affected: ['rdp-blocked'] }], lang)).length;
+      expect(n, lang).toBe(3);
+    }
+    const all = page([viewOf(cfgOf('ns'), 'ok')], []);
+    expect(all).toContain('<p class="summary ok" role="status">All systems are working.</p>');
+    expect(all).not.toContain('class="incidents"');
+  });
+
+  it('heads the page with the configured title, the site only as a line under it', () => {
+    const html = page([viewOf(cfgOf('ns'), 'ok')], []);
+    expect(html).toContain('<h1>Region Syddanmark IT status</h1>\n<p class="subtitle">Checked from odense-dc1</p>');
+    expect(html).toContain('<title>Region Syddanmark IT status</title>');
+    expect(html).not.toMatch(/<h1>[^<]*odense-dc1/);
+    // The title in the page's language; a language the map lacks gets its first entry.
+    expect(page([], [], 'da')).toContain('<h1>Region Syddanmarks IT-driftstatus</h1>\n<p class="subtitle">Kontrolleres fra odense-dc1</p>');
+    expect(page([], [], 'fi')).toContain('<h1>Region Syddanmark IT status</h1>\n<p class="subtitle">Tarkistuspaikka: odense-dc1</p>');
+    // No title configured: the page's own, in its language; a subtitle of the config's own replaces the site line.
+    const plain = parseConfig('checks:\n  - { name: a, kind: tcp, target: "10.0.0.1:443" }\n', 'plain.yaml');
+    expect(plain.agent.statusPage.title).toBeUndefined();
+    const own = (language: Language) => statusPage({ ...plain.agent.statusPage, checks: [], incidents: [], labels: {}, language, refreshSeconds: 15 });
+    expect(own('en')).toContain('<h1>System status</h1>\n<p class="summary');
+    expect(own('sv')).toContain('<h1>Driftstatus</h1>');
+    expect(own('nb')).toContain('<h1>Driftsstatus</h1>');
+    expect(own('fi')).toContain('<h1>Järjestelmien tila</h1>');
+    const sub = page([], [], 'sv', { subtitle: { en: 'Odense University Hospital', sv: 'Odense universitetssjukhus' } });
+    expect(sub).toContain('<p class="subtitle">Odense universitetssjukhus</p>');
+    expect(sub).not.toContain('odense-dc1');
+  });
+
+  it('translates check titles and group names from the config; the plain title stays the first', () => {
+    // The API, alerts and logs keep the plain title: a string, or the first entry of a map.
+    expect(cfgOf('rdp-blocked').title).toBe('Remote desktop to EHR servers stays blocked');
+    expect(cfgOf('rdp-blocked').titles).toEqual({
+      en: 'Remote desktop to EHR servers stays blocked',
+      da: 'Fjernskrivebord til EPJ-servere forbliver blokeret',
+    });
+    expect(cfgOf('ehr-a').titles).toBeUndefined();
+    const written = parseConfig(
+      'checks:\n  - { name: a, title: { fi: Potilaskertomus, en: Patient records }, kind: tcp, target: "10.0.0.1:443" }\n',
+      'order.yaml',
+    );
+    expect(written.checks[0]!.title).toBe('Potilaskertomus');
+    const checks = [viewOf(cfgOf('rdp-blocked'), 'down', failed('policy_open'), 'rdp-blocked'), viewOf(cfgOf('ehr-a'), 'ok'), viewOf(cfgOf('ns'), 'ok')];
+    const incidents = [{ cause: 'rdp-blocked', since: at, affected: [] }];
+    const da = page(checks, incidents, 'da');
+    expect(da).toContain('<h2 id="g-firewall-policy">Firewallregler</h2>');
+    expect(da).toContain('<h2 id="g-patient-records">Patientjournal</h2>');
+    expect(row(da, 'Fjernskrivebord til EPJ-servere forbliver blokeret')).toBe('✕ Kan nås — skal være blokeret');
+    expect(listed(da)[0]).toMatch(/^Fjernskrivebord til EPJ-servere forbliver blokeret: kan nås/);
+    // Groups sorted by their name in the page's language: Core network, Firewallregler, Patientjournal.
+    expect([...da.matchAll(/<h2 id="g-[^"]+">([^<]+)<\/h2>/g)].map((m) => m[1])).toEqual(['Core network', 'Firewallregler', 'Patientjournal']);
+    const fi = page(checks, incidents, 'fi');
+    expect(fi).toContain('<h2 id="g-patient-records">Potilaskertomus</h2>');
+    // No Finnish given: the plain names.
+    expect(fi).toContain('<h2 id="g-firewall-policy">Firewall policy</h2>');
+    expect(row(fi, 'Remote desktop to EHR servers stays blocked')).toBe('✕ Tavoitettavissa — pitäisi olla estetty');
+    expect(inLanguage({ sv: 'Patientjournal', en: 'Patient records' }, 'nb')).toBe('Patientjournal');
+  });
+
+  it('refuses a translation in a language the page does not speak, and an empty one', () => {
+    const load = (text: string) => () => parseConfig(text, 'bad.yaml');
+    expect(load('checks:\n  - { name: a, title: { se: X }, kind: tcp, target: "10.0.0.1:443" }\n')).toThrow(
+      'bad.yaml:2:25: checks[0].title.se: expected no such key, found unknown key "se"',
+    );
+    expect(load('checks:\n  - { name: a, title: {}, kind: tcp, target: "10.0.0.1:443" }\n')).toThrow(
+      'checks[0].title: expected at least one language (en, sv, da, nb, fi), found an empty mapping',
+    );
+    expect(load('agent: { statusPage: { groups: { Core: Kärnnät } } }\nchecks:\n  - { name: a, kind: tcp, target: "10.0.0.1:443" }\n')).toThrow(
+      'agent.statusPage.groups.Core: expected a map of language (en, sv, da, nb, fi) to string, found "Kärnnät"',
+    );
+    expect(load('agent: { statusPage: { language: de } }\nchecks:\n  - { name: a, kind: tcp, target: "10.0.0.1:443" }\n')).toThrow(
+      'agent.statusPage.language: expected one of auto, en, sv, da, nb, fi, found "de"',
+    );
   });
 });

@@ -41,6 +41,32 @@ describe('dns probe: basics', () => {
     expect(s.queries[0]).toMatchObject({ name: 'cosmic.region.local', type: 'A', transport: 'udp', udpPayloadSize: 1232 });
   });
 
+  it('carries the reply records (answer, authority, additional; no OPT), at most 16, each field bounded, and no more values', async () => {
+    const long = Array<string>(4).fill('x'.repeat(250));
+    const s = await server(() => ({
+      reply: {
+        answers: [A('cosmic.region.local', '10.20.1.5'), { type: 'TXT', name: 'cosmic.region.local', ttl: 60, data: long }],
+        authorities: [{ type: 'NS', name: 'region.local', ttl: 3600, class: 'IN', data: 'ns1.region.local' }],
+        additionals: [A('ns1.region.local', '10.40.0.53')],
+      },
+    }));
+    const r = await run([`127.0.0.1:${s.port}`], { name: 'cosmic.region.local' });
+    expect(r.failure).toBeUndefined();
+    expect(r.records?.map((x) => [x.section, x.name, x.ttl, x.type])).toEqual([
+      ['answer', 'cosmic.region.local.', 300, 'A'],
+      ['answer', 'cosmic.region.local.', 60, 'TXT'],
+      ['authority', 'region.local.', 3600, 'NS'],
+      ['additional', 'ns1.region.local.', 300, 'A'],
+    ]);
+    expect(r.records?.[1]?.data).toHaveLength(256);
+    expect(r.records?.[1]?.data.endsWith('...')).toBe(true);
+    expect(Object.keys(r.values ?? {}).sort()).toEqual(['dns_additional_rrs', 'dns_answer_rrs', 'dns_authority_rrs', 'dns_query_succeeded', 'ip_protocol']);
+    const many = await server(() => ({ reply: { answers: Array.from({ length: 100 }, (_, i) => A('vdi.region.local', `10.30.0.${i}`)) } }));
+    const big = await run([`127.0.0.1:${many.port}`], { name: 'vdi.region.local', transport: 'tcp' });
+    expect(big.records).toHaveLength(16);
+    expect(big.values?.dns_answer_rrs).toBe(100);
+  });
+
   it('NXDOMAIN, SERVFAIL, REFUSED and other rcodes have their own reasons', async () => {
     let rcode = 'NXDOMAIN';
     const s = await server(() => ({ reply: { rcode } }));

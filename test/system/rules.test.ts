@@ -291,7 +291,8 @@ describe('the rules over the agent’s real /metrics', () => {
               ],
             },
             {
-              expr: 'ALERTS{alertstate="firing"}',
+              // The SLO alerts are left out: every counter here rises by one a minute, failed runs as fast as good ones.
+              expr: 'ALERTS{alertstate="firing", alertname!~"VaktSLO.*"}',
               eval_time: '10m',
               exp_samples: [
                 alert({ alertname: 'VaktRootCauseDown', ...dnsNs1, ...vaxjo }),

@@ -144,7 +144,7 @@ describe('include', () => {
     });
     const shown = join(dir, 'conf.d');
     expect(await errorsOf(join(dir, 'vakt.yaml'))).toEqual([
-      `${shown}/web.yaml:5:5: checks[0].intervall: expected one of name, kind, target, title, group, interval, cron, timezone, timeout, retries, retryInterval, recoverAfter, dependsOn, degraded, flapping, histograms, secrets, sites, tcp, found unknown key "intervall" (did you mean "interval"?)`,
+      `${shown}/web.yaml:5:5: checks[0].intervall: expected one of name, kind, target, title, group, interval, cron, timezone, timeout, retries, retryInterval, recoverAfter, dependsOn, degraded, flapping, histograms, secrets, sites, enabled, tcp, found unknown key "intervall" (did you mean "interval"?)`,
       `${shown}/x.yaml:1:1: chekcs: expected one of defaults, checks, include, found unknown key "chekcs" (did you mean "checks"?)`,
     ]);
   });

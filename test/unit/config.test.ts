@@ -222,8 +222,9 @@ describe('valid config fixtures', () => {
       histograms: 'off',
       maxLoopDelayMs: 20,
       maxConnections: 512,
-      statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+      statusPage: { language: 'auto', refresh: 15 },
       web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
+      journal: { maxBytes: 16 * 1024 * 1024, keep: 3 },
     });
     expect(c.checks).toEqual([
       {
@@ -294,8 +295,9 @@ describe('valid config fixtures', () => {
       histograms: 'off',
       maxLoopDelayMs: 20,
       maxConnections: 512,
-      statusPage: { title: 'System status', language: 'auto', refresh: 15 },
+      statusPage: { language: 'auto', refresh: 15 },
       web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
+      journal: { maxBytes: 16 * 1024 * 1024, keep: 3 },
     });
     expect(c.checks[1]?.options).toEqual({
       ipFamily: 'auto',

@@ -29,6 +29,10 @@ function loadExample(example: string) {
 }
 
 describe('the list of kinds', () => {
+  it('words the status page in English, Swedish, Danish, Norwegian (bokmål) and Finnish', () => {
+    expect([...LANGUAGES]).toEqual(['en', 'sv', 'da', 'nb', 'fi']);
+  });
+
   it('holds each kind once, by the name of its folder', () => {
     expect(new Set(KINDS).size).toBe(KINDS.length);
     expect(KINDS.length).toBeGreaterThanOrEqual(8);
@@ -77,9 +81,20 @@ describe('the list of kinds', () => {
           expect(w.notAnswering.trim().length, `${lang}: notAnswering`).toBeGreaterThan(0);
           for (const word of Object.values(w.states ?? {})) expect(word.trim().length).toBeGreaterThan(0);
         }
-        // A kind that words some states in one language words the same states in all.
-        const keys = (lang: (typeof LANGUAGES)[number]) => Object.keys(kind.words[lang].states ?? {}).sort();
-        for (const lang of LANGUAGES) expect(keys(lang), lang).toEqual(keys('en'));
+        // A kind that words some states, reasons or refusal codes in one language words the same in all.
+        const keys = (lang: (typeof LANGUAGES)[number], part: 'states' | 'reasons' | 'refusals') => Object.keys(kind.words[lang][part] ?? {}).sort();
+        for (const part of ['states', 'reasons', 'refusals'] as const)
+          for (const lang of LANGUAGES) {
+            expect(keys(lang, part), `${lang} ${part}`).toEqual(keys('en', part));
+            for (const word of Object.values(kind.words[lang][part] ?? {})) expect(word.trim().length, `${lang} ${part}`).toBeGreaterThan(0);
+          }
+        // Words for a reason are for one the kind reports.
+        for (const r of keys('en', 'reasons')) expect([...kind.reasons, ...kind.degradedReasons], `reason ${r}`).toContain(r);
+        // A degraded run reads truthfully: its reason has words (the kind's, or the page's for
+        // slow and cert_expiring), or the kind words its degraded state itself. Never a bare "Slow"
+        // for a queue that backs up or one resolver of two failing.
+        const worded = new Set([...keys('en', 'reasons'), 'slow', 'cert_expiring']);
+        if (kind.words.en.states?.degraded === undefined) for (const r of kind.degradedReasons) expect(worded, `degraded reason ${r}`).toContain(r);
       });
 
       it('has an example that validates as a check of this kind', () => {

@@ -1,0 +1,401 @@
+// The agent's operational memory: every state change and every incident (opened, updated,
+// closed) appended as one JSON line to a journal file on the state volume, and an index of the
+// recent past kept in memory for the API and the status page. The file is bounded (rotated at
+// agent.journal.maxSize, agent.journal.keep old files kept), read back at start (a torn last
+// line after a crash is skipped, and the next record starts on a line of its own), and synced
+// to disk within a second of a write, so a restart loses nothing and a crash at most the last
+// second. Writes never block the loop that takes the probes' timestamps: records are queued
+// and written by the event loop's I/O, one write per batch.
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+import type { CheckState } from './detector.js';
+
+export type JournalRecord =
+  | { t: number; type: 'state'; check: string; from: CheckState; to: CheckState; reason?: string; cause?: string }
+  | { t: number; type: 'incident'; event: 'opened' | 'updated' | 'closed'; cause: string; since: number; affected: string[]; reason?: string }
+  | { t: number; type: 'agent'; event: 'started' | 'stopped' };
+
+/** An incident as the journal remembers it: open, or closed with when. */
+export interface JournalIncident {
+  cause: string;
+  since: number;
+  /** When it closed; undefined while open. */
+  until?: number;
+  /** The checks it takes down now (open) or took down when it closed. */
+  affected: string[];
+  /** The most checks it took down at once. */
+  peakAffected: number;
+  /** The cause's failure reason when it opened. */
+  reason?: string;
+  /** The agent stopped (or crashed) while it was open: `until` is when it stopped watching, not when it ended. */
+  interrupted?: boolean;
+}
+
+export interface JournalLimits {
+  /** The journal file; undefined: the journal lives in memory only (lost on restart). */
+  file?: string;
+  /** Size at which the file is rotated. */
+  maxBytes: number;
+  /** Rotated files kept (file.1 … file.N). */
+  keep: number;
+}
+
+/** How far back the index remembers (the availability windows go up to 30 days). */
+export const JOURNAL_MEMORY_MS = 30 * 86_400_000;
+/** Incidents remembered at most (a flapping dependency must not grow memory without end). */
+const MAX_INCIDENTS = 10_000;
+/** State changes remembered per check at most; older ones are folded into the first kept. */
+const MAX_CHANGES_PER_CHECK = 4_096;
+/** A line longer than this is not a record (read back at start). */
+const MAX_LINE = 1 << 20;
+/** Records waiting to be written at most; past it the oldest are dropped and counted. */
+const MAX_QUEUED = 100_000;
+const SYNC_MS = 1000;
+
+/** Up time over known time in a window, with the down and known time (ms). */
+export interface Availability {
+  ratio: number;
+  downMs: number;
+  knownMs: number;
+}
+
+/** The windows availability is reported over. */
+export const AVAILABILITY_WINDOWS = { '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 } as const;
+
+/** One state change of a check, for availability. */
+export interface StateChange {
+  t: number;
+  state: CheckState | 'absent';
+}
+
+export class Journal {
+  /** Incidents by `${cause}@${since}`, oldest first. */
+  private readonly incidentIndex = new Map<string, JournalIncident>();
+  /** State changes per check, oldest first; `absent` marks the agent not running. */
+  private readonly changes = new Map<string, StateChange[]>();
+  private queue: string[] = [];
+  private fh: FileHandle | undefined;
+  private size = 0;
+  /** Writes in order, one at a time (a rotation must never run beside a write). */
+  private chain: Promise<void> = Promise.resolve();
+  private scheduled = false;
+  private dirty = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Records lost: the queue overflowed, or the disk refused a write. */
+  dropped = 0;
+  /** Write or sync failures (disk full, volume gone). */
+  writeErrors = 0;
+  private errorLoggedAt = 0;
+
+  constructor(
+    private readonly limits: JournalLimits,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get file(): string | undefined {
+    return this.limits.file;
+  }
+
+  /** Reads what the journal files hold (oldest first) into the index, then opens the file for appending. */
+  async open(): Promise<void> {
+    const file = this.limits.file;
+    if (file === undefined) return;
+    let read = 0;
+    let skipped = 0;
+    for (let i = this.limits.keep; i >= 0; i--) {
+      const f = i === 0 ? file : `${file}.${i}`;
+      const r = await this.readFile(f);
+      read += r.records;
+      skipped += r.skipped;
+    }
+    if (skipped > 0) this.log.warn({ file, skipped }, 'journal: skipped lines that are not records (a torn last line after a crash, or damage)');
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      this.fh = await open(file, 'a');
+      const st = await this.fh.stat();
+      this.size = st.size;
+      if (st.size > 0) {
+        // A record torn by a crash left no newline: start the next one on a line of its own.
+        const last = Buffer.alloc(1);
+        const fd = await open(file, 'r');
+        try {
+          await fd.read(last, 0, 1, st.size - 1);
+        } finally {
+          await fd.close();
+        }
+        if (last[0] !== 0x0a) this.queue.push('\n');
+      }
+    } catch (err) {
+      this.fail(err, 'journal: cannot open the file; keeping the journal in memory only');
+      this.fh = undefined;
+    }
+    this.log.info({ file, records: read, incidents: this.incidentIndex.size }, 'journal read');
+  }
+
+  /** Appends a record and puts it in the index. */
+  append(rec: JournalRecord): void {
+    this.index(rec);
+    if (this.limits.file === undefined || this.closed) return;
+    const line = `${JSON.stringify(rec)}\n`;
+    if (this.queue.length >= MAX_QUEUED) {
+      this.queue.shift();
+      this.dropped++;
+    }
+    this.queue.push(line);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.chain = this.chain.then(() => this.flush());
+    });
+  }
+
+  /** Incidents open now or closed at or after `since` (epoch ms), oldest first. */
+  incidents(since: number): JournalIncident[] {
+    const out: JournalIncident[] = [];
+    for (const i of this.incidentIndex.values()) if (i.until === undefined || i.until >= since) out.push({ ...i, affected: [...i.affected] });
+    return out;
+  }
+
+  /** A check's state changes since `since` (epoch ms), with the state it was in at `since` first. */
+  history(check: string, since: number): StateChange[] {
+    const list = this.changes.get(check) ?? [];
+    let first = 0;
+    while (first + 1 < list.length && (list[first + 1] as StateChange).t <= since) first++;
+    return list.slice(first);
+  }
+
+  /**
+   * A check's availability over the `windowMs` before `now`, from its state changes: the time it
+   * was up (ok, degraded, or failing: a failure not yet confirmed) over the time its state was
+   * known (unknown, and the agent not running, count neither way). Undefined when nothing was
+   * known in the window.
+   */
+  availability(check: string, windowMs: number, now: number = this.now()): Availability | undefined {
+    const from = now - windowMs;
+    const list = this.history(check, from);
+    let up = 0;
+    let down = 0;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i] as StateChange;
+      const start = Math.max(c.t, from);
+      const end = Math.min(list[i + 1]?.t ?? now, now);
+      if (end <= start) continue;
+      if (c.state === 'down') down += end - start;
+      else if (c.state === 'ok' || c.state === 'degraded' || c.state === 'failing') up += end - start;
+    }
+    const known = up + down;
+    return known === 0 ? undefined : { ratio: up / known, downMs: down, knownMs: known };
+  }
+
+  /** Writes what is queued, syncs, closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.chain;
+    this.chain = this.chain.then(() => this.flush());
+    await this.chain;
+    this.closed = true;
+    clearTimeout(this.syncTimer);
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh) {
+      try {
+        await fh.datasync();
+      } catch (err) {
+        this.fail(err, 'journal: sync failed');
+      }
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0 && this.fh) {
+      // As many records as fit before the file reaches maxSize (at least one).
+      let take = 0;
+      let bytes = 0;
+      const room = Math.max(this.limits.maxBytes - this.size, 0);
+      while (take < this.queue.length && (take === 0 || bytes + (this.queue[take] as string).length <= room)) bytes += (this.queue[take++] as string).length;
+      const batch = this.queue.slice(0, take).join('');
+      const n = take;
+      this.queue = this.queue.slice(take);
+      try {
+        if (this.size > 0 && this.size + Buffer.byteLength(batch) > this.limits.maxBytes) await this.rotate();
+        const fh = this.fh as FileHandle | undefined;
+        if (!fh) {
+          this.dropped += n;
+          return;
+        }
+        await fh.write(batch);
+        this.size += Buffer.byteLength(batch);
+        this.dirty = true;
+        this.syncSoon();
+      } catch (err) {
+        this.dropped += n;
+        this.fail(err, 'journal: write failed; records lost');
+      }
+    }
+  }
+
+  private syncSoon(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      if (!this.dirty || !this.fh) return;
+      this.dirty = false;
+      this.fh.datasync().catch((err: unknown) => this.fail(err, 'journal: sync failed'));
+    }, SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  /** file → file.1 → … → file.keep (the oldest dropped), and a fresh file. */
+  private async rotate(): Promise<void> {
+    const file = this.limits.file as string;
+    await this.fh?.close();
+    this.fh = undefined;
+    if (this.limits.keep === 0) await rm(file, { force: true });
+    else {
+      await rm(`${file}.${this.limits.keep}`, { force: true });
+      for (let i = this.limits.keep - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => undefined);
+      await rename(file, `${file}.1`);
+    }
+    this.fh = await open(file, 'a');
+    this.size = 0;
+    this.log.info({ file, keep: this.limits.keep }, 'journal rotated');
+  }
+
+  private async readFile(f: string): Promise<{ records: number; skipped: number }> {
+    let records = 0;
+    let skipped = 0;
+    try {
+      const st = await stat(f);
+      if (!st.isFile()) return { records, skipped };
+    } catch {
+      return { records, skipped };
+    }
+    const lines = createInterface({ input: createReadStream(f, { encoding: 'utf8', highWaterMark: 1 << 16 }), crlfDelay: Infinity });
+    let n = 0;
+    for await (const line of lines) {
+      if (line === '') continue;
+      const rec = line.length > MAX_LINE ? undefined : parseRecord(line);
+      if (rec === undefined) skipped++;
+      else {
+        this.index(rec);
+        records++;
+      }
+      // Yield now and then: a 64 MiB journal must not hold the loop for a second at start.
+      if (++n % 2000 === 0) await new Promise<void>((r) => setImmediate(r));
+    }
+    return { records, skipped };
+  }
+
+  private index(rec: JournalRecord): void {
+    const horizon = this.now() - JOURNAL_MEMORY_MS;
+    if (rec.type === 'state') this.change(rec.check, { t: rec.t, state: rec.to }, horizon);
+    else if (rec.type === 'agent') {
+      // Not running: every check's state is unknown until it runs again.
+      const state = rec.event === 'stopped' ? 'absent' : 'unknown';
+      for (const check of this.changes.keys()) this.change(check, { t: rec.t, state }, horizon);
+      // Incidents open when the agent stopped (or, after a crash, when it started again) end
+      // there as far as the journal knows: marked interrupted, not resolved.
+      for (const i of this.incidentIndex.values()) {
+        if (i.until !== undefined) continue;
+        i.until = rec.t;
+        i.interrupted = true;
+      }
+    } else {
+      const key = `${rec.cause}@${rec.since}`;
+      const known = this.incidentIndex.get(key);
+      const i: JournalIncident = known ?? { cause: rec.cause, since: rec.since, affected: [], peakAffected: 0, ...(rec.reason ? { reason: rec.reason } : {}) };
+      i.affected = rec.affected.slice(0, 1000);
+      i.peakAffected = Math.max(i.peakAffected, rec.affected.length);
+      if (rec.event === 'closed') i.until = rec.t;
+      else {
+        delete i.until;
+        delete i.interrupted;
+      }
+      if (!known) this.incidentIndex.set(key, i);
+      for (const [k, old] of this.incidentIndex) {
+        if (this.incidentIndex.size <= MAX_INCIDENTS && (old.until === undefined || old.until >= horizon)) break;
+        this.incidentIndex.delete(k);
+      }
+    }
+  }
+
+  private change(check: string, c: StateChange, horizon: number): void {
+    let list = this.changes.get(check);
+    if (!list) this.changes.set(check, (list = []));
+    const last = list[list.length - 1];
+    if (last && last.state === c.state) return;
+    list.push(c);
+    // Keep the last change before the horizon (it says what the state was at the horizon).
+    let drop = 0;
+    while (drop + 1 < list.length && (list[drop + 1] as StateChange).t <= horizon) drop++;
+    if (list.length - drop > MAX_CHANGES_PER_CHECK) drop = list.length - MAX_CHANGES_PER_CHECK;
+    if (drop > 0) list.splice(0, drop);
+  }
+
+  /** Forgets a check that left the config (its records stay in the file). */
+  forget(check: string): void {
+    this.changes.delete(check);
+  }
+
+  private fail(err: unknown, message: string): void {
+    this.writeErrors++;
+    const now = Date.now();
+    if (now - this.errorLoggedAt < 60_000) return;
+    this.errorLoggedAt = now;
+    this.log.error({ file: this.limits.file, err: (err as NodeJS.ErrnoException).code ?? String(err) }, message);
+  }
+}
+
+const STATES = new Set(['unknown', 'ok', 'degraded', 'failing', 'down']);
+
+/** A line read back: a record of a known shape, or undefined (torn, damaged, foreign). */
+function parseRecord(line: string): JournalRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.t !== 'number' || !Number.isFinite(r.t)) return undefined;
+  const str = (x: unknown, max = 256): x is string => typeof x === 'string' && x.length <= max;
+  if (r.type === 'state' && str(r.check) && STATES.has(r.from as string) && STATES.has(r.to as string)) {
+    return {
+      t: r.t,
+      type: 'state',
+      check: r.check,
+      from: r.from as CheckState,
+      to: r.to as CheckState,
+      ...(str(r.reason) ? { reason: r.reason } : {}),
+      ...(str(r.cause) ? { cause: r.cause } : {}),
+    };
+  }
+  if (
+    r.type === 'incident' &&
+    (r.event === 'opened' || r.event === 'updated' || r.event === 'closed') &&
+    str(r.cause) &&
+    typeof r.since === 'number' &&
+    Array.isArray(r.affected) &&
+    r.affected.every((a) => str(a))
+  ) {
+    return {
+      t: r.t,
+      type: 'incident',
+      event: r.event,
+      cause: r.cause,
+      since: r.since,
+      affected: r.affected,
+      ...(str(r.reason) ? { reason: r.reason } : {}),
+    };
+  }
+  if (r.type === 'agent' && (r.event === 'started' || r.event === 'stopped')) return { t: r.t, type: 'agent', event: r.event };
+  return undefined;
+}
