@@ -344,6 +344,15 @@ export class Agent {
     }
     const [tlsBefore, tlsAfter] = [old.agent.web.tls !== undefined, next.agent.web.tls !== undefined];
     if (tlsBefore !== tlsAfter) this.log.warn({ tls: tlsAfter }, `TLS ${tlsAfter ? 'enabled' : 'disabled'} in the web config: takes effect after a restart`);
+    else if (old.agent.web.tls && next.agent.web.tls) {
+      const mode = (t: NonNullable<WebConfig['tls']>) => [t.clientAuth, t.minVersion, t.maxVersion, t.clientAllowedSans];
+      if (!isDeepStrictEqual(mode(old.agent.web.tls), mode(next.agent.web.tls))) {
+        this.log.warn(
+          { clientAuth: next.agent.web.tls.clientAuth, running: old.agent.web.tls.clientAuth },
+          'client_auth_type, client_allowed_sans or the TLS versions changed in the web config: take effect after a restart (certificate files are taken at once)',
+        );
+      }
+    }
     if (!isDeepStrictEqual(old.agent.web.statusListen, next.agent.web.statusListen)) {
       this.log.warn({ statusListen: next.agent.web.statusListen ?? null }, 'agent.web.statusListen changed: takes effect after a restart');
     }
@@ -380,8 +389,8 @@ export class Agent {
         this.addCheck(c);
         result.added.push(c.name);
       } else if (!isDeepStrictEqual(view.config, c)) {
-        // A changed check starts afresh: new schedule, state and series.
-        this.removeCheck(c.name);
+        // A changed check starts afresh: new schedule, state and series (its availability history stays).
+        this.removeCheck(c.name, false);
         this.addCheck(c);
         result.changed.push(c.name);
       } else result.unchanged++;
@@ -404,12 +413,12 @@ export class Agent {
     this.scheduler.add(c.name, c.schedule);
   }
 
-  private removeCheck(name: string): void {
+  private removeCheck(name: string, forgetHistory = true): void {
     this.scheduler.remove(name);
     this.threads?.remove(name);
     this.checks.get(name)?.history.clear();
     this.detector.forget(name);
-    this.journal.forget(name);
+    if (forgetHistory) this.journal.forget(name);
     this.metrics.removeCheck(name);
     this.checks.delete(name);
   }

@@ -15,8 +15,9 @@ import type { CheckState } from './detector.js';
 
 export type JournalRecord =
   | { t: number; type: 'state'; check: string; from: CheckState; to: CheckState; reason?: string; cause?: string }
-  | { t: number; type: 'incident'; event: 'opened' | 'updated' | 'closed'; cause: string; since: number; affected: string[]; reason?: string }
-  | { t: number; type: 'agent'; event: 'started' | 'stopped' };
+  | { t: number; type: 'incident'; event: 'opened' | 'updated' | 'closed'; cause: string; since: number; affected: string[]; count?: number; reason?: string }
+  /** started, stopped, and alive every 5 minutes (so a crash is dated to within 5 minutes). */
+  | { t: number; type: 'agent'; event: 'started' | 'stopped' | 'alive' };
 
 /** An incident as the journal remembers it: open, or closed with when. */
 export interface JournalIncident {
@@ -53,6 +54,11 @@ const MAX_CHANGES_PER_CHECK = 4_096;
 const MAX_LINE = 1 << 20;
 /** Records waiting to be written at most; past it the oldest are dropped and counted. */
 const MAX_QUEUED = 100_000;
+const MAX_QUEUED_BYTES = 16 << 20;
+/** Affected checks an incident record names (it counts them all). */
+const AFFECTED_NAMES = 100;
+/** How often a running agent says so (dates a crash). */
+export const JOURNAL_ALIVE_MS = 5 * 60_000;
 const SYNC_MS = 1000;
 
 /** Up time over known time in a window, with the down and known time (ms). */
@@ -82,6 +88,13 @@ export class Journal {
   /** Writes in order, one at a time (a rotation must never run beside a write). */
   private chain: Promise<void> = Promise.resolve();
   private scheduled = false;
+  private queuedBytes = 0;
+  /** A write failed or was short: the next one starts on a line of its own. */
+  private torn = false;
+  /** The time of the last record read or written, and whether the agent was running then (dates a crash). */
+  private lastT = 0;
+  private running = false;
+  private aliveTimer: NodeJS.Timeout | undefined;
   private dirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -135,18 +148,27 @@ export class Journal {
       this.fh = undefined;
     }
     this.log.info({ file, records: read, incidents: this.incidentIndex.size }, 'journal read');
+    this.aliveTimer = setInterval(() => this.append({ t: this.now(), type: 'agent', event: 'alive' }), JOURNAL_ALIVE_MS);
+    this.aliveTimer.unref();
   }
 
   /** Appends a record and puts it in the index. */
   append(rec: JournalRecord): void {
     this.index(rec);
     if (this.limits.file === undefined || this.closed) return;
-    const line = `${JSON.stringify(rec)}\n`;
-    if (this.queue.length >= MAX_QUEUED) {
-      this.queue.shift();
+    // An incident's record names at most AFFECTED_NAMES checks and counts them all: a DNS
+    // outage updating a 2,000-check incident check by check must not write N² names.
+    const written =
+      rec.type === 'incident' && rec.affected.length > AFFECTED_NAMES
+        ? { ...rec, affected: rec.affected.slice(0, AFFECTED_NAMES), count: rec.affected.length }
+        : rec;
+    const line = `${JSON.stringify(written)}\n`;
+    while (this.queue.length > 0 && (this.queue.length >= MAX_QUEUED || this.queuedBytes + line.length > MAX_QUEUED_BYTES)) {
+      this.queuedBytes -= (this.queue.shift() as string).length;
       this.dropped++;
     }
     this.queue.push(line);
+    this.queuedBytes += line.length;
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -201,6 +223,7 @@ export class Journal {
     await this.chain;
     this.closed = true;
     clearTimeout(this.syncTimer);
+    clearInterval(this.aliveTimer);
     const fh = this.fh;
     this.fh = undefined;
     if (fh) {
@@ -214,15 +237,24 @@ export class Journal {
   }
 
   private async flush(): Promise<void> {
+    if (this.queue.length > 0 && !this.fh && this.limits.file !== undefined && !this.closed) await this.reopen();
+    if (!this.fh) {
+      // No file to write to (it could not be opened): drop and count, never hoard.
+      this.dropped += this.queue.length;
+      this.queue = [];
+      this.queuedBytes = 0;
+      return;
+    }
     while (this.queue.length > 0 && this.fh) {
       // As many records as fit before the file reaches maxSize (at least one).
       let take = 0;
       let bytes = 0;
       const room = Math.max(this.limits.maxBytes - this.size, 0);
       while (take < this.queue.length && (take === 0 || bytes + (this.queue[take] as string).length <= room)) bytes += (this.queue[take++] as string).length;
-      const batch = this.queue.slice(0, take).join('');
+      const batch = (this.torn ? '\n' : '') + this.queue.slice(0, take).join('');
       const n = take;
       this.queue = this.queue.slice(take);
+      this.queuedBytes -= bytes;
       try {
         if (this.size > 0 && this.size + Buffer.byteLength(batch) > this.limits.maxBytes) await this.rotate();
         const fh = this.fh as FileHandle | undefined;
@@ -230,12 +262,19 @@ export class Journal {
           this.dropped += n;
           return;
         }
-        await fh.write(batch);
-        this.size += Buffer.byteLength(batch);
+        const buf = Buffer.from(batch);
+        const { bytesWritten } = await fh.write(buf);
+        this.size += bytesWritten;
+        this.torn = bytesWritten < buf.length;
+        if (this.torn) {
+          this.dropped += n;
+          this.fail(new Error(`short write (${bytesWritten} of ${buf.length} bytes)`), 'journal: write failed; records lost');
+        }
         this.dirty = true;
         this.syncSoon();
       } catch (err) {
         this.dropped += n;
+        this.torn = true;
         this.fail(err, 'journal: write failed; records lost');
       }
     }
@@ -255,17 +294,35 @@ export class Journal {
   /** file → file.1 → … → file.keep (the oldest dropped), and a fresh file. */
   private async rotate(): Promise<void> {
     const file = this.limits.file as string;
-    await this.fh?.close();
+    await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
-    if (this.limits.keep === 0) await rm(file, { force: true });
-    else {
-      await rm(`${file}.${this.limits.keep}`, { force: true });
-      for (let i = this.limits.keep - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => undefined);
-      await rename(file, `${file}.1`);
+    try {
+      if (this.limits.keep === 0) await rm(file, { force: true });
+      else {
+        await rm(`${file}.${this.limits.keep}`, { force: true });
+        for (let i = this.limits.keep - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => undefined);
+        // The file may be gone (removed by hand, or by logrotate): nothing to keep then.
+        await rename(file, `${file}.1`).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
+      this.log.info({ file, keep: this.limits.keep }, 'journal rotated');
+    } finally {
+      await this.reopen();
     }
-    this.fh = await open(file, 'a');
-    this.size = 0;
-    this.log.info({ file, keep: this.limits.keep }, 'journal rotated');
+  }
+
+  /** Opens the file for appending again (after a rotation, or a failed open: tried again on the next write). */
+  private async reopen(): Promise<void> {
+    const file = this.limits.file as string;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      this.fh = await open(file, 'a');
+      this.size = (await this.fh.stat()).size;
+    } catch (err) {
+      this.fh = undefined;
+      this.fail(err, 'journal: cannot open the file; records are dropped until it can');
+    }
   }
 
   private async readFile(f: string): Promise<{ records: number; skipped: number }> {
@@ -295,8 +352,22 @@ export class Journal {
 
   private index(rec: JournalRecord): void {
     const horizon = this.now() - JOURNAL_MEMORY_MS;
+    const before = this.lastT;
+    this.lastT = Math.max(this.lastT, rec.t);
+    if (rec.type === 'agent' && rec.event === 'started' && this.running) this.lastT = before;
     if (rec.type === 'state') this.change(rec.check, { t: rec.t, state: rec.to }, horizon);
     else if (rec.type === 'agent') {
+      if (rec.event === 'alive') {
+        this.lastT = Math.max(this.lastT, rec.t);
+        return;
+      }
+      // Started without a stop before it: the agent crashed, some time after its last record.
+      // From then on it was not watching: that time counts neither way.
+      const crashed = rec.event === 'started' && this.running;
+      if (crashed) for (const check of this.changes.keys()) this.change(check, { t: this.lastT, state: 'absent' }, horizon);
+      const stoppedAt = crashed ? this.lastT : rec.t;
+      this.lastT = rec.t;
+      this.running = rec.event === 'started';
       // Not running: every check's state is unknown until it runs again.
       const state = rec.event === 'stopped' ? 'absent' : 'unknown';
       for (const check of this.changes.keys()) this.change(check, { t: rec.t, state }, horizon);
@@ -304,7 +375,7 @@ export class Journal {
       // there as far as the journal knows: marked interrupted, not resolved.
       for (const i of this.incidentIndex.values()) {
         if (i.until !== undefined) continue;
-        i.until = rec.t;
+        i.until = Math.max(stoppedAt, i.since);
         i.interrupted = true;
       }
     } else {
@@ -312,7 +383,7 @@ export class Journal {
       const known = this.incidentIndex.get(key);
       const i: JournalIncident = known ?? { cause: rec.cause, since: rec.since, affected: [], peakAffected: 0, ...(rec.reason ? { reason: rec.reason } : {}) };
       i.affected = rec.affected.slice(0, 1000);
-      i.peakAffected = Math.max(i.peakAffected, rec.affected.length);
+      i.peakAffected = Math.max(i.peakAffected, rec.count ?? rec.affected.length);
       if (rec.event === 'closed') i.until = rec.t;
       else {
         delete i.until;
@@ -393,9 +464,10 @@ function parseRecord(line: string): JournalRecord | undefined {
       cause: r.cause,
       since: r.since,
       affected: r.affected,
+      ...(typeof r.count === 'number' && Number.isInteger(r.count) && r.count >= 0 ? { count: r.count } : {}),
       ...(str(r.reason) ? { reason: r.reason } : {}),
     };
   }
-  if (r.type === 'agent' && (r.event === 'started' || r.event === 'stopped')) return { t: r.t, type: 'agent', event: r.event };
+  if (r.type === 'agent' && (r.event === 'started' || r.event === 'stopped' || r.event === 'alive')) return { t: r.t, type: 'agent', event: r.event };
   return undefined;
 }

@@ -131,7 +131,9 @@ async function listen(
         socket.pause();
         socket.setTimeout(0);
         if (first[0] !== 0x16) {
-          socket.end(PLAIN_HTTP_ON_TLS);
+          // Said and gone: a client that sends one byte and never closes must not keep a slot.
+          socket.end(PLAIN_HTTP_ON_TLS, () => socket.destroy());
+          setTimeout(() => socket.destroy(), 2000).unref();
           return;
         }
         socket.unshift(first);
@@ -225,6 +227,8 @@ class ServedCertificate {
       honorCipherOrder: t.honorCipherOrder,
       requestCert: ask,
       rejectUnauthorized: clientCerts && t.clientAuth === 'RequireAndVerifyClientCert',
+      // A client that starts a handshake and stalls is let go like one that sends no headers.
+      handshakeTimeout: 10_000,
     };
   }
 
@@ -257,14 +261,19 @@ class ServedCertificate {
 
   /** Loads the files again when they (or the files the running config names) changed. */
   private poll(): void {
-    const tls = this.agent.web.tls ?? this.tls;
+    // New certificate, key and client CA files are taken at once; the client certificate mode
+    // and TLS versions are the listener's own and change with a restart (the agent says so).
+    const next = this.agent.web.tls;
+    const tls: WebTls = next
+      ? { ...this.tls, certFile: next.certFile, keyFile: next.keyFile, ...(next.clientCaFile ? { clientCaFile: next.clientCaFile } : {}) }
+      : this.tls;
     let stamp: string;
     try {
       stamp = stampOf(tls);
     } catch {
       return; // a file being replaced right now; looked at again next time
     }
-    if (stamp === this.stamp && tls === this.tls) return;
+    if (stamp === this.stamp) return;
     this.stamp = stamp;
     try {
       const context = this.read(tls);

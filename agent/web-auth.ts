@@ -51,6 +51,8 @@ export class WebAuth {
   private users = new Map<string, string>();
   private access: Record<RouteClass, AccessRule> = { status: 'open', read: 'open', admin: 'loopback' };
   private readonly verified = new Map<string, string>();
+  private dummy = DUMMY_HASH;
+  private certsVerified = false;
   private worker: BcryptThread | undefined;
   /** Refused requests by why (for the agent's metrics). */
   readonly refused = { unauthenticated: 0, forbidden: 0, throttled: 0 };
@@ -65,6 +67,13 @@ export class WebAuth {
   update(web: WebConfig): void {
     this.tokens = Object.entries(web.tokens).map(([name, value]) => ({ name, digest: sha256(value) }));
     this.users = new Map(Object.entries(web.users));
+    // An unknown user is checked against the costliest configured hash, so it takes as long as a
+    // known user would (htpasswd -B defaults to cost 5, far cheaper than a fixed dummy of cost 10).
+    const cost = (h: string) => Number(/^\$2[abxy]?\$(\d\d)\$/.exec(h)?.[1] ?? 0);
+    this.dummy = [...this.users.values()].reduce((a, b) => (cost(b) > cost(a) ? b : a), DUMMY_HASH);
+    // A client certificate is a credential only when the TLS layer verified it against
+    // client_ca_file: in the other modes Node would verify against public CAs, Go not at all.
+    this.certsVerified = web.tls?.clientAuth === 'VerifyClientCertIfGiven' || web.tls?.clientAuth === 'RequireAndVerifyClientCert';
     this.access = web.access;
     this.verified.clear();
   }
@@ -101,7 +110,7 @@ export class WebAuth {
   private async identify(req: IncomingMessage): Promise<string | Exclude<Decision, { allow: true }>> {
     const header = req.headers.authorization;
     if (header === undefined) {
-      const cert = verifiedClient(req);
+      const cert = this.certsVerified ? verifiedClient(req) : undefined;
       if (cert !== undefined) return cert;
       return { allow: false, status: 401, why: 'credentials required' };
     }
@@ -140,7 +149,7 @@ export class WebAuth {
     this.worker ??= new BcryptThread();
     if (this.worker.pending >= MAX_PENDING) return 'busy';
     this.bcryptRuns++;
-    const ok = await this.worker.compare(password, hash ?? DUMMY_HASH);
+    const ok = await this.worker.compare(password, hash ?? this.dummy);
     if (!ok || hash === undefined) return false;
     if (this.verified.size >= CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
     this.verified.set(key, hash);

@@ -83,7 +83,15 @@ const webFileSchema = z.strictObject({
     .strictObject({
       /** Go's HTTP/2 switch: vakt serves HTTP/1.1, so only false or absent mean what they say. */
       http2: z.boolean().optional(),
-      headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, { message: 'expected a header name' }), z.string().max(4096)).default({}),
+      headers: z
+        .record(
+          z.string().regex(/^[A-Za-z0-9-]{1,64}$/, { message: 'expected a header name' }),
+          z
+            .string()
+            .max(4096)
+            .regex(/^[\t\x20-\x7e\x80-\xff]*$/, { message: 'expected a header value without line breaks or control characters' }),
+        )
+        .default({}),
     })
     .optional(),
   basic_auth_users: z.record(credentialName, z.string()).default({}),

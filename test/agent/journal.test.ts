@@ -104,6 +104,51 @@ describe('the journal file', () => {
     await back.close();
   });
 
+  it('after a crash (a start with no stop before it) the time since the last record counts neither way, and its open incidents end there', async () => {
+    const H = 3_600_000;
+    const now = Date.parse('2026-12-03T12:00:00Z');
+    const j = new Journal({ maxBytes: 1 << 20, keep: 0 }, logger().log, () => now);
+    j.append({ t: now - 10 * H, type: 'agent', event: 'started' });
+    j.append({ t: now - 10 * H, type: 'state', check: 'ehr', from: 'unknown', to: 'down' });
+    j.append({ t: now - 10 * H, type: 'incident', event: 'opened', cause: 'ehr', since: now - 10 * H, affected: [] });
+    j.append({ t: now - 9 * H, type: 'agent', event: 'alive' }); // last sign of life; then the crash
+    j.append({ t: now - 2 * H, type: 'agent', event: 'started' });
+    j.append({ t: now - 2 * H, type: 'state', check: 'ehr', from: 'unknown', to: 'ok' });
+    const a = j.availability('ehr', 24 * H, now);
+    expect(a?.downMs).toBe(H);
+    expect(a?.knownMs).toBe(3 * H);
+    expect(j.incidents(0)).toMatchObject([{ cause: 'ehr', until: now - 9 * H, interrupted: true }]);
+  });
+
+  it('an incident record names at most 100 affected checks and counts them all', async () => {
+    const file = fresh();
+    const j = new Journal({ file, maxBytes: 1 << 20, keep: 0 }, logger().log);
+    await j.open();
+    const many = Array.from({ length: 2000 }, (_, i) => `c${i}`);
+    j.append({ ...opened, event: 'updated', affected: many });
+    await j.close();
+    const rec = JSON.parse(readFileSync(file, 'utf8').trim()) as { affected: string[]; count: number };
+    expect(rec.affected).toHaveLength(100);
+    expect(rec.count).toBe(2000);
+    const back = new Journal({ file, maxBytes: 1 << 20, keep: 0 }, logger().log);
+    await back.open();
+    expect(back.incidents(0)[0]?.peakAffected).toBe(2000);
+    await back.close();
+  });
+
+  it('a journal file removed by hand is started afresh at the next rotation, nothing stalls', async () => {
+    const file = fresh();
+    const j = new Journal({ file, maxBytes: 2048, keep: 1 }, logger().log);
+    await j.open();
+    for (let i = 0; i < 10; i++) j.append({ t: T0 + i, type: 'state', check: 'a', from: 'ok', to: 'down' });
+    await new Promise((r) => setTimeout(r, 50));
+    rmSync(file);
+    for (let i = 0; i < 60; i++) j.append({ t: T0 + 100 + i, type: 'state', check: 'a', from: i % 2 ? 'down' : 'ok', to: i % 2 ? 'ok' : 'down' });
+    await j.close();
+    expect(j.dropped).toBe(0);
+    expect(readFileSync(file, 'utf8').trim().split('\n').length).toBeGreaterThan(0);
+  });
+
   it('a journal that cannot be written keeps the agent going and says why (once)', async () => {
     const ro = join(dir, `ro${n++}`);
     mkdirSync(ro);

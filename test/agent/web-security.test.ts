@@ -297,6 +297,38 @@ ${CHECK}`);
     expect(ok.status).toBe(200);
   });
 
+  it('RequestClientCert: a client certificate is asked for but never a credential (only the Verify modes make it one)', async () => {
+    const { http } = await boot(`agent:
+  web:
+    config: ${file(`tls_server_config:
+  cert_file: ${certFile}
+  key_file: ${keyFile}
+  client_auth_type: RequestClientCert
+  client_ca_file: ${pki.caFile}
+basic_auth_users:
+  alice: ${aliceHash}
+`)}
+${CHECK}`);
+    expect((await call(`${http.url}/metrics`, { ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key })).status).toBe(401);
+  });
+
+  it('a client that sends one plain byte to the TLS port gets the 400 and is let go, not kept', async () => {
+    const { http } = await boot(`agent:
+  web:
+    config: ${file(`tls_server_config:
+  cert_file: ${certFile}
+  key_file: ${keyFile}
+`)}
+${CHECK}`);
+    const closed = await new Promise<string>((resolve) => {
+      let got = '';
+      const s = connect(Number(new URL(http.url).port), '127.0.0.1', () => s.write('G')); // and never closes
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+    });
+    expect(closed).toContain('400 Bad Request');
+  });
+
   it('VerifyClientCertIfGiven with client_allowed_sans: a certificate without an allowed SAN is refused', async () => {
     const { http } = await boot(`agent:
   web:
@@ -387,6 +419,7 @@ describe('warnings and config errors', () => {
 `).replace(/$/, '');
     writeFileSync(bad, readFileSync(bad, 'utf8') + 'unknown_key: 1\n');
     const hashes = file(`basic_auth_users:\n  carol: plaintext-password\n`);
+    const badHeader = file(`http_server_config:\n  headers:\n    X-Note: |\n      two\n      lines\n`);
     const run = (text: string) => {
       try {
         parseConfig(text + CHECK, join(dir, 'main.yaml'));
@@ -406,6 +439,7 @@ describe('warnings and config errors', () => {
     expect(more).toContain('cert_file: expected a readable file /nonexistent/cert.pem, found ENOENT');
     expect(more).toContain('cipher_suites: expected no cipher_suites');
     expect(more).toContain('client_auth_type: expected client_ca_file with client_auth_type RequireAndVerifyClientCert');
+    expect(run(`agent:\n  web:\n    config: ${badHeader}\n`)[0]).toMatch(/expected a header value without line breaks/);
     expect(run(`agent:\n  web:\n    config: ${hashes}\n`)).toEqual([expect.stringMatching(/^WEB:2: basic_auth_users.carol: expected a bcrypt hash/)]);
     expect(run(`agent:\n  web:\n    config: ${webFile()}\n    access:\n      admin: [alcie]\n`)).toEqual([
       expect.stringMatching(/^MAIN:5: agent.web.access.admin\[0\]: expected the name of a basic_auth_users entry or an agent.web.tokens entry, found "alcie"/),
