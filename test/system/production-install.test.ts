@@ -289,7 +289,11 @@ describe('the production image, emulated', () => {
     const after = listing(IMAGE);
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((p) => before.get(p) !== after.get(p));
     expect(changed.filter((p) => !p.startsWith('var/lib/vakt/') && p !== 'var/lib/vakt')).toEqual([]);
-    expect(readdirSync(inImage('/var/lib/vakt'))).toEqual(['state.json']);
+    // The state volume holds the baselines and the incident journal (beside agent.stateFile), nothing else.
+    expect(readdirSync(inImage('/var/lib/vakt')).sort()).toEqual(['journal.jsonl', 'state.json']);
+    const journal = readFileSync(inImage('/var/lib/vakt/journal.jsonl'), 'utf8').trim().split('\n');
+    expect(JSON.parse(journal[0] as string)).toMatchObject({ type: 'agent', event: 'started' });
+    expect(JSON.parse(journal[journal.length - 1] as string)).toMatchObject({ type: 'agent', event: 'stopped' });
     expect(readdirSync(inImage('/tmp'))).toEqual([]);
     const stray = await tryRun('find', [
       '/tmp',
