@@ -104,7 +104,7 @@ describe('the journal file', () => {
     await back.close();
   });
 
-  it('after a crash (a start with no stop before it) the time since the last record counts neither way, and its open incidents end there', async () => {
+  it('after a crash (a start with no stop before it) the time since the last record counts neither way, and its open incidents end there', () => {
     const H = 3_600_000;
     const now = Date.parse('2026-12-03T12:00:00Z');
     const j = new Journal({ maxBytes: 1 << 20, keep: 0 }, logger().log, () => now);
