@@ -18,7 +18,7 @@ import type { Incident } from './root-cause.js';
 import { acceptsGzip } from './accept.js';
 import { pickLanguage, statusPage, type EarlierIncident } from './status-page.js';
 import { routeClass, WebAuth } from './web-auth.js';
-import { isLoopbackHost, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
+import { isLoopback, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
 import { runResult } from '../probes/types.js';
 import { parseDuration } from '../config/units.js';
 import { AVAILABILITY_WINDOWS, JOURNAL_MEMORY_MS, type JournalIncident } from './journal.js';
@@ -182,7 +182,7 @@ async function listen(
 
 /** Says when routes are open to every host that can reach the listener. */
 function warnOpenRoutes(agent: Agent, host: string, auth: WebAuth, statusListen: { host: string } | undefined): void {
-  if (isLoopbackHost(host)) return;
+  if (isLoopback(host)) return;
   if (auth.rule('read') === 'open') {
     agent.log.warn(
       { listen: host, routes: '/metrics, /api/v1/*' },
@@ -330,7 +330,7 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
   const path = url.pathname;
   const method = req.method ?? 'GET';
   const json = (status: number, body: unknown) => send(agent, res, status, 'application/json; charset=utf-8', JSON.stringify(body, null, 2));
-  const cls = routeClass(method, path);
+  const cls = routeClass(path);
   if (cls === undefined || (only !== undefined && cls !== only)) return json(404, { error: 'not found' });
   const decision = await auth.decide(cls, req);
   if (!decision.allow) {
@@ -512,6 +512,12 @@ export function journalIncidentJson(agent: Agent, i: JournalIncident): unknown {
   };
 }
 
+/** Summed up time and known time of a group's checks over one window. */
+interface GroupSum {
+  up: number;
+  known: number;
+}
+
 /**
  * Availability per check and per group over 24 h, 7 d and 30 d, from the journal. A group's is
  * its checks' up time over their known time, summed: the share of check-time its systems were up.
@@ -519,35 +525,37 @@ export function journalIncidentJson(agent: Agent, i: JournalIncident): unknown {
  */
 export function availabilityJson(agent: Agent, now: number): { windows: string[]; groups: unknown[]; checks: unknown[] } {
   const windows = Object.keys(AVAILABILITY_WINDOWS) as (keyof typeof AVAILABILITY_WINDOWS)[];
-  const groups = new Map<string, Record<string, { up: number; known: number }>>();
+  const groups = new Map<string, Map<string, GroupSum>>();
   const checks = agent.list().map((v) => {
     const per: Record<string, unknown> = {};
-    const g = groups.get(v.config.group) ?? Object.fromEntries(windows.map((w) => [w, { up: 0, known: 0 }]));
-    groups.set(v.config.group, g);
     for (const w of windows) {
-      const a = agent.journal.availability(v.config.name, AVAILABILITY_WINDOWS[w], now);
+      const a = addAvailability(agent, v, AVAILABILITY_WINDOWS[w], now, groups, w);
       per[w] = a === undefined ? null : { ratio: round6(a.ratio), downSeconds: Math.round(a.downMs / 1000), knownSeconds: Math.round(a.knownMs / 1000) };
-      if (a) {
-        (g[w] as { up: number; known: number }).up += a.knownMs - a.downMs;
-        (g[w] as { up: number; known: number }).known += a.knownMs;
-      }
     }
     return { name: v.config.name, title: v.config.title, group: v.config.group, availability: per };
   });
   return {
     windows,
-    groups: [...groups].map(([group, per]) => ({
-      group,
-      availability: Object.fromEntries(
-        windows.map((w) => {
-          const x = per[w] as { up: number; known: number };
-          return [w, x.known === 0 ? null : round6(x.up / x.known)];
-        }),
-      ),
-    })),
+    groups: [...groups].map(([group, per]) => ({ group, availability: Object.fromEntries(windows.map((w) => [w, groupRatio(per.get(w))])) })),
     checks,
   };
 }
+
+/** A check's availability over one window, also added to its group's sum for that window. */
+function addAvailability(agent: Agent, v: CheckView, windowMs: number, now: number, groups: Map<string, Map<string, GroupSum>>, window: string) {
+  const a = agent.journal.availability(v.config.name, windowMs, now);
+  const perWindow = groups.get(v.config.group) ?? new Map<string, GroupSum>();
+  groups.set(v.config.group, perWindow);
+  const sum = perWindow.get(window) ?? { up: 0, known: 0 };
+  perWindow.set(window, sum);
+  if (a) {
+    sum.up += a.knownMs - a.downMs;
+    sum.known += a.knownMs;
+  }
+  return a;
+}
+
+const groupRatio = (sum: GroupSum | undefined) => (sum === undefined || sum.known === 0 ? null : round6(sum.up / sum.known));
 
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 
@@ -558,16 +566,14 @@ function pageHistory(agent: Agent, now: number): { earlier: EarlierIncident[]; a
     .filter((i): i is JournalIncident & { until: number } => i.until !== undefined)
     .slice(-20)
     .map((i) => ({ cause: i.cause, since: i.since, until: i.until, peakAffected: i.peakAffected, interrupted: i.interrupted }));
-  const sums = new Map<string, { up: number; known: number }>();
-  for (const v of agent.list()) {
-    const a = agent.journal.availability(v.config.name, AVAILABILITY_WINDOWS['30d'], now);
-    if (!a) continue;
-    const g = sums.get(v.config.group) ?? { up: 0, known: 0 };
-    g.up += a.knownMs - a.downMs;
-    g.known += a.knownMs;
-    sums.set(v.config.group, g);
+  const groups = new Map<string, Map<string, GroupSum>>();
+  for (const v of agent.list()) addAvailability(agent, v, AVAILABILITY_WINDOWS['30d'], now, groups, '30d');
+  const availability = new Map<string, number>();
+  for (const [group, per] of groups) {
+    const sum = per.get('30d');
+    if (sum && sum.known > 0) availability.set(group, sum.up / sum.known);
   }
-  return { earlier, availability: new Map([...sums].map(([g, x]) => [g, x.up / x.known])) };
+  return { earlier, availability };
 }
 
 /** `since` of /api/v1/incidents: an ISO 8601 time, or a duration back from `now` (7d); at most the journal's 30 days back. */

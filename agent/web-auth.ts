@@ -10,10 +10,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Worker } from 'node:worker_threads';
-import type { AccessRule, RouteClass, WebConfig } from '../config/web.js';
+import { isLoopback, type AccessRule, type RouteClass, type WebConfig } from '../config/web.js';
 
 /** The routes of each class. Anything else is 404 whoever asks. */
-export function routeClass(method: string, path: string): RouteClass | undefined {
+export function routeClass(path: string): RouteClass | undefined {
   if (path === '/' || path === '/healthz' || path === '/readyz') return 'status';
   if (path === '/-/reload') return 'admin';
   if (
@@ -24,7 +24,6 @@ export function routeClass(method: string, path: string): RouteClass | undefined
     /^\/api\/v1\/checks\/[^/]+$/.test(path)
   )
     return 'read';
-  void method;
   return undefined;
 }
 
@@ -96,7 +95,7 @@ export class WebAuth {
     const rule = this.access[cls];
     if (rule === 'open') return { allow: true };
     if (rule === 'loopback') {
-      return isLoopbackPeer(req.socket.remoteAddress)
+      return req.socket.remoteAddress !== undefined && isLoopback(req.socket.remoteAddress)
         ? { allow: true }
         : { allow: false, status: 403, why: `${cls} routes answer clients on this host only (agent.web.access.${cls}: loopback)` };
     }
@@ -161,11 +160,6 @@ export class WebAuth {
     this.worker = undefined;
     return w ? w.close() : Promise.resolve();
   }
-}
-
-export function isLoopbackPeer(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  return address === '::1' || address.startsWith('127.') || address.toLowerCase().startsWith('::ffff:127.');
 }
 
 /** The subject CN of a client certificate the TLS layer verified, as a credential name. */

@@ -223,9 +223,9 @@ export function readWebFile(file: string): { web: WebFile } | { errors: WebFileE
   return { web: { ...(tls ? { tls } : {}), users: p.basic_auth_users, headers: p.http_server_config?.headers ?? {} } };
 }
 
-/** Whether an address the agent listens on can be reached only from this host. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./i.test(host);
+/** Whether an address is this host's own: an address the agent listens on that only this host reaches, or a client on this host. */
+export function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\./.test(address) || /^::ffff:127\./i.test(address);
 }
 
 /** agent.web as the schema parsed it. */
