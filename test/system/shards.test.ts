@@ -175,17 +175,18 @@ describe('three shards, one Prometheus', () => {
       async () => ((await query(`vakt_agent_shards{instance="127.0.0.1:${ports[victim]}"} == 4`)).length === 1 ? true : undefined),
       60_000,
     );
+    // The restart from 3 to 4 shards left each port unscraped for a while, long enough for
+    // VaktAgentDown to go pending with the old shard's count; wait until the rules have seen the
+    // new agent up and dropped it, so the alert below is the one for this stop.
+    const agentDown = async () => {
+      const res = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as {
+        data: { alerts: { labels: Record<string, string>; annotations: Record<string, string>; state: string; value: string }[] };
+      };
+      return res.data.alerts.find((a) => a.labels.alertname === 'VaktAgentDown' && a.labels.instance === `127.0.0.1:${ports[victim]}`);
+    };
+    await waitFor('no VaktAgentDown left from the restart', async () => ((await agentDown()) ? undefined : true), 60_000);
     await stopAgent(victim);
-    const alert = await waitFor(
-      'VaktAgentDown pending for the stopped agent',
-      async () => {
-        const res = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as {
-          data: { alerts: { labels: Record<string, string>; annotations: Record<string, string>; state: string; value: string }[] };
-        };
-        return res.data.alerts.find((a) => a.labels.alertname === 'VaktAgentDown' && a.labels.instance === `127.0.0.1:${ports[victim]}`);
-      },
-      60_000,
-    );
+    const alert = await waitFor('VaktAgentDown pending for the stopped agent', agentDown, 60_000);
     expect(Number(alert.value)).toBe(left);
     expect(alert.annotations.summary).toBe(`vakt agent 127.0.0.1:${ports[victim]} (shard 2 of 4, site vg-dc1) cannot be scraped: ${left} checks unwatched`);
     expect(alert.annotations.description).toContain(`It ran shard 2 of 4: the ${left} checks of that shard are not watched by any agent`);
