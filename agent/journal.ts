@@ -17,7 +17,55 @@ export type JournalRecord =
   | { t: number; type: 'state'; check: string; from: CheckState; to: CheckState; reason?: string; cause?: string }
   | { t: number; type: 'incident'; event: 'opened' | 'updated' | 'closed'; cause: string; since: number; affected: string[]; count?: number; reason?: string }
   /** started, stopped, and alive every 5 minutes (so a crash is dated to within 5 minutes). */
-  | { t: number; type: 'agent'; event: 'started' | 'stopped' | 'alive' };
+  | { t: number; type: 'agent'; event: 'started' | 'stopped' | 'alive' }
+  /**
+   * Planned work (agent/maintenance.ts): a window made through the admin API is `scheduled` (so
+   * it outlives a restart) and may be `cancelled`; every window, from config or API, is `started`
+   * and `ended` when its checks enter and leave maintenance.
+   */
+  | ({ t: number; type: 'maintenance'; event: 'scheduled' | 'cancelled' | 'started' | 'ended' } & PlannedWindow)
+  /**
+   * Change verification after a window ended: its checks compared with their pre-window
+   * baseline. `regressed` (worse than before), `verified` (no worse), `cleared` (a regression
+   * that went away, or that an operator accepted).
+   */
+  | { t: number; type: 'change'; event: 'regressed' | 'verified' | 'cleared'; window: string; title: string; check: string; ended: number; message: string };
+
+/** A window of planned work as the journal keeps it. */
+export interface PlannedWindow {
+  /** The window's id: its config name and the occurrence's start for config windows, `api-…` for windows made through the API. */
+  id: string;
+  title: string;
+  source: 'config' | 'api';
+  /** The checks it covers (at most 100 named; `count` counts them all). */
+  checks: string[];
+  count?: number;
+  /** Epoch ms. */
+  start: number;
+  end: number;
+  /** Whether the checks are compared with their pre-window baseline when it ends. */
+  verify: boolean;
+}
+
+/** A window as the journal remembers it: scheduled, running or over. */
+export interface JournalWindow extends PlannedWindow {
+  state: 'scheduled' | 'cancelled' | 'started' | 'ended';
+  /** When it started and ended (epoch ms), as they happened. */
+  startedAt?: number;
+  endedAt?: number;
+}
+
+/** A change verification's latest word on one check after one window. */
+export interface JournalChange {
+  window: string;
+  title: string;
+  check: string;
+  ended: number;
+  state: 'regressed' | 'verified' | 'cleared';
+  message: string;
+  /** When it was last said (epoch ms). */
+  t: number;
+}
 
 /** An incident as the journal remembers it: open, or closed with when. */
 export interface JournalIncident {
@@ -80,6 +128,12 @@ export interface StateChange {
 export class Journal {
   /** Incidents by `${cause}@${since}`, oldest first. */
   private readonly incidentIndex = new Map<string, JournalIncident>();
+  /** Planned-work windows by id, oldest first. */
+  private readonly windowIndex = new Map<string, JournalWindow>();
+  /** Change verifications by `${window}\0${check}`, oldest first. */
+  private readonly changeIndex = new Map<string, JournalChange>();
+  /** Told of every record appended (not of those read back at start): notifications, the feed. */
+  private readonly listeners: ((rec: JournalRecord) => void)[] = [];
   /** State changes per check, oldest first; `absent` marks the agent not running. */
   private readonly changes = new Map<string, StateChange[]>();
   private queue: string[] = [];
@@ -152,16 +206,30 @@ export class Journal {
     this.aliveTimer.unref();
   }
 
+  /** Calls `fn` with every record appended from now on (a listener that throws is logged, never stops the journal). */
+  subscribe(fn: (rec: JournalRecord) => void): void {
+    this.listeners.push(fn);
+  }
+
   /** Appends a record and puts it in the index. */
   append(rec: JournalRecord): void {
     this.index(rec);
+    for (const fn of this.listeners) {
+      try {
+        fn(rec);
+      } catch (err) {
+        this.log.error({ err }, 'journal listener failed');
+      }
+    }
     if (this.limits.file === undefined || this.closed) return;
     // An incident's record names at most AFFECTED_NAMES checks and counts them all: a DNS
     // outage updating a 2,000-check incident check by check must not write N² names.
     const written =
       rec.type === 'incident' && rec.affected.length > AFFECTED_NAMES
         ? { ...rec, affected: rec.affected.slice(0, AFFECTED_NAMES), count: rec.affected.length }
-        : rec;
+        : rec.type === 'maintenance' && rec.checks.length > AFFECTED_NAMES
+          ? { ...rec, checks: rec.checks.slice(0, AFFECTED_NAMES), count: rec.count ?? rec.checks.length }
+          : rec;
     const line = `${JSON.stringify(written)}\n`;
     while (this.queue.length > 0 && (this.queue.length >= MAX_QUEUED || this.queuedBytes + line.length > MAX_QUEUED_BYTES)) {
       this.queuedBytes -= (this.queue.shift() as string).length;
@@ -181,6 +249,20 @@ export class Journal {
   incidents(since: number): JournalIncident[] {
     const out: JournalIncident[] = [];
     for (const i of this.incidentIndex.values()) if (i.until === undefined || i.until >= since) out.push({ ...i, affected: [...i.affected] });
+    return out;
+  }
+
+  /** Planned-work windows scheduled, running, or over at or after `since` (epoch ms), oldest first. */
+  windows(since: number): JournalWindow[] {
+    const out: JournalWindow[] = [];
+    for (const w of this.windowIndex.values()) if ((w.endedAt ?? w.end) >= since) out.push({ ...w, checks: [...w.checks] });
+    return out;
+  }
+
+  /** Change verifications said at or after `since` (epoch ms), oldest first. */
+  verifications(since: number): JournalChange[] {
+    const out: JournalChange[] = [];
+    for (const c of this.changeIndex.values()) if (c.t >= since || c.state === 'regressed') out.push({ ...c });
     return out;
   }
 
@@ -378,6 +460,26 @@ export class Journal {
         i.until = Math.max(stoppedAt, i.since);
         i.interrupted = true;
       }
+    } else if (rec.type === 'maintenance') {
+      const known = this.windowIndex.get(rec.id);
+      const { t, type: _type, event, ...window } = rec;
+      const w: JournalWindow = { ...(known ?? {}), ...window, checks: rec.checks.slice(0, 1000), state: event };
+      if (event === 'started') w.startedAt = t;
+      if (event === 'ended' || event === 'cancelled') w.endedAt = t;
+      this.windowIndex.delete(rec.id);
+      this.windowIndex.set(rec.id, w);
+      for (const [k, old] of this.windowIndex) {
+        if (this.windowIndex.size <= MAX_INCIDENTS && (old.endedAt ?? old.end) >= horizon) break;
+        this.windowIndex.delete(k);
+      }
+    } else if (rec.type === 'change') {
+      const key = `${rec.window}\0${rec.check}`;
+      this.changeIndex.delete(key);
+      this.changeIndex.set(key, { window: rec.window, title: rec.title, check: rec.check, ended: rec.ended, state: rec.event, message: rec.message, t: rec.t });
+      for (const [k, old] of this.changeIndex) {
+        if (this.changeIndex.size <= MAX_INCIDENTS && old.t >= horizon) break;
+        this.changeIndex.delete(k);
+      }
     } else {
       const key = `${rec.cause}@${rec.since}`;
       const known = this.incidentIndex.get(key);
@@ -469,5 +571,43 @@ function parseRecord(line: string): JournalRecord | undefined {
     };
   }
   if (r.type === 'agent' && (r.event === 'started' || r.event === 'stopped' || r.event === 'alive')) return { t: r.t, type: 'agent', event: r.event };
+  const time = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  if (
+    r.type === 'maintenance' &&
+    (r.event === 'scheduled' || r.event === 'cancelled' || r.event === 'started' || r.event === 'ended') &&
+    str(r.id) &&
+    str(r.title, 1024) &&
+    (r.source === 'config' || r.source === 'api') &&
+    Array.isArray(r.checks) &&
+    r.checks.every((c) => str(c)) &&
+    time(r.start) &&
+    time(r.end) &&
+    typeof r.verify === 'boolean'
+  ) {
+    return {
+      t: r.t,
+      type: 'maintenance',
+      event: r.event,
+      id: r.id,
+      title: r.title,
+      source: r.source,
+      checks: r.checks,
+      ...(typeof r.count === 'number' && Number.isInteger(r.count) && r.count >= 0 ? { count: r.count } : {}),
+      start: r.start,
+      end: r.end,
+      verify: r.verify,
+    };
+  }
+  if (
+    r.type === 'change' &&
+    (r.event === 'regressed' || r.event === 'verified' || r.event === 'cleared') &&
+    str(r.window) &&
+    str(r.title, 1024) &&
+    str(r.check) &&
+    time(r.ended) &&
+    str(r.message, 1024)
+  ) {
+    return { t: r.t, type: 'change', event: r.event, window: r.window, title: r.title, check: r.check, ended: r.ended, message: r.message };
+  }
   return undefined;
 }
