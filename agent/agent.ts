@@ -21,6 +21,9 @@ import { ProbeThreads } from './probe-threads.js';
 import { Limiter, Runner, type RunOutcome } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import { runResult } from '../probes/types.js';
+import { plainText } from '../config/schema.js';
+import { ChangeVerifier, levelOf, type Regression, type Sample } from './change.js';
+import { PlannedWork, type Window } from './maintenance.js';
 
 export interface CheckView {
   config: CheckConfig;
@@ -30,6 +33,10 @@ export interface CheckView {
   history: RunHistory;
   /** Root cause when the check is down: itself, or the deepest down dependency. */
   cause?: string;
+  /** The planned-work window holding the check now: its state reads `maintenance`. */
+  maintenance?: Window;
+  /** A change regression standing after planned work (agent/change.ts). */
+  change?: Regression;
 }
 
 function loadOptions(o: AgentOptions): LoadOptions {
@@ -93,6 +100,9 @@ export class Agent {
   private reloading: Promise<ReloadResult> | undefined;
   private stopping = false;
   private openIncidents: Incident[] = [];
+  /** Planned-work windows (config and admin API) and the change verification after them. */
+  readonly planned: PlannedWork;
+  private readonly verifier: ChangeVerifier;
   private stateTimer: NodeJS.Timeout | undefined;
   private causesPending = false;
 
@@ -112,6 +122,15 @@ export class Agent {
       this.redactor,
     );
     this.metrics.setJournal(() => ({ lost: journal.dropped, errors: journal.writeErrors }));
+    this.planned = new PlannedWork(journal, { started: (w) => this.workStarted(w), ended: (w, at) => this.workEnded(w, at) }, this.log);
+    this.verifier = new ChangeVerifier({
+      runAfter: (check, ms) => this.scheduler.runAfter(check, ms),
+      verdict: (check, kind, r) => this.changeVerdict(check, kind, r),
+      cleared: (check, r, why) => this.changeCleared(check, r, why),
+    });
+    const planned = this.planned;
+    const verifier = this.verifier;
+    this.metrics.setPlannedWork(() => ({ windowsOpen: planned.list().open.length, verifications: verifier.counts }));
     this.metrics.setConstantLabels(config.agent.labels);
     this.metrics.setHistogramDefault(config.agent.histograms);
     this.runner = new Runner(this.root.signal, this.limiter, this.log, undefined, this.loop);
@@ -154,6 +173,11 @@ export class Agent {
     await agent.journal.open();
     agent.journal.append({ t: Date.now(), type: 'agent', event: 'started' });
     for (const c of config.checks) agent.addCheck(c);
+    agent.planned.restore();
+    agent.planned.configure(
+      config.maintenance,
+      config.checks.map((c) => c.name),
+    );
     agent.log.info(
       {
         file: config.file,
@@ -253,6 +277,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    this.planned.stop();
     this.loop.stop();
     if (this.stateTimer) clearInterval(this.stateTimer);
     this.root.abort(new Error('agent stopping'));
@@ -274,9 +299,11 @@ export class Agent {
     const file = this.config.agent.stateFile;
     if (!file) return;
     try {
-      const data = JSON.parse(await readFile(file, 'utf8')) as { version?: number; baselines?: DetectorSnapshot };
+      const data = JSON.parse(await readFile(file, 'utf8')) as { version?: number; baselines?: DetectorSnapshot; changes?: unknown };
       if (data.version !== 1 || typeof data.baselines !== 'object' || data.baselines === null) throw new Error('not a vakt state file (version 1)');
       const n = this.detector.restore(data.baselines, this.config.checks);
+      const names = new Set(this.config.checks.map((c) => c.name));
+      this.verifier.restore(data.changes, (c) => names.has(c));
       this.log.info({ file, checks: n }, 'baselines restored from the state file');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -290,7 +317,10 @@ export class Agent {
     if (!file) return;
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-      await writeFile(tmp, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), baselines: this.detector.snapshot() }));
+      await writeFile(
+        tmp,
+        JSON.stringify({ version: 1, savedAt: new Date().toISOString(), baselines: this.detector.snapshot(), changes: this.verifier.snapshot() }),
+      );
       await rename(tmp, file);
     } catch (err) {
       this.log.warn({ file, err: (err as Error).message }, 'could not write the state file');
@@ -395,6 +425,10 @@ export class Agent {
         result.changed.push(c.name);
       } else result.unchanged++;
     }
+    this.planned.configure(
+      next.maintenance,
+      next.checks.map((c) => c.name),
+    );
     this.updateCauses();
     this.metrics.configLoaded(true, next.checks, true);
     this.log.info(
@@ -406,9 +440,13 @@ export class Agent {
 
   private addCheck(c: CheckConfig): void {
     const status = this.detector.status(c.name);
-    this.checks.set(c.name, { config: c, status, history: new RunHistory() });
+    const window = this.planned.windowOf(c.name);
+    const change = this.verifier.regressions.get(c.name);
+    this.checks.set(c.name, { config: c, status, history: new RunHistory(), ...(window ? { maintenance: window } : {}), ...(change ? { change } : {}) });
     this.metrics.addCheck(c);
     this.metrics.setStatus(c.name, status);
+    this.metrics.setMaintenance(c.name, window?.id);
+    this.metrics.setRegression(c.name, change?.window);
     this.threads?.set(c);
     this.scheduler.add(c.name, c.schedule);
   }
@@ -418,7 +456,10 @@ export class Agent {
     this.threads?.remove(name);
     this.checks.get(name)?.history.clear();
     this.detector.forget(name);
-    if (forgetHistory) this.journal.forget(name);
+    if (forgetHistory) {
+      this.journal.forget(name);
+      this.verifier.forget(name);
+    }
     this.metrics.removeCheck(name);
     this.checks.delete(name);
   }
@@ -451,6 +492,7 @@ export class Agent {
       result: runResult(r),
       durationSeconds: outcome.duration,
       phases: r.phases,
+      ...(r.steps ? { steps: stepSeconds(r.steps) } : {}),
       ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),
       ...(outcome.disturbed ? { disturbed: true } : {}),
     });
@@ -458,6 +500,18 @@ export class Agent {
     const verdict = this.detector.update(c, r, outcome.startedAt);
     view.status = verdict.status;
     this.metrics.setStatus(c.name, verdict.status);
+    // After planned work: the runs that verify the change, and those that tell a regression went (disturbed runs say nothing of the peer).
+    if (this.verifier.verifying(c.name) && !view.maintenance && outcome.disturbed) this.scheduler.runAfter(c.name, c.retryIntervalMs);
+    else if ((view.change || this.verifier.verifying(c.name)) && !view.maintenance && !outcome.disturbed) {
+      const sample: Sample = {
+        ok: r.ok,
+        ...(r.failure ? { reason: r.failure.reason } : {}),
+        total: outcome.duration,
+        phases: r.phases,
+        steps: r.steps ? stepSeconds(r.steps) : {},
+      };
+      this.verifier.sample(c.name, sample, c.retryIntervalMs, Date.now());
+    }
     if (!verdict.changed && !verdict.flappingChanged && verdict.retryAfterMs === undefined && !this.log.isLevelEnabled('debug')) return;
     const detail = {
       check: c.name,
@@ -476,7 +530,13 @@ export class Agent {
       // cannot change them (and at start-up thousands of checks make exactly those moves).
       const broken = (st: string) => st === 'down' || st === 'failing';
       if (broken(verdict.previous) || broken(verdict.status.state)) this.causesSoon();
-      const line = { ...detail, from: verdict.previous, to: verdict.status.state, ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}) };
+      const line = {
+        ...detail,
+        from: verdict.previous,
+        to: verdict.status.state,
+        ...(view.cause && view.cause !== c.name ? { cause: view.cause } : {}),
+        ...(view.maintenance ? { maintenance: view.maintenance.id } : {}),
+      };
       const reason = r.failure?.reason ?? r.degraded?.reason;
       this.journal.append({
         t: outcome.startedAt,
@@ -497,6 +557,73 @@ export class Agent {
       );
     }
     if (verdict.retryAfterMs !== undefined) this.scheduler.runAfter(c.name, verdict.retryAfterMs);
+  }
+
+  /** A planned-work window opened: its checks read `maintenance`, and their levels are kept for the verification after it. */
+  private workStarted(w: Window): void {
+    for (const name of w.checks) {
+      const view = this.checks.get(name);
+      if (!view) continue;
+      view.maintenance = this.planned.windowOf(name) ?? w;
+      this.metrics.setMaintenance(name, view.maintenance.id);
+      if (w.verify) {
+        const working = view.last?.result.ok === true && view.status.state !== 'down';
+        this.verifier.opened(w.id, name, levelOf(view.history.records(), working));
+      }
+    }
+    if (w.verify) void this.saveState();
+  }
+
+  /** A planned-work window closed: its checks leave maintenance (unless another window holds them) and are verified. */
+  private workEnded(w: Window, at: number): void {
+    const free: string[] = [];
+    for (const name of w.checks) {
+      const view = this.checks.get(name);
+      if (!view) continue;
+      const other = this.planned.windowOf(name);
+      if (other) view.maintenance = other;
+      else {
+        delete view.maintenance;
+        free.push(name);
+      }
+      this.metrics.setMaintenance(name, other?.id);
+    }
+    this.verifier.closed(w.id, plainText(w.title), at, w.verify, free);
+  }
+
+  private changeVerdict(check: string, kind: 'regressed' | 'verified', r: Pick<Regression, 'window' | 'title' | 'ended' | 'message'>): void {
+    this.journal.append({ t: Date.now(), type: 'change', event: kind, window: r.window, title: r.title, check, ended: r.ended, message: r.message });
+    const view = this.checks.get(check);
+    const regression = this.verifier.regressions.get(check);
+    if (kind === 'regressed' && view && regression) {
+      view.change = regression;
+      this.metrics.setRegression(check, regression.window);
+      this.log.warn({ check, window: r.window }, `change regression: ${r.message}`);
+      void this.saveState();
+    } else this.log.info({ check, window: r.window }, `change verified: ${r.message}`);
+  }
+
+  private changeCleared(check: string, r: Regression, why: string): void {
+    this.journal.append({
+      t: Date.now(),
+      type: 'change',
+      event: 'cleared',
+      window: r.window,
+      title: r.title,
+      check,
+      ended: r.ended,
+      message: `${check}: ${why}`,
+    });
+    const view = this.checks.get(check);
+    if (view) delete view.change;
+    this.metrics.setRegression(check, undefined);
+    this.log.info({ check, window: r.window }, `change regression cleared: ${why}`);
+    void this.saveState();
+  }
+
+  /** Accepts a check's level after planned work as its new normal (admin API): the regression goes. */
+  acceptChange(check: string, by: string): Regression | undefined {
+    return this.verifier.accept(check, by);
   }
 
   /**
@@ -550,6 +677,13 @@ export class Agent {
 
 function secretValues(config: Config): string[] {
   return [...config.checks.flatMap((c) => Object.values(c.secrets)), ...Object.values(config.agent.web.tokens)];
+}
+
+/** A run's steps as name -> seconds (the history's and the verification's shape). */
+function stepSeconds(steps: readonly { name: string; durationSeconds: number }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const st of steps) out[st.name] = st.durationSeconds;
+  return out;
 }
 
 function round(x: number): number {

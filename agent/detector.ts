@@ -78,11 +78,11 @@ export class Detector {
     if (!result.ok || disturbed) return result;
     let slow: string | undefined;
     if (limits.aboveMs !== undefined && seconds * 1000 > limits.aboveMs) {
-      slow = `took ${fmt(seconds)}, limit ${fmt(limits.aboveMs / 1000)}`;
+      slow = `took ${formatSeconds(seconds)}, limit ${formatSeconds(limits.aboveMs / 1000)}`;
     }
     const baseline = m.status.baseline;
     if (slow === undefined && limits.baselineFactor !== undefined && baseline !== undefined && seconds > baseline * limits.baselineFactor) {
-      slow = `took ${fmt(seconds)}, ${(seconds / baseline).toFixed(1)}x its usual ${fmt(baseline)} (limit ${limits.baselineFactor}x)`;
+      slow = `took ${formatSeconds(seconds)}, ${(seconds / baseline).toFixed(1)}x its usual ${formatSeconds(baseline)} (limit ${limits.baselineFactor}x)`;
     }
     if (slow === undefined) this.learn(check, m, seconds);
     if (slow === undefined || result.degraded) return result;
@@ -91,7 +91,7 @@ export class Detector {
       (a, st) => (a === undefined || st.durationSeconds > a.durationSeconds ? st : a),
       undefined,
     );
-    if (slowest && result.steps && result.steps.length > 1) slow += `; slowest step ${slowest.name} (${fmt(slowest.durationSeconds)})`;
+    if (slowest && result.steps && result.steps.length > 1) slow += `; slowest step ${slowest.name} (${formatSeconds(slowest.durationSeconds)})`;
     return { ...result, degraded: { reason: 'slow', message: slow } };
   }
 
@@ -203,6 +203,7 @@ function middle(s: ArrayLike<number>): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-function fmt(seconds: number): string {
+/** 120 ms, 3.40 s. */
+export function formatSeconds(seconds: number): string {
   return seconds < 1 ? `${(seconds * 1000).toFixed(0)} ms` : `${seconds.toFixed(2)} s`;
 }

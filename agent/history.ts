@@ -12,6 +12,8 @@ export interface RunRecord {
   result: RunResult;
   durationSeconds: number;
   phases: Record<string, number>;
+  /** Seconds per step, for kinds with steps (a login flow); absent otherwise. */
+  steps?: Record<string, number>;
   reason?: string;
   /** The agent's event loop stalled during the run beyond agent.maxLoopDelay (timings not trusted). */
   disturbed?: boolean;
@@ -19,8 +21,10 @@ export interface RunRecord {
 
 /** Runs kept per check for the API and the sparkline. */
 export const HISTORY = 30;
-/** Distinct phase names a check's history keeps (a kind declares at most a handful). */
-const MAX_PHASES = 16;
+/** Distinct phase and step names a check's history keeps (a kind declares at most a handful of phases; a login flow has a few steps). */
+const MAX_PHASES = 32;
+/** Steps share the phases' blocks under names with this prefix (no phase name starts with it). */
+const STEP = '\u0001';
 const DISTURBED = 0x80;
 
 export class RunHistory {
@@ -64,7 +68,14 @@ export class RunHistory {
     this.flags[i] = RUN_RESULTS.indexOf(r.result) | (r.disturbed ? DISTURBED : 0);
     this.reasons[i] = r.reason;
     for (let p = 0; p < this.phaseNames.length; p++) this.numbers[(2 + p) * cap + i] = Number.NaN;
-    for (const name in r.phases) {
+    this.put(r.phases, '', i);
+    if (r.steps) this.put(r.steps, STEP, i);
+  }
+
+  private put(values: Record<string, number>, prefix: string, i: number): void {
+    const cap = this.capacity;
+    for (const key in values) {
+      const name = prefix + key;
       let p = this.phaseNames.indexOf(name);
       if (p < 0) {
         if (this.phaseNames.length >= MAX_PHASES) continue;
@@ -75,7 +86,7 @@ export class RunHistory {
         grown.fill(Number.NaN, (2 + p) * cap);
         this.numbers = grown;
       }
-      this.numbers[(2 + p) * cap + i] = r.phases[name] as number;
+      this.numbers[(2 + p) * cap + i] = values[key] as number;
     }
   }
 
@@ -98,9 +109,12 @@ export class RunHistory {
   private record(i: number): RunRecord {
     const cap = this.capacity;
     const phases: Record<string, number> = {};
+    let steps: Record<string, number> | undefined;
     this.phaseNames.forEach((name, p) => {
       const v = this.numbers[(2 + p) * cap + i] as number;
-      if (!Number.isNaN(v)) phases[name] = v;
+      if (Number.isNaN(v)) return;
+      if (name.startsWith(STEP)) (steps ??= {})[name.slice(STEP.length)] = v;
+      else phases[name] = v;
     });
     const flags = this.flags[i] as number;
     const reason = this.reasons[i];
@@ -109,6 +123,7 @@ export class RunHistory {
       result: RUN_RESULTS[flags & ~DISTURBED] as RunResult,
       durationSeconds: this.numbers[cap + i] as number,
       phases,
+      ...(steps ? { steps } : {}),
       ...(reason !== undefined ? { reason } : {}),
       ...(flags & DISTURBED ? { disturbed: true } : {}),
     };

@@ -37,7 +37,7 @@ export interface PlannedWindow {
   id: string;
   title: string;
   source: 'config' | 'api';
-  /** The checks it covers (at most 100 named; `count` counts them all). */
+  /** The checks it covers (at most 10,000 named; `count` counts them all). */
   checks: string[];
   count?: number;
   /** Epoch ms. */
@@ -105,6 +105,8 @@ const MAX_QUEUED = 100_000;
 const MAX_QUEUED_BYTES = 16 << 20;
 /** Affected checks an incident record names (it counts them all). */
 const AFFECTED_NAMES = 100;
+/** Checks a planned-work record names at most (all of them in practice: a window made through the API is restored from it). */
+const WINDOW_NAMES = 10_000;
 /** How often a running agent says so (dates a crash). */
 export const JOURNAL_ALIVE_MS = 5 * 60_000;
 const SYNC_MS = 1000;
@@ -132,6 +134,8 @@ export class Journal {
   private readonly windowIndex = new Map<string, JournalWindow>();
   /** Change verifications by `${window}\0${check}`, oldest first. */
   private readonly changeIndex = new Map<string, JournalChange>();
+  /** Per check, the spans of planned work it was in (oldest first; `end` absent while open): left out of availability. */
+  private readonly plannedSpans = new Map<string, { start: number; end?: number }[]>();
   /** Told of every record appended (not of those read back at start): notifications, the feed. */
   private readonly listeners: ((rec: JournalRecord) => void)[] = [];
   /** State changes per check, oldest first; `absent` marks the agent not running. */
@@ -227,8 +231,8 @@ export class Journal {
     const written =
       rec.type === 'incident' && rec.affected.length > AFFECTED_NAMES
         ? { ...rec, affected: rec.affected.slice(0, AFFECTED_NAMES), count: rec.affected.length }
-        : rec.type === 'maintenance' && rec.checks.length > AFFECTED_NAMES
-          ? { ...rec, checks: rec.checks.slice(0, AFFECTED_NAMES), count: rec.count ?? rec.checks.length }
+        : rec.type === 'maintenance' && rec.checks.length > WINDOW_NAMES
+          ? { ...rec, checks: rec.checks.slice(0, WINDOW_NAMES), count: rec.count ?? rec.checks.length }
           : rec;
     const line = `${JSON.stringify(written)}\n`;
     while (this.queue.length > 0 && (this.queue.length >= MAX_QUEUED || this.queuedBytes + line.length > MAX_QUEUED_BYTES)) {
@@ -293,8 +297,20 @@ export class Journal {
       if (c.state === 'down') down += end - start;
       else if (c.state === 'ok' || c.state === 'degraded' || c.state === 'failing') up += end - start;
     }
+    // Planned work counts neither way, as an SLA leaves announced maintenance out.
+    const spans = this.plannedSpans.get(check);
+    if (spans)
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i] as StateChange;
+        const start = Math.max(c.t, from);
+        const end = Math.min(list[i + 1]?.t ?? now, now);
+        if (end <= start) continue;
+        const planned = covered(start, end, spans, now);
+        if (c.state === 'down') down -= planned;
+        else if (c.state === 'ok' || c.state === 'degraded' || c.state === 'failing') up -= planned;
+      }
     const known = up + down;
-    return known === 0 ? undefined : { ratio: up / known, downMs: down, knownMs: known };
+    return known <= 0 ? undefined : { ratio: up / known, downMs: down, knownMs: known };
   }
 
   /** Writes what is queued, syncs, closes the file. */
@@ -463,9 +479,26 @@ export class Journal {
     } else if (rec.type === 'maintenance') {
       const known = this.windowIndex.get(rec.id);
       const { t, type: _type, event, ...window } = rec;
-      const w: JournalWindow = { ...(known ?? {}), ...window, checks: rec.checks.slice(0, 1000), state: event };
-      if (event === 'started') w.startedAt = t;
-      if (event === 'ended' || event === 'cancelled') w.endedAt = t;
+      const w: JournalWindow = { ...(known ?? {}), ...window, checks: rec.checks.slice(0, WINDOW_NAMES), state: event };
+      if (event === 'started') {
+        w.startedAt = t;
+        for (const c of w.checks) {
+          const list = this.plannedSpans.get(c) ?? [];
+          if (list.length === 0) this.plannedSpans.set(c, list);
+          const last = list[list.length - 1];
+          if (!last || last.end !== undefined) list.push({ start: t });
+          while (list.length > 1 && ((list[0] as { end?: number }).end ?? Infinity) < horizon) list.shift();
+          if (list.length > MAX_CHANGES_PER_CHECK) list.shift();
+        }
+      }
+      if (event === 'ended' || event === 'cancelled') {
+        w.endedAt = t;
+        if (event === 'ended')
+          for (const c of w.checks) {
+            const last = this.plannedSpans.get(c)?.at(-1);
+            if (last && last.end === undefined) last.end = t;
+          }
+      }
       this.windowIndex.delete(rec.id);
       this.windowIndex.set(rec.id, w);
       for (const [k, old] of this.windowIndex) {
@@ -524,6 +557,17 @@ export class Journal {
     this.errorLoggedAt = now;
     this.log.error({ file: this.limits.file, err: (err as NodeJS.ErrnoException).code ?? String(err) }, message);
   }
+}
+
+/** How much of [start, end) the spans cover (spans oldest first, not overlapping; an open one lasts until `now`). */
+function covered(start: number, end: number, spans: readonly { start: number; end?: number }[], now: number): number {
+  let sum = 0;
+  for (const s of spans) {
+    const a = Math.max(start, s.start);
+    const b = Math.min(end, s.end ?? now);
+    if (b > a) sum += b - a;
+  }
+  return sum;
 }
 
 const STATES = new Set(['unknown', 'ok', 'degraded', 'failing', 'down']);

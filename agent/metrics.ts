@@ -57,6 +57,15 @@ interface CheckSeries {
   lastFamilies: Family[];
   status?: CheckStatus;
   cause?: string;
+  /** The planned-work window holding the check, and the window after which a change regression stands. */
+  maintenance?: string;
+  regression?: string;
+}
+
+/** Planned work and change verification, as the agent's series count them. */
+export interface PlannedWorkFigures {
+  windowsOpen: number;
+  verifications: { regressed: number; verified: number };
 }
 
 /** What an agent runs of its config (agent/agent.ts from config/placement.ts). */
@@ -222,6 +231,22 @@ export class Metrics {
     'Journal records (state changes, incidents) that could not be written: the disk refused them, or too many waited.',
   );
   private readonly journalErrorsFamily = this.family('vakt_journal_write_errors_total', 'counter', 'Failed writes, syncs or opens of the journal file.');
+  private readonly maintenanceFamily = this.family(
+    'vakt_check_maintenance',
+    'gauge',
+    'The check is in a planned-work window (value 1; absent otherwise): the shipped rules stay quiet about it.',
+  );
+  private readonly regressionFamily = this.family(
+    'vakt_check_change_regression',
+    'gauge',
+    'After the planned-work window `window` ended, the check is worse than before it (value 1; absent otherwise).',
+  );
+  private readonly windowsOpenFamily = this.family('vakt_maintenance_windows_active', 'gauge', 'Planned-work windows open now.');
+  private readonly verificationsFamily = this.family(
+    'vakt_change_verifications_total',
+    'counter',
+    'Checks compared with their pre-window level after planned work, by result (regressed, verified).',
+  );
   private readonly webRefusedFamily = this.family(
     'vakt_web_requests_refused_total',
     'counter',
@@ -243,6 +268,7 @@ export class Metrics {
   private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
   private placement: Placement = { shard: { index: 0, count: 1 }, owned: 0, remote: [] };
   private journal: () => { lost: number; errors: number } = () => ({ lost: 0, errors: 0 });
+  private plannedWork: () => PlannedWorkFigures = () => ({ windowsOpen: 0, verifications: { regressed: 0, verified: 0 } });
   private webServer: () => WebServerFigures = () => ({ refused: { unauthenticated: 0, forbidden: 0, throttled: 0 } });
 
   constructor(
@@ -420,6 +446,7 @@ export class Metrics {
       this.writeHistograms(cs);
       this.writeStatus(cs);
       this.writeRootCause(cs);
+      this.writePlanned(cs);
     }
     this.writeAgent();
   }
@@ -683,6 +710,13 @@ export class Metrics {
     this.journalErrorsFamily.set(AGENT, line('vakt_journal_write_errors_total', k, journal.errors));
     const web = this.webServer();
     const own = (extra: string) => (k === '' ? extra : `${extra},${k}`);
+    const planned = this.plannedWork();
+    this.windowsOpenFamily.set(AGENT, line('vakt_maintenance_windows_active', k, planned.windowsOpen));
+    this.verificationsFamily.set(
+      AGENT,
+      line('vakt_change_verifications_total', own('result="regressed"'), planned.verifications.regressed) +
+        line('vakt_change_verifications_total', own('result="verified"'), planned.verifications.verified),
+    );
     let refused = '';
     for (const [reason, n] of Object.entries(web.refused)) refused += line('vakt_web_requests_refused_total', own(`reason="${reason}"`), n);
     this.webRefusedFamily.set(AGENT, refused);
@@ -701,6 +735,35 @@ export class Metrics {
   /** Where the journal's loss and error counts come from. */
   setJournal(figures: () => { lost: number; errors: number }): void {
     this.journal = figures;
+  }
+
+  /** Where the planned-work figures come from (windows open, verifications by result). */
+  setPlannedWork(figures: () => PlannedWorkFigures): void {
+    this.plannedWork = figures;
+  }
+
+  /** The planned-work window holding the check now (undefined: none). */
+  setMaintenance(name: string, window: string | undefined): void {
+    const cs = this.checks.get(name);
+    if (!cs || cs.maintenance === window) return;
+    if (window === undefined) delete cs.maintenance;
+    else cs.maintenance = window;
+    this.writePlanned(cs);
+  }
+
+  /** The window after which the check regressed (undefined: no regression stands). */
+  setRegression(name: string, window: string | undefined): void {
+    const cs = this.checks.get(name);
+    if (!cs || cs.regression === window) return;
+    if (window === undefined) delete cs.regression;
+    else cs.regression = window;
+    this.writePlanned(cs);
+  }
+
+  private writePlanned(cs: CheckSeries): void {
+    const l = (window: string) => `${cs.own},window="${this.label(window)}"${this.constant}`;
+    this.maintenanceFamily.set(cs.config.name, cs.maintenance === undefined ? '' : line('vakt_check_maintenance', l(cs.maintenance), 1));
+    this.regressionFamily.set(cs.config.name, cs.regression === undefined ? '' : line('vakt_check_change_regression', l(cs.regression), 1));
   }
 
   /** Where the figures of the agent's own server come from (its refusals, its certificate). */

@@ -21,7 +21,9 @@ import { routeClass, WebAuth } from './web-auth.js';
 import { isLoopback, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
 import { runResult } from '../probes/types.js';
 import { parseDuration } from '../config/units.js';
-import { AVAILABILITY_WINDOWS, JOURNAL_MEMORY_MS, type JournalIncident } from './journal.js';
+import { AVAILABILITY_WINDOWS, JOURNAL_MEMORY_MS, type JournalChange, type JournalIncident } from './journal.js';
+import { UPCOMING_MS, type Window } from './maintenance.js';
+import { plainText } from '../config/schema.js';
 
 export interface HttpServer {
   server: Server;
@@ -330,7 +332,7 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
   const path = url.pathname;
   const method = req.method ?? 'GET';
   const json = (status: number, body: unknown) => send(agent, res, status, 'application/json; charset=utf-8', JSON.stringify(body, null, 2));
-  const cls = routeClass(path);
+  const cls = routeClass(path, method);
   if (cls === undefined || (only !== undefined && cls !== only)) return json(404, { error: 'not found' });
   const decision = await auth.decide(cls, req);
   if (!decision.allow) {
@@ -345,8 +347,35 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
     const r = await agent.reload();
     return json(r.ok ? 200 : 400, r);
   }
-  if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(agent, res, 'GET, HEAD');
+  const who = decision.who ?? (isLoopback(req.socket.remoteAddress ?? '') ? 'loopback' : 'anonymous');
+  if (path === '/api/v1/maintenance' && method === 'POST') {
+    const body = await readJson(req);
+    if ('error' in body) return json(body.status, { error: body.error });
+    const w = agent.planned.schedule(body.value, who);
+    return 'error' in w ? json(400, w) : json(201, windowJson(w, Date.now()));
+  }
+  const work = /^\/api\/v1\/maintenance\/([^/]+)$/.exec(path);
+  if (work && method === 'DELETE') {
+    const id = decodeURIComponent(work[1] as string);
+    const r = agent.planned.remove(id, who);
+    if (r === 'not found') return json(404, { error: `no window ${id} open or to come` });
+    if (r === 'config') return json(409, { error: `${id} is a window of the config file that has not started: change the config to cancel it` });
+    return json(200, { id, result: r });
+  }
+  const change = /^\/api\/v1\/changes\/([a-z0-9_-]+)$/.exec(path);
+  if (change && method === 'DELETE') {
+    const r = agent.acceptChange(change[1] as string, who);
+    return r ? json(200, { check: change[1], accepted: true, window: r.window }) : json(404, { error: `no change regression stands for ${change[1]}` });
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    const allow = path === '/api/v1/maintenance' ? 'GET, HEAD, POST' : work || change ? 'GET, HEAD, DELETE' : 'GET, HEAD';
+    return methodNotAllowed(agent, res, allow);
+  }
   switch (path) {
+    case '/api/v1/maintenance':
+      return json(200, { labels: agent.labels, ...plannedWorkJson(agent, Date.now()) });
+    case '/api/v1/changes':
+      return json(200, { labels: agent.labels, changes: agent.journal.verifications(Date.now() - 7 * 86_400_000).map(changeJson) });
     case '/metrics':
       return sendMetrics(agent, req, res);
     case '/healthz':
@@ -390,6 +419,7 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
           labels: agent.labels,
           language,
           refreshSeconds: sp.refresh,
+          planned: agent.planned.list(),
           ...pageHistory(agent, Date.now()),
         }),
       );
@@ -404,6 +434,77 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
   }
   return json(404, { error: 'not found' });
 }
+
+/** Windows open and to come, and those of the last 7 days with what their verification found. Documented in docs/api.md. */
+export function plannedWorkJson(agent: Agent, now: number): { open: unknown[]; upcoming: unknown[]; recent: unknown[] } {
+  const { open, upcoming } = agent.planned.list(now);
+  const changes = agent.journal.verifications(now - UPCOMING_MS);
+  const recent = agent.journal
+    .windows(now - UPCOMING_MS)
+    .filter((w) => w.state === 'ended' || w.state === 'cancelled')
+    .map((w) => ({
+      id: w.id,
+      title: w.title,
+      source: w.source,
+      state: w.state,
+      start: new Date(w.start).toISOString(),
+      end: new Date(w.endedAt ?? w.end).toISOString(),
+      checks: w.checks,
+      count: w.count ?? w.checks.length,
+      verification: changes.filter((c) => c.window === w.id).map(changeJson),
+    }));
+  return { open: open.map((w) => windowJson(w, now)), upcoming: upcoming.map((w) => windowJson(w, now)), recent };
+}
+
+/** A window open or to come. Documented in docs/api.md. */
+export function windowJson(w: Window, now: number): unknown {
+  return {
+    id: w.id,
+    name: w.name ?? null,
+    title: plainText(w.title),
+    source: w.source,
+    open: w.start <= now && now < w.end,
+    start: new Date(w.start).toISOString(),
+    end: new Date(w.end).toISOString(),
+    checks: w.checks,
+    verify: w.verify ?? false,
+    by: w.by ?? null,
+  };
+}
+
+/** A verification's word on one check. Documented in docs/api.md. */
+function changeJson(c: JournalChange): unknown {
+  return {
+    check: c.check,
+    window: c.window,
+    title: c.title,
+    ended: new Date(c.ended).toISOString(),
+    state: c.state,
+    message: c.message,
+    at: new Date(c.t).toISOString(),
+  };
+}
+
+/** A JSON request body: at most 64 KiB, sent as application/json (a browser's cross-site form post cannot be). */
+async function readJson(req: IncomingMessage): Promise<{ value: unknown } | { status: number; error: string }> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') return { status: 415, error: 'expected Content-Type: application/json' };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return { status: 413, error: `expected a body of at most ${MAX_BODY} bytes` };
+    chunks.push(chunk);
+  }
+  try {
+    return { value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+  } catch {
+    return { status: 400, error: 'expected a JSON body' };
+  }
+}
+
+/** Largest request body the admin API reads. */
+const MAX_BODY = 64 * 1024;
 
 /** What this agent runs of its config: its site and shard, how many checks, and its dependsOn edges to other shards. Documented in docs/api.md. */
 function placementJson(agent: Agent): unknown {
@@ -425,8 +526,29 @@ export function checkJson(v: CheckView): unknown {
   return {
     ...checkIdentity(c),
     enabled: true,
-    state: v.status.state,
+    state: v.maintenance ? 'maintenance' : v.status.state,
+    observedState: v.status.state,
     since: new Date(v.status.since).toISOString(),
+    maintenance: v.maintenance
+      ? {
+          window: v.maintenance.id,
+          title: plainText(v.maintenance.title),
+          start: new Date(v.maintenance.start).toISOString(),
+          end: new Date(v.maintenance.end).toISOString(),
+        }
+      : null,
+    change: v.change
+      ? {
+          state: 'regressed',
+          window: v.change.window,
+          title: v.change.title,
+          ended: new Date(v.change.ended).toISOString(),
+          since: new Date(v.change.since).toISOString(),
+          message: v.change.message,
+          finding: v.change.finding,
+          before: v.change.level,
+        }
+      : null,
     cause: v.cause ?? null,
     flapping: v.status.flapping,
     baselineSeconds: v.status.baseline ?? null,
@@ -454,6 +576,7 @@ export function checkJson(v: CheckView): unknown {
       result: h.result,
       durationSeconds: h.durationSeconds,
       phases: h.phases,
+      ...(h.steps ? { steps: h.steps } : {}),
       reason: h.reason ?? null,
       disturbed: h.disturbed ?? false,
     })),
@@ -497,7 +620,8 @@ function incidentBase(agent: Agent, cause: string, since: number, affected: read
 }
 
 export function incidentJson(agent: Agent, i: Incident): unknown {
-  return { ...incidentBase(agent, i.cause, i.since, i.affected), reason: agent.get(i.cause)?.last?.result.failure?.reason ?? null };
+  const cause = agent.get(i.cause);
+  return { ...incidentBase(agent, i.cause, i.since, i.affected), reason: cause?.last?.result.failure?.reason ?? null, planned: cause?.maintenance?.id ?? null };
 }
 
 /** An incident from the journal, open or closed. Documented in docs/api.md. */

@@ -15,6 +15,8 @@ import { kindNamed } from '../probes/kinds.js';
 import { LANGUAGES, NETWORK_REASONS, type Language } from '../probes/kit/kind.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
+import type { Window } from './maintenance.js';
+import { factorText } from './change.js';
 
 export type { Language };
 
@@ -65,6 +67,17 @@ interface Texts {
   interrupted: string;
   /** A group's availability over the last 30 days, the percentage already formatted. */
   available: (percent: string) => string;
+  /** A check in a planned-work window: "Planned work until 06:00" (the time already marked up). */
+  maintenance: (until: string) => string;
+  /** The heading of the planned-work section. */
+  planned: string;
+  /** A window in that section: its title, when (already marked up), how many systems. */
+  plannedWindow: (title: string, when: string, n: number) => string;
+  /** "until 06:00" and "from 02:00 to 06:00" (times already marked up). */
+  until: (time: string) => string;
+  fromTo: (from: string, to: string) => string;
+  /** After planned work, a check worse than before it: slower (by a factor, in a step or phase) or failing where it worked. */
+  regression: (ended: string, r: { kind: 'slower'; factor: string; step?: string } | { kind: 'failing' }) => string;
 }
 
 const TEXT: Record<Language, Texts> = {
@@ -94,6 +107,15 @@ const TEXT: Record<Language, Texts> = {
     wereAffected: (n) => (n === 0 ? 'no other systems affected' : n === 1 ? '1 system affected' : `${n} systems affected`),
     interrupted: 'monitoring stopped before it ended',
     available: (p) => `${p} % available, last 30 days`,
+    maintenance: (until) => `Planned work until ${until}`,
+    planned: 'Planned work',
+    plannedWindow: (title, when, n) => `${title} ${when} (${n === 1 ? '1 system' : `${n} systems`})`,
+    until: (time) => `until ${time}`,
+    fromTo: (from, to) => `${from}–${to}`,
+    regression: (ended, r) =>
+      r.kind === 'slower'
+        ? `after the planned work ended at ${ended}, ${r.step ? `the step ${r.step} ` : ''}takes ${r.factor} as long as before`
+        : `after the planned work ended at ${ended}, it fails; it worked before`,
     flapping: 'unstable',
     cause: (t) => `because ${t} is not working`,
     waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
@@ -124,6 +146,15 @@ const TEXT: Record<Language, Texts> = {
     wereAffected: (n) => (n === 0 ? 'inga andra system påverkades' : n === 1 ? '1 system påverkades' : `${n} system påverkades`),
     interrupted: 'övervakningen stoppades innan det var över',
     available: (p) => `${p} % tillgängligt senaste 30 dagarna`,
+    maintenance: (until) => `Planerat arbete till ${until}`,
+    planned: 'Planerat arbete',
+    plannedWindow: (title, when, n) => `${title} ${when} (${n} system)`,
+    until: (time) => `till ${time}`,
+    fromTo: (from, to) => `${from}–${to}`,
+    regression: (ended, r) =>
+      r.kind === 'slower'
+        ? `efter det planerade arbetet som slutade ${ended} tar ${r.step ? `steget ${r.step} ` : 'det '}${r.factor} så lång tid som före`
+        : `efter det planerade arbetet som slutade ${ended} fungerar det inte; det fungerade före`,
     flapping: 'instabil',
     cause: (t) => `eftersom ${t} inte fungerar`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
@@ -154,6 +185,15 @@ const TEXT: Record<Language, Texts> = {
     wereAffected: (n) => (n === 0 ? 'ingen andre systemer blev berørt' : n === 1 ? '1 system blev berørt' : `${n} systemer blev berørt`),
     interrupted: 'overvågningen stoppede, før det var slut',
     available: (p) => `${p} % tilgængeligt de seneste 30 dage`,
+    maintenance: (until) => `Planlagt arbejde til ${until}`,
+    planned: 'Planlagt arbejde',
+    plannedWindow: (title, when, n) => `${title} ${when} (${n} ${n === 1 ? 'system' : 'systemer'})`,
+    until: (time) => `til ${time}`,
+    fromTo: (from, to) => `${from}–${to}`,
+    regression: (ended, r) =>
+      r.kind === 'slower'
+        ? `efter det planlagte arbejde, der sluttede ${ended}, tager ${r.step ? `trinnet ${r.step} ` : 'det '}${r.factor} så lang tid som før`
+        : `efter det planlagte arbejde, der sluttede ${ended}, virker det ikke; det virkede før`,
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke virker`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
@@ -184,6 +224,15 @@ const TEXT: Record<Language, Texts> = {
     wereAffected: (n) => (n === 0 ? 'ingen andre systemer ble berørt' : n === 1 ? '1 system ble berørt' : `${n} systemer ble berørt`),
     interrupted: 'overvåkingen stoppet før det var over',
     available: (p) => `${p} % tilgjengelig siste 30 dager`,
+    maintenance: (until) => `Planlagt arbeid til ${until}`,
+    planned: 'Planlagt arbeid',
+    plannedWindow: (title, when, n) => `${title} ${when} (${n} ${n === 1 ? 'system' : 'systemer'})`,
+    until: (time) => `til ${time}`,
+    fromTo: (from, to) => `${from}–${to}`,
+    regression: (ended, r) =>
+      r.kind === 'slower'
+        ? `etter det planlagte arbeidet som sluttet ${ended}, tar ${r.step ? `steget ${r.step} ` : 'det '}${r.factor} så lang tid som før`
+        : `etter det planlagte arbeidet som sluttet ${ended}, virker det ikke; det virket før`,
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke fungerer`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'melding venter' : 'meldinger venter'}${oldest ? `, den eldste har ventet i ${oldest}` : ''}`,
@@ -215,6 +264,15 @@ const TEXT: Record<Language, Texts> = {
     wereAffected: (n) => (n === 0 ? 'ei vaikuttanut muihin järjestelmiin' : `vaikutti myös ${n} järjestelmään`),
     interrupted: 'valvonta keskeytyi ennen häiriön päättymistä',
     available: (p) => `${p} % käytettävissä viimeisten 30 päivän aikana`,
+    maintenance: (until) => `Suunniteltu huoltotyö ${until} asti`,
+    planned: 'Suunnitellut huoltotyöt',
+    plannedWindow: (title, when, n) => `${title} ${when} (${n} ${n === 1 ? 'järjestelmä' : 'järjestelmää'})`,
+    until: (time) => `${time} asti`,
+    fromTo: (from, to) => `${from}–${to}`,
+    regression: (ended, r) =>
+      r.kind === 'slower'
+        ? `klo ${ended} päättyneen huoltotyön jälkeen ${r.step ? `vaihe ${r.step} ` : ''}kestää ${r.factor} niin kauan kuin ennen`
+        : `klo ${ended} päättyneen huoltotyön jälkeen se ei toimi; ennen se toimi`,
     flapping: 'epävakaa',
     cause: (t) => `koska ${t} ei toimi`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'viesti odottaa' : 'viestiä odottaa'}${oldest ? `, vanhin on odottanut ${oldest}` : ''}`,
@@ -268,6 +326,8 @@ export interface StatusPageInput {
   earlier?: readonly EarlierIncident[] | undefined;
   /** Availability over the last 30 days by group (0…1), from the journal; a group without a figure shows none. */
   availability?: ReadonlyMap<string, number> | undefined;
+  /** Planned work open now and to come (agent/maintenance.ts). */
+  planned?: { open: readonly Window[]; upcoming: readonly Window[] } | undefined;
   now?: number;
   timeZone?: string;
 }
@@ -304,17 +364,32 @@ export function statusPage(input: StatusPageInput): string {
 
   // Every problem is listed, and the banner counts the list: one per incident (however many
   // checks it takes down: "one alert, not a hundred" holds for people too), then every other
-  // impaired check (failing, degraded, or down for a cause no incident names).
-  const impaired = input.checks.filter((v) => v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded');
-  const incidentCauses = new Set(input.incidents.map((i) => i.cause));
+  // impaired check (failing, degraded, or down for a cause no incident names, or worse than
+  // before planned work). Planned work is no problem: a check in a window, or down because of
+  // one that is, is told of under "Planned work".
+  const planned = (v: CheckView) => v.maintenance !== undefined || (v.cause !== undefined && byName.get(v.cause)?.maintenance !== undefined);
+  const impaired = input.checks.filter(
+    (v) => !planned(v) && (v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded' || v.change !== undefined),
+  );
+  const incidents = input.incidents.filter((i) => byName.get(i.cause)?.maintenance === undefined);
+  const incidentCauses = new Set(incidents.map((i) => i.cause));
   const others = impaired
     .filter((v) => !(v.cause !== undefined && incidentCauses.has(v.cause)))
     .sort((a, b) => SEVERITY[b.status.state] - SEVERITY[a.status.state] || title(a.config.name).localeCompare(title(b.config.name), LOCALE[lang]));
-  const problems = input.incidents.length + others.length;
+  const problems = incidents.length + others.length;
+  const regression = (v: CheckView) => {
+    const c = v.change;
+    if (!c) return undefined;
+    const f = c.finding;
+    const ended = formatTime(c.ended, now, lang, input.timeZone);
+    return f.kind === 'slower'
+      ? t.regression(ended, { kind: 'slower', factor: factorText(f.factor), ...(f.what !== 'run' && f.name !== undefined ? { step: esc(f.name) } : {}) })
+      : t.regression(ended, { kind: 'failing' });
+  };
 
   const affected = (names: readonly string[]) => `${t.affected(names.length)}${names.length > 0 ? `: ${names.map((a) => esc(title(a))).join(', ')}` : ''}`;
   const listed = [
-    ...input.incidents.map((i) => {
+    ...incidents.map((i) => {
       const cause = byName.get(i.cause);
       const s = cause ? said(cause) : undefined;
       // A reason's own words ("Reachable — should be blocked") say it better than the kind's verb.
@@ -323,8 +398,16 @@ export function statusPage(input: StatusPageInput): string {
       const verb = (cause ? kindNamed(cause.config.kind)?.words[lang].notAnswering : undefined) ?? t.notAnswering;
       return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${t.since(time(i.since))} — ${affected(i.affected)}.</li>`;
     }),
-    ...others.map((v) => `<li><strong>${esc(title(v.config.name))}</strong>: ${esc(lowerFirst(said(v).word, lang))} (${t.since(time(v.status.since))}).</li>`),
+    ...others.map((v) =>
+      v.change !== undefined && v.status.state === 'ok'
+        ? `<li><strong>${esc(title(v.config.name))}</strong>: ${regression(v)} (${t.since(time(v.change.since))}).</li>`
+        : `<li><strong>${esc(title(v.config.name))}</strong>: ${esc(lowerFirst(said(v).word, lang))} (${t.since(time(v.status.since))})${v.change ? `; ${regression(v)}` : ''}.</li>`,
+    ),
   ];
+  const work = [
+    ...(input.planned?.open ?? []).map((w) => ({ w, when: t.until(time(w.end)) })),
+    ...(input.planned?.upcoming ?? []).map((w) => ({ w, when: t.fromTo(time(w.start), time(w.end)) })),
+  ].map(({ w, when }) => `<li>${t.plannedWindow(`<strong>${esc(inLanguage(w.title, lang))}</strong>`, when, w.checks.length)}</li>`);
 
   const earlier = (input.earlier ?? []).map((i) => {
     const cause = byName.get(i.cause);
@@ -345,10 +428,16 @@ export function statusPage(input: StatusPageInput): string {
         .map(({ v, title: shown }) => {
           const state = v.status.state;
           const cause = v.cause && v.cause !== v.config.name ? title(v.cause) : undefined;
-          const extra = [cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
-          return `<tr class="s-${state}">
+          const held = v.maintenance;
+          // In planned work the state's word goes in the note: the runs go on, and what they see is no secret.
+          const observed = held && state !== 'ok' && state !== 'unknown' ? esc(lowerFirst(said(v).word, lang)) : undefined;
+          const extra = [observed, cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), regression(v), v.status.flapping ? t.flapping : undefined]
+            .filter(Boolean)
+            .join('; ');
+          const word = held ? t.maintenance(time(held.end)) : esc(said(v).word);
+          return `<tr class="s-${held ? 'maintenance' : v.change && state === 'ok' ? 'degraded' : state}">
 <th scope="row">${esc(shown)}</th>
-<td><span class="icon" aria-hidden="true">${ICON[state]}</span> <span class="word">${esc(said(v).word)}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
+<td><span class="icon" aria-hidden="true">${held ? '◇' : ICON[state]}</span> <span class="word">${word}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : t.since(time(v.status.since))}</td>
 <td>${sparkline(v.history.records(), t)}</td>
 </tr>`;
@@ -369,7 +458,7 @@ ${rows}
   const heading = input.title !== undefined ? inLanguage(input.title, lang) : t.title;
   const subtitle = input.subtitle !== undefined ? inLanguage(input.subtitle, lang) : input.labels.site ? t.checkedFrom(input.labels.site) : undefined;
   // Red while anything is down or failing; amber when all that is wrong is degraded.
-  const tone = problems === 0 ? 'ok' : impaired.some((v) => v.status.state !== 'degraded') ? 'bad' : 'warn';
+  const tone = problems === 0 ? 'ok' : impaired.some((v) => v.status.state === 'down' || v.status.state === 'failing') ? 'bad' : 'warn';
   return `<!doctype html>
 <html lang="${lang}">
 <head>
@@ -395,6 +484,8 @@ thead th{font-size:.85rem;color:#444}
 .s-degraded .icon,.s-degraded .word,.s-failing .icon,.s-failing .word{color:#8a4b00;font-weight:600}
 .s-down .icon,.s-down .word{color:#b00020;font-weight:700}
 .s-unknown .word{color:#555}
+.s-maintenance .icon,.s-maintenance .word{color:#1f4e8c;font-weight:600}
+.planned li{margin:.3rem 0}
 .note{color:#444;font-size:.9rem}
 .availability{margin:-.4rem 0 .4rem;color:#444;font-size:.9rem}
 .earlier li{margin:.3rem 0;color:#333}
@@ -410,6 +501,7 @@ ${subtitle ? `<p class="subtitle">${esc(subtitle)}</p>\n` : ''}<p class="summary
 </header>
 <main>
 ${listed.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${listed.join('\n')}\n</ul></section>` : ''}
+${work.length > 0 ? `<section aria-labelledby="planned"><h2 id="planned">${t.planned}</h2><ul class="planned">\n${work.join('\n')}\n</ul></section>` : ''}
 ${sections}
 ${earlier.length > 0 ? `<section aria-labelledby="earlier"><h2 id="earlier">${t.earlier}</h2><ul class="earlier">\n${earlier.join('\n')}\n</ul></section>` : ''}
 </main>

@@ -139,3 +139,13 @@ export const labelName = z
   .refine((s) => !(RESERVED_LABELS as readonly string[]).includes(s) && !s.startsWith('__'), {
     message: `expected a label name vakt's own series do not use (reserved: ${RESERVED_LABELS.join(', ')}, __*)`,
   });
+
+/** An IANA time zone name that this Node knows (Europe/Stockholm). */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

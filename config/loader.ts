@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { SITE_NAME, splitHostPort, type SecretRef } from './fields.js';
+import { resolveMaintenance, type MaintenanceSpec } from './maintenance.js';
 import { findConfigFile, includeTargets, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, readConfigFile } from './include.js';
 import { ANY_OTHER_SITE, runsAt, splitDependencies } from './placement.js';
 import { resolveWeb, type WebConfig } from './web.js';
@@ -117,6 +118,8 @@ export interface Config {
   checks: CheckConfig[];
   /** This agent's site, when it has one: also its `site` label (agent.labels.site). */
   site?: SiteChoice;
+  /** Planned-work windows (`maintenance:`), their patterns checked against every check's name. */
+  maintenance: MaintenanceSpec[];
   /**
    * Secrets that could not be read, when the config was loaded with `secrets: 'report'` (vakt
    * validate): the config is valid, these values are just not present here. Empty otherwise (a
@@ -210,6 +213,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       else errors.push(err);
     }),
   );
+  const maintenance = resolveMaintenance(
+    parsed.data.maintenance,
+    entries.flatMap((e) => (e.name === undefined ? [] : [e.name])),
+    (i, path, message) => errors.push(locate(doc, ['maintenance', i, ...path], file, at, message)),
+  );
   const config = resolveConfig(parsed.data, { file, checks, files: sources.map((s) => resolvePath(s.file)), ...(site ? { site } : {}) });
   const web = resolveWeb(
     parsed.data.agent.web,
@@ -225,7 +233,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     (text) => splitHostPort(text, true) as { host: string; port: number },
   );
   if (errors.length > 0) throw new ConfigLoadError(errors);
-  return { ...config, agent: { ...config.agent, web }, missingSecrets };
+  return { ...config, agent: { ...config.agent, web }, maintenance, missingSecrets };
 }
 
 /** One file of the config: the main file or an included one, read up to plain JavaScript. */
@@ -471,7 +479,7 @@ function crossErrors(main: Source, entries: readonly Entry[]): ConfigError[] {
     return `checks[${a.index}] at ${e.file}:${e.line}`;
   };
   const issues = crossCheckIssues(
-    entries.map((e) => e.name),
+    entries.flatMap((e) => (e.name === undefined ? [] : [e.name])),
     entries.map((e) => e.check),
     (g) => entries[g]?.defaults,
     where,
@@ -704,7 +712,7 @@ function resolveCheck(
 function resolveConfig(
   p: ParsedConfig,
   { file, files, checks, site }: { file: string; files: string[]; checks: CheckConfig[]; site?: SiteChoice },
-): Omit<Config, 'missingSecrets' | 'agent'> & { agent: Omit<AgentConfig, 'web'> } {
+): Omit<Config, 'missingSecrets' | 'agent' | 'maintenance'> & { agent: Omit<AgentConfig, 'web'> } {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   return {

@@ -2,13 +2,14 @@
 // (unique names, dependsOn references without cycles, schedule sanity).
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { byteSize, checkName, duration, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
+import { byteSize, checkName, duration, isTimeZone, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
 import { KIND, KIND_LIST, type Kind } from '../probes/kinds.js';
 import { LANGUAGES, type KindDefinition, type Language } from '../probes/kit/kind.js';
 import type { Target } from '../probes/kit/target.js';
 import { SECRET_NAME } from '../probes/kit/options.js';
 import { formatDuration } from './units.js';
 import { credentialName } from './web.js';
+import { maintenanceWindowSchema } from './maintenance.js';
 
 /** A text in some of the status page's languages (`{sv: Patientjournal, fi: Potilaskertomus}`). */
 function translations(max: number) {
@@ -207,6 +208,8 @@ export const configSchema = z.strictObject({
   ...fileParts,
   /** The sites agents of this config run at: when set, every site named anywhere must be one of them. */
   sites: z.array(siteName).min(1).max(1000).optional(),
+  /** Planned work: windows during which checks read `maintenance` and the shipped rules stay quiet (config/maintenance.ts). */
+  maintenance: z.array(maintenanceWindowSchema).max(1000).default([]),
 });
 
 /** An included file: agent settings and the declared sites belong to the main file only. */
@@ -325,15 +328,6 @@ export const DEFAULT_BASELINE_WINDOW = 100;
 export const DEFAULT_BASELINE_MIN_RUNS = 20;
 export const DEFAULT_FLAP_WINDOW = 30 * 60_000;
 export const DEFAULT_FLAP_CHANGES = 6;
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Each dependency cycle once, as the list of names starting and ending at the same check. */
 export function findCycles(checks: readonly { name: string; dependsOn: readonly string[] }[]): string[][] {
