@@ -238,6 +238,8 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     await sandbox?.stop();
     return 1;
   }
+  // The sandbox's scripted change announces its planned work through this agent's admin API.
+  if (sandbox) sandbox.change.agentUrl = http.url;
   // The signal handlers go on before the agent says it is listening: a supervisor (or a test)
   // that sends SIGHUP as soon as it reads that line must not find the default action (exit).
   const stopped = new Promise<number>((resolve) => {
@@ -293,7 +295,8 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
         `                curl -X POST ${sandbox.controlUrl}/faults/ldap/locked      (the directory refuses the probe account: account locked; also ldap/slow)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/mllp/stall       (the lab orders interface stops acknowledging HL7; also mllp/error)\n` +
         `                curl -X POST ${sandbox.controlUrl}/faults/amqp/blocked     (the integration broker blocks publishers: memory alarm; also amqp/stall)\n` +
-        `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n\n`,
+        `                curl -X POST ${sandbox.controlUrl}/faults/reset            (all back to normal; list: curl ${sandbox.controlUrl}/faults)\n` +
+        `scripted change: curl -X POST ${sandbox.controlUrl}/changes/login-update  (incident 2: a security update in planned work leaves the login slower; vakt compares before and after)\n\n`,
     );
   }
 

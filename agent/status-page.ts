@@ -351,7 +351,7 @@ export function statusPage(input: StatusPageInput): string {
   const lang = input.language;
   const t = TEXT[lang];
   const now = input.now ?? Date.now();
-  const time = (ms: number) => `<time datetime="${iso(ms)}">${formatTime(ms, now, lang, input.timeZone)}</time>`;
+  const time = (ms: number, ref = now) => `<time datetime="${iso(ms)}">${formatTime(ms, ref, lang, input.timeZone)}</time>`;
   const byName = new Map(input.checks.map((v) => [v.config.name, v]));
   const title = (name: string) => {
     const v = byName.get(name);
@@ -406,13 +406,13 @@ export function statusPage(input: StatusPageInput): string {
   ];
   const work = [
     ...(input.planned?.open ?? []).map((w) => ({ w, when: t.until(time(w.end)) })),
-    ...(input.planned?.upcoming ?? []).map((w) => ({ w, when: t.fromTo(time(w.start), time(w.end)) })),
+    ...(input.planned?.upcoming ?? []).map((w) => ({ w, when: t.fromTo(time(w.start), time(w.end, w.start)) })),
   ].map(({ w, when }) => `<li>${t.plannedWindow(`<strong>${esc(inLanguage(w.title, lang))}</strong>`, when, w.checks.length)}</li>`);
 
   const earlier = (input.earlier ?? []).map((i) => {
     const cause = byName.get(i.cause);
     const verb = (cause ? kindNamed(cause.config.kind)?.words[lang].notAnswering : undefined) ?? t.notAnswering;
-    return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${time(i.since)}–${time(i.until)}, ${esc(t.wereAffected(i.peakAffected))}${i.interrupted ? ` (${esc(t.interrupted)})` : ''}.</li>`;
+    return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${time(i.since)}–${time(i.until, i.since)}, ${esc(t.wereAffected(i.peakAffected))}${i.interrupted ? ` (${esc(t.interrupted)})` : ''}.</li>`;
   });
   const percent = (ratio: number) =>
     new Intl.NumberFormat(LOCALE[lang], { minimumFractionDigits: ratio >= 1 ? 0 : 2, maximumFractionDigits: 2 }).format(Math.floor(ratio * 10_000) / 100);
@@ -624,11 +624,13 @@ function ms(seconds: number): string {
   return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`;
 }
 
-function formatTime(ms: number, now: number, lang: Language, timeZone: string | undefined): string {
+/** A time of day, with the date when it is not the day of `ref` (now, or the start of a span) in the page's zone. */
+function formatTime(ms: number, ref: number, lang: Language, timeZone: string | undefined): string {
   const locale = LOCALE[lang];
-  const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', ...(timeZone ? { timeZone } : {}) };
-  const sameDay = new Date(ms).toDateString() === new Date(now).toDateString();
-  if (!sameDay) Object.assign(opts, { day: 'numeric', month: 'short' });
+  const zone = timeZone ? { timeZone } : {};
+  const opts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', ...zone };
+  const day = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', ...zone });
+  if (day.format(ms) !== day.format(ref)) Object.assign(opts, { day: 'numeric', month: 'short' });
   return new Intl.DateTimeFormat(locale, opts).format(ms);
 }
 

@@ -12,6 +12,7 @@
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/reset               everything back to normal
+//   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -25,7 +26,19 @@ import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, typ
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
 import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
-import { DEFAULT_SLOW_MS, IDP_MODES, LOGIN_MODES, loginFaults, startLoginApp, type IdpMode, type LoginApp, type LoginFaults, type LoginMode } from './login.js';
+import { ScriptedChange, type ChangeTiming } from './change.js';
+import {
+  DEFAULT_SLOW_MS,
+  DEFAULT_UPDATE_MS,
+  IDP_MODES,
+  LOGIN_MODES,
+  loginFaults,
+  startLoginApp,
+  type IdpMode,
+  type LoginApp,
+  type LoginFaults,
+  type LoginMode,
+} from './login.js';
 
 /** The DNS ports are UDP and TCP both. login and loginTls serve the same login app and identity provider. ldap is the directory (ldap://, StartTLS). mllp is the HL7 interface engine. queue is the integration broker's management API (RabbitMQ's is 15672), amqp its AMQP 0-9-1 port (RabbitMQ's is 5672). */
 export const SANDBOX_PORTS = {
@@ -68,6 +81,8 @@ export interface Sandbox {
   time: SandboxTimeServer;
   /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
   amqp: SandboxAmqpBroker;
+  /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
+  change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -134,6 +149,10 @@ export interface SandboxOptions {
   slowQueueDrainPerSecond?: number;
   /** How late a message reaches its queue in the AMQP broker's `slow` mode (default 3 s). */
   slowAmqpMs?: number;
+  /** How much longer a login takes after the `update` (default 150 ms). */
+  updateLoginMs?: number;
+  /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
+  changeTiming?: ChangeTiming;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -174,7 +193,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
     // The login of incident 2 (Region Uppsala): the Cosmic web login and the identity provider,
     // over HTTP and over HTTPS, with one set of fault switches.
-    const faults = loginFaults(opts.slowLoginMs ?? DEFAULT_SLOW_MS);
+    const faults = loginFaults(opts.slowLoginMs ?? DEFAULT_SLOW_MS, opts.updateLoginMs ?? DEFAULT_UPDATE_MS);
     const loginOptions = {
       host,
       user: SANDBOX_USER,
@@ -253,7 +272,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     };
     closers.push(() => setPolicy(false));
 
+    const change = new ScriptedChange(faults, opts.changeTiming);
+    closers.push(() => Promise.resolve(change.stop()));
     const reset = async () => {
+      await change.cancel();
       for (const p of Object.values(paths)) await p.setMode('pass');
       for (const r of Object.values(resolvers)) r.setMode('ok');
       faults.login = 'ok';
@@ -276,7 +298,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
     };
     const control = createHttpServer((req, res) => {
-      void handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, switches, setPolicy, reset, () => blocked !== undefined)
+      const route = (req.url ?? '/').split('?')[0];
+      void (
+        route === '/changes' || route?.startsWith('/changes/')
+          ? handleChange(req.method ?? 'GET', route, change)
+          : handleControl(req.method ?? 'GET', req.url ?? '/', paths, resolvers, switches, setPolicy, reset, () => blocked !== undefined)
+      )
         // A switch that fails (e.g. the blocked port is taken) answers 500 instead of crashing the demo.
         .catch((err: unknown): [number, unknown] => [500, { error: err instanceof Error ? err.message : String(err) }])
         .then(([status, body]) => {
@@ -318,6 +345,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       directory,
       mllp,
       broker,
+      change,
       setPolicy,
       reset,
       stop: async () => {
@@ -335,6 +363,15 @@ interface Switch {
   modes: readonly string[];
   get(): string;
   set(mode: string): unknown;
+}
+
+/** The control API's /changes: the scripted change and where it is. */
+async function handleChange(method: string, route: string, change: ScriptedChange): Promise<[number, unknown]> {
+  if (route === '/changes' && method === 'GET') return [200, { 'login-update': change.state }];
+  if (route !== '/changes/login-update') return [404, { error: 'try POST /changes/login-update' }];
+  if (method !== 'POST') return [405, { error: 'use POST to start the change' }];
+  const r = await change.start();
+  return 'status' in r ? [r.status, { error: r.error }] : [202, r];
 }
 
 async function handleControl(

@@ -15,8 +15,9 @@
 //
 // Fault switches (`faults`, one object may be shared by several apps):
 //   login  ok | slow (POST /login and POST /api/token take `slowMs`; the form stays fast: the
-//          Region Uppsala story) | down (the web application answers 500) | reject (every
-//          password is refused)
+//          Region Uppsala story) | update (they take `updateMs` more: a security update that left
+//          the login slower but under every threshold, the change of sandbox/change.ts) | down
+//          (the web application answers 500) | reject (every password is refused)
 //   idp    ok | slow (the token endpoint takes `slowMs`) | invalid_client (every client is
 //          refused) | down (discovery, token and userinfo answer 503 temporarily_unavailable)
 // `slowLoginMs` is a second, fine-grained delay for POST /login and POST /api/token (tests).
@@ -25,7 +26,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 
-export const LOGIN_MODES = ['ok', 'slow', 'down', 'reject'] as const;
+export const LOGIN_MODES = ['ok', 'slow', 'update', 'down', 'reject'] as const;
 export type LoginMode = (typeof LOGIN_MODES)[number];
 export const IDP_MODES = ['ok', 'slow', 'invalid_client', 'down'] as const;
 export type IdpMode = (typeof IDP_MODES)[number];
@@ -36,13 +37,21 @@ export interface LoginFaults {
   idp: IdpMode;
   /** How long a `slow` login (POST /login, POST /api/token) or token request takes, in ms. */
   slowMs: number;
+  /** How much longer a login takes after the `update` (ms). */
+  updateMs: number;
 }
 
 /** How long a `slow` login takes unless told otherwise. */
 export const DEFAULT_SLOW_MS = 4000;
+/**
+ * How much longer a login takes after the `update` unless told otherwise: several times the
+ * sandbox's usual ~30 ms, yet under the demo check's thresholds (1 s for the step, 10x its
+ * learnt normal for the run), so only change verification can tell.
+ */
+export const DEFAULT_UPDATE_MS = 150;
 
-export function loginFaults(slowMs = DEFAULT_SLOW_MS): LoginFaults {
-  return { login: 'ok', idp: 'ok', slowMs };
+export function loginFaults(slowMs = DEFAULT_SLOW_MS, updateMs = DEFAULT_UPDATE_MS): LoginFaults {
+  return { login: 'ok', idp: 'ok', slowMs, updateMs };
 }
 
 /** Scopes the identity provider grants; any other is `invalid_scope`. */
@@ -204,8 +213,8 @@ export async function startLoginApp(options: LoginAppOptions = {}): Promise<Logi
     close: () => Promise.resolve(),
   };
 
-  /** The delay of POST /login and POST /api/token: the test knob plus the `slow` fault. */
-  const loginDelay = () => app.slowLoginMs + (app.faults.login === 'slow' ? app.faults.slowMs : 0);
+  /** The delay of POST /login and POST /api/token: the test knob plus the `slow` or `update` fault. */
+  const loginDelay = () => app.slowLoginMs + (app.faults.login === 'slow' ? app.faults.slowMs : app.faults.login === 'update' ? app.faults.updateMs : 0);
 
   /** Writes `total` bytes (or forever) as fast as the client reads them; stops when it goes. */
   const stream = (res: ServerResponse, total: number) => {

@@ -478,7 +478,7 @@ describe('sandbox login (Cosmic web login and identity provider)', () => {
   it('the control API lists the login and idp switches, refuses unknown modes, and reset clears them', async () => {
     const list = (await (await fetch(`${sb.controlUrl}/faults`)).json()) as { login: string; idp: string; modes: { login: string[]; idp: string[] } };
     expect(list).toMatchObject({ login: 'ok', idp: 'ok' });
-    expect(list.modes.login).toEqual(['ok', 'slow', 'down', 'reject']);
+    expect(list.modes.login).toEqual(['ok', 'slow', 'update', 'down', 'reject']);
     expect(list.modes.idp).toEqual(['ok', 'slow', 'invalid_client', 'down']);
     for (const bad of ['login/explode', 'login/invalid_client', 'idp/reject', 'idp/pass', 'login', 'idp']) {
       expect((await fetch(`${sb.controlUrl}/faults/${bad}`, { method: 'POST' })).status, bad).toBe(400);

@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckView } from '../../agent/agent.js';
 import type { CheckState } from '../../agent/detector.js';
+import type { Regression } from '../../agent/change.js';
 import { RunHistory } from '../../agent/history.js';
+import type { Window } from '../../agent/maintenance.js';
 import type { RunOutcome } from '../../agent/runner.js';
 import { inLanguage, pickLanguage, statusPage, type Language, type StatusPageInput } from '../../agent/status-page.js';
 import { parseConfig } from '../../config/loader.js';
@@ -483,6 +485,70 @@ describe('status page truth', () => {
     expect(fi).toContain('<h2 id="g-firewall-policy">Firewall policy</h2>');
     expect(row(fi, 'Remote desktop to EHR servers stays blocked')).toBe('✕ Tavoitettavissa — pitäisi olla estetty');
     expect(inLanguage({ sv: 'Patientjournal', en: 'Patient records' }, 'nb')).toBe('Patientjournal');
+  });
+
+  it('says "Planned work until 06:00" for a check in a window, lists the work, and counts none of it as a problem', () => {
+    // Planned work 03:00-06:00 Stockholm; the firewall path is down in it, the page is not red.
+    const w: Window = {
+      id: 'api-1',
+      title: { en: 'Firewall upgrade', sv: 'Brandväggsuppgradering' },
+      source: 'api',
+      checks: ['ehr-a', 'rdp-blocked'],
+      start: at - 120_000,
+      end: Date.UTC(2026, 10, 23, 5, 0),
+    };
+    const next: Window = { id: 'dns-night', title: 'DNS upgrade', source: 'config', checks: ['ns'], start: at + 86_400_000, end: at + 86_400_000 + 3_600_000 };
+    const checks = [
+      { ...viewOf(cfgOf('ehr-a'), 'down', failed('timeout'), 'ehr-a'), maintenance: w },
+      { ...viewOf(cfgOf('rdp-blocked'), 'down', failed('timeout'), 'ehr-a'), maintenance: w },
+      viewOf(cfgOf('ns'), 'ok'),
+    ];
+    const html = page(checks, [{ cause: 'ehr-a', since: at, affected: ['rdp-blocked'] }], 'en', { planned: { open: [w], upcoming: [next] } });
+    expect(html).toContain('<p class="summary ok" role="status">All systems are working.</p>');
+    expect(html).not.toContain('class="incidents"');
+    // The runs go on, and what they see is said in the note.
+    expect(row(html, 'Patient records through firewall A')).toBe('◇ Planned work until 06:00 (not reachable)');
+    expect(html).toContain('<tr class="s-maintenance">');
+    const work = [...html.matchAll(/<ul class="planned">\n([\s\S]*?)\n<\/ul>/g)].flatMap((m) => m[1]!.split('\n').map((li) => li.replace(/<[^>]+>/g, '')));
+    expect(work).toEqual(['Firewall upgrade until 06:00 (2 systems)', 'DNS upgrade 24 Nov, 03:02–04:02 (1 system)']);
+    const sv = page(checks, [], 'sv', { planned: { open: [w], upcoming: [] } });
+    expect(row(sv, 'Patient records through firewall A')).toMatch(/^◇ Planerat arbete till 06:00/);
+    expect(sv).toContain('<strong>Brandväggsuppgradering</strong>');
+    for (const lang of LANGUAGES) expect(page(checks, [], lang, { planned: { open: [w], upcoming: [] } })).toContain('class="s-maintenance"');
+  });
+
+  it('tells of a check made worse by planned work, in every language, and counts it', () => {
+    const f = { kind: 'slower' as const, what: 'step' as const, name: 'login', before: 0.006, after: 0.157, factor: 26.2 };
+    const change: Regression = {
+      window: 'api-1',
+      title: 'Security update',
+      ended: Date.UTC(2026, 10, 23, 5, 0),
+      level: { working: true, total: 0.024, phases: {}, steps: { login: 0.006 }, runs: 5 },
+      spec: { runs: 3, slowerThan: 2, minDeltaMs: 50 },
+      finding: f,
+      message: 'engineers only',
+      since: at,
+      back: 0,
+    };
+    const checks = [{ ...viewOf(cfgOf('ehr-web'), 'ok'), change }, viewOf(cfgOf('ns'), 'ok')];
+    const html = page(checks, []);
+    expect(html).toContain('<p class="summary warn" role="status">1 problem right now.</p>');
+    expect(listed(html)).toEqual(['Patient records (web): after the planned work ended at 06:00, the step login takes 26× as long as before (since 03:02).']);
+    expect(row(html, 'Patient records (web)')).toBe('✓ Working (after the planned work ended at 06:00, the step login takes 26× as long as before)');
+    expect(html).toContain('<tr class="s-degraded">');
+    // A check the change broke: failing where it worked.
+    const broke = page(
+      [{ ...viewOf(cfgOf('ehr-web'), 'down', failed('timeout'), 'ehr-web'), change: { ...change, finding: { kind: 'failing', failed: 3, of: 3 } } }],
+      [],
+    );
+    expect(broke).toContain('after the planned work ended at 06:00, it fails; it worked before');
+    for (const lang of LANGUAGES) {
+      const text = listed(page(checks, [], lang));
+      expect(text, lang).toHaveLength(1);
+      expect(text[0], lang).toMatch(/06[:.]00/);
+      expect(text[0], lang).toMatch(/26/);
+      if (lang !== 'en') expect(text[0], lang).not.toContain('planned work');
+    }
   });
 
   it('refuses a translation in a language the page does not speak, and an empty one', () => {

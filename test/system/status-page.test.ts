@@ -7,7 +7,8 @@
 // account locked) as refused, with why; a certificate inside its expiry warning as such, with
 // its date; a banner that counts what the page lists, a degraded check included; the configured
 // title, the site as a line under it; check titles and group names translated by the config; and
-// each of English, Swedish, Danish, Norwegian (bokmål) and Finnish.
+// each of English, Swedish, Danish, Norwegian (bokmål) and Finnish. Planned work reads as such and
+// is no problem; a path the work broke is a change regression after it.
 // Screenshots of every state and language are test artefacts, written to
 // test-artifacts/status-page/*.png (git-ignored) for people to look at.
 import { X509Certificate } from 'node:crypto';
@@ -307,6 +308,48 @@ describe('status page in headless Chromium', () => {
     expect((await renderingAfter(page, seen)) - seen).toBeLessThanOrEqual((REFRESH_S + 1) * 1000);
     expect(await page.locator('.summary').innerText()).toBe('All systems are working.');
     expect(await page.locator('ul.incidents').count()).toBe(0);
+  });
+
+  it('says "Planned work until" for a window and counts none of it; after the window, a path the work broke is a change regression', async () => {
+    const post = await fetch(`${http!.url}/api/v1/maintenance`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Firewall A software upgrade', checks: ['ehr-via-fw-a'], duration: '2h' }),
+    });
+    expect(post.status).toBe(201);
+    const window = (await post.json()) as { id: string; end: string };
+    const until = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit' }).format(Date.parse(window.end));
+    // The work takes the path down (and the login through it): planned, so no problem for the ward.
+    await (await fetch(`${sandbox!.controlUrl}/faults/fw-a/reject`, { method: 'POST' })).text();
+    const seen = await waitFor(
+      'the path down in planned work',
+      () => (agent!.get('cosmic-login-via-fw-a')?.status.state === 'down' ? Date.now() : undefined),
+      10_000,
+    );
+    await renderingAfter(page, seen);
+    expect(await page.locator('.summary').innerText()).toBe('All systems are working.');
+    expect(await page.locator('ul.incidents').count()).toBe(0);
+    const states = await rows(page);
+    expect(states['Patient records (Cosmic) through firewall A']).toBe(`◇ Planned work until ${until} (not reachable)`);
+    expect(await page.locator('ul.planned li').allInnerTexts()).toEqual([`Firewall A software upgrade until ${until} (1 system)`]);
+    await page.screenshot({ path: join(ARTIFACTS, 'planned-work.png'), fullPage: true });
+
+    // The work ends with the path still refusing: the check worked before, so the change broke it.
+    expect((await fetch(`${http!.url}/api/v1/maintenance/${window.id}`, { method: 'DELETE' })).status).toBe(200);
+    const found = await waitFor('the change regression', () => (agent!.get('ehr-via-fw-a')?.change ? Date.now() : undefined), 15_000);
+    await renderingAfter(page, found);
+    expect(await page.locator('.summary').innerText()).toBe('1 problem right now — 2 systems affected.');
+    expect((await rows(page))['Patient records (Cosmic) through firewall A']).toMatch(
+      /^✕ Not reachable \(after the planned work ended at \d\d:\d\d, it fails; it worked before\)$/,
+    );
+    expect(await page.locator('ul.planned').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'change-regression.png'), fullPage: true });
+
+    // Put right: back at its old level, the regression clears.
+    await (await fetch(`${sandbox!.controlUrl}/faults/reset`, { method: 'POST' })).text();
+    const cleared = await waitFor('the regression to clear', () => (agent!.get('ehr-via-fw-a')?.change === undefined ? Date.now() : undefined), 20_000);
+    await renderingAfter(page, cleared);
+    expect(await page.locator('.summary').innerText()).toBe('All systems are working.');
   });
 
   it('agent log has no errors', () => {
