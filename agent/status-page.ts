@@ -57,6 +57,8 @@ interface Texts {
   incidents: string;
   flapping: string;
   cause: (title: string) => string;
+  /** A check down because its root cause is in planned work. */
+  causePlanned: (title: string) => string;
   /** For an impaired queue check: how many messages wait, and for how long the oldest. */
   waiting: (n: number, oldest: string | undefined) => string;
   /** The heading of the incidents that ended in the last 7 days (from the journal). */
@@ -118,6 +120,7 @@ const TEXT: Record<Language, Texts> = {
         : `after the planned work ended at ${ended}, it fails; it worked before`,
     flapping: 'unstable',
     cause: (t) => `because ${t} is not working`,
+    causePlanned: (t) => `because of planned work on ${t}`,
     waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
   },
   sv: {
@@ -157,6 +160,7 @@ const TEXT: Record<Language, Texts> = {
         : `efter det planerade arbetet som slutade ${ended} fungerar det inte; det fungerade före`,
     flapping: 'instabil',
     cause: (t) => `eftersom ${t} inte fungerar`,
+    causePlanned: (t) => `på grund av planerat arbete på ${t}`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
   },
   da: {
@@ -196,6 +200,7 @@ const TEXT: Record<Language, Texts> = {
         : `efter det planlagte arbejde, der sluttede ${ended}, virker det ikke; det virkede før`,
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke virker`,
+    causePlanned: (t) => `på grund af planlagt arbejde på ${t}`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
   },
   nb: {
@@ -235,6 +240,7 @@ const TEXT: Record<Language, Texts> = {
         : `etter det planlagte arbeidet som sluttet ${ended}, virker det ikke; det virket før`,
     flapping: 'ustabil',
     cause: (t) => `fordi ${t} ikke fungerer`,
+    causePlanned: (t) => `på grunn av planlagt arbeid på ${t}`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'melding venter' : 'meldinger venter'}${oldest ? `, den eldste har ventet i ${oldest}` : ''}`,
   },
   fi: {
@@ -275,6 +281,7 @@ const TEXT: Record<Language, Texts> = {
         : `klo ${ended} päättyneen huoltotyön jälkeen se ei toimi; ennen se toimi`,
     flapping: 'epävakaa',
     cause: (t) => `koska ${t} ei toimi`,
+    causePlanned: (t) => `kohteen ${t} suunnitellun huoltotyön vuoksi`,
     waiting: (n, oldest) => `${n} ${n === 1 ? 'viesti odottaa' : 'viestiä odottaa'}${oldest ? `, vanhin on odottanut ${oldest}` : ''}`,
   },
 };
@@ -431,9 +438,8 @@ export function statusPage(input: StatusPageInput): string {
           const held = v.maintenance;
           // In planned work the state's word goes in the note: the runs go on, and what they see is no secret.
           const observed = held && state !== 'ok' && state !== 'unknown' ? esc(lowerFirst(said(v).word, lang)) : undefined;
-          const extra = [observed, cause ? t.cause(esc(cause)) : undefined, queueNote(v, t), regression(v), v.status.flapping ? t.flapping : undefined]
-            .filter(Boolean)
-            .join('; ');
+          const causeNote = cause ? (byName.get(v.cause ?? '')?.maintenance ? t.causePlanned(esc(cause)) : t.cause(esc(cause))) : undefined;
+          const extra = [observed, causeNote, queueNote(v, t), regression(v), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           const word = held ? t.maintenance(time(held.end)) : esc(said(v).word);
           return `<tr class="s-${held ? 'maintenance' : v.change && state === 'ok' ? 'degraded' : state}">
 <th scope="row">${esc(shown)}</th>

@@ -501,6 +501,8 @@ describe('status page truth', () => {
     const checks = [
       { ...viewOf(cfgOf('ehr-a'), 'down', failed('timeout'), 'ehr-a'), maintenance: w },
       { ...viewOf(cfgOf('rdp-blocked'), 'down', failed('timeout'), 'ehr-a'), maintenance: w },
+      // Not in the window itself, but down because its root cause is: no problem either, and said so.
+      viewOf(cfgOf('ehr-web'), 'down', failed('timeout'), 'ehr-a'),
       viewOf(cfgOf('ns'), 'ok'),
     ];
     const html = page(checks, [{ cause: 'ehr-a', since: at, affected: ['rdp-blocked'] }], 'en', { planned: { open: [w], upcoming: [next] } });
@@ -509,6 +511,7 @@ describe('status page truth', () => {
     // The runs go on, and what they see is said in the note.
     expect(row(html, 'Patient records through firewall A')).toBe('◇ Planned work until 06:00 (not reachable)');
     expect(html).toContain('<tr class="s-maintenance">');
+    expect(row(html, 'Patient records (web)')).toBe('✕ Not reachable (because of planned work on Patient records through firewall A)');
     const work = [...html.matchAll(/<ul class="planned">\n([\s\S]*?)\n<\/ul>/g)].flatMap((m) => m[1]!.split('\n').map((li) => li.replace(/<[^>]+>/g, '')));
     expect(work).toEqual(['Firewall upgrade until 06:00 (2 systems)', 'DNS upgrade 24 Nov, 03:02–04:02 (1 system)']);
     const sv = page(checks, [], 'sv', { planned: { open: [w], upcoming: [] } });

@@ -331,6 +331,7 @@ describe('status page in headless Chromium', () => {
     expect(await page.locator('ul.incidents').count()).toBe(0);
     const states = await rows(page);
     expect(states['Patient records (Cosmic) through firewall A']).toBe(`◇ Planned work until ${until} (not reachable)`);
+    expect(states['Cosmic login through firewall A']).toBe('✕ Not reachable (because of planned work on Patient records (Cosmic) through firewall A)');
     expect(await page.locator('ul.planned li').allInnerTexts()).toEqual([`Firewall A software upgrade until ${until} (1 system)`]);
     await page.screenshot({ path: join(ARTIFACTS, 'planned-work.png'), fullPage: true });
 
