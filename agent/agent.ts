@@ -11,8 +11,8 @@ import { formatShard, type Shard } from '../config/shard.js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { RunHistory } from './history.js';
 import { Journal } from './journal.js';
-import { Detector, type CheckStatus, type DetectorSnapshot } from './detector.js';
-import { incidents, rootCauses, type Incident, type Node as RootNode } from './root-cause.js';
+import { Detector, type CheckState, type CheckStatus, type DetectorSnapshot } from './detector.js';
+import { dependentsOf, incidents, PendingBlame, rootCauses, type BlameCheck, type Incident, type Node as RootNode } from './root-cause.js';
 import { createLogger, type Logger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { Metrics } from './metrics.js';
@@ -100,6 +100,10 @@ export class Agent {
   private reloading: Promise<ReloadResult> | undefined;
   private stopping = false;
   private openIncidents: Incident[] = [];
+  /** Blame that waits for runs asked for on demand (agent/root-cause.ts), and who depends on whom. */
+  private readonly blame = new PendingBlame();
+  private dependents = new Map<string, string[]>();
+  private blameTimer: NodeJS.Timeout | undefined;
   /** Planned-work windows (config and admin API) and the change verification after them. */
   readonly planned: PlannedWork;
   private readonly verifier: ChangeVerifier;
@@ -173,6 +177,7 @@ export class Agent {
     await agent.journal.open();
     agent.journal.append({ t: Date.now(), type: 'agent', event: 'started' });
     for (const c of config.checks) agent.addCheck(c);
+    agent.dependents = dependentsOf(config.checks);
     agent.planned.restore();
     agent.planned.configure(
       config.maintenance,
@@ -278,6 +283,7 @@ export class Agent {
     this.stopping = true;
     this.scheduler.stop();
     this.planned.stop();
+    clearTimeout(this.blameTimer);
     this.loop.stop();
     if (this.stateTimer) clearInterval(this.stateTimer);
     this.root.abort(new Error('agent stopping'));
@@ -429,6 +435,7 @@ export class Agent {
       next.maintenance,
       next.checks.map((c) => c.name),
     );
+    this.dependents = dependentsOf(next.checks);
     this.updateCauses();
     this.metrics.configLoaded(true, next.checks, true);
     this.log.info(
@@ -460,6 +467,7 @@ export class Agent {
       this.journal.forget(name);
       this.verifier.forget(name);
     }
+    this.blame.forget(name);
     this.metrics.removeCheck(name);
     this.checks.delete(name);
   }
@@ -500,6 +508,7 @@ export class Agent {
     const verdict = this.detector.update(c, r, outcome.startedAt);
     view.status = verdict.status;
     this.metrics.setStatus(c.name, verdict.status);
+    if (this.blame.ran(c.name)) this.causesSoon();
     // After planned work: the runs that verify the change, and those that tell a regression went (disturbed runs say nothing of the peer).
     if (this.verifier.verifying(c.name) && !view.maintenance && outcome.disturbed) this.scheduler.runAfter(c.name, c.retryIntervalMs);
     else if ((view.change || this.verifier.verifying(c.name)) && !view.maintenance && !outcome.disturbed) {
@@ -530,6 +539,11 @@ export class Agent {
       // cannot change them (and at start-up thousands of checks make exactly those moves).
       const broken = (st: string) => st === 'down' || st === 'failing';
       if (broken(verdict.previous) || broken(verdict.status.state)) this.causesSoon();
+      // Blame waits for the evidence: the dependencies of a check that broke, or the broken
+      // dependents of one that recovered, run at once (agent/root-cause.ts, PendingBlame).
+      const ask = this.blame.changed(c, verdict.previous, verdict.status.state, Date.now(), (n) => this.blameView(n), this.dependents.get(c.name) ?? []);
+      for (const n of ask) this.scheduler.runNow(n);
+      if (ask.length > 0) this.blameExpiry();
       const line = {
         ...detail,
         from: verdict.previous,
@@ -639,12 +653,34 @@ export class Agent {
     });
   }
 
+  /** What blame needs of one of this agent's checks. */
+  private blameView(name: string): (BlameCheck & { state: CheckState }) | undefined {
+    const v = this.checks.get(name);
+    return v ? { name, dependsOn: v.config.dependsOn, timeoutMs: v.config.timeoutMs, state: v.status.state } : undefined;
+  }
+
+  /** Recomputes root causes when the next wait for on-demand runs runs out. */
+  private blameExpiry(): void {
+    clearTimeout(this.blameTimer);
+    const next = this.blame.nextExpiry();
+    if (next === undefined || this.stopping) return;
+    this.blameTimer = setTimeout(
+      () => {
+        this.causesSoon();
+        this.blameExpiry();
+      },
+      Math.max(0, next - Date.now()) + 10,
+    );
+    this.blameTimer.unref();
+  }
+
   /** Recomputes root causes and incidents after a state change. */
   private updateCauses(): void {
     const nodes = new Map<string, RootNode>();
     for (const v of this.checks.values())
       nodes.set(v.config.name, { name: v.config.name, dependsOn: v.config.dependsOn, state: v.status.state, since: v.status.since });
     const causes = rootCauses(nodes);
+    this.blame.apply(causes, (n) => this.checks.get(n)?.cause, Date.now());
     for (const v of this.checks.values()) {
       const cause = causes.get(v.config.name);
       if (cause === v.cause) continue;

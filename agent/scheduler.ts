@@ -109,6 +109,13 @@ export class Scheduler {
     }, ms);
   }
 
+  /** Runs the check now, outside its schedule, unless a run of it is under way (that one will do). */
+  runNow(name: string): void {
+    const e = this.entries.get(name);
+    if (!e || this.stopped || e.running) return;
+    this.trigger(e);
+  }
+
   stop(): void {
     this.stopped = true;
     for (const name of [...this.entries.keys()]) this.remove(name);
