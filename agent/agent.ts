@@ -24,6 +24,8 @@ import { runResult } from '../probes/types.js';
 import { plainText } from '../config/schema.js';
 import { ChangeVerifier, levelOf, type Regression, type Sample } from './change.js';
 import { PlannedWork, type Window } from './maintenance.js';
+import type { NoticeContext } from './notices.js';
+import type { Language } from '../probes/kit/kind.js';
 
 export interface CheckView {
   config: CheckConfig;
@@ -227,6 +229,27 @@ export class Agent {
 
   incidents(): Incident[] {
     return this.openIncidents;
+  }
+
+  /** Telling departments (agent.notify): the public URL, the time zone, the webhooks. */
+  get notify(): Config['agent']['notify'] {
+    return this.config.agent.notify;
+  }
+
+  /** How notices are told in a language (the feed's and the webhooks' texts): check titles as the status page shows them. */
+  noticeContext(language: Language, now?: number): NoticeContext {
+    const notify = this.config.agent.notify;
+    return {
+      language,
+      titleOf: (check, lang) => {
+        const c = this.checks.get(check)?.config ?? this.disabled.find((d) => d.name === check);
+        return c ? (c.titles?.[lang] ?? c.title) : check;
+      },
+      timeZone: notify.timeZone,
+      publicUrl: notify.publicUrl,
+      labels: this.config.agent.labels,
+      ...(now !== undefined ? { now } : {}),
+    };
   }
 
   list(): CheckView[] {
