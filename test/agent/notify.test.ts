@@ -21,6 +21,12 @@ import type { NoticePayload } from '../../agent/notices.js';
 import { startServer, type HttpServer } from '../../agent/server.js';
 import { NOTICE_EVENTS, redactUrl, type NotifyConfig, type WebhookConfig } from '../../config/notify.js';
 import { leaks } from '../helpers/leaks.js';
+import { makePki } from '../helpers/certs.js';
+import { signatureSnippet } from '../helpers/webhook-docs.js';
+import { parseConfig } from '../../config/loader.js';
+import { createServer as createHttpsServer } from 'node:https';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const SECRET = 'hmac-key-4f9c1e2a7b';
 const T = Date.parse('2026-12-01T03:02:00Z');
@@ -352,6 +358,53 @@ describe('webhooks against a real receiver', () => {
         new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit' }).format(T),
       ),
     });
+  });
+
+  it('an https receiver with a private CA: verified against caFile, refused without it', async () => {
+    const pki = makePki();
+    const got: string[] = [];
+    const server = createHttpsServer({ cert: pki.valid.cert, key: pki.valid.key }, (req, res) => {
+      got.push(req.headers['x-vakt-event'] as string);
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+    const url = `https://localhost:${(server.address() as AddressInfo).port}/hooks`;
+    writeFileSync(join(dir, 'hook.secret'), SECRET);
+    const parsed = parseConfig(
+      `agent:\n  notify:\n    webhooks:\n      - { name: private, url: "${url}", secret: { file: hook.secret }, caFile: "${pki.caFile}" }\nchecks: [ { name: a, kind: tcp, target: "h:1" } ]\n`,
+      join(dir, 'ca.yaml'),
+    );
+    const withCa = parsed.agent.notify.webhooks[0] as WebhookConfig;
+    expect(withCa.ca).toBe(pki.ca.cert);
+    expect(withCa.secret).toBe(SECRET);
+    const { n } = notifier([withCa, { ...withCa, name: 'public-cas', attempts: 1, ca: undefined } as unknown as WebhookConfig]);
+    n.record(opened);
+    await until('both done', () => n.figures().every((f) => f.delivered + f.failed === 1));
+    expect(n.figures().map((f) => [f.name, f.delivered, f.failed])).toEqual([
+      ['private', 1, 0],
+      ['public-cas', 0, 1],
+    ]);
+    expect(got).toEqual(['incident.opened']);
+  });
+
+  it("the receiver's check in docs/api.md accepts a real notice and refuses a changed one (Node)", async () => {
+    const r = await receiver();
+    const { n } = notifier([webhook(r.url)]);
+    n.record(opened);
+    await until('delivered', () => r.got.length === 1);
+    const g = r.got[0] as Got;
+    const node = async (headers: IncomingHttpHeaders, body: string) =>
+      (
+        await promisify(execFile)(process.execPath, [
+          '--input-type=commonjs',
+          '-e',
+          `${signatureSnippet('js')}\nconst h = ${JSON.stringify(headers)};\nprocess.stdout.write(String(verified(h, Buffer.from(${JSON.stringify(body)}), ${JSON.stringify(SECRET)})));`,
+        ])
+      ).stdout;
+    expect(await node(g.headers, g.body)).toBe('true');
+    expect(await node(g.headers, g.body.replace('Internal DNS', 'Internal DNZ'))).toBe('false');
+    expect(await node({ ...g.headers, 'x-vakt-timestamp': String(Number(g.headers['x-vakt-timestamp']) - 600) }, g.body)).toBe('false');
   });
 
   it('logs a webhook URL without its credentials, query or token', () => {
