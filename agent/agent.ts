@@ -24,6 +24,10 @@ import { runResult } from '../probes/types.js';
 import { plainText } from '../config/schema.js';
 import { ChangeVerifier, levelOf, type Regression, type Sample } from './change.js';
 import { PlannedWork, type Window } from './maintenance.js';
+import type { NoticeContext } from './notices.js';
+import { Notifier } from './notify.js';
+import { urlSecrets } from '../config/notify.js';
+import type { Language } from '../probes/kit/kind.js';
 
 export interface CheckView {
   config: CheckConfig;
@@ -107,6 +111,8 @@ export class Agent {
   /** Planned-work windows (config and admin API) and the change verification after them. */
   readonly planned: PlannedWork;
   private readonly verifier: ChangeVerifier;
+  /** Webhooks told of incidents, planned work and change verification (agent.notify). */
+  private readonly notifier: Notifier;
   private stateTimer: NodeJS.Timeout | undefined;
   private causesPending = false;
 
@@ -132,6 +138,18 @@ export class Agent {
       verdict: (check, kind, r) => this.changeVerdict(check, kind, r),
       cleared: (check, r, why) => this.changeCleared(check, r, why),
     });
+    this.notifier = new Notifier(
+      config.agent.notify,
+      {
+        context: (language) => this.noticeContext(language),
+        planned: (check) => this.planned.windowOf(check) !== undefined,
+        scrub: (text) => this.redactor.scrub(text),
+      },
+      this.log,
+    );
+    const notifier = this.notifier;
+    journal.subscribe((rec) => notifier.record(rec));
+    this.metrics.setNotify(() => notifier.figures());
     const planned = this.planned;
     const verifier = this.verifier;
     this.metrics.setPlannedWork(() => ({ windowsOpen: planned.list().open.length, verifications: verifier.counts }));
@@ -234,6 +252,27 @@ export class Agent {
     return this.openIncidents;
   }
 
+  /** Telling departments (agent.notify): the public URL, the time zone, the webhooks. */
+  get notify(): Config['agent']['notify'] {
+    return this.config.agent.notify;
+  }
+
+  /** How notices are told in a language (the feed's and the webhooks' texts): check titles as the status page shows them. */
+  noticeContext(language: Language, now?: number): NoticeContext {
+    const notify = this.config.agent.notify;
+    return {
+      language,
+      titleOf: (check, lang) => {
+        const c = this.checks.get(check)?.config ?? this.disabled.find((d) => d.name === check);
+        return c ? (c.titles?.[lang] ?? c.title) : check;
+      },
+      timeZone: notify.timeZone,
+      publicUrl: notify.publicUrl,
+      labels: this.config.agent.labels,
+      ...(now !== undefined ? { now } : {}),
+    };
+  }
+
   list(): CheckView[] {
     return [...this.checks.values()];
   }
@@ -284,6 +323,7 @@ export class Agent {
     this.scheduler.stop();
     this.planned.stop();
     clearTimeout(this.blameTimer);
+    this.notifier.stop();
     this.loop.stop();
     if (this.stateTimer) clearInterval(this.stateTimer);
     this.root.abort(new Error('agent stopping'));
@@ -368,6 +408,7 @@ export class Agent {
     if (!isDeepStrictEqual(old.agent.listen, next.agent.listen) && this.options.listen === undefined) {
       this.log.warn({ listen: `${next.agent.listen.host}:${next.agent.listen.port}` }, 'agent.listen changed: takes effect after a restart');
     }
+    this.notifier.configure(next.agent.notify);
     this.metrics.setConstantLabels(next.agent.labels);
     this.metrics.setHistogramDefault(next.agent.histograms);
     this.runner.maxLoopDelayMs = next.agent.maxLoopDelayMs;
@@ -712,7 +753,11 @@ export class Agent {
 }
 
 function secretValues(config: Config): string[] {
-  return [...config.checks.flatMap((c) => Object.values(c.secrets)), ...Object.values(config.agent.web.tokens)];
+  return [
+    ...config.checks.flatMap((c) => Object.values(c.secrets)),
+    ...Object.values(config.agent.web.tokens),
+    ...config.agent.notify.webhooks.flatMap((w) => [...(w.secret !== undefined ? [w.secret] : []), ...urlSecrets(w.url)]),
+  ];
 }
 
 /** A run's steps as name -> seconds (the history's and the verification's shape). */

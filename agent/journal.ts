@@ -21,9 +21,10 @@ export type JournalRecord =
   /**
    * Planned work (agent/maintenance.ts): a window made through the admin API is `scheduled` (so
    * it outlives a restart) and may be `cancelled`; every window, from config or API, is `started`
-   * and `ended` when its checks enter and leave maintenance.
+   * and `ended` when its checks enter and leave maintenance, and `updated` when a reload changes
+   * an open window's title or end (older agents skip `updated` lines when they read them back).
    */
-  | ({ t: number; type: 'maintenance'; event: 'scheduled' | 'cancelled' | 'started' | 'ended' } & PlannedWindow)
+  | ({ t: number; type: 'maintenance'; event: 'scheduled' | 'cancelled' | 'started' | 'updated' | 'ended' } & PlannedWindow)
   /**
    * Change verification after a window ended: its checks compared with their pre-window
    * baseline. `regressed` (worse than before), `verified` (no worse), `cleared` (a regression
@@ -53,6 +54,8 @@ export interface JournalWindow extends PlannedWindow {
   /** When it started and ended (epoch ms), as they happened. */
   startedAt?: number;
   endedAt?: number;
+  /** When its last record was written (epoch ms). */
+  updatedAt: number;
 }
 
 /** A change verification's latest word on one check after one window. */
@@ -73,14 +76,19 @@ export interface JournalIncident {
   since: number;
   /** When it closed; undefined while open. */
   until?: number;
-  /** The checks it takes down now (open) or took down when it closed. */
+  /** The checks it takes down now (open) or took down when it closed (at most 1,000 named). */
   affected: string[];
+  /** How many checks that is (all of them, named or not). */
+  affectedCount: number;
   /** The most checks it took down at once. */
   peakAffected: number;
   /** The cause's failure reason when it opened. */
   reason?: string;
   /** The agent stopped (or crashed) while it was open: `until` is when it stopped watching, not when it ended. */
   interrupted?: boolean;
+  /** When its first record (opened) and its last (opened, updated or closed) were written (epoch ms). */
+  openedAt: number;
+  updatedAt: number;
 }
 
 export interface JournalLimits {
@@ -479,7 +487,9 @@ export class Journal {
     } else if (rec.type === 'maintenance') {
       const known = this.windowIndex.get(rec.id);
       const { t, type: _type, event, ...window } = rec;
-      const w: JournalWindow = { ...(known ?? {}), ...window, checks: rec.checks.slice(0, WINDOW_NAMES), state: event };
+      // `updated` changes what the window is, not where it stands.
+      const state = event === 'updated' ? (known?.state ?? 'started') : event;
+      const w: JournalWindow = { ...(known ?? {}), ...window, checks: rec.checks.slice(0, WINDOW_NAMES), state, updatedAt: t };
       if (event === 'started') {
         w.startedAt = t;
         for (const c of w.checks) {
@@ -516,9 +526,20 @@ export class Journal {
     } else {
       const key = `${rec.cause}@${rec.since}`;
       const known = this.incidentIndex.get(key);
-      const i: JournalIncident = known ?? { cause: rec.cause, since: rec.since, affected: [], peakAffected: 0, ...(rec.reason ? { reason: rec.reason } : {}) };
+      const i: JournalIncident = known ?? {
+        cause: rec.cause,
+        since: rec.since,
+        affected: [],
+        affectedCount: 0,
+        peakAffected: 0,
+        openedAt: rec.t,
+        updatedAt: rec.t,
+        ...(rec.reason ? { reason: rec.reason } : {}),
+      };
       i.affected = rec.affected.slice(0, 1000);
-      i.peakAffected = Math.max(i.peakAffected, rec.count ?? rec.affected.length);
+      i.affectedCount = rec.count ?? rec.affected.length;
+      i.updatedAt = rec.t;
+      i.peakAffected = Math.max(i.peakAffected, i.affectedCount);
       if (rec.event === 'closed') i.until = rec.t;
       else {
         delete i.until;
@@ -618,7 +639,7 @@ function parseRecord(line: string): JournalRecord | undefined {
   const time = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
   if (
     r.type === 'maintenance' &&
-    (r.event === 'scheduled' || r.event === 'cancelled' || r.event === 'started' || r.event === 'ended') &&
+    (r.event === 'scheduled' || r.event === 'cancelled' || r.event === 'started' || r.event === 'updated' || r.event === 'ended') &&
     str(r.id) &&
     str(r.title, 1024) &&
     (r.source === 'config' || r.source === 'api') &&

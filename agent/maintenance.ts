@@ -216,7 +216,7 @@ export class PlannedWork {
       const w = this.occurrence(s, now, 'current');
       if (w) current.add(w.id);
       // A config occurrence ended early through the API stays ended.
-      if (w && !this.endedEarly.has(w.id)) due.set(w.id, this.open.get(w.id) ?? w);
+      if (w && !this.endedEarly.has(w.id)) due.set(w.id, this.reconfigured(this.open.get(w.id), w, now) ?? w);
       const n = this.occurrence(s, now, 'next');
       if (n) next = Math.min(next, n.start);
     }
@@ -247,6 +247,23 @@ export class PlannedWork {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.evaluate(), Math.max(10, Math.min(next - now, MAX_SLEEP_MS)));
     this.timer.unref();
+  }
+
+  /**
+   * An open config window as a reload left it: a new title or end is taken (and journaled as
+   * `updated`, so the feed and the webhooks tell of it); its checks stay those it opened with
+   * until it ends (they entered maintenance, and their pre-window level was kept, then).
+   */
+  private reconfigured(open: Window | undefined, fresh: Window, now: number): Window | undefined {
+    if (!open) return undefined;
+    if (plainText(open.title) === plainText(fresh.title) && open.end === fresh.end) return open;
+    open.title = fresh.title;
+    open.end = fresh.end;
+    if (open.end > now) {
+      this.journal.append({ t: now, type: 'maintenance', event: 'updated', ...journalWindow(open) });
+      this.log.info({ window: open.id, until: new Date(open.end).toISOString() }, `planned work changed: ${plainText(open.title)}`);
+    }
+    return open;
   }
 
   /** A config window's occurrence holding `now` (current), or the first starting after it (next). */
@@ -293,7 +310,7 @@ export class PlannedWork {
   }
 }
 
-function journalWindow(w: Window): Omit<JournalWindow, 'state'> {
+function journalWindow(w: Window): Omit<JournalWindow, 'state' | 'updatedAt'> {
   return { id: w.id, title: plainText(w.title), source: w.source, checks: w.checks, start: w.start, end: w.end, verify: w.verify !== undefined };
 }
 

@@ -14,6 +14,7 @@ import type { MetricSpec, ReadingField, ReadingGauges, TallySpec } from '../prob
 import { RUN_RESULTS, runResult, type ProbeResult, type RunResult, type TargetResult } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
 import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
+import type { WebhookFigures } from './notify.js';
 import type { Incident } from './root-cause.js';
 import type { RunOutcome } from './runner.js';
 import { VERSION } from './version.js';
@@ -247,6 +248,12 @@ export class Metrics {
     'counter',
     'Checks compared with their pre-window level after planned work, by result (regressed, verified).',
   );
+  private readonly notifyDeliveriesFamily = this.family(
+    'vakt_notify_deliveries_total',
+    'counter',
+    'Notices for a webhook (agent.notify.webhooks) by result: delivered (2xx), failed (refused, or every attempt failed), dropped (its queue was full).',
+  );
+  private readonly notifyQueueFamily = this.family('vakt_notify_queue', 'gauge', 'Notices waiting for a webhook (the one being delivered not counted).');
   private readonly webRefusedFamily = this.family(
     'vakt_web_requests_refused_total',
     'counter',
@@ -269,6 +276,7 @@ export class Metrics {
   private placement: Placement = { shard: { index: 0, count: 1 }, owned: 0, remote: [] };
   private journal: () => { lost: number; errors: number } = () => ({ lost: 0, errors: 0 });
   private plannedWork: () => PlannedWorkFigures = () => ({ windowsOpen: 0, verifications: { regressed: 0, verified: 0 } });
+  private notify: () => readonly WebhookFigures[] = () => [];
   private webServer: () => WebServerFigures = () => ({ refused: { unauthenticated: 0, forbidden: 0, throttled: 0 } });
 
   constructor(
@@ -717,6 +725,16 @@ export class Metrics {
       line('vakt_change_verifications_total', own('result="regressed"'), planned.verifications.regressed) +
         line('vakt_change_verifications_total', own('result="verified"'), planned.verifications.verified),
     );
+    let deliveries = '';
+    let waiting = '';
+    for (const w of this.notify()) {
+      const l = `webhook="${escapeLabel(w.name)}"`;
+      for (const result of ['delivered', 'failed', 'dropped'] as const)
+        deliveries += line('vakt_notify_deliveries_total', own(`${l},result="${result}"`), w[result]);
+      waiting += line('vakt_notify_queue', own(l), w.queued);
+    }
+    this.notifyDeliveriesFamily.set(AGENT, deliveries);
+    this.notifyQueueFamily.set(AGENT, waiting);
     let refused = '';
     for (const [reason, n] of Object.entries(web.refused)) refused += line('vakt_web_requests_refused_total', own(`reason="${reason}"`), n);
     this.webRefusedFamily.set(AGENT, refused);
@@ -735,6 +753,11 @@ export class Metrics {
   /** Where the journal's loss and error counts come from. */
   setJournal(figures: () => { lost: number; errors: number }): void {
     this.journal = figures;
+  }
+
+  /** Where the webhooks' figures come from (deliveries by result, notices waiting). */
+  setNotify(figures: () => readonly WebhookFigures[]): void {
+    this.notify = figures;
   }
 
   /** Where the planned-work figures come from (windows open, verifications by result). */

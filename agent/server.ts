@@ -16,7 +16,9 @@ import type { Agent, CheckView } from './agent.js';
 import type { CheckConfig } from '../config/loader.js';
 import type { Incident } from './root-cause.js';
 import { acceptsGzip } from './accept.js';
-import { pickLanguage, statusPage, type EarlierIncident } from './status-page.js';
+import { inLanguage, pickLanguage, statusPage, type EarlierIncident } from './status-page.js';
+import { atomFeed, feedNotices } from './feed.js';
+import { feedTitle } from './notices.js';
 import { routeClass, WebAuth } from './web-auth.js';
 import { isLoopback, type RouteClass, type WebConfig, type WebTls } from '../config/web.js';
 import { runResult } from '../probes/types.js';
@@ -401,6 +403,21 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
         journal: agent.journal.file ?? null,
         incidents: agent.journal.incidents(since).map((i) => journalIncidentJson(agent, i)),
       });
+    }
+    case '/feed.atom': {
+      const sp = agent.statusPage;
+      const language = pickLanguage(sp.language, req.headers['accept-language'], url.searchParams.get('lang'));
+      res.setHeader('Content-Language', language);
+      res.setHeader('Vary', 'Accept-Language');
+      const now = Date.now();
+      const feed = atomFeed({
+        notices: feedNotices(agent.journal, agent.planned.list(now).upcoming, now),
+        context: agent.noticeContext(language, now),
+        title: feedTitle(language, sp.title !== undefined ? inLanguage(sp.title, language) : undefined, agent.labels.site),
+        site: agent.labels.site,
+        now,
+      });
+      return send(agent, res, 200, 'application/atom+xml; charset=utf-8', feed);
     }
     case '/': {
       const sp = agent.statusPage;

@@ -287,7 +287,7 @@ const TEXT: Record<Language, Texts> = {
 };
 
 /** Each language's locale, for times and sorting. */
-const LOCALE: Record<Language, string> = { en: 'en-GB', sv: 'sv-SE', da: 'da-DK', nb: 'nb-NO', fi: 'fi-FI' };
+export const LOCALE: Record<Language, string> = { en: 'en-GB', sv: 'sv-SE', da: 'da-DK', nb: 'nb-NO', fi: 'fi-FI' };
 
 /** Language tags (their first subtag) the page speaks: Norwegian in any form (nb, nn, no) reads bokmål. */
 const TAGS: ReadonlyMap<string, Language> = new Map([...LANGUAGES.map((l) => [l, l] as const), ['nn', 'nb'], ['no', 'nb']]);

@@ -14,7 +14,7 @@ import { isLoopback, type AccessRule, type RouteClass, type WebConfig } from '..
 
 /** The routes of each class. Anything else is 404 whoever asks. */
 export function routeClass(path: string, method = 'GET'): RouteClass | undefined {
-  if (path === '/' || path === '/healthz' || path === '/readyz') return 'status';
+  if (path === '/' || path === '/feed.atom' || path === '/healthz' || path === '/readyz') return 'status';
   if (path === '/-/reload') return 'admin';
   // Planned work and change verification: reading is `read`, changing is `admin`.
   if (path === '/api/v1/maintenance' || /^\/api\/v1\/(maintenance|changes)\/[^/]+$/.test(path) || path === '/api/v1/changes')

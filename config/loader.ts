@@ -12,6 +12,7 @@ import { resolveMaintenance, type MaintenanceSpec } from './maintenance.js';
 import { findConfigFile, includeTargets, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, readConfigFile } from './include.js';
 import { ANY_OTHER_SITE, runsAt, splitDependencies } from './placement.js';
 import { resolveWeb, type WebConfig } from './web.js';
+import { resolveNotify, type NotifyConfig } from './notify.js';
 import type { Kind, KindOptions, KindTarget } from '../probes/kinds.js';
 import type { Language } from '../probes/kit/kind.js';
 import {
@@ -107,6 +108,8 @@ export interface AgentConfig {
   statusPage: ParsedConfig['agent']['statusPage'];
   /** Endpoint security (agent.web and its web config file). */
   web: WebConfig;
+  /** Telling departments: the public URL, the webhooks with their secrets read (agent.notify). */
+  notify: NotifyConfig;
 }
 
 export interface Config {
@@ -232,8 +235,19 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     (e) => errors.push(e),
     (text) => splitHostPort(text, true) as { host: string; port: number },
   );
+  const notify = resolveNotify(
+    parsed.data.agent.notify,
+    dirname(resolvePath(file)),
+    (ref: SecretRef) => resolveSecret(ref, dirname(resolvePath(file)), env),
+    (path, message) => errors.push(locate(doc, ['agent', 'notify', ...path], file, at, message)),
+    (path, message) => {
+      const e = locate(doc, ['agent', 'notify', ...path], file, at, message);
+      if (options.secrets === 'report') missingSecrets.push(e);
+      else errors.push(e);
+    },
+  );
   if (errors.length > 0) throw new ConfigLoadError(errors);
-  return { ...config, agent: { ...config.agent, web }, maintenance, missingSecrets };
+  return { ...config, agent: { ...config.agent, web, notify }, maintenance, missingSecrets };
 }
 
 /** One file of the config: the main file or an included one, read up to plain JavaScript. */
@@ -712,7 +726,7 @@ function resolveCheck(
 function resolveConfig(
   p: ParsedConfig,
   { file, files, checks, site }: { file: string; files: string[]; checks: CheckConfig[]; site?: SiteChoice },
-): Omit<Config, 'missingSecrets' | 'agent' | 'maintenance'> & { agent: Omit<AgentConfig, 'web'> } {
+): Omit<Config, 'missingSecrets' | 'agent' | 'maintenance'> & { agent: Omit<AgentConfig, 'web' | 'notify'> } {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   return {

@@ -10,6 +10,7 @@ import { SECRET_NAME } from '../probes/kit/options.js';
 import { formatDuration } from './units.js';
 import { credentialName } from './web.js';
 import { maintenanceWindowSchema } from './maintenance.js';
+import { notifySchema } from './notify.js';
 
 /** A text in some of the status page's languages (`{sv: Patientjournal, fi: Potilaskertomus}`). */
 function translations(max: number) {
@@ -100,6 +101,8 @@ const agent = z.strictObject({
       groups: z.record(z.string().min(1).max(120), translations(120)).optional(),
     })
     .prefault({}),
+  /** Telling departments: the feed's public URL and the webhooks (config/notify.ts). */
+  notify: notifySchema.prefault({}),
   /** Duration histograms of checks that do not set their own: off (the lean default), total, phases. */
   histograms: histogramMode.optional(),
   /** Deprecated (before 0.2): true means histograms: phases, false histograms: total. */

@@ -53,7 +53,19 @@ describe('the journal file', () => {
 
     const b = new Journal({ file, maxBytes: 1 << 20, keep: 2 }, logger().log);
     await b.open();
-    expect(b.incidents(T0)).toEqual([{ cause: 'dns-ns1', since: T0 + 1000, until: T0 + 9000, affected: ['ehr-login'], peakAffected: 3, reason: 'timeout' }]);
+    expect(b.incidents(T0)).toEqual([
+      {
+        cause: 'dns-ns1',
+        since: T0 + 1000,
+        until: T0 + 9000,
+        affected: ['ehr-login'],
+        affectedCount: 1,
+        peakAffected: 3,
+        reason: 'timeout',
+        openedAt: T0 + 2000,
+        updatedAt: T0 + 9000,
+      },
+    ]);
     expect(b.incidents(T0 + 10_000)).toEqual([]);
     expect(b.history('dns-ns1', T0 - 1)).toEqual([
       { t: T0, state: 'down' },

@@ -298,6 +298,39 @@ describe('config windows on a clock of their own', () => {
     p.stop();
   });
 
+  it("a reload that changes an open window's title or end journals it as updated; the journal reads it back", async () => {
+    const once = (title: string, end: string) =>
+      spec({ name: 'fw-swap', title, checks: ['dns-a'], start: '2026-12-05T02:00', end, timezone: 'Europe/Stockholm' });
+    const now = { t: Date.parse('2026-12-05T01:30:00Z') };
+    const { p, events, journal } = planned(now);
+    const records: string[] = [];
+    journal.subscribe((r) => records.push(r.type === 'maintenance' ? `${r.event} ${r.title} ${new Date(r.end).toISOString()}` : r.type));
+    p.configure(once('Firewall swap', '2026-12-05T06:00'), ['dns-a', 'login']);
+    p.configure(once('Firewall swap', '2026-12-05T06:00'), ['dns-a', 'login']);
+    p.configure(once('Firewall swap, part 2', '2026-12-05T07:00'), ['dns-a', 'login']);
+    expect(records).toEqual(['started Firewall swap 2026-12-05T05:00:00.000Z', 'updated Firewall swap, part 2 2026-12-05T06:00:00.000Z']);
+    expect(events).toEqual(['start fw-swap@2026-12-05T01:00:00.000Z dns-a']);
+    expect(p.windowOf('dns-a')?.end).toBe(Date.parse('2026-12-05T06:00:00Z'));
+    expect(journal.windows(0)).toMatchObject([{ id: 'fw-swap@2026-12-05T01:00:00.000Z', state: 'started', title: 'Firewall swap, part 2', updatedAt: now.t }]);
+    p.stop();
+    // Read back from a file: an `updated` line keeps the window started, with its new title and end.
+    const dir = mkdtempSync(join(tmpdir(), 'vakt-maintenance-journal-'));
+    const file = join(dir, 'journal.jsonl');
+    const w = { id: 'x@1', title: 'Old', source: 'config', checks: ['dns-a'], start: 1000, end: 5000, verify: false };
+    writeFileSync(
+      file,
+      [
+        JSON.stringify({ t: 1000, type: 'maintenance', event: 'started', ...w }),
+        JSON.stringify({ t: 2000, type: 'maintenance', event: 'updated', ...w, title: 'New', end: 6000 }),
+        '',
+      ].join('\n'),
+    );
+    const back = new Journal({ file, maxBytes: 1 << 20, keep: 0 }, log, () => 3000);
+    await back.open();
+    expect(back.windows(0)).toMatchObject([{ id: 'x@1', state: 'started', title: 'New', end: 6000, startedAt: 1000, updatedAt: 2000 }]);
+    await back.close();
+  });
+
   it('config errors name the key', () => {
     const errors: string[] = [];
     resolveMaintenance(

@@ -304,11 +304,13 @@ describe('metrics', () => {
     );
     const hl7 = parseConfig('checks:\n  - { name: h, kind: mllp, target: "10.0.0.5:6661" }\n', 't.yaml').checks[0] as CheckConfig;
     m.observe(hl7, outcome({ ok: true, phases: {}, info: { hl7AckCode: 'AA' } }));
+    m.setNotify(() => [{ name: 'ward-4', delivered: 1, failed: 0, dropped: 0, queued: 0 }]);
     const used = new Set<string>();
     for (const s of parseMetrics((await m.render(false)).body)) for (const l of Object.keys(s.labels)) if (l !== 'le') used.add(l);
     expect(used.size).toBeGreaterThan(5);
     expect(used).toContain('queue');
     expect(used).toContain('code');
+    expect(used).toContain('webhook');
     for (const l of used) expect(RESERVED_LABELS).toContain(l);
     expect(() => parseConfig(`agent: { labels: { version: x } }\nchecks: [ { name: a, kind: tcp, target: "h:1" } ]`, 't.yaml')).toThrow(/reserved/);
   });

@@ -25,6 +25,7 @@ const RULES = join(ROOT, 'deploy/prometheus/vakt-rules.yml');
 const RULE_TESTS = join(ROOT, 'deploy/prometheus/tests');
 const PROMETHEUS_CONFIG = join(ROOT, 'deploy/prometheus/prometheus.yml');
 const ALERTMANAGER_CONFIG = join(ROOT, 'deploy/alertmanager/alertmanager.yml');
+const DEPARTMENTS_CONFIG = join(ROOT, 'deploy/alertmanager/departments.yml');
 const RUNBOOKS = 'https://github.com/vakt/vakt/blob/main/docs/operations.md#';
 const SEVERITIES = ['page', 'ticket'];
 
@@ -94,6 +95,28 @@ describe('the tools accept the files', () => {
 
   it('amtool check-config', async () => {
     expect(await run('amtool', ['check-config', ALERTMANAGER_CONFIG])).toContain('SUCCESS');
+  });
+
+  it('the department recipe: amtool check-config (with its template), and its routes', async () => {
+    const checked = await run('amtool', ['check-config', DEPARTMENTS_CONFIG]);
+    expect(checked).toContain('SUCCESS');
+    expect(checked).toContain('1 templates');
+    const route = async (...labels: string[]) => (await run('amtool', ['config', 'routes', 'test', `--config.file=${DEPARTMENTS_CONFIG}`, ...labels])).trim();
+    // A root cause reaches its department by e-mail and the site's duty officer by SMS; IT too.
+    expect(await route('alertname=VaktRootCauseDown', 'cause=lab-hl7', 'department=laboratory', 'site=odense')).toBe(
+      'dept-laboratory,sms-duty-odense,it-on-call',
+    );
+    expect(await route('alertname=VaktRootCauseDown', 'cause=dns-ns1', 'department=all', 'site=svendborg')).toBe('dept-all,sms-duty-svendborg,it-on-call');
+    // Departments hear of root causes only, and only those mapped to them.
+    expect(await route('alertname=VaktCheckDegraded', 'check=lab-hl7', 'department=laboratory', 'site=odense')).toBe('it-on-call');
+    expect(await route('alertname=VaktRootCauseDown', 'cause=printer', 'site=elsewhere')).toBe('it-on-call');
+    const rendered = await run('amtool', [
+      'template',
+      'render',
+      `--template.glob=${join(ROOT, 'deploy/alertmanager/vakt-departments.tmpl')}`,
+      '--template.text={{ template "vakt.department.subject" . }}',
+    ]);
+    expect(rendered).toMatch(/^\[(Not working|Working again)\]/);
   });
 });
 

@@ -225,6 +225,7 @@ describe('valid config fixtures', () => {
       statusPage: { language: 'auto', refresh: 15 },
       web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
       journal: { maxBytes: 16 * 1024 * 1024, keep: 3 },
+      notify: { updateDelayMs: 60_000, webhooks: [] },
     });
     expect(c.checks).toEqual([
       {
@@ -298,6 +299,7 @@ describe('valid config fixtures', () => {
       statusPage: { language: 'auto', refresh: 15 },
       web: { users: {}, tokens: {}, headers: {}, access: { status: 'open', read: 'open', admin: 'loopback' } },
       journal: { maxBytes: 16 * 1024 * 1024, keep: 3 },
+      notify: { updateDelayMs: 60_000, webhooks: [] },
     });
     expect(c.checks[1]?.options).toEqual({
       ipFamily: 'auto',
