@@ -131,6 +131,7 @@ export const RESERVED_LABELS = [
   'job',
   'instance',
   'depends_on',
+  'service',
 ] as const;
 
 export const labelName = z
