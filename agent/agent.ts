@@ -28,6 +28,7 @@ import type { NoticeContext } from './notices.js';
 import { Notifier } from './notify.js';
 import { urlSecrets } from '../config/notify.js';
 import type { Language } from '../probes/kit/kind.js';
+import { Services, type MemberState, type ServiceView } from './composite.js';
 
 export interface CheckView {
   config: CheckConfig;
@@ -51,7 +52,15 @@ function loadOptions(o: AgentOptions): LoadOptions {
 function placedHere(config: Config, o: AgentOptions): { config: Config; elsewhere: number; remote: RemoteDependency[]; disabled: CheckConfig[] } {
   const placed = placeChecks(config, { site: config.site?.name, shard: o.shard });
   const agent = o.replica === undefined ? config.agent : { ...config.agent, labels: { ...config.agent.labels, replica: o.replica } };
-  return { config: { ...config, agent, checks: placed.checks }, elsewhere: placed.elsewhere.length, remote: placed.remote, disabled: placed.disabled };
+  // A service runs where its members do (placement keeps them together).
+  const here = new Set(placed.checks.map((c) => c.name));
+  const services = config.services.filter((s) => s.members.some((m) => here.has(m))).map((s) => ({ ...s, members: s.members.filter((m) => here.has(m)) }));
+  return {
+    config: { ...config, agent, checks: placed.checks, services },
+    elsewhere: placed.elsewhere.length,
+    remote: placed.remote,
+    disabled: placed.disabled,
+  };
 }
 
 /** How often learnt baselines are written to agent.stateFile. */
@@ -115,6 +124,8 @@ export class Agent {
   private readonly notifier: Notifier;
   private stateTimer: NodeJS.Timeout | undefined;
   private causesPending = false;
+  /** Services made of redundant checks (agent/composite.ts), re-evaluated when a member changes. */
+  private readonly services = new Services((name) => this.memberState(name));
 
   private constructor(
     private config: Config,
@@ -201,6 +212,7 @@ export class Agent {
       config.maintenance,
       config.checks.map((c) => c.name),
     );
+    agent.configureServices();
     agent.log.info(
       {
         file: config.file,
@@ -209,6 +221,7 @@ export class Agent {
         ...(config.site ? { site: config.site.name } : {}),
         ...(options.shard ? { shard: formatShard(options.shard) } : {}),
         ...(config.site || options.shard ? { elsewhere } : {}),
+        ...(config.services.length > 0 ? { services: config.services.length } : {}),
         ...(disabled.length > 0 ? { disabled: disabled.map((c) => c.name) } : {}),
       },
       'config loaded, scheduling checks',
@@ -279,6 +292,52 @@ export class Agent {
 
   get(name: string): CheckView | undefined {
     return this.checks.get(name);
+  }
+
+  /** The services whose members this agent runs, in config order. */
+  serviceList(): ServiceView[] {
+    return this.services.list();
+  }
+
+  service(name: string): ServiceView | undefined {
+    return this.services.get(name);
+  }
+
+  /** What a service reads of a member: its state, and whether planned work holds it (its window, or its root cause's). */
+  private memberState(name: string): MemberState | undefined {
+    const v = this.checks.get(name);
+    if (!v) return undefined;
+    const held = v.maintenance !== undefined || (v.cause !== undefined && v.cause !== name && this.checks.get(v.cause)?.maintenance !== undefined);
+    return { state: v.status.state, held };
+  }
+
+  /** Sets the services of the running config (start, reload): an unchanged one keeps its state. */
+  private configureServices(): void {
+    const { removed } = this.services.configure(this.config.services);
+    for (const name of removed) this.metrics.removeService(name);
+    for (const v of this.services.list()) this.metrics.setService(v);
+  }
+
+  /** A planned-work window opened or closed: which members are held may have changed anywhere. */
+  private servicesChanged(): void {
+    for (const v of this.services.list()) this.serviceChanged(v.config.name);
+  }
+
+  /** A member's state or root cause changed: its service is evaluated again. */
+  private memberChanged(check: string): void {
+    const name = this.services.serviceOf(check);
+    if (name !== undefined) this.serviceChanged(name);
+  }
+
+  private serviceChanged(name: string): void {
+    const r = this.services.evaluate(name);
+    if (!r) return;
+    this.metrics.setService(r.view);
+    const v = r.view;
+    if (v.state === r.previous) return;
+    const line = { service: name, from: r.previous, to: v.state, up: v.tally.up, members: v.tally.total, minUp: v.config.minUp };
+    if (v.state === 'down' || v.state === 'failing' || (v.state === 'degraded' && r.previous === 'ok')) this.log.warn(line, `service ${name} is ${v.state}`);
+    else this.log.info(line, `service ${name} is ${v.state}`);
   }
 
   /** Re-reads the config file. Concurrent calls share one reload. */
@@ -478,6 +537,7 @@ export class Agent {
     );
     this.dependents = dependentsOf(next.checks);
     this.updateCauses();
+    this.configureServices();
     this.metrics.configLoaded(true, next.checks, true);
     this.log.info(
       { added: result.added, removed: result.removed, changed: result.changed, unchanged: result.unchanged, disabled: result.disabled },
@@ -550,6 +610,7 @@ export class Agent {
     view.status = verdict.status;
     this.metrics.setStatus(c.name, verdict.status);
     if (this.blame.ran(c.name)) this.causesSoon();
+    if (verdict.changed) this.memberChanged(c.name);
     // After planned work: the runs that verify the change, and those that tell a regression went (disturbed runs say nothing of the peer).
     if (this.verifier.verifying(c.name) && !view.maintenance && outcome.disturbed) this.scheduler.runAfter(c.name, c.retryIntervalMs);
     else if ((view.change || this.verifier.verifying(c.name)) && !view.maintenance && !outcome.disturbed) {
@@ -627,6 +688,7 @@ export class Agent {
       }
     }
     if (w.verify) void this.saveState();
+    this.servicesChanged();
   }
 
   /** A planned-work window closed: its checks leave maintenance (unless another window holds them) and are verified. */
@@ -644,6 +706,7 @@ export class Agent {
       this.metrics.setMaintenance(name, other?.id);
     }
     this.verifier.closed(w.id, plainText(w.title), at, w.verify, free);
+    this.servicesChanged();
   }
 
   private changeVerdict(check: string, kind: 'regressed' | 'verified', r: Pick<Regression, 'window' | 'title' | 'ended' | 'message'>): void {
@@ -728,6 +791,7 @@ export class Agent {
       if (cause === undefined) delete v.cause;
       else v.cause = cause;
       this.metrics.setRootCause(v.config.name, cause);
+      this.memberChanged(v.config.name);
     }
     const before = new Map(this.openIncidents.map((i) => [i.cause, i]));
     this.openIncidents = incidents(nodes, causes);

@@ -13,6 +13,7 @@ import type { Redactor } from '../probes/kit/redact.js';
 import type { MetricSpec, ReadingField, ReadingGauges, TallySpec } from '../probes/kit/kind.js';
 import { RUN_RESULTS, runResult, type ProbeResult, type RunResult, type TargetResult } from '../probes/types.js';
 import type { CheckStatus } from './detector.js';
+import type { ServiceView } from './composite.js';
 import { escapeLabel, expose, Family, flat, HistogramState, labelText, leTexts, line, type FamilyType } from './exposition.js';
 import type { WebhookFigures } from './notify.js';
 import type { Incident } from './root-cause.js';
@@ -88,6 +89,7 @@ export class Metrics {
   readonly registry: Registry<'text/plain; version=0.0.4; charset=utf-8' | 'application/openmetrics-text; version=1.0.0; charset=utf-8'> = new Registry();
   private readonly families: Family[] = [];
   private readonly checks = new Map<string, CheckSeries>();
+  private readonly services = new Map<string, ServiceView>();
   /** Constant labels as text (`,site="x"`), appended to every label set. */
   private constant = '';
   /** The histogram mode of checks that do not set one (agent.histograms). */
@@ -265,6 +267,35 @@ export class Metrics {
     "When the certificate the agent's own server presents expires (Unix seconds); only with tls_server_config.",
   );
 
+  // Services made of redundant checks (agent/composite.ts).
+  private readonly serviceInfo = this.family(
+    'vakt_service_info',
+    'gauge',
+    'One series per service made of redundant checks (value 1) with its status-page group and title, for joins.',
+  );
+  private readonly serviceStatus = this.family(
+    'vakt_service_status',
+    'gauge',
+    'Current state of the service: one series, value 1, labelled with the state (unknown, ok, degraded, failing, down, maintenance).',
+  );
+  private readonly serviceUp = this.family(
+    'vakt_service_up',
+    'gauge',
+    "Whether at least minUp of the service's members work (1) or not (0); absent until its members have been judged.",
+  );
+  private readonly serviceMembers = this.family('vakt_service_members', 'gauge', 'Members of the service that this agent runs.');
+  private readonly serviceMembersUp = this.family('vakt_service_members_up', 'gauge', 'Members of the service that work now (ok or degraded).');
+  private readonly serviceMembersRequired = this.family(
+    'vakt_service_members_required',
+    'gauge',
+    'Members that must work for the service to be up (its minUp).',
+  );
+  private readonly redundantMember = this.family(
+    'vakt_check_redundant_member',
+    'gauge',
+    'The check is a redundant member of the service `service` (value 1): the shipped rules page on the service, not on the member.',
+  );
+
   private readonly lagState = new HistogramState(LAG_BUCKETS);
   private readonly queueWaitState = new HistogramState(LAG_BUCKETS);
   private readonly reloadCounts = { success: 0, failure: 0 };
@@ -419,6 +450,35 @@ export class Metrics {
     this.writeLastRun(cs);
   }
 
+  /** Writes a service's series from its view (at start, on reload, whenever its state or members' tally changes). */
+  setService(v: ServiceView): void {
+    this.services.set(v.config.name, v);
+    this.writeService(v);
+  }
+
+  /** Removes a service's series (it was removed from the config, or its members run elsewhere now). */
+  removeService(name: string): void {
+    if (!this.services.delete(name)) return;
+    const owner = serviceOwner(name);
+    for (const f of this.families) f.set(owner, '');
+  }
+
+  private writeService(v: ServiceView): void {
+    const owner = serviceOwner(v.config.name);
+    const k = this.constant;
+    const own = `service="${escapeLabel(v.config.name)}"`;
+    this.serviceInfo.set(owner, line('vakt_service_info', `${own},group="${this.label(v.config.group)}",title="${this.label(v.config.title)}"${k}`, 1));
+    this.serviceStatus.set(owner, line('vakt_service_status', `${own},status="${v.state}"${k}`, 1));
+    const judged = v.state !== 'unknown';
+    this.serviceUp.set(owner, judged ? line('vakt_service_up', `${own}${k}`, v.tally.up >= v.config.minUp ? 1 : 0) : '');
+    this.serviceMembers.set(owner, line('vakt_service_members', `${own}${k}`, v.tally.total));
+    this.serviceMembersUp.set(owner, line('vakt_service_members_up', `${own}${k}`, v.tally.up));
+    this.serviceMembersRequired.set(owner, line('vakt_service_members_required', `${own}${k}`, v.config.minUp));
+    let members = '';
+    for (const m of v.config.members) members += line('vakt_check_redundant_member', `check="${escapeLabel(m)}",${own}${k}`, 1);
+    this.redundantMember.set(owner, members);
+  }
+
   /** Removes every series of a check (it was removed from the config). */
   removeCheck(name: string): void {
     if (!this.checks.delete(name)) return;
@@ -456,6 +516,7 @@ export class Metrics {
       this.writeRootCause(cs);
       this.writePlanned(cs);
     }
+    for (const v of this.services.values()) this.writeService(v);
     this.writeAgent();
   }
 
@@ -857,6 +918,11 @@ function targetParts(check: CheckConfig, outcome: RunOutcome): TargetResult[] {
     ...(result.values ? { values: result.values } : {}),
     ...(result.info ? { info: result.info } : {}),
   }));
+}
+
+/** The owner key of a service's series (check names cannot contain a NUL, so it is no check's). */
+function serviceOwner(name: string): string {
+  return `\u0000service:${name}`;
 }
 
 /** Seconds to the microsecond: what the clocks measure, in a third of the digits. */

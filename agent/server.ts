@@ -13,6 +13,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
 import type { Agent, CheckView } from './agent.js';
+import type { ServiceView } from './composite.js';
 import type { CheckConfig } from '../config/loader.js';
 import type { Incident } from './root-cause.js';
 import { acceptsGzip } from './accept.js';
@@ -390,6 +391,8 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
         placement: placementJson(agent),
         checks: [...agent.list().map(checkJson), ...agent.disabledChecks().map(disabledCheckJson)],
       });
+    case '/api/v1/services':
+      return json(200, { labels: agent.labels, services: agent.serviceList().map((v) => serviceJson(agent, v)) });
     case '/api/v1/availability':
       return json(200, { labels: agent.labels, journal: agent.journal.file ?? null, ...availabilityJson(agent, Date.now()) });
     case '/api/v1/incidents': {
@@ -437,10 +440,16 @@ async function handle(agent: Agent, web: WebConfig, auth: WebAuth, only: RouteCl
           language,
           refreshSeconds: sp.refresh,
           planned: agent.planned.list(),
+          services: agent.serviceList(),
           ...pageHistory(agent, Date.now()),
         }),
       );
     }
+  }
+  const service = /^\/api\/v1\/services\/([a-z0-9_-]+)$/.exec(path);
+  if (service) {
+    const v = agent.service(service[1] as string);
+    return v ? json(200, serviceJson(agent, v)) : json(404, { error: `no service named ${service[1]}` });
   }
   const m = /^\/api\/v1\/checks\/([a-z0-9_-]+)$/.exec(path);
   if (m) {
@@ -597,6 +606,31 @@ export function checkJson(v: CheckView): unknown {
       reason: h.reason ?? null,
       disturbed: h.disturbed ?? false,
     })),
+  };
+}
+
+/** The API's view of a service made of redundant checks, with its members' states. Documented in docs/api.md. */
+export function serviceJson(agent: Agent, v: ServiceView): unknown {
+  const s = v.config;
+  return {
+    name: s.name,
+    title: s.title,
+    group: s.group,
+    minUp: s.minUp,
+    state: v.state,
+    observedState: v.observed,
+    since: new Date(v.since).toISOString(),
+    membersUp: v.tally.up,
+    members: s.members.map((name) => {
+      const m = agent.get(name);
+      return {
+        name,
+        title: m?.config.title ?? name,
+        state: m ? (m.maintenance ? 'maintenance' : m.status.state) : null,
+        observedState: m?.status.state ?? null,
+        since: m ? new Date(m.status.since).toISOString() : null,
+      };
+    }),
   };
 }
 

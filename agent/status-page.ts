@@ -17,6 +17,7 @@ import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
 import type { Window } from './maintenance.js';
 import { factorText } from './change.js';
+import type { MemberTally, ServiceView } from './composite.js';
 
 export type { Language };
 
@@ -78,12 +79,21 @@ interface Texts {
   /** "until 06:00" and "from 02:00 to 06:00" (times already marked up). */
   until: (time: string) => string;
   fromTo: (from: string, to: string) => string;
+  /** A service's members that are not well: "1 of 2 firewall paths down, 1 slow" (noun: the members, plural). */
+  members: (t: Pick<MemberTally, 'total' | 'down' | 'slow' | 'held'>, noun: string) => string;
+  /** The members' plural when the service does not name it (memberNoun). */
+  memberNoun: string;
+  /** A service in planned work whose windows' end is not known here. */
+  plannedWork: string;
   /** After planned work, a check worse than before it: slower (by a factor, in a step or phase) or failing where it worked. */
   regression: (ended: string, r: { kind: 'slower'; factor: string; step?: string } | { kind: 'failing' }) => string;
 }
 
 const TEXT: Record<Language, Texts> = {
   en: {
+    members: (m, noun) => memberText(m, (n, what) => `${n} of ${m.total} ${noun} ${what}`, { down: 'down', slow: 'slow', held: 'in planned work' }),
+    memberNoun: 'parts',
+    plannedWork: 'Planned work',
     title: 'System status',
     checkedFrom: (site) => `Checked from ${site}`,
     states: { unknown: 'Not checked yet', ok: 'Working', degraded: 'Slow', failing: 'Problems, being checked', down: 'Not reachable' },
@@ -124,6 +134,9 @@ const TEXT: Record<Language, Texts> = {
     waiting: (n, oldest) => `${n === 1 ? '1 message' : `${n} messages`} waiting${oldest ? `, the oldest for ${oldest}` : ''}`,
   },
   sv: {
+    members: (m, noun) => memberText(m, (n, what) => `${n} av ${m.total} ${noun} ${what}`, { down: 'nere', slow: 'långsamma', held: 'i planerat arbete' }),
+    memberNoun: 'delar',
+    plannedWork: 'Planerat arbete',
     title: 'Driftstatus',
     checkedFrom: (site) => `Kontrolleras från ${site}`,
     states: { unknown: 'Inte kontrollerad än', ok: 'Fungerar', degraded: 'Långsam', failing: 'Problem, kontrolleras', down: 'Går inte att nå' },
@@ -164,6 +177,9 @@ const TEXT: Record<Language, Texts> = {
     waiting: (n, oldest) => `${n} ${n === 1 ? 'meddelande väntar' : 'meddelanden väntar'}${oldest ? `, det äldsta har väntat ${oldest}` : ''}`,
   },
   da: {
+    members: (m, noun) => memberText(m, (n, what) => `${n} af ${m.total} ${noun} ${what}`, { down: 'nede', slow: 'langsomme', held: 'i planlagt arbejde' }),
+    memberNoun: 'dele',
+    plannedWork: 'Planlagt arbejde',
     title: 'Driftstatus',
     checkedFrom: (site) => `Kontrolleres fra ${site}`,
     states: { unknown: 'Ikke kontrolleret endnu', ok: 'Virker', degraded: 'Langsom', failing: 'Problemer, kontrolleres', down: 'Kan ikke nås' },
@@ -204,6 +220,9 @@ const TEXT: Record<Language, Texts> = {
     waiting: (n, oldest) => `${n} ${n === 1 ? 'besked venter' : 'beskeder venter'}${oldest ? `, den ældste har ventet ${oldest}` : ''}`,
   },
   nb: {
+    members: (m, noun) => memberText(m, (n, what) => `${n} av ${m.total} ${noun} ${what}`, { down: 'nede', slow: 'trege', held: 'i planlagt arbeid' }),
+    memberNoun: 'deler',
+    plannedWork: 'Planlagt arbeid',
     title: 'Driftsstatus',
     checkedFrom: (site) => `Kontrolleres fra ${site}`,
     states: { unknown: 'Ikke kontrollert ennå', ok: 'Fungerer', degraded: 'Treg', failing: 'Problemer, undersøkes', down: 'Ikke tilgjengelig' },
@@ -244,6 +263,10 @@ const TEXT: Record<Language, Texts> = {
     waiting: (n, oldest) => `${n} ${n === 1 ? 'melding venter' : 'meldinger venter'}${oldest ? `, den eldste har ventet i ${oldest}` : ''}`,
   },
   fi: {
+    // Finnish puts the members first: "palomuurireitit: 1/2 ei toimi".
+    members: (m, noun) => `${noun}: ${memberText(m, (n, what) => `${n}/${m.total} ${what}`, { down: 'ei toimi', slow: 'hidas', held: 'huoltotyössä' })}`,
+    memberNoun: 'osat',
+    plannedWork: 'Suunniteltu huoltotyö',
     title: 'Järjestelmien tila',
     checkedFrom: (site) => `Tarkistuspaikka: ${site}`,
     states: { unknown: 'Ei vielä tarkistettu', ok: 'Toimii', degraded: 'Hidas', failing: 'Ongelmia, tarkistetaan', down: 'Ei tavoitettavissa' },
@@ -285,6 +308,19 @@ const TEXT: Record<Language, Texts> = {
     waiting: (n, oldest) => `${n} ${n === 1 ? 'viesti odottaa' : 'viestiä odottaa'}${oldest ? `, vanhin on odottanut ${oldest}` : ''}`,
   },
 };
+
+/**
+ * The members not well, as one phrase: the first count in full ("1 of 2 firewall paths down"),
+ * the others short (", 1 slow"); empty when all are well.
+ */
+function memberText(
+  m: Pick<MemberTally, 'down' | 'slow' | 'held'>,
+  full: (n: number, what: string) => string,
+  words: { down: string; slow: string; held: string },
+): string {
+  const parts = (['down', 'slow', 'held'] as const).filter((k) => m[k] > 0);
+  return parts.map((k, i) => (i === 0 ? full(m[k], words[k]) : `${m[k]} ${words[k]}`)).join(', ');
+}
 
 /** Each language's locale, for times and sorting. */
 export const LOCALE: Record<Language, string> = { en: 'en-GB', sv: 'sv-SE', da: 'da-DK', nb: 'nb-NO', fi: 'fi-FI' };
@@ -335,6 +371,8 @@ export interface StatusPageInput {
   availability?: ReadonlyMap<string, number> | undefined;
   /** Planned work open now and to come (agent/maintenance.ts). */
   planned?: { open: readonly Window[]; upcoming: readonly Window[] } | undefined;
+  /** Services made of redundant checks (agent/composite.ts): each one row in its group, in place of its members. */
+  services?: readonly ServiceView[] | undefined;
   now?: number;
   timeZone?: string;
 }
@@ -366,24 +404,46 @@ export function statusPage(input: StatusPageInput): string {
   };
   const said = (v: CheckView): Said => say(v, lang, input.timeZone);
   const groupName = (group: string) => (input.groups && Object.hasOwn(input.groups, group) ? input.groups[group]?.[lang] : undefined) ?? group;
-  const groups = new Map<string, CheckView[]>();
-  for (const v of input.checks) groups.set(v.config.group, [...(groups.get(v.config.group) ?? []), v]);
+  // A service is one row in its group, in place of its members (they are told of in its note).
+  const services = input.services ?? [];
+  const serviceOf = new Map<string, ServiceView>();
+  for (const sv of services) for (const m of sv.config.members) serviceOf.set(m, sv);
+  const groups = new Map<string, { checks: CheckView[]; services: ServiceView[] }>();
+  const groupOf = (group: string) => {
+    let g = groups.get(group);
+    if (!g) groups.set(group, (g = { checks: [], services: [] }));
+    return g;
+  };
+  for (const v of input.checks) if (!serviceOf.has(v.config.name)) groupOf(v.config.group).checks.push(v);
+  for (const sv of services) groupOf(sv.config.group).services.push(sv);
 
   // Every problem is listed, and the banner counts the list: one per incident (however many
   // checks it takes down: "one alert, not a hundred" holds for people too), then every other
   // impaired check (failing, degraded, or down for a cause no incident names, or worse than
   // before planned work). Planned work is no problem: a check in a window, or down because of
-  // one that is, is told of under "Planned work".
+  // one that is, is told of under "Planned work". A service counts once, as its row shows it
+  // (degraded, failing, down); its members never count on their own, nor does the incident of a
+  // member that takes no other check down.
   const planned = (v: CheckView) => v.maintenance !== undefined || (v.cause !== undefined && byName.get(v.cause)?.maintenance !== undefined);
   const impaired = input.checks.filter(
-    (v) => !planned(v) && (v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded' || v.change !== undefined),
+    (v) =>
+      !serviceOf.has(v.config.name) &&
+      !planned(v) &&
+      (v.status.state === 'down' || v.status.state === 'failing' || v.status.state === 'degraded' || v.change !== undefined),
   );
-  const incidents = input.incidents.filter((i) => byName.get(i.cause)?.maintenance === undefined);
+  const incidents = input.incidents.filter((i) => byName.get(i.cause)?.maintenance === undefined && !(serviceOf.has(i.cause) && i.affected.length === 0));
   const incidentCauses = new Set(incidents.map((i) => i.cause));
   const others = impaired
     .filter((v) => !(v.cause !== undefined && incidentCauses.has(v.cause)))
     .sort((a, b) => SEVERITY[b.status.state] - SEVERITY[a.status.state] || title(a.config.name).localeCompare(title(b.config.name), LOCALE[lang]));
-  const problems = incidents.length + others.length;
+  const serviceTitle = (sv: ServiceView) => sv.config.titles?.[lang] ?? sv.config.title;
+  const troubled = services
+    .filter((sv) => sv.state === 'degraded' || sv.state === 'failing' || sv.state === 'down')
+    .sort((a, b) => SEVERITY[b.observed] - SEVERITY[a.observed] || serviceTitle(a).localeCompare(serviceTitle(b), LOCALE[lang]));
+  const problems = incidents.length + others.length + troubled.length;
+  /** A service's state in words: "Working" while enough members work (the note says how many do not). */
+  const serviceWord = (sv: ServiceView) => (sv.state === 'degraded' ? t.states.ok : sv.state === 'maintenance' ? t.plannedWork : t.states[sv.state]);
+  const serviceNote = (sv: ServiceView) => t.members(sv.tally, inLanguage(sv.config.memberNoun ?? t.memberNoun, lang));
   const regression = (v: CheckView) => {
     const c = v.change;
     if (!c) return undefined;
@@ -404,6 +464,10 @@ export function statusPage(input: StatusPageInput): string {
         return `<li><strong>${esc(title(i.cause))}</strong>: ${esc(lowerFirst(s.word, lang))} (${t.since(time(i.since))}) — ${affected(i.affected)}.</li>`;
       const verb = (cause ? kindNamed(cause.config.kind)?.words[lang].notAnswering : undefined) ?? t.notAnswering;
       return `<li><strong>${esc(title(i.cause))}</strong> ${esc(verb)} ${t.since(time(i.since))} — ${affected(i.affected)}.</li>`;
+    }),
+    ...troubled.map((sv) => {
+      const note = serviceNote(sv);
+      return `<li><strong>${esc(serviceTitle(sv))}</strong>: ${esc(lowerFirst(serviceWord(sv), lang))}${note ? ` — ${esc(note)}` : ''} (${t.since(time(sv.since))}).</li>`;
     }),
     ...others.map((v) =>
       v.change !== undefined && v.status.state === 'ok'
@@ -429,9 +493,25 @@ export function statusPage(input: StatusPageInput): string {
     .sort((a, b) => a.name.localeCompare(b.name, LOCALE[lang]))
     .map(({ group, name, list }) => {
       const id = `g-${slug(group)}`;
-      const rows = list
+      const serviceRows = list.services.map((sv) => {
+        const held = sv.state === 'maintenance';
+        // The end of the planned work, when a member's window says it (a member held by its root cause's window does not).
+        const ends = sv.config.members.flatMap((m) => {
+          const end = byName.get(m)?.maintenance?.end;
+          return end === undefined ? [] : [end];
+        });
+        const word = held && ends.length > 0 ? t.maintenance(time(Math.max(...ends))) : esc(serviceWord(sv));
+        const note = serviceNote(sv);
+        const html = `<tr class="s-${held ? 'maintenance' : sv.state}">
+<th scope="row">${esc(serviceTitle(sv))}</th>
+<td><span class="icon" aria-hidden="true">${sv.state === 'maintenance' ? '◇' : ICON[sv.state]}</span> <span class="word">${word}</span>${note ? ` <span class="note">(${esc(note)})</span>` : ''}</td>
+<td>${sv.state === 'unknown' ? '' : t.since(time(sv.since))}</td>
+<td></td>
+</tr>`;
+        return { title: serviceTitle(sv), html };
+      });
+      const rows = list.checks
         .map((v) => ({ v, title: title(v.config.name) }))
-        .sort((a, b) => a.title.localeCompare(b.title, LOCALE[lang]))
         .map(({ v, title: shown }) => {
           const state = v.status.state;
           const cause = v.cause && v.cause !== v.config.name ? title(v.cause) : undefined;
@@ -441,13 +521,17 @@ export function statusPage(input: StatusPageInput): string {
           const causeNote = cause ? (byName.get(v.cause ?? '')?.maintenance ? t.causePlanned(esc(cause)) : t.cause(esc(cause))) : undefined;
           const extra = [observed, causeNote, queueNote(v, t), regression(v), v.status.flapping ? t.flapping : undefined].filter(Boolean).join('; ');
           const word = held ? t.maintenance(time(held.end)) : esc(said(v).word);
-          return `<tr class="s-${held ? 'maintenance' : v.change && state === 'ok' ? 'degraded' : state}">
+          const html = `<tr class="s-${held ? 'maintenance' : v.change && state === 'ok' ? 'degraded' : state}">
 <th scope="row">${esc(shown)}</th>
 <td><span class="icon" aria-hidden="true">${held ? '◇' : ICON[state]}</span> <span class="word">${word}</span>${extra ? ` <span class="note">(${extra})</span>` : ''}</td>
 <td>${state === 'unknown' ? '' : t.since(time(v.status.since))}</td>
 <td>${sparkline(v.history.records(), t)}</td>
 </tr>`;
+          return { title: shown, html };
         })
+        .concat(serviceRows)
+        .sort((a, b) => a.title.localeCompare(b.title, LOCALE[lang]))
+        .map((r) => r.html)
         .join('\n');
       return `<section aria-labelledby="${id}">
 <h2 id="${id}">${esc(name)}</h2>${input.availability?.has(group) ? `\n<p class="availability">${esc(t.available(percent(input.availability.get(group) as number)))}</p>` : ''}
@@ -464,7 +548,8 @@ ${rows}
   const heading = input.title !== undefined ? inLanguage(input.title, lang) : t.title;
   const subtitle = input.subtitle !== undefined ? inLanguage(input.subtitle, lang) : input.labels.site ? t.checkedFrom(input.labels.site) : undefined;
   // Red while anything is down or failing; amber when all that is wrong is degraded.
-  const tone = problems === 0 ? 'ok' : impaired.some((v) => v.status.state === 'down' || v.status.state === 'failing') ? 'bad' : 'warn';
+  const broken = (state: string) => state === 'down' || state === 'failing';
+  const tone = problems === 0 ? 'ok' : impaired.some((v) => broken(v.status.state)) || troubled.some((sv) => broken(sv.state)) ? 'bad' : 'warn';
   return `<!doctype html>
 <html lang="${lang}">
 <head>
@@ -503,7 +588,7 @@ footer{margin-top:2rem;color:#444;font-size:.9rem}
 <body>
 <header>
 <h1>${esc(heading)}</h1>
-${subtitle ? `<p class="subtitle">${esc(subtitle)}</p>\n` : ''}<p class="summary ${tone}" role="status">${problems > 0 ? t.problems(problems, impaired.length) : t.allWell}</p>
+${subtitle ? `<p class="subtitle">${esc(subtitle)}</p>\n` : ''}<p class="summary ${tone}" role="status">${problems > 0 ? t.problems(problems, impaired.length + troubled.length) : t.allWell}</p>
 </header>
 <main>
 ${listed.length > 0 ? `<section aria-labelledby="incidents"><h2 id="incidents">${t.incidents}</h2><ul class="incidents">\n${listed.join('\n')}\n</ul></section>` : ''}

@@ -24,7 +24,8 @@ export function routeClass(path: string, method = 'GET'): RouteClass | undefined
     path === '/api/v1/checks' ||
     path === '/api/v1/incidents' ||
     path === '/api/v1/availability' ||
-    /^\/api\/v1\/checks\/[^/]+$/.test(path)
+    path === '/api/v1/services' ||
+    /^\/api\/v1\/(checks|services)\/[^/]+$/.test(path)
   )
     return 'read';
   return undefined;

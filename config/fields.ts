@@ -132,6 +132,8 @@ export const RESERVED_LABELS = [
   'instance',
   'depends_on',
   'webhook',
+  'service',
+  'window',
 ] as const;
 
 export const labelName = z

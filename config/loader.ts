@@ -9,6 +9,7 @@ import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Par
 import { z } from 'zod';
 import { SITE_NAME, splitHostPort, type SecretRef } from './fields.js';
 import { resolveMaintenance, type MaintenanceSpec } from './maintenance.js';
+import { resolveServices, type ServiceSpec } from './services.js';
 import { findConfigFile, includeTargets, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, readConfigFile } from './include.js';
 import { ANY_OTHER_SITE, runsAt, splitDependencies } from './placement.js';
 import { resolveWeb, type WebConfig } from './web.js';
@@ -123,6 +124,8 @@ export interface Config {
   site?: SiteChoice;
   /** Planned-work windows (`maintenance:`), their patterns checked against every check's name. */
   maintenance: MaintenanceSpec[];
+  /** Services made of redundant checks (`services:`), every one of the config, whatever its sites (placeChecks picks an agent's). */
+  services: ServiceSpec[];
   /**
    * Secrets that could not be read, when the config was loaded with `secrets: 'report'` (vakt
    * validate): the config is valid, these values are just not present here. Empty otherwise (a
@@ -221,6 +224,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     entries.flatMap((e) => (e.name === undefined ? [] : [e.name])),
     (i, path, message) => errors.push(locate(doc, ['maintenance', i, ...path], file, at, message)),
   );
+  const services = resolveServices(parsed.data.services, checks, (i, path, message) => errors.push(locate(doc, ['services', i, ...path], file, at, message)));
   const config = resolveConfig(parsed.data, { file, checks, files: sources.map((s) => resolvePath(s.file)), ...(site ? { site } : {}) });
   const web = resolveWeb(
     parsed.data.agent.web,
@@ -247,7 +251,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     },
   );
   if (errors.length > 0) throw new ConfigLoadError(errors);
-  return { ...config, agent: { ...config.agent, web, notify }, maintenance, missingSecrets };
+  return { ...config, agent: { ...config.agent, web, notify }, maintenance, services, missingSecrets };
 }
 
 /** One file of the config: the main file or an included one, read up to plain JavaScript. */
@@ -726,7 +730,7 @@ function resolveCheck(
 function resolveConfig(
   p: ParsedConfig,
   { file, files, checks, site }: { file: string; files: string[]; checks: CheckConfig[]; site?: SiteChoice },
-): Omit<Config, 'missingSecrets' | 'agent' | 'maintenance'> & { agent: Omit<AgentConfig, 'web' | 'notify'> } {
+): Omit<Config, 'missingSecrets' | 'agent' | 'maintenance' | 'services'> & { agent: Omit<AgentConfig, 'web' | 'notify'> } {
   const baseDir = dirname(resolvePath(file));
   const { host, port } = splitHostPort(p.agent.listen, true) as { host: string; port: number };
   return {

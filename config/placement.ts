@@ -5,6 +5,8 @@
 // checks are spread over shards (config/shard.ts); a dependsOn across shards is allowed: the
 // agent exports it (vakt_check_remote_dependency) and the shipped rules resolve it. A disabled
 // check (`enabled: false`) runs nowhere: the agent it would be placed on lists it as disabled.
+// The members of a service (config/services.ts) are sharded by the service's name, not their
+// own, so one agent runs them all and can tell whether the service is up.
 import { shardOf, type Shard } from './shard.js';
 
 /** What placement reads of a check. */
@@ -47,13 +49,17 @@ export interface Placement<C extends Placeable> {
  * every shard of a site agrees without talking to the others).
  * @example placeChecks(config, { site: 'clinic-vejle', shard: { index: 1, count: 3 } }).checks
  */
-export function placeChecks<C extends Placeable>(config: { readonly checks: readonly C[] }, options: PlacementOptions): Placement<C> {
+export function placeChecks<C extends Placeable>(
+  config: { readonly checks: readonly C[]; readonly services?: readonly { name: string; members: readonly string[] }[] },
+  options: PlacementOptions,
+): Placement<C> {
   const placed: Placement<C> = { checks: [], elsewhere: [], disabled: [], remote: [] };
   const shard = options.shard && options.shard.count > 1 ? options.shard : undefined;
   const atSite = new Set<string>();
+  const serviceOf = shard === undefined ? undefined : memberships(config.services ?? []);
   for (const c of config.checks) {
     const here = runsAt(c, options.site);
-    const mine = here && (shard === undefined || shardOf(c.name, shard.count) === shard.index);
+    const mine = here && (shard === undefined || shardOf(serviceOf?.get(c.name) ?? c.name, shard.count) === shard.index);
     if (c.enabled === false) {
       // A dependsOn naming it is no remote dependency: nothing runs it.
       if (mine) placed.disabled.push(c);
@@ -67,6 +73,13 @@ export function placeChecks<C extends Placeable>(config: { readonly checks: read
     for (const c of placed.checks) for (const dep of c.dependsOn) if (atSite.has(dep) && !local.has(dep)) placed.remote.push({ check: c.name, dependsOn: dep });
   }
   return placed;
+}
+
+/** The service each check is a member of, by check name. */
+function memberships(services: readonly { name: string; members: readonly string[] }[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const s of services) for (const m of s.members) map.set(m, s.name);
+  return map;
 }
 
 /** Whether a check runs at a site (undefined: an agent without a site). */

@@ -24,7 +24,7 @@ function translations(max: number) {
  * A text people read on the status page: one string, or one per language. In a map the first
  * entry is the plain text (the API's, and the page's in a language the map lacks).
  */
-function pageText(max: number) {
+export function pageText(max: number) {
   return z.union([z.string().min(1).max(max), translations(max)], {
     error: `expected a string, or a map of language (${LANGUAGES.join(', ')}) to string`,
   });
@@ -206,6 +206,33 @@ const fileParts = {
   include: z.array(z.string()).optional(),
 };
 
+/**
+ * A service made of redundant checks (config/services.ts): up while at least `minUp` of its
+ * members work, degraded while some do not, down when fewer than `minUp` do.
+ */
+const service = z.strictObject({
+  name: checkName,
+  /** Display name on the status page: one, or one per language; default the name. */
+  title: pageText(120).optional(),
+  /** Status-page group; default the group of its first member. */
+  group: z.string().min(1).max(120).optional(),
+  /** The member checks: names, or globs of names (`*` any characters). */
+  anyOf: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(256)
+        .regex(/^[A-Za-z0-9_.*-]+$/, { message: 'expected a check name or a glob of check names (letters, digits, _ . - and *)' }),
+    )
+    .min(1)
+    .max(100),
+  /** Members that must work for the service to be up. */
+  minUp: z.int().min(1).max(100).default(1),
+  /** What the members are, in the plural, for the status page ("firewall paths"): one, or one per language. */
+  memberNoun: pageText(60).optional(),
+});
+
 export const configSchema = z.strictObject({
   agent: agent.prefault({}),
   ...fileParts,
@@ -213,6 +240,8 @@ export const configSchema = z.strictObject({
   sites: z.array(siteName).min(1).max(1000).optional(),
   /** Planned work: windows during which checks read `maintenance` and the shipped rules stay quiet (config/maintenance.ts). */
   maintenance: z.array(maintenanceWindowSchema).max(1000).default([]),
+  /** Services made of redundant checks (`anyOf`): one row on the status page, paged on as one (config/services.ts). */
+  services: z.array(service).max(1000).default([]),
 });
 
 /** An included file: agent settings and the declared sites belong to the main file only. */
@@ -227,6 +256,7 @@ export interface CrossIssue {
 
 export type ParsedConfig = z.output<typeof configSchema>;
 export type ParsedCheck = ParsedConfig['checks'][number];
+export type ParsedService = ParsedConfig['services'][number];
 export type ParsedDefaults = ParsedConfig['defaults'];
 /** The defaults block and one check, as the schema reads them (each on its own when the file has errors elsewhere). */
 export const defaultsSchema = defaults;

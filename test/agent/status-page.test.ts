@@ -4,6 +4,7 @@
 // counts what the page lists, the configured title, translated titles and group names.
 import { describe, expect, it } from 'vitest';
 import type { CheckView } from '../../agent/agent.js';
+import type { ServiceView } from '../../agent/composite.js';
 import type { CheckState } from '../../agent/detector.js';
 import type { Regression } from '../../agent/change.js';
 import { RunHistory } from '../../agent/history.js';
@@ -568,5 +569,107 @@ describe('status page truth', () => {
     expect(load('agent: { statusPage: { language: de } }\nchecks:\n  - { name: a, kind: tcp, target: "10.0.0.1:443" }\n')).toThrow(
       'agent.statusPage.language: expected one of auto, en, sv, da, nb, fi, found "de"',
     );
+  });
+});
+
+describe('status page: a service made of redundant paths', () => {
+  const sp = parseConfig(
+    `checks:
+  - { name: fw-a, title: "EHR through firewall A", group: Patient records, kind: tcp, target: "10.20.1.10:443" }
+  - { name: fw-b, title: "EHR through firewall B", group: Patient records, kind: tcp, target: "10.20.2.10:443" }
+  - { name: pacs, title: "Radiology images", group: Imaging, kind: tcp, target: "10.0.0.3:443" }
+services:
+  - name: ehr-paths
+    title: { en: Patient records reachable, fi: Potilaskertomus tavoitettavissa }
+    anyOf: [fw-a, fw-b]
+    memberNoun: { en: firewall paths, sv: brandväggsvägar, da: firewall-veje, nb: brannmurveier, fi: palomuurireitit }
+`,
+    'svc.yaml',
+  );
+  const status = (state: CheckState) => ({ state, since: at, consecutiveFailures: 0, consecutiveSuccesses: 0, flapping: false });
+  const byName = Object.fromEntries(sp.checks.map((c) => [c.name, c]));
+  const checks = (a: CheckState, b: CheckState, pacs: CheckState = 'ok', window?: CheckView['maintenance']): CheckView[] => [
+    {
+      config: byName['fw-a']!,
+      status: status(a),
+      history: new RunHistory(),
+      ...(a === 'down' ? { cause: 'fw-a' } : {}),
+      ...(window ? { maintenance: window } : {}),
+    },
+    { config: byName['fw-b']!, status: status(b), history: new RunHistory(), ...(b === 'down' ? { cause: 'fw-b' } : {}) },
+    { config: byName.pacs!, status: status(pacs), history: new RunHistory(), ...(pacs === 'down' ? { cause: 'pacs' } : {}) },
+  ];
+  const service = (state: ServiceView['state'], tally: Partial<ServiceView['tally']>): ServiceView => ({
+    config: sp.services[0]!,
+    state,
+    observed: state === 'maintenance' ? 'down' : state,
+    since: at,
+    tally: { total: 2, up: 0, down: 0, slow: 0, held: 0, ...tally },
+  });
+  const page = (views: CheckView[], sv: ServiceView, language: Language = 'en', incidents: StatusPageInput['incidents'] = []) =>
+    statusPage({
+      checks: views,
+      services: [sv],
+      incidents,
+      labels: {},
+      language,
+      refreshSeconds: 15,
+      now: at + 60_000,
+      timeZone: 'Europe/Stockholm',
+    });
+
+  it('one path down: one row saying how many paths, one problem, the paths and their incident not on their own', () => {
+    const html = page(checks('down', 'ok'), service('degraded', { up: 1, down: 1 }), 'en', [{ cause: 'fw-a', since: at, affected: [] }]);
+    expect(html).toContain(
+      '<tr class="s-degraded">\n<th scope="row">Patient records reachable</th>\n<td><span class="icon" aria-hidden="true">◐</span> <span class="word">Working</span> <span class="note">(1 of 2 firewall paths down)</span></td>',
+    );
+    expect(html).toContain('1 problem right now.');
+    expect(html).toContain('<li><strong>Patient records reachable</strong>: working — 1 of 2 firewall paths down (since');
+    expect(html).not.toContain('through firewall');
+    expect(html).toContain('class="summary warn"');
+    // The group is the first member's.
+    expect(html).toMatch(/<h2 id="g-patient-records">Patient records<\/h2>[\s\S]*Patient records reachable/);
+  });
+
+  it('counts exactly what it lists: a down service and another system down are two problems, the page red', () => {
+    const html = page(checks('down', 'down', 'down'), service('down', { down: 2 }), 'en', [
+      { cause: 'fw-a', since: at, affected: [] },
+      { cause: 'fw-b', since: at, affected: [] },
+      { cause: 'pacs', since: at, affected: [] },
+    ]);
+    expect(html).toContain('2 problems right now.');
+    expect(html.match(/<li><strong>/g)).toHaveLength(2);
+    expect(html).toContain('<span class="word">Not reachable</span> <span class="note">(2 of 2 firewall paths down)</span>');
+    expect(html).toContain('class="summary bad"');
+  });
+
+  it('all paths working: no note, no problem', () => {
+    const html = page(checks('ok', 'ok'), service('ok', { up: 2 }));
+    expect(html).toContain('<span class="word">Working</span></td>');
+    expect(html).toContain('All systems are working.');
+  });
+
+  it('planned work: a held path is told of, not counted; a service short through planned work alone reads planned work until its end', () => {
+    const window = { id: 'fw-a-firmware', title: 'Firmware', source: 'config' as const, start: at - 60_000, end: at + 3 * 3_600_000, checks: ['fw-a'] };
+    const held = page(checks('down', 'ok', 'ok', window), service('ok', { up: 1, held: 1 }));
+    expect(held).toContain('<span class="word">Working</span> <span class="note">(1 of 2 firewall paths in planned work)</span>');
+    expect(held).toContain('All systems are working.');
+    const short = page(checks('down', 'down', 'ok', window), service('maintenance', { held: 2 }));
+    expect(short).toContain('<tr class="s-maintenance">');
+    expect(short).toContain('<span class="word">Planned work until <time datetime="2026-11-23T05:02:00.000Z">06:02</time></span>');
+    expect(short).toContain('All systems are working.');
+  });
+
+  it('says it in every language, with the configured noun', () => {
+    const sv = service('degraded', { up: 1, down: 1, slow: 1, total: 3 });
+    expect(page(checks('down', 'ok'), sv, 'sv')).toContain('(1 av 3 brandväggsvägar nere, 1 långsamma)');
+    expect(page(checks('down', 'ok'), sv, 'da')).toContain('(1 af 3 firewall-veje nede, 1 langsomme)');
+    expect(page(checks('down', 'ok'), sv, 'nb')).toContain('(1 av 3 brannmurveier nede, 1 trege)');
+    const fi = page(checks('down', 'ok'), sv, 'fi');
+    expect(fi).toContain('<th scope="row">Potilaskertomus tavoitettavissa</th>');
+    expect(fi).toContain('(palomuurireitit: 1/3 ei toimi, 1 hidas)');
+    // Without memberNoun, the page's own word.
+    const plain = { ...sv, config: { ...sv.config, memberNoun: undefined } } as unknown as ServiceView;
+    expect(page(checks('down', 'ok'), plain, 'en')).toContain('(1 of 3 parts down, 1 slow)');
   });
 });
