@@ -212,6 +212,22 @@ ${CHECK}`);
     expect((await call(`${http.url}/api/v1/checks`, { headers: bearer(OPS_TOKEN) })).status).toBe(200);
     expect((await call(`${http.url}/-/reload`, { method: 'POST', headers: bearer(SCRAPE_TOKEN) })).status).toBe(403);
     expect((await call(`${http.url}/-/reload`, { method: 'POST', headers: bearer(OPS_TOKEN) })).status).toBe(200);
+    // Planned work: reading is a read route, scheduling, ending and accepting are admin routes.
+    const planned = (token: string, method = 'POST', path = '/api/v1/maintenance') =>
+      fetch(`${http.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: JSON.stringify({ checks: ['closed-port'], duration: '1h' }) } : {}),
+      });
+    expect((await planned(SCRAPE_TOKEN)).status).toBe(403);
+    expect((await planned(SCRAPE_TOKEN, 'GET')).status).toBe(200);
+    expect((await planned(SCRAPE_TOKEN, 'DELETE', '/api/v1/changes/closed-port')).status).toBe(403);
+    const made = await planned(OPS_TOKEN);
+    expect(made.status).toBe(201);
+    const { id } = (await made.json()) as { id: string };
+    expect((await planned(SCRAPE_TOKEN, 'DELETE', `/api/v1/maintenance/${id}`)).status).toBe(403);
+    expect((await planned(OPS_TOKEN, 'DELETE', `/api/v1/maintenance/${id}`)).status).toBe(200);
+    expect((await fetch(`${http.url}/api/v1/maintenance`, { method: 'POST', body: '{}' })).status).toBe(401);
     const api = await call(`${http.url}/api/v1/checks`, { headers: bearer(OPS_TOKEN) });
     const everything = api.body + (await call(`${http.url}/metrics`, { headers: bearer(OPS_TOKEN) })).body + logs();
     for (const secret of [SCRAPE_TOKEN, OPS_TOKEN, Buffer.from(OPS_TOKEN).toString('base64')]) expect(everything).not.toContain(secret);
