@@ -28,7 +28,7 @@ import type { NoticeContext } from './notices.js';
 import { Notifier } from './notify.js';
 import { urlSecrets } from '../config/notify.js';
 import type { Language } from '../probes/kit/kind.js';
-import { Services, type MemberState, type ServiceView } from './composite.js';
+import { Services, type MemberState, type ServiceState, type ServiceView } from './composite.js';
 
 export interface CheckView {
   config: CheckConfig;
@@ -314,7 +314,10 @@ export class Agent {
   /** Sets the services of the running config (start, reload): an unchanged one keeps its state. */
   private configureServices(): void {
     const { removed } = this.services.configure(this.config.services);
-    for (const name of removed) this.metrics.removeService(name);
+    for (const name of removed) {
+      this.metrics.removeService(name);
+      this.journal.forget(name);
+    }
     for (const v of this.services.list()) this.metrics.setService(v);
   }
 
@@ -335,6 +338,11 @@ export class Agent {
     this.metrics.setService(r.view);
     const v = r.view;
     if (v.state === r.previous) return;
+    // Journaled like a check's state (service names are no check's), for its availability: in
+    // planned work it is neither up nor down, as a check in a window is not.
+    const journaled = (st: ServiceState): CheckState => (st === 'maintenance' ? 'unknown' : st);
+    if (journaled(r.previous) !== journaled(v.state))
+      this.journal.append({ t: v.since, type: 'state', check: name, from: journaled(r.previous), to: journaled(v.state) });
     const line = { service: name, from: r.previous, to: v.state, up: v.tally.up, members: v.tally.total, minUp: v.config.minUp };
     if (v.state === 'down' || v.state === 'failing' || (v.state === 'degraded' && r.previous === 'ok')) this.log.warn(line, `service ${name} is ${v.state}`);
     else this.log.info(line, `service ${name} is ${v.state}`);

@@ -694,33 +694,53 @@ interface GroupSum {
 }
 
 /**
- * Availability per check and per group over 24 h, 7 d and 30 d, from the journal. A group's is
- * its checks' up time over their known time, summed: the share of check-time its systems were up.
+ * Availability per check, per service and per group over 24 h, 7 d and 30 d, from the journal. A
+ * group's is its systems' up time over their known time, summed: the share of system-time they
+ * were up. A service of redundant checks counts as one system of its group, in place of its
+ * members (one firewall path down an hour did not make patient records unavailable).
  * Documented in docs/api.md.
  */
-export function availabilityJson(agent: Agent, now: number): { windows: string[]; groups: unknown[]; checks: unknown[] } {
+export function availabilityJson(agent: Agent, now: number): { windows: string[]; groups: unknown[]; checks: unknown[]; services: unknown[] } {
   const windows = Object.keys(AVAILABILITY_WINDOWS) as (keyof typeof AVAILABILITY_WINDOWS)[];
   const groups = new Map<string, Map<string, GroupSum>>();
-  const checks = agent.list().map((v) => {
+  const members = memberNames(agent);
+  const entry = (name: string, title: string, group: string, counts: boolean) => {
     const per: Record<string, unknown> = {};
     for (const w of windows) {
-      const a = addAvailability(agent, v, AVAILABILITY_WINDOWS[w], now, groups, w);
+      const a = addAvailability(agent, name, counts ? group : undefined, AVAILABILITY_WINDOWS[w], now, groups, w);
       per[w] = a === undefined ? null : { ratio: round6(a.ratio), downSeconds: Math.round(a.downMs / 1000), knownSeconds: Math.round(a.knownMs / 1000) };
     }
-    return { name: v.config.name, title: v.config.title, group: v.config.group, availability: per };
-  });
+    return { name, title, group, availability: per };
+  };
+  const checks = agent.list().map((v) => entry(v.config.name, v.config.title, v.config.group, !members.has(v.config.name)));
+  const services = agent.serviceList().map((v) => entry(v.config.name, v.config.title, v.config.group, true));
   return {
     windows,
     groups: [...groups].map(([group, per]) => ({ group, availability: Object.fromEntries(windows.map((w) => [w, groupRatio(per.get(w))])) })),
     checks,
+    services,
   };
 }
 
-/** A check's availability over one window, also added to its group's sum for that window. */
-function addAvailability(agent: Agent, v: CheckView, windowMs: number, now: number, groups: Map<string, Map<string, GroupSum>>, window: string) {
-  const a = agent.journal.availability(v.config.name, windowMs, now);
-  const perWindow = groups.get(v.config.group) ?? new Map<string, GroupSum>();
-  groups.set(v.config.group, perWindow);
+/** The checks that are members of a service: their group counts the service instead. */
+function memberNames(agent: Agent): Set<string> {
+  return new Set(agent.serviceList().flatMap((v) => v.config.members));
+}
+
+/** A check's or service's availability over one window, also added to `group`'s sum for that window (none: counted in no group). */
+function addAvailability(
+  agent: Agent,
+  name: string,
+  group: string | undefined,
+  windowMs: number,
+  now: number,
+  groups: Map<string, Map<string, GroupSum>>,
+  window: string,
+) {
+  const a = agent.journal.availability(name, windowMs, now);
+  if (group === undefined) return a;
+  const perWindow = groups.get(group) ?? new Map<string, GroupSum>();
+  groups.set(group, perWindow);
   const sum = perWindow.get(window) ?? { up: 0, known: 0 };
   perWindow.set(window, sum);
   if (a) {
@@ -742,7 +762,10 @@ function pageHistory(agent: Agent, now: number): { earlier: EarlierIncident[]; a
     .slice(-20)
     .map((i) => ({ cause: i.cause, since: i.since, until: i.until, peakAffected: i.peakAffected, interrupted: i.interrupted }));
   const groups = new Map<string, Map<string, GroupSum>>();
-  for (const v of agent.list()) addAvailability(agent, v, AVAILABILITY_WINDOWS['30d'], now, groups, '30d');
+  const members = memberNames(agent);
+  for (const v of agent.list())
+    if (!members.has(v.config.name)) addAvailability(agent, v.config.name, v.config.group, AVAILABILITY_WINDOWS['30d'], now, groups, '30d');
+  for (const v of agent.serviceList()) addAvailability(agent, v.config.name, v.config.group, AVAILABILITY_WINDOWS['30d'], now, groups, '30d');
   const availability = new Map<string, number>();
   for (const [group, per] of groups) {
     const sum = per.get('30d');

@@ -75,6 +75,25 @@ describe('a service of two firewall paths', () => {
     expect(await missing.json()).toEqual({ error: 'no service named nope' });
   });
 
+  it('availability: the service counts for its group in place of its members', async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    const body = (await getJson('/api/v1/availability')) as {
+      checks: { name: string; availability: Record<string, { ratio: number } | null> }[];
+      services: { name: string; group: string; availability: Record<string, { ratio: number; knownSeconds: number } | null> }[];
+      groups: { group: string; availability: Record<string, number | null> }[];
+    };
+    const check = (n: string) => body.checks.find((c) => c.name === n)?.availability['24h'];
+    // Path B has been down since its first run, path A up; the service was up (degraded) all along.
+    expect(check('ehr-via-fw-b')?.ratio).toBe(0);
+    expect(check('ehr-via-fw-a')?.ratio).toBe(1);
+    expect(body.services.map((v) => [v.name, v.group, v.availability['24h']?.ratio])).toEqual([['ehr-paths', 'Patient records', 1]]);
+    // The group is the service's, not a mean of its paths (which would say 50 %).
+    expect(body.groups.find((g) => g.group === 'Patient records')?.availability['24h']).toBe(1);
+    expect(await (await fetch(`${http.url}/`)).text()).toContain(
+      '<h2 id="g-patient-records">Patient records</h2>\n<p class="availability">100 % available, last 30 days</p>',
+    );
+  });
+
   it('the series: state, up, members, and each member marked', async () => {
     const text = await (await fetch(`${http.url}/metrics`)).text();
     for (const l of [
