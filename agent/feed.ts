@@ -19,12 +19,17 @@ export interface FeedSource {
   incidents(since: number): JournalIncident[];
   windows(since: number): JournalWindow[];
   verifications(since: number): JournalChange[];
+  /** Whether planned work held the check at `t`: an incident it caused then is no news (the window was), as in the webhooks. */
+  plannedAt(check: string, t: number): boolean;
 }
 
 /** The feed's notices, newest first, at most FEED_ENTRIES. */
 export function feedNotices(journal: FeedSource, upcoming: readonly Window[], now: number): Notice[] {
   const since = now - FEED_WINDOW_MS;
-  const out: Notice[] = journal.incidents(since).map(incidentNotice);
+  const out: Notice[] = journal
+    .incidents(since)
+    .filter((i) => !journal.plannedAt(i.cause, i.since))
+    .map(incidentNotice);
   const windows = journal.windows(since);
   out.push(...windows.map(windowNotice));
   const known = new Set(windows.map((w) => w.id));

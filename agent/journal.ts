@@ -286,6 +286,11 @@ export class Journal {
     return list.slice(first);
   }
 
+  /** Whether a planned-work window held the check at `t` (the last 30 days). */
+  plannedAt(check: string, t: number): boolean {
+    return (this.plannedSpans.get(check) ?? []).some((s) => s.start <= t && t < (s.end ?? Infinity));
+  }
+
   /**
    * A check's availability over the `windowMs` before `now`, from its state changes: the time it
    * was up (ok, degraded, or failing: a failure not yet confirmed) over the time its state was

@@ -109,6 +109,7 @@ describe('atomFeed', () => {
         incidents: (since) => (seen.push(since), all),
         windows: () => [],
         verifications: () => [{ window: 'w', title: 'Upgrade', check: 'ehr', ended: now - 1000, state: 'verified', message: 'as before', t: now }],
+        plannedAt: () => false,
       },
       [],
       now,
@@ -119,6 +120,30 @@ describe('atomFeed', () => {
     // A verified change is no news for a department; only regressions are in the feed.
     expect(list.some((n) => n.event.startsWith('change.'))).toBe(false);
     expect(list[0]).toMatchObject({ event: 'incident.closed', incident: { cause: 'c0' } });
+  });
+
+  it('leaves out incidents whose cause was in planned work when they began, as the webhooks do', () => {
+    const now = Date.now();
+    const incident = (cause: string): JournalIncident => ({
+      cause,
+      since: now - 60_000,
+      affected: [],
+      affectedCount: 0,
+      peakAffected: 0,
+      openedAt: now - 60_000,
+      updatedAt: now - 60_000,
+    });
+    const list = feedNotices(
+      {
+        incidents: () => [incident('dns-ns1'), incident('ehr')],
+        windows: () => [],
+        verifications: () => [],
+        plannedAt: (check, t) => check === 'dns-ns1' && t === now - 60_000,
+      },
+      [],
+      now,
+    );
+    expect(list.map((n) => ('incident' in n ? n.incident.cause : undefined))).toEqual(['ehr']);
   });
 });
 

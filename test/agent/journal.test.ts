@@ -37,6 +37,25 @@ const opened: JournalRecord = {
 };
 
 describe('the journal file', () => {
+  it('knows when planned work held a check, also after a restart', async () => {
+    const file = fresh();
+    const a = new Journal({ file, maxBytes: 1 << 20, keep: 1 }, logger().log);
+    await a.open();
+    const w = { id: 'api-1', title: 'DNS upgrade', source: 'api' as const, checks: ['dns-ns1'], start: T0, end: T0 + 60_000, verify: true };
+    a.append({ t: T0, type: 'maintenance', event: 'started', ...w });
+    a.append({ t: T0 + 60_000, type: 'maintenance', event: 'ended', ...w });
+    await a.close();
+    const b = new Journal({ file, maxBytes: 1 << 20, keep: 1 }, logger().log);
+    await b.open();
+    for (const j of [a, b]) {
+      expect(j.plannedAt('dns-ns1', T0 + 1000)).toBe(true);
+      expect(j.plannedAt('dns-ns1', T0 - 1)).toBe(false);
+      expect(j.plannedAt('dns-ns1', T0 + 60_000)).toBe(false);
+      expect(j.plannedAt('ehr', T0 + 1000)).toBe(false);
+    }
+    await b.close();
+  });
+
   it('keeps state changes and incidents across a restart', async () => {
     const file = fresh();
     const a = new Journal({ file, maxBytes: 1 << 20, keep: 2 }, logger().log);
