@@ -23,7 +23,7 @@ import { Scheduler } from './scheduler.js';
 import { runResult } from '../probes/types.js';
 import { plainText } from '../config/schema.js';
 import { ChangeVerifier, levelOf, type Regression, type Sample } from './change.js';
-import { PlannedWork, type Window } from './maintenance.js';
+import { heldByPlannedWork, PlannedWork, type Window } from './maintenance.js';
 import type { NoticeContext } from './notices.js';
 import { Notifier } from './notify.js';
 import { urlSecrets } from '../config/notify.js';
@@ -307,8 +307,7 @@ export class Agent {
   private memberState(name: string): MemberState | undefined {
     const v = this.checks.get(name);
     if (!v) return undefined;
-    const held = v.maintenance !== undefined || (v.cause !== undefined && v.cause !== name && this.checks.get(v.cause)?.maintenance !== undefined);
-    return { state: v.status.state, held };
+    return { state: v.status.state, held: heldByPlannedWork(v, (n) => this.checks.get(n)) };
   }
 
   /** Sets the services of the running config (start, reload): an unchanged one keeps its state. */
@@ -604,12 +603,13 @@ export class Agent {
     const outcome: RunOutcome = { ...raw, result: this.detector.judge(c, raw.result, raw.duration, raw.disturbed) };
     view.last = outcome;
     const r = outcome.result;
+    const steps = r.steps ? stepSeconds(r.steps) : undefined;
     view.history.push({
       time: outcome.startedAt,
       result: runResult(r),
       durationSeconds: outcome.duration,
       phases: r.phases,
-      ...(r.steps ? { steps: stepSeconds(r.steps) } : {}),
+      ...(steps ? { steps } : {}),
       ...(r.failure ? { reason: r.failure.reason } : r.degraded ? { reason: r.degraded.reason } : {}),
       ...(outcome.disturbed ? { disturbed: true } : {}),
     });
@@ -627,7 +627,7 @@ export class Agent {
         ...(r.failure ? { reason: r.failure.reason } : {}),
         total: outcome.duration,
         phases: r.phases,
-        steps: r.steps ? stepSeconds(r.steps) : {},
+        steps: steps ?? {},
       };
       this.verifier.sample(c.name, sample, c.retryIntervalMs, Date.now());
     }

@@ -28,6 +28,18 @@ export interface Window {
   by?: string;
 }
 
+/**
+ * Whether planned work holds a check: it is in a window, or down because of a root cause that is
+ * (`get` looks the cause up). Such a check is no problem of its own: the page does not count it,
+ * its service is not made worse by it.
+ */
+export function heldByPlannedWork(
+  v: { maintenance?: Window | undefined; cause?: string | undefined },
+  get: (name: string) => { maintenance?: Window | undefined } | undefined,
+): boolean {
+  return v.maintenance !== undefined || (v.cause !== undefined && get(v.cause)?.maintenance !== undefined);
+}
+
 export interface PlannedWorkHooks {
   /** A window opened: its checks enter maintenance. */
   started(w: Window): void;
@@ -45,6 +57,7 @@ export const UPCOMING_MS = 7 * 86_400_000;
 export class PlannedWork {
   private specs: MaintenanceSpec[] = [];
   private names: string[] = [];
+  private picked = new Map<MaintenanceSpec, string[]>();
   private readonly api = new Map<string, Window>();
   /** Open windows by id. */
   private readonly open = new Map<string, Window>();
@@ -67,8 +80,11 @@ export class PlannedWork {
   configure(specs: readonly MaintenanceSpec[], checkNames: readonly string[]): void {
     this.specs = [...specs];
     this.names = [...checkNames];
+    // The checks each config window picks, worked out once per config (not at every evaluation).
+    this.picked = new Map(specs.map((spec) => [spec, pickChecks(spec.patterns, this.names)]));
     // API windows named their checks when made: keep those this agent still runs.
-    for (const w of this.api.values()) w.checks = w.checks.filter((c) => this.names.includes(c));
+    const running = new Set(checkNames);
+    for (const w of this.api.values()) w.checks = w.checks.filter((c) => running.has(c));
     this.evaluate();
   }
 
@@ -290,7 +306,7 @@ export class PlannedWork {
       name: s.name,
       title: s.title,
       source: 'config',
-      checks: pickChecks(s.patterns, this.names),
+      checks: this.picked.get(s) ?? pickChecks(s.patterns, this.names),
       start,
       end,
       ...(s.verify ? { verify: s.verify } : {}),

@@ -15,7 +15,7 @@ import { kindNamed } from '../probes/kinds.js';
 import { LANGUAGES, NETWORK_REASONS, type Language } from '../probes/kit/kind.js';
 import { median, type CheckState } from './detector.js';
 import type { Incident } from './root-cause.js';
-import type { Window } from './maintenance.js';
+import { heldByPlannedWork, type Window } from './maintenance.js';
 import { factorText } from './change.js';
 import type { MemberTally, ServiceView } from './composite.js';
 
@@ -424,7 +424,7 @@ export function statusPage(input: StatusPageInput): string {
   // one that is, is told of under "Planned work". A service counts once, as its row shows it
   // (degraded, failing, down); its members never count on their own, nor does the incident of a
   // member that takes no other check down.
-  const planned = (v: CheckView) => v.maintenance !== undefined || (v.cause !== undefined && byName.get(v.cause)?.maintenance !== undefined);
+  const planned = (v: CheckView) => heldByPlannedWork(v, (n) => byName.get(n));
   const impaired = input.checks.filter(
     (v) =>
       !serviceOf.has(v.config.name) &&

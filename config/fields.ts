@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
+import { LANGUAGES } from '../probes/kit/kind.js';
 
 export const duration = z.string({ error: 'expected a duration such as 250ms, 5s or 2m' }).transform((text, ctx) => {
   const ms = parseDuration(text);
@@ -151,4 +152,22 @@ export function isTimeZone(tz: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A text in some of the status page's languages (`{sv: Patientjournal, fi: Potilaskertomus}`). */
+export function translations(max: number) {
+  const languages = LANGUAGES.join(', ');
+  return z
+    .partialRecord(z.enum(LANGUAGES), z.string().min(1).max(max), { error: `expected a map of language (${languages}) to string` })
+    .refine((m) => Object.keys(m).length > 0, { message: `expected at least one language (${languages})`, when: (p) => p.issues.length === 0 });
+}
+
+/**
+ * A text people read on the status page: one string, or one per language. In a map the first
+ * entry is the plain text (the API's, and the page's in a language the map lacks).
+ */
+export function pageText(max: number) {
+  return z.union([z.string().min(1).max(max), translations(max)], {
+    error: `expected a string, or a map of language (${LANGUAGES.join(', ')}) to string`,
+  });
 }

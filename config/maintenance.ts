@@ -7,8 +7,9 @@
 import { CronExpressionParser } from 'cron-parser';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
-import { checkName, isTimeZone, positiveDuration } from './fields.js';
-import { LANGUAGES, type Language } from '../probes/kit/kind.js';
+import { checkName, isTimeZone, pageText, positiveDuration } from './fields.js';
+import { globMatcher } from './include.js';
+import type { Language } from '../probes/kit/kind.js';
 
 /** Longest window (one-off or each occurrence): planned work is not a way to switch a check off (enabled: false is). */
 export const MAX_WINDOW_MS = 7 * 86_400_000;
@@ -36,16 +37,6 @@ export interface MaintenanceSpec {
   verify?: VerifySpec;
 }
 
-const title = z.union(
-  [
-    z.string().min(1).max(200),
-    z
-      .partialRecord(z.enum(LANGUAGES), z.string().min(1).max(200))
-      .refine((m) => Object.keys(m).length > 0, { message: `expected at least one language (${LANGUAGES.join(', ')})` }),
-  ],
-  { error: `expected a string, or a map of language (${LANGUAGES.join(', ')}) to string` },
-);
-
 /** A check name, or a glob of them with `*`. */
 const pattern = z
   .string()
@@ -59,7 +50,7 @@ const dateTime = z.string().min(1).max(40);
 export const maintenanceWindowSchema = z.strictObject({
   name: checkName,
   /** What the status page says ("Planned work: <title> until 06:00"); default the name. */
-  title: title.optional(),
+  title: pageText(200).optional(),
   /** The checks it covers: names or globs. */
   checks: z.array(pattern).min(1).max(1000),
   start: dateTime.optional(),
@@ -85,16 +76,16 @@ export const maintenanceWindowSchema = z.strictObject({
 
 export type ParsedMaintenanceWindow = z.output<typeof maintenanceWindowSchema>;
 
-/** A check name matches a pattern: equal, or by the glob's `*`. */
-export function matchesPattern(name: string, p: string): boolean {
-  if (!p.includes('*')) return name === p;
-  const parts = p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\-]/g, '\\$&'));
-  return new RegExp(`^${parts.join('.*')}$`).test(name);
+/** A matcher of check names for a pattern: equal, or by the glob's `*` (compiled once, by config/include.ts's globMatcher). */
+export function checkMatcher(p: string): (name: string) => boolean {
+  const re = p.includes('*') ? globMatcher(p) : undefined;
+  return re ? (name) => re.test(name) : (name) => name === p;
 }
 
 /** The check names the patterns pick, in the order given. */
 export function pickChecks(patterns: readonly string[], names: readonly string[]): string[] {
-  return names.filter((n) => patterns.some((p) => matchesPattern(n, p)));
+  const matchers = patterns.map(checkMatcher);
+  return names.filter((n) => matchers.some((m) => m(n)));
 }
 
 /** A date-time in the window's zone, or undefined when it is not one. */
@@ -138,8 +129,8 @@ export function resolveMaintenance(
     const zone = w.timezone ?? 'UTC';
     if (w.timezone !== undefined && !isTimeZone(w.timezone)) fail(['timezone'], 'expected an IANA time zone such as Europe/Stockholm');
     w.checks.forEach((p, j) => {
-      if (!names.some((n) => matchesPattern(n, p)))
-        fail(['checks', j], `expected a check name or a glob that picks one, found ${JSON.stringify(p)} (no check matches)`);
+      const matches = checkMatcher(p);
+      if (!names.some(matches)) fail(['checks', j], `expected a check name or a glob that picks one, found ${JSON.stringify(p)} (no check matches)`);
     });
     let when: MaintenanceSpec['when'] | undefined;
     const once = w.start !== undefined || w.end !== undefined;

@@ -2,7 +2,19 @@
 // (unique names, dependsOn references without cycles, schedule sanity).
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { byteSize, checkName, duration, isTimeZone, labelName, listenAddress, positiveDuration, secretRef, siteName } from './fields.js';
+import {
+  byteSize,
+  checkName,
+  duration,
+  isTimeZone,
+  labelName,
+  listenAddress,
+  pageText,
+  positiveDuration,
+  secretRef,
+  siteName,
+  translations,
+} from './fields.js';
 import { KIND, KIND_LIST, type Kind } from '../probes/kinds.js';
 import { LANGUAGES, type KindDefinition, type Language } from '../probes/kit/kind.js';
 import type { Target } from '../probes/kit/target.js';
@@ -11,24 +23,6 @@ import { formatDuration } from './units.js';
 import { credentialName } from './web.js';
 import { maintenanceWindowSchema } from './maintenance.js';
 import { notifySchema } from './notify.js';
-
-/** A text in some of the status page's languages (`{sv: Patientjournal, fi: Potilaskertomus}`). */
-function translations(max: number) {
-  const languages = LANGUAGES.join(', ');
-  return z
-    .partialRecord(z.enum(LANGUAGES), z.string().min(1).max(max), { error: `expected a map of language (${languages}) to string` })
-    .refine((m) => Object.keys(m).length > 0, { message: `expected at least one language (${languages})`, when: (p) => p.issues.length === 0 });
-}
-
-/**
- * A text people read on the status page: one string, or one per language. In a map the first
- * entry is the plain text (the API's, and the page's in a language the map lacks).
- */
-export function pageText(max: number) {
-  return z.union([z.string().min(1).max(max), translations(max)], {
-    error: `expected a string, or a map of language (${LANGUAGES.join(', ')}) to string`,
-  });
-}
 
 /** The plain text of a page text: the string, or a map's first entry. */
 export function plainText(text: string | Partial<Record<Language, string>>): string {

@@ -4,7 +4,7 @@
 // agent/composite.ts. Members are checks, never services (no nesting, so no cycles), each in at
 // most one service, all run at the same sites; placement (config/placement.ts) puts a service's
 // members on one shard, so one agent sees them all.
-import { matchesPattern } from './maintenance.js';
+import { checkMatcher } from './maintenance.js';
 import { plainText, type ParsedService } from './schema.js';
 import type { Language } from '../probes/kit/kind.js';
 
@@ -62,7 +62,8 @@ export function resolveServices(
         fail(['anyOf', j], `expected a check, found service ${JSON.stringify(pattern)} (the members of a service are checks, not services)`);
         return;
       }
-      const matches = checks.filter((c) => matchesPattern(c.name, pattern));
+      const picks = checkMatcher(pattern);
+      const matches = checks.filter((c) => picks(c.name));
       if (matches.length === 0) {
         fail(['anyOf', j], `expected a check name or a glob that picks one, found ${JSON.stringify(pattern)} (no check matches)`);
         return;

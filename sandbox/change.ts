@@ -35,15 +35,10 @@ export interface ChangeStatus {
   next?: string;
 }
 
-/** Reads an agent's JSON reply without trusting its size. */
+/** The agent's JSON reply (its own API's, a few hundred bytes), or {} when it is no JSON object. */
 async function reply(res: Response): Promise<Record<string, unknown>> {
-  const text = (await res.text()).slice(0, 64 * 1024);
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
+  const v: unknown = await res.json().catch(() => undefined);
+  return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
 }
 
 export class ScriptedChange {
