@@ -66,6 +66,8 @@ COPY --from=build /src/dist/ dist/
 COPY bin/ bin/
 COPY config/default.yaml config/
 COPY --from=build /src/config/examples/ config/examples/
+# The shipped alert rules, which `vakt rules` prints with a site's own alert timings.
+COPY deploy/prometheus/vakt-rules.yml deploy/prometheus/
 # The files stay owned by root and read-only for the agent.
 USER 10001:10001
 EXPOSE 9464

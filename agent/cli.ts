@@ -1,4 +1,4 @@
-// The command line: vakt run | validate | probe | demo. Each has --help.
+// The command line: vakt run | validate | probe | demo | rules. Each has --help.
 import { parseArgs } from 'node:util';
 import { SITE_NAME, splitHostPort } from '../config/fields.js';
 import { ConfigLoadError, formatConfigError, loadConfigFile, parseConfig, type CheckConfig } from '../config/loader.js';
@@ -9,6 +9,7 @@ import { KINDS, PROBES } from '../probes/kinds.js';
 import type { CONNECTION_VALUES } from '../probes/kit/kind.js';
 import type { TargetResult } from '../probes/types.js';
 import { AdHocError, adHocProbe, optionFlags } from './adhoc.js';
+import { parseAssignment, RuleTimingError, shippedRules, type RuleTiming } from './alert-rules.js';
 import { Agent } from './agent.js';
 import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
@@ -30,6 +31,7 @@ Commands:
   probe -c FILE NAME run one check once and print every phase and the verdict
   probe KIND TARGET  probe once without a config file, like dig or curl (vakt probe --help)
   demo               run the agent on the built-in sandbox (simulated hospital services)
+  rules              print the shipped Prometheus rules, with alert timings set (--for, --scale)
 
 Options:
   -h, --help         help for vakt or a command (vakt run --help)
@@ -116,6 +118,18 @@ ${KINDS.map((k) => wrap(`  ${k.padEnd(6)} `, optionFlags(k))).join('\n')}
 Exit status: 0 when the check succeeded (also when degraded), 1 when it failed, 2 on usage or
 config errors.`;
   },
+  rules: `Usage: vakt rules [--for ALERT=DURATION]... [--interval GROUP=DURATION]... [--scale F]
+
+Prints the shipped Prometheus rules (deploy/prometheus/vakt-rules.yml) with their timing
+parameters set, every expression, label and annotation as shipped: use it instead of editing a
+copy, and render again after an upgrade (docs/operations.md, "Tuning the alert timings").
+  --for ALERT=DURATION       how long ALERT's condition must hold before it fires (its for:),
+                             e.g. --for VaktDNSResolverDown=1m; repeatable
+  --interval GROUP=DURATION  how often GROUP is evaluated, for a group with its own interval
+                             (vakt.sites: 1m); repeatable
+  --scale F                  multiply every for: and group interval by F (0.1 for a drill or an
+                             incident replay that runs in minutes); --for and --interval win
+Exit status: 0, or 2 when an alert or group named is not in the rules.`,
   demo: `Usage: vakt demo [--listen HOST:PORT] [--log-level LEVEL] [--site NAME]
 
 Starts the sandbox (simulated hospital services on 127.0.0.1 with fault switches) and the
@@ -151,6 +165,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(rest);
       case 'probe':
         return await cmdProbe(rest);
+      case 'rules':
+        return cmdRules(rest);
       default:
         return usage(`unknown command "${command}"`);
     }
@@ -161,6 +177,34 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+function cmdRules(args: string[]): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { for: { type: 'string', multiple: true }, interval: { type: 'string', multiple: true }, scale: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) throw new UsageError(`rules takes no arguments (got ${positionals.join(' ')})`);
+  try {
+    const timing: RuleTiming = {
+      forAlert: new Map((values.for ?? []).map((a) => parseAssignment('--for', a))),
+      groupInterval: new Map((values.interval ?? []).map((a) => parseAssignment('--interval', a))),
+    };
+    if (values.scale !== undefined) timing.scale = Number(values.scale);
+    process.stdout.write(shippedRules(timing, ['vakt rules', ...args].join(' ')));
+    return 0;
+  } catch (err) {
+    if (err instanceof RuleTimingError) throw new UsageError(err.message);
+    throw err;
+  }
+}
 
 function usage(message: string): number {
   process.stderr.write(`vakt: ${message}\nRun "vakt --help" for usage.\n`);

@@ -478,12 +478,17 @@ export interface UnboundSetup {
   server: readonly string[];
   /** Forward zones: queries under `name` go to `addr` ("127.0.0.1@5353"). */
   forwardZones?: readonly { name: string; addr: string }[];
+  /**
+   * Run in this network namespace, answering on `address` port 53 (a resolver as clients meet
+   * it), instead of on a free port of the host's 127.0.0.1.
+   */
+  netns?: { name: string; address: string };
 }
 
 export interface UnboundInstance {
-  /** The port unbound answers on, UDP and TCP, on 127.0.0.1. */
+  /** The port unbound answers on, UDP and TCP, on 127.0.0.1 (or the namespace's address). */
   port: number;
-  /** "127.0.0.1:<port>", a dns check's target. */
+  /** "127.0.0.1:<port>" (or "<address>:53"), a dns check's target. */
   target: string;
   pid: number;
   /** Its temporary directory (configuration, pid file, log). */
@@ -544,6 +549,7 @@ export async function requireTool(cmd: string, args: readonly string[], pkg: str
 }
 
 function unboundConf(dir: string, port: number, deadPort: number, setup: UnboundSetup): string {
+  const address = setup.netns?.address ?? '127.0.0.1';
   const q = (s: string) => `"${s}"`;
   const lines = [
     'server:',
@@ -555,10 +561,11 @@ function unboundConf(dir: string, port: number, deadPort: number, setup: Unbound
     '  use-syslog: no',
     `  logfile: ${q(join(dir, 'unbound.log'))}`,
     '  verbosity: 1',
-    '  interface: 127.0.0.1',
+    `  interface: ${address}`,
     `  port: ${port}`,
     '  do-ip6: no',
     '  access-control: 127.0.0.0/8 allow',
+    ...(setup.netns ? ['  access-control: 10.0.0.0/8 allow'] : []),
     // Iterator only: no validator, so no trust anchor (and no auto-trust-anchor-file) is needed.
     '  module-config: "iterator"',
     // The forwarders below are on 127.0.0.1, which unbound refuses to query by default.
@@ -609,14 +616,17 @@ export async function startUnbound(setup: UnboundSetup): Promise<UnboundInstance
 }
 
 async function startUnboundIn(dir: string, setup: UnboundSetup): Promise<UnboundInstance> {
-  const port = await freePort();
+  const port = setup.netns ? 53 : await freePort();
   let deadPort = await freePort();
   while (deadPort === port) deadPort = await freePort();
+  const address = setup.netns?.address ?? '127.0.0.1';
   const conf = join(dir, 'unbound.conf');
   writeFileSync(conf, unboundConf(dir, port, deadPort, setup));
   await run('unbound-checkconf', [conf]);
 
-  const child = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = setup.netns
+    ? spawnInNetns(setup.netns.name, 'unbound', ['-d', '-c', conf])
+    : spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const { output, exited, exit, spawnError } = watchDaemon(child, liveChildren);
   const logFile = join(dir, 'unbound.log');
   const log = () => `${output()}${existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''}`.trim();
@@ -633,14 +643,15 @@ async function startUnboundIn(dir: string, setup: UnboundSetup): Promise<Unbound
       rmSync(dir, { recursive: true, force: true });
     })());
 
-  const instance: UnboundInstance = { port, target: `127.0.0.1:${port}`, pid: child.pid ?? -1, dir, deadPort, log, running: () => !exited(), stop };
+  const instance: UnboundInstance = { port, target: `${address}:${port}`, pid: child.pid ?? -1, dir, deadPort, log, running: () => !exited(), stop };
   try {
     const deadline = performance.now() + 10_000;
     for (;;) {
       await Promise.race([spawnError, new Promise((r) => setTimeout(r, 50))]);
       const gone = exited();
       if (gone) throw new Error(`unbound exited (${gone.code ?? gone.signal}) before answering: ${log()}`);
-      const r = await tryRun('dig', [`@127.0.0.1`, '-p', String(port), '+tries=1', '+time=1', '+short', 'localhost.', 'A']);
+      const dig = ['dig', `@${address}`, '-p', String(port), '+tries=1', '+time=1', '+short', 'localhost.', 'A'];
+      const r = setup.netns ? await tryRun('ip', ['netns', 'exec', setup.netns.name, ...dig]) : await tryRun(dig[0]!, dig.slice(1));
       if (r.code === 0 && r.stdout.trim() === '127.0.0.1') return instance;
       if (performance.now() > deadline) throw new Error(`unbound on port ${port} did not answer within 10 s: ${log()}`);
     }
