@@ -1,6 +1,7 @@
 // `vakt rules`: the shipped rules with their timing set, every other byte as shipped.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../../agent/cli.js';
 import { parse } from 'yaml';
 import { parseAssignment, promDuration, renderRules, RuleTimingError, SHIPPED_RULES_FILE } from '../../agent/alert-rules.js';
 
@@ -60,5 +61,29 @@ describe('vakt rules', () => {
     expect(promDuration(6000)).toBe('6s');
     expect(promDuration(0)).toBe('0s');
     expect(promDuration(86_400_000 + 1500)).toBe('1d1s500ms');
+  });
+
+  it('vakt rules prints them (exit 0) and refuses a typo or a stray argument (exit 2)', async () => {
+    let out = '';
+    let err = '';
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+    try {
+      expect(await main(['rules', '--scale', '0.1', '--for', 'VaktDNSResolverDown=1m'])).toBe(0);
+      expect(out.split('\n')[0]).toBe(
+        "# Rendered by `vakt rules --scale 0.1 --for VaktDNSResolverDown=1m` from vakt's shipped rules: render again after an upgrade.",
+      );
+      expect(alertsOf(out).get('VaktDNSResolverDown')?.for).toBe('1m');
+      out = '';
+      expect(await main(['rules'])).toBe(0);
+      expect(out).toBe(shipped);
+      expect(await main(['rules', '--for', 'VaktDNSResolverDwn=1m'])).toBe(2);
+      expect(err).toContain('--for VaktDNSResolverDwn: no alert of that name');
+      expect(await main(['rules', 'extra'])).toBe(2);
+      expect(await main(['rules', '--scale', 'fast'])).toBe(2);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
   });
 });
