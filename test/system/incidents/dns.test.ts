@@ -9,7 +9,7 @@
 // check, exactly one VaktRootCauseDown (cause dns-internal) and never one pending for a
 // dependent (issue 14 point 4), the status page naming DNS; all recovers and resolves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, startNetnsListener, startUnbound, type UnboundInstance } from '../helpers.js';
+import { requireRoot, startNetnsListener, startUnbound, waitFor, type UnboundInstance } from '../helpers.js';
 import {
   Cleanup,
   describeAlert,
@@ -46,6 +46,8 @@ const BOUNDS = {
   dependentsBlamed: 12,
   // VaktRootCauseDown{cause="dns-internal"} firing: detect + its for: (1m × 0.1 = 6 s) + a scrape and an evaluation
   alert: 20,
+  // its page from the shipped Alertmanager: alert + the page route's group_wait (10 s, not scaled)
+  page: 32,
 };
 
 function zone(addr: string): string[] {
@@ -112,7 +114,7 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   });
-  prometheus = await startRulesPrometheus(cleanup, [{ address: agent.address, labels: { site: 'clinic-vaxjo' } }]);
+  prometheus = await startRulesPrometheus(cleanup, [{ address: agent.address, labels: { site: 'clinic-vaxjo' } }], { alertmanager: true });
   await prometheus.ready(1);
 }, 180_000);
 
@@ -166,6 +168,11 @@ describe('incident 3: internal DNS fails at night', () => {
     const page = await agent.statusPage();
     expect(page).toMatch(/Internal DNS[^<]*<\/[^>]+>[^]*?(not answering|Not reachable|Not working)/i);
     expect(page).toContain('3 systems affected');
+    // One page, for DNS: the shipped Alertmanager sends VaktRootCauseDown and nothing else.
+    const pages = await watch.until('page', () => Promise.resolve(prometheus.pages().length > 0 ? prometheus.pages() : undefined));
+    expect(pages.flatMap((n) => n.alerts.filter((a) => a.status === 'firing').map((a) => `${a.labels.alertname}/${a.labels.check}`))).toEqual([
+      'VaktRootCauseDown/dns-internal',
+    ]);
     watch.report({ dns: DNS, dependents: 'tcp every 3 s, 5 s, 7 s; retries 1, retryInterval 1s, timeout 1s', fault: 'unbound killed (SIGKILL)' });
   });
 
@@ -184,6 +191,15 @@ describe('incident 3: internal DNS fails at night', () => {
     expect(roots.map(describeAlert)).toEqual([
       `VaktRootCauseDown{check="dns-internal",cause="dns-internal",site="clinic-vaxjo",target="${unbound.target}"} firing`,
     ]);
+    // By now the dns check's own page alert fires too (VaktDNSResolverDown, for: 2m × 0.1): the
+    // Alertmanager holds it inhibited by the root cause's; every other page alert it holds is too.
+    await waitFor(
+      'VaktDNSResolverDown in the Alertmanager',
+      async () => (await prometheus.alertmanagerAlerts()).some((a) => a.labels.alertname === 'VaktDNSResolverDown'),
+      30_000,
+    );
+    const active = (await prometheus.alertmanagerAlerts()).filter((a) => a.labels.severity === 'page' && a.status.state === 'active');
+    expect(active.map((a) => `${a.labels.alertname}/${a.labels.check}`)).toEqual(['VaktRootCauseDown/dns-internal']);
   });
 
   it('fixed: everything recovers and every alert resolves; no root-cause alert was ever raised for a dependent', async () => {
@@ -202,6 +218,10 @@ describe('incident 3: internal DNS fails at night', () => {
     await sampler;
     const rootCauses = new Set(seen.filter((a) => a.labels.alertname === 'VaktRootCauseDown').map((a) => a.labels.cause));
     expect([...rootCauses]).toEqual(['dns-internal']);
+    // The whole outage paged once: every page notification announced VaktRootCauseDown for DNS
+    // firing, or its resolution; nothing else, also not after the fix.
+    const paged = prometheus.pages().flatMap((n) => n.alerts.map((a) => `${a.labels.alertname}/${a.labels.check} ${a.status}`));
+    expect(new Set(paged.filter((p) => p.endsWith('firing')))).toEqual(new Set(['VaktRootCauseDown/dns-internal firing']));
     watch.report({ fix: 'unbound restarted serving the zone' });
   });
 });

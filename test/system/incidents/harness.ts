@@ -6,6 +6,8 @@
 // the fault, time to detect and time to alert against documented bounds, recovery, and cleanup
 // of everything made, also when a step fails.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +168,71 @@ export interface RulesPrometheus {
   query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
   /** Waits until every agent is scraped (up == 1) and the rules have been evaluated once. */
   ready(agents: number): Promise<void>;
+  /**
+   * The notifications a real Alertmanager with the shipped deploy/alertmanager/alertmanager.yml
+   * (its inhibitions, routes and grouping; receivers pointed at this test) sent so far to the
+   * page receiver: each with the alerts it announced firing.
+   */
+  pages(): Notification[];
+  /** The alerts the Alertmanager holds: labels and state (`active`, or `suppressed` with what inhibits it). */
+  alertmanagerAlerts(): Promise<{ labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } }[]>;
+}
+
+export interface Notification {
+  receiver: string;
+  status: string;
+  groupLabels: Record<string, string>;
+  alerts: { status: string; labels: Record<string, string> }[];
+}
+
+/** The shipped Alertmanager, receivers pointed at a webhook of this test; resolves with its address and what it sent. */
+async function startAlertmanager(cleanup: Cleanup, dir: string): Promise<{ address: string; notifications: Notification[] }> {
+  const notifications: Notification[] = [];
+  const hook = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      notifications.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Notification);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  cleanup.add('close the webhook receiver', () => new Promise<void>((resolve) => hook.close(() => resolve())));
+  const shipped = readFileSync(join(ROOT, 'deploy/alertmanager/alertmanager.yml'), 'utf8');
+  if (!shipped.includes('http://127.0.0.1:5001/'))
+    throw new Error('deploy/alertmanager/alertmanager.yml: its receivers no longer post to http://127.0.0.1:5001/');
+  const config = join(dir, 'alertmanager.yml');
+  writeFileSync(config, shipped.replaceAll('http://127.0.0.1:5001/', `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`));
+  const port = await freePort();
+  const child = spawn(
+    'prometheus-alertmanager',
+    [
+      `--config.file=${config}`,
+      `--storage.path=${join(dir, 'am-data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  const daemon = watchDaemon(child, children);
+  cleanup.add('stop Alertmanager', async () => {
+    if (!daemon.exited()) {
+      child.kill('SIGTERM');
+      await daemon.exit;
+    }
+  });
+  await waitFor(
+    'Alertmanager ready',
+    async () => {
+      if (daemon.exited()) throw new Error(`Alertmanager exited: ${daemon.output()}`);
+      return (await fetch(`http://127.0.0.1:${port}/-/ready`).catch(() => undefined))?.ok === true;
+    },
+    30_000,
+    250,
+  );
+  return { address: `127.0.0.1:${port}`, notifications };
 }
 
 /**
@@ -173,15 +240,20 @@ export interface RulesPrometheus {
  * scaled by RULE_SCALE, every second. Each target: its address and the labels of its scrape
  * (site; the agent's own constant labels come with honor_labels).
  */
-export async function startRulesPrometheus(cleanup: Cleanup, targets: { address: string; labels?: Record<string, string> }[]): Promise<RulesPrometheus> {
+export async function startRulesPrometheus(
+  cleanup: Cleanup,
+  targets: { address: string; labels?: Record<string, string> }[],
+  opts: { alertmanager?: boolean } = {},
+): Promise<RulesPrometheus> {
   const dir = mkdtempSync(join(tmpdir(), `vakt-test-${process.pid}-rules-`));
   cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  const am = opts.alertmanager ? await startAlertmanager(cleanup, dir) : undefined;
   const rules = join(dir, 'vakt-rules.yml');
   writeFileSync(rules, renderRules(readFileSync(SHIPPED_RULES_FILE, 'utf8'), { scale: RULE_SCALE }, ` vakt rules --scale ${RULE_SCALE}`));
   const staticConfigs = targets.map((t) => `{ targets: ["${t.address}"], labels: ${JSON.stringify(t.labels ?? {})} }`).join(', ');
   const prometheus: PrometheusProcess = await startPrometheus(`global: { scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }
 rule_files: ["${rules}"]
-scrape_configs:
+${am ? `alerting: { alertmanagers: [{ static_configs: [{ targets: ["${am.address}"] }] }] }\n` : ''}scrape_configs:
   - job_name: vakt
     honor_labels: true
     static_configs: [${staticConfigs}]
@@ -196,6 +268,17 @@ scrape_configs:
   return {
     url: prometheus.url,
     query,
+    pages: () => {
+      if (!am) throw new Error('pages(): start the Prometheus with { alertmanager: true }');
+      return am.notifications.filter((n) => n.receiver === 'vakt-page');
+    },
+    alertmanagerAlerts: async () => {
+      if (!am) throw new Error('alertmanagerAlerts(): start the Prometheus with { alertmanager: true }');
+      return (await (await fetch(`http://${am.address}/api/v2/alerts`)).json()) as {
+        labels: Record<string, string>;
+        status: { state: string; inhibitedBy: string[] };
+      }[];
+    },
     alerts: async () => {
       const body = (await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()) as { data: { alerts: Alert[] } };
       return body.data.alerts;
