@@ -274,6 +274,32 @@ export async function delayLink(link: NetnsLink, ms: number, port: number): Prom
 }
 
 /**
+ * Delays by `ms` the IPv4 packets that `match` picks in `chain` of namespace `netns`, through the
+ * same user-space NFQUEUE delay line as delayLink (no netem needed): for paths delayLink's one
+ * INPUT rule does not fit, such as traffic a namespace forwards (chain FORWARD, match
+ * ['-i', dev, '-p', 'tcp', '--dport', '443']). The rule is inserted at the top of the chain; a
+ * rule inserted after it is seen first. `queue` tells several delay lines in one namespace apart.
+ */
+export async function delayPackets(netns: string, chain: string, match: readonly string[], ms: number, queue = 7): Promise<LinkDelay> {
+  const line = spawnInNetns(netns, 'python3', ['-c', NFQUEUE_DELAY_LINE, String(queue), String(ms)]);
+  try {
+    await waitForLine(line, /^ready$/, 10_000);
+    const rules = new IptablesRules(netns);
+    await rules.add(chain, [...match, '-j', 'NFQUEUE', '--queue-num', String(queue)]);
+    return {
+      mechanism: 'nfqueue',
+      remove: async () => {
+        await rules.removeAll();
+        line.kill('SIGKILL');
+      },
+    };
+  } catch (err) {
+    line.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
  * A delay line on an NFQUEUE queue, in plain Python (no libnetfilter_queue): binds the queue over
  * nfnetlink, and gives each queued packet an ACCEPT verdict `delay` ms after it arrived.
  * argv: queue number, delay in ms. Prints "ready" once the queue is bound.
