@@ -274,6 +274,32 @@ export async function delayLink(link: NetnsLink, ms: number, port: number): Prom
 }
 
 /**
+ * Delays every TCP packet to `port` that arrives at namespace `netns` over interface `dev` by `ms`,
+ * with the NFQUEUE delay line (the way delayLink does without netem): for a link between two
+ * namespaces, e.g. an application's link to its directory. `queue` (default 7) tells several
+ * delay lines of one namespace apart; a packet still held when the delay is removed is dropped
+ * (and retransmitted by TCP).
+ */
+export async function delayIncoming(netns: string, dev: string, ms: number, port: number, queue = 7): Promise<LinkDelay> {
+  const line = spawnInNetns(netns, 'python3', ['-c', NFQUEUE_DELAY_LINE, String(queue), String(ms)]);
+  try {
+    await waitForLine(line, /^ready$/, 10_000);
+    const rules = new IptablesRules(netns);
+    await rules.add('INPUT', ['-i', dev, '-p', 'tcp', '--dport', String(port), '-j', 'NFQUEUE', '--queue-num', String(queue)]);
+    return {
+      mechanism: 'nfqueue',
+      remove: async () => {
+        await rules.removeAll();
+        line.kill('SIGKILL');
+      },
+    };
+  } catch (err) {
+    line.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
  * A delay line on an NFQUEUE queue, in plain Python (no libnetfilter_queue): binds the queue over
  * nfnetlink, and gives each queued packet an ACCEPT verdict `delay` ms after it arrived.
  * argv: queue number, delay in ms. Prints "ready" once the queue is bound.
