@@ -300,6 +300,15 @@ export async function delayPackets(netns: string, chain: string, match: readonly
 }
 
 /**
+ * Delays every TCP packet to `port` that arrives at namespace `netns` over interface `dev` by `ms`
+ * (delayPackets on INPUT): for a link between two namespaces, e.g. an application's link to its
+ * directory. A packet still held when the delay is removed is dropped (and retransmitted by TCP).
+ */
+export function delayIncoming(netns: string, dev: string, ms: number, port: number, queue = 7): Promise<LinkDelay> {
+  return delayPackets(netns, 'INPUT', ['-i', dev, '-p', 'tcp', '--dport', String(port)], ms, queue);
+}
+
+/**
  * A delay line on an NFQUEUE queue, in plain Python (no libnetfilter_queue): binds the queue over
  * nfnetlink, and gives each queued packet an ACCEPT verdict `delay` ms after it arrived.
  * argv: queue number, delay in ms. Prints "ready" once the queue is bound.
