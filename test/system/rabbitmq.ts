@@ -3,7 +3,8 @@
 // management plugin enabled offline, listening on free ports of 127.0.0.1 only. Its Erlang node
 // has its own name (`vakt-test-<pid>-<random>@localhost`), its own cookie (HOME is the directory)
 // and its own epmd (ERL_EPMD_PORT), so it neither sees nor disturbs a broker already on the
-// machine. Optional TLS listener (amqps) with a certificate of the test's own CA.
+// machine. Optional TLS listener (amqps) with a certificate of the test's own CA. Optionally inside
+// a network namespace (`netns`), listening on every address of that namespace.
 // Users: `admin` (administrator: the management API calls of the tests), `vakt` (a plain user with
 // full permissions on "/", as a canary account would have) and `monitoring` (tag monitoring, no
 // permissions on any virtual host).
@@ -30,6 +31,8 @@ export interface Rabbit {
   /** The amqps (TLS) port when started with `tls`. */
   amqpsPort?: number;
   mgmtPort: number;
+  /** The address the test reaches its AMQP and management listeners at: 127.0.0.1, or `netns.address`. */
+  host: string;
   dir: string;
   admin: RabbitUser;
   vakt: RabbitUser;
@@ -48,6 +51,12 @@ export interface Rabbit {
 export interface RabbitOptions {
   /** Also listen for amqps with this certificate and key (PEM files). */
   tls?: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * Run the broker (and rabbitmqctl, rabbitmq-plugins) inside this network namespace, its AMQP and
+   * management listeners on every address of it; `address` is the one the test process reaches
+   * (the management API calls). epmd and the Erlang distribution stay on the namespace's loopback.
+   */
+  netns?: { name: string; address: string };
 }
 
 const DIR_PREFIX = `vakt-test-${process.pid}-rabbit-`;
@@ -111,9 +120,12 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
 
   writeFileSync(join(dir, '.erlang.cookie'), randomBytes(16).toString('hex'));
   chmodSync(join(dir, '.erlang.cookie'), 0o400);
+  const host = options.netns?.address ?? '127.0.0.1';
+  // In a namespace of the test's own, every address of it: its only interfaces are the test's.
+  const bind = options.netns ? '0.0.0.0' : '127.0.0.1';
   const conf = [
-    `listeners.tcp.1 = 127.0.0.1:${amqpPort}`,
-    'management.tcp.ip = 127.0.0.1',
+    `listeners.tcp.1 = ${bind}:${amqpPort}`,
+    `management.tcp.ip = ${bind}`,
     `management.tcp.port = ${mgmtPort}`,
     `default_user = ${admin.username}`,
     `default_pass = ${admin.password}`,
@@ -127,7 +139,7 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
   ];
   if (options.tls) {
     conf.push(
-      `listeners.ssl.1 = 127.0.0.1:${amqpsPort}`,
+      `listeners.ssl.1 = ${bind}:${amqpsPort}`,
       `ssl_options.cacertfile = ${options.tls.caFile}`,
       `ssl_options.certfile = ${options.tls.certFile}`,
       `ssl_options.keyfile = ${options.tls.keyFile}`,
@@ -158,19 +170,22 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
     ERL_EPMD_ADDRESS: '127.0.0.1',
   };
 
-  await runWithEnv(join(RABBIT_BIN, 'rabbitmq-plugins'), ['--offline', 'enable', 'rabbitmq_management'], env).catch((err: Error) => {
+  // In the namespace when given: `ip netns exec` runs the command in the same process (setns, exec).
+  const inNs = (cmd: string, args: readonly string[]): [string, string[]] =>
+    options.netns ? ['ip', ['netns', 'exec', options.netns.name, cmd, ...args]] : [cmd, [...args]];
+  await runWithEnv(...inNs(join(RABBIT_BIN, 'rabbitmq-plugins'), ['--offline', 'enable', 'rabbitmq_management']), env).catch((err: Error) => {
     throw new Error(`enabling the management plugin offline failed: ${err.message}`);
   });
 
   // Its own process group (detached), so stop() reaches the VM behind the script.
-  const child = spawn(join(RABBIT_BIN, 'rabbitmq-server'), [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(...inNs(join(RABBIT_BIN, 'rabbitmq-server'), []), { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const { output, exited, exit, spawnError } = watchDaemon(child, live);
 
   const log = () => {
     const file = join(dir, 'log', `${node}.log`);
     return `${output()}${existsSync(file) ? readFileSync(file, 'utf8') : ''}`.trim();
   };
-  const base = `http://127.0.0.1:${mgmtPort}/api`;
+  const base = `http://${host}:${mgmtPort}/api`;
   const auth = `Basic ${Buffer.from(`${admin.username}:${admin.password}`).toString('base64')}`;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, {
@@ -211,13 +226,14 @@ async function startIn(dir: string, options: RabbitOptions): Promise<Rabbit> {
     amqpPort,
     ...(options.tls ? { amqpsPort } : {}),
     mgmtPort,
+    host,
     dir,
     admin,
     vakt,
     monitoring,
     api,
     // The CLI needs the node's environment (cookie, epmd port).
-    ctl: (args) => runWithEnv(join(RABBIT_BIN, 'rabbitmqctl'), ['-n', node, ...args], env),
+    ctl: (args) => runWithEnv(...inNs(join(RABBIT_BIN, 'rabbitmqctl'), ['-n', node, ...args]), env),
     log,
     running: () => !exited(),
     stop,
