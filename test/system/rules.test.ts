@@ -3,7 +3,7 @@
 // the conventions (severity, summary, description, runbook anchor) and has a firing and a
 // not-firing test; the rules read only metrics the agent exports and, fed the agent's real
 // /metrics output, fire exactly the expected alerts; a real Alertmanager inhibits and groups
-// as the root-cause labels say. Needs the Debian packages prometheus (promtool) and
+// as the root-cause alerts' labels say. Needs the Debian packages prometheus (promtool) and
 // prometheus-alertmanager (alertmanager, amtool); does not need root.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -281,7 +281,7 @@ describe('the rules over the agent’s real /metrics', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('dns-ns1 down from one site, up from another: one root-cause alert with its 2 dependents, the resolver alert with its cause, "some sites"', async () => {
+  it('dns-ns1 down from one site, up from another: one root-cause alert with its 2 dependents, its own resolver alert, "some sites"; the dependents silent', async () => {
     const vaxjo = { site: 'vaxjo-dc1', job: 'vakt', instance: 'vakt-vaxjo:9464' };
     const ljungby = { site: 'ljungby-hospital', job: 'vakt', instance: 'vakt-ljungby:9464' };
     const series = [
@@ -294,7 +294,7 @@ describe('the rules over the agent’s real /metrics', () => {
         .join(',')}}`,
       value: 1,
     });
-    const dnsNs1 = { check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', cause: 'dns-ns1', severity: 'page' };
+    const dnsNs1 = { check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', severity: 'page' };
     const testFile = {
       rule_files: [RULES],
       evaluation_interval: '1m',
@@ -315,11 +315,20 @@ describe('the rules over the agent’s real /metrics', () => {
               ],
             },
             {
+              // The two dependents are down because of dns-ns1: their own alerts are left out.
+              expr: 'vakt:check_caused_elsewhere:info',
+              eval_time: '10m',
+              exp_samples: ['cosmic-login', 'lab-orders'].map((check) => ({
+                labels: `vakt:check_caused_elsewhere:info{check="${check}",cause="dns-ns1",site="vaxjo-dc1",job="vakt",instance="vakt-vaxjo:9464"}`,
+                value: 1,
+              })),
+            },
+            {
               // The SLO alerts are left out: every counter here rises by one a minute, failed runs as fast as good ones.
               expr: 'ALERTS{alertstate="firing", alertname!~"VaktSLO.*"}',
               eval_time: '10m',
               exp_samples: [
-                alert({ alertname: 'VaktRootCauseDown', ...dnsNs1, ...vaxjo }),
+                alert({ alertname: 'VaktRootCauseDown', cause: 'dns-ns1', ...dnsNs1, ...vaxjo }),
                 alert({ alertname: 'VaktDNSResolverDown', ...dnsNs1, ...vaxjo }),
                 alert({ alertname: 'VaktCheckDownSomeSites', check: 'dns-ns1', cause: 'dns-ns1', severity: 'page' }),
               ],
@@ -387,25 +396,32 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 const KRONOBERG_SITE = { site: 'vaxjo-dc1', job: 'vakt', instance: 'vakt-vaxjo:9464' };
 /** Alerts as Prometheus would send them: `key` names each one in the assertions. */
 const AM_ALERTS: Record<string, Record<string, string>> = {
-  // Kronoberg: dns-ns1 is the root cause; its own resolver alert carries cause=dns-ns1.
+  // Kronoberg: dns-ns1 is the root cause; its own resolver alert (no `cause`: per-check alerts
+  // keep their labels when their check goes down) is muted by it, same check and site. The
+  // checks down because of dns-ns1 send no alerts at all (the rules leave them out).
   rootDns: { alertname: 'VaktRootCauseDown', severity: 'page', cause: 'dns-ns1', check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
-  resolverNs1: {
+  resolverNs1: { alertname: 'VaktDNSResolverDown', severity: 'page', check: 'dns-ns1', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
+  // The same check's resolver alert from another site, where dns-ns1 is not (yet) a paging root
+  // cause: not muted (the same check, another site).
+  resolverNs1Ljungby: {
     alertname: 'VaktDNSResolverDown',
     severity: 'page',
-    cause: 'dns-ns1',
     check: 'dns-ns1',
     kind: 'dns',
     target: '10.10.0.53:53',
-    ...KRONOBERG_SITE,
+    site: 'ljungby-hospital',
+    job: 'vakt',
+    instance: 'vakt-ljungby:9464',
   },
-  // The zone check asks both resolvers and stays up: no cause, but the same resolver.
+  // A change regression of the root cause's own check says what the page does not: exempt.
+  changeNs1: { alertname: 'VaktChangeRegression', severity: 'ticket', check: 'dns-ns1', window: 'dns-upgrade', ...KRONOBERG_SITE },
+  // The zone check asks both resolvers and stays up: another check, but the same resolver.
   resolverZone: { alertname: 'VaktDNSResolverDown', severity: 'page', check: 'dns-zone', kind: 'dns', target: '10.10.0.53:53', ...KRONOBERG_SITE },
   degradedZone: { alertname: 'VaktCheckDegraded', severity: 'ticket', check: 'dns-zone', status: 'degraded', ...KRONOBERG_SITE },
-  // A different root cause: not muted by dns-ns1.
+  // Another check, whose own root-cause alert is not firing: not muted by dns-ns1.
   lossFwA: {
     alertname: 'VaktFirewallPathSevereLoss',
     severity: 'page',
-    cause: 'ehr-via-fw-a',
     check: 'ehr-via-fw-a',
     kind: 'tcp',
     target: '10.20.1.10:443',
@@ -460,6 +476,8 @@ const AM_ALERTS: Record<string, Record<string, string>> = {
 const INHIBITED_BY: Record<string, string[]> = {
   rootDns: [],
   resolverNs1: ['rootDns'],
+  resolverNs1Ljungby: [],
+  changeNs1: [],
   resolverZone: ['rootDns'],
   degradedZone: ['resolverZone'],
   lossFwA: [],
@@ -532,7 +550,7 @@ describe('a real Alertmanager with deploy/alertmanager/alertmanager.yml', () => 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('mutes alerts whose cause is paging, and per-site root causes under the site comparison', async () => {
+  it('mutes the alerts of a paging root cause at its site, and per-site root causes under the site comparison', async () => {
     const key = (labels: Record<string, string>) =>
       Object.entries(AM_ALERTS).find(
         ([, l]) => Object.keys(l).length === Object.keys(labels).length && Object.entries(l).every(([k, v]) => labels[k] === v),
@@ -552,14 +570,16 @@ describe('a real Alertmanager with deploy/alertmanager/alertmanager.yml', () => 
   it('pages once per incident, grouped by cause: nothing for the muted alerts', async () => {
     // The page route waits 10 s (group_wait) before its first notification per group.
     const pages = () => notifications.filter((n) => n.receiver === 'vakt-page');
-    await waitFor('four page notifications', 40_000, () => Promise.resolve(pages().length >= 4 ? true : undefined));
+    await waitFor('five page notifications', 40_000, () => Promise.resolve(pages().length >= 5 ? true : undefined));
     await new Promise((r) => setTimeout(r, 2000)); // anything muted would have come with them
     const got = pages()
       .map((n) => ({ group: n.groupLabels, alerts: n.alerts.filter((a) => a.status === 'firing').map((a) => `${a.labels.alertname}/${a.labels.check}`) }))
       .sort((a, b) => JSON.stringify(a.group).localeCompare(JSON.stringify(b.group)));
+    // Per-check alerts carry no cause: grouped by alert name and site.
     expect(got).toEqual([
+      { group: { alertname: 'VaktDNSResolverDown', site: 'ljungby-hospital' }, alerts: ['VaktDNSResolverDown/dns-ns1'] },
+      { group: { alertname: 'VaktFirewallPathSevereLoss', site: 'odense-dc1' }, alerts: ['VaktFirewallPathSevereLoss/ehr-via-fw-a'] },
       { group: { cause: 'dns-ns1' }, alerts: ['VaktRootCauseDown/dns-ns1'] },
-      { group: { cause: 'ehr-via-fw-a' }, alerts: ['VaktFirewallPathSevereLoss/ehr-via-fw-a'] },
       { group: { cause: 'lab-portal' }, alerts: ['VaktCheckDownSomeSites/lab-portal'] },
       { group: { cause: 'records-portal' }, alerts: ['VaktCheckDownAllSites/records-portal'] },
     ]);
