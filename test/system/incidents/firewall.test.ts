@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki } from '../../helpers/certs.js';
-import { delayPackets, IptablesRules, requireRoot, spawnInNetns, startNetnsListener, waitForLine, type LinkDelay } from '../helpers.js';
+import { delayPackets, IptablesRules, requireRoot, spawnInNetns, startNetnsListener, waitFor, waitForLine, type LinkDelay } from '../helpers.js';
 import {
   alertIs,
   Cleanup,
@@ -266,8 +266,18 @@ describe('incident 1: one firewall of the pair fails, the other is overloaded', 
     ]);
     expect(b.lastResult?.degraded?.reason).toBe('sample_loss');
     expect(b.lastResult?.degraded?.message).toMatch(/^\d of 8 attempts failed \(timeout in connect\)$/);
-    // The delay is seen: every attempt that connected waited for its SYN to be held.
-    expect(b.lastResult?.values?.connect_median_seconds).toBeGreaterThanOrEqual(DELAY_MS / 1000);
+    // The delay is seen: every attempt that connected waited for its SYN to be held (the first
+    // degraded run may have begun its attempts before the delay line held them: wait for a whole one).
+    const delayed = await waitFor(
+      'a degraded run of B wholly under the delay',
+      async () => {
+        const c = await agent.check(B);
+        return c.state === 'degraded' && (c.lastResult?.values?.connect_median_seconds ?? 0) >= DELAY_MS / 1000 ? c : undefined;
+      },
+      20_000,
+      200,
+    );
+    expect(delayed.lastResult?.degraded?.reason).toBe('sample_loss');
     expect(a.lastResult?.failure).toMatchObject({ phase: 'connect', reason: 'timeout' });
     expect(a.lastResult?.failure?.message).toMatch(/^8 of 8 attempts failed/);
 
