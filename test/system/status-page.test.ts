@@ -318,7 +318,14 @@ describe('status page in headless Chromium', () => {
     });
     expect(post.status).toBe(201);
     const window = (await post.json()) as { id: string; end: string };
-    const until = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit' }).format(Date.parse(window.end));
+    // A time of day, and the date too when the window ends on another day (a run near midnight).
+    const end = Date.parse(window.end);
+    const day = (ms: number) => new Date(ms).toDateString();
+    const until = new Intl.DateTimeFormat('en-GB', {
+      hour: '2-digit',
+      minute: '2-digit',
+      ...(day(end) === day(Date.now()) ? {} : { day: 'numeric', month: 'short' }),
+    }).format(end);
     // The work takes the path down (and the login through it): planned, so no problem for the ward.
     await (await fetch(`${sandbox!.controlUrl}/faults/fw-a/reject`, { method: 'POST' })).text();
     const seen = await waitFor(

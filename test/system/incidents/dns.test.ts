@@ -221,7 +221,16 @@ describe('incident 3: internal DNS fails at night', () => {
     // The whole outage paged once: every page notification announced VaktRootCauseDown for DNS
     // firing, or its resolution; nothing else, also not after the fix.
     const paged = prometheus.pages().flatMap((n) => n.alerts.map((a) => `${a.labels.alertname}/${a.labels.check} ${a.status}`));
-    expect(new Set(paged.filter((p) => p.endsWith('firing')))).toEqual(new Set(['VaktRootCauseDown/dns-internal firing']));
+    const timeline = prometheus
+      .pages()
+      .map((n) => `${n.receivedAt}: ${n.alerts.map((a) => `${a.labels.alertname}/${a.labels.check} ${a.status} ${a.startsAt}–${a.endsAt}`).join(', ')}`)
+      .join('; ');
+    // And what Prometheus showed, each alert's state and since when (a root-cause alert that
+    // restarted its for: would show a second activeAt).
+    const states = [...new Set(seen.map((a) => `${a.labels.alertname}/${a.labels.check} ${a.state} active at ${a.activeAt}`))].join('; ');
+    expect(new Set(paged.filter((p) => p.endsWith('firing'))), `pages: ${timeline}; alerts: ${states}`).toEqual(
+      new Set(['VaktRootCauseDown/dns-internal firing']),
+    );
     watch.report({ fix: 'unbound restarted serving the zone' });
   });
 });

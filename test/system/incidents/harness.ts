@@ -182,7 +182,9 @@ export interface Notification {
   receiver: string;
   status: string;
   groupLabels: Record<string, string>;
-  alerts: { status: string; labels: Record<string, string> }[];
+  alerts: { status: string; labels: Record<string, string>; startsAt?: string; endsAt?: string }[];
+  /** When the test's webhook received it (ISO time; added by the test, not by Alertmanager). */
+  receivedAt?: string;
 }
 
 /** The shipped Alertmanager, receivers pointed at a webhook of this test; resolves with its address and what it sent. */
@@ -192,7 +194,7 @@ async function startAlertmanager(cleanup: Cleanup, dir: string): Promise<{ addre
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      notifications.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Notification);
+      notifications.push({ ...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Notification), receivedAt: new Date().toISOString() });
       res.end();
     });
   });
