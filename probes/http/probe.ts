@@ -11,7 +11,7 @@ import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
 import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
 import type { WebTarget } from '../kit/target.js';
 import { failed, tlsFilesStep } from '../kit/step.js';
-import { Redactor } from '../kit/redact.js';
+import { Redactor, runRedactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
 
@@ -268,6 +268,16 @@ function bodyJson(r: JsonResult): { doc: unknown } | undefined {
   throw new StepError('protocol', 'processing', `body is ${r.error.message}`);
 }
 
+/** How much of an expected text a failure message quotes. */
+const EXPECTED_TEXT_SHOWN = 80;
+
+/** An expected text from the config, quoted for a message: cut when long, any secret value in it masked. */
+export function expectedText(text: string, secrets: Readonly<Record<string, string>>): string {
+  const shown = text.length > EXPECTED_TEXT_SHOWN ? `${text.slice(0, EXPECTED_TEXT_SHOWN)}…` : text;
+  const quoted = JSON.stringify(runRedactor(secrets).scrub(shown));
+  return text.length > EXPECTED_TEXT_SHOWN ? `${quoted} (${text.length} characters)` : quoted;
+}
+
 async function checkExpect(
   step: HttpStepOptions,
   status: number,
@@ -287,7 +297,8 @@ async function checkExpect(
   // Messages name the rule, never quote the body: a login page may echo what was sent.
   for (const re of e.bodyMatches ?? []) if (!new RegExp(re).test(body)) fail('assertion', `body does not match /${re}/`);
   for (const re of e.bodyNotMatches ?? []) if (new RegExp(re).test(body)) fail('assertion', `body matches /${re}/`);
-  for (const text of e.bodyContains ?? []) if (!body.includes(text)) fail('assertion', `body does not contain the expected text (${text.length} characters)`);
+  // The text is the config's (never the body's), quoted and cut at EXPECTED_TEXT_SHOWN characters.
+  for (const text of e.bodyContains ?? []) if (!body.includes(text)) fail('assertion', `body does not contain ${expectedText(text, secrets)}`);
   if (e.json || e.jsonExists) {
     const parsed = bodyJson(await json());
     if (!parsed) fail('assertion', 'body is not JSON');

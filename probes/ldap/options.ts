@@ -53,6 +53,12 @@ export const options = z
         attributes: z.array(z.string().min(1).max(256)).min(1).max(50).default(['1.1']),
       })
       .optional(),
+    /**
+     * Send the password policy request control with the bind (1.3.6.1.4.1.42.2.27.8.5.1, not
+     * critical): OpenLDAP and 389-ds then say why they refuse (locked, expired, must change) and
+     * warn of an expiring password; servers without it (Active Directory) ignore it.
+     */
+    passwordPolicy: z.boolean().default(true),
     /** ldaps:// or startTls: how the server's certificate is checked. */
     tls: tlsClient.optional(),
     ipFamily: z.enum(['auto', 'ip4', 'ip6']).default('auto'),

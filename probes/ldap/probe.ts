@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
 import type { LdapOptions, LdapTarget } from './options.js';
+import { describeSeconds, PASSWORD_POLICY_ERRORS, PasswordPolicyControl } from './ppolicy.js';
 import { classifyError, describeError, fail, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
 import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { runRedactor } from '../kit/redact.js';
@@ -70,6 +71,8 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
     let failure: ProbeFailure | undefined;
     let entries: number | undefined;
     let earliestExpiry: number | undefined;
+    // Sent with the bind (passwordPolicy, default on): the directory's answer says why it refused.
+    const ppolicy = o.passwordPolicy && o.bindDn !== undefined ? new PasswordPolicyControl() : undefined;
     try {
       raw = await line.time('connect', () => connectSocket(address, url.port, family, undefined, Number.POSITIVE_INFINITY, signal));
 
@@ -110,10 +113,17 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
 
       if (o.bindDn !== undefined && password !== undefined) {
         const [c, dn, pw] = [client, o.bindDn, password];
-        await line.time('bind', () => raceAbort(c.bind(dn, pw), signal));
+        await line.time('bind', () => raceAbort(c.bind(dn, pw, ppolicy ? [ppolicy] : undefined), signal));
+        // Accepted, but the session may do nothing but change the password (pwdMustChange after
+        // a reset): the login works for no one until it is changed.
+        const refused = policyRefusal(ppolicy);
+        if (refused) {
+          failure = { phase: 'bind', reason: 'auth', message: `bind accepted, but ${refused.message}` };
+          info.authCode = refused.authCode;
+        }
       }
 
-      if (o.search) {
+      if (o.search && !failure) {
         const [s, c] = [o.search, client];
         // The server is asked for at most minEntries entries (at least one): enough to judge,
         // and a search over a large directory never pulls it all.
@@ -134,7 +144,7 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
       // A result code is the server's answer: the phase ran to its end and is timed.
       if (isResultError(err)) line.stop();
       const phase = line.current as Phase;
-      const c = classifyLdap(err, phase, raw?.errored ?? secure?.errored ?? undefined);
+      const c = withPolicy(classifyLdap(err, phase, raw?.errored ?? secure?.errored ?? undefined), phase === 'bind' ? ppolicy : undefined);
       failure = { phase, reason: c.reason, message: runRedactor(ctx.secrets).scrub(c.message) };
       if (c.authCode !== undefined) info.authCode = c.authCode;
     } finally {
@@ -142,9 +152,46 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
       await close(client, raw, secure, signal.aborted);
     }
 
-    return connectionResult({ phases, values, info, failure, slow: () => slowPhase(phases, o), tls, earliestExpiry });
+    const warning = policyWarning(ppolicy, values);
+    const result = connectionResult({ phases, values, info, failure, slow: () => slowPhase(phases, o), tls, earliestExpiry });
+    // The probe account's password about to expire, or expired and living on grace logins: the
+    // check keeps working, for now; the slowness of a phase, if any, is said first.
+    if (result.ok && warning && result.degraded?.reason !== 'slow') result.degraded = { reason: 'password_expiring', message: warning };
+    return result;
   },
 };
+
+/** The refusal the password policy response names (locked, expired, must change), or undefined. */
+function policyRefusal(ppolicy: PasswordPolicyControl | undefined): { authCode: string; why: string; message: string } | undefined {
+  const error = ppolicy?.response?.error;
+  const known = error === undefined ? undefined : PASSWORD_POLICY_ERRORS[error];
+  if (!known?.authCode) return undefined;
+  const why = `the directory's password policy says ${known.name}`;
+  return { authCode: known.authCode, why, message: `${why} (${known.authCode})` };
+}
+
+/** A refused bind's classification, made precise by the password policy response when it names why. */
+function withPolicy(c: LdapClassification, ppolicy: PasswordPolicyControl | undefined): LdapClassification {
+  const refused = policyRefusal(ppolicy);
+  if (!refused || c.reason !== 'auth') return c;
+  // "bind refused (account_locked: the directory's password policy says accountLocked): invalidCredentials (49)"
+  const what = c.message.replace(/^bind refused \([a-z_]+\): /, '');
+  return { reason: 'auth', authCode: refused.authCode, message: `bind refused (${refused.authCode}: ${refused.why}): ${what}` };
+}
+
+/** The password policy's warning as a message, its numbers in `values`; undefined when none came. */
+function policyWarning(ppolicy: PasswordPolicyControl | undefined, values: NonNullable<ProbeResult['values']>): string | undefined {
+  const r = ppolicy?.response;
+  if (r?.timeBeforeExpiration !== undefined) {
+    values.ldap_password_expiry_seconds = r.timeBeforeExpiration;
+    return `the probe account's password expires in ${describeSeconds(r.timeBeforeExpiration)} (the directory's password policy warns)`;
+  }
+  if (r?.graceAuthNsRemaining !== undefined) {
+    values.ldap_grace_logins_remaining = r.graceAuthNsRemaining;
+    return `the probe account's password has expired: ${r.graceAuthNsRemaining} grace login${r.graceAuthNsRemaining === 1 ? '' : 's'} left (the directory's password policy)`;
+  }
+  return undefined;
+}
 
 /** tls.connect's overloads; startTLS() calls it with one options object only. */
 type ClientCreateSecureConnection = NonNullable<ConstructorParameters<typeof Client>[0]['createSecureConnection']>;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Budget } from '../../probes/kit/budget.js';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { type HttpOptions } from '../../probes/http/options.js';
-import { CookieJar, httpProbe, template } from '../../probes/http/probe.js';
+import { CookieJar, expectedText, httpProbe, template } from '../../probes/http/probe.js';
 import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, jsonPath } from '../../probes/kit/json.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
@@ -693,7 +693,16 @@ describe('http probe: expectations', () => {
       message: 'step request: body does not match /"status":"down"/',
     });
     expect((await health({ bodyNotMatches: ['"ok"'] })).failure?.message).toBe('step request: body matches /"ok"/');
-    expect((await health({ bodyContains: ['maintenance'] })).failure?.message).toBe('step request: body does not contain the expected text (11 characters)');
+    expect((await health({ bodyContains: ['maintenance'] })).failure?.message).toBe('step request: body does not contain "maintenance"');
+    // The text missing is named (the config's text, never the body's), cut when long.
+    expect((await health({ bodyContains: ['2026.11.3', 'Ward 7'] })).failure?.message).toBe('step request: body does not contain "Ward 7"');
+    expect((await health({ bodyContains: ['y'.repeat(100)] })).failure?.message).toBe(
+      `step request: body does not contain "${'y'.repeat(80)}…" (100 characters)`,
+    );
+    // A secret value written into an expected text is masked like everywhere else.
+    const quoted = expectedText('Welcome, token Zq8-secret-value-77', { token: 'Zq8-secret-value-77' });
+    expect(quoted).not.toContain('Zq8-secret-value-77');
+    expect(quoted).toMatch(/^"Welcome, token /);
   });
 
   it('json: values at JSON paths, and paths that must exist', async () => {

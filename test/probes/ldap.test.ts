@@ -9,7 +9,10 @@ import { parseLdapUrl } from '../../probes/ldap/options.js';
 import { AD_DATA_CODES, adReason, classifyLdap, classifyResult, LDAP_AUTH_CODES, ldapProbe, slowPhase } from '../../probes/ldap/probe.js';
 import { ProbeAbortError } from '../../probes/kit/net.js';
 import type { ProbeResult } from '../../probes/types.js';
+import { decodePasswordPolicy, PASSWORD_POLICY_OID } from '../../probes/ldap/ppolicy.js';
+import { children, decodeInteger, encode, encodeInteger, encodeString, readElement, TAG } from '../../sandbox/ber.js';
 import { budget, BUSY_SLACK_MS, closedPort, type Peer, quietLog, tcpPeer, targetsOf } from '../helpers/peers.js';
+import { prng } from '../helpers/prng.js';
 
 /** What Active Directory sends with result 49 (the text of a real DC's bind refusal). */
 const adDiagnostic = (data: string) => `80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data ${data}, v4563\u0000`;
@@ -163,6 +166,7 @@ describe('ldap target and options', () => {
       password: 'pw',
       search: { baseDn: 'dc=x', filter: '(objectClass=*)', scope: 'sub', minEntries: 1, attributes: ['1.1'] },
       ipFamily: 'auto',
+      passwordPolicy: true,
     });
     expect(KIND_OPTIONS.ldap.parse({ bindDn: 'a', password: 'pw', bindDegradedAbove: '300ms' }).bindDegradedAbove).toBe(300);
     const issues = (v: unknown) => (KIND_OPTIONS.ldap.safeParse(v).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
@@ -230,5 +234,144 @@ describe('ldap probe without a directory', () => {
     expect(empty.phases).toEqual({});
     const missing = await probe(`ldap://127.0.0.1:${port}`, bind, {});
     expect(missing.failure).toMatchObject({ phase: 'bind', reason: 'internal' });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The password policy control (OpenLDAP's ppolicy overlay, 389-ds): what a directory attaches to
+// its bind response says why it refused (or warns), and the probe reports that code. The bytes
+// below are what slapd sends (checked against slapd with ppolicy in test/system/ldap-slapd.test.ts).
+
+/** A password policy response control's value: warning [0] {timeBeforeExpiration [0] | grace [1]}, error [1]. */
+function ppolicyValue(r: { expiry?: number; grace?: number; error?: number }): Buffer {
+  const parts: Buffer[] = [];
+  if (r.expiry !== undefined) parts.push(encode(0xa0, [encodeInteger(r.expiry, 0x80)]));
+  if (r.grace !== undefined) parts.push(encode(0xa0, [encodeInteger(r.grace, 0x81)]));
+  if (r.error !== undefined) parts.push(encodeInteger(r.error, 0x81));
+  return encode(TAG.SEQUENCE, parts);
+}
+
+/** An LDAP server that answers every bind with `code` and, if given, a password policy response control. */
+async function policyDirectory(code: number, value?: Buffer): Promise<Peer & { requests: Buffer[] }> {
+  const requests: Buffer[] = [];
+  const p = await tcpPeer((s) => {
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const r = readElement(buf);
+        if (!r) return;
+        buf = buf.subarray(r.end);
+        const [id, op] = children(r.element.value);
+        if (!id || !op) return void s.destroy();
+        requests.push(r.element.value);
+        if (op.tag !== 0x60) return void s.end();
+        const controls = value === undefined ? [] : [encode(0xa0, [encode(TAG.SEQUENCE, [encodeString(PASSWORD_POLICY_OID), encodeString(value)])])];
+        const result = encode(0x61, [encodeInteger(code, 0x0a), encodeString(''), encodeString(code === 0 ? '' : 'Invalid credentials')]);
+        s.write(encode(TAG.SEQUENCE, [encodeInteger(decodeInteger(id.value)), result, ...controls]));
+      }
+    });
+  });
+  return Object.assign(p, { requests });
+}
+
+describe('password policy (ppolicy) response control', () => {
+  it('decodes each warning and error, and nothing else', () => {
+    expect(decodePasswordPolicy(ppolicyValue({}))).toEqual({});
+    expect(decodePasswordPolicy(ppolicyValue({ error: 1 }))).toEqual({ error: 1 });
+    expect(decodePasswordPolicy(ppolicyValue({ expiry: 86_400 * 3 }))).toEqual({ timeBeforeExpiration: 259_200 });
+    expect(decodePasswordPolicy(ppolicyValue({ grace: 2, error: 0 }))).toEqual({ graceAuthNsRemaining: 2, error: 0 });
+    // Wrong tags, trailing bytes, a negative or 5-byte integer, two errors, a truncated length.
+    for (const bad of [
+      Buffer.from([0x31, 0x00]),
+      Buffer.concat([ppolicyValue({ error: 1 }), Buffer.from([0x00])]),
+      Buffer.from([0x30, 0x03, 0x81, 0x01, 0xff]),
+      Buffer.from([0x30, 0x07, 0x81, 0x05, 1, 2, 3, 4, 5]),
+      Buffer.from([0x30, 0x06, 0x81, 0x01, 0x01, 0x81, 0x01, 0x02]),
+      Buffer.from([0x30, 0x05, 0x81, 0x09, 0x01]),
+      Buffer.from([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+      Buffer.alloc(100, 0x30),
+    ])
+      expect(decodePasswordPolicy(bad), bad.toString('hex')).toBeUndefined();
+  });
+
+  it('fuzz: 20,000 random and mutated control values decode or are refused, never throw', () => {
+    const rng = prng(0x9e11c7);
+    const seeds = [ppolicyValue({}), ppolicyValue({ error: 1 }), ppolicyValue({ expiry: 1_000_000 }), ppolicyValue({ grace: 3, error: 0 })];
+    let decoded = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let b: Buffer;
+      if (rng.chance(0.5)) b = rng.bytes(rng.int(70));
+      else {
+        b = Buffer.from(rng.pick(seeds));
+        for (let k = 1 + rng.int(3); k > 0; k--) b[rng.int(b.length)] = rng.int(256);
+        if (rng.chance(0.2)) b = b.subarray(0, rng.int(b.length + 1));
+      }
+      const r = decodePasswordPolicy(b);
+      if (r === undefined) continue;
+      decoded++;
+      for (const v of [r.error, r.graceAuthNsRemaining, r.timeBeforeExpiration]) if (v !== undefined) expect(v >= 0 && v <= 0x7fffffff).toBe(true);
+    }
+    expect(decoded).toBeGreaterThan(100);
+  });
+
+  it('a locked account (49 with accountLocked) is account_locked, not invalid_credentials; the control was sent, not critical', async () => {
+    const p = await policyDirectory(49, ppolicyValue({ error: 1 }));
+    peers.push(p);
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, bind);
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(r.failure?.message).toMatch(
+      /^bind refused \(account_locked: the directory's password policy says accountLocked\): invalidCredentials \(49\): Invalid credentials$/,
+    );
+    expect(r.info?.authCode).toBe('account_locked');
+    expect(LDAP_AUTH_CODES).toContain('account_locked');
+    expect(p.requests[0]!.includes(Buffer.from(PASSWORD_POLICY_OID))).toBe(true);
+    // Sent without the option: no control in the bind, and a bare 49 again.
+    const plain = await probe(`ldap://127.0.0.1:${p.port}`, { ...bind, passwordPolicy: false });
+    expect(plain.info?.authCode).toBe('invalid_credentials');
+    expect(p.requests.at(-1)!.includes(Buffer.from(PASSWORD_POLICY_OID))).toBe(false);
+  });
+
+  it('an expired password (49 with passwordExpired) is password_expired', async () => {
+    const p = await policyDirectory(49, ppolicyValue({ error: 0 }));
+    peers.push(p);
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, bind);
+    expect(r.info?.authCode).toBe('password_expired');
+  });
+
+  it('a bind accepted with changeAfterReset fails as must_change_password, and no search is made', async () => {
+    const p = await policyDirectory(0, ppolicyValue({ error: 2 }));
+    peers.push(p);
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, { ...bind, search: { baseDn: 'dc=region,dc=test' } });
+    expect(r.ok).toBe(false);
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(r.failure?.message).toContain('bind accepted, but');
+    expect(r.info?.authCode).toBe('must_change_password');
+    expect(r.phases.search).toBeUndefined();
+  });
+
+  it('a warning keeps the check working, degraded (password_expiring) with the time or the grace logins left', async () => {
+    const soon = await policyDirectory(0, ppolicyValue({ expiry: 2 * 86_400 + 3 * 3600 }));
+    peers.push(soon);
+    const r = await probe(`ldap://127.0.0.1:${soon.port}`, bind);
+    expect(r.ok).toBe(true);
+    expect(r.degraded).toEqual({ reason: 'password_expiring', message: expect.stringMatching(/expires in 2 d 3 h/) });
+    expect(r.values?.ldap_password_expiry_seconds).toBe(183_600);
+    const grace = await policyDirectory(0, ppolicyValue({ grace: 1 }));
+    peers.push(grace);
+    const g = await probe(`ldap://127.0.0.1:${grace.port}`, bind);
+    expect(g.degraded?.reason).toBe('password_expiring');
+    expect(g.degraded?.message).toMatch(/has expired: 1 grace login left/);
+    expect(g.values?.ldap_grace_logins_remaining).toBe(1);
+  });
+
+  it('a malformed control is ignored: the bind result alone decides', async () => {
+    const p = await policyDirectory(49, Buffer.from([0x30, 0x03, 0x81, 0x05, 0x01]));
+    peers.push(p);
+    const r = await probe(`ldap://127.0.0.1:${p.port}`, bind);
+    expect(r.info?.authCode).toBe('invalid_credentials');
+    const ok = await policyDirectory(0, Buffer.from('not ber'));
+    peers.push(ok);
+    expect((await probe(`ldap://127.0.0.1:${ok.port}`, bind)).ok).toBe(true);
   });
 });

@@ -129,6 +129,57 @@ async function hash(pw: string): Promise<string> {
   return (await run('slappasswd', ['-h', '{SSHA}', '-s', pw])).trim();
 }
 
+// The password policies (OpenLDAP's ppolicy overlay) and the accounts under them, in ou=staff
+// (ou=people is counted by the search tests). Each account's password is `<uid>-pw`.
+const POLICIES = `ou=policies,${SUFFIX}`;
+const STAFF = `ou=staff,${SUFFIX}`;
+const STAFF_ACCOUNTS: Record<string, { policy: string; changed?: string; reset?: boolean }> = {
+  // three failures lock the account until an administrator unlocks it
+  'locked-user': { policy: 'lockout' },
+  // password older than its maximum age, no grace logins
+  'expired-user': { policy: 'expire', changed: '20200101000000Z' },
+  // password older than its maximum age, grace logins left
+  'grace-user': { policy: 'grace', changed: '20200101000000Z' },
+  // password reset by an administrator: must be changed at the next login
+  'reset-user': { policy: 'reset', reset: true },
+  // password changed a day ago, expires after 30 days, warned of from the start
+  'soon-user': { policy: 'warn', changed: generalizedTime(Date.now() - 86_400_000) },
+};
+
+function generalizedTime(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace(/[-:T]/g, '')}Z`;
+}
+
+async function policyEntries(): Promise<string[]> {
+  const policy = (cn: string, attrs: string[]) =>
+    [`dn: cn=${cn},${POLICIES}`, 'objectClass: device', 'objectClass: pwdPolicy', `cn: ${cn}`, 'pwdAttribute: userPassword', ...attrs, ''].join('\n');
+  return [
+    [`dn: ${POLICIES}`, 'objectClass: organizationalUnit', 'ou: policies', ''].join('\n'),
+    policy('lockout', ['pwdMaxFailure: 3', 'pwdLockout: TRUE', 'pwdLockoutDuration: 0']),
+    policy('expire', ['pwdMaxAge: 3600', 'pwdGraceAuthNLimit: 0']),
+    policy('grace', ['pwdMaxAge: 3600', 'pwdGraceAuthNLimit: 5']),
+    policy('reset', ['pwdMustChange: TRUE']),
+    policy('warn', ['pwdMaxAge: 2592000', 'pwdExpireWarning: 2592000']),
+    [`dn: ${STAFF}`, 'objectClass: organizationalUnit', 'ou: staff', ''].join('\n'),
+    ...(await Promise.all(
+      Object.entries(STAFF_ACCOUNTS).map(async ([uid, a]) =>
+        [
+          `dn: uid=${uid},${STAFF}`,
+          'objectClass: inetOrgPerson',
+          `uid: ${uid}`,
+          `cn: ${uid}`,
+          `sn: ${uid}`,
+          `userPassword: ${await hash(`${uid}-pw`)}`,
+          `pwdPolicySubentry: cn=${a.policy},${POLICIES}`,
+          ...(a.changed ? [`pwdChangedTime: ${a.changed}`] : []),
+          ...(a.reset ? ['pwdReset: TRUE'] : []),
+          '',
+        ].join('\n'),
+      ),
+    )),
+  ];
+}
+
 async function startSlapd(pki: TestPki): Promise<Slapd> {
   let lastError: Error | undefined;
   // A port found free may be taken before slapd binds it; then try others.
@@ -168,6 +219,7 @@ async function startSlapdIn(dir: string, pki: TestPki): Promise<Slapd> {
       'modulepath /usr/lib/ldap',
       'moduleload back_mdb',
       'moduleload back_sock',
+      'moduleload ppolicy',
       `TLSCACertificateFile ${caFile}`,
       `TLSCertificateFile ${certFile}`,
       `TLSCertificateKeyFile ${keyFile}`,
@@ -180,6 +232,11 @@ async function startSlapdIn(dir: string, pki: TestPki): Promise<Slapd> {
       `rootdn "cn=admin,${SUFFIX}"`,
       `rootpw ${await hash('admin-not-used-by-the-probe')}`,
       `directory ${join(dir, 'db')}`,
+      // The password policy overlay, its policies per user (pwdPolicySubentry: no default, so the
+      // probe account's wrong-password tests never lock it); a locked account says so to a client
+      // that sent the control (ppolicy_use_lockout), otherwise it is a bare 49.
+      'overlay ppolicy',
+      'ppolicy_use_lockout',
       'database sock',
       `suffix "${AD_SUFFIX}"`,
       `socketpath ${sock}`,
@@ -195,6 +252,7 @@ async function startSlapdIn(dir: string, pki: TestPki): Promise<Slapd> {
       [`dn: ${PEOPLE}`, 'objectClass: organizationalUnit', 'ou: people', ''].join('\n'),
       await person('svc-vakt', PROBE_PW),
       ...(await Promise.all(NURSES.map((n) => person(n, `${n}-pw`)))),
+      ...(await policyEntries()),
     ].join('\n'),
   );
   mkdirSync(join(dir, 'db'));
@@ -381,6 +439,82 @@ describe('ldap probe against slapd: bind', () => {
     const ok = await probe(slapd.url, { bindDn: `cn=ok,${AD_SUFFIX}`, password: 'bind_password' });
     expect(ok.failure).toBeUndefined();
     expect(ok.ok).toBe(true);
+  });
+});
+
+describe('ldap probe against slapd: the password policy says why (ppolicy overlay)', () => {
+  const staff = (uid: string) => ({ bindDn: `uid=${uid},${STAFF}`, password: 'bind_password' });
+  const own = (uid: string) => ({ bind_password: `${uid}-pw` });
+  /** What ldapwhoami says with the password policy control (-e ppolicy): the independent witness. */
+  const witness = async (uid: string, pw = `${uid}-pw`) => {
+    const r = await tryRun('ldapwhoami', ['-x', '-e', 'ppolicy', '-H', slapd.url, '-D', `uid=${uid},${STAFF}`, '-w', pw]);
+    return { code: r.code, text: `${r.stdout}${r.stderr}` };
+  };
+
+  it('three wrong passwords lock the account: then the right one is account_locked, as ldapwhoami -e ppolicy says; without the control a bare invalid_credentials', async () => {
+    for (let i = 0; i < 3; i++) {
+      const wrong = await probe(slapd.url, staff('locked-user'), { bind_password: `not-it-${i}` });
+      expect(wrong.info?.authCode, `failure ${i + 1}`).toBe('invalid_credentials');
+      expect(wrong.failure?.message).not.toContain(`not-it-${i}`);
+    }
+    const w = await witness('locked-user');
+    expect(w.code).toBe(49);
+    expect(w.text).toMatch(/Account locked/i);
+    const r = await probe(slapd.url, staff('locked-user'), own('locked-user'));
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(r.info?.authCode).toBe('account_locked');
+    expect(r.failure?.message).toMatch(/^bind refused \(account_locked: the directory's password policy says accountLocked\): invalidCredentials \(49\)/);
+    expect(r.failure?.message).not.toContain('locked-user-pw');
+    // The issue as found: without the control, slapd says only 49, and an operator would
+    // rotate a password that is not wrong.
+    const plain = await probe(slapd.url, { ...staff('locked-user'), passwordPolicy: false }, own('locked-user'));
+    expect(plain.info?.authCode).toBe('invalid_credentials');
+  });
+
+  it('an expired password is password_expired', async () => {
+    const w = await witness('expired-user');
+    expect(w.code).toBe(49);
+    expect(w.text).toMatch(/Password expired/i);
+    const r = await probe(slapd.url, staff('expired-user'), own('expired-user'));
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(r.info?.authCode).toBe('password_expired');
+  });
+
+  it('a password reset by an administrator: the bind is accepted but the account must change it first: must_change_password', async () => {
+    const w = await witness('reset-user');
+    expect(w.text).toMatch(/Password must be changed/i);
+    const r = await probe(slapd.url, { ...staff('reset-user'), search: { baseDn: PEOPLE } }, own('reset-user'));
+    expect(r.failure).toMatchObject({ phase: 'bind', reason: 'auth' });
+    expect(r.failure?.message).toMatch(/^bind accepted, but the directory's password policy says changeAfterReset/);
+    expect(r.info?.authCode).toBe('must_change_password');
+    expect(r.phases.search).toBeUndefined();
+  });
+
+  it('an expired password living on grace logins works, degraded, counting them down as slapd does', async () => {
+    const first = await probe(slapd.url, staff('grace-user'), own('grace-user'));
+    expect(first.ok).toBe(true);
+    expect(first.degraded?.reason).toBe('password_expiring');
+    const left = first.values?.ldap_grace_logins_remaining;
+    expect(left).toBeGreaterThanOrEqual(0);
+    expect(first.degraded?.message).toContain(`${left} grace login`);
+    const w = await witness('grace-user');
+    expect(w.code).toBe(0);
+    expect(w.text).toMatch(new RegExp(`Password expired, ${left! - 1} grace logins? remain`, 'i'));
+    const next = await probe(slapd.url, staff('grace-user'), own('grace-user'));
+    expect(next.values?.ldap_grace_logins_remaining).toBe(left! - 2);
+  });
+
+  it('a password inside its warning period works, degraded, with the time left', async () => {
+    const w = await witness('soon-user');
+    expect(w.code).toBe(0);
+    expect(w.text).toMatch(/Password expires in \d+ seconds/i);
+    const r = await probe(slapd.url, staff('soon-user'), own('soon-user'));
+    expect(r.ok).toBe(true);
+    expect(r.degraded?.reason).toBe('password_expiring');
+    expect(r.degraded?.message).toMatch(/expires in 2\d d \d+ h/);
+    const seconds = r.values?.ldap_password_expiry_seconds ?? 0;
+    expect(seconds).toBeGreaterThan(28 * 86_400);
+    expect(seconds).toBeLessThanOrEqual(29 * 86_400);
   });
 });
 
