@@ -54,7 +54,13 @@ COPY package.json package-lock.json ./
 # The user: a fixed uid/gid of its own (10001, no login, no home), numeric in USER below so that
 # Kubernetes can check runAsNonRoot; /var/lib/vakt is its state folder (a volume in production:
 # Docker gives a new named volume this folder's owner).
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+# iputils-ping: the icmp kind runs the system's ping (Node has no ICMP sockets); it needs no
+# capability where net.ipv4.ping_group_range holds the agent's group (Docker's default range does;
+# the Kubernetes manifests set it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iputils-ping \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /usr/local/bin/npm /usr/local/bin/npx \
       /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* /root/.npm \

@@ -148,6 +148,16 @@ export const CONNECTION_VALUES = {
   },
 } as const satisfies Record<string, ValueSpec>;
 
+/** What a kind that makes several attempts per run reports of them (tcp connections, icmp echo requests): one family for both. */
+export const SAMPLE_VALUES = {
+  samples: { metric: 'vakt_probe_samples', help: 'Echo requests (icmp) or connection attempts (tcp) made in the last run.' },
+  samples_ok: { help: 'Attempts (tcp connections, icmp echo requests) that succeeded in the last run.' },
+  samples_loss_ratio: {
+    metric: 'vakt_probe_sample_loss_ratio',
+    help: 'Share of echo requests (icmp) or connection attempts (tcp) that failed in the last run (0..1).',
+  },
+} as const satisfies Record<string, ValueSpec>;
+
 /** Failure reasons of the kit's own steps (resolve, connect, TLS, reading a reply), for every kind that connects. */
 export const NETWORK_REASONS = [
   'timeout',

@@ -1,6 +1,6 @@
 // The tcp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { endpoint } from '../kit/target.js';
-import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
+import { CONNECTION_VALUES, defineKind, SAMPLE_VALUES, NETWORK_REASONS } from '../kit/kind.js';
 import { options } from './options.js';
 import { tcpProbe } from './probe.js';
 
@@ -17,9 +17,7 @@ export default defineKind({
   values: {
     ...CONNECTION_VALUES,
     failed_due_to_regex: { metric: 'probe_failed_due_to_regex', help: '1 when the last run failed because the expected pattern did not match.' },
-    samples: { metric: 'vakt_probe_samples', help: 'Connection attempts made in the last run.' },
-    samples_ok: { help: 'Connection attempts that succeeded in the last run.' },
-    samples_loss_ratio: { metric: 'vakt_probe_sample_loss_ratio', help: 'Share of connection attempts that failed in the last run (0..1).' },
+    ...SAMPLE_VALUES,
     connect_min_seconds: { help: 'Fastest connect of the last run, over its samples.' },
     connect_median_seconds: { help: 'Median connect of the last run, over its samples.' },
     connect_max_seconds: { help: 'Slowest connect of the last run, over its samples.' },

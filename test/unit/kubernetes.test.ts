@@ -20,7 +20,7 @@ import { containers, isObj, kustomizations, kustomize, podSpec, readObjects, typ
 
 const KUBE = resolve(ROOT, 'deploy/kubernetes');
 const OVERLAYS = readdirSync(join(KUBE, 'overlays')).sort();
-/** Capabilities a probe kind documents that it needs (e.g. NET_RAW for ICMP); no kind needs one today. */
+/** Capabilities a probe kind documents that it needs; none does (icmp uses ICMP datagram sockets: the pod's net.ipv4.ping_group_range sysctl, not NET_RAW). */
 const KIND_CAPABILITIES: readonly string[] = [];
 /** The image's uid and gid (Dockerfile: USER uid:gid of the production stage). */
 const [IMAGE_UID, IMAGE_GID] = (() => {
@@ -225,6 +225,16 @@ describe.each(OVERLAYS.map((o) => [o]))('overlay %s', (overlay) => {
       const caps = sc.capabilities as Obj;
       expect(caps.drop, at).toEqual(['ALL']);
       for (const cap of (caps.add as string[] | undefined) ?? []) expect(KIND_CAPABILITIES, `${at}: capability ${cap}`).toContain(cap);
+    }
+  });
+
+  it("lets every agent's group send ICMP echo requests without a capability (net.ipv4.ping_group_range, for icmp checks)", () => {
+    for (const { object, pod } of agents) {
+      const sysctls = ((pod.securityContext as Obj).sysctls ?? []) as { name: string; value: string }[];
+      const range = sysctls.find((s) => s.name === 'net.ipv4.ping_group_range')?.value;
+      expect(range, `${object.kind} ${object.metadata.name}`).toBeDefined();
+      const [lo, hi] = range!.split(/\s+/).map(Number);
+      expect(lo! <= IMAGE_GID && IMAGE_GID <= hi!, `${object.metadata.name}: ${range} holds gid ${IMAGE_GID}`).toBe(true);
     }
   });
 
