@@ -291,6 +291,13 @@ checks:
     kind: tcp
     target: "${h}:${sb.ports.blocked}"
     tcp: { expect: blocked }
+  # Ping: the loopback answers (icmp kind; the ping panels).
+  - name: gateway-ping
+    title: Gateway (ping)
+    group: Firewall policy
+    kind: icmp
+    target: ${h}
+    icmp: { count: 2, interval: 50ms }
   # ns2 answers SERVFAIL (fault): dns-ns2 down, dns-zone degraded (quorum 1).
   - name: dns-ns1
     title: Internal DNS (ns1)
