@@ -1,6 +1,7 @@
 // `vakt rules`: the shipped Prometheus rules (deploy/prometheus/vakt-rules.yml) with their timing
-// parameters set: how long each alert's condition must hold (`for:`) and how often a group that
-// has its own `interval:` is evaluated. Everything else — every expression, label, annotation and
+// parameters set: how long each alert's condition must hold (`for:`), how long an alert that
+// mutes others keeps firing after its condition ends (`keep_firing_for:`, scaled with the rest)
+// and how often a group that has its own `interval:` is evaluated. Everything else — every expression, label, annotation and
 // comment — is the shipped text, so a site that pages sooner on DNS, or a drill or incident
 // replay that runs in minutes, uses the rules as shipped instead of an edited copy that drifts
 // from them at the next upgrade. Rendered again from the new version at every upgrade.
@@ -13,7 +14,7 @@ import { packageRoot } from './paths.js';
 export const SHIPPED_RULES_FILE = resolve(packageRoot, 'deploy/prometheus/vakt-rules.yml');
 
 export interface RuleTiming {
-  /** Multiplies every alert's `for:` and every group's own `interval:` (0 < scale ≤ 100). */
+  /** Multiplies every alert's `for:` and `keep_firing_for:` and every group's own `interval:` (0 < scale ≤ 100). */
   scale?: number;
   /** An alert's `for:` set outright (after scaling, which it replaces), by alert name, in ms. */
   forAlert?: ReadonlyMap<string, number>;
@@ -51,8 +52,8 @@ function durationOf(where: string, text: unknown): number {
 }
 
 /**
- * The rules text with the timing applied: only the `for:` lines of alerts and the `interval:`
- * lines of groups change, every other byte stays (block scalars, comments), and the result is
+ * The rules text with the timing applied: only the `for:` and `keep_firing_for:` lines of alerts
+ * and the `interval:` lines of groups change, every other byte stays (block scalars, comments), and the result is
  * checked to parse to the same rules but for those values. Fails when an alert or group named in
  * `timing` is not in the rules (a typo would otherwise leave the shipped timing in place).
  */
@@ -65,6 +66,7 @@ export function renderRules(rulesText: string, timing: RuleTiming, header?: stri
   let group = '';
   let alert: string | undefined;
   const edited = new Set<string>();
+  const keptScaled = new Set<string>();
   const lines = rulesText.split('\n').map((line) => {
     const g = GROUP_LINE.exec(line);
     if (g) {
@@ -82,6 +84,11 @@ export function renderRules(rulesText: string, timing: RuleTiming, header?: stri
       const wanted = timing.groupInterval?.get(group);
       const ms = wanted ?? Math.max(1000, Math.round((durationOf(`group ${group}: interval`, i[2]) * scale) / 1000) * 1000);
       return `${i[1]}interval: ${promDuration(ms)}`;
+    }
+    const k = KEEP_LINE.exec(line);
+    if (k && alert !== undefined) {
+      keptScaled.add(alert);
+      return `${k[1]}keep_firing_for: ${promDuration(Math.round((durationOf(`alert ${alert}: keep_firing_for`, k[2]) * scale) / 1000) * 1000)}`;
     }
     const f = FOR_LINE.exec(line);
     if (f && alert !== undefined) {
@@ -102,7 +109,7 @@ export function renderRules(rulesText: string, timing: RuleTiming, header?: stri
   // The line edits rely on the file's layout; make sure they changed the timing and nothing else.
   const rendered = rulesOf(text);
   const strip = (groups: RuleGroup[]) =>
-    JSON.stringify(groups.map((g) => ({ ...g, interval: undefined, rules: g.rules.map((r) => ({ ...r, for: undefined })) })));
+    JSON.stringify(groups.map((g) => ({ ...g, interval: undefined, rules: g.rules.map((r) => ({ ...r, for: undefined, keep_firing_for: undefined })) })));
   if (strip(rendered) !== strip(shipped)) throw new RuleTimingError('the rules file is laid out in a way vakt rules cannot edit line by line');
   for (const g of rendered) {
     if (timing.groupInterval?.has(g.name) && g.interval === undefined)
@@ -112,6 +119,10 @@ export function renderRules(rulesText: string, timing: RuleTiming, header?: stri
       if (timing.forAlert?.has(r.alert)) throw new RuleTimingError(`--for ${r.alert}: the alert has no for: line of its own to set`);
       if (r.for !== undefined && scale !== 1) throw new RuleTimingError(`alert ${r.alert}: its for: is not on a line of its own, so it cannot be scaled`);
     }
+    for (const r of g.rules) {
+      if (r.alert !== undefined && r.keep_firing_for !== undefined && scale !== 1 && !keptScaled.has(r.alert))
+        throw new RuleTimingError(`alert ${r.alert}: its keep_firing_for: is not on a line of its own, so it cannot be scaled`);
+    }
   }
   return text;
 }
@@ -119,13 +130,14 @@ export function renderRules(rulesText: string, timing: RuleTiming, header?: stri
 interface RuleGroup {
   name: string;
   interval?: string;
-  rules: { alert?: string; record?: string; for?: string; [key: string]: unknown }[];
+  rules: { alert?: string; record?: string; for?: string; keep_firing_for?: string; [key: string]: unknown }[];
 }
 
 const GROUP_LINE = /^ {2}- name: (\S+)\s*$/;
 const RULE_LINE = /^ {6}- (alert|record): (\S+)\s*$/;
 const INTERVAL_LINE = /^( {4})interval: (\S+)\s*$/;
 const FOR_LINE = /^( {8})for: (\S+)\s*$/;
+const KEEP_LINE = /^( {8})keep_firing_for: (\S+)\s*$/;
 const unquote = (s: string) => s.replace(/^(['"])(.*)\1$/, '$2');
 
 function rulesOf(text: string): RuleGroup[] {

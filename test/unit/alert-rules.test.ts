@@ -12,18 +12,21 @@ interface Groups {
 const alertsOf = (text: string) => new Map((parse(text) as Groups).groups.flatMap((g) => g.rules.filter((r) => r.alert).map((r) => [r.alert!, r] as const)));
 
 describe('vakt rules', () => {
-  it('scales every for: and group interval, and changes no other line', () => {
+  it('scales every for:, keep_firing_for: and group interval, and changes no other line', () => {
     const out = renderRules(shipped, { scale: 0.1 });
     const before = shipped.split('\n');
     const after = out.split('\n');
     expect(after).toHaveLength(before.length);
     const changed = after.filter((line, i) => line !== before[i]);
     expect(changed.length).toBeGreaterThan(20);
-    for (const line of changed) expect(line).toMatch(/^ +(for|interval): \d/);
+    for (const line of changed) expect(line).toMatch(/^ +(for|keep_firing_for|interval): \d/);
     const a = alertsOf(shipped);
     const b = alertsOf(out);
     expect(b.get('VaktRootCauseDown')?.for).toBe('6s'); // 1m
     expect(b.get('VaktCheckDegraded')?.for).toBe('1m30s'); // 15m
+    // The muting alerts outlive what they mute, scaled alike (1m, 2m).
+    expect(b.get('VaktRootCauseDown')?.keep_firing_for).toBe('6s');
+    expect(b.get('VaktCheckDownSomeSites')?.keep_firing_for).toBe('12s');
     for (const [name, rule] of a) expect(b.get(name)?.expr, name).toBe(rule.expr);
     const sites = (parse(out) as Groups).groups.find((g) => g.name === 'vakt.sites');
     expect(sites?.interval).toBe('6s');
