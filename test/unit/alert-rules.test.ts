@@ -7,7 +7,7 @@ import { parseAssignment, promDuration, renderRules, RuleTimingError, SHIPPED_RU
 
 const shipped = readFileSync(SHIPPED_RULES_FILE, 'utf8');
 interface Groups {
-  groups: { name: string; interval?: string; rules: { alert?: string; record?: string; for?: string; expr: string }[] }[];
+  groups: { name: string; interval?: string; rules: { alert?: string; record?: string; for?: string; keep_firing_for?: string; expr: string }[] }[];
 }
 const alertsOf = (text: string) => new Map((parse(text) as Groups).groups.flatMap((g) => g.rules.filter((r) => r.alert).map((r) => [r.alert!, r] as const)));
 
