@@ -172,7 +172,11 @@ export const dicomProbe: Probe<DicomOptions, Endpoint> = {
     const reader = new PduReader();
     const proposed = o.transferSyntaxes.map((name) => TRANSFER_SYNTAX_UIDS[name]);
     let socket: Socket | undefined;
-    /** An association we hold and have not released: aborted when the run gives up on it. */
+    /**
+     * An association requested or held and not released, rejected or aborted by the peer: the run
+     * aborts it when it gives up (PS3.8 9.2: a requestor that meets an invalid PDU or times out
+     * issues an A-ABORT), so the PACS does not keep a half-open association until its own timeout.
+     */
     let holding = false;
     let failure: ProbeFailure | undefined;
     let earliestExpiry: number | undefined;
@@ -196,10 +200,10 @@ export const dicomProbe: Probe<DicomOptions, Endpoint> = {
       });
       const answer = await line.time('associate', async () => {
         await writeAll(open, request, signal);
+        holding = true;
         return nextPdu(open, reader, signal, 'without answering the association request');
       });
       const ac = accepted(answer, o);
-      holding = true;
       if (ac.maxPdu !== undefined) values.dicom_peer_max_pdu_bytes = ac.maxPdu;
       if (ac.implementationClassUid) info.dicomImplementationClassUid = ac.implementationClassUid;
       if (ac.implementationVersionName) info.dicomImplementationVersionName = ac.implementationVersionName;

@@ -333,14 +333,17 @@ describe('dicom probe against hostile or broken peers', () => {
     expect(performance.now() - t0).toBeLessThan(BUSY_SLACK_MS);
   });
 
-  it('half an A-ASSOCIATE-AC then silence is a timeout saying how much came; then a close is reset', async () => {
-    const silent = await scripted((s, p, _i, script) => s.write(acFor(script.rq).subarray(0, 40)));
+  it('half an A-ASSOCIATE-AC then silence is a timeout saying how much came, the association aborted; then a close is reset', async () => {
+    const silent = await scripted((s, p, _i, script) => {
+      if (p.type === PDU_TYPE.associateRq) s.write(acFor(script.rq).subarray(0, 40));
+    });
     const r = await run(silent.target, {}, 500);
     expect(r.failure).toMatchObject({
       phase: 'associate',
       reason: 'timeout',
       message: 'no answer to the association request before the deadline (40 bytes of a PDU received)',
     });
+    await expect.poll(() => silent.received.map((p) => p.type)).toEqual([PDU_TYPE.associateRq, PDU_TYPE.abort]);
     const closing = await scripted((s, p, _i, script) => s.end(acFor(script.rq).subarray(0, 40)));
     expect((await run(closing.target)).failure).toMatchObject({
       phase: 'associate',
