@@ -111,6 +111,7 @@ Examples:
   vakt probe queue https://mq.region.example:15671 --source rabbitmq --queues lab.results --username vakt --password env:VAKT_MQ_PASSWORD
   vakt probe amqp mq.region.example:5672 --vhost integration --username vakt --password-env VAKT_MQ_PASSWORD
   vakt probe ntp dc1.region.example --samples 3 --max-offset 1m
+  vakt probe dicom pacs.region.example:104 --calling-ae-title VAKT --called-ae-title PACS_ARCHIVE
 
 Options of each kind:
 ${KINDS.map((k) => wrap(`  ${k.padEnd(6)} `, optionFlags(k))).join('\n')}

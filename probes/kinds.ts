@@ -3,6 +3,7 @@
 // status page's words and the docs tests all read this list.
 import type { z } from 'zod';
 import amqp from './amqp/index.js';
+import dicom from './dicom/index.js';
 import dns from './dns/index.js';
 import http from './http/index.js';
 import icmp from './icmp/index.js';
@@ -15,7 +16,7 @@ import oidc from './oidc/index.js';
 import queue from './queue/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

@@ -11,6 +11,7 @@
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
+//   POST /faults/dicom/<mode>        the PACS (DICOM): ok|reject|busy|nocontext|abort|status|silent|slow|down
 //   POST /faults/reset               everything back to normal
 //   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AMQP_MODES, DEFAULT_AMQP_SLOW_MS, SandboxAmqpBroker, type AmqpMode } from './amqp.js';
+import { DEFAULT_DICOM_SLOW_MS, DICOM_MODES, SandboxPacs, type DicomMode } from './dicom.js';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
@@ -56,6 +58,7 @@ export const SANDBOX_PORTS = {
   queue: 16672,
   ntp: 16123,
   amqp: 16567,
+  dicom: 16104,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -81,6 +84,8 @@ export interface Sandbox {
   time: SandboxTimeServer;
   /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
   amqp: SandboxAmqpBroker;
+  /** The PACS (a DICOM Verification SCP, AE title SANDBOX_PACS) and its fault switch (`pacs.mode`, `pacs.slowMs`). */
+  pacs: SandboxPacs;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -149,6 +154,8 @@ export interface SandboxOptions {
   slowQueueDrainPerSecond?: number;
   /** How late a message reaches its queue in the AMQP broker's `slow` mode (default 3 s). */
   slowAmqpMs?: number;
+  /** How long a `slow` DICOM association takes (default 3 s). */
+  slowDicomMs?: number;
   /** How much longer a login takes after the `update` (default 150 ms). */
   updateLoginMs?: number;
   /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
@@ -249,6 +256,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await amqp.start();
     closers.push(() => amqp.stop());
 
+    // The image archive radiology sends to: a PACS that stops taking associations.
+    const pacs = new SandboxPacs({ host, port: want.dicom, slowMs: opts.slowDicomMs ?? DEFAULT_DICOM_SLOW_MS });
+    await pacs.start();
+    closers.push(() => pacs.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -285,6 +297,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await broker.setMode('ok');
       time.setMode('ok');
       await amqp.setMode('ok');
+      await pacs.setMode('ok');
       await setPolicy(false);
     };
 
@@ -296,6 +309,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
+      dicom: { modes: DICOM_MODES, get: () => pacs.mode, set: (m) => pacs.setMode(m as DicomMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -330,6 +344,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: broker.address.port,
       ntp: time.address.port,
       amqp: amqp.address.port,
+      dicom: pacs.address.port,
     };
     return {
       host,
@@ -342,6 +357,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginFaults: faults,
       time,
       amqp,
+      pacs,
       directory,
       mllp,
       broker,

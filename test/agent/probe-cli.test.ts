@@ -219,7 +219,7 @@ describe('ad-hoc flags', () => {
       process.stdout.write = write;
     }
     const examples = [...help.matchAll(/^ {2}vakt probe (\w+) (.+)$/gm)];
-    expect(new Set(examples.map((m) => m[1]))).toEqual(new Set(['tcp', 'dns', 'http', 'oidc', 'ldap', 'mllp', 'queue', 'amqp', 'ntp']));
+    expect(new Set(examples.map((m) => m[1]))).toEqual(new Set(['tcp', 'dns', 'http', 'oidc', 'ldap', 'mllp', 'queue', 'amqp', 'ntp', 'dicom']));
     const env = { VAKT_IDP_SECRET: 's', VAKT_AD_PASSWORD: 'p', VAKT_MQ_PASSWORD: 'm' };
     for (const [line, kind, rest] of examples) {
       try {
