@@ -10,6 +10,7 @@
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
+//   POST /faults/radius/<mode>       the clinical devices' Wi-Fi login (RADIUS): ok|reject|challenge|slow|silent|badauth
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/reset               everything back to normal
 //   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
@@ -25,6 +26,7 @@ import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
 import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
+import { DEFAULT_RADIUS_SLOW_MS, RADIUS_MODES, SandboxRadiusServer, type RadiusMode } from './radius.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
 import { ScriptedChange, type ChangeTiming } from './change.js';
 import {
@@ -56,6 +58,7 @@ export const SANDBOX_PORTS = {
   queue: 16672,
   ntp: 16123,
   amqp: 16567,
+  radius: 16812,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -81,6 +84,8 @@ export interface Sandbox {
   time: SandboxTimeServer;
   /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
   amqp: SandboxAmqpBroker;
+  /** The clinical devices' Wi-Fi login (RADIUS over UDP) and its fault switch (`radius.mode`, `radius.slowMs`). */
+  radius: SandboxRadiusServer;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -149,6 +154,8 @@ export interface SandboxOptions {
   slowQueueDrainPerSecond?: number;
   /** How late a message reaches its queue in the AMQP broker's `slow` mode (default 3 s). */
   slowAmqpMs?: number;
+  /** How long a `slow` RADIUS answer takes (default 2.5 s). */
+  slowRadiusMs?: number;
   /** How much longer a login takes after the `update` (default 150 ms). */
   updateLoginMs?: number;
   /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
@@ -249,6 +256,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await amqp.start();
     closers.push(() => amqp.stop());
 
+    // The clinical devices' Wi-Fi login: a RADIUS server for the same probe account.
+    const radius = new SandboxRadiusServer({
+      host,
+      port: want.radius,
+      secret: readSecret(secrets, 'radius-shared-secret'),
+      user: SANDBOX_USER,
+      password: loginOptions.password,
+      slowMs: opts.slowRadiusMs ?? DEFAULT_RADIUS_SLOW_MS,
+    });
+    await radius.start();
+    closers.push(() => radius.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -285,6 +304,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await broker.setMode('ok');
       time.setMode('ok');
       await amqp.setMode('ok');
+      radius.setMode('ok');
       await setPolicy(false);
     };
 
@@ -296,6 +316,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
+      radius: { modes: RADIUS_MODES, get: () => radius.mode, set: (m) => radius.setMode(m as RadiusMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -330,6 +351,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: broker.address.port,
       ntp: time.address.port,
       amqp: amqp.address.port,
+      radius: radius.address.port,
     };
     return {
       host,
@@ -342,6 +364,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginFaults: faults,
       time,
       amqp,
+      radius,
       directory,
       mllp,
       broker,
