@@ -14,9 +14,10 @@ import mllp from './mllp/index.js';
 import ntp from './ntp/index.js';
 import oidc from './oidc/index.js';
 import queue from './queue/index.js';
+import radius from './radius/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom, radius] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

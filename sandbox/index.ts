@@ -10,6 +10,7 @@
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
+//   POST /faults/radius/<mode>       the clinical devices' Wi-Fi login (RADIUS): ok|reject|challenge|slow|silent|badauth
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/dicom/<mode>        the PACS (DICOM): ok|reject|busy|nocontext|abort|status|silent|slow|down
 //   POST /faults/reset               everything back to normal
@@ -27,6 +28,7 @@ import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
 import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
+import { DEFAULT_RADIUS_SLOW_MS, RADIUS_MODES, SandboxRadiusServer, type RadiusMode } from './radius.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
 import { ScriptedChange, type ChangeTiming } from './change.js';
 import {
@@ -59,6 +61,7 @@ export const SANDBOX_PORTS = {
   ntp: 16123,
   amqp: 16567,
   dicom: 16104,
+  radius: 16812,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -86,6 +89,8 @@ export interface Sandbox {
   amqp: SandboxAmqpBroker;
   /** The PACS (a DICOM Verification SCP, AE title SANDBOX_PACS) and its fault switch (`pacs.mode`, `pacs.slowMs`). */
   pacs: SandboxPacs;
+  /** The clinical devices' Wi-Fi login (RADIUS over UDP) and its fault switch (`radius.mode`, `radius.slowMs`). */
+  radius: SandboxRadiusServer;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -156,6 +161,8 @@ export interface SandboxOptions {
   slowAmqpMs?: number;
   /** How long a `slow` DICOM association takes (default 3 s). */
   slowDicomMs?: number;
+  /** How long a `slow` RADIUS answer takes (default 2.5 s). */
+  slowRadiusMs?: number;
   /** How much longer a login takes after the `update` (default 150 ms). */
   updateLoginMs?: number;
   /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
@@ -260,6 +267,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const pacs = new SandboxPacs({ host, port: want.dicom, slowMs: opts.slowDicomMs ?? DEFAULT_DICOM_SLOW_MS });
     await pacs.start();
     closers.push(() => pacs.stop());
+    // The clinical devices' Wi-Fi login: a RADIUS server for the same probe account.
+    const radius = new SandboxRadiusServer({
+      host,
+      port: want.radius,
+      secret: readSecret(secrets, 'radius-shared-secret'),
+      user: SANDBOX_USER,
+      password: loginOptions.password,
+      slowMs: opts.slowRadiusMs ?? DEFAULT_RADIUS_SLOW_MS,
+    });
+    await radius.start();
+    closers.push(() => radius.stop());
 
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
@@ -298,6 +316,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       time.setMode('ok');
       await amqp.setMode('ok');
       await pacs.setMode('ok');
+      radius.setMode('ok');
       await setPolicy(false);
     };
 
@@ -310,6 +329,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
       dicom: { modes: DICOM_MODES, get: () => pacs.mode, set: (m) => pacs.setMode(m as DicomMode) },
+      radius: { modes: RADIUS_MODES, get: () => radius.mode, set: (m) => radius.setMode(m as RadiusMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -345,6 +365,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ntp: time.address.port,
       amqp: amqp.address.port,
       dicom: pacs.address.port,
+      radius: radius.address.port,
     };
     return {
       host,
@@ -358,6 +379,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       time,
       amqp,
       pacs,
+      radius,
       directory,
       mllp,
       broker,

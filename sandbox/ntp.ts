@@ -9,7 +9,8 @@
 //   unsync  leap indicator 3, stratum 0: the server has lost its time source
 //   kod     a kiss-o'-death: stratum 0, kiss code RATE
 //   down    no answer at all
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
+import { bindUdp, closeUdp } from './udp-service.js';
 import { ntpTimestamp } from '../probes/ntp/probe.js';
 
 export const NTP_MODES = ['ok', 'drift', 'skew', 'unsync', 'kod', 'down'] as const;
@@ -35,17 +36,7 @@ export class SandboxTimeServer {
   }
 
   async start(): Promise<void> {
-    const socket = createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
-    socket.on('message', (msg, from) => this.answer(socket, msg, from));
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(this.port, this.host, () => {
-        socket.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.socket = socket;
+    this.socket = await bindUdp(this.host, this.port, (socket, msg, from) => this.answer(socket, msg, from));
   }
 
   setMode(mode: NtpMode): void {
@@ -55,7 +46,7 @@ export class SandboxTimeServer {
   async stop(): Promise<void> {
     const s = this.socket;
     this.socket = undefined;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeUdp(s);
   }
 
   private answer(socket: Socket, msg: Buffer, from: { address: string; port: number }): void {

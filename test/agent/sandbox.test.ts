@@ -2,7 +2,7 @@
 // paths through the tcp probe, the internal resolvers through the dns probe, the Cosmic login and
 // the identity provider through the http and oidc probes, the directory through the ldap probe,
 // the HL7 interface engine through the mllp probe and the integration broker through the queue
-// probe, with the demo's own checks.
+// probe, the clinical devices' Wi-Fi login through the radius probe, with the demo's own checks.
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { Client } from 'ldapts';
@@ -18,11 +18,21 @@ import { frame, MllpReader, mllpProbe, parseAck } from '../../probes/mllp/probe.
 import { oidcProbe } from '../../probes/oidc/probe.js';
 import { rabbitmqOptions, type QueueOptions, type SourceOptions } from '../../probes/queue/options.js';
 import { queueProbe } from '../../probes/queue/probe.js';
+import { radiusProbe } from '../../probes/radius/probe.js';
 import { tcpProbe } from '../../probes/tcp/probe.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { STALE_SERIAL, WRONG_ADDRESS, ZONE_SERIAL } from '../../sandbox/dns.js';
 import { SANDBOX_PEOPLE_DN } from '../../sandbox/ldap.js';
-import { SANDBOX_CLIENT_ID, SANDBOX_PORTS, SANDBOX_USER, sandboxCertDir, sandboxSecretDir, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import {
+  SANDBOX_CLIENT_ID,
+  SANDBOX_PORTS,
+  SANDBOX_USER,
+  sandboxCertDir,
+  sandboxSecretDir,
+  startSandbox,
+  type Sandbox,
+  type SandboxPorts,
+} from '../../sandbox/index.js';
 import { SANDBOX_QUEUE_USER, SimulatedQueue } from '../../sandbox/queue.js';
 import { budget, quietLog, targetsOf } from '../helpers/peers.js';
 import { freeSandboxPorts } from '../helpers/demo-config.js';
@@ -37,6 +47,8 @@ const TEST_QUEUES = [
   { name: 'lab.results', arrivalPerSecond: 20, drainPerSecond: 50 },
 ];
 const TEST_SLOW_DRAIN = 10;
+/** A `slow` RADIUS answer in these tests (the demo's is 2.5 s, after its 2 s retransmit interval). */
+const RADIUS_SLOW_MS = 500;
 
 let sb: Sandbox;
 beforeAll(async () => {
@@ -46,11 +58,22 @@ beforeAll(async () => {
     slowMllpMs: MLLP_SLOW_MS,
     queues: TEST_QUEUES,
     slowQueueDrainPerSecond: TEST_SLOW_DRAIN,
+    slowRadiusMs: RADIUS_SLOW_MS,
   });
 });
 afterAll(async () => {
   await sb.stop();
 });
+
+/** A check of the demo (config/default.yaml) by name, pointed at this test's sandbox (its port replaced by the sandbox's `port`). */
+async function demoCheck<K extends CheckConfig['kind']>(name: string, kind: K, port: keyof SandboxPorts): Promise<Extract<CheckConfig, { kind: K }>> {
+  const config = await loadConfigFile(defaultConfigFile);
+  const c = config.checks.find((x) => x.name === name);
+  if (c?.kind !== kind) throw new Error(`config/default.yaml has no ${name} (${kind})`);
+  const target = c.target.replace(`:${SANDBOX_PORTS[port]}`, `:${sb.ports[port]}`);
+  // The kind was checked above; TypeScript cannot narrow a union by a generic kind.
+  return { ...c, ...targetsOf(kind, target), target } as unknown as Extract<CheckConfig, { kind: K }>;
+}
 
 function probe(port: number, options: Record<string, unknown>, timeoutMs = 1500) {
   return tcpProbe.run({
@@ -495,11 +518,7 @@ describe('sandbox directory (ldap)', () => {
   /** The demo's directory-bind check from config/default.yaml, pointed at this test's sandbox. */
   let check: Extract<CheckConfig, { kind: 'ldap' }>;
   beforeAll(async () => {
-    const config = await loadConfigFile(defaultConfigFile);
-    const c = config.checks.find((x) => x.name === 'directory-bind');
-    if (c?.kind !== 'ldap') throw new Error('config/default.yaml has no directory-bind (ldap)');
-    const target = c.target.replace(`:${SANDBOX_PORTS.ldap}`, `:${sb.ports.ldap}`);
-    check = { ...c, ...targetsOf('ldap', target), target };
+    check = await demoCheck('directory-bind', 'ldap', 'ldap');
   });
 
   const runCheck = (secrets = check.secrets) =>
@@ -661,11 +680,7 @@ describe('sandbox HL7 interface engine (mllp)', () => {
   /** The demo's lab-orders-hl7 check from config/default.yaml, pointed at this test's sandbox. */
   let check: Extract<CheckConfig, { kind: 'mllp' }>;
   beforeAll(async () => {
-    const config = await loadConfigFile(defaultConfigFile);
-    const c = config.checks.find((x) => x.name === 'lab-orders-hl7');
-    if (c?.kind !== 'mllp') throw new Error('config/default.yaml has no lab-orders-hl7 (mllp)');
-    const target = c.target.replace(`:${SANDBOX_PORTS.mllp}`, `:${sb.ports.mllp}`);
-    check = { ...c, ...targetsOf('mllp', target), target };
+    check = await demoCheck('lab-orders-hl7', 'mllp', 'mllp');
   });
 
   const runCheck = (timeoutMs = check.timeoutMs) =>
@@ -998,5 +1013,52 @@ describe('sandbox integration broker (queue)', () => {
     const again = new SimulatedQueue({ name: 'x', arrivalPerSecond: 2, drainPerSecond: 5 }, t0);
     again.setMode('stall', t0 + 60_000);
     expect(again.snapshot(t0 + 180_000)).toMatchObject({ messages: 241, unacked: 10, ready: 231 });
+  });
+});
+
+describe('sandbox Wi-Fi login (radius)', () => {
+  /** The demo's wifi-login check from config/default.yaml, pointed at this test's sandbox. */
+  let check: Extract<CheckConfig, { kind: 'radius' }>;
+  beforeAll(async () => {
+    check = await demoCheck('wifi-login', 'radius', 'radius');
+  });
+  afterAll(async () => {
+    await fault('radius/ok');
+  });
+
+  const runCheck = (options: Partial<Extract<CheckConfig, { kind: 'radius' }>['options']> = {}, timeoutMs = check.timeoutMs) =>
+    radiusProbe.run({
+      target: check.targets[0]!,
+      targets: check.targets,
+      options: { ...check.options, ...options },
+      ...budget(timeoutMs),
+      log: quietLog,
+      secrets: check.secrets,
+    });
+
+  it("the demo's check succeeds: PAP accepted at once, with the clinical devices' filter and VLAN; CHAP too", async () => {
+    expect(check.secrets.password).toBe(sb.login.password);
+    const r = await runCheck();
+    expect(r.failure).toBeUndefined();
+    expect(r.degraded).toBeUndefined();
+    expect(r).toMatchObject({ ok: true, values: { radius_attempts: 1 } });
+    expect(Object.keys(r.phases)).toEqual(['request']);
+    expect((await runCheck({ method: 'chap' })).ok).toBe(true);
+  });
+
+  it('each fault switch, through the control API, as the demo check sees it', async () => {
+    expect((await fault('radius/reject')) as unknown).toMatchObject({ radius: 'reject' });
+    expect((await runCheck()).failure).toMatchObject({ reason: 'auth', message: expect.stringContaining('Account disabled in the directory') as unknown });
+    await fault('radius/challenge');
+    expect((await runCheck()).failure?.reason).toBe('radius_challenge');
+    await fault('radius/slow');
+    const slow = await runCheck({ retransmitInterval: 250 });
+    expect(slow.degraded?.reason).toBe('retransmitted');
+    await fault('radius/silent');
+    expect((await runCheck({ retransmitInterval: 200 }, 700)).failure?.reason).toBe('timeout');
+    await fault('radius/badauth');
+    expect((await runCheck({}, 700)).failure?.reason).toBe('protocol');
+    await fault('reset');
+    expect((await runCheck()).ok).toBe(true);
   });
 });

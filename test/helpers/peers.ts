@@ -1,9 +1,11 @@
 // Real peers on loopback for probe tests: closed ports, silent and hostile listeners, a listener
 // whose accept queue is full (SYNs go unanswered, like a DROP rule), TLS servers.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { ProbeLogger } from '../../probes/types.js';
+import { afterAll, beforeAll } from 'vitest';
 import type { z } from 'zod';
 import { Budget } from '../../probes/kit/budget.js';
 import { KIND, type Kind, type KindTarget } from '../../probes/kinds.js';
@@ -51,6 +53,39 @@ export async function tcpPeer(onSocket: (s: Socket) => void, host = '127.0.0.1')
         server.close(() => r());
       }),
   };
+}
+
+/** A UDP peer that answers every datagram with `reply(datagram)` (undefined: no answer); it keeps what it received. */
+export async function udpPeer(reply: (datagram: Buffer) => Buffer | Buffer[] | undefined): Promise<Peer & { received: Buffer[] }> {
+  const socket = createSocket('udp4');
+  const received: Buffer[] = [];
+  socket.on('message', (msg, from) => {
+    received.push(msg);
+    const r = reply(msg);
+    for (const b of r === undefined ? [] : Array.isArray(r) ? r : [r]) socket.send(b, from.port, from.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return { port: socket.address().port, received, close: () => new Promise<void>((r) => socket.close(() => r())) };
+}
+
+/** UDP peers for the tests of one describe block, all closed after them: each call starts one (udpPeer). */
+export function udpPeersDuring(): (reply: (datagram: Buffer) => Buffer | Buffer[] | undefined) => Promise<Peer & { received: Buffer[] }> {
+  const peers: Peer[] = [];
+  afterAll(async () => {
+    for (const p of peers) await p.close();
+  });
+  return async (reply) => {
+    const p = await udpPeer(reply);
+    peers.push(p);
+    return p;
+  };
+}
+
+/** A sandbox service started for the tests of one describe block and stopped after them; `target()` is its 127.0.0.1:port. */
+export function serviceDuring(service: { start(): Promise<void>; stop(): Promise<void>; readonly address: { port: number } }): { target(): string } {
+  beforeAll(() => service.start());
+  afterAll(() => service.stop());
+  return { target: () => `127.0.0.1:${service.address.port}` };
 }
 
 export function tlsPeer(options: TlsOptions, onSecure: (s: Socket) => void = (s) => s.end('hello\n')): Promise<Peer> {

@@ -1,28 +1,16 @@
 // The ntp probe against real UDP peers on 127.0.0.1: the sandbox's time server in each of its
 // modes, and raw sockets that answer with what no server should (short, wrong mode, stale,
 // forged, huge). System tests against chrony and ntpsec: test/system/ntp.test.ts.
-import { createSocket, type Socket } from 'node:dgram';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
 import { fromNtpTimestamp, ntpProbe, ntpTimestamp, parseReply, refIdText } from '../../probes/ntp/probe.js';
 import { ntpTarget } from '../../probes/ntp/options.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { SandboxTimeServer } from '../../sandbox/ntp.js';
-import { budget, quietLog, targetsOf } from '../helpers/peers.js';
+import { budget, quietLog, serviceDuring, targetsOf, udpPeersDuring } from '../helpers/peers.js';
 
 function probe(target: string, options: Record<string, unknown> = {}, ms = 2000): Promise<ProbeResult> {
   return ntpProbe.run({ ...targetsOf('ntp', target), options: KIND_OPTIONS.ntp.parse(options), ...budget(ms), log: quietLog, secrets: {} });
-}
-
-/** A UDP peer that answers every datagram with `reply(request)` (undefined: no answer). */
-async function rawPeer(reply: (req: Buffer) => Buffer | Buffer[] | undefined): Promise<{ port: number; socket: Socket }> {
-  const socket = createSocket('udp4');
-  socket.on('message', (msg, from) => {
-    const r = reply(msg);
-    for (const b of r === undefined ? [] : Array.isArray(r) ? r : [r]) socket.send(b, from.port, from.address);
-  });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return { port: socket.address().port, socket };
 }
 
 /** A well-formed server reply to `req`, with `patch` applied last. */
@@ -72,18 +60,11 @@ describe('ntp timestamps and targets', () => {
 
 describe('ntp probe against the sandbox time server', () => {
   const server = new SandboxTimeServer('127.0.0.1', 0);
-  let target = '';
-  beforeAll(async () => {
-    await server.start();
-    target = `127.0.0.1:${server.address.port}`;
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
+  const service = serviceDuring(server);
 
   it('ok: offset near 0, stratum 2, the request timed, facts reported', async () => {
     server.setMode('ok');
-    const r = await probe(target, { samples: 3, sampleSpacing: '20ms' });
+    const r = await probe(service.target(), { samples: 3, sampleSpacing: '20ms' });
     expect(r.failure).toBeUndefined();
     expect(r.ok).toBe(true);
     expect(r.degraded).toBeUndefined();
@@ -97,7 +78,7 @@ describe('ntp probe against the sandbox time server', () => {
 
   it('drift: degraded (clock_offset) with the offset, sign and limit in the message', async () => {
     server.setMode('drift');
-    const r = await probe(target);
+    const r = await probe(service.target());
     expect(r.ok).toBe(true);
     expect(r.degraded?.reason).toBe('clock_offset');
     expect(r.degraded?.message).toMatch(/^the server's clock is 2\.\d\d s ahead of ours \(limit 1\.00 s\)$/);
@@ -106,7 +87,7 @@ describe('ntp probe against the sandbox time server', () => {
 
   it('skew: 10 minutes ahead fails (clock_skew) and says why it matters', async () => {
     server.setMode('skew');
-    const r = await probe(target);
+    const r = await probe(service.target());
     expect(r.ok).toBe(false);
     expect(r.failure).toMatchObject({ phase: 'request', reason: 'clock_skew' });
     expect(r.failure?.message).toContain('10 min 00 s ahead of ours');
@@ -115,36 +96,29 @@ describe('ntp probe against the sandbox time server', () => {
 
   it('unsync: leap indicator 3 is ntp_unsynchronised', async () => {
     server.setMode('unsync');
-    const r = await probe(target, { samples: 3, sampleSpacing: '20ms' });
+    const r = await probe(service.target(), { samples: 3, sampleSpacing: '20ms' });
     expect(r.failure).toMatchObject({ reason: 'ntp_unsynchronised' });
     expect(r.values?.ntp_leap).toBe(3);
   });
 
   it("kod: a kiss-o'-death names its code", async () => {
     server.setMode('kod');
-    const r = await probe(target);
+    const r = await probe(service.target());
     expect(r.failure).toMatchObject({ reason: 'ntp_kiss_of_death' });
     expect(r.failure?.message).toContain('RATE (asked too often: rate limited)');
   });
 
   it('down: no answer is a timeout at the deadline', async () => {
     server.setMode('down');
-    const r = await probe(target, {}, 600);
+    const r = await probe(service.target(), {}, 600);
     expect(r.failure).toMatchObject({ phase: 'request', reason: 'timeout' });
     server.setMode('ok');
   });
 });
 
 describe('ntp probe against hostile or broken peers', () => {
-  const peers: Socket[] = [];
-  afterAll(() => {
-    for (const s of peers) s.close();
-  });
-  const peer = async (reply: (req: Buffer) => Buffer | Buffer[] | undefined) => {
-    const p = await rawPeer(reply);
-    peers.push(p.socket);
-    return `127.0.0.1:${p.port}`;
-  };
+  const udp = udpPeersDuring();
+  const peer = async (reply: (req: Buffer) => Buffer | Buffer[] | undefined) => `127.0.0.1:${(await udp(reply)).port}`;
 
   it('a short reply is protocol', async () => {
     const r = await probe(await peer(() => Buffer.from('hello')));
