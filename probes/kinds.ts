@@ -12,9 +12,10 @@ import mllp from './mllp/index.js';
 import ntp from './ntp/index.js';
 import oidc from './oidc/index.js';
 import queue from './queue/index.js';
+import snmp from './snmp/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, snmp] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

@@ -11,6 +11,7 @@
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
+//   POST /faults/snmp/<mode>         firewall member fw-a's SNMP agent: ok|standby|linkdown|silent|community|nouser
 //   POST /faults/reset               everything back to normal
 //   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
 import { readFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, typ
 import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode } from './mllp.js';
 import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
+import { SandboxSnmpAgent, SNMP_MODES, type SnmpMode } from './snmp.js';
 import { ScriptedChange, type ChangeTiming } from './change.js';
 import {
   DEFAULT_SLOW_MS,
@@ -56,6 +58,7 @@ export const SANDBOX_PORTS = {
   queue: 16672,
   ntp: 16123,
   amqp: 16567,
+  snmp: 16161,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -81,6 +84,8 @@ export interface Sandbox {
   time: SandboxTimeServer;
   /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
   amqp: SandboxAmqpBroker;
+  /** Firewall member fw-a's SNMP agent (v2c and v3, UDP) and its fault switch (`snmp.mode`). */
+  snmp: SandboxSnmpAgent;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -249,6 +254,15 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await amqp.start();
     closers.push(() => amqp.stop());
 
+    // Firewall member fw-a's management agent: its HA state and uplink over SNMP.
+    const snmp = new SandboxSnmpAgent(host, want.snmp, {
+      community: readSecret(secrets, 'snmp-community'),
+      authKey: readSecret(secrets, 'snmp-auth-key'),
+      privKey: readSecret(secrets, 'snmp-priv-key'),
+    });
+    await snmp.start();
+    closers.push(() => snmp.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -285,6 +299,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await broker.setMode('ok');
       time.setMode('ok');
       await amqp.setMode('ok');
+      snmp.setMode('ok');
       await setPolicy(false);
     };
 
@@ -296,6 +311,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
+      snmp: { modes: SNMP_MODES, get: () => snmp.mode, set: (m) => snmp.setMode(m as SnmpMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -330,6 +346,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: broker.address.port,
       ntp: time.address.port,
       amqp: amqp.address.port,
+      snmp: snmp.address.port,
     };
     return {
       host,
@@ -342,6 +359,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginFaults: faults,
       time,
       amqp,
+      snmp,
       directory,
       mllp,
       broker,
