@@ -151,6 +151,19 @@ export function meets(spec: OidSpec, v: ReadValue): boolean {
 /** What the GET came back with: the varbinds, or why there are none. */
 type Outcome = { varbinds: RawVarbind[] } | { error: unknown } | { parseError: unknown; escaped?: true };
 
+/**
+ * net-snmp keeps every key it localizes (per protocol, passphrase and engine ID) in a module-wide
+ * cache that never shrinks: an agent that shows a new engine ID on every run (a hostile one, or
+ * one that reboots without keeping its ID) would grow it for as long as the agent runs. Past this
+ * many entries the cache is emptied after a run (a key costs a millisecond or two to derive again).
+ */
+export const KEY_CACHE_LIMIT = 256;
+
+function boundKeyCache(): void {
+  const holder = snmp.Authentication as unknown as { authToKeyCache: Record<string, unknown> };
+  if (Object.keys(holder.authToKeyCache).length > KEY_CACHE_LIMIT) holder.authToKeyCache = {};
+}
+
 /** net-snmp's ResponseInvalidCode by name (its typings lack some). */
 const INVALID = snmp.ResponseInvalidCode as unknown as Readonly<Record<string, number | undefined>>;
 
@@ -310,6 +323,7 @@ export const snmpProbe = {
       into.phases.request = now() - start;
       part.done();
       await close();
+      if (o.version === '3') boundKeyCache();
     }
     if ('parseError' in outcome) {
       // escaped: net-snmp threw outside its own try while handling the answer (caught here, not by the process).
@@ -319,6 +333,7 @@ export const snmpProbe = {
     if ('error' in outcome) {
       if (part.signal.aborted) return requestFailed('timeout', `no answer from the SNMP agent before the deadline`);
       const f = failure(outcome.error, o, attempts);
+      if (f.reason === 'refused') f.message = `UDP port ${target.port} is closed (ICMP port unreachable): no SNMP agent runs there`;
       if (f.authCode) into.info.authCode = f.authCode;
       return requestFailed(f.reason, f.message);
     }

@@ -6,7 +6,8 @@
 import type { Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KIND_OPTIONS } from '../../probes/kinds.js';
-import { meets, readValue, snmpProbe } from '../../probes/snmp/probe.js';
+import snmp from 'net-snmp';
+import { KEY_CACHE_LIMIT, meets, readValue, snmpProbe } from '../../probes/snmp/probe.js';
 import { oid as oidSchema } from '../../probes/snmp/options.js';
 import type { ProbeResult } from '../../probes/types.js';
 import { OIDS, SandboxSnmpAgent } from '../../sandbox/snmp.js';
@@ -187,6 +188,16 @@ describe('snmp probe against the sandbox agent (net-snmp)', () => {
     agent.setMode('ok');
   });
 
+  it("net-snmp's cache of localized keys is emptied past its limit after a v3 run (it never shrinks by itself)", async () => {
+    const holder = snmp.Authentication as unknown as { authToKeyCache: Record<string, unknown> };
+    for (let i = 0; i <= KEY_CACHE_LIMIT; i++) holder.authToKeyCache[`filler-${i}`] = Buffer.alloc(20);
+    agent.setMode('ok');
+    expect((await probe(target, v3([HA]))).ok).toBe(true);
+    expect(Object.keys(holder.authToKeyCache).length).toBe(0);
+    expect((await probe(target, v3([HA]))).ok).toBe(true);
+    expect(Object.keys(holder.authToKeyCache).length).toBeGreaterThan(0);
+  });
+
   it('the run ends with the signal: aborted mid-request, timeout, the session closed', async () => {
     agent.setMode('silent');
     const before = await udpSockets();
@@ -325,6 +336,7 @@ describe('snmp probe against hostile or broken peers', () => {
     expect(r.failure).toMatchObject({ phase: 'request', reason: 'timeout' });
     const closed = await probe(`127.0.0.1:${await closedPort()}`, v2c([SYSNAME]), 2000);
     expect(closed.failure).toMatchObject({ phase: 'request', reason: 'refused' });
+    expect(closed.failure?.message).toMatch(/^UDP port \d+ is closed \(ICMP port unreachable\): no SNMP agent runs there$/);
   });
 
   it('v3 against a peer that answers only garbage: protocol; a name that does not resolve: resolve', async () => {
