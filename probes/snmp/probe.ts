@@ -7,7 +7,8 @@
 // 64 KiB) in one linear pass; anything it throws while doing so fails the run (`protocol`)
 // instead of escaping as an uncaught exception.
 import { createSocket, type Socket, type SocketType } from 'node:dgram';
-import snmp from 'net-snmp';
+import type * as NetSnmpModule from 'net-snmp';
+import type { Varbind } from 'net-snmp';
 import { classifyError, describeError, now, resolveStep } from '../kit/net.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { failed } from '../kit/step.js';
@@ -16,6 +17,31 @@ import type { ItemReading, ProbeContext, ProbeInfo, ProbeResult } from '../types
 import type { OidSpec, SnmpOptions } from './options.js';
 
 const PHASES = ['resolve', 'request'] as const;
+
+type NetSnmp = typeof NetSnmpModule;
+let library: Promise<NetSnmp> | undefined;
+
+/** net-snmp, loaded at the first snmp run: an agent or a CLI without snmp checks never pays its start-up (about 0.1 s) or memory. */
+function netSnmp(): Promise<NetSnmp> {
+  // A CommonJS module: its exports object is the default export (the named ones are only what Node's lexer detects).
+  return (library ??= import('net-snmp').then((m) => (m as NetSnmp & { default?: NetSnmp }).default ?? m));
+}
+
+/** SNMP's value types by BER tag (RFC 2578, RFC 3416). */
+const TYPE_NAMES: Readonly<Record<number, string>> = {
+  1: 'Boolean',
+  2: 'Integer',
+  3: 'BitString',
+  4: 'OctetString',
+  5: 'Null',
+  6: 'OID',
+  64: 'IpAddress',
+  65: 'Counter',
+  66: 'Gauge',
+  67: 'TimeTicks',
+  68: 'Opaque',
+  70: 'Counter64',
+};
 
 /** Longest value quoted in a message; longest kept in the API (`items[].text`). */
 const QUOTE = 64;
@@ -94,7 +120,7 @@ function unsigned(b: Buffer): number | undefined {
 
 /** A varbind's value as the probe reads it; its text cut to KEEP characters. The kind's own parser of peer data (fuzzed). */
 export function readValue(vb: RawVarbind): ReadValue {
-  const type = (snmp.ObjectType as unknown as Record<number, string | undefined>)[vb.type] ?? `type ${vb.type}`;
+  const type = TYPE_NAMES[vb.type] ?? `type ${vb.type}`;
   const v = vb.value;
   let out: ReadValue;
   if (typeof v === 'number' && Number.isFinite(v)) out = { type, number: v, text: String(v) };
@@ -159,16 +185,15 @@ type Outcome = { varbinds: RawVarbind[] } | { error: unknown } | { parseError: u
  */
 export const KEY_CACHE_LIMIT = 256;
 
-function boundKeyCache(): void {
+function boundKeyCache(snmp: NetSnmp): void {
   const holder = snmp.Authentication as unknown as { authToKeyCache: Record<string, unknown> };
   if (Object.keys(holder.authToKeyCache).length > KEY_CACHE_LIMIT) holder.authToKeyCache = {};
 }
 
-/** net-snmp's ResponseInvalidCode by name (its typings lack some). */
-const INVALID = snmp.ResponseInvalidCode as unknown as Readonly<Record<string, number | undefined>>;
-
 /** How a run of this kind ended before it could judge values. */
-function failure(err: unknown, o: SnmpOptions, attempts: number): { reason: string; message: string; authCode?: string } {
+function failure(snmp: NetSnmp, err: unknown, o: SnmpOptions, attempts: number): { reason: string; message: string; authCode?: string } {
+  // net-snmp's ResponseInvalidCode by name (its typings lack some).
+  const INVALID = snmp.ResponseInvalidCode as unknown as Readonly<Record<string, number | undefined>>;
   const e = err as { name?: unknown; code?: unknown; status?: unknown; message?: unknown } | null;
   const name = typeof e?.name === 'string' ? e.name : '';
   if (name === 'RequestTimedOutError') {
@@ -228,6 +253,7 @@ export const snmpProbe = {
     if ((o.version === '2c' && community === undefined) || (o.version === '3' && (authKey === undefined || (o.privKey !== undefined && privKey === undefined))))
       return requestFailed('auth', "a credential's secret has no value");
 
+    const snmp = await netSnmp();
     const part = budget.part('the SNMP request ran out of time');
     // Each exchange (v3: discovery, then the GET) may be sent retries + 1 times: each attempt waits its share of what is left.
     const exchanges = o.version === '3' ? 2 : 1;
@@ -309,7 +335,7 @@ export const snmpProbe = {
           if (settled) return;
           session.get(
             o.oids.map((x) => x.oid),
-            (err: Error | null, varbinds?: snmp.Varbind[]) =>
+            (err: Error | null, varbinds?: Varbind[]) =>
               settle(err ? { error: err } : { varbinds: (varbinds ?? []).map((vb) => ({ oid: vb.oid, type: vb.type ?? -1, value: vb.value })) }),
           );
         };
@@ -323,7 +349,7 @@ export const snmpProbe = {
       into.phases.request = now() - start;
       part.done();
       await close();
-      if (o.version === '3') boundKeyCache();
+      if (o.version === '3') boundKeyCache(snmp);
     }
     if ('parseError' in outcome) {
       // escaped: net-snmp threw outside its own try while handling the answer (caught here, not by the process).
@@ -332,7 +358,7 @@ export const snmpProbe = {
     }
     if ('error' in outcome) {
       if (part.signal.aborted) return requestFailed('timeout', `no answer from the SNMP agent before the deadline`);
-      const f = failure(outcome.error, o, attempts);
+      const f = failure(snmp, outcome.error, o, attempts);
       if (f.reason === 'refused') f.message = `UDP port ${target.port} is closed (ICMP port unreachable): no SNMP agent runs there`;
       if (f.authCode) into.info.authCode = f.authCode;
       return requestFailed(f.reason, f.message);
