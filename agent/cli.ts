@@ -533,6 +533,7 @@ async function probeOnce(check: CheckConfig, all: readonly CheckConfig[], how: {
     if (q.errors !== undefined) parts.push(`errors ${q.errors}`);
     lines.push(`queue     ${q.queue}: ${parts.join(', ')}`);
   }
+  for (const it of r.items ?? []) lines.push(`item      ${it.name}: ${it.ok ? 'ok' : 'NOT AS EXPECTED'}${it.text !== undefined ? `, ${it.text}` : ''}`);
   if (r.queues) lines.push("          (one run: rates are the broker's own, if any; stalls and growth need the agent's runs over time)");
   lines.push(`${'total'.padEnd(11)} ${(outcome.duration * 1000).toFixed(3)} ms`);
   if (!r.ok && r.failure) lines.push(`result    FAILED: ${r.failure.reason} in ${r.failure.phase}: ${r.failure.message}`);

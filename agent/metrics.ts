@@ -128,6 +128,14 @@ export class Metrics {
   private readonly stepSeconds = this.family('vakt_step_last_duration_seconds', 'gauge', 'Seconds the step took in the last run.');
   /** Gauges per item of a result list (a queue check's readings), as the kinds declare them. */
   private readonly readings = new Map(KIND_LIST.flatMap((k) => (k.readings ? [[k.name, this.readingFamilies(k.readings)] as const] : [])));
+  /** A gauge per named item of a run (an SNMP check's numeric OIDs), as the kinds declare it. */
+  private readonly itemGauges = new Map(
+    KIND_LIST.flatMap((k) =>
+      'itemGauge' in k && k.itemGauge
+        ? [[k.name, { label: k.itemGauge.label, family: this.family(k.itemGauge.metric, 'gauge', k.itemGauge.help) }] as const]
+        : [],
+    ),
+  );
 
   // Cumulative, per check.
   private readonly runs = this.family('vakt_probe_runs_total', 'counter', 'Runs by result (ok, degraded, failed).');
@@ -628,6 +636,10 @@ export class Metrics {
           }
         }
       }
+      const items = this.itemGauges.get(check.kind);
+      if (items)
+        for (const item of result.items ?? [])
+          if (item.value !== undefined) add(items.family, `${cs.own},${items.label}="${this.label(item.name)}"`, item.value);
     }
     for (const f of cs.lastFamilies) if (!text.has(f)) f.set(name, '');
     for (const [f, t] of text) f.set(name, t);

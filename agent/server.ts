@@ -594,6 +594,7 @@ export function checkJson(v: CheckView): unknown {
           ...(last.result.targets ? { targets: last.result.targets } : {}),
           ...(last.result.steps ? { steps: last.result.steps } : {}),
           ...(last.result.queues ? { queues: last.result.queues } : {}),
+          ...(last.result.items ? { items: last.result.items } : {}),
           ...(last.result.records ? { records: last.result.records } : {}),
         }
       : null,

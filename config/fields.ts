@@ -122,6 +122,7 @@ export const RESERVED_LABELS = [
   'code',
   'rcode',
   'queue',
+  'oid_name',
   'le',
   'quantile',
   'type',

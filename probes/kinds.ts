@@ -17,7 +17,9 @@ import queue from './queue/index.js';
 import radius from './radius/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom, radius] as const;
+import snmp from './snmp/index.js';
+
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom, radius, snmp] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

@@ -125,8 +125,22 @@ export interface QueueReading {
   errors?: number;
 }
 
+/** One item a check's config names (an SNMP check's OIDs), as the run read it. */
+export interface ItemReading {
+  /** The item's name from the check's config: the label value of the kind's item gauge. */
+  name: string;
+  /** Whether the item met the check's expectation. */
+  ok: boolean;
+  /** The value, when it is a number: exported as the kind's item gauge. */
+  value?: number;
+  /** The value as read, bounded and scrubbed of secrets (the API and `vakt probe`; never a label). */
+  text?: string;
+}
+
 export interface ProbeResult {
   ok: boolean;
+  /** For kinds whose config names items (an SNMP check's OIDs): each item as read, in the configured order. */
+  items?: ItemReading[];
   /** For queue checks: one reading per queue, in the configured order. */
   queues?: QueueReading[];
   /** For dns checks with one target: the records of the reply (answer, authority, additional; bounded). */

@@ -13,6 +13,7 @@
 //   POST /faults/radius/<mode>       the clinical devices' Wi-Fi login (RADIUS): ok|reject|challenge|slow|silent|badauth
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/dicom/<mode>        the PACS (DICOM): ok|reject|busy|nocontext|abort|status|silent|slow|down
+//   POST /faults/snmp/<mode>         firewall member fw-a's SNMP agent: ok|standby|linkdown|silent|community|nouser
 //   POST /faults/reset               everything back to normal
 //   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
 import { readFileSync } from 'node:fs';
@@ -30,6 +31,7 @@ import { DEFAULT_MLLP_SLOW_MS, MLLP_MODES, SandboxInterfaceEngine, type MllpMode
 import { NTP_MODES, SandboxTimeServer, type NtpMode } from './ntp.js';
 import { DEFAULT_RADIUS_SLOW_MS, RADIUS_MODES, SandboxRadiusServer, type RadiusMode } from './radius.js';
 import { QUEUE_MODES, SandboxBroker, type QueueMode, type QueueSpec } from './queue.js';
+import { SandboxSnmpAgent, SNMP_MODES, type SnmpMode } from './snmp.js';
 import { ScriptedChange, type ChangeTiming } from './change.js';
 import {
   DEFAULT_SLOW_MS,
@@ -62,6 +64,7 @@ export const SANDBOX_PORTS = {
   amqp: 16567,
   dicom: 16104,
   radius: 16812,
+  snmp: 16161,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -91,6 +94,8 @@ export interface Sandbox {
   pacs: SandboxPacs;
   /** The clinical devices' Wi-Fi login (RADIUS over UDP) and its fault switch (`radius.mode`, `radius.slowMs`). */
   radius: SandboxRadiusServer;
+  /** Firewall member fw-a's SNMP agent (v2c and v3, UDP) and its fault switch (`snmp.mode`). */
+  snmp: SandboxSnmpAgent;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -278,6 +283,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     });
     await radius.start();
     closers.push(() => radius.stop());
+    // Firewall member fw-a's management agent: its HA state and uplink over SNMP.
+    const snmp = new SandboxSnmpAgent(host, want.snmp, {
+      community: readSecret(secrets, 'snmp-community'),
+      authKey: readSecret(secrets, 'snmp-auth-key'),
+      privKey: readSecret(secrets, 'snmp-priv-key'),
+    });
+    await snmp.start();
+    closers.push(() => snmp.stop());
 
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
@@ -317,6 +330,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await amqp.setMode('ok');
       await pacs.setMode('ok');
       radius.setMode('ok');
+      snmp.setMode('ok');
       await setPolicy(false);
     };
 
@@ -330,6 +344,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
       dicom: { modes: DICOM_MODES, get: () => pacs.mode, set: (m) => pacs.setMode(m as DicomMode) },
       radius: { modes: RADIUS_MODES, get: () => radius.mode, set: (m) => radius.setMode(m as RadiusMode) },
+      snmp: { modes: SNMP_MODES, get: () => snmp.mode, set: (m) => snmp.setMode(m as SnmpMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -366,6 +381,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       amqp: amqp.address.port,
       dicom: pacs.address.port,
       radius: radius.address.port,
+      snmp: snmp.address.port,
     };
     return {
       host,
@@ -380,6 +396,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       amqp,
       pacs,
       radius,
+      snmp,
       directory,
       mllp,
       broker,

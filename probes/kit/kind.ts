@@ -65,6 +65,14 @@ export interface TallySpec extends MetricSpec {
   readonly values: readonly string[];
 }
 
+/**
+ * A gauge per item of a run (`result.items`) that has a number: one series per check and item,
+ * labelled `label` with the item's name from the check's config (so the config bounds the series).
+ */
+export interface ItemGauge extends MetricSpec {
+  readonly label: string;
+}
+
 /** A last-run info gauge (value 1) that carries one of the run's bounded text facts (its `info`) as a label. */
 export interface InfoLabelSpec extends MetricSpec {
   readonly label: string;
@@ -118,6 +126,8 @@ export interface KindDefinition<Name extends string, Schema extends z.ZodType, T
   readonly values: Readonly<Record<string, ValueSpec>>;
   /** Gauges per item of the run's result list (a queue check's readings). */
   readonly readings?: ReadingGauges;
+  /** A gauge per named item of the run (an SNMP check's numeric OIDs). */
+  readonly itemGauge?: ItemGauge;
   /** Counters of codes the run reports in its info, by info key (an HL7 ACK code). */
   readonly tallies?: Readonly<Record<string, TallySpec>>;
   /** Last-run info gauges from bounded text facts of the run (a DNS rcode, why a login was refused), by info key. */

@@ -176,6 +176,35 @@ describe('metrics', () => {
     expect(samples((await m.render(false)).body, 'vakt_queue_undrained_seconds', {})).toHaveLength(0);
   });
 
+  it('snmp item values: one vakt_snmp_value per numeric OID named in the config; text values and a failed run leave none', async () => {
+    const m = new Metrics(
+      () => 0,
+      () => 0,
+      () => 1,
+    );
+    const c = parseConfig(
+      'checks:\n  - { name: fw, kind: snmp, target: "10.0.0.7", secrets: { c: { env: C } }, snmp: { community: c, oids: [{ name: ha-state, oid: 1.3.6.1.4.1.9.1.0 }, { name: sys-name, oid: 1.3.6.1.2.1.1.5.0 }] } }\n',
+      't.yaml',
+      { C: 'x' },
+    ).checks[0] as CheckConfig;
+    m.addCheck(c);
+    const read: ProbeResult = {
+      ok: true,
+      phases: { request: 0.002 },
+      items: [
+        { name: 'ha-state', ok: true, value: 1, text: '1' },
+        { name: 'sys-name', ok: true, text: 'fw-a' },
+      ],
+    };
+    m.observe(c, outcome(read));
+    let text = (await m.render(false)).body;
+    expect(value(text, 'vakt_snmp_value', { check: 'fw', oid_name: 'ha-state' })).toBe(1);
+    expect(samples(text, 'vakt_snmp_value', { oid_name: 'sys-name' })).toHaveLength(0);
+    m.observe(c, outcome({ ok: false, phases: { request: 1 }, failure: { phase: 'request', reason: 'timeout', message: 'x' } }));
+    text = (await m.render(false)).body;
+    expect(samples(text, 'vakt_snmp_value', { check: 'fw' })).toHaveLength(0);
+  });
+
   it("a kind's tallies: only its own checks count; a code outside the declared values counts as other", async () => {
     const m = new Metrics(
       () => 0,

@@ -73,8 +73,9 @@ describe('series budget (docs/metrics.md)', () => {
       const mine = series.filter((s) => s.labels.check === c.name && !extras.has(s.name)).length;
       const b = budget.get(c.kind);
       expect(b, `budget row for ${c.kind}`).toBeDefined();
-      const queues = view.last?.result.queues?.length ?? 0;
-      const allowed = (b?.base ?? 0) + (b?.perTarget ?? 0) * (c.targets.length - 1) + (b?.perQueue ?? 0) * queues;
+      // Queues a queue check read, or items with a number (an snmp check's numeric OIDs).
+      const items = (view.last?.result.queues?.length ?? 0) + (view.last?.result.items?.filter((i) => i.value !== undefined).length ?? 0);
+      const allowed = (b?.base ?? 0) + (b?.perTarget ?? 0) * (c.targets.length - 1) + (b?.perQueue ?? 0) * items;
       expect(mine, `${c.name} (${c.kind}): ${mine} series, budget ${allowed}`).toBeLessThanOrEqual(allowed);
       expect(mine).toBeGreaterThan(5);
       seen.push(c.kind);

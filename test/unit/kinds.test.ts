@@ -50,6 +50,7 @@ describe('the list of kinds', () => {
       for (const v of Object.values(k.values)) if (v.metric !== undefined) declare(v.metric, 'gauge', v.help);
       if (k.phaseMetric) declare(k.phaseMetric.name, 'gauge', k.phaseMetric.help);
       for (const g of Object.values(k.readings?.gauges ?? {})) declare(g.metric, 'gauge', g.help);
+      if ('itemGauge' in k && k.itemGauge) declare(k.itemGauge.metric, 'gauge', k.itemGauge.help);
       for (const t of Object.values(k.tallies ?? {})) declare(t.metric, 'counter', t.help);
       for (const l of Object.values(k.infoLabels ?? {})) declare(l.metric, 'gauge', l.help);
     }
@@ -67,6 +68,7 @@ describe('the list of kinds', () => {
         }
         if ('phaseMetric' in kind && kind.phaseMetric) expect(metrics).toContain(`\`${kind.phaseMetric.name}\``);
         for (const g of Object.values(kind.readings?.gauges ?? {})) expect(metrics, `reading gauge ${g.metric}`).toContain(`\`${g.metric}\``);
+        if ('itemGauge' in kind && kind.itemGauge) expect(metrics, `item gauge ${kind.itemGauge.metric}`).toContain(`\`${kind.itemGauge.metric}\``);
         for (const l of Object.values(kind.infoLabels ?? {})) expect(metrics, `info gauge ${l.metric}`).toContain(`\`${l.metric}\``);
         for (const t of Object.values(kind.tallies ?? {})) {
           expect(metrics, `tally ${t.metric}`).toContain(`\`${t.metric}\``);
@@ -123,6 +125,7 @@ describe('the list of kinds', () => {
         // The labels of its own series are vakt's, refused as constant agent labels; a tally's values are label values.
         const labels = [
           ...(kind.readings ? [kind.readings.label] : []),
+          ...('itemGauge' in kind && kind.itemGauge ? [kind.itemGauge.label] : []),
           ...Object.values(kind.tallies ?? {}).map((t) => t.label),
           ...Object.values(kind.infoLabels ?? {}).map((l) => l.label),
         ];
