@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import amqp from './amqp/index.js';
 import dns from './dns/index.js';
+import fhir from './fhir/index.js';
 import http from './http/index.js';
 import type { KindDefinition } from './kit/kind.js';
 import type { Probe } from './types.js';
@@ -14,7 +15,7 @@ import oidc from './oidc/index.js';
 import queue from './queue/index.js';
 import tcp from './tcp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, fhir] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

@@ -10,6 +10,7 @@
 //   POST /faults/mllp/<mode>         the HL7 interface engine: ok|stall|error|reject|slow|down
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
+//   POST /faults/fhir/<mode>         the patient data API (FHIR R4): ok|slow|error|version|missing|auth|down
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/reset               everything back to normal
 //   POST /changes/login-update       the scripted change of incident 2 (sandbox/change.ts); GET /changes
@@ -20,6 +21,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AMQP_MODES, DEFAULT_AMQP_SLOW_MS, SandboxAmqpBroker, type AmqpMode } from './amqp.js';
+import { DEFAULT_FHIR_SLOW_MS, FHIR_MODES, SandboxFhirServer, type FhirMode } from './fhir.js';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
@@ -56,6 +58,7 @@ export const SANDBOX_PORTS = {
   queue: 16672,
   ntp: 16123,
   amqp: 16567,
+  fhir: 16180,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -81,6 +84,8 @@ export interface Sandbox {
   time: SandboxTimeServer;
   /** The integration broker's AMQP 0-9-1 side (queue vakt.canary) and its fault switch (`amqp.mode`, `amqp.slowMs`). */
   amqp: SandboxAmqpBroker;
+  /** The patient data API (FHIR R4 under /fhir/R4) and its fault switch (`fhir.mode`, `fhir.slowMs`). */
+  fhir: SandboxFhirServer;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -149,6 +154,8 @@ export interface SandboxOptions {
   slowQueueDrainPerSecond?: number;
   /** How late a message reaches its queue in the AMQP broker's `slow` mode (default 3 s). */
   slowAmqpMs?: number;
+  /** How late a `slow` FHIR server answers (default 1.5 s). */
+  slowFhirMs?: number;
   /** How much longer a login takes after the `update` (default 150 ms). */
   updateLoginMs?: number;
   /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
@@ -249,6 +256,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await amqp.start();
     closers.push(() => amqp.stop());
 
+    // The patient data API (FHIR R4), with its own SMART token endpoint for the demo's client.
+    const fhir = new SandboxFhirServer({
+      host,
+      port: want.fhir,
+      clientId: SANDBOX_CLIENT_ID,
+      clientSecret: readSecret(secrets, 'idp-client-secret'),
+      slowMs: opts.slowFhirMs ?? DEFAULT_FHIR_SLOW_MS,
+    });
+    await fhir.start();
+    closers.push(() => fhir.stop());
+
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
     const blockedSockets = new Set<Socket>();
@@ -285,6 +303,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await broker.setMode('ok');
       time.setMode('ok');
       await amqp.setMode('ok');
+      await fhir.setMode('ok');
       await setPolicy(false);
     };
 
@@ -296,6 +315,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: { modes: QUEUE_MODES, get: () => broker.mode, set: (m) => broker.setMode(m as QueueMode) },
       ntp: { modes: NTP_MODES, get: () => time.mode, set: (m) => time.setMode(m as NtpMode) },
       amqp: { modes: AMQP_MODES, get: () => amqp.mode, set: (m) => amqp.setMode(m as AmqpMode) },
+      fhir: { modes: FHIR_MODES, get: () => fhir.mode, set: (m) => fhir.setMode(m as FhirMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -330,6 +350,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       queue: broker.address.port,
       ntp: time.address.port,
       amqp: amqp.address.port,
+      fhir: fhir.address.port,
     };
     return {
       host,
@@ -342,6 +363,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       loginFaults: faults,
       time,
       amqp,
+      fhir,
       directory,
       mllp,
       broker,
