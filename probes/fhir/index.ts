@@ -35,7 +35,7 @@ export default defineKind({
     sv: { notAnswering: 'lämnar inte ut patientdata', refusals: LOGIN_WORDS.sv.refusals ?? {} },
     da: { notAnswering: 'udleverer ikke patientdata', refusals: LOGIN_WORDS.da.refusals ?? {} },
     nb: { notAnswering: 'leverer ikke pasientdata', refusals: LOGIN_WORDS.nb.refusals ?? {} },
-    fi: { notAnswering: 'ei palvele potilastietoja', refusals: LOGIN_WORDS.fi.refusals ?? {} },
+    fi: { notAnswering: 'ei välitä potilastietoja', refusals: LOGIN_WORDS.fi.refusals ?? {} },
   },
   example: `- name: fhir-patient-api
   title: Patient data API (FHIR)

@@ -96,8 +96,8 @@ interface Run {
   scrubber: Redactor;
   phases: Partial<Record<Phase, number>>;
   values: NonNullable<ProbeResult['values']>;
-  /** The connection the agent is opening now (set by the connector). */
-  opening?: ConnTimes | undefined;
+  /** The connection the agent is opening now (set by its connector). */
+  connecting: { opening?: ConnTimes | undefined };
   /** The FHIR server's first TLS connection: its facts are the run's. */
   serverTls?: ConnTimes['tls'];
 }
@@ -117,9 +117,10 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
       timeout: Math.max(1, Math.ceil(ctx.budget.left())),
       ...(o.ipFamily === 'ip4' ? { family: 4 } : o.ipFamily === 'ip6' ? { family: 6 } : {}),
     });
-    const run: Run = { o, signal: ctx.budget.signal, agent: undefined as unknown as Agent, scrubber: runRedactor(ctx.secrets), phases, values };
+    const connecting: Run['connecting'] = {};
     // One pool per run: the metadata request pays resolve/connect/tls, the query reuses its connection.
-    run.agent = new Agent({ connect: timedConnector(base, (t) => (run.opening = t), undefined, ctx.budget.signal), connections: 1, pipelining: 1 });
+    const agent = new Agent({ connect: timedConnector(base, (t) => (connecting.opening = t), undefined, ctx.budget.signal), connections: 1, pipelining: 1 });
+    const run: Run = { o, signal: ctx.budget.signal, agent, connecting, scrubber: runRedactor(ctx.secrets), phases, values };
     const info: ProbeInfo = {};
     let failure: RunFailure | undefined;
     try {
@@ -127,7 +128,7 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
       const capability = await metadata(run, baseUrl, info);
       const token =
         o.bearerToken !== undefined
-          ? secret(ctx, 'bearerToken', o.bearerToken)
+          ? secret(ctx, 'query', 'bearerToken', o.bearerToken)
           : o.clientId !== undefined
             ? await login(run, ctx, baseUrl, capability)
             : undefined;
@@ -158,9 +159,9 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
   },
 };
 
-function secret(ctx: ProbeContext<FhirOptions>, key: string, name: string): string {
+function secret(ctx: ProbeContext<FhirOptions>, phase: Phase, key: string, name: string): string {
   const v = ctx.secrets[name];
-  if (v === undefined) throw new RunFailure('metadata', 'internal', `the secret named by ${key} is not among the check's secrets`);
+  if (v === undefined) throw new RunFailure(phase, 'internal', `the secret named by ${key} is not among the check's secrets`);
   return v;
 }
 
@@ -235,7 +236,7 @@ async function login(run: Run, ctx: ProbeContext<FhirOptions>, base: URL, capabi
   const url = new URL(where);
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || (base.protocol === 'https:' && url.protocol !== 'https:'))
     throw new RunFailure('token', 'fhir_capability', 'the token endpoint is not an https:// URL (the client secret is not sent there)');
-  const clientSecret = secret(ctx, 'clientSecret', o.clientSecret ?? '');
+  const clientSecret = secret(ctx, 'token', 'clientSecret', o.clientSecret ?? '');
   const form = new URLSearchParams({ grant_type: 'client_credentials' });
   if (o.scope !== undefined) form.set('scope', o.scope);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
@@ -394,11 +395,11 @@ function typeName(run: Pick<Run, 'scrubber'>, v: unknown): string {
  * (or from the request, on a reused one) to the end of the body.
  */
 async function exchange(run: Run, phase: Exchange, url: URL, method: 'GET' | 'POST', headers: Record<string, string>, body?: string): Promise<Reply> {
-  run.opening = undefined;
+  run.connecting.opening = undefined;
   const started = now();
   const connection = (): ConnTimes | undefined => {
-    const c = run.opening;
-    run.opening = undefined;
+    const c = run.connecting.opening;
+    run.connecting.opening = undefined;
     if (c) {
       for (const [p, v] of Object.entries(connectionPhases(c))) run.phases[p as Phase] = (run.phases[p as Phase] ?? 0) + v;
       if (c.tls && run.serverTls === undefined && phase !== 'token') run.serverTls = c.tls;

