@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import amqp from './amqp/index.js';
 import dicom from './dicom/index.js';
 import dns from './dns/index.js';
+import fhir from './fhir/index.js';
 import http from './http/index.js';
 import icmp from './icmp/index.js';
 import type { KindDefinition } from './kit/kind.js';
@@ -19,7 +20,7 @@ import tcp from './tcp/index.js';
 
 import snmp from './snmp/index.js';
 
-export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom, radius, snmp] as const;
+export const KIND_LIST = [tcp, dns, http, oidc, ldap, mllp, queue, amqp, ntp, icmp, dicom, radius, snmp, fhir] as const;
 
 type AnyKind = (typeof KIND_LIST)[number];
 export type Kind = AnyKind['name'];

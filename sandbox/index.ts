@@ -11,6 +11,7 @@
 //   POST /faults/queue/<mode>        the integration broker's lab.results queue and its API: ok|stall|noconsumer|slow|down|html
 //   POST /faults/ntp/<mode>          the domain controller's time service: ok|drift|skew|unsync|kod|down
 //   POST /faults/radius/<mode>       the clinical devices' Wi-Fi login (RADIUS): ok|reject|challenge|slow|silent|badauth
+//   POST /faults/fhir/<mode>         the patient data API (FHIR R4): ok|slow|error|version|missing|auth|down
 //   POST /faults/amqp/<mode>         the integration broker's AMQP port (the canary): ok|slow|stall|blocked|auth|noqueue|down
 //   POST /faults/dicom/<mode>        the PACS (DICOM): ok|reject|busy|nocontext|abort|status|silent|slow|down
 //   POST /faults/snmp/<mode>         firewall member fw-a's SNMP agent: ok|standby|linkdown|silent|community|nouser
@@ -24,6 +25,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AMQP_MODES, DEFAULT_AMQP_SLOW_MS, SandboxAmqpBroker, type AmqpMode } from './amqp.js';
 import { DEFAULT_DICOM_SLOW_MS, DICOM_MODES, SandboxPacs, type DicomMode } from './dicom.js';
+import { DEFAULT_FHIR_SLOW_MS, FHIR_MODES, SandboxFhirServer, type FhirMode } from './fhir.js';
 import { DNS_MODES, SandboxResolver, type DnsMode } from './dns.js';
 import { FIREWALL_MODES, FirewallPath, type FirewallMode } from './firewall.js';
 import { DEFAULT_LDAP_SLOW_MS, LDAP_MODES, SandboxDirectory, sandboxEntries, type LdapMode } from './ldap.js';
@@ -65,6 +67,7 @@ export const SANDBOX_PORTS = {
   dicom: 16104,
   radius: 16812,
   snmp: 16161,
+  fhir: 16180,
 } as const;
 export type SandboxPorts = { [K in keyof typeof SANDBOX_PORTS]: number };
 
@@ -96,6 +99,8 @@ export interface Sandbox {
   radius: SandboxRadiusServer;
   /** Firewall member fw-a's SNMP agent (v2c and v3, UDP) and its fault switch (`snmp.mode`). */
   snmp: SandboxSnmpAgent;
+  /** The patient data API (FHIR R4 under /fhir/R4) and its fault switch (`fhir.mode`, `fhir.slowMs`). */
+  fhir: SandboxFhirServer;
   /** The scripted change (incident 2): set `change.agentUrl` to the agent it announces planned work to. */
   change: ScriptedChange;
   setPolicy(open: boolean): Promise<void>;
@@ -168,6 +173,8 @@ export interface SandboxOptions {
   slowDicomMs?: number;
   /** How long a `slow` RADIUS answer takes (default 2.5 s). */
   slowRadiusMs?: number;
+  /** How late a `slow` FHIR server answers (default 1.5 s). */
+  slowFhirMs?: number;
   /** How much longer a login takes after the `update` (default 150 ms). */
   updateLoginMs?: number;
   /** The scripted change's timing (default: update after 15 s, planned work ended after 40 s). */
@@ -291,6 +298,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     });
     await snmp.start();
     closers.push(() => snmp.stop());
+    // The patient data API (FHIR R4), with its own SMART token endpoint for the demo's client.
+    const fhir = new SandboxFhirServer({
+      host,
+      port: want.fhir,
+      clientId: SANDBOX_CLIENT_ID,
+      clientSecret: readSecret(secrets, 'idp-client-secret'),
+      slowMs: opts.slowFhirMs ?? DEFAULT_FHIR_SLOW_MS,
+    });
+    await fhir.start();
+    closers.push(() => fhir.stop());
 
     // The port that policy says must stay closed; "open" starts a listener on it.
     let blocked: NetServer | undefined;
@@ -331,6 +348,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await pacs.setMode('ok');
       radius.setMode('ok');
       snmp.setMode('ok');
+      await fhir.setMode('ok');
       await setPolicy(false);
     };
 
@@ -345,6 +363,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       dicom: { modes: DICOM_MODES, get: () => pacs.mode, set: (m) => pacs.setMode(m as DicomMode) },
       radius: { modes: RADIUS_MODES, get: () => radius.mode, set: (m) => radius.setMode(m as RadiusMode) },
       snmp: { modes: SNMP_MODES, get: () => snmp.mode, set: (m) => snmp.setMode(m as SnmpMode) },
+      fhir: { modes: FHIR_MODES, get: () => fhir.mode, set: (m) => fhir.setMode(m as FhirMode) },
     };
     const control = createHttpServer((req, res) => {
       const route = (req.url ?? '/').split('?')[0];
@@ -382,6 +401,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       dicom: pacs.address.port,
       radius: radius.address.port,
       snmp: snmp.address.port,
+      fhir: fhir.address.port,
     };
     return {
       host,
@@ -397,6 +417,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       pacs,
       radius,
       snmp,
+      fhir,
       directory,
       mllp,
       broker,

@@ -114,6 +114,21 @@ export async function parseJson(text: string, options: ParseJsonOptions = {}): P
   }
 }
 
+/**
+ * A document that must be a JSON object (a FHIR resource, a token response): `doc` is the object,
+ * or undefined for text that is not JSON or whose value is not an object (the caller says what it
+ * expected); `refused` when the limits refused it (too_deep, too_large) or the signal stopped it.
+ */
+export async function parseJsonObject(
+  text: string,
+  options: ParseJsonOptions = {},
+): Promise<{ doc: Record<string, unknown> | undefined } | { refused: JsonFailure }> {
+  const r = await parseJson(text, options);
+  if (!r.ok) return r.error.code === 'syntax' ? { doc: undefined } : { refused: r.error };
+  const v = r.value;
+  return { doc: v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined };
+}
+
 /** Yields to the event loop once SLICE_MS of synchronous work has passed; stops once the signal fired. */
 class Slicer {
   private since = performance.now();

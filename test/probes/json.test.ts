@@ -2,7 +2,7 @@
 // container limits, garbage), the value of a large document built in pieces (the same as
 // JSON.parse's, checked against it on generated and mutated documents), and jsonPath.
 import { describe, expect, it } from 'vitest';
-import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, JSON_MAX_MEMBERS, jsonPath, parseJson, type JsonResult } from '../../probes/kit/json.js';
+import { JSON_MAX_CONTAINERS, JSON_MAX_DEPTH, JSON_MAX_MEMBERS, jsonPath, parseJson, parseJsonObject, type JsonResult } from '../../probes/kit/json.js';
 import { prng, type Rng } from '../helpers/prng.js';
 
 const nested = (depth: number, inner = '1') => '['.repeat(depth) + inner + ']'.repeat(depth);
@@ -295,3 +295,19 @@ function mutate(r: Rng, text: string): string {
       return text.slice(0, at) + insert + text.slice(at + 1);
   }
 }
+
+describe('parseJsonObject', () => {
+  it('an object is the doc; other JSON and garbage are no doc; refused documents say why', async () => {
+    expect(await parseJsonObject('{"resourceType":"Patient"}')).toEqual({ doc: { resourceType: 'Patient' } });
+    expect(await parseJsonObject('[{"a":1}]')).toEqual({ doc: undefined });
+    expect(await parseJsonObject('null')).toEqual({ doc: undefined });
+    expect(await parseJsonObject('<html>')).toEqual({ doc: undefined });
+    const deep = await parseJsonObject('['.repeat(JSON_MAX_DEPTH + 1) + ']'.repeat(JSON_MAX_DEPTH + 1));
+    expect('refused' in deep && deep.refused.code).toBe('too_deep');
+    const ctrl = new AbortController();
+    ctrl.abort();
+    const big = `{"entry":[${Array.from({ length: 20_000 }, () => '{"a":[1,2,3]}').join(',')}]}`;
+    const aborted = await parseJsonObject(big, { signal: ctrl.signal });
+    expect('refused' in aborted && aborted.refused.code).toBe('aborted');
+  });
+});

@@ -1,6 +1,6 @@
 // The probe kit makes the kinds agree: a refused connection is reason `refused` in phase
-// `connect` for every kind that opens one (ntp asks over UDP, which has no connection: its
-// first phase, request), and a run against a port that is
+// `connect` for every kind that opens one (ntp, radius and snmp ask over UDP, which has no
+// connection: their first phase, request; icmp reaches no port), and a run against a port that is
 // gone never takes longer than its deadline. Every kind of the list is run against a real closed
 // port on 127.0.0.1; a target a kind cannot take is refused when the config loads (probes get
 // targets parsed); and a TLS file that cannot be read fails every kind that takes one the same way.
@@ -16,14 +16,20 @@ const OPTIONS: Record<string, unknown> = {
   ldap: { bindDn: 'cn=probe', password: 's' },
   queue: { source: 'rabbitmq', queues: ['q'] },
   dns: { name: 'ehr.region.example', transport: 'tcp' },
+  radius: { username: 'probe', password: 's', sharedSecret: 's' },
+  snmp: { community: 's', oids: [{ name: 'sys-name', oid: '1.3.6.1.2.1.1.5.0' }] },
 };
 const TARGET: Record<string, (port: number) => string> = {
   http: (p) => `http://127.0.0.1:${p}/`,
   oidc: (p) => `http://127.0.0.1:${p}/realms/x`,
   queue: (p) => `http://127.0.0.1:${p}/`,
   ldap: (p) => `ldap://127.0.0.1:${p}`,
+  fhir: (p) => `http://127.0.0.1:${p}/fhir/R4`,
 };
-const FIRST_PHASE: Record<string, string> = { ntp: 'request' };
+// The UDP kinds have no connection: an ICMP port unreachable answers their first request.
+const FIRST_PHASE: Record<string, string> = { ntp: 'request', radius: 'request', snmp: 'request' };
+/** Kinds that reach no port (icmp pings a host): no refused connection to test. */
+const PORTLESS = new Set(['icmp']);
 /** Targets that name a host (the kinds not listed take host:port). */
 const NAME_TARGET: Record<string, (host: string) => string> = {
   http: (h) => `http://${h}/`,
@@ -31,6 +37,8 @@ const NAME_TARGET: Record<string, (host: string) => string> = {
   queue: (h) => `http://${h}/`,
   ldap: (h) => `ldap://${h}`,
   ntp: (h) => h,
+  icmp: (h) => h,
+  fhir: (h) => `http://${h}/fhir/R4`,
 };
 /** Targets that make a kind use TLS (the others take tls on a host:port target). */
 const TLS_TARGET: Record<string, (port: number) => string> = {
@@ -38,6 +46,7 @@ const TLS_TARGET: Record<string, (port: number) => string> = {
   oidc: (p) => `https://127.0.0.1:${p}/realms/x`,
   queue: (p) => `https://127.0.0.1:${p}/`,
   ldap: (p) => `ldaps://127.0.0.1:${p}`,
+  fhir: (p) => `https://127.0.0.1:${p}/fhir/R4`,
 };
 
 /** Whether a kind's options take a `tls` block (in any of its variants), read from the schema's public JSON export. */
@@ -58,14 +67,17 @@ function run(kind: (typeof KIND_LIST)[number], target: string) {
 }
 
 describe('the probe kit across kinds', () => {
-  it.each(KIND_LIST.map((k) => [k.name, k] as const))('%s: a refused connection is refused, in connect (or its first phase)', async (_name, kind) => {
-    const port = await closedPort();
-    const target = (TARGET[kind.name] ?? ((p: number) => `127.0.0.1:${p}`))(port);
-    const r = await run(kind, target);
-    expect(r.ok).toBe(false);
-    expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ reason: 'refused', phase: FIRST_PHASE[kind.name] ?? 'connect' });
-    expect(kind.reasons).toContain('refused');
-  });
+  it.each(KIND_LIST.filter((k) => !PORTLESS.has(k.name)).map((k) => [k.name, k] as const))(
+    '%s: a refused connection is refused, in connect (or its first phase)',
+    async (_name, kind) => {
+      const port = await closedPort();
+      const target = (TARGET[kind.name] ?? ((p: number) => `127.0.0.1:${p}`))(port);
+      const r = await run(kind, target);
+      expect(r.ok).toBe(false);
+      expect(r.failure, JSON.stringify(r.failure)).toMatchObject({ reason: 'refused', phase: FIRST_PHASE[kind.name] ?? 'connect' });
+      expect(kind.reasons).toContain('refused');
+    },
+  );
 
   it.each(KIND_LIST.map((k) => [k.name, k] as const))(
     "%s: a target that is not what the kind takes is refused when the config loads, with the kind's own words",

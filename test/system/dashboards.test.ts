@@ -367,6 +367,46 @@ checks:
     target: "http://${h}:${sb.ports.queue}"
     secrets: { password: { file: "${join(SANDBOX_SECRETS, 'queue-password')}" } }
     queue: { source: rabbitmq, queues: [orders.out, lab.results], username: vakt-monitor, password: password, maxDepth: 5 }
+  # The PACS answers C-ECHO (the imaging row: association and echo times).
+  - name: pacs-echo
+    title: PACS
+    group: Imaging
+    kind: dicom
+    target: "${h}:${sb.ports.dicom}"
+    dicom: { callingAeTitle: VAKT, calledAeTitle: SANDBOX_PACS }
+  # The patient data API: metadata, a SMART token, a search (the FHIR row).
+  - name: patient-api
+    title: Patient data API
+    group: Integration
+    kind: fhir
+    target: "http://${h}:${sb.ports.fhir}/fhir/R4"
+    secrets: { client_secret: { file: "${join(SANDBOX_SECRETS, 'idp-client-secret')}" } }
+    fhir: { fhirVersion: R4, search: "Patient?identifier=urn:oid:1.2.752.129.2.1.3.1|191212121212", expect: { minTotal: 1, maxTotal: 1 }, clientId: vakt-probe, clientSecret: client_secret, scope: system/Patient.read }
+  # The clinical devices' Wi-Fi login (the RADIUS row).
+  - name: wifi-login
+    title: Wi-Fi login
+    group: Login
+    kind: radius
+    target: "${h}:${sb.ports.radius}"
+    secrets: { password: { file: "${join(SANDBOX_SECRETS, 'probe-password')}" }, radius_secret: { file: "${join(SANDBOX_SECRETS, 'radius-shared-secret')}" } }
+    radius: { username: svc-vakt-probe, password: password, sharedSecret: radius_secret }
+  # Firewall member A's own view (the SNMP row: its values).
+  - name: fw-a-state
+    title: Firewall A state
+    group: Firewall policy
+    kind: snmp
+    target: "${h}:${sb.ports.snmp}"
+    secrets: { fw_auth: { file: "${join(SANDBOX_SECRETS, 'snmp-auth-key')}" }, fw_priv: { file: "${join(SANDBOX_SECRETS, 'snmp-priv-key')}" } }
+    snmp:
+      version: 3
+      user: vakt-monitor
+      authProtocol: sha
+      authKey: fw_auth
+      privProtocol: aes
+      privKey: fw_priv
+      oids:
+        - { name: ha-state, oid: 1.3.6.1.4.1.99999.1.1.0, equals: active, values: { 1: active, 2: standby } }
+        - { name: uplink-oper, oid: 1.3.6.1.2.1.2.2.1.8.3, equals: up, values: { 1: up, 2: down } }
 `;
 }
 
@@ -457,7 +497,8 @@ describe('Grafana dashboards: every query has data from a real Prometheus', () =
     configFile = join(dir, 'vakt.yaml');
     writeFileSync(join(SANDBOX_SECRETS, 'probe-password'), readFileSync(join(sandboxCertDir(), '..', 'secrets', 'probe-password')));
     writeFileSync(join(SANDBOX_SECRETS, 'wrong-client-secret'), 'not-the-client-secret\n');
-    writeFileSync(join(SANDBOX_SECRETS, 'queue-password'), readFileSync(join(sandboxCertDir(), '..', 'secrets', 'queue-password')));
+    for (const name of ['queue-password', 'idp-client-secret', 'radius-shared-secret', 'snmp-auth-key', 'snmp-priv-key'])
+      writeFileSync(join(SANDBOX_SECRETS, name), readFileSync(join(sandboxCertDir(), '..', 'secrets', name)));
     writeFileSync(configFile, agentConfig(sandbox));
     const logs = new PassThrough();
     logs.on('data', (d: Buffer) => (agentLog = (agentLog + d.toString()).slice(-20_000)));
