@@ -22,11 +22,11 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
 import type { AmqpOptions } from './options.js';
-import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
+import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort } from '../kit/net.js';
 import type { Endpoint } from '../kit/target.js';
-import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
+import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
-import { certFacts, connectionResult, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
+import { certFacts, connectionResult, tlsConnectOptions } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
 // connect covers the TCP connect, the TLS handshake (amqplib does both) and the AMQP open; tls is
@@ -63,16 +63,13 @@ export const amqpProbe: Probe<AmqpOptions, Endpoint> = {
 
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    const resolved = await resolveStep(hp.host, o.ipFamily, ctx.budget.signal, { phases, values, info });
-    if (failed(resolved)) return resolved.result;
-    const { address, family } = resolved;
-
-    let tls: TlsMaterial | undefined;
-    if (o.tls !== undefined) {
-      const material = await tlsFilesStep({ phases, signal: ctx.budget.signal }, () => loadTlsMaterial(o.tls, hp.host));
-      if (failed(material)) return material.result;
-      tls = material;
-    }
+    const setup = await resolveThenTlsFiles(hp.host, o.ipFamily, o.tls === undefined ? undefined : { options: o.tls }, ctx.budget.signal, {
+      phases,
+      values,
+      info,
+    });
+    if (failed(setup)) return setup.result;
+    const { address, family, tls } = setup;
 
     // The conversation ends a little before the runner's deadline (as ldap and tcp do), so a
     // canary that never comes back is a timeout of `transit` with the earlier phases timed, and

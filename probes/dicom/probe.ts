@@ -14,10 +14,10 @@
 // own timeout.
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { describeError, readUntil, reasonAfter, resolveStep, writeAll } from '../kit/net.js';
-import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
+import { describeError, readUntil, reasonAfter, writeAll } from '../kit/net.js';
+import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
 import type { Endpoint } from '../kit/target.js';
-import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
+import { certFacts, connectionResult, connectSocket, handshake } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 import type { DicomOptions } from './options.js';
 import {
@@ -153,16 +153,13 @@ export const dicomProbe: Probe<DicomOptions, Endpoint> = {
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
 
-    const resolved = await resolveStep(hp.host, o.ipFamily, ctx.budget.signal, { phases, values, info });
-    if (failed(resolved)) return resolved.result;
-    const { address, family } = resolved;
-
-    let tls: TlsMaterial | undefined;
-    if (o.tls !== undefined) {
-      const material = await tlsFilesStep({ phases, signal: ctx.budget.signal }, () => loadTlsMaterial(o.tls, hp.host));
-      if (failed(material)) return material.result;
-      tls = material;
-    }
+    const setup = await resolveThenTlsFiles(hp.host, o.ipFamily, o.tls === undefined ? undefined : { options: o.tls }, ctx.budget.signal, {
+      phases,
+      values,
+      info,
+    });
+    if (failed(setup)) return setup.result;
+    const { address, family, tls } = setup;
 
     // The conversation ends a little before the runner's deadline, so a PACS that never answers
     // is a timeout of the phase it hangs in, with the earlier phases timed.

@@ -3,8 +3,10 @@
 // that does not resolve fails in `resolve`, a TLS file that cannot be read in `tls` (reason
 // tls_handshake: the handshake cannot even be tried), and a step the run's deadline cut short
 // with reason `timeout`, whatever the error then said.
-import { describeError, fail, Failed, now, reasonAfter } from './net.js';
-import type { FailureReason } from '../types.js';
+import { describeError, fail, Failed, now, reasonAfter, resolveStep, type Resolved } from './net.js';
+import type { TlsClientOptions } from './options.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls.js';
+import type { FailureReason, ProbeInfo, ProbeResult } from '../types.js';
 
 export { Failed, failed } from './net.js';
 
@@ -43,6 +45,23 @@ export async function step<T>(run: StepRun, phase: string, fn: () => Promise<T>,
 /** The kit's TLS-files step: the check's TLS material, read before anything connects, or the run's failure in phase tls. */
 export function tlsFilesStep<T>(run: StepRun, load: () => Promise<T>): Promise<T | Failed> {
   return step(run, 'tls', load, { timed: false, reason: () => 'tls_handshake', what: 'reading TLS files' });
+}
+
+/**
+ * The first steps of a run that connects: the target's address (resolveStep), then, when the run
+ * uses TLS (`tls` given), the check's TLS files (tlsFilesStep) — both before anything connects.
+ */
+export async function resolveThenTlsFiles(
+  host: string,
+  ipFamily: 'auto' | 'ip4' | 'ip6',
+  tls: { options: TlsClientOptions | true | undefined } | undefined,
+  signal: AbortSignal,
+  into: { phases: Record<string, number>; values: NonNullable<ProbeResult['values']>; info: ProbeInfo },
+): Promise<(Resolved & { tls: TlsMaterial | undefined }) | Failed> {
+  const resolved = await resolveStep(host, ipFamily, signal, into);
+  if (resolved instanceof Failed || !tls) return resolved instanceof Failed ? resolved : { ...resolved, tls: undefined };
+  const material = await tlsFilesStep({ phases: into.phases, signal }, () => loadTlsMaterial(tls.options, host));
+  return material instanceof Failed ? material : { ...resolved, tls: material };
 }
 
 /**

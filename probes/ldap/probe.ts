@@ -15,10 +15,10 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client, ResultCodeError } from 'ldapts';
 import type { LdapOptions, LdapTarget } from './options.js';
 import { describeSeconds, PASSWORD_POLICY_ERRORS, PasswordPolicyControl } from './ppolicy.js';
-import { classifyError, describeError, fail, ProbeAbortError, raceAbort, resolveStep } from '../kit/net.js';
-import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
+import { classifyError, describeError, fail, ProbeAbortError, raceAbort } from '../kit/net.js';
+import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
 import { runRedactor } from '../kit/redact.js';
-import { certFacts, connectionResult, connectSocket, handshake, loadTlsMaterial, tlsConnectOptions, type TlsMaterial } from '../kit/tls.js';
+import { certFacts, connectionResult, connectSocket, handshake, tlsConnectOptions } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
@@ -47,16 +47,13 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
 
     const values: NonNullable<ProbeResult['values']> = {};
     let info: ProbeInfo = {};
-    const resolved = await resolveStep(url.host, o.ipFamily, ctx.budget.signal, { phases, values, info });
-    if (failed(resolved)) return resolved.result;
-    const { address, family } = resolved;
-
-    let tls: TlsMaterial | undefined;
-    if (url.secure || o.startTls) {
-      const material = await tlsFilesStep({ phases, signal: ctx.budget.signal }, () => loadTlsMaterial(o.tls, url.host));
-      if (failed(material)) return material.result;
-      tls = material;
-    }
+    const setup = await resolveThenTlsFiles(url.host, o.ipFamily, url.secure || o.startTls ? { options: o.tls } : undefined, ctx.budget.signal, {
+      phases,
+      values,
+      info,
+    });
+    if (failed(setup)) return setup.result;
+    const { address, family, tls } = setup;
 
     // The conversation ends a little before the runner's deadline (as tcp attempts do), so a
     // bind that hangs is reported as a timeout of the bind, with connect and tls still timed.

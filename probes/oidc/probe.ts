@@ -7,7 +7,7 @@
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
 import { Agent, buildConnector, request } from 'undici';
 import type { OidcOptions } from './options.js';
-import { parseJson } from '../kit/json.js';
+import { parseJsonObject } from '../kit/json.js';
 import { describeError, failed, now, readBounded, reasonAfter } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import { tlsFilesStep } from '../kit/step.js';
@@ -329,14 +329,10 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
  * expected). JSON nested too deep or holding too many values fails the run (protocol).
  */
 async function jsonObject(run: Run, phase: Phase, what: string, text: string): Promise<Record<string, unknown> | undefined> {
-  const r = await parseJson(text, { signal: run.signal });
-  if (!r.ok) {
-    if (r.error.code === 'syntax') return undefined;
-    if (r.error.code === 'aborted') throw new RunFailure(phase, 'timeout', `timed out reading ${what}`);
-    throw new RunFailure(phase, 'protocol', `${what} is ${r.error.message}`);
-  }
-  const v = r.value;
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  const r = await parseJsonObject(text, { signal: run.signal });
+  if ('doc' in r) return r.doc;
+  if (r.refused.code === 'aborted') throw new RunFailure(phase, 'timeout', `timed out reading ${what}`);
+  throw new RunFailure(phase, 'protocol', `${what} is ${r.refused.message}`);
 }
 
 /** The server's own words, made safe to quote: credentials and tokens removed, one short line. */
