@@ -92,11 +92,21 @@ interface Condition {
   scrape: boolean;
 }
 
-const CONDITIONS: Condition[] = [
+const ALL_CONDITIONS: Condition[] = [
   { name: 'idle', background: false, scrape: false },
   { name: 'load', background: true, scrape: false },
   { name: 'load+scrape', background: true, scrape: true },
 ];
+
+/** `BENCH_ACCURACY_CONDITIONS` (e.g. `load+scrape`) and `BENCH_ACCURACY_TOOLS` (`vakt`, `bbe`): a subset, for A/B runs of one cell. */
+function subset<T>(all: T[], env: string | undefined, name: (x: T) => string): T[] {
+  if (!env) return all;
+  const want = env.split(',').map((s) => s.trim());
+  const unknown = want.filter((w) => !all.some((x) => name(x) === w));
+  if (unknown.length > 0) throw new Error(`unknown ${unknown.join(', ')}: one of ${all.map(name).join(', ')}`);
+  return all.filter((x) => want.includes(name(x)));
+}
+const CONDITIONS = subset(ALL_CONDITIONS, process.env.BENCH_ACCURACY_CONDITIONS, (c) => c.name);
 
 interface Samples {
   tcpConnect: number[];
@@ -349,7 +359,11 @@ export async function benchAccuracy(): Promise<Report> {
     // tools alike; the samples of all rounds are pooled per tool and condition. One 30-40 s
     // window gives ~400 samples per cell, whose p99 (the fourth-worst run) moves by several ms
     // between runs; the pooled p99 of several rounds is what the tools are compared on.
-    const tools = [...PROBE_THREADS.map((t) => ({ tool: 'vakt' as const, threads: t })), { tool: 'bbe' as const, threads: undefined }];
+    const tools = subset(
+      [...PROBE_THREADS.map((t) => ({ tool: 'vakt' as const, threads: t })), { tool: 'bbe' as const, threads: undefined }],
+      process.env.BENCH_ACCURACY_TOOLS,
+      (t) => t.tool,
+    );
     for (const c of CONDITIONS) {
       const pooled = new Map<string, Samples[]>();
       for (let round = 0; round < setup.rounds; round++) {

@@ -178,7 +178,7 @@ export const dicomProbe: Probe<DicomOptions, Endpoint> = {
     let failure: ProbeFailure | undefined;
     let earliestExpiry: number | undefined;
     try {
-      const plain = await line.time('connect', () => connectSocket(address, hp.port, family, undefined, Number.POSITIVE_INFINITY, signal));
+      const plain = await connectSocket({ address, port: hp.port, family }, Number.POSITIVE_INFINITY, signal, line);
       socket = plain;
       if (tls) {
         const material = tls;

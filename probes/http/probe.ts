@@ -12,7 +12,7 @@ import { classifyError, describeError, now, raceAbort, readBounded } from '../ki
 import type { WebTarget } from '../kit/target.js';
 import { failed, tlsFilesStep } from '../kit/step.js';
 import { Redactor, runRedactor } from '../kit/redact.js';
-import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
+import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes, type ExchangeClock } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
 
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
@@ -50,6 +50,8 @@ export const httpProbe: Probe<HttpOptions, WebTarget> = {
     // user's browser does after a restart; later steps reuse the connection (and report no
     // connect phases, rather than zeros). One connection per origin: with more, undici opens a
     // second one for the next step while the first is still being handed back to the pool.
+    /** Each request's own times (the steps take turns on the run's connections). */
+    const exchanges: ExchangeClock = {};
     const agent = new Agent({
       connect: timedConnector(
         base,
@@ -58,6 +60,7 @@ export const httpProbe: Probe<HttpOptions, WebTarget> = {
           if (t.tls && (!tls || (t.tls.earliestExpiry ?? Infinity) < (tls.earliestExpiry ?? Infinity))) tls = t.tls;
         },
         ctx.budget.signal,
+        exchanges,
       ),
       connections: 1,
       pipelining: 1,
@@ -71,7 +74,7 @@ export const httpProbe: Probe<HttpOptions, WebTarget> = {
     let slow: string | undefined;
     try {
       for (const step of steps) {
-        const r = await runStep(step, o, ctx, jar, vars, agent, () => {
+        const r = await runStep(step, o, ctx, jar, vars, agent, exchanges, () => {
           const t = timing;
           timing = undefined;
           return t;
@@ -127,6 +130,7 @@ async function runStep(
   jar: CookieJar,
   vars: Record<string, string>,
   agent: Agent,
+  exchanges: ExchangeClock,
   takeTiming: () => ConnTimes | undefined,
 ): Promise<StepOutcome> {
   const fill = (text: string) => template(text, ctx.secrets, vars);
@@ -167,6 +171,7 @@ async function runStep(
       const hopHeaders = { ...headers, ...(cookie ? { cookie } : {}) };
       const hopStart = now();
       takeTiming();
+      exchanges.sent = exchanges.answered = undefined;
       let res: Awaited<ReturnType<typeof request>>;
       try {
         // undici notices the signal only once a request has a connection: a connect that hangs
@@ -188,10 +193,12 @@ async function runStep(
         if (t) addConnection(t);
         throw stepError(err, setupPhase(t, url) ?? 'processing', ctx.budget.signal);
       }
-      const headersAt = now();
+      // The peer's processing: from the request written to its answer's headers, as undici
+      // stamped them (ExchangeClock), or else from the connection being ready to the await resuming.
       const t = takeTiming();
       const ready = (t && addConnection(t)) ?? hopStart;
-      add('processing', headersAt - ready);
+      const headersAt = exchanges.answered ?? now();
+      add('processing', headersAt - Math.max(ready, exchanges.sent ?? ready));
       jar.store(url, res.headers['set-cookie']);
       const location = res.headers.location;
       if (step.followRedirects && [301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string') {

@@ -95,6 +95,11 @@ export class Timeline {
     this.start = now();
   }
 
+  /** The running phase starts again now (its start-up before this is not its time). */
+  restart(): void {
+    this.start = now();
+  }
+
   /** Ends the running phase: its time is recorded. */
   end(): void {
     this.phases[this.current] = now() - this.start;

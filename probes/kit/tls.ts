@@ -2,6 +2,7 @@
 // HTTP pool: a connect that honours the run's signal, TLS material read once per run, the TLS
 // handshake, timing a pooled connection's set-up (undici), the certificate facts and the
 // certificate-expiry verdict, and the verdict of a run over one connection.
+import { subscribe } from 'node:diagnostics_channel';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type DetailedPeerCertificate, type SecureVersion, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
@@ -82,18 +83,41 @@ export async function loadTlsMaterial(tls: TlsClientOptions | true | undefined, 
   };
 }
 
-export function connectSocket(
-  address: string,
-  port: number,
-  family: 4 | 6,
-  localAddress: string | undefined,
-  timeoutMs: number,
-  signal: AbortSignal,
-  why?: string,
-): Promise<Socket> {
+/** Where a connection goes: an address already resolved (the phase `resolve` is the caller's). */
+export interface ConnectTo {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  localAddress?: string | undefined;
+}
+
+/** The run's phase timeline as connectSocket uses it (the kit's Timeline). */
+export interface PhaseClock {
+  begin(phase: string): void;
+  restart(): void;
+  end(): void;
+}
+
+/**
+ * A TCP connection to `to`, timed as the phase `connect` on `line` from the connect(2) to the
+ * connect event; rejects at `timeoutMs` (ETIMEDOUT, or a ProbeAbortError saying `why`), when
+ * `signal` aborts, or with the socket's error.
+ */
+export function connectSocket(to: ConnectTo, timeoutMs: number, signal: AbortSignal, line: PhaseClock, why?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
-    const socket = netConnect({ host: address, port, family, noDelay: true, ...(localAddress ? { localAddress } : {}) });
+    line.begin('connect');
+    // Node issues connect(2) for an address on the next tick (net's lookupAndConnect), after all
+    // else this turn of the loop does: the rest of a batch of runs started together. The phase
+    // starts in a tick queued just before it, so that start-up of other runs is not counted.
+    if (isIP(to.address) !== 0) process.nextTick(() => line.restart());
+    const socket = netConnect({
+      host: to.address,
+      port: to.port,
+      family: to.family,
+      noDelay: true,
+      ...(to.localAddress ? { localAddress: to.localAddress } : {}),
+    });
     let timer: NodeJS.Timeout | undefined;
     const done = (err?: Error) => {
       if (timer) clearTimeout(timer);
@@ -108,6 +132,8 @@ export function connectSocket(
     const onAbort = () => done(new ProbeAbortError('aborted'));
     const onError = (err: Error) => done(err);
     const onConnect = () => {
+      // Timed here, as the event is handled, not when the awaiting run gets to it.
+      line.end();
       // Keep a no-op error listener: a late RST must not become an uncaught exception.
       socket.on('error', noop);
       done();
@@ -191,23 +217,65 @@ export interface ConnTimes {
 }
 
 /**
+ * A run's HTTP exchanges over its connections (one request at a time): when undici wrote the
+ * latest request's headers to the socket and when it had parsed its response's headers
+ * (performance clock, seconds). Stamped synchronously in undici's own callbacks through its
+ * diagnostics channels, so the time from the answer's arrival to the run's await resuming (a
+ * promise chain, and whatever else the loop runs first) and undici's set-up of a new connection
+ * before it writes are not counted as the peer's processing. Absent when undici publishes
+ * neither (the caller then falls back on its own timestamps).
+ */
+export interface ExchangeClock {
+  sent?: number | undefined;
+  answered?: number | undefined;
+}
+
+const clockOfSocket = new WeakMap<object, ExchangeClock>();
+const clockOfRequest = new WeakMap<object, ExchangeClock>();
+let watchingExchanges = false;
+
+/** Subscribes once to undici's request channels; other users of undici (Node's fetch too) are not in the maps and cost a lookup. */
+function watchExchanges(): void {
+  if (watchingExchanges) return;
+  watchingExchanges = true;
+  subscribe('undici:client:sendHeaders', (m) => {
+    const { request, socket } = m as { request: object; socket: object };
+    const clock = clockOfSocket.get(socket);
+    if (!clock) return;
+    clock.sent = now();
+    clock.answered = undefined;
+    clockOfRequest.set(request, clock);
+  });
+  subscribe('undici:request:headers', (m) => {
+    const clock = clockOfRequest.get((m as { request: object }).request);
+    if (clock && clock.answered === undefined) clock.answered = now();
+  });
+}
+
+/**
  * undici's `connect` option: `base` (from buildConnector), timing every new connection it makes
  * (http, oidc). `onConnection` gets each connection's times as it starts; they fill in as its
  * phases end, and `onSecure` is called once its TLS handshake is done. The listeners are
  * prepended: base's own listener hands the socket to undici, which sets up its parser and writes
  * the request before returning, and a listener after it would count that work (~0.5 ms) as
- * network time.
+ * network time. With `exchanges`, the requests on its connections are timed too (ExchangeClock).
  */
 export function timedConnector(
   base: buildConnector.connector,
   onConnection: (times: ConnTimes) => void,
   onSecure?: (times: ConnTimes) => void,
   signal?: AbortSignal,
+  exchanges?: ExchangeClock,
 ): buildConnector.connector {
+  if (exchanges) watchExchanges();
   return (opts, cb) => {
     const t: ConnTimes = { start: now() };
     onConnection(t);
+    // To an address, Node issues connect(2) on the next tick (see connectSocket): the phase starts
+    // in a tick queued just before that one, not before the TLS context and socket are built.
+    if (isIP(opts.hostname.replace(/^\[|\]$/g, '')) !== 0) process.nextTick(() => (t.start = now()));
     const socket = base(opts, cb) as unknown as Socket | TLSSocket;
+    if (exchanges) clockOfSocket.set(socket, exchanges);
     if (signal) {
       // undici waits for a connection in progress before its pool can close: against a peer that
       // drops the SYN that is its own connect timeout, long past the run's deadline. The run's

@@ -71,7 +71,7 @@ export const ldapProbe: Probe<LdapOptions, LdapTarget> = {
     // Sent with the bind (passwordPolicy, default on): the directory's answer says why it refused.
     const ppolicy = o.passwordPolicy && o.bindDn !== undefined ? new PasswordPolicyControl() : undefined;
     try {
-      raw = await line.time('connect', () => connectSocket(address, url.port, family, undefined, Number.POSITIVE_INFINITY, signal));
+      raw = await connectSocket({ address, port: url.port, family }, Number.POSITIVE_INFINITY, signal, line);
 
       if (url.secure && tls) {
         const socket = raw;

@@ -221,7 +221,7 @@ export const mllpProbe: Probe<MllpOptions, Endpoint> = {
         if (failed(material)) return material.result;
         tls = material;
       }
-      const plain = await line.time('connect', () => connectSocket(address, hp.port, family, undefined, Number.POSITIVE_INFINITY, signal));
+      const plain = await connectSocket({ address, port: hp.port, family }, Number.POSITIVE_INFINITY, signal, line);
       let open: Socket = plain;
       socket = plain;
       if (tls) {

@@ -92,11 +92,10 @@ async function runSample(
   const signal = (attempt ?? run).signal;
   try {
     const untilEnd = endAt - performance.now();
-    let open = await line.time('connect', () =>
-      connectOnly && untilEnd < connectTimeout
-        ? connectSocket(address, port, family, o.sourceAddress, Math.max(0, untilEnd), signal, 'attempt ran out of time')
-        : connectSocket(address, port, family, o.sourceAddress, connectTimeout, signal),
-    );
+    const to = { address, port, family, localAddress: o.sourceAddress };
+    let open = await (connectOnly && untilEnd < connectTimeout
+      ? connectSocket(to, Math.max(0, untilEnd), signal, line, 'attempt ran out of time')
+      : connectSocket(to, connectTimeout, signal, line));
     socket = open;
     s.connected = true;
     if (o.expect === 'blocked') return s;

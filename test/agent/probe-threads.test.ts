@@ -167,9 +167,17 @@ describe('probe threads', () => {
   it('stopping aborts the runs in flight on the threads', async () => {
     const hole = await blackholePeer();
     peers.push(hole);
+    const up = await tcpPeer((s) => s.end());
+    peers.push(up);
     const { threads, root } = pool(1);
-    const [hung] = checks(`  - { name: hung, kind: tcp, target: "127.0.0.1:${hole.port}", timeout: 30s }`);
+    const [warm, hung] = checks(
+      `  - { name: warm, kind: tcp, target: "127.0.0.1:${up.port}" }\n  - { name: hung, kind: tcp, target: "127.0.0.1:${hole.port}", timeout: 30s }`,
+    );
+    threads.set(warm!);
     threads.set(hung!);
+    // The thread is up and running (a new isolate loads the probes: a while on a busy machine);
+    // a run asked for before it could start would end as not begun, not aborted.
+    expect((await threads.run(warm!))?.result.ok).toBe(true);
     const inFlight = threads.run(hung!);
     await new Promise((r) => setTimeout(r, 200));
     root.abort(new Error('agent stopping'));
