@@ -374,4 +374,28 @@ describe('the comparison', () => {
     expect(compare({ ...level, working: false }, [sample(0, 0, false)], DEFAULT_VERIFY).kind).not.toBe('failing');
     expect(compare(levelOf([], true), [sample(0.05, 0.03)], DEFAULT_VERIFY).kind).toBe('unknown');
   });
+
+  it('reads a check of several steps by its steps, even when a phase summed over them grew by a larger factor; one of a single request by its phases', () => {
+    const steps = (login: number, processing: number) => ({
+      time: 0,
+      result: 'ok' as const,
+      durationSeconds: login + 0.01,
+      phases: { connect: 0.001, processing },
+      steps: { form: 0.005, login },
+    });
+    const level = levelOf([steps(0.004, 0.002), steps(0.004, 0.002), steps(0.004, 0.002)], true);
+    const after = { ok: true, total: 0.16, phases: { connect: 0.001, processing: 0.152 }, steps: { form: 0.005, login: 0.154 } };
+    // processing went 76x, the login step 38.5x: the step is the finding.
+    expect(compare(level, [after, after, after], DEFAULT_VERIFY)).toMatchObject({ kind: 'slower', what: 'step', name: 'login' });
+    const single = (processing: number) => ({
+      time: 0,
+      result: 'ok' as const,
+      durationSeconds: processing + 0.002,
+      phases: { connect: 0.001, processing },
+      steps: { request: processing + 0.002 },
+    });
+    const one = levelOf([single(0.002), single(0.002), single(0.002)], true);
+    const slow = { ok: true, total: 0.154, phases: { connect: 0.001, processing: 0.152 }, steps: { request: 0.154 } };
+    expect(compare(one, [slow, slow, slow], DEFAULT_VERIFY)).toMatchObject({ kind: 'slower', what: 'phase', name: 'processing' });
+  });
 });
