@@ -113,7 +113,7 @@ interface Samples {
   httpConnect: number[];
   httpProcessing: number[];
   /** vakt: the same, of the runs the agent did not mark disturbed (what its slow verdicts and baselines see). */
-  trusted?: { tcpConnect: number[]; httpConnect: number[] };
+  trusted?: { tcpConnect: number[]; httpConnect: number[]; httpProcessing: number[] };
   /** The witness that ran alongside the window, through the same path under the same load: the truth of this condition. */
   alongside?: Witnessed;
   notes: string;
@@ -207,7 +207,7 @@ async function vaktCondition(c: Condition, s: Setup, threads: number | undefined
       tcpConnect: [],
       httpConnect: [],
       httpProcessing: [],
-      trusted: { tcpConnect: [], httpConnect: [] },
+      trusted: { tcpConnect: [], httpConnect: [], httpProcessing: [] },
       alongside: await alongside,
       notes: '',
     };
@@ -232,7 +232,10 @@ async function vaktCondition(c: Condition, s: Setup, threads: number | undefined
           out.httpConnect.push(run.phases.connect);
           if (!run.disturbed) out.trusted?.httpConnect.push(run.phases.connect);
         }
-        if (run.phases.processing !== undefined) out.httpProcessing.push(run.phases.processing);
+        if (run.phases.processing !== undefined) {
+          out.httpProcessing.push(run.phases.processing);
+          if (!run.disturbed) out.trusted?.httpProcessing.push(run.phases.processing);
+        }
       }
     }
     out.notes = `lag p99 ${fmtMs(lagQuantiles(st.lag).p99, 0)}, loop delay p99 ${st.eld.p99.toFixed(1)} ms, max ${st.eld.max.toFixed(1)} ms; ${failed} failed runs${marks ? `; ${disturbed} runs marked disturbed by the agent` : ''}${scrNote ? `; ${scrNote}` : ''}`;
@@ -378,9 +381,11 @@ export async function benchAccuracy(): Promise<Report> {
           pooled.set(key, [...(pooled.get(key) ?? []), r]);
           rep.line(
             `${c.name.padEnd(12)} ${label.padEnd(4)}${setup.rounds > 1 ? ` (round ${round + 1})` : ''}: tcp connect ${cell(r.tcpConnect, truth.connect)} | http connect ${cell(r.httpConnect, truth.connect)} | http processing ${cell(r.httpProcessing, truth.processing)}`,
-            ...(r.trusted && r.trusted.tcpConnect.length + r.trusted.httpConnect.length < r.tcpConnect.length + r.httpConnect.length
+            ...(r.trusted &&
+            r.trusted.tcpConnect.length + r.trusted.httpConnect.length + r.trusted.httpProcessing.length <
+              r.tcpConnect.length + r.httpConnect.length + r.httpProcessing.length
               ? [
-                  `${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)}`,
+                  `${''.padEnd(18)}without the runs marked disturbed: tcp connect ${cell(r.trusted.tcpConnect, truth.connect)} | http connect ${cell(r.trusted.httpConnect, truth.connect)} | http processing ${cell(r.trusted.httpProcessing, truth.processing)}`,
                 ]
               : []),
             ...(r.alongside && r.alongside.connect.length > 0
@@ -398,6 +403,20 @@ export async function benchAccuracy(): Promise<Report> {
           rep.line(
             `${c.name.padEnd(12)} ${key.slice(c.name.length + 1).padEnd(4)} pooled over ${rs.length} rounds: tcp connect ${cell(all.tcpConnect, truth.connect)} | http connect ${cell(all.httpConnect, truth.connect)} | http processing ${cell(all.httpProcessing, truth.processing)}`,
           );
+          const trusted = rs.every((r) => r.trusted) ? rs.map((r) => r.trusted!) : undefined;
+          if (trusted)
+            rep.line(
+              `${''.padEnd(18)}pooled, without the runs marked disturbed: tcp connect ${cell(
+                trusted.flatMap((t) => t.tcpConnect),
+                truth.connect,
+              )} | http connect ${cell(
+                trusted.flatMap((t) => t.httpConnect),
+                truth.connect,
+              )} | http processing ${cell(
+                trusted.flatMap((t) => t.httpProcessing),
+                truth.processing,
+              )}`,
+            );
         }
         if (all.tcpConnect.length > 0) {
           rep.fig(`${key}_tcp_connect_median_err_ms`, (quantile(all.tcpConnect, 0.5) - truth.connect) * 1000);

@@ -105,8 +105,8 @@ export interface PhaseClock {
  */
 export function connectSocket(to: ConnectTo, timeoutMs: number, signal: AbortSignal, line: PhaseClock, why?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     line.begin('connect');
+    if (signal.aborted) return reject(new ProbeAbortError('aborted'));
     // Node issues connect(2) for an address on the next tick (net's lookupAndConnect), after all
     // else this turn of the loop does: the rest of a batch of runs started together. The phase
     // starts in a tick queued just before it, so that start-up of other runs is not counted.
