@@ -136,8 +136,6 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
     } catch (err) {
       if (!(err instanceof RunFailure)) throw err;
       failure = err;
-      if (err.facts.authCode !== undefined) info.authCode = err.facts.authCode;
-      if (err.facts.fhirIssue !== undefined) info.fhirIssue = err.facts.fhirIssue;
     } finally {
       await run.agent.destroy().catch(() => undefined);
     }
@@ -149,6 +147,10 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
     const result: ProbeResult = { ok: failure === undefined, phases: ordered, values };
     // A token learnt late in the run may have been quoted earlier (a version or type the server echoed): hidden here too.
     for (const [k, v] of Object.entries(info)) if (typeof v === 'string') info[k] = run.scrubber.scrub(v);
+    // Codes from closed sets (OAuth errors, FHIR issue types) are not the peer's text and are not
+    // scrubbed: a short token the server issued ("in") would otherwise hide "invalid".
+    if (failure?.facts.authCode !== undefined) info.authCode = failure.facts.authCode;
+    if (failure?.facts.fhirIssue !== undefined) info.fhirIssue = failure.facts.fhirIssue;
     if (failure) result.failure = { phase: failure.phase, reason: failure.reason, message: run.scrubber.scrub(failure.message) };
     else if (tls?.earliestExpiry !== undefined) {
       const degraded = expiryVerdict(tls.earliestExpiry, o.tls?.expiryWarning, 'FHIR server certificate');

@@ -250,6 +250,25 @@ describe('fhir probe against hostile peers', () => {
     expect((await probe(base())).failure?.message).toBe('the server speaks FHIR (an unreadable version), expected 4.0 (R4)');
   });
 
+  it("an issue code is the probe's own word from a closed set: a short token that is part of it does not hide it", async () => {
+    handler = (req, res) => {
+      const body = req.url?.endsWith('/metadata')
+        ? capability
+        : { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'token in use: in' }] };
+      res.writeHead(req.url?.endsWith('/metadata') ? 200 : 400, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(body));
+    };
+    const r = await fhirProbe.run({
+      ...targetsOf('fhir', base()),
+      options: KIND_OPTIONS.fhir.parse({ bearerToken: 'api_token', read: 'Patient/1' }),
+      ...budget(3000),
+      log: quietLog,
+      secrets: { api_token: 'in' },
+    });
+    expect(r.failure?.reason).toBe('http_status');
+    expect(r.info?.fhirIssue).toBe('invalid');
+    expect(r.failure?.message).not.toContain('in use');
+  });
+
   it('a truncated body is reset or protocol, never ok', async () => {
     handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': '1000' });
