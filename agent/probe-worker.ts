@@ -133,13 +133,12 @@ log.info({ thread: initial.index, nice }, 'probe thread started');
  * one run's start-up, not the whole batch's (bench/RESULTS.md, 2026-12-05: accuracy).
  */
 const toStart: { id: number; check: CheckConfig | undefined }[] = [];
-let starting = false;
 
+/** Starts the next run; an immediate is pending exactly while runs wait to start. */
 function startNext(): void {
   const next = toStart.shift();
   if (next) run(next.id, next.check);
   if (toStart.length > 0) setImmediate(startNext);
-  else starting = false;
 }
 
 port.on('message', (batch: ToThread[]) => {
@@ -148,11 +147,7 @@ port.on('message', (batch: ToThread[]) => {
     switch (m.t) {
       case 'run':
         // The config as it is now: a 'set' or 'remove' later in the batch is for later runs.
-        toStart.push({ id: m.id, check: checks.get(m.name) });
-        if (!starting) {
-          starting = true;
-          setImmediate(startNext);
-        }
+        if (toStart.push({ id: m.id, check: checks.get(m.name) }) === 1) setImmediate(startNext);
         break;
       case 'set':
         for (const c of m.checks) checks.set(c.name, c);

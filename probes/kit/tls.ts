@@ -98,6 +98,23 @@ export interface PhaseClock {
   end(): void;
 }
 
+/** A host that is an IP address (IPv6 with or without its URL brackets): nothing to resolve. */
+function isAddress(host: string): boolean {
+  return isIP(host.replace(/^\[|\]$/g, '')) !== 0;
+}
+
+/**
+ * Calls `stamp` just before Node issues connect(2) to `host`; call it right before net.connect or
+ * tls.connect. To an address, Node connects on the next tick (net's lookupAndConnect), after all
+ * else this turn of the loop does: the rest of a batch of runs started together, the TLS context
+ * and socket being built. A tick queued first runs just before that one, so the connect phase
+ * counts none of it (test/probes/timing.test.ts checks Node still connects on that tick). For a
+ * name, the lookup's own event ends the resolve phase right before the connect: nothing to do.
+ */
+function justBeforeConnect(host: string, stamp: () => void): void {
+  if (isAddress(host)) process.nextTick(stamp);
+}
+
 /**
  * A TCP connection to `to`, timed as the phase `connect` on `line` from the connect(2) to the
  * connect event; rejects at `timeoutMs` (ETIMEDOUT, or a ProbeAbortError saying `why`), when
@@ -107,10 +124,7 @@ export function connectSocket(to: ConnectTo, timeoutMs: number, signal: AbortSig
   return new Promise((resolve, reject) => {
     line.begin('connect');
     if (signal.aborted) return reject(new ProbeAbortError('aborted'));
-    // Node issues connect(2) for an address on the next tick (net's lookupAndConnect), after all
-    // else this turn of the loop does: the rest of a batch of runs started together. The phase
-    // starts in a tick queued just before it, so that start-up of other runs is not counted.
-    if (isIP(to.address) !== 0) process.nextTick(() => line.restart());
+    justBeforeConnect(to.address, () => line.restart());
     const socket = netConnect({
       host: to.address,
       port: to.port,
@@ -271,9 +285,7 @@ export function timedConnector(
   return (opts, cb) => {
     const t: ConnTimes = { start: now() };
     onConnection(t);
-    // To an address, Node issues connect(2) on the next tick (see connectSocket): the phase starts
-    // in a tick queued just before that one, not before the TLS context and socket are built.
-    if (isIP(opts.hostname.replace(/^\[|\]$/g, '')) !== 0) process.nextTick(() => (t.start = now()));
+    justBeforeConnect(opts.hostname, () => (t.start = now()));
     const socket = base(opts, cb) as unknown as Socket | TLSSocket;
     if (exchanges) clockOfSocket.set(socket, exchanges);
     if (signal) {
@@ -308,7 +320,7 @@ export function timedConnector(
  */
 export function setupPhase(c: ConnTimes | undefined, url: URL): 'resolve' | 'connect' | 'tls' | undefined {
   if (!c) return undefined;
-  if (c.connect === undefined) return c.lookup === undefined && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? 'resolve' : 'connect';
+  if (c.connect === undefined) return c.lookup === undefined && !isAddress(url.hostname) ? 'resolve' : 'connect';
   if (url.protocol === 'https:' && c.secure === undefined) return 'tls';
   return undefined;
 }
