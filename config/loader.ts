@@ -5,7 +5,21 @@
 // that reads config files.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, visit, type Document, type Node as YamlNode } from 'yaml';
+import {
+  Composer,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  Parser,
+  visit,
+  YAMLParseError,
+  type CST,
+  type Document,
+  type Node as YamlNode,
+} from 'yaml';
 import { z } from 'zod';
 import { SITE_NAME, splitHostPort, type SecretRef } from './fields.js';
 import { resolveMaintenance, type MaintenanceSpec } from './maintenance.js';
@@ -36,6 +50,8 @@ import {
   type ParsedDefaults,
   type Schedule,
 } from './schema.js';
+
+type Token = CST.Token;
 
 export type { Schedule };
 
@@ -275,7 +291,11 @@ interface Source {
 function readDocument(text: string, file: string): { doc: Document.Parsed; at: At; raw: unknown } | ConfigError[] {
   const lineCounter = new LineCounter();
   const at = (offset: number) => lineCounter.linePos(offset);
-  const deep = nestingExceeded(text, MAX_DEPTH);
+  // The text is parsed once: the depth is checked on the syntax tree, and the document is
+  // composed from the same tree (parseDocument would parse it again; at 10,000 checks the second
+  // parse was a quarter of the start-up's CPU and its garbage grew the heap for the first minute).
+  const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
+  const deep = nestingExceeded(tokens, MAX_DEPTH);
   if (deep !== undefined) {
     // Nothing was composed, so the line counter is empty: count the lines up to the offset.
     const before = text.slice(0, deep);
@@ -291,7 +311,7 @@ function readDocument(text: string, file: string): { doc: Document.Parsed; at: A
   }
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    doc = composeOne(tokens, text.length);
   } catch (err) {
     if (err instanceof RangeError)
       return [{ file, line: 1, column: 1, path: '', message: `expected valid YAML, found more nesting than it can read (${err.message})` }];
@@ -614,15 +634,32 @@ export const MAX_DEPTH = 64;
 const CORE_TAGS = new Set(['map', 'seq', 'str', 'null', 'bool', 'int', 'float'].map((t) => `tag:yaml.org,2002:${t}`));
 
 /**
+ * The first document composed from parsed tokens, as yaml's parseDocument composes it (same
+ * options; a second document in the text is an error of the first).
+ */
+function composeOne(tokens: readonly Token[], length: number): Document.Parsed {
+  let doc: Document.Parsed | undefined;
+  for (const d of new Composer({ uniqueKeys: true }).compose(tokens, true, length)) {
+    if (!doc) doc = d;
+    else {
+      doc.errors.push(new YAMLParseError([d.range[0], d.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents'));
+      break;
+    }
+  }
+  // compose(…, forceDoc = true) yields a document even for empty text.
+  return doc!;
+}
+
+/**
  * Offset of the first map or list nested deeper than `max`, from yaml's concrete syntax tree
  * (its Parser keeps a stack of its own and reads any depth; the Composer that builds the
  * document recurses, and a document thousands deep would run it out of stack); undefined when
  * none is. Walked without recursion.
  */
-export function nestingExceeded(text: string, max: number): number | undefined {
+export function nestingExceeded(tokens: readonly Token[], max: number): number | undefined {
   type Tok = { type?: string; offset?: number; value?: unknown; items?: { key?: unknown; value?: unknown }[] };
   let found: number | undefined;
-  for (const doc of new Parser().parse(text)) {
+  for (const doc of tokens) {
     const stack: { tok: Tok; depth: number }[] = [{ tok: (doc as Tok).value as Tok, depth: 0 }];
     while (stack.length > 0) {
       const { tok, depth } = stack.pop()!;

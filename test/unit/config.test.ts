@@ -158,6 +158,23 @@ describe('invalid config fixtures', () => {
     expect(parseConfig(quoted, 'quoted.yaml', {}).checks).toHaveLength(1);
   });
 
+  it('a second document in the file is an error at its line; an empty file is a config without checks', () => {
+    const lines = (text: string, file: string) => {
+      try {
+        parseConfig(text, file, {});
+      } catch (e) {
+        return (e as ConfigLoadError).errors.map(formatConfigError);
+      }
+      return [];
+    };
+    expect(lines('checks:\n  - { name: a, kind: tcp, target: "x:1" }\n---\nchecks: []\n', 'two.yaml')).toEqual([
+      'two.yaml:3:1: (document): expected valid YAML, found Source contains multiple documents',
+    ]);
+    expect(lines('', 'empty.yaml')).toEqual(['empty.yaml:1:1: checks: expected at least one check, found nothing (the key is missing)']);
+    // A syntax error is reported where it is, from the one parse.
+    expect(lines('checks:\n  - name: a\n   kind: tcp\n', 'bad.yaml')[0]).toMatch(/^bad\.yaml:3:\d+: \(document\): expected valid YAML/);
+  });
+
   it('vakt validate --require-secrets prints every expected error and exits 1', async () => {
     const r = await runVakt(['validate', '--require-secrets', ...fixtures.map((f) => f.file)]);
     expect(r.code).toBe(1);
