@@ -51,8 +51,6 @@ import {
   type Schedule,
 } from './schema.js';
 
-type Token = CST.Token;
-
 export type { Schedule };
 
 interface CheckCommon {
@@ -297,17 +295,8 @@ function readDocument(text: string, file: string): { doc: Document.Parsed; at: A
   const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
   const deep = nestingExceeded(tokens, MAX_DEPTH);
   if (deep !== undefined) {
-    // Nothing was composed, so the line counter is empty: count the lines up to the offset.
-    const before = text.slice(0, deep);
-    return [
-      {
-        file,
-        line: before.split('\n').length,
-        column: deep - before.lastIndexOf('\n'),
-        path: '',
-        message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper`,
-      },
-    ];
+    const { line, col } = at(deep);
+    return [{ file, line, column: col, path: '', message: `expected at most ${MAX_DEPTH} levels of nesting, found deeper` }];
   }
   let doc: Document.Parsed;
   try {
@@ -637,7 +626,7 @@ const CORE_TAGS = new Set(['map', 'seq', 'str', 'null', 'bool', 'int', 'float'].
  * The first document composed from parsed tokens, as yaml's parseDocument composes it (same
  * options; a second document in the text is an error of the first).
  */
-function composeOne(tokens: readonly Token[], length: number): Document.Parsed {
+function composeOne(tokens: readonly CST.Token[], length: number): Document.Parsed {
   let doc: Document.Parsed | undefined;
   for (const d of new Composer({ uniqueKeys: true }).compose(tokens, true, length)) {
     if (!doc) doc = d;
@@ -656,7 +645,7 @@ function composeOne(tokens: readonly Token[], length: number): Document.Parsed {
  * document recurses, and a document thousands deep would run it out of stack); undefined when
  * none is. Walked without recursion.
  */
-export function nestingExceeded(tokens: readonly Token[], max: number): number | undefined {
+export function nestingExceeded(tokens: readonly CST.Token[], max: number): number | undefined {
   type Tok = { type?: string; offset?: number; value?: unknown; items?: { key?: unknown; value?: unknown }[] };
   let found: number | undefined;
   for (const doc of tokens) {

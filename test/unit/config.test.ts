@@ -58,6 +58,17 @@ async function errorsOf(file: string, env: NodeJS.ProcessEnv = {}): Promise<stri
   }
 }
 
+/** The formatted errors of parsing `text` as the file `name`, or [] when it parses. */
+function errorsOfText(text: string, name: string): string[] {
+  try {
+    parseConfig(text, name, {});
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigLoadError)) throw err;
+    return err.errors.map(formatConfigError);
+  }
+}
+
 async function load(name: string, env: NodeJS.ProcessEnv = {}): Promise<Config> {
   return loadConfigFile(join(VALID, name), env);
 }
@@ -159,20 +170,12 @@ describe('invalid config fixtures', () => {
   });
 
   it('a second document in the file is an error at its line; an empty file is a config without checks', () => {
-    const lines = (text: string, file: string) => {
-      try {
-        parseConfig(text, file, {});
-      } catch (e) {
-        return (e as ConfigLoadError).errors.map(formatConfigError);
-      }
-      return [];
-    };
-    expect(lines('checks:\n  - { name: a, kind: tcp, target: "x:1" }\n---\nchecks: []\n', 'two.yaml')).toEqual([
+    expect(errorsOfText('checks:\n  - { name: a, kind: tcp, target: "x:1" }\n---\nchecks: []\n', 'two.yaml')).toEqual([
       'two.yaml:3:1: (document): expected valid YAML, found Source contains multiple documents',
     ]);
-    expect(lines('', 'empty.yaml')).toEqual(['empty.yaml:1:1: checks: expected at least one check, found nothing (the key is missing)']);
+    expect(errorsOfText('', 'empty.yaml')).toEqual(['empty.yaml:1:1: checks: expected at least one check, found nothing (the key is missing)']);
     // A syntax error is reported where it is, from the one parse.
-    expect(lines('checks:\n  - name: a\n   kind: tcp\n', 'bad.yaml')[0]).toMatch(/^bad\.yaml:3:\d+: \(document\): expected valid YAML/);
+    expect(errorsOfText('checks:\n  - name: a\n   kind: tcp\n', 'bad.yaml')[0]).toMatch(/^bad\.yaml:3:\d+: \(document\): expected valid YAML/);
   });
 
   it('vakt validate --require-secrets prints every expected error and exits 1', async () => {
