@@ -205,6 +205,8 @@ export class Agent {
     await agent.loadState();
     await agent.journal.open();
     agent.journal.append({ t: Date.now(), type: 'agent', event: 'started' });
+    // Probes on this thread: their kinds' code is in before the first run is due.
+    if (!agent.threads) await Promise.all([...new Set(config.checks.map((c) => c.kind))].map((k) => agent.runner.preload(k)));
     for (const c of config.checks) agent.addCheck(c);
     agent.dependents = dependentsOf(config.checks);
     agent.planned.restore();
@@ -562,7 +564,9 @@ export class Agent {
     this.metrics.setStatus(c.name, status);
     this.metrics.setMaintenance(c.name, window?.id);
     this.metrics.setRegression(c.name, change?.window);
-    this.threads?.set(c);
+    // The check runs on a probe thread, which loads its kind's code; else on this one.
+    if (this.threads) this.threads.set(c);
+    else void this.runner.preload(c.kind);
     this.scheduler.add(c.name, c.schedule);
   }
 

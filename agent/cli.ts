@@ -5,13 +5,13 @@ import { ConfigLoadError, formatConfigError, loadConfigFile, parseConfig, type C
 import { placeChecks, runsAt } from '../config/placement.js';
 import { parseShard, shardFromEnv, type Shard } from '../config/shard.js';
 import { formatDuration } from '../config/units.js';
-import { KINDS, PROBES } from '../probes/kinds.js';
+import { KIND, KINDS } from '../probes/kinds.js';
 import type { CONNECTION_VALUES } from '../probes/kit/kind.js';
 import type { TargetResult } from '../probes/types.js';
 import { AdHocError, adHocProbe, optionFlags } from './adhoc.js';
 import { parseAssignment, RuleTimingError, shippedRules, type RuleTiming } from './alert-rules.js';
 import { Agent } from './agent.js';
-import { HEAP_TUNE_AFTER_MS, heapGrowth, nodeFlagsSetting } from './heap.js';
+import { heapGrowth, nodeFlagsSetting } from './heap.js';
 import { createLogger } from './log.js';
 import { defaultConfigFile } from './paths.js';
 import { Redactor } from '../probes/kit/redact.js';
@@ -320,7 +320,7 @@ async function cmdRun(args: string[], demo: boolean): Promise<number> {
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
-  setTimeout(() => heap.apply(), HEAP_TUNE_AFTER_MS).unref();
+  heap.apply();
   agent.log.info(
     {
       url: http.url,
@@ -494,7 +494,7 @@ async function probeOnce(check: CheckConfig, all: readonly CheckConfig[], how: {
   const lines: string[] = [];
   lines.push(how.adHoc ? `probe     ${check.kind} -> ${check.target}` : `check     ${check.name} (${check.kind}) -> ${check.target}`);
   if (disabled) lines.push('note      disabled (enabled: false): the agent does not run it; run once here');
-  const phases = PROBES[check.kind].phases;
+  const phases = KIND[check.kind].phases;
   const describe = (p: ProbePart, indent: string) => {
     for (const ph of phases) {
       const v = p.phases[ph];

@@ -6,10 +6,13 @@
 // asks V8 to grow the heap by at most HEAP_GROWTH_PERCENT between full collections instead;
 // they come more often, each marks in small steps (on the thread that owns the heap, see
 // NODE_FLAGS), and runs they disturb are marked like any other stall (agent/loop-monitor.ts).
-// The setting starts only after HEAP_TUNE_AFTER_MS: while the agent starts, its live heap grows
-// fivefold within seconds, and growing it 30 % at a time then meant a full collection every few
-// hundred milliseconds (the scheduler's lag in the first interval went from 51 to 344 ms at
-// p99). Measured: bench/RESULTS.md.
+// The setting starts once the agent is ready (config loaded, checks scheduled), after one full
+// collection: loading the config leaves most of a 150-190 MiB heap behind as garbage, which V8
+// otherwise collected only 20-40 s later, in one long pause. At 10,000 checks that collection
+// at ready took the start-up minute's RSS from 373 to 245 MiB and the first interval's scheduler
+// lag from p99 138 / max 216 ms to 47 / 74 ms (bench/RESULTS.md, 2026-12-06). Set while the
+// config still loads, 30 % had meant a full collection every few hundred milliseconds (lag p99
+// 344 ms in the first interval).
 // The entry points (bin/vakt.js, `npm start`, the container's ENTRYPOINT) also start node with
 // NODE_FLAGS, measured at 10,000 checks and at 200 probes/s (bench/RESULTS.md, 2026-12-03):
 // - `--single-threaded-gc`: V8 collects each heap on the thread that owns it instead of waking
@@ -23,6 +26,7 @@
 // Neither can be set once node runs (V8 reads them when it creates the heap, and aborts on some),
 // so they are on the command line; an agent started without them says so in its log.
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** The node flags vakt's entry points start it with. */
 export const NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--max-semi-space-size=4'];
@@ -43,26 +47,39 @@ export function nodeFlagsSetting(execArgv: readonly string[] = process.execArgv)
 
 /** The default growth of the heap over its live size between full collections. */
 export const HEAP_GROWTH_PERCENT = 30;
-/** How long after start-up the growth setting begins. */
-export const HEAP_TUNE_AFTER_MS = 60_000;
+
+/**
+ * One full collection now (V8's gc(), reached without starting node with --expose-gc): what
+ * loading the config left behind goes at once, and a growth setting takes effect from the live
+ * heap it finds, instead of at V8's first full collection tens of seconds later. Done whatever the
+ * heap setting (node's own flags too): the garbage is the same.
+ */
+function fullCollection(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 /**
  * Reads `VAKT_HEAP_GROWTH_PERCENT` (an integer 0-1000; 0 leaves V8's own heuristics), else
  * HEAP_GROWTH_PERCENT, unless node was started with its own heap flags (then those are kept).
- * Throws on a bad value. Returns what will be in force (for the log) and `apply`, which sets it.
+ * Throws on a bad value. Returns what will be in force (for the log) and `apply`, which the CLI
+ * calls once the agent is ready: it sets the growth, if vakt's, and collects once (fullCollection).
  */
 export function heapGrowth(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): { setting: string; apply(): void } {
   const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) =>
     /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(flagName(a)),
   );
-  const none = { apply() {} };
+  const none = { apply: fullCollection };
   if (own) return { setting: `node's own ${own.split('=')[0]} kept`, ...none };
   const raw = env.VAKT_HEAP_GROWTH_PERCENT;
   const percent = raw === undefined || raw === '' ? HEAP_GROWTH_PERCENT : /^\d{1,4}$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!(percent >= 0 && percent <= 1000)) throw new RangeError(`VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000, got "${raw}"`);
   if (percent === 0) return { setting: "V8's own heap growth", ...none };
   return {
-    setting: `heap growth ${percent}% over live, from ${HEAP_TUNE_AFTER_MS / 1000} s after start`,
-    apply: () => setFlagsFromString(`--heap-growing-percent=${percent}`),
+    setting: `heap growth ${percent}% over live, from ready`,
+    apply() {
+      setFlagsFromString(`--heap-growing-percent=${percent}`);
+      fullCollection();
+    },
   };
 }

@@ -8,7 +8,7 @@
 // config or from peers pass the redactor when their text is built, not per scrape.
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CheckConfig, HistogramMode } from '../config/loader.js';
-import { KIND_LIST, PROBES } from '../probes/kinds.js';
+import { KIND, KIND_LIST, KINDS } from '../probes/kinds.js';
 import type { Redactor } from '../probes/kit/redact.js';
 import type { MetricSpec, ReadingField, ReadingGauges, TallySpec } from '../probes/kit/kind.js';
 import { RUN_RESULTS, runResult, type ProbeResult, type RunResult, type TargetResult } from '../probes/types.js';
@@ -41,8 +41,14 @@ interface CheckSeries {
   config: CheckConfig;
   /** `check="name"`, escaped. */
   own: string;
-  /** `check=..,kind=..,target=..` per target as written in the config (escaped, redacted). */
-  targets: Map<string, string>;
+  /**
+   * `check=..,kind=..,target=..` per target as written in the config (escaped, redacted): the
+   * first target's in two fields (most checks have one; a Map each is ~2 MiB at 10,000 checks),
+   * any other's in a Map.
+   */
+  target?: string | undefined;
+  targetText?: string | undefined;
+  otherTargets?: Map<string, string> | undefined;
   last?: RunOutcome;
   runs: Record<RunResult, number>;
   /** Tallies by reason or code, and histogram states: created with their first value (at 10,000 checks an empty Map each is ~10 MiB). */
@@ -309,7 +315,7 @@ export class Metrics {
   private readonly reloadCounts = { success: 0, failure: 0 };
   private reloadSuccessAt: number | undefined;
   private reloadSucceeded = 1;
-  private configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
+  private configuredByKind = new Map<string, number>(KINDS.map((k) => [k, 0]));
   private openIncidents: readonly Incident[] = [];
   private probeThreads: () => { threads: number; restarts: number } = () => ({ threads: 0, restarts: 0 });
   private placement: Placement = { shard: { index: 0, count: 1 }, owned: 0, remote: [] };
@@ -373,7 +379,7 @@ export class Metrics {
     if (isReload) this.reloadCounts[ok ? 'success' : 'failure']++;
     if (ok && checks) {
       this.reloadSuccessAt = Date.now() / 1000;
-      this.configuredByKind = new Map<string, number>(Object.keys(PROBES).map((k) => [k, 0]));
+      this.configuredByKind = new Map<string, number>(KINDS.map((k) => [k, 0]));
       for (const c of checks) this.configuredByKind.set(c.kind, (this.configuredByKind.get(c.kind) ?? 0) + 1);
     }
     this.writeAgent();
@@ -385,7 +391,6 @@ export class Metrics {
     const cs: CheckSeries = {
       config: check,
       own: flat(`check="${escapeLabel(check.name)}"`),
-      targets: new Map(),
       runs: { ok: 0, degraded: 0, failed: 0 },
       skipped: 0,
       disturbed: 0,
@@ -515,7 +520,7 @@ export class Metrics {
 
   private rewriteAll(): void {
     for (const cs of this.checks.values()) {
-      cs.targets.clear();
+      cs.target = cs.targetText = cs.otherTargets = undefined;
       this.writeInfo(cs);
       this.writeCounters(cs);
       this.writeLastRun(cs);
@@ -534,10 +539,14 @@ export class Metrics {
   }
 
   private targetLabels(cs: CheckSeries, target: string): string {
-    let text = cs.targets.get(target);
+    if (cs.target === target && cs.targetText !== undefined) return cs.targetText;
+    let text = cs.otherTargets?.get(target);
     if (text === undefined) {
       text = flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
-      cs.targets.set(target, text);
+      if (cs.target === undefined) {
+        cs.target = target;
+        cs.targetText = text;
+      } else (cs.otherTargets ??= new Map()).set(target, text);
     }
     return text;
   }
@@ -652,7 +661,7 @@ export class Metrics {
     add(this.duration, base, micro(part.durationSeconds));
     const kindPhase = this.kindPhase.get(cs.config.kind);
     // Phases that did not run have no series (not 0).
-    for (const p of PROBES[cs.config.kind].phases) {
+    for (const p of KIND[cs.config.kind].phases) {
       const v = part.phases[p];
       if (v === undefined) continue;
       add(this.phase, `${base},phase="${p}"`, micro(v));
@@ -701,7 +710,7 @@ export class Metrics {
     hist('histograms', 'total').observe(outcome.duration);
     if (mode === 'phases') {
       for (const part of targetParts(cs.config, outcome)) {
-        for (const p of PROBES[cs.config.kind].phases) {
+        for (const p of KIND[cs.config.kind].phases) {
           const v = part.phases[p];
           if (v !== undefined) hist('histograms', p).observe(v);
         }

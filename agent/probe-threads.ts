@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { CheckConfig } from '../config/loader.js';
 import type { ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
-import type { Limiter, RunOutcome } from './runner.js';
+import { runSpec, type Limiter, type RunOutcome, type RunSpec } from './runner.js';
 import { fnv1a } from './scheduler.js';
 
 export interface ThreadSettings {
@@ -23,7 +23,7 @@ export interface ThreadSettings {
 /** Main thread -> probe thread (sent in batches). */
 export type ToThread =
   | { t: 'run'; id: number; name: string }
-  | { t: 'set'; checks: CheckConfig[] }
+  | { t: 'set'; checks: RunSpec[] }
   | { t: 'remove'; names: string[] }
   | { t: 'settings'; settings: ThreadSettings }
   | { t: 'stop' };
@@ -212,7 +212,7 @@ export class ProbeThreads {
   /** The check's config as the threads should know it (added or changed). */
   set(check: CheckConfig): void {
     this.checks.set(check.name, check);
-    this.threadOf(check.name).send({ t: 'set', checks: [check] });
+    this.threadOf(check.name).send({ t: 'set', checks: [runSpec(check)] });
   }
 
   remove(name: string): void {
@@ -275,7 +275,7 @@ export class ProbeThreads {
       if (this.stopping) return;
       thread.spawn();
       const mine = [...this.checks.values()].filter((c) => this.threadOf(c.name) === thread);
-      if (mine.length > 0) thread.send({ t: 'set', checks: mine });
+      if (mine.length > 0) thread.send({ t: 'set', checks: mine.map(runSpec) });
       thread.sendDeferred();
     };
     // A thread that dies at once would otherwise be restarted in a tight loop.

@@ -6,18 +6,17 @@
 // (one postMessage per turn of the loop), so 1,000 runs a second are not 2,000 messages.
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CheckConfig } from '../config/loader.js';
 import { Redactor } from '../probes/kit/redact.js';
 import { createLogger } from './log.js';
 import { LoopMonitor } from './loop-monitor.js';
-import { Limiter, Runner } from './runner.js';
+import { Limiter, Runner, type RunSpec } from './runner.js';
 import { internalOutcome, type FromThread, type ToThread, type ThreadSettings } from './probe-threads.js';
 
 if (!parentPort) throw new Error('agent/probe-worker.ts runs only as a worker thread');
 const port = parentPort;
 
 const initial = workerData as { index: number; settings: ThreadSettings; nice?: number };
-const checks = new Map<string, CheckConfig>();
+const checks = new Map<string, RunSpec>();
 const redactor = new Redactor();
 const outbox: FromThread[] = [];
 
@@ -95,7 +94,7 @@ function refreshSecrets(): void {
   redactor.setSecrets([...checks.values()].flatMap((c) => Object.values(c.secrets)));
 }
 
-function run(id: number, check: CheckConfig | undefined): void {
+function run(id: number, check: RunSpec | undefined): void {
   if (!check) {
     // Its config never arrived (it could not be passed, see the agent's log).
     send({ t: 'done', id, outcome: internalOutcome('the check is not known on its probe thread', Date.now(), performance.now()) });
@@ -132,7 +131,7 @@ log.info({ thread: initial.index, nice }, 'probe thread started');
  * polls for I/O, so a connect or an answer that arrives meanwhile is timestamped after at most
  * one run's start-up, not the whole batch's (bench/RESULTS.md, 2026-12-05: accuracy).
  */
-const toStart: { id: number; check: CheckConfig | undefined }[] = [];
+const toStart: { id: number; check: RunSpec | undefined }[] = [];
 
 /** Starts the next run; an immediate is pending exactly while runs wait to start. */
 function startNext(): void {
@@ -150,7 +149,10 @@ port.on('message', (batch: ToThread[]) => {
         if (toStart.push({ id: m.id, check: checks.get(m.name) }) === 1) setImmediate(startNext);
         break;
       case 'set':
-        for (const c of m.checks) checks.set(c.name, c);
+        for (const c of m.checks) {
+          checks.set(c.name, c);
+          void runner.preload(c.kind);
+        }
         secretsChanged = true;
         break;
       case 'remove':

@@ -2,11 +2,19 @@
 // AbortSignal that fires at the check's timeout (or when the agent stops), and turns a probe
 // that throws, hangs past its deadline or returns nonsense into a failed result with a reason.
 import type { CheckConfig, CheckOf } from '../config/loader.js';
-import { kindNamed, PROBES, type Kind, type KindOptions, type KindTarget } from '../probes/kinds.js';
+import { kindNamed, loadedProbe, loadProbe, type Kind, type KindOptions, type KindTarget } from '../probes/kinds.js';
 import { Budget } from '../probes/kit/budget.js';
 import type { Probe, ProbeContext, ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { LoopMonitor } from './loop-monitor.js';
+
+/** The part of a check's config its runs read: what a probe thread is sent of each check. */
+export type RunSpec<K extends Kind = Kind> = { [P in K]: Pick<CheckOf<P>, 'name' | 'kind' | 'targets' | 'options' | 'secrets' | 'timeoutMs'> }[K];
+
+/** The run spec of a check: a new object with only those fields (a probe thread holds 10,000 of them). */
+export function runSpec(c: CheckConfig): RunSpec {
+  return { name: c.name, kind: c.kind, targets: c.targets, options: c.options, secrets: c.secrets, timeoutMs: c.timeoutMs } as RunSpec;
+}
 
 interface Waiter {
   resolve: () => void;
@@ -107,16 +115,22 @@ class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
 
-/** What the runner keeps per check config (a changed check is a new object, so starts afresh). */
+/**
+ * What the runner keeps per check config (a changed check is a new object, so starts afresh),
+ * made only when a probe first asks for it: most kinds never log through the run's logger nor
+ * keep a memory, and at 10,000 checks a child logger and a map each are ~6 MiB.
+ */
 interface PerCheck {
-  memory: Map<string, unknown>;
-  log: Logger;
+  memory?: Map<string, unknown>;
+  log?: Logger;
 }
 
 export class Runner {
-  private readonly perCheck = new WeakMap<CheckConfig, PerCheck>();
+  private readonly perCheck = new WeakMap<RunSpec, PerCheck>();
   /** Runs in flight: the root signal aborts them all through one listener. */
   private readonly running = new Set<AbortController>();
+  /** Kinds whose code preload asked for, until it is in. */
+  private readonly preloading = new Map<string, Promise<void>>();
   /** Event-loop stall (ms) above which a run is marked disturbed. */
   maxLoopDelayMs = 20;
 
@@ -124,7 +138,8 @@ export class Runner {
     private readonly root: AbortSignal,
     private readonly limiter: Limiter,
     private readonly log: Logger,
-    private readonly probes: ProbeTable = PROBES,
+    /** Probes to call instead of the kinds' own (tests); a kind not in it runs its own. */
+    private readonly probes: ProbeTable = {},
     private readonly loop?: LoopMonitor,
   ) {
     root.addEventListener(
@@ -137,7 +152,10 @@ export class Runner {
   }
 
   /** Runs the check once. Resolves undefined when the agent stopped before the probe began. */
-  async run(check: CheckConfig): Promise<RunOutcome | undefined> {
+  async run(check: RunSpec): Promise<RunOutcome | undefined> {
+    // The kind's code is loaded when its first check is configured (preload); a run that comes
+    // first waits for it here, before its slot and its clock.
+    const probe = this.probeOf(check.kind) ?? (await this.loadProbeOf(check.kind));
     const queueWait = await this.limiter.slot(this.root);
     if (queueWait === undefined) return undefined;
     const ctrl = new AbortController();
@@ -155,9 +173,8 @@ export class Runner {
     };
     try {
       if (this.root.aborted) return undefined;
-      let mine = this.perCheck.get(check);
-      if (!mine) this.perCheck.set(check, (mine = { memory: new Map<string, unknown>(), log: this.log.child({ check: check.name, kind: check.kind }) }));
-      const pending = startProbe(this.probes, check, { budget: new Budget(ctrl.signal, deadline), log: mine.log, secrets: check.secrets, memory: mine.memory });
+      if (probe instanceof Error) throw probe;
+      const pending = startProbe(probe, check, new Budget(ctrl.signal, deadline), this.checkState(check));
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);
@@ -196,8 +213,50 @@ export class Runner {
     }
   }
 
+  /** The per-check state of a check's runs, made on first use (PerCheck). */
+  private checkState(check: RunSpec): CheckState {
+    const state = (): PerCheck => {
+      let mine = this.perCheck.get(check);
+      if (!mine) this.perCheck.set(check, (mine = {}));
+      return mine;
+    };
+    return {
+      log: () => (state().log ??= this.log.child({ check: check.name, kind: check.kind })),
+      memory: () => (state().memory ??= new Map<string, unknown>()),
+    };
+  }
+
+  /**
+   * Loads the code of this kind, so the first run of a check of it finds it ready; resolves when
+   * it is in (or could not be: the runs then fail with the reason).
+   */
+  preload(kind: string): Promise<void> {
+    if (this.probeOf(kind)) return Promise.resolve();
+    let loading = this.preloading.get(kind);
+    if (!loading) {
+      loading = this.loadProbeOf(kind).then(() => void this.preloading.delete(kind));
+      this.preloading.set(kind, loading);
+    }
+    return loading;
+  }
+
+  private probeOf(kind: string): AnyProbe | undefined {
+    return (this.probes as Record<string, AnyProbe | undefined>)[kind] ?? (kindNamed(kind) ? loadedProbe(kind as Kind) : undefined);
+  }
+
+  /** The kind's probe once its code is loaded, or why it cannot be (the run then fails as internal). */
+  private async loadProbeOf(kind: string): Promise<AnyProbe | Error> {
+    if (!kindNamed(kind)) return new Error(`no probe registered for kind ${kind}`);
+    try {
+      return await loadProbe(kind as Kind);
+    } catch (err) {
+      this.log.error({ kind, err }, "the kind's probe code could not be loaded");
+      return new Error(`the ${kind} probe could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   /** A probe's result is trusted only in shape; nonsense becomes "internal". */
-  private vet(check: CheckConfig, r: ProbeResult, late: boolean): ProbeResult {
+  private vet(check: RunSpec, r: ProbeResult, late: boolean): ProbeResult {
     if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean' || typeof r.phases !== 'object') {
       return { ok: false, phases: {}, failure: { phase: 'internal', reason: 'internal', message: 'probe returned a malformed result' } };
     }
@@ -235,19 +294,34 @@ export class Runner {
 /** The probes the runner calls, by kind (tests hand in their own for some kinds). */
 export type ProbeTable = { readonly [K in Kind]?: Probe<KindOptions[K], KindTarget[K]> };
 
-/** Starts the check's probe with its own options and targets: typed per kind, no casts. */
-function startProbe<K extends Kind>(
-  probes: ProbeTable,
-  check: CheckOf<K>,
-  run: Omit<ProbeContext<KindOptions[K], KindTarget[K]>, 'target' | 'targets' | 'options'>,
-): Promise<ProbeResult> {
-  const probe = probes[check.kind];
-  const target = check.targets[0];
-  if (!probe) throw new Error(`no probe registered for kind ${check.kind}`);
-  if (target === undefined) throw new Error(`check ${check.name} has no target`);
-  return probe.run({ ...run, target, targets: check.targets, options: check.options });
+/** A probe of some kind, as the runner holds it before it knows which. */
+type AnyProbe = Probe<never, never>;
+
+/** A check's logger and memory, made when the probe first reads them. */
+interface CheckState {
+  log(): Logger;
+  memory(): Map<string, unknown>;
 }
 
-function timeoutResult(check: CheckConfig, why: string): ProbeResult {
+/** Starts the check's probe with its own options and targets (the probe was looked up by the kind the check names, so it takes them). */
+function startProbe<K extends Kind>(probe: AnyProbe, check: RunSpec<K>, budget: Budget, state: CheckState): Promise<ProbeResult> {
+  const target = check.targets[0];
+  if (target === undefined) throw new Error(`check ${check.name} has no target`);
+  return (probe as unknown as Probe<KindOptions[K], KindTarget[K]>).run({
+    budget,
+    secrets: check.secrets,
+    target,
+    targets: check.targets,
+    options: check.options,
+    get log() {
+      return state.log();
+    },
+    get memory() {
+      return state.memory();
+    },
+  });
+}
+
+function timeoutResult(check: RunSpec, why: string): ProbeResult {
   return { ok: false, phases: {}, failure: { phase: 'total', reason: 'timeout', message: `timed out after ${check.timeoutMs}ms (${why})` } };
 }

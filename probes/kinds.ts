@@ -43,10 +43,36 @@ export function kindNamed(name: string): KindDefinition<string, z.ZodType> | und
   return (KIND as unknown as Record<string, KindDefinition<string, z.ZodType> | undefined>)[name];
 }
 
-/** Each kind as the runner calls it: its phases and its run. */
-export const PROBES: { readonly [K in Kind]: Probe<KindOptions[K], KindTarget[K]> } = Object.fromEntries(
-  KIND_LIST.map((k) => [k.name, { phases: k.phases, run: k.run }]),
-) as never;
+/** Each kind's probe, typed by its options and target. */
+export type KindProbe<K extends Kind> = Probe<KindOptions[K], KindTarget[K]>;
+
+const loading = new Map<string, Promise<Probe<unknown>>>();
+const loaded = new Map<string, Probe<unknown>>();
+
+/**
+ * A kind's probe code, imported the first time it is asked for (its definition, index.ts, is
+ * light: schema, words, metrics). So a probe thread holds only the code of the kinds its checks
+ * have, and a main thread whose checks all run on probe threads holds none: at 10,000 checks of
+ * two kinds that is ~15 MiB less resident memory (bench/RESULTS.md, 2026-12-06).
+ */
+export function loadProbe<K extends Kind>(kind: K): Promise<KindProbe<K>> {
+  let p = loading.get(kind);
+  if (!p) {
+    p = (KIND[kind].load() as Promise<Probe<unknown>>).then((probe) => {
+      loaded.set(kind, probe);
+      return probe;
+    });
+    // A failed import is tried again on the next run (and reported by that run).
+    p.catch(() => loading.delete(kind));
+    loading.set(kind, p);
+  }
+  return p as Promise<KindProbe<K>>;
+}
+
+/** A kind's probe if its code is loaded already, else undefined (then loadProbe). */
+export function loadedProbe<K extends Kind>(kind: K): KindProbe<K> | undefined {
+  return loaded.get(kind) as KindProbe<K> | undefined;
+}
 
 /** Every failure reason a kind declares, and "internal" (the runner's, for a probe's own bug): the closed set of the `reason` label. */
 export const ALL_FAILURE_REASONS: readonly string[] = [...new Set([...KIND_LIST.flatMap((k) => k.reasons), 'internal'])];

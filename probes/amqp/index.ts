@@ -1,8 +1,7 @@
 // The amqp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
-import { amqpProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'amqp',
@@ -10,7 +9,7 @@ export default defineKind({
   target: { schema: endpoint, multiple: false },
   options,
   secretOptions: ['password'],
-  phases: amqpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'auth', 'queue_missing'],
   degradedReasons: ['slow', 'cert_expiring'],
   values: { ...CONNECTION_VALUES },
@@ -27,5 +26,5 @@ export default defineKind({
   target: mq.region.example:5672
   secrets: { mq_password: { env: VAKT_MQ_PASSWORD } }
   amqp: { vhost: integration, username: vakt, password: mq_password }`,
-  run: (ctx) => amqpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.amqpProbe),
 });

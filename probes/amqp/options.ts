@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { boundedDuration, positiveDuration } from '../../config/fields.js';
 import { secretName, tlsClient } from '../kit/options.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'channel', 'publish', 'transit'] as const;
+
 /** AMQP heartbeats are negotiated in whole seconds, at most 65535. */
 const amqpHeartbeat = boundedDuration.refine((ms) => ms % 1000 === 0 && ms <= 65_535_000, {
   message: 'expected whole seconds from 0s to 65535s (0s turns heartbeats off)',

@@ -21,7 +21,7 @@ import { channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message, type Options } from 'amqplib';
-import type { AmqpOptions } from './options.js';
+import { PHASES, type AmqpOptions } from './options.js';
 import { classifyError, describeError, fail, now, ProbeAbortError, raceAbort } from '../kit/net.js';
 import type { Endpoint } from '../kit/target.js';
 import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
@@ -31,7 +31,6 @@ import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, Probe
 
 // connect covers the TCP connect, the TLS handshake (amqplib does both) and the AMQP open; tls is
 // reported only when the check's TLS files cannot be read (the kit's step, as every kind).
-const PHASES = ['resolve', 'connect', 'tls', 'channel', 'publish', 'transit'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** The header that marks a vakt canary; its value is the format version. */

@@ -1,8 +1,7 @@
 // The dicom kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
-import { dicomProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'dicom',
@@ -11,7 +10,7 @@ export default defineKind({
   target: { schema: endpoint, multiple: false },
   options,
   secretOptions: [],
-  phases: dicomProbe.phases,
+  phases: PHASES,
   reasons: [
     ...NETWORK_REASONS,
     'dicom_rejected_called_ae',
@@ -60,5 +59,5 @@ export default defineKind({
   kind: dicom
   target: pacs.region.example:104
   dicom: { callingAeTitle: VAKT, calledAeTitle: PACS_ARCHIVE }`,
-  run: (ctx) => dicomProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.dicomProbe),
 });

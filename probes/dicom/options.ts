@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { tlsClient } from '../kit/options.js';
 import { TRANSFER_SYNTAX_NAMES, type TransferSyntaxName } from './pdu.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'associate', 'echo', 'release'] as const;
+
 /**
  * An application entity title (PS3.5, VR AE): 1 to 16 characters of the default repertoire
  * without backslash or control characters; leading and trailing spaces are not significant and

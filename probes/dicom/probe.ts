@@ -19,7 +19,7 @@ import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
 import type { Endpoint } from '../kit/target.js';
 import { certFacts, connectionResult, connectSocket, handshake } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
-import type { DicomOptions } from './options.js';
+import { PHASES, type DicomOptions } from './options.js';
 import {
   abortPdu,
   associateRq,
@@ -47,7 +47,6 @@ import {
   type Rejection,
 } from './pdu.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'associate', 'echo', 'release'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** The Verification presentation context's id (odd, PS3.8 9.3.2.2). */

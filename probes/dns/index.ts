@@ -1,7 +1,6 @@
 // The dns kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options, dnsServer } from './options.js';
-import { dnsProbe } from './probe.js';
+import { options, dnsServer, PHASES } from './options.js';
 
 export default defineKind({
   name: 'dns',
@@ -13,7 +12,7 @@ export default defineKind({
     targets.some((t) => t.system) && options.type !== undefined && options.type !== 'A' && options.type !== 'AAAA'
       ? [{ path: ['type'], message: 'expected A or AAAA with target "system" (getaddrinfo resolves addresses only)' }]
       : [],
-  phases: dnsProbe.phases,
+  phases: PHASES,
   reasons: [
     ...NETWORK_REASONS,
     'dns_nxdomain',
@@ -55,5 +54,5 @@ export default defineKind({
   kind: dns
   targets: [10.20.0.53, 10.20.0.54]
   dns: { name: ehr.region.local, type: A, quorum: 1, expect: { answer: { values: [10.20.1.5] } } }`,
-  run: (ctx) => dnsProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.dnsProbe),
 });

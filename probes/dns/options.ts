@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { regex } from '../../config/fields.js';
 import { parseEndpoint, targetSchema, type Endpoint } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'request'] as const;
+
 const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'SRV', 'TXT', 'PTR', 'NS', 'SOA', 'CAA', 'DS', 'DNSKEY'] as const;
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'] as const;
 export type DnsRcode = (typeof RCODES)[number];

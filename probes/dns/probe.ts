@@ -8,13 +8,12 @@ import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
-import type { DnsOptions, DnsSectionExpect, DnsServer } from './options.js';
+import { PHASES, type DnsOptions, type DnsSectionExpect, type DnsServer } from './options.js';
 import { classifyError, describeError, now, ProbeAbortError, raceAbort, resolveHost } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import type { Endpoint } from '../kit/target.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, ReplyRecord, TargetResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'request'] as const;
 /** Largest DNS message over TCP (the 2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65535;
 /** Records of a reply carried in the result (`records`), and the longest text of each field: a reply of 100 addresses or a 64 KiB TXT stays small. */

@@ -2,8 +2,7 @@
 import { webTarget } from '../kit/target.js';
 import { LOGIN_WORDS } from '../kit/words.js';
 import { AUTH_CODE_LABEL, CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
-import { fhirProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'fhir',
@@ -12,7 +11,7 @@ export default defineKind({
   target: { schema: webTarget, multiple: false },
   options,
   secretOptions: ['bearerToken', 'clientSecret'],
-  phases: fhirProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'http_status', 'auth', 'body_too_large', 'fhir_version', 'fhir_capability', 'resource_not_found', 'expect_mismatch'],
   degradedReasons: ['cert_expiring'],
   infoLabels: {
@@ -49,5 +48,5 @@ export default defineKind({
     clientId: vakt-probe
     clientSecret: fhir_client_secret
     scope: system/Patient.read`,
-  run: (ctx) => fhirProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.fhirProbe),
 });

@@ -4,6 +4,9 @@ import { byteSize } from '../../config/fields.js';
 import { secretName, tlsClient } from '../kit/options.js';
 import { parseWebTarget } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'metadata', 'token', 'query'] as const;
+
 /** FHIR release names and the version numbers they stand for (http://hl7.org/fhir/directory.html). */
 const RELEASES: Readonly<Record<string, string>> = { DSTU2: '1.0', STU3: '3.0', R4: '4.0', R4B: '4.3', R5: '5.0', R6: '6.0' };
 

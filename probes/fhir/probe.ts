@@ -7,7 +7,7 @@
 // issue code, a closed FHIR value set (info.fhirIssue); its text is never quoted, as it may carry
 // patient data. Every body is read up to maxBodySize and parsed with the kit's bounded JSON reader.
 import { Agent, buildConnector, request } from 'undici';
-import type { FhirOptions } from './options.js';
+import { PHASES, type FhirOptions } from './options.js';
 import { parseJsonObject } from '../kit/json.js';
 import { describeError, failed, now, raceAbort, readBounded, reasonAfter } from '../kit/net.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
@@ -17,7 +17,6 @@ import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOpt
 import { OAUTH_ERROR_CODES } from '../oidc/probe.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'metadata', 'token', 'query'] as const;
 type Phase = (typeof PHASES)[number];
 type Exchange = 'metadata' | 'token' | 'query';
 

@@ -1,8 +1,7 @@
 // The http kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { webTarget } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
-import { httpProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'http',
@@ -10,7 +9,7 @@ export default defineKind({
   target: { schema: webTarget, multiple: false },
   options,
   secretOptions: [],
-  phases: httpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'http_status', 'assertion', 'body_too_large', 'too_many_redirects'],
   degradedReasons: ['slow', 'cert_expiring'],
   phaseMetric: {
@@ -36,5 +35,5 @@ export default defineKind({
   kind: http
   target: https://ehr.region.example/
   http: { expect: { status: [200], bodyContains: [Cosmic] } }`,
-  run: (ctx) => httpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.httpProbe),
 });

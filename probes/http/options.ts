@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { byteSize, positiveDuration, regex } from '../../config/fields.js';
 import { tlsClient } from '../kit/options.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
+
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const varName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected a variable name ([A-Za-z_][A-Za-z0-9_]*)' });
 

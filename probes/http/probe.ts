@@ -6,7 +6,7 @@
 // the login got slow while every port still answers.
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
-import type { HttpOptions, HttpStepOptions } from './options.js';
+import { PHASES, type HttpOptions, type HttpStepOptions } from './options.js';
 import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
 import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
 import type { WebTarget } from '../kit/target.js';
@@ -15,7 +15,6 @@ import { Redactor, runRedactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes, type ExchangeClock } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeResult, StepResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
 type Phase = (typeof PHASES)[number];
 
 class StepError extends Error {

@@ -1,7 +1,6 @@
 // The icmp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { CONNECTION_VALUES, defineKind, SAMPLE_VALUES } from '../kit/kind.js';
-import { icmpTarget, options } from './options.js';
-import { icmpProbe } from './probe.js';
+import { icmpTarget, options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'icmp',
@@ -9,7 +8,7 @@ export default defineKind({
   target: { schema: icmpTarget, multiple: false },
   options,
   secretOptions: [],
-  phases: icmpProbe.phases,
+  phases: PHASES,
   reasons: ['timeout', 'unreachable', 'resolve', 'icmp_unavailable'],
   degradedReasons: ['sample_loss'],
   values: {
@@ -33,5 +32,5 @@ export default defineKind({
   kind: icmp
   target: 10.20.0.1
   icmp: { count: 5, interval: 200ms, rttDegradedAbove: 20ms }`,
-  run: (ctx) => icmpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.icmpProbe),
 });

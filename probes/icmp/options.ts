@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { boundedDuration, positiveDuration } from '../../config/fields.js';
 import { targetSchema, type Target } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'rtt'] as const;
+
 /** A host to ping: a name or an address, nothing else. */
 export interface IcmpTarget extends Target {
   readonly host: string;

@@ -14,9 +14,7 @@ import { spawn } from 'node:child_process';
 import { ProbeAbortError, resolveStep } from '../kit/net.js';
 import { failed } from '../kit/step.js';
 import type { ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
-import type { IcmpOptions, IcmpTarget } from './options.js';
-
-const PHASES = ['resolve', 'rtt'] as const;
+import { PHASES, type IcmpOptions, type IcmpTarget } from './options.js';
 
 /** The most of ping's output read (a run of 20 requests writes about 1.5 KiB); beyond it ping is killed. */
 export const MAX_OUTPUT = 64 * 1024;

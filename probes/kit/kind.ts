@@ -4,7 +4,7 @@
 // read kinds only through this shape; nothing in agent/ or config/ names a kind.
 import type { z } from 'zod';
 import type { Target } from './target.js';
-import type { DegradedReason, FailureReason, ProbeContext, ProbeResult, QueueReading } from '../types.js';
+import type { DegradedReason, FailureReason, Probe, QueueReading } from '../types.js';
 
 /** The status page's languages (English, Swedish, Danish, Norwegian bokmål, Finnish): every kind words its states in each. */
 export const LANGUAGES = ['en', 'sv', 'da', 'nb', 'fi'] as const;
@@ -138,7 +138,12 @@ export interface KindDefinition<Name extends string, Schema extends z.ZodType, T
   readonly variantWords?: (options: z.output<Schema>) => Readonly<Record<Language, Partial<Record<StateWord, string>>>> | undefined;
   /** A check of this kind as a user would write it (YAML, one list item under `checks:`), validated by the tests. */
   readonly example: string;
-  readonly run: (ctx: ProbeContext<z.output<Schema>, z.output<TargetSchema>>) => Promise<ProbeResult>;
+  /**
+   * The probe code (its probe.ts), imported on first use: a thread runs only the kinds its checks
+   * have, so it loads only their code, and the main thread, whose checks run on probe threads,
+   * loads none (probes/kinds.ts loadProbe).
+   */
+  readonly load: () => Promise<Probe<z.output<Schema>, z.output<TargetSchema>>>;
 }
 
 /** Declares a kind. The identity function: it fixes the types, so a kind that lacks a part does not compile. */

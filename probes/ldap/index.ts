@@ -1,8 +1,7 @@
 // The ldap kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { LOGIN_WORDS } from '../kit/words.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, type CheckIssue, AUTH_CODE_LABEL, type KindWords, type Language } from '../kit/kind.js';
-import { options, ldapUrl } from './options.js';
-import { ldapProbe } from './probe.js';
+import { options, ldapUrl, PHASES } from './options.js';
 
 /** The probe account's password expiring (degraded: password_expiring), in each language. */
 const PASSWORD_EXPIRING: Readonly<Record<Language, string>> = {
@@ -40,7 +39,7 @@ export default defineKind({
       issues.push({ path: ['tls'], message: 'expected tls only with an ldaps:// target or startTls: true' });
     return issues;
   },
-  phases: ldapProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'auth', 'assertion'],
   degradedReasons: ['slow', 'cert_expiring', 'password_expiring'],
   infoLabels: AUTH_CODE_LABEL,
@@ -63,5 +62,5 @@ export default defineKind({
   target: ldaps://dc1.region.example
   secrets: { probe_password: { env: VAKT_AD_PROBE_PASSWORD } }
   ldap: { bindDn: "CN=vakt-probe,OU=Service,DC=region,DC=example", password: probe_password }`,
-  run: (ctx) => ldapProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.ldapProbe),
 });

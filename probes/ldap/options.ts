@@ -5,6 +5,9 @@ import { positiveDuration } from '../../config/fields.js';
 import { secretName, tlsClient } from '../kit/options.js';
 import { targetSchema, type Endpoint } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
+
 /** ldap://host[:port] or ldaps://host[:port] (389 and 636 by default); no DN, query or user info. */
 export function parseLdapUrl(s: string): LdapTarget | undefined {
   const m = /^(ldaps?):\/\/([^\s/?#@]+?)\/?$/i.exec(s);

@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
-import type { LdapOptions, LdapTarget } from './options.js';
+import { PHASES, type LdapOptions, type LdapTarget } from './options.js';
 import { describeSeconds, PASSWORD_POLICY_ERRORS, PasswordPolicyControl } from './ppolicy.js';
 import { classifyError, describeError, fail, ProbeAbortError, raceAbort } from '../kit/net.js';
 import { failed, resolveThenTlsFiles, Timeline } from '../kit/step.js';
@@ -21,7 +21,6 @@ import { runRedactor } from '../kit/redact.js';
 import { certFacts, connectionResult, connectSocket, handshake, tlsConnectOptions } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'bind', 'search'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** How long the probe waits for its unbind to be written before it destroys the socket anyway. */

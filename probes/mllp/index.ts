@@ -1,8 +1,7 @@
 // The mllp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { HL7_ACK_CODES, options } from './options.js';
-import { mllpProbe } from './probe.js';
+import { HL7_ACK_CODES, options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'mllp',
@@ -10,7 +9,7 @@ export default defineKind({
   target: { schema: endpoint, multiple: false },
   options,
   secretOptions: [],
-  phases: mllpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'ack_error', 'ack_reject', 'ack_mismatch', 'expect_mismatch'],
   degradedReasons: ['cert_expiring'],
   values: { ...CONNECTION_VALUES },
@@ -34,5 +33,5 @@ export default defineKind({
   kind: mllp
   target: hl7.region.example:6661
   mllp: { messageType: ADT^A08^ADT_A01, receivingApplication: LAB }`,
-  run: (ctx) => mllpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.mllpProbe),
 });

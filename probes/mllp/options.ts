@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { byteSize } from '../../config/fields.js';
 import { tlsClient } from '../kit/options.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'send', 'ack'] as const;
+
 /** A field of the probe's HL7 message: no field separator, no segment or line breaks. */
 const hl7Field = (max: number) =>
   z

@@ -3,14 +3,13 @@
 // sent, so a queue that stopped draining (no ACK) or an engine that rejects shows per interface.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { HL7_ACK_CODES, type MllpOptions } from './options.js';
+import { PHASES, HL7_ACK_CODES, type MllpOptions } from './options.js';
 import { classifyError, describeError, readUntil, resolveStep, writeAll } from '../kit/net.js';
 import type { Endpoint } from '../kit/target.js';
 import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'send', 'ack'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** MLLP frame bytes: start block, end block, carriage return. */

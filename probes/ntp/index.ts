@@ -1,7 +1,6 @@
 // The ntp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS } from '../kit/kind.js';
-import { ntpTarget, options } from './options.js';
-import { ntpProbe } from './probe.js';
+import { ntpTarget, options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'ntp',
@@ -10,7 +9,7 @@ export default defineKind({
   target: { schema: ntpTarget, multiple: false },
   options,
   secretOptions: [],
-  phases: ntpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'clock_skew', 'ntp_unsynchronised', 'ntp_kiss_of_death'],
   degradedReasons: ['clock_offset'],
   values: {
@@ -41,5 +40,5 @@ export default defineKind({
   kind: ntp
   target: dc1.region.example
   ntp: { samples: 3, offsetDegradedAbove: 500ms, maxOffset: 1m }`,
-  run: (ctx) => ntpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.ntpProbe),
 });

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { boundedDuration, positiveDuration } from '../../config/fields.js';
 import { parseEndpoint, targetSchema } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'request'] as const;
+
 /** host[:port] of an NTP server; the port defaults to 123. */
 export const ntpTarget = targetSchema(
   (s) => parseEndpoint(s, 123),

@@ -10,9 +10,7 @@ import { describeError, ProbeAbortError, raceAbort, reasonAfter, resolveStep, sl
 import type { Endpoint } from '../kit/target.js';
 import { failed } from '../kit/step.js';
 import type { ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
-import type { NtpOptions } from './options.js';
-
-const PHASES = ['resolve', 'request'] as const;
+import { PHASES, type NtpOptions } from './options.js';
 
 /** Seconds from the NTP era 0 (1900-01-01) to the Unix epoch. */
 const NTP_UNIX_OFFSET = 2_208_988_800;

@@ -2,8 +2,7 @@
 import { webTarget } from '../kit/target.js';
 import { LOGIN_WORDS } from '../kit/words.js';
 import { CONNECTION_VALUES, defineKind, NETWORK_REASONS, AUTH_CODE_LABEL } from '../kit/kind.js';
-import { options } from './options.js';
-import { oidcProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'oidc',
@@ -11,7 +10,7 @@ export default defineKind({
   target: { schema: webTarget, multiple: false },
   options,
   secretOptions: ['clientSecret', 'password'],
-  phases: oidcProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'http_status', 'assertion', 'auth', 'body_too_large'],
   degradedReasons: ['cert_expiring'],
   infoLabels: AUTH_CODE_LABEL,
@@ -26,5 +25,5 @@ export default defineKind({
   target: https://login.region.example/realms/clinical
   secrets: { client_secret: { env: VAKT_IDP_CLIENT_SECRET } }
   oidc: { clientId: vakt-probe, clientSecret: client_secret, scope: ehr.read }`,
-  run: (ctx) => oidcProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.oidcProbe),
 });

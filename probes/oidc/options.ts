@@ -5,6 +5,9 @@ import { byteSize, duration } from '../../config/fields.js';
 import { SECRET_NAME, secretName, tlsClient, whenMissing } from '../kit/options.js';
 import { parseWebTarget } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
+
 /** Form parameters the oidc probe sets itself; `params` may not override them. */
 const OIDC_OWN_PARAMS = ['grant_type', 'client_id', 'client_secret', 'username', 'password', 'scope'];
 

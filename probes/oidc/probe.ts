@@ -6,7 +6,7 @@
 // exported as vakt_auth_error_info{code}). Client secret, password and tokens never reach a
 // message: the server's own text (error_description) is scrubbed of them before it is quoted.
 import { Agent, buildConnector, request } from 'undici';
-import type { OidcOptions } from './options.js';
+import { PHASES, type OidcOptions } from './options.js';
 import { parseJsonObject } from '../kit/json.js';
 import { describeError, failed, now, readBounded, reasonAfter } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
@@ -16,7 +16,6 @@ import { Redactor } from '../kit/redact.js';
 import { connectionPhases, expiryVerdict, setupPhase, timedConnector, tlsFileOptions, type ConnTimes } from '../kit/tls.js';
 import type { FailureReason, Probe, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['discovery', 'resolve', 'connect', 'tls', 'token', 'resource'] as const;
 type Phase = (typeof PHASES)[number];
 type Exchange = 'discovery' | 'token' | 'resource';
 

@@ -1,7 +1,6 @@
 // The queue kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { defineKind, NETWORK_REASONS, type CheckIssue } from '../kit/kind.js';
-import { options, queueTarget } from './options.js';
-import { queueProbe } from './probe.js';
+import { options, queueTarget, PHASES } from './options.js';
 
 export default defineKind({
   name: 'queue',
@@ -20,7 +19,7 @@ export default defineKind({
       issues.push({ path: ['tls'], message: 'expected tls only with an https:// target' });
     return issues;
   },
-  phases: queueProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'http_status', 'auth', 'body_too_large', 'queue_missing', 'queue_stopped', 'backlog', 'consumers'],
   degradedReasons: ['backlog_growing', 'partial'],
   values: {},
@@ -87,5 +86,5 @@ export default defineKind({
   target: https://mq.region.example:15671
   secrets: { mq_password: { env: VAKT_MQ_PASSWORD } }
   queue: { source: rabbitmq, queues: [lab.results], username: vakt, password: mq_password, maxDepth: 500, minConsumers: 1 }`,
-  run: (ctx) => queueProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.queueProbe),
 });

@@ -5,6 +5,9 @@ import { byteSize, positiveDuration } from '../../config/fields.js';
 import { secretName, tlsClient, whenMissing } from '../kit/options.js';
 import { parseWebTarget, targetSchema, type WebTarget } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'fetch', 'assess'] as const;
+
 /** A JSON path as the http kind's assertions take it: `$.a.b[0].c`. */
 const jsonPathText = z.string().min(1).max(512);
 

@@ -4,7 +4,7 @@
 // the Sundhedsplatformen failure: orders and results stop and nobody is told. It fails the run
 // (reason backlog) once that lasts stalledAfter, or when depth/age limits are crossed; a queue
 // that keeps growing faster than it drains makes the run degraded (backlog_growing).
-import type { QueueOptions, QueueTarget } from './options.js';
+import { PHASES, type QueueOptions, type QueueTarget } from './options.js';
 import { fail, failed, now, raceAbort } from '../kit/net.js';
 import { tlsFilesStep } from '../kit/step.js';
 import { setupPhase, tlsFileOptions, type ConnTimes, type TlsFiles } from '../kit/tls.js';
@@ -14,7 +14,6 @@ import type { FailureReason, Probe, ProbeContext, ProbeResult, QueueReading } fr
 
 // fetch covers setting up the connection and the requests; a run that fails while setting it up
 // (or reading the check's TLS files) reports resolve, connect or tls, as every kind does.
-const PHASES = ['resolve', 'connect', 'tls', 'fetch', 'assess'] as const;
 
 /** One sample of a queue's history, for the growth window. Cumulative counts since memory began. */
 interface Sample {

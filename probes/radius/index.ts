@@ -1,7 +1,6 @@
 // The radius kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { CONNECTION_VALUES, defineKind } from '../kit/kind.js';
-import { options, radiusTarget } from './options.js';
-import { radiusProbe } from './probe.js';
+import { options, radiusTarget, PHASES } from './options.js';
 
 export default defineKind({
   name: 'radius',
@@ -10,7 +9,7 @@ export default defineKind({
   target: { schema: radiusTarget, multiple: false },
   options,
   secretOptions: ['password', 'sharedSecret'],
-  phases: radiusProbe.phases,
+  phases: PHASES,
   // UDP: no connection to reset, no TLS; an ICMP port unreachable is refused.
   reasons: ['timeout', 'refused', 'unreachable', 'resolve', 'protocol', 'auth', 'radius_challenge', 'assertion'],
   degradedReasons: ['slow', 'retransmitted'],
@@ -75,5 +74,5 @@ export default defineKind({
     probe_password: { env: VAKT_RADIUS_PROBE_PASSWORD }
     radius_secret: { env: VAKT_RADIUS_SHARED_SECRET }
   radius: { username: svc-vakt-wifi, password: probe_password, sharedSecret: radius_secret, nasIdentifier: vakt-probe }`,
-  run: (ctx) => radiusProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.radiusProbe),
 });

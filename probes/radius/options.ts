@@ -5,6 +5,9 @@ import { positiveDuration } from '../../config/fields.js';
 import { secretName } from '../kit/options.js';
 import { parseEndpoint, targetSchema } from '../kit/target.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'request'] as const;
+
 /** host[:port] of a RADIUS server; the port defaults to 1812 (RFC 2865's authentication port). */
 export const radiusTarget = targetSchema(
   (s) => parseEndpoint(s, 1812),

@@ -15,7 +15,7 @@ import { runRedactor, type Redactor } from '../kit/redact.js';
 import { failed } from '../kit/step.js';
 import type { Endpoint } from '../kit/target.js';
 import type { ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
-import type { RadiusOptions } from './options.js';
+import { PHASES, type RadiusOptions } from './options.js';
 import {
   ATTR,
   chapResponse,
@@ -33,8 +33,6 @@ import {
   type Attribute,
   type RadiusPacket,
 } from './packet.js';
-
-const PHASES = ['resolve', 'request'] as const;
 
 /** The longest Reply-Message text quoted in a failure message. */
 export const MAX_REPLY_MESSAGE = 120;

@@ -1,8 +1,7 @@
 // The snmp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { AUTH_CODE_LABEL, CONNECTION_VALUES, defineKind, NETWORK_REASONS, type KindWords, type Language } from '../kit/kind.js';
 import { LOGIN_WORDS } from '../kit/words.js';
-import { options, snmpTarget } from './options.js';
-import { snmpProbe } from './probe.js';
+import { options, snmpTarget, PHASES } from './options.js';
 
 /** A device's own state as it reports it: a refused v3 user reads as a refused login, with why. */
 const words = (notAnswering: string, mismatch: string, noSuch: string, language: Language): KindWords => ({
@@ -18,7 +17,7 @@ export default defineKind({
   target: { schema: snmpTarget, multiple: false },
   options,
   secretOptions: ['community', 'authKey', 'privKey'],
-  phases: snmpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'auth', 'snmp_mismatch', 'snmp_no_such', 'snmp_error'],
   degradedReasons: [],
   infoLabels: AUTH_CODE_LABEL,
@@ -54,5 +53,5 @@ export default defineKind({
     oids:
       - { name: ha-state, oid: 1.3.6.1.4.1.99999.1.1.0, equals: active, values: { 1: active, 2: standby } }
       - { name: uplink-oper, oid: 1.3.6.1.2.1.2.2.1.8.3, equals: 1, values: { 1: up, 2: down } }`,
-  run: (ctx) => snmpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.snmpProbe),
 });

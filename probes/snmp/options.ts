@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { parseEndpoint, targetSchema } from '../kit/target.js';
 import { SECRET_NAME, secretName, whenMissing } from '../kit/options.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'request'] as const;
+
 /** A required secret's name, with the message a user reads when it is missing. */
 const secretRef = (missing: string) =>
   z.string(whenMissing(missing)).regex(SECRET_NAME, { message: "expected the name of an entry of the check's secrets ([A-Za-z_][A-Za-z0-9_]*)" });

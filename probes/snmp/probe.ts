@@ -14,9 +14,7 @@ import { runRedactor, type Redactor } from '../kit/redact.js';
 import { failed } from '../kit/step.js';
 import type { Endpoint } from '../kit/target.js';
 import type { ItemReading, ProbeContext, ProbeInfo, ProbeResult } from '../types.js';
-import type { OidSpec, SnmpOptions } from './options.js';
-
-const PHASES = ['resolve', 'request'] as const;
+import { PHASES, type OidSpec, type SnmpOptions } from './options.js';
 
 type NetSnmp = typeof NetSnmpModule;
 let library: Promise<NetSnmp> | undefined;

@@ -1,8 +1,7 @@
 // The tcp kind, declared once: everything vakt knows about it (probes/kit/kind.ts).
 import { endpoint } from '../kit/target.js';
 import { CONNECTION_VALUES, defineKind, SAMPLE_VALUES, NETWORK_REASONS } from '../kit/kind.js';
-import { options } from './options.js';
-import { tcpProbe } from './probe.js';
+import { options, PHASES } from './options.js';
 
 export default defineKind({
   name: 'tcp',
@@ -11,7 +10,7 @@ export default defineKind({
   target: { schema: endpoint, multiple: false },
   options,
   secretOptions: [],
-  phases: tcpProbe.phases,
+  phases: PHASES,
   reasons: [...NETWORK_REASONS, 'expect_mismatch', 'policy_open'],
   degradedReasons: ['sample_loss', 'cert_expiring'],
   values: {
@@ -50,5 +49,5 @@ export default defineKind({
   kind: tcp
   target: ehr.region.example:443
   tcp: { samples: 5, sampleSpacing: 200ms, connectTimeout: 2s, tls: { serverName: ehr.region.example } }`,
-  run: (ctx) => tcpProbe.run(ctx),
+  load: () => import('./probe.js').then((m) => m.tcpProbe),
 });

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { boundedDuration, byteSize, ipAddress, positiveDuration, regex } from '../../config/fields.js';
 import { tlsClient } from '../kit/options.js';
 
+/** Phases a run can report, in order (here, not in probe.ts, so the kind's declaration does not load the probe code). */
+export const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
+
 export const options = z
   .strictObject({
     /** Source address to bind, to pin the path through one member of a firewall pair. */

@@ -2,7 +2,7 @@
 // handshake and a send/expect exchange, over one or several connection attempts per run.
 // Several samples show loss and connect-time spread, the early signal of an overloaded firewall.
 import type { Socket } from 'node:net';
-import type { TcpOptions } from './options.js';
+import { PHASES, type TcpOptions } from './options.js';
 import { classifyError, describeError, readUntil, resolveStep, sleep, writeAll } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import type { Endpoint } from '../kit/target.js';
@@ -10,7 +10,6 @@ import { failed, Timeline, tlsFilesStep } from '../kit/step.js';
 import { certExpiring, certFacts, connectSocket, handshake, loadTlsMaterial, type TlsMaterial } from '../kit/tls.js';
 import type { Probe, ProbeContext, ProbeFailure, ProbeInfo, ProbeResult } from '../types.js';
 
-const PHASES = ['resolve', 'connect', 'tls', 'send', 'expect'] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Sample {

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type CheckConfig } from '../../config/loader.js';
 import { LoopMonitor } from '../../agent/loop-monitor.js';
-import { Limiter, Runner } from '../../agent/runner.js';
+import { Limiter, Runner, runSpec } from '../../agent/runner.js';
 import type { Probe, ProbeResult } from '../../probes/types.js';
 import { blackholePeer, BUSY_SLACK_MS, tcpPeer } from '../helpers/peers.js';
 
@@ -197,5 +197,49 @@ describe('runner', () => {
     } finally {
       await peer.close();
     }
+  });
+
+  it("a check's memory lasts across its runs, is made only when a probe reads it, and starts afresh for a changed check", async () => {
+    const counts: number[] = [];
+    let logged = 0;
+    const probe: Probe<never> = {
+      phases: ['connect'],
+      run: (ctx) => {
+        const n = ((ctx.memory.get('n') as number | undefined) ?? 0) + 1;
+        ctx.memory.set('n', n);
+        counts.push(n);
+        ctx.log.info({ n }, 'a probe line');
+        logged++;
+        return Promise.resolve({ ok: true, phases: { connect: 0.001 } });
+      },
+    };
+    const { runner } = runnerWith(probe);
+    await runner.run(base);
+    await runner.run(base);
+    const changed = check('  - { name: c, kind: tcp, target: "127.0.0.1:9", timeout: 300ms, interval: 1s }');
+    await runner.run(changed);
+    await runner.run(base);
+    expect(counts).toEqual([1, 2, 1, 3]);
+    expect(logged).toBe(4);
+  });
+
+  it("runs a check from its run spec alone (all a probe thread is sent), loading the kind's probe code on the first run", async () => {
+    const peer = await tcpPeer((s) => s.end());
+    try {
+      const c = check(`  - { name: c, kind: tcp, target: "127.0.0.1:${peer.port}", timeout: 2s, interval: 5s, title: Firewall path }`);
+      const spec = runSpec(c);
+      expect(Object.keys(spec).sort()).toEqual(['kind', 'name', 'options', 'secrets', 'targets', 'timeoutMs']);
+      // What a probe thread receives: a structured clone.
+      const out = await new Runner(new AbortController().signal, new Limiter(1), log).run(structuredClone(spec));
+      expect(out?.result).toMatchObject({ ok: true });
+      expect(out?.result.phases.connect).toBeGreaterThan(0);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('a kind that has no probe fails its run as internal, with the reason', async () => {
+    const out = await new Runner(new AbortController().signal, new Limiter(1), log).run({ ...base, kind: 'nonesuch' } as never);
+    expect(out?.result.failure).toMatchObject({ reason: 'internal', message: expect.stringMatching(/no probe registered for kind nonesuch/) as unknown });
   });
 });

@@ -56,8 +56,8 @@ function takesTls(kind: (typeof KIND_LIST)[number]): boolean {
   return [root, ...(root.oneOf ?? []), ...(root.anyOf ?? [])].some((n) => n.properties?.tls !== undefined);
 }
 
-function run(kind: (typeof KIND_LIST)[number], target: string) {
-  return kind.run({
+async function run(kind: (typeof KIND_LIST)[number], target: string) {
+  return (await kind.load()).run({
     ...(targetsOf(kind.name, target) as { target: never; targets: never[] }),
     options: kind.options.parse(OPTIONS[kind.name] ?? {}) as never,
     ...budget(3000),
@@ -98,7 +98,9 @@ describe('the probe kit across kinds', () => {
     async (_name, kind) => {
       const port = await closedPort();
       const target = (TLS_TARGET[kind.name] ?? ((p: number) => `127.0.0.1:${p}`))(port);
-      const r = await kind.run({
+      const r = await (
+        await kind.load()
+      ).run({
         ...(targetsOf(kind.name, target) as { target: never; targets: never[] }),
         options: kind.options.parse({ ...(OPTIONS[kind.name] as object | undefined), tls: { caFile: '/nonexistent/vakt-ca.pem' } }) as never,
         ...budget(3000),

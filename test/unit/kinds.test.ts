@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { RESERVED_LABELS } from '../../config/fields.js';
 import { parseConfig } from '../../config/loader.js';
-import { KIND_LIST, KINDS, PROBES } from '../../probes/kinds.js';
+import { KIND, KIND_LIST, KINDS, loadedProbe, loadProbe } from '../../probes/kinds.js';
 import { LANGUAGES } from '../../probes/kit/kind.js';
 import { ROOT } from '../helpers/cli.js';
 
@@ -36,7 +36,17 @@ describe('the list of kinds', () => {
   it('holds each kind once, by the name of its folder', () => {
     expect(new Set(KINDS).size).toBe(KINDS.length);
     expect(KINDS.length).toBeGreaterThanOrEqual(8);
-    for (const k of KIND_LIST) expect(PROBES[k.name].phases).toBe(k.phases);
+  });
+
+  it("loads a kind's probe code only when asked, once, with the phases its declaration names", async () => {
+    // Nothing this file imports (the config loader, the kinds) loads probe code.
+    expect(KINDS.filter((k) => loadedProbe(k) !== undefined)).toEqual([]);
+    const tcp = await loadProbe('tcp');
+    expect(tcp.phases).toBe(KIND.tcp.phases);
+    expect(loadedProbe('tcp')).toBe(tcp);
+    expect(await loadProbe('tcp')).toBe(tcp);
+    expect(loadedProbe('dns')).toBeUndefined();
+    for (const k of KIND_LIST) expect((await loadProbe(k.name)).phases, k.name).toBe(k.phases);
   });
 
   it('declares a metric that several kinds share alike in each (one family, one type and help)', () => {

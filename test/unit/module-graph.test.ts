@@ -1,6 +1,7 @@
-// `vakt run` must not load the sandbox (its servers, fixtures and their libraries): walks the
-// static imports from the CLI and the probe thread and fails when one reaches sandbox/. The
-// sandbox is loaded with a dynamic import() for `vakt demo` only.
+// `vakt run` must not load the sandbox (its servers, fixtures and their libraries), nor a
+// kind's probe code before a check of that kind runs on the thread: walks the static imports
+// from the CLI and the probe thread and fails when one reaches sandbox/ or a probes/<kind>/probe.ts.
+// The sandbox is loaded with a dynamic import() for `vakt demo` only, a probe by its kind's load().
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,8 +35,19 @@ describe('module graph', () => {
         sandbox.map((f) => `${relative(ROOT, f)} (imported by ${relative(ROOT, graph.get(f)!)})`),
         entry,
       ).toEqual([]);
-      // The walk itself works: it reaches the agent and a probe.
-      expect([...graph.keys()].some((f) => f.endsWith('probes/tcp/probe.ts'))).toBe(true);
+      // The walk itself works: it reaches the agent and a kind's declaration.
+      expect([...graph.keys()].some((f) => f.endsWith('probes/tcp/index.ts'))).toBe(true);
+    }
+  });
+
+  it("neither the CLI nor the probe thread imports a kind's probe code statically (a thread loads only the kinds it runs)", () => {
+    for (const entry of ['agent/cli.ts', 'agent/probe-worker.ts']) {
+      const graph = staticGraph(join(ROOT, entry));
+      const probes = [...graph.keys()].filter((f) => /^probes\/[a-z]+\/probe\.ts$/.test(relative(ROOT, f)));
+      expect(
+        probes.map((f) => `${relative(ROOT, f)} (imported by ${relative(ROOT, graph.get(f)!)})`),
+        entry,
+      ).toEqual([]);
     }
   });
 
