@@ -4,7 +4,7 @@
 import type { CheckConfig, CheckOf } from '../config/loader.js';
 import { kindNamed, loadedProbe, loadProbe, type Kind, type KindOptions, type KindTarget } from '../probes/kinds.js';
 import { Budget } from '../probes/kit/budget.js';
-import type { Probe, ProbeContext, ProbeResult } from '../probes/types.js';
+import type { Probe, ProbeResult } from '../probes/types.js';
 import type { Logger } from './log.js';
 import type { LoopMonitor } from './loop-monitor.js';
 

@@ -66,12 +66,12 @@ export function loadProbe<K extends Kind>(kind: K): Promise<KindProbe<K>> {
     p.catch(() => loading.delete(kind));
     loading.set(kind, p);
   }
-  return p as Promise<KindProbe<K>>;
+  return p;
 }
 
 /** A kind's probe if its code is loaded already, else undefined (then loadProbe). */
 export function loadedProbe<K extends Kind>(kind: K): KindProbe<K> | undefined {
-  return loaded.get(kind) as KindProbe<K> | undefined;
+  return loaded.get(kind);
 }
 
 /** Every failure reason a kind declares, and "internal" (the runner's, for a probe's own bug): the closed set of the `reason` label. */
