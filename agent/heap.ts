@@ -69,12 +69,12 @@ export function heapGrowth(env: NodeJS.ProcessEnv = process.env, execArgv: reado
   const own = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].find((a) =>
     /^--(heap-growing-percent|max-old-space-size|max-heap-size)\b/.test(flagName(a)),
   );
-  const none = { apply: fullCollection };
-  if (own) return { setting: `node's own ${own.split('=')[0]} kept`, ...none };
+  const collectOnly = { apply: fullCollection };
+  if (own) return { setting: `node's own ${own.split('=')[0]} kept`, ...collectOnly };
   const raw = env.VAKT_HEAP_GROWTH_PERCENT;
   const percent = raw === undefined || raw === '' ? HEAP_GROWTH_PERCENT : /^\d{1,4}$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!(percent >= 0 && percent <= 1000)) throw new RangeError(`VAKT_HEAP_GROWTH_PERCENT must be an integer from 0 to 1000, got "${raw}"`);
-  if (percent === 0) return { setting: "V8's own heap growth", ...none };
+  if (percent === 0) return { setting: "V8's own heap growth", ...collectOnly };
   return {
     setting: `heap growth ${percent}% over live, from ready`,
     apply() {

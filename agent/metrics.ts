@@ -43,10 +43,9 @@ interface CheckSeries {
   own: string;
   /**
    * `check=..,kind=..,target=..` per target as written in the config (escaped, redacted): the
-   * first target's in two fields (most checks have one; a Map each is ~2 MiB at 10,000 checks),
-   * any other's in a Map.
+   * check's own target's (config.target; most checks have only it, and a Map each is ~2 MiB at
+   * 10,000 checks), and any other's in a Map.
    */
-  target?: string | undefined;
   targetText?: string | undefined;
   otherTargets?: Map<string, string> | undefined;
   last?: RunOutcome;
@@ -520,7 +519,7 @@ export class Metrics {
 
   private rewriteAll(): void {
     for (const cs of this.checks.values()) {
-      cs.target = cs.targetText = cs.otherTargets = undefined;
+      cs.targetText = cs.otherTargets = undefined;
       this.writeInfo(cs);
       this.writeCounters(cs);
       this.writeLastRun(cs);
@@ -539,16 +538,11 @@ export class Metrics {
   }
 
   private targetLabels(cs: CheckSeries, target: string): string {
-    if (cs.target === target && cs.targetText !== undefined) return cs.targetText;
-    let text = cs.otherTargets?.get(target);
-    if (text === undefined) {
-      text = flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
-      if (cs.target === undefined) {
-        cs.target = target;
-        cs.targetText = text;
-      } else (cs.otherTargets ??= new Map()).set(target, text);
-    }
-    return text;
+    const text = () => flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
+    if (target === cs.config.target) return (cs.targetText ??= text());
+    let other = cs.otherTargets?.get(target);
+    if (other === undefined) (cs.otherTargets ??= new Map()).set(target, (other = text()));
+    return other;
   }
 
   private writeInfo(cs: CheckSeries): void {

@@ -149,10 +149,8 @@ port.on('message', (batch: ToThread[]) => {
         if (toStart.push({ id: m.id, check: checks.get(m.name) }) === 1) setImmediate(startNext);
         break;
       case 'set':
-        for (const c of m.checks) {
-          checks.set(c.name, c);
-          void runner.preload(c.kind);
-        }
+        for (const c of m.checks) checks.set(c.name, c);
+        for (const kind of new Set(m.checks.map((c) => c.kind))) void runner.preload(kind);
         secretsChanged = true;
         break;
       case 'remove':

@@ -129,8 +129,6 @@ export class Runner {
   private readonly perCheck = new WeakMap<RunSpec, PerCheck>();
   /** Runs in flight: the root signal aborts them all through one listener. */
   private readonly running = new Set<AbortController>();
-  /** Kinds whose code preload asked for, until it is in. */
-  private readonly preloading = new Map<string, Promise<void>>();
   /** Event-loop stall (ms) above which a run is marked disturbed. */
   maxLoopDelayMs = 20;
 
@@ -174,7 +172,7 @@ export class Runner {
     try {
       if (this.root.aborted) return undefined;
       if (probe instanceof Error) throw probe;
-      const pending = startProbe(probe, check, new Budget(ctrl.signal, deadline), this.checkState(check));
+      const pending = startProbe(probe, check, new Budget(ctrl.signal, deadline), this.state);
       const overrun = new Promise<'overrun'>((resolve) => {
         const arm = () => {
           grace = setTimeout(() => resolve('overrun'), ABORT_GRACE_MS);
@@ -213,31 +211,24 @@ export class Runner {
     }
   }
 
-  /** The per-check state of a check's runs, made on first use (PerCheck). */
-  private checkState(check: RunSpec): CheckState {
-    const state = (): PerCheck => {
-      let mine = this.perCheck.get(check);
-      if (!mine) this.perCheck.set(check, (mine = {}));
-      return mine;
-    };
-    return {
-      log: () => (state().log ??= this.log.child({ check: check.name, kind: check.kind })),
-      memory: () => (state().memory ??= new Map<string, unknown>()),
-    };
+  /** A check's logger and memory, made on first use (PerCheck); one object for all runs. */
+  private readonly state: CheckState = {
+    log: (check) => (this.perCheckOf(check).log ??= this.log.child({ check: check.name, kind: check.kind })),
+    memory: (check) => (this.perCheckOf(check).memory ??= new Map<string, unknown>()),
+  };
+
+  private perCheckOf(check: RunSpec): PerCheck {
+    let mine = this.perCheck.get(check);
+    if (!mine) this.perCheck.set(check, (mine = {}));
+    return mine;
   }
 
   /**
    * Loads the code of this kind, so the first run of a check of it finds it ready; resolves when
-   * it is in (or could not be: the runs then fail with the reason).
+   * it is in (or could not be: the runs then fail with the reason). loadProbe imports it once.
    */
   preload(kind: string): Promise<void> {
-    if (this.probeOf(kind)) return Promise.resolve();
-    let loading = this.preloading.get(kind);
-    if (!loading) {
-      loading = this.loadProbeOf(kind).then(() => void this.preloading.delete(kind));
-      this.preloading.set(kind, loading);
-    }
-    return loading;
+    return this.probeOf(kind) ? Promise.resolve() : this.loadProbeOf(kind).then(() => undefined);
   }
 
   private probeOf(kind: string): AnyProbe | undefined {
@@ -299,25 +290,25 @@ type AnyProbe = Probe<never, never>;
 
 /** A check's logger and memory, made when the probe first reads them. */
 interface CheckState {
-  log(): Logger;
-  memory(): Map<string, unknown>;
+  log(check: RunSpec): Logger;
+  memory(check: RunSpec): Map<string, unknown>;
 }
 
 /** Starts the check's probe with its own options and targets (the probe was looked up by the kind the check names, so it takes them). */
-function startProbe<K extends Kind>(probe: AnyProbe, check: RunSpec<K>, budget: Budget, state: CheckState): Promise<ProbeResult> {
+function startProbe(probe: AnyProbe, check: RunSpec, budget: Budget, state: CheckState): Promise<ProbeResult> {
   const target = check.targets[0];
   if (target === undefined) throw new Error(`check ${check.name} has no target`);
-  return (probe as unknown as Probe<KindOptions[K], KindTarget[K]>).run({
+  return (probe as unknown as Probe<RunSpec['options'], RunSpec['targets'][number]>).run({
     budget,
     secrets: check.secrets,
     target,
     targets: check.targets,
     options: check.options,
     get log() {
-      return state.log();
+      return state.log(check);
     },
     get memory() {
-      return state.memory();
+      return state.memory(check);
     },
   });
 }
