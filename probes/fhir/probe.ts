@@ -9,7 +9,7 @@
 import { Agent, buildConnector, request } from 'undici';
 import { PHASES, type FhirOptions } from './options.js';
 import { parseJsonObject } from '../kit/json.js';
-import { describeError, failed, now, raceAbort, readBounded, reasonAfter } from '../kit/net.js';
+import { closePool, describeError, failed, now, raceAbort, readBounded, reasonAfter } from '../kit/net.js';
 import { runRedactor, type Redactor } from '../kit/redact.js';
 import { tlsFilesStep } from '../kit/step.js';
 import type { WebTarget } from '../kit/target.js';
@@ -136,7 +136,7 @@ export const fhirProbe: Probe<FhirOptions, WebTarget> = {
       if (!(err instanceof RunFailure)) throw err;
       failure = err;
     } finally {
-      await run.agent.destroy().catch(() => undefined);
+      await closePool(run.agent);
     }
     const tls = run.serverTls;
     if (tls) Object.assign(info, tls.info);

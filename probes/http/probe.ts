@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import { PHASES, type HttpOptions, type HttpStepOptions } from './options.js';
 import { jsonPath, parseJson, type JsonResult } from '../kit/json.js';
-import { classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
+import { closePool, classifyError, describeError, now, raceAbort, readBounded } from '../kit/net.js';
 import type { WebTarget } from '../kit/target.js';
 import { failed, tlsFilesStep } from '../kit/step.js';
 import { Redactor, runRedactor } from '../kit/redact.js';
@@ -93,7 +93,7 @@ export const httpProbe: Probe<HttpOptions, WebTarget> = {
         }
       }
     } finally {
-      await agent.destroy().catch(() => undefined);
+      await closePool(agent);
     }
     const phases: Record<string, number> = {};
     for (const p of PHASES) if (totals[p] !== undefined) phases[p] = totals[p];

@@ -101,6 +101,23 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
   });
 }
 
+/**
+ * What a run's connection pool is torn down with once the run is done with it (requests still
+ * queued on it are rejected with this; the probes ignore them). One error made once: undici makes
+ * a ClientDestroyedError per pool otherwise, and node formats its stack when it destroys each
+ * socket; at 1,000 http runs a second that was 7 % of the probe thread's CPU (bench/RESULTS.md,
+ * 2026-12-06 (2)).
+ */
+const POOL_CLOSED = new Error('the run is over: its connection pool is closed');
+
+/** Closes a run's undici pool (Agent or Client): its sockets are destroyed at once; never rejects. */
+export function closePool(pool: { destroy(err: Error | null): Promise<void> }): Promise<void> {
+  return pool.destroy(POOL_CLOSED).then(
+    () => undefined,
+    () => undefined,
+  );
+}
+
 export class ProbeAbortError extends Error {
   override readonly name = 'ProbeAbortError';
   readonly code = 'ABORT_ERR';

@@ -8,7 +8,7 @@
 import { Agent, buildConnector, request } from 'undici';
 import { PHASES, type OidcOptions } from './options.js';
 import { parseJsonObject } from '../kit/json.js';
-import { describeError, failed, now, readBounded, reasonAfter } from '../kit/net.js';
+import { closePool, describeError, failed, now, readBounded, reasonAfter } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import { tlsFilesStep } from '../kit/step.js';
 import type { WebTarget } from '../kit/target.js';
@@ -317,7 +317,7 @@ async function exchange(run: Run, kind: Exchange, url: URL, method: 'GET' | 'POS
       }
       if (done !== undefined) run.phases.token = done - (c?.secure ?? c?.connect ?? c?.start ?? done);
     }
-    await agent.destroy().catch(() => undefined);
+    await closePool(agent);
   }
 }
 

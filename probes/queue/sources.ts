@@ -7,7 +7,7 @@ import { opendir, stat } from 'node:fs/promises';
 import { Agent, buildConnector, request } from 'undici';
 import type { QueueOptions, SourceOptions } from './options.js';
 import { jsonPath, parseJson } from '../kit/json.js';
-import { describeError, readBounded, reasonAfter } from '../kit/net.js';
+import { closePool, describeError, readBounded, reasonAfter } from '../kit/net.js';
 import type { Budget } from '../kit/budget.js';
 import { setupPhase, timedConnector, type ConnTimes, type TlsFiles } from '../kit/tls.js';
 import type { FailureReason, QueueReading } from '../types.js';
@@ -180,7 +180,7 @@ class Http {
   }
 
   async close(): Promise<void> {
-    await this.agent?.destroy().catch(() => undefined);
+    if (this.agent) await closePool(this.agent);
   }
 }
 

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConfigLoadError, parseConfig } from '../../config/loader.js';
 import { KIND_LIST } from '../../probes/kinds.js';
-import { classifyError, ProbeAbortError } from '../../probes/kit/net.js';
+import { createServer, type Socket } from 'node:net';
+import { Agent, request } from 'undici';
+import { classifyError, closePool, ProbeAbortError } from '../../probes/kit/net.js';
 import { budget, closedPort, quietLog, targetsOf } from '../helpers/peers.js';
 
 const OPTIONS: Record<string, unknown> = {
@@ -142,5 +144,36 @@ describe('the probe kit across kinds', () => {
       [new Error('something else'), 'protocol'],
     ];
     for (const [e, reason] of table) expect(classifyError(e), String(e)).toBe(reason);
+  });
+
+  it("closePool ends a run's pool at once: its socket closes, the request on it and the one queued behind it are rejected, and it never rejects itself", async () => {
+    // A peer that takes the request and never answers: the pool's one connection stays busy.
+    const sockets: Socket[] = [];
+    const closed: Promise<void>[] = [];
+    const server = createServer((s) => {
+      sockets.push(s);
+      s.resume();
+      closed.push(new Promise((resolve) => s.on('close', () => resolve())));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const pool = new Agent({ connections: 1, pipelining: 1 });
+      const first = request(`http://127.0.0.1:${port}/a`, { dispatcher: pool });
+      const queued = request(`http://127.0.0.1:${port}/b`, { dispatcher: pool });
+      const settled = Promise.allSettled([first, queued]);
+      await expect.poll(() => sockets.length).toBe(1);
+      await closePool(pool);
+      const [a, b] = await settled;
+      expect(a.status).toBe('rejected');
+      expect(b.status).toBe('rejected');
+      await Promise.all(closed);
+      expect(pool.destroyed).toBe(true);
+      // Again, on a pool already gone: resolves.
+      await expect(closePool(pool)).resolves.toBeUndefined();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
