@@ -538,11 +538,14 @@ export class Metrics {
   }
 
   private targetLabels(cs: CheckSeries, target: string): string {
-    const text = () => flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
-    if (target === cs.config.target) return (cs.targetText ??= text());
+    if (target === cs.config.target) return (cs.targetText ??= this.targetLabelText(cs, target));
     let other = cs.otherTargets?.get(target);
-    if (other === undefined) (cs.otherTargets ??= new Map()).set(target, (other = text()));
+    if (other === undefined) (cs.otherTargets ??= new Map()).set(target, (other = this.targetLabelText(cs, target)));
     return other;
+  }
+
+  private targetLabelText(cs: CheckSeries, target: string): string {
+    return flat(`${cs.own},kind="${cs.config.kind}",target="${this.label(target)}"`);
   }
 
   private writeInfo(cs: CheckSeries): void {

@@ -3,6 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
 import type { FailureReason, ProbeInfo, ProbeResult, ValueName } from '../types.js';
 
 /** Writes to a socket; resolves once the data is handed to the OS, rejects on an error or the signal. */
@@ -111,7 +112,7 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
 const POOL_CLOSED = new Error('the run is over: its connection pool is closed');
 
 /** Closes a run's undici pool (Agent or Client): its sockets are destroyed at once; never rejects. */
-export function closePool(pool: { destroy(err: Error | null): Promise<void> }): Promise<void> {
+export function closePool(pool: Dispatcher): Promise<void> {
   return pool.destroy(POOL_CLOSED).then(
     () => undefined,
     () => undefined,

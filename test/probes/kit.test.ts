@@ -4,14 +4,13 @@
 // gone never takes longer than its deadline. Every kind of the list is run against a real closed
 // port on 127.0.0.1; a target a kind cannot take is refused when the config loads (probes get
 // targets parsed); and a TLS file that cannot be read fails every kind that takes one the same way.
+import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConfigLoadError, parseConfig } from '../../config/loader.js';
 import { KIND_LIST } from '../../probes/kinds.js';
-import { createServer, type Socket } from 'node:net';
-import { Agent, request } from 'undici';
 import { classifyError, closePool, ProbeAbortError } from '../../probes/kit/net.js';
-import { budget, closedPort, quietLog, targetsOf } from '../helpers/peers.js';
+import { budget, closedPort, quietLog, targetsOf, tcpPeer } from '../helpers/peers.js';
 
 const OPTIONS: Record<string, unknown> = {
   oidc: { clientId: 'vakt', clientSecret: 's' },
@@ -148,21 +147,17 @@ describe('the probe kit across kinds', () => {
 
   it("closePool ends a run's pool at once: its socket closes, the request on it and the one queued behind it are rejected, and it never rejects itself", async () => {
     // A peer that takes the request and never answers: the pool's one connection stays busy.
-    const sockets: Socket[] = [];
     const closed: Promise<void>[] = [];
-    const server = createServer((s) => {
-      sockets.push(s);
+    const peer = await tcpPeer((s) => {
       s.resume();
-      closed.push(new Promise((resolve) => s.on('close', () => resolve())));
+      closed.push(new Promise((resolve) => s.once('close', () => resolve())));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
     try {
       const pool = new Agent({ connections: 1, pipelining: 1 });
-      const first = request(`http://127.0.0.1:${port}/a`, { dispatcher: pool });
-      const queued = request(`http://127.0.0.1:${port}/b`, { dispatcher: pool });
+      const first = request(`http://127.0.0.1:${peer.port}/a`, { dispatcher: pool });
+      const queued = request(`http://127.0.0.1:${peer.port}/b`, { dispatcher: pool });
       const settled = Promise.allSettled([first, queued]);
-      await expect.poll(() => sockets.length).toBe(1);
+      await expect.poll(() => closed.length).toBe(1);
       await closePool(pool);
       const [a, b] = await settled;
       expect(a.status).toBe('rejected');
@@ -172,8 +167,7 @@ describe('the probe kit across kinds', () => {
       // Again, on a pool already gone: resolves.
       await expect(closePool(pool)).resolves.toBeUndefined();
     } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
+      await peer.close();
     }
   });
 });
